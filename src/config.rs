@@ -1,0 +1,373 @@
+//! `AdminConfig`: one JSON5 file plus `MTP_*` environment overrides, read and
+//! validated once at start. Two steps, as ripgrep does with its flags: `RawConfig`
+//! is what the file says (unknown keys refused with their path), `AdminConfig` is
+//! what the program uses (every value checked). Nothing re-reads env later.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The pinned default cell image: the locally built OpenClaw gateway.
+pub const DEFAULT_CELL_IMAGE: &str = "mtp-test/openclaw:2026.9.6";
+
+/// What the config file may say. Every field is optional; defaults fill the rest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConfig {
+    data_dir: Option<PathBuf>,
+    docker_host: Option<String>,
+    cell: Option<RawCell>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawCell {
+    image: Option<String>,
+    port_start: Option<u16>,
+    port_end: Option<u16>,
+    memory: Option<String>,
+    cpus: Option<f64>,
+    pids_limit: Option<i64>,
+    health_timeout: Option<String>,
+    subnet_pool: Option<String>,
+    model: Option<String>,
+    telegram_api_root: Option<String>,
+    extra_env: Option<BTreeMap<String, String>>,
+}
+
+/// The checked configuration the program runs with.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where the store file, the device key and every tenant's dirs live.
+    pub data_dir: PathBuf,
+    /// `unix:///var/run/docker.sock` (default) or another Docker endpoint.
+    pub docker_host: Option<String>,
+    pub cell: CellDefaults,
+}
+
+/// Defaults for new cells; a tenant may override image and limits.
+#[derive(Debug, Clone)]
+pub struct CellDefaults {
+    pub image: String,
+    /// First host port handed out (on 127.0.0.1).
+    pub port_start: u16,
+    /// Last host port handed out, inclusive.
+    pub port_end: u16,
+    pub memory_bytes: i64,
+    pub nano_cpus: i64,
+    pub pids_limit: i64,
+    /// How long create waits for `/healthz`.
+    pub health_timeout: Duration,
+    /// The pool the /28 subnets of cell networks come from.
+    pub subnet_pool: SubnetPool,
+    /// Default model, `provider/model`.
+    pub model: String,
+    /// `channels.telegram.apiRoot` for every cell (a self-hosted Bot API).
+    pub telegram_api_root: Option<String>,
+    /// Extra environment for every cell (e.g. `OPENCLAW_OFFLINE=1` in tests).
+    pub extra_env: BTreeMap<String, String>,
+}
+
+/// An IPv4 network (`10.213.0.0/16`) cut into /28s for cell networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubnetPool {
+    pub base: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl SubnetPool {
+    /// Cell networks are /28: 14 usable addresses, plenty for one container.
+    pub const CELL_PREFIX: u8 = 28;
+
+    pub fn parse(s: &str) -> anyhow::Result<SubnetPool> {
+        let Some((addr, prefix)) = s.split_once('/') else {
+            bail!("{s:?} is not a CIDR network; write it like \"10.213.0.0/16\"");
+        };
+        let base: Ipv4Addr = addr
+            .parse()
+            .with_context(|| format!("{addr:?} is not an IPv4 address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .with_context(|| format!("{prefix:?} is not a prefix length"))?;
+        if !(8..=SubnetPool::CELL_PREFIX).contains(&prefix) {
+            bail!("prefix /{prefix} must be between /8 and /28");
+        }
+        let mask = u32::MAX << (32 - prefix);
+        if u32::from(base) & !mask != 0 {
+            bail!("{s} has host bits set; did you mean {}/{prefix}?", Ipv4Addr::from(u32::from(base) & mask));
+        }
+        Ok(SubnetPool { base, prefix })
+    }
+
+    /// Number of /28 subnets in the pool.
+    #[must_use]
+    pub fn len(&self) -> u32 {
+        1 << (SubnetPool::CELL_PREFIX - self.prefix)
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The `index`-th /28 of the pool, as `a.b.c.d/28`.
+    #[must_use]
+    pub fn subnet(&self, index: u32) -> String {
+        let addr = Ipv4Addr::from(u32::from(self.base) + index * 16);
+        format!("{addr}/{}", SubnetPool::CELL_PREFIX)
+    }
+}
+
+impl AdminConfig {
+    /// Loads the config: `path` if given (must exist), else `./mtp.json5` if it
+    /// exists, else built-in defaults; then `MTP_*` overrides from `env`; then checks.
+    ///
+    /// # Errors
+    ///
+    /// A missing or unreadable file, a JSON5 syntax error, an unknown key or a bad
+    /// value; the message names the file and the key path.
+    pub fn load(
+        path: Option<&Path>,
+        data_dir_flag: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> anyhow::Result<AdminConfig> {
+        let (raw, source) = match path {
+            Some(path) => (read_raw(path)?, path.display().to_string()),
+            None => {
+                let default = Path::new("mtp.json5");
+                if default.exists() {
+                    (read_raw(default)?, "mtp.json5".to_string())
+                } else {
+                    (RawConfig::default(), "built-in defaults".to_string())
+                }
+            }
+        };
+        check(raw, data_dir_flag, env).with_context(|| format!("invalid configuration ({source})"))
+    }
+
+    /// Parses config text (JSON5) without touching the environment; for tests and `doctor`.
+    pub fn from_json5(text: &str) -> anyhow::Result<AdminConfig> {
+        check(parse_raw(text)?, None, &BTreeMap::new())
+    }
+
+    #[must_use]
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("mtp.redb")
+    }
+
+    #[must_use]
+    pub fn tenants_dir(&self) -> PathBuf {
+        self.data_dir.join("tenants")
+    }
+}
+
+fn read_raw(path: &Path) -> anyhow::Result<RawConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    parse_raw(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+fn parse_raw(text: &str) -> anyhow::Result<RawConfig> {
+    let value: serde_json::Value = json5::from_str(text).context("not valid JSON5")?;
+    let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        anyhow::anyhow!("at key `{path}`: {}", err.into_inner())
+    })?;
+    Ok(raw)
+}
+
+fn check(
+    raw: RawConfig,
+    data_dir_flag: Option<&Path>,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<AdminConfig> {
+    let env_of = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
+    let cell = raw.cell.unwrap_or_default();
+
+    let data_dir = data_dir_flag
+        .map(Path::to_path_buf)
+        .or_else(|| env_of("MTP_DATA_DIR").map(PathBuf::from))
+        .or(raw.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let data_dir = absolute(&data_dir).context("at key `dataDir`")?;
+
+    let docker_host = env_of("MTP_DOCKER_HOST").or(raw.docker_host);
+    if let Some(host) = &docker_host
+        && !(host.starts_with("unix://") || host.starts_with("tcp://127.0.0.1") || host.starts_with("http://127.0.0.1"))
+    {
+        bail!("at key `dockerHost`: {host:?} is not allowed; use unix:///var/run/docker.sock or a 127.0.0.1 address");
+    }
+
+    let image = env_of("MTP_CELL_IMAGE").or(cell.image).unwrap_or_else(|| DEFAULT_CELL_IMAGE.to_string());
+    if image.trim().is_empty() || image.contains(char::is_whitespace) {
+        bail!("at key `cell.image`: {image:?} is not an image reference");
+    }
+    if image.ends_with(":latest") || !(image.contains(':') || image.contains('@')) {
+        bail!("at key `cell.image`: {image:?} is not pinned; name a tag such as mtp-test/openclaw:2026.9.6 or a digest");
+    }
+
+    let port_start = match env_of("MTP_PORT_START") {
+        Some(v) => v.parse().with_context(|| format!("MTP_PORT_START={v:?} is not a port number"))?,
+        None => cell.port_start.unwrap_or(19100),
+    };
+    let port_end = cell.port_end.unwrap_or(port_start.saturating_add(999));
+    if port_start < 1024 || port_end < port_start {
+        bail!("at key `cell.portStart`/`cell.portEnd`: need 1024 <= portStart <= portEnd, got {port_start}..={port_end}");
+    }
+
+    let memory = cell.memory.unwrap_or_else(|| "2g".to_string());
+    let memory_bytes = parse_memory(&memory).with_context(|| format!("at key `cell.memory`: {memory:?}"))?;
+    let cpus = cell.cpus.unwrap_or(2.0);
+    let nano_cpus = cpus_to_nano(cpus).context("at key `cell.cpus`")?;
+    let pids_limit = cell.pids_limit.unwrap_or(512);
+    if !(32..=65536).contains(&pids_limit) {
+        bail!("at key `cell.pidsLimit`: {pids_limit} is outside 32..=65536");
+    }
+    let health_timeout = match env_of("MTP_HEALTH_TIMEOUT").or(cell.health_timeout) {
+        Some(text) => humantime::parse_duration(&text)
+            .with_context(|| format!("at key `cell.healthTimeout`: {text:?} is not a duration such as \"120s\""))?,
+        None => Duration::from_secs(120),
+    };
+    let subnet_pool = SubnetPool::parse(
+        &env_of("MTP_SUBNET_POOL").or(cell.subnet_pool).unwrap_or_else(|| "10.213.0.0/16".to_string()),
+    )
+    .context("at key `cell.subnetPool`")?;
+    let model = cell.model.unwrap_or_else(|| "anthropic/claude-opus-4-6".to_string());
+    if !model.contains('/') || model.contains(char::is_whitespace) {
+        bail!("at key `cell.model`: {model:?} must look like provider/model, e.g. anthropic/claude-opus-4-6");
+    }
+    let telegram_api_root = env_of("MTP_TELEGRAM_API_ROOT").or(cell.telegram_api_root);
+    if let Some(root) = &telegram_api_root
+        && !(root.starts_with("http://") || root.starts_with("https://"))
+    {
+        bail!("at key `cell.telegramApiRoot`: {root:?} must be an http(s) URL");
+    }
+    let extra_env = cell.extra_env.unwrap_or_default();
+    for key in extra_env.keys() {
+        let valid = !key.is_empty()
+            && key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            && !key.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            bail!("at key `cell.extraEnv.{key}`: environment names use A-Z, 0-9 and '_'");
+        }
+    }
+
+    Ok(AdminConfig {
+        data_dir,
+        docker_host,
+        cell: CellDefaults {
+            image,
+            port_start,
+            port_end,
+            memory_bytes,
+            nano_cpus,
+            pids_limit,
+            health_timeout,
+            subnet_pool,
+            model,
+            telegram_api_root,
+            extra_env,
+        },
+    })
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(cwd.join(path))
+}
+
+/// Parses `512m`, `2g`, `1.5g`, `1073741824` into bytes.
+pub fn parse_memory(text: &str) -> anyhow::Result<i64> {
+    let text = text.trim().to_ascii_lowercase();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text.as_str(), ""),
+    };
+    let number: f64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("not a size; write it like 512m or 2g"))?;
+    let factor: f64 = match unit {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => bail!("unknown unit {unit:?}; use m or g"),
+    };
+    let bytes = number * factor;
+    let min = 64.0 * 1024.0 * 1024.0;
+    if !bytes.is_finite() || bytes < min || bytes > 1024.0 * 1024.0 * 1024.0 * 1024.0 {
+        bail!("must be between 64m and 1024g");
+    }
+    Ok(bytes as i64)
+}
+
+/// Parses a CPU count (`2`, `0.5`) into Docker's nano-CPUs.
+pub fn cpus_to_nano(cpus: f64) -> anyhow::Result<i64> {
+    if !cpus.is_finite() || !(0.1..=256.0).contains(&cpus) {
+        bail!("{cpus} CPUs is outside 0.1..=256");
+    }
+    Ok((cpus * 1e9) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_sane() {
+        let config = AdminConfig::from_json5("{}").unwrap();
+        assert_eq!(config.cell.port_start, 19100);
+        assert_eq!(config.cell.memory_bytes, 2 * 1024 * 1024 * 1024);
+        assert_eq!(config.cell.nano_cpus, 2_000_000_000);
+        assert_eq!(config.cell.pids_limit, 512);
+        assert_eq!(config.cell.health_timeout, Duration::from_secs(120));
+        assert_eq!(config.cell.image, DEFAULT_CELL_IMAGE);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_path() {
+        let err = AdminConfig::from_json5("{ cell: { memroy: '1g' } }").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("cell.memroy") || text.contains("`cell`"), "{text}");
+        assert!(text.contains("memroy"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (input, key) in [
+            ("{ cell: { memory: 'lots' } }", "cell.memory"),
+            ("{ cell: { cpus: 0 } }", "cell.cpus"),
+            ("{ cell: { image: 'openclaw:latest' } }", "cell.image"),
+            ("{ cell: { subnetPool: '10.0.0.1/16' } }", "cell.subnetPool"),
+            ("{ cell: { healthTimeout: 'soon' } }", "cell.healthTimeout"),
+            ("{ cell: { portStart: 80 } }", "cell.portStart"),
+            ("{ cell: { portStart: 'x' } }", "cell.portStart"),
+        ] {
+            let err = AdminConfig::from_json5(input).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(text.contains(key), "{input}: {text}");
+        }
+    }
+
+    #[test]
+    fn subnet_pool_hands_out_28s() {
+        let pool = SubnetPool::parse("10.213.0.0/16").unwrap();
+        assert_eq!(pool.len(), 4096);
+        assert_eq!(pool.subnet(0), "10.213.0.0/28");
+        assert_eq!(pool.subnet(17), "10.213.1.16/28");
+    }
+
+    #[test]
+    fn memory_sizes_parse() {
+        assert_eq!(parse_memory("512m").unwrap(), 512 * 1024 * 1024);
+        assert_eq!(parse_memory("1.5g").unwrap(), 1536 * 1024 * 1024);
+        assert!(parse_memory("1k").is_err());
+    }
+}

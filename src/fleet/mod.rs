@@ -1,0 +1,1 @@
+//! The use-cases: every action lives once here.

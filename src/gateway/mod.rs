@@ -1,0 +1,1 @@
+//! The OpenClaw gateway client: protocol types, WebSocket RPC, device identity, HTTP probes.

@@ -1,0 +1,20 @@
+//! MTP Admin: the operator's control plane for an agents-as-a-service business on
+//! OpenClaw. One hardened OpenClaw gateway container ("cell") per client.
+//!
+//! # Layout
+//!
+//! - `tenant`: the shared vocabulary (ids, specs, records, `Secret<T>`).
+//! - `config`: `AdminConfig`, read and checked once at start.
+//! - `store`: the redb file (tenants, secrets, audit, meta).
+//! - `runtime`: cells on Docker through bollard.
+//! - `gateway`: the OpenClaw client (WebSocket RPC, device identity, HTTP probes).
+//! - `fleet`: the use-cases every adapter calls (create, lifecycle, reconcile, …).
+//!
+//! Dependencies point one way: adapters → `fleet` → `runtime`, `gateway`, `store`.
+
+pub mod config;
+pub mod fleet;
+pub mod gateway;
+pub mod runtime;
+pub mod store;
+pub mod tenant;

@@ -1,0 +1,1 @@
+//! The container runtime: cells on Docker through bollard.

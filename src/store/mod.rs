@@ -1,0 +1,348 @@
+//! The embedded redb store: tenants, secrets, audit log and schema meta, with
+//! typed access. Nothing outside `store/` names a table or a key encoding.
+//!
+//! # One store, two processes
+//!
+//! redb lets one process open a file at a time. The admin never keeps the file
+//! open: every call opens it, runs one transaction and closes it again, so the CLI
+//! and `mtp serve` can both work on the same data dir. A call that finds the file
+//! held by another process waits for it (up to `LOCK_WAIT`) and then gives up with
+//! `Error::Busy`.
+
+mod records;
+
+use std::fs;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadableTable, TableDefinition};
+
+use crate::tenant::{Secret, SecretKind, TenantId, TenantRecord};
+
+pub use records::{AuditEntry, Outcome};
+
+/// The schema this binary writes. Raise it with a migration in `migrate`.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// How long a call waits for another process to release the file. Transactions
+/// are milliseconds long, so a wait this long means something is stuck.
+const LOCK_WAIT: Duration = Duration::from_secs(15);
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
+/// Key: (tenant id, secret kind).
+const SECRETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("secrets");
+/// Key: sequence number; append-only.
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// Failures a caller may branch on; everything else is `Other`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "the store {path} was written by a newer MTP Admin (schema {found}, this binary knows {known}); upgrade mtp before using this data dir"
+    )]
+    TooNew { path: PathBuf, found: u64, known: u64 },
+    #[error("the store {path} is held by another process for over {waited:?}; is a stuck mtp running? (check with `ps aux | grep mtp`)")]
+    Busy { path: PathBuf, waited: Duration },
+    #[error("tenant {0} already exists")]
+    Exists(TenantId),
+    #[error("store {path}: {source}")]
+    Other {
+        path: PathBuf,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A handle on the store file; cheap to clone. Calls from one process are
+/// serialized by an in-process lock, calls from others by redb's file lock.
+#[derive(Clone)]
+pub struct Store {
+    path: PathBuf,
+    local: Arc<Mutex<()>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`, mode 0600, and runs migrations.
+    ///
+    /// # Errors
+    ///
+    /// `TooNew` for a file from a newer binary; `Busy` if another process holds it
+    /// too long; `Other` for I/O and redb failures.
+    pub fn open(path: &Path) -> Result<Store> {
+        let store = Store { path: path.to_path_buf(), local: Arc::new(Mutex::new(())) };
+        if !path.exists() {
+            // Create the file ourselves so it is 0600 from its first byte; redb
+            // accepts an empty file and initializes it.
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|err| store.other(anyhow::Error::new(err).context("cannot create the store file")))?;
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .map_err(|err| store.other(anyhow::Error::new(err).context("cannot set mode 0600")))?;
+        store.with_db(migrate).map_err(|err| match err {
+            Error::TooNew { found, known, .. } => Error::TooNew { path: path.to_path_buf(), found, known },
+            err => err,
+        })?;
+        Ok(store)
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn other(&self, source: anyhow::Error) -> Error {
+        Error::Other { path: self.path.clone(), source }
+    }
+
+    /// Opens the file, runs `f`, closes the file.
+    fn with_db<T>(&self, f: impl FnOnce(&Database) -> anyhow::Result<T>) -> Result<T> {
+        // The guard only orders calls; a poisoned lock protects no data.
+        let _guard = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        let db = loop {
+            match Database::create(&self.path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    if started.elapsed() > LOCK_WAIT {
+                        return Err(Error::Busy { path: self.path.clone(), waited: LOCK_WAIT });
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(err) => return Err(self.other(anyhow::Error::new(err).context("cannot open the store"))),
+            }
+        };
+        f(&db).map_err(|err| match err.downcast::<Error>() {
+            Ok(typed) => typed,
+            Err(err) => self.other(err),
+        })
+    }
+
+    /// All tenant records, ordered by id.
+    pub fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = match txn.open_table(TENANTS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(err) => return Err(err.into()),
+            };
+            let mut res = Vec::new();
+            for row in table.iter()? {
+                let (_, value) = row?;
+                res.push(records::decode_tenant(value.value())?);
+            }
+            Ok(res)
+        })
+    }
+
+    pub fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = match txn.open_table(TENANTS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(err) => return Err(err.into()),
+            };
+            match table.get(id.as_str())? {
+                Some(value) => Ok(Some(records::decode_tenant(value.value())?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Inserts a new tenant, refusing an id that exists. `allocate` sees every
+    /// existing record inside the same write transaction, so the port and subnet
+    /// it picks cannot be taken by a concurrent create.
+    pub fn insert_tenant(
+        &self,
+        id: &TenantId,
+        allocate: impl FnOnce(&[TenantRecord]) -> anyhow::Result<TenantRecord>,
+    ) -> Result<TenantRecord> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            let record = {
+                let mut table = txn.open_table(TENANTS)?;
+                if table.get(id.as_str())?.is_some() {
+                    return Err(Error::Exists(id.clone()).into());
+                }
+                let mut existing = Vec::new();
+                for row in table.iter()? {
+                    let (_, value) = row?;
+                    existing.push(records::decode_tenant(value.value())?);
+                }
+                let record = allocate(&existing)?;
+                table.insert(id.as_str(), records::encode_tenant(&record)?.as_slice())?;
+                record
+            };
+            txn.commit()?;
+            Ok(record)
+        })
+    }
+
+    /// Replaces the record of an existing tenant.
+    pub fn put_tenant(&self, record: &TenantRecord) -> Result<()> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(TENANTS)?;
+                table.insert(record.id.as_str(), records::encode_tenant(record)?.as_slice())?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Removes a tenant's record and all its secrets in one transaction.
+    pub fn remove_tenant(&self, id: &TenantId) -> Result<bool> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            let existed = {
+                let mut table = txn.open_table(TENANTS)?;
+                let existed = table.remove(id.as_str())?.is_some();
+                let mut secrets = txn.open_table(SECRETS)?;
+                for kind in SecretKind::ALL {
+                    secrets.remove((id.as_str(), kind.as_str()))?;
+                }
+                existed
+            };
+            txn.commit()?;
+            Ok(existed)
+        })
+    }
+
+    pub fn put_secret(&self, id: &TenantId, kind: SecretKind, value: &Secret<String>) -> Result<()> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(SECRETS)?;
+                table.insert((id.as_str(), kind.as_str()), value.expose().as_bytes())?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn remove_secret(&self, id: &TenantId, kind: SecretKind) -> Result<()> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(SECRETS)?;
+                table.remove((id.as_str(), kind.as_str()))?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn secret(&self, id: &TenantId, kind: SecretKind) -> Result<Option<Secret<String>>> {
+        Ok(self.secrets(id)?.into_iter().find(|(k, _)| *k == kind).map(|(_, v)| v))
+    }
+
+    /// Every secret a tenant has, for redaction and for building its cell.
+    pub fn secrets(&self, id: &TenantId) -> Result<Vec<(SecretKind, Secret<String>)>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = match txn.open_table(SECRETS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(err) => return Err(err.into()),
+            };
+            let mut res = Vec::new();
+            for kind in SecretKind::ALL {
+                if let Some(value) = table.get((id.as_str(), kind.as_str()))? {
+                    let text = String::from_utf8(value.value().to_vec())
+                        .map_err(|_| anyhow::anyhow!("secret {} of {id} is not UTF-8", kind.as_str()))?;
+                    res.push((kind, Secret::new(text)));
+                }
+            }
+            Ok(res)
+        })
+    }
+
+    /// Appends one entry to the audit log.
+    pub fn audit(&self, entry: &AuditEntry) -> Result<()> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(AUDIT)?;
+                let next = match table.last()? {
+                    Some((key, _)) => key.value() + 1,
+                    None => 1,
+                };
+                table.insert(next, records::encode_audit(entry)?.as_slice())?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    /// The last `limit` audit entries, oldest first; all of them for `tenant` if given.
+    pub fn audit_log(&self, tenant: Option<&TenantId>, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = match txn.open_table(AUDIT) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(err) => return Err(err.into()),
+            };
+            let mut res = Vec::new();
+            for row in table.iter()?.rev() {
+                let (_, value) = row?;
+                let entry = records::decode_audit(value.value())?;
+                if tenant.is_some_and(|t| entry.tenant.as_deref() != Some(t.as_str())) {
+                    continue;
+                }
+                res.push(entry);
+                if res.len() == limit {
+                    break;
+                }
+            }
+            res.reverse();
+            Ok(res)
+        })
+    }
+}
+
+fn migrate(db: &Database) -> anyhow::Result<()> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let found = meta.get("schema_version")?.map(|v| v.value());
+        match found {
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION)?;
+            }
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(Error::TooNew { path: PathBuf::new(), found, known: SCHEMA_VERSION }.into());
+            }
+            Some(_) => {}
+        }
+        // Create every table so readers never meet a missing one.
+        txn.open_table(TENANTS)?;
+        txn.open_table(SECRETS)?;
+        txn.open_table(AUDIT)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Sets the schema version; only for tests that prove a newer file is refused.
+#[doc(hidden)]
+pub fn force_schema_version(path: &Path, version: u64) -> anyhow::Result<()> {
+    let db = Database::create(path)?;
+    let txn = db.begin_write()?;
+    txn.open_table(META)?.insert("schema_version", version)?;
+    txn.commit()?;
+    Ok(())
+}
