@@ -1,1 +1,501 @@
-fn main() {}
+//! The `mtp` command: parse, load config, call one `fleet` action, render.
+//!
+//! Exit codes: 0 success; 1 the action failed; 2 bad input or usage (nothing
+//! was changed).
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use mtp::config::AdminConfig;
+use mtp::fleet::{self, Actor, App, CreateError, CreateStep, ReconcileReport, TenantView};
+use mtp::tenant::{BotToken, DmPolicy, Limits, Secret, TenantId, TenantSpec};
+
+#[derive(Parser)]
+#[command(name = "mtp", version, about = "MTP Admin: run one OpenClaw cell per client")]
+struct Cli {
+    /// Config file (JSON5). Default: ./mtp.json5 if present, else built-in defaults.
+    #[arg(long, global = true, env = "MTP_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data dir (store, device key, tenant dirs). Default: ./data.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, inspect and operate tenants' cells.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant's cell and wait until its gateway is healthy.
+    Create(CreateArgs),
+    /// List every tenant with state, port, image and health.
+    List(JsonFlag),
+    /// Show one tenant.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a stopped cell.
+    Start { id: String },
+    /// Stop a cell on purpose (the monitor will not alert).
+    Stop { id: String },
+    /// Restart a cell.
+    Restart { id: String },
+    /// Remove a tenant's container and network; data stays unless --purge.
+    Rm {
+        id: String,
+        /// Also delete the tenant's data dirs.
+        #[arg(long)]
+        purge: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print a cell's log, secrets redacted.
+    Logs {
+        id: String,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+        /// Only lines newer than this (e.g. 10m, 2h).
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Compare the store with Docker; undo abandoned creates; report the rest.
+    Reconcile(JsonFlag),
+}
+
+#[derive(Args)]
+struct JsonFlag {
+    /// Machine-readable output (documented in the README).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    /// Tenant id: 1-40 chars of a-z, 0-9 and '-', not starting or ending with '-'.
+    id: String,
+    /// File holding the BotFather token ('-' for stdin). Or set MTP_TENANT_BOT_TOKEN.
+    #[arg(long)]
+    bot_token_file: Option<PathBuf>,
+    /// File holding the model provider's API key ('-' for stdin). Or MTP_TENANT_PROVIDER_KEY.
+    #[arg(long)]
+    provider_key_file: Option<PathBuf>,
+    /// Model as provider/model (default from config).
+    #[arg(long)]
+    model: Option<String>,
+    /// Cell image, pinned (default from config).
+    #[arg(long)]
+    image: Option<String>,
+    /// Memory limit, e.g. 2g.
+    #[arg(long)]
+    memory: Option<String>,
+    /// CPU limit, e.g. 2 or 0.5.
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Display name of the client.
+    #[arg(long)]
+    name: Option<String>,
+    /// Telegram user ids allowed to talk to the bot (comma-separated); default: pairing.
+    #[arg(long, value_delimiter = ',')]
+    allow_from: Vec<i64>,
+    /// Keep the container and dirs of a failed create for inspection.
+    #[arg(long)]
+    keep_failed: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+/// An error that means "bad input, nothing changed": exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadInput(String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MTP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            let bad_input = err.downcast_ref::<BadInput>().is_some()
+                || matches!(err.downcast_ref::<CreateError>(), Some(CreateError::Exists(_) | CreateError::Refused(_)));
+            ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("MTP_")).collect();
+    let config = AdminConfig::load(cli.config.as_deref(), cli.data_dir.as_deref(), &env)?;
+    let Command::Tenant(command) = cli.command;
+    // Parse ids before touching anything, so bad input changes nothing.
+    let app = App::open(config).await?;
+    let actor = Actor::cli();
+    match command {
+        TenantCommand::Create(args) => {
+            let spec = create_spec(&app, args.id.as_str(), &args, &env)?;
+            reconcile_quietly(&app).await?;
+            let view = create_with_progress(&app, &actor, spec, args.json).await?;
+            if args.json {
+                print_json(&tenant_json(&view))
+            } else {
+                print_line(&format!("created {} on 127.0.0.1:{} ({})", view.id(), view.record.port, view.health.as_str()))
+            }
+        }
+        TenantCommand::List(flag) => {
+            let views = fleet::list(&app).await?;
+            if flag.json {
+                return print_json(&Value::Array(views.iter().map(tenant_json).collect()));
+            }
+            let mut out = String::from("ID                                       STATE     HEALTH   PORT   IMAGE\n");
+            for view in &views {
+                out.push_str(&format!(
+                    "{:<40} {:<9} {:<8} {:<6} {}\n",
+                    view.id(),
+                    view.state.as_str(),
+                    view.health.as_str(),
+                    view.record.port,
+                    view.record.image
+                ));
+            }
+            if views.is_empty() {
+                out.push_str("(no tenants yet; create one with `mtp tenant create <id> --bot-token-file F`)\n");
+            }
+            print_line(out.trim_end())
+        }
+        TenantCommand::Show { id, json } => {
+            let view = fleet::show(&app, &parse_id(&id)?).await?;
+            if json {
+                return print_json(&tenant_json(&view));
+            }
+            print_line(&render_show(&view))
+        }
+        TenantCommand::Start { id } => {
+            let id = parse_id(&id)?;
+            reconcile_quietly(&app).await?;
+            let started = fleet::start(&app, &actor, &id).await?;
+            print_line(&match started {
+                mtp::runtime::Started::Started => format!("started {id}; gateway healthy"),
+                mtp::runtime::Started::AlreadyRunning => format!("{id} was already running; gateway healthy"),
+            })
+        }
+        TenantCommand::Stop { id } => {
+            let id = parse_id(&id)?;
+            reconcile_quietly(&app).await?;
+            let stopped = fleet::stop(&app, &actor, &id).await?;
+            print_line(&match stopped {
+                mtp::runtime::Stopped::Stopped => format!("stopped {id}"),
+                mtp::runtime::Stopped::AlreadyStopped => format!("{id} was already stopped"),
+            })
+        }
+        TenantCommand::Restart { id } => {
+            let id = parse_id(&id)?;
+            reconcile_quietly(&app).await?;
+            fleet::restart(&app, &actor, &id).await?;
+            print_line(&format!("restarted {id}; gateway healthy"))
+        }
+        TenantCommand::Rm { id, purge, yes } => {
+            let id = parse_id(&id)?;
+            reconcile_quietly(&app).await?;
+            fleet::show(&app, &id).await?;
+            if !yes {
+                confirm_removal(&id, purge)?;
+            }
+            let removed = fleet::remove(&app, &actor, &id, purge).await?;
+            let data = if removed.purged {
+                "data deleted".to_string()
+            } else {
+                format!("data kept in {}", app.tenant_dir(&id).display())
+            };
+            print_line(&format!("removed {id}; {data}"))
+        }
+        TenantCommand::Logs { id, tail, since } => {
+            let id = parse_id(&id)?;
+            let since = match since {
+                Some(text) => Some(
+                    humantime::parse_duration(&text)
+                        .map_err(|_| BadInput(format!("--since {text:?} is not a duration; write it like 10m or 2h")))?,
+                ),
+                None => None,
+            };
+            let lines = fleet::logs(&app, &id, tail, since).await?;
+            let mut out = std::io::stdout().lock();
+            for line in lines {
+                writeln!(out, "{}", line.text)?;
+            }
+            Ok(())
+        }
+        TenantCommand::Reconcile(flag) => {
+            let report = fleet::reconcile(&app).await?;
+            if flag.json {
+                return print_json(&reconcile_json(&report));
+            }
+            print_line(&render_reconcile(&report))
+        }
+    }
+}
+
+fn parse_id(id: &str) -> anyhow::Result<TenantId> {
+    id.parse::<TenantId>().map_err(|err| BadInput(format!("invalid tenant id {id:?}: {err}")).into())
+}
+
+fn create_spec(app: &App, id: &str, args: &CreateArgs, env: &BTreeMap<String, String>) -> anyhow::Result<TenantSpec> {
+    let id = parse_id(id)?;
+    let raw_token = read_secret(args.bot_token_file.as_deref(), env.get("MTP_TENANT_BOT_TOKEN"), "bot token")?
+        .ok_or_else(|| BadInput("no bot token: pass --bot-token-file FILE (or '-' for stdin) or set MTP_TENANT_BOT_TOKEN".into()))?;
+    let bot_token = BotToken::parse(raw_token.expose()).map_err(|err| BadInput(err.to_string()))?;
+    let provider_key = read_secret(args.provider_key_file.as_deref(), env.get("MTP_TENANT_PROVIDER_KEY"), "provider key")?;
+    let limits = if args.memory.is_some() || args.cpus.is_some() {
+        let memory_bytes = match &args.memory {
+            Some(text) => mtp::config::parse_memory(text).map_err(|err| BadInput(format!("--memory {text:?}: {err:#}")))?,
+            None => app.config.cell.memory_bytes,
+        };
+        let nano_cpus = match args.cpus {
+            Some(cpus) => mtp::config::cpus_to_nano(cpus).map_err(|err| BadInput(format!("--cpus: {err:#}")))?,
+            None => app.config.cell.nano_cpus,
+        };
+        Some(Limits { memory_bytes, nano_cpus, pids: app.config.cell.pids_limit })
+    } else {
+        None
+    };
+    let dm_policy = if args.allow_from.is_empty() { DmPolicy::Pairing } else { DmPolicy::Allowlist(args.allow_from.clone()) };
+    Ok(TenantSpec {
+        id,
+        display_name: args.name.clone(),
+        bot_token,
+        provider_key,
+        model: args.model.clone().unwrap_or_else(|| app.config.cell.model.clone()),
+        image: args.image.clone(),
+        limits,
+        dm_policy,
+        keep_failed: args.keep_failed,
+    })
+}
+
+/// A secret from a file, '-' (stdin), or an env value; never from argv.
+fn read_secret(file: Option<&Path>, env_value: Option<&String>, what: &str) -> anyhow::Result<Option<Secret<String>>> {
+    let text = match file {
+        Some(path) if path == Path::new("-") => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).with_context(|| format!("cannot read the {what} from stdin"))?;
+            text
+        }
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|err| BadInput(format!("cannot read the {what} from {}: {err}", path.display())))?,
+        None => match env_value {
+            Some(value) => value.clone(),
+            None => return Ok(None),
+        },
+    };
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        bail!(BadInput(format!("the {what} is empty")));
+    }
+    Ok(Some(Secret::new(text)))
+}
+
+async fn reconcile_quietly(app: &App) -> anyhow::Result<()> {
+    let report = fleet::reconcile(app).await.context("reconcile before the command failed")?;
+    if !report.is_clean() {
+        eprintln!("{}", render_reconcile(&report));
+    }
+    Ok(())
+}
+
+async fn create_with_progress(app: &App, actor: &Actor, spec: TenantSpec, quiet: bool) -> anyhow::Result<TenantView> {
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(CreateStep::ALL.len() as u64)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:20}] {pos}/{len} {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let id = spec.id.clone();
+    let mut progress = |step: CreateStep| {
+        bar.set_position(CreateStep::ALL.iter().position(|s| *s == step).unwrap_or(0) as u64);
+        bar.set_message(format!("{id}: {}", step_text(step)));
+    };
+    let result = fleet::create(app, actor, spec, &mut progress).await;
+    bar.finish_and_clear();
+    Ok(result?)
+}
+
+fn step_text(step: CreateStep) -> &'static str {
+    match step {
+        CreateStep::Validate => "checking input",
+        CreateStep::Record => "recording the tenant",
+        CreateStep::Dirs => "creating data dirs",
+        CreateStep::Config => "writing the OpenClaw config",
+        CreateStep::Network => "creating the network",
+        CreateStep::Container => "creating the container",
+        CreateStep::Start => "starting",
+        CreateStep::Health => "waiting for the gateway to be healthy",
+        CreateStep::Done => "done",
+    }
+}
+
+fn confirm_removal(id: &TenantId, purge: bool) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!(BadInput(format!("refusing to remove {id} without confirmation; pass --yes")));
+    }
+    let prompt = if purge {
+        format!("This deletes {id}'s container, network AND all its data. Type the tenant id to confirm: ")
+    } else {
+        format!("Remove {id}'s container and network (data is kept)? Type the tenant id to confirm: ")
+    };
+    eprint!("{prompt}");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if answer.trim() != id.as_str() {
+        bail!(BadInput("not confirmed; nothing was removed".into()));
+    }
+    Ok(())
+}
+
+/// The stable JSON shape of a tenant (README, "JSON output").
+fn tenant_json(view: &TenantView) -> Value {
+    let record = &view.record;
+    json!({
+        "id": record.id.as_str(),
+        "name": record.display_name,
+        "state": view.state.as_str(),
+        "health": view.health.as_str(),
+        "port": record.port,
+        "image": record.image,
+        "image_id": record.image_id,
+        "model": record.model,
+        "paired": record.paired,
+        "generation": record.generation,
+        "memory_bytes": record.limits.memory_bytes,
+        "cpus": record.limits.nano_cpus as f64 / 1e9,
+        "created_at": rfc3339(record.created_at),
+        "last_error": record.last_error,
+        "container": view.container.as_ref().map(|c| json!({
+            "id": c.container_id,
+            "state": c.state,
+            "restart_count": c.restart_count,
+            "oom_killed": c.oom_killed,
+            "exit_code": c.exit_code,
+            "started_at": c.started_at,
+        })),
+    })
+}
+
+fn reconcile_json(report: &ReconcileReport) -> Value {
+    let ids = |ids: &[TenantId]| ids.iter().map(|id| id.as_str().to_string()).collect::<Vec<_>>();
+    json!({
+        "cleaned": ids(&report.cleaned),
+        "in_progress": ids(&report.in_progress),
+        "orphan_containers": ids(&report.orphan_containers),
+        "orphan_networks": report.orphan_networks,
+        "missing": ids(&report.missing),
+    })
+}
+
+fn render_reconcile(report: &ReconcileReport) -> String {
+    if report.is_clean() && report.in_progress.is_empty() {
+        return "reconcile: store and Docker agree".to_string();
+    }
+    let mut lines = Vec::new();
+    for id in &report.cleaned {
+        lines.push(format!("reconcile: undid the abandoned create of {id}"));
+    }
+    for id in &report.in_progress {
+        lines.push(format!("reconcile: {id} is being created by another process; left alone"));
+    }
+    for id in &report.orphan_containers {
+        lines.push(format!(
+            "reconcile: container mtp-cell-{id} has no record; inspect it, then `docker rm -f mtp-cell-{id}` if unwanted"
+        ));
+    }
+    for name in &report.orphan_networks {
+        lines.push(format!("reconcile: network {name} has no tenant; remove it with `docker network rm {name}`"));
+    }
+    for id in &report.missing {
+        lines.push(format!("reconcile: {id} has no container; `mtp tenant rm {id}` forgets it (data is kept)"));
+    }
+    lines.join("\n")
+}
+
+fn render_show(view: &TenantView) -> String {
+    let record = &view.record;
+    let mut lines = vec![
+        format!("tenant     {}", record.id),
+        format!("name       {}", record.display_name.as_deref().unwrap_or("-")),
+        format!("state      {}", view.state.as_str()),
+        format!("health     {}", view.health.as_str()),
+        format!("gateway    ws://127.0.0.1:{}/", record.port),
+        format!("image      {} ({})", record.image, record.image_id.as_deref().unwrap_or("-")),
+        format!("model      {}", record.model),
+        format!("limits     {} MiB, {} CPUs, {} pids", record.limits.memory_bytes / (1024 * 1024), record.limits.nano_cpus as f64 / 1e9, record.limits.pids),
+        format!("network    mtp-cell-{} ({})", record.id, record.subnet),
+        format!("paired     {}", if record.paired { "yes" } else { "no" }),
+        format!("created    {}", rfc3339(record.created_at)),
+    ];
+    if let Some(container) = &view.container {
+        lines.push(format!(
+            "container  {} (restarts {}, exit code {}{})",
+            container.state,
+            container.restart_count,
+            container.exit_code,
+            if container.oom_killed { ", OOM killed" } else { "" }
+        ));
+    }
+    if let Some(error) = &record.last_error {
+        lines.push(format!("last error {error}"));
+    }
+    lines.join("\n")
+}
+
+fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
+fn print_json(value: &Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn print_line(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}

@@ -235,7 +235,6 @@ pub struct TenantSpec {
     pub image: Option<String>,
     pub limits: Option<Limits>,
     pub dm_policy: DmPolicy,
-    pub skills: Vec<String>,
     /// Keep the container and dirs of a failed create for inspection.
     pub keep_failed: bool,
 }
@@ -265,6 +264,17 @@ pub struct TenantRecord {
     pub last_error: Option<String>,
     /// The admin's device is paired with the cell's gateway.
     pub paired: bool,
+    /// The process running a create, while the state is `Creating`; reconcile
+    /// undoes a create only when this process is gone.
+    pub creator: Option<ProcessMark>,
+}
+
+/// A process, told apart from a later one with the same pid by its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessMark {
+    pub pid: u32,
+    /// Start time in clock ticks since boot (`/proc/<pid>/stat`, field 22).
+    pub start_ticks: u64,
 }
 
 /// The desired/recorded state of a tenant.

@@ -1,1 +1,193 @@
-//! The use-cases: every action lives once here.
+//! The use-cases. Every action lives once here and is called the same way by
+//! the CLI, the bot, the scheduler and the tests: `fleet::create(&app, …)`.
+//! Functions take typed input and return plain data; they never write a
+//! sentence for a human (adapters render).
+//!
+//! Architecture invariant: `fleet/` is the only layer that sees the store, the
+//! runtime and the gateway together.
+
+mod create;
+mod inventory;
+mod lifecycle;
+mod reconcile;
+pub mod template;
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+pub use create::{CreateError, CreateStep, create};
+pub use inventory::{Health, TenantView, ViewState, list, show};
+pub use lifecycle::{Removed, logs, remove, restart, start, stop};
+pub use reconcile::{ReconcileReport, reconcile};
+
+use crate::config::AdminConfig;
+use crate::runtime::Runtime;
+use crate::store::{AuditEntry, Outcome, Store};
+use crate::tenant::{Secret, TenantId};
+
+/// Everything an action needs; cheap to clone, built once per process.
+#[derive(Clone)]
+pub struct App {
+    pub config: AdminConfig,
+    pub store: Store,
+    pub runtime: Runtime,
+}
+
+impl App {
+    /// Opens the data dir (0700), the store (0600) and the Docker connection.
+    ///
+    /// # Errors
+    ///
+    /// An unusable data dir, a store from a newer binary, Docker unreachable.
+    pub async fn open(config: AdminConfig) -> anyhow::Result<App> {
+        ensure_private_dir(&config.data_dir)?;
+        let store = Store::open(&config.store_path())?;
+        let runtime = Runtime::connect(config.docker_host.as_deref()).await?;
+        Ok(App { config, store, runtime })
+    }
+
+    /// The tenant's own directory under the data dir.
+    #[must_use]
+    pub fn tenant_dir(&self, tenant: &TenantId) -> PathBuf {
+        self.config.tenants_dir().join(tenant.as_str())
+    }
+}
+
+/// Who asked for an action; written to the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A shell user of the CLI.
+    Cli(String),
+    /// A Telegram operator, by user id.
+    Telegram(u64),
+    /// The admin itself (reconcile, monitor).
+    System(&'static str),
+}
+
+impl Actor {
+    /// The CLI user: `$SUDO_USER`, `$USER`, or the uid.
+    #[must_use]
+    pub fn cli() -> Actor {
+        let user = std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| format!("uid{}", unsafe_free_uid()));
+        Actor::Cli(user)
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Actor::Cli(user) => format!("cli:{user}"),
+            Actor::Telegram(id) => format!("tg:{id}"),
+            Actor::System(what) => format!("system:{what}"),
+        }
+    }
+}
+
+fn unsafe_free_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Writes one audit entry; an audit failure is logged, never hides the action's result.
+fn audit(
+    app: &App,
+    actor: &Actor,
+    action: &str,
+    tenant: Option<&TenantId>,
+    result: Result<(), (&str, &str)>,
+) {
+    let (outcome, step, error) = match result {
+        Ok(()) => (Outcome::Ok, None, None),
+        Err((step, error)) => (Outcome::Failed, Some(step.to_string()), Some(error.to_string())),
+    };
+    let entry = AuditEntry {
+        at: now(),
+        actor: actor.label(),
+        action: action.to_string(),
+        tenant: tenant.map(|t| t.as_str().to_string()),
+        outcome,
+        step,
+        error,
+    };
+    if let Err(err) = app.store.audit(&entry) {
+        tracing::error!(cause = %err, action, "cannot write the audit log");
+    }
+}
+
+/// Unix seconds now.
+#[must_use]
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Replaces every secret value, and anything shaped like a Telegram bot token,
+/// with `<redacted>`.
+#[must_use]
+pub fn redact(text: &str, secrets: &[Secret<String>]) -> String {
+    let mut res = text.to_string();
+    for secret in secrets {
+        let value = secret.expose();
+        // Very short values would blank out ordinary text; real secrets are long.
+        if value.len() >= 6 {
+            res = res.replace(value.as_str(), "<redacted>");
+        }
+    }
+    redact_bot_tokens(&res)
+}
+
+/// Finds `<digits>:<30+ token chars>` and replaces it.
+fn redact_bot_tokens(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut res = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
+            let digits_end = i + bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits_end < bytes.len() && bytes[digits_end] == b':' {
+                let tail = bytes[digits_end + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-')
+                    .count();
+                if tail >= 30 {
+                    res.push_str(&text[copied..i]);
+                    res.push_str("<redacted>");
+                    i = digits_end + 1 + tail;
+                    copied = i;
+                    continue;
+                }
+            }
+            i = digits_end;
+            continue;
+        }
+        i += 1;
+    }
+    res.push_str(&text[copied..]);
+    res
+}
+
+/// Creates `path` (and parents) as a 0700 directory.
+fn ensure_private_dir(path: &Path) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("cannot create directory {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot set mode 0700 on {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_secrets_and_token_shapes() {
+        let secrets = [Secret::new("gw-token-0123456789".to_string())];
+        let text = "auth gw-token-0123456789 bot 123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe port 19100:18789";
+        assert_eq!(redact(text, &secrets), "auth <redacted> bot <redacted>/getMe port 19100:18789");
+    }
+}

@@ -1,1 +1,92 @@
-//! The container runtime: cells on Docker through bollard.
+//! The container runtime: cells on Docker through bollard. One cell is one
+//! container and one bridge network, both named `mtp-cell-<tenant>` and labelled
+//! `mtp.managed=true`, `mtp.tenant=<id>`, `mtp.generation=<n>`.
+//!
+//! Architecture invariant: `runtime/` knows nothing of the store, the gateway or
+//! the config file; it gets a `CellSpec` and reports what Docker says.
+
+mod cell;
+mod network;
+mod ports;
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+
+pub use cell::{CellInfo, CellSpec, CellStatus, ExecOutput, GATEWAY_PORT, LogLine, Mount, Started, Stopped};
+pub use ports::port_is_free;
+
+use crate::tenant::TenantId;
+
+/// Label on every container and network MTP manages.
+pub const LABEL_MANAGED: &str = "mtp.managed";
+pub const LABEL_TENANT: &str = "mtp.tenant";
+pub const LABEL_GENERATION: &str = "mtp.generation";
+
+/// Failures a caller branches on. Docker's own failures keep their status and message.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot reach the Docker engine ({cause}); start it (for example `sudo scripts/docker-up.sh`) or set MTP_DOCKER_HOST"
+    )]
+    Unreachable { cause: String },
+    #[error("no cell for tenant {0} exists in Docker")]
+    NotFound(TenantId),
+    #[error(
+        "a container or network named {name} exists but was not made by MTP (no mtp.tenant label); rename or remove it by hand"
+    )]
+    Foreign { name: String },
+    #[error("the image {image} is not on this Docker host; build it first (scripts/build-test-image.sh for the test image)")]
+    NoImage { image: String },
+    #[error("docker: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A connection to one Docker engine; cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    docker: Docker,
+}
+
+impl Runtime {
+    /// Connects to `docker_host` (a `unix://` path or a 127.0.0.1 address) or the
+    /// local default socket, negotiates the API version and pings the engine.
+    ///
+    /// # Errors
+    ///
+    /// `Unreachable` when there is no engine, with what to do about it.
+    pub async fn connect(docker_host: Option<&str>) -> Result<Runtime> {
+        let unreachable = |err: bollard::errors::Error| Error::Unreachable { cause: err.to_string() };
+        let docker = match docker_host {
+            Some(host) if host.starts_with("unix://") => {
+                Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION).map_err(unreachable)?
+            }
+            Some(host) => Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION).map_err(unreachable)?,
+            None => Docker::connect_with_local_defaults().map_err(unreachable)?,
+        };
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        docker.ping().await.map_err(unreachable)?;
+        Ok(Runtime { docker })
+    }
+
+    pub(crate) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+/// Labels for a tenant's container and network.
+fn labels(tenant: &TenantId, generation: u64) -> HashMap<String, String> {
+    HashMap::from([
+        (LABEL_MANAGED.to_string(), "true".to_string()),
+        (LABEL_TENANT.to_string(), tenant.as_str().to_string()),
+        (LABEL_GENERATION.to_string(), generation.to_string()),
+    ])
+}
+
+fn is_status(err: &bollard::errors::Error, code: u16) -> bool {
+    matches!(err, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
+}

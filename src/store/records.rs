@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::tenant::{CellState, Limits, TenantId, TenantRecord};
+use crate::tenant::{CellState, Limits, ProcessMark, TenantId, TenantRecord};
 
 /// The encoding version of `TenantRow`; bump it when a field changes meaning.
 const TENANT_ROW_VERSION: u32 = 1;
@@ -32,6 +32,10 @@ struct TenantRow {
     last_error: Option<String>,
     #[serde(default)]
     paired: bool,
+    #[serde(default)]
+    creator_pid: Option<u32>,
+    #[serde(default)]
+    creator_start_ticks: Option<u64>,
 }
 
 pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
@@ -55,6 +59,8 @@ pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
         updated_at: record.updated_at,
         last_error: record.last_error.clone(),
         paired: record.paired,
+        creator_pid: record.creator.map(|mark| mark.pid),
+        creator_start_ticks: record.creator.map(|mark| mark.start_ticks),
     };
     Ok(serde_json::to_vec(&row)?)
 }
@@ -85,6 +91,10 @@ pub(super) fn decode_tenant(bytes: &[u8]) -> anyhow::Result<TenantRecord> {
         updated_at: row.updated_at,
         last_error: row.last_error,
         paired: row.paired,
+        creator: match (row.creator_pid, row.creator_start_ticks) {
+            (Some(pid), Some(start_ticks)) => Some(ProcessMark { pid, start_ticks }),
+            _ => None,
+        },
     })
 }
 

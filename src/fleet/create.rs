@@ -1,0 +1,502 @@
+//! `create`: one tenant from nothing to a running, healthy cell, all or nothing.
+//!
+//! Steps: validate → record `creating` (port and subnet reserved in the same
+//! transaction) → dirs → config → network → container → start → `/healthz` →
+//! record `running`. Each step that makes something is undone on failure, in
+//! reverse, unless the operator asked to keep it. A crash leaves a `creating`
+//! record whose creator is dead; `reconcile` undoes it.
+
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use rand::RngCore;
+
+use crate::fleet::template::{self, TemplateInput};
+use crate::fleet::{Actor, App, TenantView, audit, ensure_private_dir, now, redact};
+use crate::runtime::{self, CellSpec, Mount};
+use crate::store;
+use crate::tenant::{CellState, Limits, ProcessMark, Secret, SecretKind, TenantId, TenantRecord, TenantSpec};
+
+/// The steps of a create, reported to the progress callback as they begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateStep {
+    Validate,
+    Record,
+    Dirs,
+    Config,
+    Network,
+    Container,
+    Start,
+    Health,
+    Done,
+}
+
+impl CreateStep {
+    pub const ALL: [CreateStep; 9] = [
+        CreateStep::Validate,
+        CreateStep::Record,
+        CreateStep::Dirs,
+        CreateStep::Config,
+        CreateStep::Network,
+        CreateStep::Container,
+        CreateStep::Start,
+        CreateStep::Health,
+        CreateStep::Done,
+    ];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreateStep::Validate => "validate",
+            CreateStep::Record => "record",
+            CreateStep::Dirs => "dirs",
+            CreateStep::Config => "config",
+            CreateStep::Network => "network",
+            CreateStep::Container => "container",
+            CreateStep::Start => "start",
+            CreateStep::Health => "health",
+            CreateStep::Done => "done",
+        }
+    }
+}
+
+/// Why a create did not happen. `Refused` changed nothing; `Failed` undid what
+/// it made (or kept it, when asked).
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("tenant {0} already exists; pick another id or remove it first (mtp tenant rm {0})")]
+    Exists(TenantId),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{}", failed_message(.tenant, *.step, .reason, *.kept))]
+    Failed { tenant: TenantId, step: CreateStep, reason: String, kept: bool },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+fn failed_message(tenant: &TenantId, step: CreateStep, reason: &str, kept: bool) -> String {
+    let after = if kept {
+        format!("its container, network and dirs were kept for inspection; remove them with `mtp tenant rm {tenant} --purge`")
+    } else {
+        "everything it made was removed".to_string()
+    };
+    format!("creating {tenant} failed at step {}: {reason}; {after}", step.as_str())
+}
+
+/// Where the cell's dirs are mounted inside the container.
+const STATE_MOUNT: &str = "/home/node/.openclaw";
+const AUTH_MOUNT: &str = "/home/node/.config/openclaw";
+/// The uid/gid the gateway runs as in the image.
+const CELL_UID: u32 = 1000;
+
+/// How often create polls `/healthz` while the gateway boots (about 18 s).
+const HEALTH_POLL: Duration = Duration::from_millis(250);
+
+/// Creates the tenant's cell and returns it once `/healthz` answers.
+///
+/// # Errors
+///
+/// `Exists` for a taken id, `Refused` for bad input (nothing changed), `Failed`
+/// naming the step that failed (what was made is undone unless `keep_failed`).
+pub async fn create(
+    app: &App,
+    actor: &Actor,
+    spec: TenantSpec,
+    progress: &mut (dyn FnMut(CreateStep) + Send),
+) -> Result<TenantView, CreateError> {
+    progress(CreateStep::Validate);
+    let result = validate(app, &spec);
+    let (image, limits, config_text, provider_env) = match result {
+        Ok(ok) => ok,
+        Err(err) => {
+            let reason = format!("{err:#}");
+            audit(app, actor, "create", Some(&spec.id), Err(("validate", &reason)));
+            return Err(CreateError::Refused(reason));
+        }
+    };
+    let used_subnets = app.runtime.used_subnets().await.context("cannot list Docker networks")?;
+
+    progress(CreateStep::Record);
+    let gateway_token = Secret::new(random_token());
+    let mark = process_mark();
+    let record = app.store.insert_tenant(&spec.id, |existing| {
+        let port = allocate_port(app, existing)?;
+        let subnet = allocate_subnet(app, existing, &used_subnets, &[])?;
+        let at = now();
+        Ok(TenantRecord {
+            id: spec.id.clone(),
+            display_name: spec.display_name.clone(),
+            state: CellState::Creating,
+            port,
+            subnet,
+            image: image.clone(),
+            image_id: None,
+            model: spec.model.clone(),
+            limits: limits.clone(),
+            bot_id: spec.bot_token.bot_id(),
+            bot_username: None,
+            generation: 1,
+            created_at: at,
+            updated_at: at,
+            last_error: None,
+            paired: false,
+            creator: Some(mark),
+        })
+    });
+    let mut record = match record {
+        Ok(record) => record,
+        Err(store::Error::Exists(id)) => {
+            audit(app, actor, "create", Some(&spec.id), Err(("validate", "the id is taken")));
+            return Err(CreateError::Exists(id));
+        }
+        Err(err) => {
+            let reason = format!("{err:#}");
+            audit(app, actor, "create", Some(&spec.id), Err(("record", &reason)));
+            return Err(CreateError::Refused(reason));
+        }
+    };
+
+    let mut secrets = vec![(SecretKind::GatewayToken, gateway_token.clone()), (SecretKind::BotToken, spec.bot_token.secret().clone())];
+    if let Some(key) = &spec.provider_key {
+        secrets.push((SecretKind::ProviderKey, key.clone()));
+    }
+    let mut made = Made::default();
+    let steps = async {
+        for (kind, value) in &secrets {
+            app.store.put_secret(&spec.id, *kind, value).map_err(|err| (CreateStep::Record, anyhow!(err)))?;
+        }
+        run_steps(app, &spec, &mut record, &image, &config_text, &provider_env, &secrets, &used_subnets, &mut made, progress).await
+    };
+    match steps.await {
+        Ok(()) => {}
+        Err((step, err)) => {
+            let secret_values: Vec<Secret<String>> = secrets.iter().map(|(_, v)| v.clone()).collect();
+            let reason = redact(&format!("{err:#}"), &secret_values);
+            audit(app, actor, "create", Some(&spec.id), Err((step.as_str(), &reason)));
+            if spec.keep_failed {
+                if made.container {
+                    // Keep it for inspection, but not restarting in a loop.
+                    let _ = app.runtime.stop(&spec.id).await;
+                }
+                record.state = CellState::Failed;
+                record.last_error = Some(reason.clone());
+                record.creator = None;
+                record.updated_at = now();
+                let _ = app.store.put_tenant(&record);
+            } else {
+                undo(app, &spec.id, &made).await;
+            }
+            return Err(CreateError::Failed { tenant: spec.id.clone(), step, reason, kept: spec.keep_failed });
+        }
+    }
+
+    record.state = CellState::Running;
+    record.creator = None;
+    record.updated_at = now();
+    app.store.put_tenant(&record).context("cannot record the tenant as running")?;
+    audit(app, actor, "create", Some(&spec.id), Ok(()));
+    progress(CreateStep::Done);
+    let view = crate::fleet::show(app, &spec.id).await?;
+    Ok(view)
+}
+
+/// What a create has made so far, for undo.
+#[derive(Debug, Default)]
+struct Made {
+    dirs: bool,
+    network: bool,
+    container: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_steps(
+    app: &App,
+    spec: &TenantSpec,
+    record: &mut TenantRecord,
+    image: &str,
+    config_text: &str,
+    provider_env: &Option<&'static str>,
+    secrets: &[(SecretKind, Secret<String>)],
+    used_subnets: &[String],
+    made: &mut Made,
+    progress: &mut (dyn FnMut(CreateStep) + Send),
+) -> Result<(), (CreateStep, anyhow::Error)> {
+    let tenant_dir = app.tenant_dir(&spec.id);
+    let state_dir = tenant_dir.join("state");
+    let auth_dir = tenant_dir.join("auth");
+
+    progress(CreateStep::Dirs);
+    let step = CreateStep::Dirs;
+    if tenant_dir.exists() {
+        return Err((step, anyhow!("{} already exists (data of an earlier tenant with this id?); move it away or purge it first", tenant_dir.display())));
+    }
+    made.dirs = true;
+    (|| -> anyhow::Result<()> {
+        ensure_private_dir(&tenant_dir)?;
+        for dir in [&state_dir, &auth_dir] {
+            ensure_private_dir(dir)?;
+            give_to_cell(dir)?;
+        }
+        Ok(())
+    })()
+    .map_err(|err| (step, err))?;
+
+    progress(CreateStep::Config);
+    let step = CreateStep::Config;
+    (|| -> anyhow::Result<()> {
+        let path = state_dir.join("openclaw.json");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        std::io::Write::write_all(&mut file, config_text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+        give_to_cell(&path)?;
+        Ok(())
+    })()
+    .map_err(|err| (step, err))?;
+
+    progress(CreateStep::Network);
+    let step = CreateStep::Network;
+    made.network = true;
+    let mut tried = Vec::new();
+    loop {
+        let created = app.runtime.create_network(&spec.id, record.generation, &record.subnet).await.map_err(|err| (step, anyhow!(err)))?;
+        if created {
+            break;
+        }
+        // Someone took the subnet since we looked: reserve the next one.
+        tried.push(record.subnet.clone());
+        let existing = app.store.tenants().map_err(|err| (step, anyhow!(err)))?;
+        record.subnet = allocate_subnet(app, &existing, used_subnets, &tried).map_err(|err| (step, err))?;
+        app.store.put_tenant(record).map_err(|err| (step, anyhow!(err)))?;
+    }
+
+    progress(CreateStep::Container);
+    let step = CreateStep::Container;
+    let mut env: Vec<(String, String)> = [
+        ("HOME", "/home/node"),
+        ("OPENCLAW_HOME", "/home/node"),
+        ("OPENCLAW_STATE_DIR", STATE_MOUNT),
+        ("OPENCLAW_CONFIG_PATH", "/home/node/.openclaw/openclaw.json"),
+        ("OPENCLAW_WORKSPACE_DIR", "/home/node/.openclaw/workspace"),
+        ("XDG_CACHE_HOME", "/home/node/.openclaw/cache"),
+        ("OPENCLAW_NO_AUTO_UPDATE", "1"),
+        ("OPENCLAW_DISABLE_BONJOUR", "1"),
+        ("DO_NOT_TRACK", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.extend(app.config.cell.extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut secret_env = Vec::new();
+    for (kind, value) in secrets {
+        let name = match kind {
+            SecretKind::GatewayToken => "OPENCLAW_GATEWAY_TOKEN",
+            SecretKind::BotToken => "TELEGRAM_BOT_TOKEN",
+            SecretKind::ProviderKey => match provider_env {
+                Some(name) => name,
+                None => continue,
+            },
+            SecretKind::DeviceToken => continue,
+        };
+        secret_env.push((name.to_string(), value.clone()));
+    }
+    let cell = CellSpec {
+        tenant: spec.id.clone(),
+        generation: record.generation,
+        image: image.to_string(),
+        port: record.port,
+        subnet: record.subnet.clone(),
+        limits: record.limits.clone(),
+        mounts: vec![
+            Mount { source: state_dir.clone(), target: STATE_MOUNT.to_string() },
+            Mount { source: auth_dir.clone(), target: AUTH_MOUNT.to_string() },
+        ],
+        env,
+        secret_env,
+        command: ["node", "dist/index.js", "gateway", "--bind", "lan", "--port", "18789"].map(String::from).to_vec(),
+    };
+    made.container = true;
+    let (_, image_id) = app.runtime.create_cell(&cell).await.map_err(|err| (step, anyhow!(err)))?;
+    record.image_id = Some(image_id);
+    app.store.put_tenant(record).map_err(|err| (step, anyhow!(err)))?;
+
+    progress(CreateStep::Start);
+    let step = CreateStep::Start;
+    app.runtime.start(&spec.id).await.map_err(|err| (step, anyhow!(err)))?;
+
+    progress(CreateStep::Health);
+    wait_healthy(app, &spec.id, record.port, app.config.cell.health_timeout)
+        .await
+        .map_err(|err| (CreateStep::Health, err))?;
+    Ok(())
+}
+
+/// Waits until `/healthz` answers 200, the cell dies, or the timeout passes.
+pub(crate) async fn wait_healthy(app: &App, tenant: &TenantId, port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if crate::fleet::inventory::probe_healthz(port).await {
+            return Ok(());
+        }
+        match app.runtime.inspect(tenant).await? {
+            None => bail!("the container disappeared while booting"),
+            Some(status) if status.restart_count > 0 || (!status.running && !status.restarting) => {
+                let lines = app.runtime.logs(tenant, Some(8), None).await.unwrap_or_default();
+                let tail: Vec<String> = lines.into_iter().map(|line| line.text).collect();
+                bail!(
+                    "the gateway exited (code {}, {} restarts) instead of becoming healthy; last log lines: {}",
+                    status.exit_code,
+                    status.restart_count,
+                    if tail.is_empty() { "(none)".to_string() } else { tail.join(" | ") }
+                );
+            }
+            Some(_) => {}
+        }
+        if started.elapsed() >= timeout {
+            bail!("the gateway did not answer /healthz within {}s", timeout.as_secs());
+        }
+        tokio::time::sleep(HEALTH_POLL).await;
+    }
+}
+
+/// Removes what a failed or abandoned create made, in reverse order, then the record.
+async fn undo(app: &App, tenant: &TenantId, made: &Made) {
+    if made.container
+        && let Err(err) = app.runtime.remove_cell(tenant).await
+    {
+        tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove container");
+    }
+    if made.network
+        && let Err(err) = app.runtime.remove_network(tenant).await
+    {
+        tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove network");
+    }
+    if made.dirs
+        && let Err(err) = crate::fleet::lifecycle::purge_dirs(app, tenant)
+    {
+        tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove dirs");
+    }
+    if let Err(err) = app.store.remove_tenant(tenant) {
+        tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove record");
+    }
+}
+
+/// Undo everything for an abandoned create (reconcile): all steps may have run.
+pub(crate) async fn undo_all(app: &App, tenant: &TenantId) {
+    undo(app, tenant, &Made { dirs: true, network: true, container: true }).await;
+}
+
+type Validated = (String, Limits, String, Option<&'static str>);
+
+fn validate(app: &App, spec: &TenantSpec) -> anyhow::Result<Validated> {
+    let image = spec.image.clone().unwrap_or_else(|| app.config.cell.image.clone());
+    if image.ends_with(":latest") || !(image.contains(':') || image.contains('@')) || image.contains(char::is_whitespace) {
+        bail!("image {image:?} is not pinned; name a tag such as mtp-test/openclaw:2026.9.6 or a digest");
+    }
+    let limits = spec.limits.clone().unwrap_or(Limits {
+        memory_bytes: app.config.cell.memory_bytes,
+        nano_cpus: app.config.cell.nano_cpus,
+        pids: app.config.cell.pids_limit,
+    });
+    let Some((provider, model_name)) = spec.model.split_once('/') else {
+        bail!("model {:?} must look like provider/model, e.g. anthropic/claude-opus-4-6", spec.model);
+    };
+    if provider.is_empty() || model_name.is_empty() || spec.model.contains(char::is_whitespace) {
+        bail!("model {:?} must look like provider/model, e.g. anthropic/claude-opus-4-6", spec.model);
+    }
+    let provider_env = provider_key_env(provider);
+    if spec.provider_key.is_some() && provider_env.is_none() {
+        bail!(
+            "MTP does not know which environment variable carries a key for provider {provider:?}; known providers: {}",
+            PROVIDER_KEYS.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let Some(key) = &spec.provider_key
+        && (key.expose().trim().is_empty() || key.expose().contains(char::is_whitespace))
+    {
+        bail!("the provider key is empty or contains whitespace; paste the key alone");
+    }
+    let config_text = template::render(&TemplateInput {
+        model: &spec.model,
+        dm_policy: &spec.dm_policy,
+        telegram_api_root: app.config.cell.telegram_api_root.as_deref(),
+    })?;
+    Ok((image, limits, config_text, provider_env))
+}
+
+/// Model providers and the environment variable OpenClaw reads their key from.
+const PROVIDER_KEYS: [(&str, &str); 8] = [
+    ("anthropic", "ANTHROPIC_API_KEY"),
+    ("openai", "OPENAI_API_KEY"),
+    ("google", "GEMINI_API_KEY"),
+    ("openrouter", "OPENROUTER_API_KEY"),
+    ("mistral", "MISTRAL_API_KEY"),
+    ("groq", "GROQ_API_KEY"),
+    ("xai", "XAI_API_KEY"),
+    ("deepseek", "DEEPSEEK_API_KEY"),
+];
+
+fn provider_key_env(provider: &str) -> Option<&'static str> {
+    PROVIDER_KEYS.iter().find(|(p, _)| *p == provider).map(|(_, env)| *env)
+}
+
+fn allocate_port(app: &App, existing: &[TenantRecord]) -> anyhow::Result<u16> {
+    let cell = &app.config.cell;
+    for port in cell.port_start..=cell.port_end {
+        if existing.iter().any(|record| record.port == port) {
+            continue;
+        }
+        if runtime::port_is_free(port) {
+            return Ok(port);
+        }
+    }
+    bail!("no free port in {}..={}; widen cell.portEnd in the config", cell.port_start, cell.port_end)
+}
+
+fn allocate_subnet(app: &App, existing: &[TenantRecord], used: &[String], tried: &[String]) -> anyhow::Result<String> {
+    let pool = app.config.cell.subnet_pool;
+    for index in 0..pool.len() {
+        let subnet = pool.subnet(index);
+        let taken = existing.iter().any(|record| record.subnet == subnet) || used.contains(&subnet) || tried.contains(&subnet);
+        if !taken {
+            return Ok(subnet);
+        }
+    }
+    bail!("the subnet pool {}/{} is exhausted; give cell.subnetPool a larger range", pool.base, pool.prefix)
+}
+
+/// 32 random bytes from the OS CSPRNG, hex encoded.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Hands a path to the cell's user (uid/gid 1000).
+fn give_to_cell(path: &std::path::Path) -> anyhow::Result<()> {
+    std::os::unix::fs::chown(path, Some(CELL_UID), Some(CELL_UID)).with_context(|| {
+        format!("cannot give {} to uid {CELL_UID} (the cell's user); run mtp as root or as uid {CELL_UID}", path.display())
+    })?;
+    if path.is_dir() {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// This process, as reconcile will check it later.
+pub(crate) fn process_mark() -> ProcessMark {
+    let pid = std::process::id();
+    ProcessMark { pid, start_ticks: process_start_ticks(pid).unwrap_or(0) }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: the start time in clock ticks after boot.
+pub(crate) fn process_start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; it ends at the last ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}

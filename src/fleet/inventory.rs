@@ -1,0 +1,166 @@
+//! `list` and `show`: what the fleet looks like now, the store's desired state
+//! joined with what Docker and the gateway say.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::future::join_all;
+
+use crate::fleet::App;
+use crate::runtime::CellStatus;
+use crate::tenant::{CellState, TenantId, TenantRecord};
+
+/// How long `list` waits for one cell's `/healthz`; a slow cell shows as failed.
+const LIST_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The observed state of a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewState {
+    Creating,
+    Running,
+    Stopped,
+    Failed,
+    /// The store has the tenant but Docker has no container for it.
+    Missing,
+}
+
+impl ViewState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewState::Creating => "creating",
+            ViewState::Running => "running",
+            ViewState::Stopped => "stopped",
+            ViewState::Failed => "failed",
+            ViewState::Missing => "missing",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Ok,
+    Failed,
+    Unknown,
+}
+
+impl Health {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::Failed => "failed",
+            Health::Unknown => "unknown",
+        }
+    }
+}
+
+/// One tenant as the operator sees it. No secret is in here.
+#[derive(Debug, Clone)]
+pub struct TenantView {
+    pub record: TenantRecord,
+    pub state: ViewState,
+    pub health: Health,
+    /// Docker's view, when the container exists.
+    pub container: Option<CellStatus>,
+}
+
+impl TenantView {
+    #[must_use]
+    pub fn id(&self) -> &TenantId {
+        &self.record.id
+    }
+}
+
+/// Every tenant, ordered by id, with Docker state and a `/healthz` probe each
+/// (probed concurrently).
+///
+/// # Errors
+///
+/// The store or Docker cannot be read.
+pub async fn list(app: &App) -> anyhow::Result<Vec<TenantView>> {
+    let records = app.store.tenants()?;
+    let views = join_all(records.into_iter().map(|record| view(app, record))).await;
+    views.into_iter().collect()
+}
+
+/// One tenant; an unknown id is an error that names the closest known ids.
+pub async fn show(app: &App, tenant: &TenantId) -> anyhow::Result<TenantView> {
+    let record = known(app, tenant)?;
+    view(app, record).await
+}
+
+/// The record of `tenant`, or an error that suggests the closest ids.
+pub(crate) fn known(app: &App, tenant: &TenantId) -> anyhow::Result<TenantRecord> {
+    if let Some(record) = app.store.tenant(tenant)? {
+        return Ok(record);
+    }
+    let ids: Vec<String> = app.store.tenants()?.into_iter().map(|r| r.id.to_string()).collect();
+    let mut close: Vec<&String> = ids.iter().filter(|id| similar(id, tenant.as_str())).collect();
+    close.truncate(3);
+    if close.is_empty() {
+        anyhow::bail!("no tenant {tenant}; `mtp tenant list` shows the tenants there are");
+    }
+    let names: Vec<&str> = close.iter().map(|s| s.as_str()).collect();
+    anyhow::bail!("no tenant {tenant}; did you mean {}?", names.join(" or "))
+}
+
+fn similar(a: &str, b: &str) -> bool {
+    a.contains(b) || b.contains(a) || edit_distance(a, b) <= 2
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+async fn view(app: &App, record: TenantRecord) -> anyhow::Result<TenantView> {
+    let container = match app.runtime.inspect(&record.id).await {
+        Ok(container) => container,
+        Err(crate::runtime::Error::Foreign { .. }) => None,
+        Err(err) => return Err(err).with_context(|| format!("cannot inspect the cell of {}", record.id)),
+    };
+    let running = container.as_ref().is_some_and(|c| c.running);
+    let state = match (record.state, &container) {
+        (CellState::Creating, _) => ViewState::Creating,
+        (CellState::Failed, _) => ViewState::Failed,
+        (_, None) => ViewState::Missing,
+        (_, Some(_)) if running => ViewState::Running,
+        (_, Some(_)) => ViewState::Stopped,
+    };
+    let health = if running {
+        if probe_healthz_within(record.port, LIST_PROBE_TIMEOUT).await { Health::Ok } else { Health::Failed }
+    } else if record.state == CellState::Running {
+        // Meant to run, but is not.
+        Health::Failed
+    } else {
+        Health::Unknown
+    };
+    Ok(TenantView { record, state, health, container })
+}
+
+/// True when `GET /healthz` on the cell's published port answers 200.
+pub(crate) async fn probe_healthz(port: u16) -> bool {
+    probe_healthz_within(port, LIST_PROBE_TIMEOUT).await
+}
+
+async fn probe_healthz_within(port: u16, timeout: Duration) -> bool {
+    // Swapped for gateway::http once that module lands.
+    let Ok(client) = reqwest::Client::builder().timeout(timeout).no_proxy().build() else {
+        return false;
+    };
+    match client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
+        Ok(response) => response.status().is_success(),
+        Err(_) => false,
+    }
+}

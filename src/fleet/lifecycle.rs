@@ -1,0 +1,143 @@
+//! Start, stop, restart, remove and logs of one tenant's cell. Each acts on the
+//! labelled container of that tenant only.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::fleet::inventory::known;
+use crate::fleet::{Actor, App, audit, now, redact};
+use crate::runtime::{self, LogLine, Started, Stopped};
+use crate::tenant::{CellState, TenantId};
+
+/// What `remove` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub container: bool,
+    pub network: bool,
+    /// The data dirs were deleted (`purge`).
+    pub purged: bool,
+}
+
+/// Starts a stopped cell and waits for `/healthz`.
+pub async fn start(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<Started> {
+    let mut record = known(app, tenant)?;
+    let result = async {
+        let started = app.runtime.start(tenant).await?;
+        crate::fleet::create::wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await?;
+        anyhow::Ok(started)
+    }
+    .await;
+    finish(app, actor, "start", tenant, &result);
+    let started = result?;
+    record.state = CellState::Running;
+    record.updated_at = now();
+    app.store.put_tenant(&record)?;
+    Ok(started)
+}
+
+/// Stops a cell on purpose: the monitor raises nothing for it.
+pub async fn stop(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<Stopped> {
+    let mut record = known(app, tenant)?;
+    // Record the intent first, so a monitor never alerts on a stop we asked for.
+    record.state = CellState::Stopped;
+    record.updated_at = now();
+    app.store.put_tenant(&record)?;
+    let result = app.runtime.stop(tenant).await.map_err(anyhow::Error::from);
+    finish(app, actor, "stop", tenant, &result);
+    result
+}
+
+/// Restarts a cell and waits for `/healthz`.
+pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<()> {
+    let mut record = known(app, tenant)?;
+    let result = async {
+        app.runtime.restart(tenant).await?;
+        crate::fleet::create::wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await
+    }
+    .await;
+    finish(app, actor, "restart", tenant, &result);
+    result?;
+    record.state = CellState::Running;
+    record.updated_at = now();
+    app.store.put_tenant(&record)?;
+    Ok(())
+}
+
+/// Removes the cell's container and network and the tenant's record. The data
+/// dirs stay unless `purge`.
+pub async fn remove(app: &App, actor: &Actor, tenant: &TenantId, purge: bool) -> anyhow::Result<Removed> {
+    known(app, tenant)?;
+    let result = async {
+        let container = app.runtime.remove_cell(tenant).await?;
+        let network = app.runtime.remove_network(tenant).await?;
+        if purge {
+            purge_dirs(app, tenant)?;
+        }
+        app.store.remove_tenant(tenant)?;
+        anyhow::Ok(Removed { container, network, purged: purge })
+    }
+    .await;
+    let action = if purge { "rm --purge" } else { "rm" };
+    finish(app, actor, action, tenant, &result);
+    result
+}
+
+/// The cell's log lines with the tenant's secrets replaced by `<redacted>`.
+pub async fn logs(app: &App, tenant: &TenantId, tail: Option<usize>, since: Option<Duration>) -> anyhow::Result<Vec<LogLine>> {
+    known(app, tenant)?;
+    let since = since.map(|ago| now() - i64::try_from(ago.as_secs()).unwrap_or(i64::MAX / 2));
+    let lines = app.runtime.logs(tenant, tail, since).await?;
+    let secrets: Vec<_> = app.store.secrets(tenant)?.into_iter().map(|(_, value)| value).collect();
+    Ok(lines.into_iter().map(|line| LogLine { stderr: line.stderr, text: redact(&line.text, &secrets) }).collect())
+}
+
+/// Deletes `<data>/tenants/<id>` after checking it is exactly that leaf and no
+/// symlink, so a bad record can never delete anything else.
+pub(crate) fn purge_dirs(app: &App, tenant: &TenantId) -> anyhow::Result<()> {
+    let tenants_dir = app.config.tenants_dir();
+    let dir = app.tenant_dir(tenant);
+    let meta = match std::fs::symlink_metadata(&dir) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).with_context(|| format!("cannot stat {}", dir.display())),
+    };
+    if meta.file_type().is_symlink() || !meta.is_dir() {
+        bail!("{} is not a plain directory (a symlink?); refusing to delete it, remove it by hand", dir.display());
+    }
+    let canonical_parent = tenants_dir.canonicalize().with_context(|| format!("cannot resolve {}", tenants_dir.display()))?;
+    let canonical = dir.canonicalize().with_context(|| format!("cannot resolve {}", dir.display()))?;
+    if canonical.parent() != Some(canonical_parent.as_path()) || canonical.file_name() != Some(tenant.as_str().as_ref()) {
+        bail!("{} does not resolve to a tenant dir inside {}; refusing to delete it", dir.display(), tenants_dir.display());
+    }
+    for leaf in ["state", "auth"] {
+        let path = dir.join(leaf);
+        if let Ok(meta) = std::fs::symlink_metadata(&path)
+            && meta.file_type().is_symlink()
+        {
+            bail!("{} is a symlink; refusing to delete it, remove it by hand", path.display());
+        }
+    }
+    remove_tree(&canonical)
+}
+
+fn remove_tree(path: &Path) -> anyhow::Result<()> {
+    std::fs::remove_dir_all(path).with_context(|| format!("cannot delete {}", path.display()))
+}
+
+fn finish<T>(app: &App, actor: &Actor, action: &str, tenant: &TenantId, result: &anyhow::Result<T>) {
+    match result {
+        Ok(_) => audit(app, actor, action, Some(tenant), Ok(())),
+        Err(err) => {
+            let secrets: Vec<_> = app.store.secrets(tenant).unwrap_or_default().into_iter().map(|(_, v)| v).collect();
+            let reason = redact(&format!("{err:#}"), &secrets);
+            let step = match err.downcast_ref::<runtime::Error>() {
+                Some(runtime::Error::NotFound(_)) => "container",
+                Some(_) => "docker",
+                None => "gateway",
+            };
+            audit(app, actor, action, Some(tenant), Err((step, &reason)));
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! One tenant's container: create with the hardened cell profile, start, stop,
+//! restart, remove, inspect, list, logs and exec. Every call checks the
+//! `mtp.tenant` label first, so a same-named container MTP did not make is
+//! never touched.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, MountTypeEnum, NetworkingConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use crate::runtime::{Error, LABEL_GENERATION, LABEL_TENANT, Result, Runtime, is_status, labels};
+use crate::tenant::{Limits, Secret, TenantId};
+
+/// The port the gateway listens on inside every cell.
+pub const GATEWAY_PORT: u16 = 18789;
+
+/// Seconds Docker gives the gateway to drain on stop before SIGKILL; OpenClaw
+/// drains active work on SIGTERM, and an idle gateway stops in a few seconds.
+const STOP_GRACE_SECS: i32 = 30;
+
+/// Everything the runtime needs to make one cell.
+#[derive(Debug, Clone)]
+pub struct CellSpec {
+    pub tenant: TenantId,
+    pub generation: u64,
+    pub image: String,
+    /// Host port on 127.0.0.1 that publishes the gateway.
+    pub port: u16,
+    /// The /28 of the cell's own network.
+    pub subnet: String,
+    pub limits: Limits,
+    pub mounts: Vec<Mount>,
+    /// Plain environment, `NAME=value`.
+    pub env: Vec<(String, String)>,
+    /// Secret environment (tokens, keys); never logged.
+    pub secret_env: Vec<(String, Secret<String>)>,
+    pub command: Vec<String>,
+}
+
+/// A host directory bound into the cell.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub source: PathBuf,
+    pub target: String,
+}
+
+/// A labelled cell as listed by Docker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellInfo {
+    pub tenant: TenantId,
+    pub container_id: String,
+    pub generation: u64,
+    pub running: bool,
+    /// Docker's state word: created, running, exited, restarting, …
+    pub state: String,
+}
+
+/// What inspect says of a cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellStatus {
+    pub container_id: String,
+    pub image_id: String,
+    pub running: bool,
+    pub restarting: bool,
+    pub state: String,
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    pub restart_count: i64,
+    /// RFC 3339, as Docker reports it.
+    pub started_at: Option<String>,
+    pub generation: u64,
+}
+
+/// Output of a command run in a cell.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub output: String,
+}
+
+/// One line of a cell's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub stderr: bool,
+    pub text: String,
+}
+
+/// How `start` went; a cell that already runs is not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    Started,
+    AlreadyRunning,
+}
+
+/// How `stop` went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    Stopped,
+    AlreadyStopped,
+}
+
+impl Runtime {
+    /// Creates (not starts) the cell container with the hardened profile and
+    /// returns its container id and the image id actually used.
+    ///
+    /// # Errors
+    ///
+    /// `NoImage` when the image is missing, `Foreign` when a container of that
+    /// name exists without our label, `Docker` for anything else.
+    pub async fn create_cell(&self, spec: &CellSpec) -> Result<(String, String)> {
+        let name = spec.tenant.cell_name();
+        let image = match self.docker().inspect_image(&spec.image).await {
+            Ok(image) => image,
+            Err(err) if is_status(&err, 404) => return Err(Error::NoImage { image: spec.image.clone() }),
+            Err(err) => return Err(err.into()),
+        };
+        let image_id = image.id.unwrap_or_default();
+        if let Some(owner) = self.container_owner(&name).await? {
+            if owner.as_deref() != Some(spec.tenant.as_str()) {
+                return Err(Error::Foreign { name });
+            }
+            // Our own leftover from an earlier attempt: replace it.
+            self.force_remove(&name).await?;
+        }
+
+        let port_key = format!("{GATEWAY_PORT}/tcp");
+        let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        env.extend(spec.secret_env.iter().map(|(k, v)| format!("{k}={}", v.expose())));
+        let host_config = HostConfig {
+            cap_drop: Some(vec!["ALL".to_string()]),
+            security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+            init: Some(true),
+            pids_limit: Some(spec.limits.pids),
+            memory: Some(spec.limits.memory_bytes),
+            // Same as memory: no swap on top of the limit.
+            memory_swap: Some(spec.limits.memory_bytes),
+            nano_cpus: Some(spec.limits.nano_cpus),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            privileged: Some(false),
+            port_bindings: Some(HashMap::from([(
+                port_key.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".to_string()),
+                    host_port: Some(spec.port.to_string()),
+                }]),
+            )])),
+            mounts: Some(
+                spec.mounts
+                    .iter()
+                    .map(|mount| bollard::models::Mount {
+                        target: Some(mount.target.clone()),
+                        source: Some(mount.source.display().to_string()),
+                        typ: Some(MountTypeEnum::BIND),
+                        read_only: Some(false),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            network_mode: Some(name.clone()),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.command.clone()),
+            env: Some(env),
+            user: Some("1000:1000".to_string()),
+            labels: Some(labels(&spec.tenant, spec.generation)),
+            exposed_ports: Some(HashMap::from([(port_key, HashMap::new())])),
+            host_config: Some(host_config),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(name.clone(), EndpointSettings::default())])),
+            }),
+            stop_timeout: Some(i64::from(STOP_GRACE_SECS)),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        let created = self.docker().create_container(Some(options), body).await?;
+        Ok((created.id, image_id))
+    }
+
+    /// Starts the tenant's cell.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `Foreign`, or Docker's refusal (for example the port is taken).
+    pub async fn start(&self, tenant: &TenantId) -> Result<Started> {
+        let name = self.own_container(tenant).await?;
+        match self.docker().start_container(&name, None::<bollard::query_parameters::StartContainerOptions>).await {
+            Ok(()) => Ok(Started::Started),
+            Err(err) if is_status(&err, 304) => Ok(Started::AlreadyRunning),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Stops the tenant's cell (SIGTERM, then SIGKILL after the grace period).
+    pub async fn stop(&self, tenant: &TenantId) -> Result<Stopped> {
+        let name = self.own_container(tenant).await?;
+        let options = StopContainerOptionsBuilder::new().t(STOP_GRACE_SECS).build();
+        match self.docker().stop_container(&name, Some(options)).await {
+            Ok(()) => Ok(Stopped::Stopped),
+            Err(err) if is_status(&err, 304) => Ok(Stopped::AlreadyStopped),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    pub async fn restart(&self, tenant: &TenantId) -> Result<()> {
+        let name = self.own_container(tenant).await?;
+        let options = RestartContainerOptionsBuilder::new().t(STOP_GRACE_SECS).build();
+        self.docker().restart_container(&name, Some(options)).await?;
+        Ok(())
+    }
+
+    /// Removes the tenant's container (running or not); `Ok(false)` when there was none.
+    pub async fn remove_cell(&self, tenant: &TenantId) -> Result<bool> {
+        let name = tenant.cell_name();
+        match self.container_owner(&name).await? {
+            None => Ok(false),
+            Some(Some(owner)) if owner == tenant.as_str() => {
+                self.force_remove(&name).await?;
+                Ok(true)
+            }
+            Some(_) => Err(Error::Foreign { name }),
+        }
+    }
+
+    /// Inspects the tenant's cell; `Ok(None)` when it does not exist.
+    pub async fn inspect(&self, tenant: &TenantId) -> Result<Option<CellStatus>> {
+        let name = tenant.cell_name();
+        let info = match self
+            .docker()
+            .inspect_container(&name, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+        {
+            Ok(info) => info,
+            Err(err) if is_status(&err, 404) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let labels = info.config.as_ref().and_then(|config| config.labels.clone()).unwrap_or_default();
+        if labels.get(LABEL_TENANT).map(String::as_str) != Some(tenant.as_str()) {
+            return Err(Error::Foreign { name });
+        }
+        let state = info.state.unwrap_or_default();
+        Ok(Some(CellStatus {
+            container_id: info.id.unwrap_or_default(),
+            image_id: info.image.unwrap_or_default(),
+            running: state.running.unwrap_or(false),
+            restarting: state.restarting.unwrap_or(false),
+            state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            exit_code: state.exit_code.unwrap_or(0),
+            oom_killed: state.oom_killed.unwrap_or(false),
+            restart_count: info.restart_count.unwrap_or(0),
+            started_at: state.started_at,
+            generation: labels.get(LABEL_GENERATION).and_then(|g| g.parse().ok()).unwrap_or(0),
+        }))
+    }
+
+    /// Every container carrying `mtp.managed=true`, running or not.
+    pub async fn list_cells(&self) -> Result<Vec<CellInfo>> {
+        let filters = HashMap::from([("label", vec!["mtp.managed=true"])]);
+        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let containers = self.docker().list_containers(Some(options)).await?;
+        let mut res = Vec::new();
+        for container in containers {
+            let labels = container.labels.unwrap_or_default();
+            let Some(tenant) = labels.get(LABEL_TENANT).and_then(|id| id.parse::<TenantId>().ok()) else {
+                continue;
+            };
+            let state = container.state.map(|s| s.to_string()).unwrap_or_default();
+            res.push(CellInfo {
+                tenant,
+                container_id: container.id.unwrap_or_default(),
+                generation: labels.get(LABEL_GENERATION).and_then(|g| g.parse().ok()).unwrap_or(0),
+                running: state == "running",
+                state,
+            });
+        }
+        Ok(res)
+    }
+
+    /// The last `tail` lines of the cell's log (all with `None`), optionally only
+    /// those since a unix time.
+    pub async fn logs(&self, tenant: &TenantId, tail: Option<usize>, since: Option<i64>) -> Result<Vec<LogLine>> {
+        let name = self.own_container(tenant).await?;
+        let mut options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(false);
+        options = match tail {
+            Some(n) => options.tail(&n.to_string()),
+            None => options.tail("all"),
+        };
+        if let Some(since) = since {
+            options = options.since(i32::try_from(since).unwrap_or(i32::MAX));
+        }
+        let mut stream = self.docker().logs(&name, Some(options.build()));
+        let mut res = Vec::new();
+        let mut pending: HashMap<bool, String> = HashMap::new();
+        while let Some(chunk) = stream.next().await {
+            let (stderr, bytes) = match chunk? {
+                bollard::container::LogOutput::StdErr { message } => (true, message),
+                bollard::container::LogOutput::StdOut { message }
+                | bollard::container::LogOutput::Console { message } => (false, message),
+                bollard::container::LogOutput::StdIn { .. } => continue,
+            };
+            let buffer = pending.entry(stderr).or_default();
+            buffer.push_str(&String::from_utf8_lossy(&bytes));
+            while let Some(at) = buffer.find('\n') {
+                let line: String = buffer.drain(..=at).collect();
+                res.push(LogLine { stderr, text: line.trim_end_matches(['\n', '\r']).to_string() });
+            }
+        }
+        for (stderr, rest) in pending {
+            if !rest.is_empty() {
+                res.push(LogLine { stderr, text: rest });
+            }
+        }
+        Ok(res)
+    }
+
+    /// Runs `command` in the running cell as its own user and collects the output.
+    pub async fn exec(&self, tenant: &TenantId, command: &[&str]) -> Result<ExecOutput> {
+        let name = self.own_container(tenant).await?;
+        let config = bollard::exec::CreateExecOptions {
+            cmd: Some(command.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self.docker().create_exec(&name, config).await?;
+        let mut output = String::new();
+        match self.docker().start_exec(&exec.id, None).await? {
+            bollard::exec::StartExecResults::Attached { output: mut stream, .. } => {
+                while let Some(chunk) = stream.next().await {
+                    output.push_str(&chunk?.to_string());
+                }
+            }
+            bollard::exec::StartExecResults::Detached => {}
+        }
+        let inspect = self.docker().inspect_exec(&exec.id).await?;
+        Ok(ExecOutput { exit_code: inspect.exit_code.unwrap_or(-1), output })
+    }
+
+    /// The name of the tenant's container, after checking it is ours.
+    async fn own_container(&self, tenant: &TenantId) -> Result<String> {
+        let name = tenant.cell_name();
+        match self.container_owner(&name).await? {
+            None => Err(Error::NotFound(tenant.clone())),
+            Some(Some(owner)) if owner == tenant.as_str() => Ok(name),
+            Some(_) => Err(Error::Foreign { name }),
+        }
+    }
+
+    /// `None`: no such container; `Some(label)`: it exists, with its tenant label if any.
+    async fn container_owner(&self, name: &str) -> Result<Option<Option<String>>> {
+        match self
+            .docker()
+            .inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+        {
+            Ok(info) => {
+                // Inspect also matches id prefixes; insist on the exact name.
+                if info.name.as_deref().map(|n| n.trim_start_matches('/')) != Some(name) {
+                    return Ok(None);
+                }
+                Ok(Some(info.config.and_then(|config| config.labels).and_then(|labels| labels.get(LABEL_TENANT).cloned())))
+            }
+            Err(err) if is_status(&err, 404) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn force_remove(&self, name: &str) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
+        match self.docker().remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_status(&err, 404) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
