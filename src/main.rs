@@ -184,7 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for view in &views {
                 out.push_str(&format!(
                     "{:<40} {:<9} {:<8} {:<6} {}\n",
-                    view.id(),
+                    view.id().as_str(),
                     view.state.as_str(),
                     view.health.as_str(),
                     view.record.port,
@@ -230,7 +230,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         TenantCommand::Rm { id, purge, yes } => {
             let id = parse_id(&id)?;
             reconcile_quietly(&app).await?;
-            fleet::show(&app, &id).await?;
             if !yes {
                 confirm_removal(&id, purge)?;
             }

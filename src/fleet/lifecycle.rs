@@ -67,8 +67,16 @@ pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Res
 
 /// Removes the cell's container and network and the tenant's record. The data
 /// dirs stay unless `purge`.
+///
+/// A tenant removed earlier without `purge` has no record but keeps its data;
+/// `remove` with `purge` deletes that data too.
 pub async fn remove(app: &App, actor: &Actor, tenant: &TenantId, purge: bool) -> anyhow::Result<Removed> {
-    known(app, tenant)?;
+    if let Err(err) = known(app, tenant) {
+        let leftover = app.tenant_dir(tenant).exists();
+        if !(purge && leftover) {
+            return Err(err);
+        }
+    }
     let result = async {
         let container = app.runtime.remove_cell(tenant).await?;
         let network = app.runtime.remove_network(tenant).await?;

@@ -1,0 +1,296 @@
+//! Cells on a real Docker engine with the real OpenClaw image: create, list,
+//! stop/start/restart, rm and purge, ports, bad input, failed creates, a killed
+//! create, and secrets kept out of every output. Drives the `mtp` binary as an
+//! operator would; a few checks call `fleet` directly.
+
+mod common;
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{BOT_TOKEN, CRASH_IMAGE, HANG_IMAGE, TestEnv, assert_ok, json, stderr, stdout};
+
+/// The whole life of a tenant: create → healthy → listed as running with its
+/// port → stop → start → restart → rm (data kept) → rm --purge (data gone), and
+/// nothing of ours left in Docker or on disk. A foreign listener on the first
+/// port of the range is skipped. Secrets never appear in any output.
+#[test]
+fn a_tenant_lives_from_create_to_purge() {
+    let env = TestEnv::new("a_tenant_lives_from_create_to_purge", 19200, "180s");
+    let id = env.tenant("acme");
+    let foreign = TcpListener::bind("127.0.0.1:19200").expect("hold the first port");
+
+    let created = json(&env.mtp(&["tenant", "create", &id, "--bot-token-file", env.token_file().to_str().unwrap(), "--name", "Acme Corp", "--json"]));
+    assert_eq!(created["id"], id.as_str());
+    assert_eq!(created["state"], "running");
+    assert_eq!(created["health"], "ok");
+    assert_eq!(created["port"], 19201, "the foreign listener's port must be skipped");
+    assert!(created["image_id"].as_str().unwrap().starts_with("sha256:"), "{created}");
+    drop(foreign);
+
+    // The cell profile, as Docker reports it.
+    let inspect = Command::new("docker").args(["inspect", &format!("mtp-cell-{id}")]).output().unwrap();
+    let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let host = &inspect[0]["HostConfig"];
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(host["SecurityOpt"], serde_json::json!(["no-new-privileges:true"]));
+    assert_eq!(host["Init"], true);
+    assert_eq!(host["PidsLimit"], 512);
+    assert_eq!(host["Memory"], 1024 * 1024 * 1024);
+    assert_eq!(host["NanoCpus"], 1_500_000_000);
+    assert_eq!(host["RestartPolicy"]["Name"], "unless-stopped");
+    assert_eq!(host["Privileged"], false);
+    assert_eq!(host["PortBindings"]["18789/tcp"], serde_json::json!([{ "HostIp": "127.0.0.1", "HostPort": "19201" }]));
+    assert_eq!(host["NetworkMode"], format!("mtp-cell-{id}"));
+    let labels = &inspect[0]["Config"]["Labels"];
+    assert_eq!(labels["mtp.managed"], "true");
+    assert_eq!(labels["mtp.tenant"], id.as_str());
+    assert_eq!(labels["mtp.generation"], "1");
+    let state_dir = env.data_dir().join("tenants").join(&id).join("state");
+    let meta = std::fs::metadata(&state_dir).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1000);
+
+    let listed = json(&env.mtp(&["tenant", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["state"], "running");
+    assert_eq!(listed[0]["port"], 19201);
+
+    assert_ok(&env.mtp(&["tenant", "stop", &id]));
+    let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
+    assert_eq!((shown["state"].as_str(), shown["health"].as_str()), (Some("stopped"), Some("unknown")));
+    assert_ok(&env.mtp(&["tenant", "start", &id]));
+    assert_ok(&env.mtp(&["tenant", "restart", &id]));
+    let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
+    assert_eq!((shown["state"].as_str(), shown["health"].as_str()), (Some("running"), Some("ok")));
+
+    // Secrets: not in list/show/logs output, not in the audit log; store is 0600.
+    let gateway_token = {
+        let inspect = Command::new("docker").args(["inspect", "--format", "{{json .Config.Env}}", &format!("mtp-cell-{id}")]).output().unwrap();
+        let env_list: Vec<String> = serde_json::from_slice(&inspect.stdout).unwrap();
+        env_list.iter().find_map(|kv| kv.strip_prefix("OPENCLAW_GATEWAY_TOKEN=").map(str::to_string)).unwrap()
+    };
+    assert_eq!(gateway_token.len(), 64);
+    let mut outputs = String::new();
+    for args in [vec!["tenant", "list"], vec!["tenant", "list", "--json"], vec!["tenant", "show", &id], vec!["tenant", "show", &id, "--json"], vec!["tenant", "logs", &id]] {
+        let output = env.mtp(&args);
+        assert_ok(&output);
+        outputs.push_str(&stdout(&output));
+        outputs.push_str(&stderr(&output));
+    }
+    assert!(outputs.contains(&id));
+    assert!(!outputs.contains(&gateway_token), "gateway token leaked");
+    assert!(!outputs.contains(BOT_TOKEN), "bot token leaked");
+    let store_path = env.data_dir().join("mtp.redb");
+    assert_eq!(std::fs::metadata(&store_path).unwrap().permissions().mode() & 0o777, 0o600);
+    let store_bytes = std::fs::read(&store_path).unwrap();
+    let audit = String::from_utf8_lossy(&store_bytes);
+    assert!(audit.contains("\"action\":\"restart\""), "audit log has the restart");
+
+    // rm keeps data; rm --purge deletes it.
+    assert_ok(&env.mtp(&["tenant", "rm", &id, "--yes"]));
+    assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+    assert!(state_dir.join("openclaw.json").exists(), "rm must keep the data");
+    assert_eq!(json(&env.mtp(&["tenant", "list", "--json"])), serde_json::json!([]));
+    assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+    assert!(!env.data_dir().join("tenants").join(&id).exists(), "purge must delete the data");
+    assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+}
+
+/// Bad ids and a duplicate are refused with a message that says what is wrong
+/// (exit code 2), and leave no container, network, dir or record.
+#[test]
+fn bad_ids_and_duplicates_are_refused_and_leave_nothing() {
+    let env = TestEnv::new("bad_ids_and_duplicates_are_refused", 19240, "3s");
+    let token = env.token_file();
+    let token = token.to_str().unwrap();
+    let long = "a".repeat(41);
+    for (bad, hint) in [
+        ("../x", "lowercase letters"),
+        ("Acme", "lowercase letters"),
+        ("a_b", "lowercase letters"),
+        (long.as_str(), "limit is 40"),
+        ("", "cannot be empty"),
+        ("-a", "start and end"),
+    ] {
+        // `--` so that clap hands "-a" over as the id rather than as a flag.
+        let output = env.mtp(&["tenant", "create", "--bot-token-file", token, "--", bad]);
+        assert_eq!(output.status.code(), Some(2), "id {bad:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(hint), "id {bad:?}: {}", stderr(&output));
+    }
+    assert_eq!(json(&env.mtp(&["tenant", "list", "--json"])), serde_json::json!([]));
+    assert!(!env.data_dir().join("tenants").exists() || std::fs::read_dir(env.data_dir().join("tenants")).unwrap().count() == 0);
+
+    // A malformed bot token is refused the same way.
+    std::fs::write(env.dir.join("bad-token"), "not-a-token").unwrap();
+    let output = env.mtp(&["tenant", "create", &env.tenant("x"), "--bot-token-file", env.dir.join("bad-token").to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("does not look like a bot token"), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("not-a-token"), "the pasted value must not be echoed");
+
+    // A duplicate: the first create fails but is kept, so the id is taken.
+    let id = env.tenant("dup");
+    let first = env.mtp(&["tenant", "create", &id, "--bot-token-file", token, "--image", HANG_IMAGE, "--keep-failed"]);
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let leftovers_before = env.docker_leftovers();
+    let second = env.mtp(&["tenant", "create", &id, "--bot-token-file", token]);
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    assert!(stderr(&second).contains("already exists"), "{}", stderr(&second));
+    assert_eq!(env.docker_leftovers(), leftovers_before, "a refused duplicate must not touch the first");
+    assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+    assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+}
+
+/// A gateway that never answers `/healthz` makes create fail within its timeout
+/// and leaves nothing behind; with `--keep-failed` the container stays, stopped,
+/// and the tenant shows as failed with the reason.
+#[test]
+fn a_cell_that_never_gets_healthy_fails_and_leaves_nothing() {
+    let env = TestEnv::new("a_cell_that_never_gets_healthy", 19260, "4s");
+    let token = env.token_file();
+    let id = env.tenant("hang");
+    let started = Instant::now();
+    let output = env.mtp(&["tenant", "create", &id, "--bot-token-file", token.to_str().unwrap(), "--image", HANG_IMAGE]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("failed at step health"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("everything it made was removed"), "{}", stderr(&output));
+    assert!(started.elapsed() < Duration::from_secs(60), "create must give up near its 4 s timeout");
+    assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+    assert!(!env.data_dir().join("tenants").join(&id).exists());
+    assert_eq!(json(&env.mtp(&["tenant", "list", "--json"])), serde_json::json!([]));
+
+    let output = env.mtp(&["tenant", "create", &id, "--bot-token-file", token.to_str().unwrap(), "--image", HANG_IMAGE, "--keep-failed"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("kept for inspection"), "{}", stderr(&output));
+    let name = format!("mtp-cell-{id}");
+    assert!(env.docker_leftovers().contains(&name), "the container is kept");
+    let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
+    assert_eq!(shown["state"], "failed");
+    assert!(shown["last_error"].as_str().unwrap().contains("/healthz"), "{shown}");
+    assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+    assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+}
+
+/// A gateway that exits at once fails the create quickly with its last log
+/// lines, secrets redacted in the error, the audit log and `logs`.
+#[test]
+fn a_crashing_gateway_fails_fast_with_its_log_redacted() {
+    let env = TestEnv::new("a_crashing_gateway_fails_fast", 19280, "120s");
+    let id = env.tenant("crash");
+    let started = Instant::now();
+    let output = env.mtp(&["tenant", "create", &id, "--bot-token-file", env.token_file().to_str().unwrap(), "--image", CRASH_IMAGE, "--keep-failed"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(started.elapsed() < Duration::from_secs(60), "a crash must not wait for the 120 s timeout");
+    let err = stderr(&output);
+    assert!(err.contains("Invalid config: channels.telegram: boom"), "{err}");
+    assert!(err.contains("booting with OPENCLAW_GATEWAY_TOKEN=<redacted> TELEGRAM_BOT_TOKEN=<redacted>"), "{err}");
+    assert!(!err.contains(BOT_TOKEN), "{err}");
+
+    let logs = env.mtp(&["tenant", "logs", &id]);
+    assert_ok(&logs);
+    assert!(stdout(&logs).contains("OPENCLAW_GATEWAY_TOKEN=<redacted>"), "{}", stdout(&logs));
+    assert!(!stdout(&logs).contains(BOT_TOKEN));
+    let store_bytes = std::fs::read(env.data_dir().join("mtp.redb")).unwrap();
+    let text = String::from_utf8_lossy(&store_bytes);
+    assert!(text.contains("\"step\":\"health\""), "the audit log names the step");
+    assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+    // Audit entries stay after the tenant is gone; the secrets table rows do not.
+    let store_bytes = std::fs::read(env.data_dir().join("mtp.redb")).unwrap();
+    let text = String::from_utf8_lossy(&store_bytes);
+    assert!(text.contains("\"action\":\"rm --purge\""));
+}
+
+/// `mtp` killed in the middle of a create (container made, not yet running)
+/// leaves a `creating` record; the next mutating command's reconcile undoes it.
+#[test]
+fn a_killed_create_is_undone_by_the_next_command() {
+    let env = TestEnv::new("a_killed_create_is_undone", 19300, "300s");
+    let id = env.tenant("killed");
+    let mut child = env
+        .mtp_command(&["tenant", "create", &id, "--bot-token-file", env.token_file().to_str().unwrap(), "--image", HANG_IMAGE])
+        .spawn()
+        .unwrap();
+    let name = format!("mtp-cell-{id}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new("docker").args(["ps", "--filter", &format!("name=^{name}$"), "--format", "{{.Names}}"]).output().unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim() == name {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the container never started");
+        assert!(child.try_wait().unwrap().is_none(), "create ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let listed = json(&env.mtp(&["tenant", "list", "--json"]));
+    assert_eq!(listed[0]["state"], "creating", "{listed}");
+
+    let report = json(&env.mtp(&["tenant", "reconcile", "--json"]));
+    assert_eq!(report["cleaned"], serde_json::json!([id]), "{report}");
+    assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+    assert!(!env.data_dir().join("tenants").join(&id).exists());
+    assert_eq!(json(&env.mtp(&["tenant", "list", "--json"])), serde_json::json!([]));
+    let again = json(&env.mtp(&["tenant", "reconcile", "--json"]));
+    assert_eq!(again["cleaned"], serde_json::json!([]));
+}
+
+/// Labelled containers with no record and records with no container are
+/// reported; start/stop refuse a same-named container without our labels.
+#[test]
+fn reconcile_reports_orphans_and_foreign_containers_are_never_touched() {
+    let env = TestEnv::new("reconcile_reports_orphans", 19320, "3s");
+    let orphan = env.tenant("orphan");
+    let foreign = env.tenant("foreign");
+    let out = Command::new("docker")
+        .args(["create", "--name", &format!("mtp-cell-{orphan}"), "--label", "mtp.managed=true", "--label", &format!("mtp.tenant={orphan}"), HANG_IMAGE])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("docker").args(["create", "--name", &format!("mtp-cell-{foreign}"), HANG_IMAGE]).output().unwrap();
+    assert!(out.status.success());
+
+    let report = json(&env.mtp(&["tenant", "reconcile", "--json"]));
+    assert!(report["orphan_containers"].as_array().unwrap().contains(&serde_json::json!(orphan)), "{report}");
+    assert!(!report["orphan_containers"].as_array().unwrap().contains(&serde_json::json!(foreign)), "{report}");
+
+    // A tenant whose record exists but whose container is someone else's.
+    let token = env.token_file();
+    let output = env.mtp(&["tenant", "create", &foreign, "--bot-token-file", token.to_str().unwrap(), "--image", HANG_IMAGE]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("was not made by MTP"), "{}", stderr(&output));
+    let still = Command::new("docker").args(["inspect", "--format", "{{.Name}}", &format!("mtp-cell-{foreign}")]).output().unwrap();
+    assert!(still.status.success(), "the foreign container must survive");
+}
+
+/// Cell networks get explicit /28 subnets from MTP's pool, so a fleet is not
+/// stopped by Docker's default pools (about 29 networks here).
+#[tokio::test]
+async fn cell_networks_outlast_dockers_default_pools() {
+    let env = TestEnv::new("cell_networks_outlast_default_pools", 19340, "3s");
+    let app = env.app().await;
+    let pool = app.config.cell.subnet_pool;
+    let used = app.runtime.used_subnets().await.unwrap();
+    let mut made = Vec::new();
+    let mut index = 0;
+    while made.len() < 40 {
+        let subnet = pool.subnet(4000 - index);
+        index += 1;
+        if used.contains(&subnet) {
+            continue;
+        }
+        let tenant: mtp::tenant::TenantId = env.tenant(&format!("n{index}")).parse().unwrap();
+        assert!(app.runtime.create_network(&tenant, 1, &subnet).await.unwrap(), "subnet {subnet} overlapped");
+        made.push(tenant);
+    }
+    // Asking for a subnet that is in use reports an overlap instead of failing.
+    let clash: mtp::tenant::TenantId = env.tenant("clash").parse().unwrap();
+    let taken = pool.subnet(4000);
+    assert!(!app.runtime.create_network(&clash, 1, &taken).await.unwrap());
+    for tenant in &made {
+        assert!(app.runtime.remove_network(tenant).await.unwrap());
+    }
+    assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+}

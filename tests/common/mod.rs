@@ -1,0 +1,159 @@
+//! Shared fixtures for integration tests: a work dir and config per test, the
+//! `mtp` binary, Docker clean-up by tenant id. Every test uses its own tenant
+//! ids, port range and data dir, so tests run in parallel without meeting.
+//!
+//! The images come from `scripts/test.sh` (which the README and CI run); a
+//! missing image fails the test with the command that builds it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mtp::config::AdminConfig;
+use mtp::fleet::App;
+
+pub const OPENCLAW_IMAGE: &str = "mtp-test/openclaw:2026.9.6";
+pub const HANG_IMAGE: &str = "mtp-test/hang:1";
+pub const CRASH_IMAGE: &str = "mtp-test/crash:1";
+pub const FAKE_IMAGE: &str = "mtp-test/fake-gateway:1";
+
+/// A bot token of the right shape; BotFather never issued it.
+pub const BOT_TOKEN: &str = "7000000001:AAFakeTokenForTestsOnly_abcdefghijk";
+
+/// One test's world: its dir, config file and tenant id prefix.
+pub struct TestEnv {
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    pub prefix: String,
+}
+
+impl TestEnv {
+    /// `name` must be unique per test; `port_start` too (ranges of 20 ports).
+    /// `health_timeout` like "180s".
+    pub fn new(name: &str, port_start: u16, health_timeout: &str) -> TestEnv {
+        for image in [OPENCLAW_IMAGE, HANG_IMAGE, CRASH_IMAGE] {
+            let status = Command::new("docker").args(["image", "inspect", image]).output().expect("docker CLI");
+            assert!(status.status.success(), "image {image} is missing; run scripts/test.sh (or scripts/build-test-image.sh and scripts/build-failure-images.sh)");
+        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        let prefix = short_prefix(name);
+        cleanup_docker(&prefix);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).expect("clear old test dir");
+        }
+        std::fs::create_dir_all(&dir).expect("create test dir");
+        let config_path = dir.join("mtp.json5");
+        let config = format!(
+            r#"{{
+  dataDir: "{data}",
+  cell: {{
+    portStart: {port_start},
+    portEnd: {port_end},
+    memory: "1g",
+    cpus: 1.5,
+    healthTimeout: "{health_timeout}",
+    // Cells reach nothing: the Bot API root is a closed port inside the cell.
+    telegramApiRoot: "http://127.0.0.1:9",
+    extraEnv: {{ OPENCLAW_OFFLINE: "1" }},
+  }},
+}}"#,
+            data = dir.join("data").display(),
+            port_end = port_start + 19,
+        );
+        std::fs::write(&config_path, config).expect("write config");
+        std::fs::write(dir.join("bot-token"), BOT_TOKEN).expect("write token");
+        TestEnv { dir, config_path, prefix }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.dir.join("bot-token")
+    }
+
+    /// A tenant id unique to this test.
+    pub fn tenant(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.prefix)
+    }
+
+    pub fn config(&self) -> AdminConfig {
+        AdminConfig::load(Some(&self.config_path), None, &Default::default()).expect("test config loads")
+    }
+
+    pub async fn app(&self) -> App {
+        App::open(self.config()).await.expect("app opens")
+    }
+
+    /// Runs `mtp --config <this test's config> args…`.
+    pub fn mtp(&self, args: &[&str]) -> Output {
+        self.mtp_command(args).output().expect("run mtp")
+    }
+
+    pub fn mtp_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mtp"));
+        command.arg("--config").arg(&self.config_path).args(args).current_dir(&self.dir);
+        command.env_remove("MTP_DATA_DIR");
+        command
+    }
+
+    /// Names of Docker containers and networks of this test's tenants.
+    pub fn docker_leftovers(&self) -> Vec<String> {
+        docker_names(&self.prefix)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        cleanup_docker(&self.prefix);
+    }
+}
+
+/// Tenant-id prefix for a test: short, valid, unique enough.
+fn short_prefix(name: &str) -> String {
+    let digest = name.bytes().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!("t{:06x}", digest & 0xff_ffff)
+}
+
+fn docker_names(prefix: &str) -> Vec<String> {
+    let filter = format!("name=mtp-cell-{prefix}-");
+    let mut res = Vec::new();
+    for args in [
+        vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
+        vec!["network", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+    ] {
+        let out = Command::new("docker").args(&args).output().expect("docker CLI");
+        res.extend(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string));
+    }
+    res
+}
+
+fn cleanup_docker(prefix: &str) {
+    for name in docker_names(prefix) {
+        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+        let _ = Command::new("docker").args(["network", "rm", &name]).output();
+    }
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts success, printing both streams in full when not.
+#[track_caller]
+pub fn assert_ok(output: &Output) {
+    assert!(output.status.success(), "mtp failed ({:?})\nstdout:\n{}\nstderr:\n{}", output.status.code(), stdout(output), stderr(output));
+}
+
+/// Parses the command's stdout as JSON.
+#[track_caller]
+pub fn json(output: &Output) -> serde_json::Value {
+    assert_ok(output);
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", stdout(output)))
+}
