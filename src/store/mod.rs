@@ -36,6 +36,8 @@ const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
 const SECRETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("secrets");
 /// Key: sequence number; append-only.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Key: Telegram chat id of an operator; value: the bot's encoded dialogue state.
+const DIALOGUES: TableDefinition<i64, &[u8]> = TableDefinition::new("dialogues");
 
 /// Failures a caller may branch on; everything else is `Other`.
 #[derive(Debug, thiserror::Error)]
@@ -314,6 +316,49 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The raw dialogue state of an operator's chat (the bot encodes it).
+    pub fn dialogue(&self, chat_id: i64) -> Result<Option<Vec<u8>>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(DIALOGUES)?;
+            Ok(table.get(chat_id)?.map(|value| value.value().to_vec()))
+        })
+    }
+
+    pub fn put_dialogue(&self, chat_id: i64, bytes: &[u8]) -> Result<()> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            txn.open_table(DIALOGUES)?.insert(chat_id, bytes)?;
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn remove_dialogue(&self, chat_id: i64) -> Result<()> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            txn.open_table(DIALOGUES)?.remove(chat_id)?;
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Every stored dialogue, for the idle-expiry sweep.
+    pub fn dialogues(&self) -> Result<Vec<(i64, Vec<u8>)>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(DIALOGUES)?;
+            let mut res = Vec::new();
+            for row in table.iter()? {
+                let (key, value) = row?;
+                res.push((key.value(), value.value().to_vec()));
+            }
+            Ok(res)
+        })
+    }
+}
+
 fn migrate(db: &Database) -> anyhow::Result<()> {
     let txn = db.begin_write()?;
     {
@@ -332,6 +377,7 @@ fn migrate(db: &Database) -> anyhow::Result<()> {
         txn.open_table(TENANTS)?;
         txn.open_table(SECRETS)?;
         txn.open_table(AUDIT)?;
+        txn.open_table(DIALOGUES)?;
     }
     txn.commit()?;
     Ok(())
