@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::tenant::Secret;
+
 /// The pinned default cell image: the locally built OpenClaw gateway.
 pub const DEFAULT_CELL_IMAGE: &str = "mtp-test/openclaw:2026.9.6";
 
@@ -21,6 +23,19 @@ struct RawConfig {
     data_dir: Option<PathBuf>,
     docker_host: Option<String>,
     cell: Option<RawCell>,
+    telegram: Option<RawTelegram>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTelegram {
+    /// A file holding the admin bot's token (the token itself only via env).
+    token_file: Option<PathBuf>,
+    operators: Option<Vec<u64>>,
+    ops_chat_id: Option<i64>,
+    api_url: Option<String>,
+    shared_provider_key_file: Option<PathBuf>,
+    dialogue_idle: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +62,44 @@ pub struct AdminConfig {
     /// `unix:///var/run/docker.sock` (default) or another Docker endpoint.
     pub docker_host: Option<String>,
     pub cell: CellDefaults,
+    pub telegram: TelegramSettings,
+}
+
+/// The admin bot's settings. `token` and `operators` are needed only by `mtp serve`.
+#[derive(Debug, Clone)]
+pub struct TelegramSettings {
+    pub token: Option<Secret<String>>,
+    /// Telegram user ids allowed to act.
+    pub operators: Vec<u64>,
+    /// Where alerts and digests go.
+    pub ops_chat_id: Option<i64>,
+    /// The Bot API base URL (Telegram's by default; tests use a loopback fake).
+    /// Tenant tokens are proven (`getMe`) against the same API.
+    pub api_url: String,
+    /// A provider key tenants may share instead of bringing their own.
+    pub shared_provider_key: Option<Secret<String>>,
+    /// A dialogue untouched this long expires (default 30 min).
+    pub dialogue_idle: Duration,
+}
+
+/// The Bot API of Telegram itself.
+pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
+impl TelegramSettings {
+    /// The token and operators, or an error that says what to set.
+    ///
+    /// # Errors
+    ///
+    /// No token, or no operators.
+    pub fn require(&self) -> anyhow::Result<(&Secret<String>, &[u64])> {
+        let Some(token) = &self.token else {
+            bail!("no admin bot token: set MTP_TELEGRAM_TOKEN (from @BotFather) or telegram.tokenFile in the config");
+        };
+        if self.operators.is_empty() {
+            bail!("no operators: set MTP_OPERATORS to the Telegram user ids allowed to act (comma-separated), or telegram.operators in the config");
+        }
+        Ok((token, &self.operators))
+    }
 }
 
 /// Defaults for new cells; a tenant may override image and limits.
@@ -256,9 +309,12 @@ fn check(
         }
     }
 
+    let telegram = check_telegram(raw.telegram.unwrap_or_default(), env)?;
+
     Ok(AdminConfig {
         data_dir,
         docker_host,
+        telegram,
         cell: CellDefaults {
             image,
             port_start,
@@ -273,6 +329,59 @@ fn check(
             extra_env,
         },
     })
+}
+
+fn check_telegram(raw: RawTelegram, env: &BTreeMap<String, String>) -> anyhow::Result<TelegramSettings> {
+    let env_of = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
+    let read_secret_file = |path: &Path, key: &str| -> anyhow::Result<Secret<String>> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("at key `{key}`: cannot read {}", path.display()))?;
+        let text = text.trim().to_string();
+        if text.is_empty() {
+            bail!("at key `{key}`: {} is empty", path.display());
+        }
+        Ok(Secret::new(text))
+    };
+    let token = match (env_of("MTP_TELEGRAM_TOKEN"), &raw.token_file) {
+        (Some(token), _) => Some(Secret::new(token.trim().to_string())),
+        (None, Some(path)) => Some(read_secret_file(path, "telegram.tokenFile")?),
+        (None, None) => None,
+    };
+    if let Some(token) = &token
+        && crate::tenant::BotToken::parse(token.expose()).is_err()
+    {
+        bail!("MTP_TELEGRAM_TOKEN / telegram.tokenFile does not look like a bot token (123456789:AA…); copy it again from @BotFather");
+    }
+    let operators = match env_of("MTP_OPERATORS") {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|id| id.parse::<u64>().with_context(|| format!("MTP_OPERATORS: {id:?} is not a Telegram user id (digits only)")))
+            .collect::<anyhow::Result<Vec<u64>>>()?,
+        None => raw.operators.unwrap_or_default(),
+    };
+    let ops_chat_id = match env_of("MTP_OPS_CHAT_ID") {
+        Some(id) => Some(id.trim().parse::<i64>().with_context(|| format!("MTP_OPS_CHAT_ID={id:?} is not a chat id (e.g. -1001234567890)"))?),
+        None => raw.ops_chat_id,
+    };
+    let api_url = env_of("MTP_TELEGRAM_API_URL").or(raw.api_url).unwrap_or_else(|| TELEGRAM_API_URL.to_string());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://127.0.0.1") || api_url.starts_with("http://localhost")) {
+        bail!("at key `telegram.apiUrl`: {api_url:?} must be https:// (or http:// on loopback)");
+    }
+    let shared_provider_key = match (env_of("MTP_SHARED_PROVIDER_KEY"), &raw.shared_provider_key_file) {
+        (Some(key), _) => Some(Secret::new(key.trim().to_string())),
+        (None, Some(path)) => Some(read_secret_file(path, "telegram.sharedProviderKeyFile")?),
+        (None, None) => None,
+    };
+    let dialogue_idle = match env_of("MTP_DIALOGUE_IDLE").or(raw.dialogue_idle) {
+        Some(text) => humantime::parse_duration(&text)
+            .with_context(|| format!("at key `telegram.dialogueIdle`: {text:?} is not a duration such as \"30m\""))?,
+        None => Duration::from_secs(30 * 60),
+    };
+    if dialogue_idle < Duration::from_secs(1) {
+        bail!("at key `telegram.dialogueIdle`: must be at least 1s");
+    }
+    Ok(TelegramSettings { token, operators, ops_chat_id, api_url, shared_provider_key, dialogue_idle })
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

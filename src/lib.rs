@@ -9,9 +9,11 @@
 //! - `runtime`: cells on Docker through bollard.
 //! - `gateway`: the OpenClaw client (WebSocket RPC, device identity, HTTP probes).
 //! - `fleet`: the use-cases every adapter calls (create, lifecycle, reconcile, …).
+//! - `bot`: the Telegram admin bot (teloxide), an adapter over `fleet`.
 //!
 //! Dependencies point one way: adapters → `fleet` → `runtime`, `gateway`, `store`.
 
+pub mod bot;
 pub mod config;
 pub mod fleet;
 pub mod gateway;

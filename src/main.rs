@@ -31,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the Telegram admin bot (needs MTP_TELEGRAM_TOKEN and MTP_OPERATORS).
+    Serve,
     /// Create, inspect and operate tenants' cells.
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -113,6 +115,9 @@ struct CreateArgs {
     /// Telegram user ids allowed to talk to the bot (comma-separated); default: pairing.
     #[arg(long, value_delimiter = ',')]
     allow_from: Vec<i64>,
+    /// Bundled skills to allow (comma-separated skill keys); default: OpenClaw's.
+    #[arg(long, value_delimiter = ',')]
+    skills: Option<Vec<String>>,
     /// Keep the container and dirs of a failed create for inspection.
     #[arg(long)]
     keep_failed: bool,
@@ -160,8 +165,14 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("MTP_")).collect();
     let config = AdminConfig::load(cli.config.as_deref(), cli.data_dir.as_deref(), &env)?;
-    let Command::Tenant(command) = cli.command;
-    // Parse ids before touching anything, so bad input changes nothing.
+    let command = match cli.command {
+        Command::Serve => {
+            config.telegram.require()?;
+            let app = App::open(config).await?;
+            return serve(app).await;
+        }
+        Command::Tenant(command) => command,
+    };
     let app = App::open(config).await?;
     let actor = Actor::cli();
     match command {
@@ -267,6 +278,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `mtp serve`: reconcile, then the bot until SIGTERM or Ctrl-C; in-flight
+/// work finishes before the process exits.
+async fn serve(app: App) -> anyhow::Result<()> {
+    reconcile_quietly(&app).await?;
+    let shutdown = async {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(err) => {
+                tracing::error!(cause = %err, "cannot watch SIGTERM; only Ctrl-C stops the bot");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down: finishing in-flight work");
+    };
+    mtp::bot::run(app, shutdown).await
+}
+
 fn parse_id(id: &str) -> anyhow::Result<TenantId> {
     id.parse::<TenantId>().map_err(|err| BadInput(format!("invalid tenant id {id:?}: {err}")).into())
 }
@@ -300,6 +333,8 @@ fn create_spec(app: &App, id: &str, args: &CreateArgs, env: &BTreeMap<String, St
         image: args.image.clone(),
         limits,
         dm_policy,
+        skills: args.skills.clone(),
+        bot_username: None,
         keep_failed: args.keep_failed,
     })
 }

@@ -235,6 +235,10 @@ pub struct TenantSpec {
     pub image: Option<String>,
     pub limits: Option<Limits>,
     pub dm_policy: DmPolicy,
+    /// Bundled skills to allow; `None` keeps OpenClaw's default.
+    pub skills: Option<Vec<String>>,
+    /// The bot's @username, when `getMe` was asked (the bot does; the CLI may not).
+    pub bot_username: Option<String>,
     /// Keep the container and dirs of a failed create for inspection.
     pub keep_failed: bool,
 }

@@ -22,7 +22,7 @@ fn a_tenant_lives_from_create_to_purge() {
     let id = env.tenant("acme");
     let foreign = TcpListener::bind("127.0.0.1:19200").expect("hold the first port");
 
-    let created = json(&env.mtp(&["tenant", "create", &id, "--bot-token-file", env.token_file().to_str().unwrap(), "--name", "Acme Corp", "--json"]));
+    let created = json(&env.mtp(&["tenant", "create", &id, "--bot-token-file", env.token_file().to_str().unwrap(), "--name", "Acme Corp", "--skills", "weather,summarize", "--allow-from", "123456789", "--json"]));
     assert_eq!(created["id"], id.as_str());
     assert_eq!(created["state"], "running");
     assert_eq!(created["health"], "ok");
@@ -49,6 +49,10 @@ fn a_tenant_lives_from_create_to_purge() {
     assert_eq!(labels["mtp.tenant"], id.as_str());
     assert_eq!(labels["mtp.generation"], "1");
     let state_dir = env.data_dir().join("tenants").join(&id).join("state");
+    // The real gateway accepted this config (it is healthy); it holds what was asked.
+    let rendered: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state_dir.join("openclaw.json")).unwrap()).unwrap();
+    assert_eq!(rendered["skills"]["allowBundled"], serde_json::json!(["weather", "summarize"]));
+    assert_eq!(rendered["channels"]["telegram"]["dmPolicy"], "allowlist");
     let meta = std::fs::metadata(&state_dir).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o700);
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1000);

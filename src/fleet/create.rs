@@ -121,6 +121,9 @@ pub async fn create(
     let gateway_token = Secret::new(random_token());
     let mark = process_mark();
     let record = app.store.insert_tenant(&spec.id, |existing| {
+        if let Some(owner) = existing.iter().find(|record| record.bot_id == spec.bot_token.bot_id()) {
+            bail!("this bot (id {}) already belongs to tenant {}; every client needs its own bot", owner.bot_id, owner.id);
+        }
         let port = allocate_port(app, existing)?;
         let subnet = allocate_subnet(app, existing, &used_subnets, &[])?;
         let at = now();
@@ -135,7 +138,7 @@ pub async fn create(
             model: spec.model.clone(),
             limits: limits.clone(),
             bot_id: spec.bot_token.bot_id(),
-            bot_username: None,
+            bot_username: spec.bot_username.clone(),
             generation: 1,
             created_at: at,
             updated_at: at,
@@ -420,10 +423,19 @@ fn validate(app: &App, spec: &TenantSpec) -> anyhow::Result<Validated> {
     {
         bail!("the provider key is empty or contains whitespace; paste the key alone");
     }
+    if let Some(skills) = &spec.skills {
+        for skill in skills {
+            let valid = !skill.is_empty() && skill.len() <= 64 && skill.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                bail!("skill {skill:?} is not a skill key (lowercase letters, digits and '-')");
+            }
+        }
+    }
     let config_text = template::render(&TemplateInput {
         model: &spec.model,
         dm_policy: &spec.dm_policy,
         telegram_api_root: app.config.cell.telegram_api_root.as_deref(),
+        skills: spec.skills.as_deref(),
     })?;
     Ok((image, limits, config_text, provider_env))
 }

@@ -90,19 +90,31 @@ pub async fn show(app: &App, tenant: &TenantId) -> anyhow::Result<TenantView> {
     view(app, record).await
 }
 
-/// The record of `tenant`, or an error that suggests the closest ids.
+/// No tenant has this id; `similar` are the closest known ids.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no tenant {id}; {}", suggestion(.similar))]
+pub struct UnknownTenant {
+    pub id: TenantId,
+    pub similar: Vec<TenantId>,
+}
+
+fn suggestion(similar: &[TenantId]) -> String {
+    if similar.is_empty() {
+        return "`mtp tenant list` shows the tenants there are".to_string();
+    }
+    let names: Vec<&str> = similar.iter().map(TenantId::as_str).collect();
+    format!("did you mean {}?", names.join(" or "))
+}
+
+/// The record of `tenant`, or `UnknownTenant` with the closest ids.
 pub(crate) fn known(app: &App, tenant: &TenantId) -> anyhow::Result<TenantRecord> {
     if let Some(record) = app.store.tenant(tenant)? {
         return Ok(record);
     }
-    let ids: Vec<String> = app.store.tenants()?.into_iter().map(|r| r.id.to_string()).collect();
-    let mut close: Vec<&String> = ids.iter().filter(|id| similar(id, tenant.as_str())).collect();
-    close.truncate(3);
-    if close.is_empty() {
-        anyhow::bail!("no tenant {tenant}; `mtp tenant list` shows the tenants there are");
-    }
-    let names: Vec<&str> = close.iter().map(|s| s.as_str()).collect();
-    anyhow::bail!("no tenant {tenant}; did you mean {}?", names.join(" or "))
+    let mut similar: Vec<TenantId> =
+        app.store.tenants()?.into_iter().map(|r| r.id).filter(|id| similar(id.as_str(), tenant.as_str())).collect();
+    similar.truncate(3);
+    Err(UnknownTenant { id: tenant.clone(), similar }.into())
 }
 
 fn similar(a: &str, b: &str) -> bool {

@@ -6,10 +6,12 @@
 //! Architecture invariant: `fleet/` is the only layer that sees the store, the
 //! runtime and the gateway together.
 
+pub mod catalog;
 mod create;
 mod inventory;
 mod lifecycle;
 mod reconcile;
+mod telegram;
 pub mod template;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -18,9 +20,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 pub use create::{CreateError, CreateStep, create};
-pub use inventory::{Health, TenantView, ViewState, list, show};
+pub use inventory::{Health, TenantView, UnknownTenant, ViewState, list, show};
 pub use lifecycle::{Removed, logs, remove, restart, start, stop};
 pub use reconcile::{ReconcileReport, reconcile};
+pub use telegram::{ProveError, ProvenBot, prove_bot_token};
 
 use crate::config::AdminConfig;
 use crate::runtime::Runtime;
@@ -113,6 +116,22 @@ fn audit(
     };
     if let Err(err) = app.store.audit(&entry) {
         tracing::error!(cause = %err, action, "cannot write the audit log");
+    }
+}
+
+/// Records that someone who is not an operator tried to act.
+pub fn record_refusal(app: &App, actor: &Actor, what: &str) {
+    let entry = AuditEntry {
+        at: now(),
+        actor: actor.label(),
+        action: what.to_string(),
+        tenant: None,
+        outcome: Outcome::Refused,
+        step: None,
+        error: None,
+    };
+    if let Err(err) = app.store.audit(&entry) {
+        tracing::error!(cause = %err, "cannot write the audit log");
     }
 }
 

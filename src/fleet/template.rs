@@ -14,6 +14,8 @@ pub struct TemplateInput<'a> {
     pub model: &'a str,
     pub dm_policy: &'a DmPolicy,
     pub telegram_api_root: Option<&'a str>,
+    /// Bundled skills to allow; `None` keeps OpenClaw's default.
+    pub skills: Option<&'a [String]>,
 }
 
 /// The rendered config as pretty JSON (valid JSON5), ready for `openclaw.json`.
@@ -37,6 +39,7 @@ pub fn render(input: &TemplateInput<'_>) -> anyhow::Result<String> {
         ("dm_policy", Value::String(policy.to_string())),
         ("allow_from", allow_from),
         ("api_root", input.telegram_api_root.map_or(Value::Null, |root| Value::String(root.to_string()))),
+        ("skills", input.skills.map_or(Value::Null, |skills| Value::Array(skills.iter().map(|s| Value::String(s.clone())).collect()))),
     ];
     substitute(&mut config, &values)?;
     Ok(serde_json::to_string_pretty(&config)?)
@@ -48,8 +51,12 @@ fn substitute(value: &mut Value, values: &[(&str, Value)]) -> anyhow::Result<()>
             let keys: Vec<String> = map.keys().cloned().collect();
             for key in keys {
                 let Some(child) = map.get_mut(&key) else { continue };
+                let was_empty = child.as_object().is_some_and(|m| m.is_empty());
                 substitute(child, values)?;
-                if child.is_null() {
+                // A key whose value became null, or an object all of whose keys
+                // were left out, is left out too.
+                let emptied = !was_empty && child.as_object().is_some_and(|m| m.is_empty());
+                if child.is_null() || emptied {
                     map.remove(&key);
                 }
             }
@@ -84,7 +91,7 @@ mod tests {
 
     #[test]
     fn pairing_policy_leaves_out_allow_from_and_api_root() {
-        let config = render_value(&TemplateInput { model: "anthropic/claude-opus-4-6", dm_policy: &DmPolicy::Pairing, telegram_api_root: None });
+        let config = render_value(&TemplateInput { model: "anthropic/claude-opus-4-6", dm_policy: &DmPolicy::Pairing, telegram_api_root: None, skills: None });
         assert_eq!(config["gateway"]["mode"], "local");
         assert_eq!(config["gateway"]["auth"]["mode"], "token");
         assert_eq!(config["agents"]["defaults"]["model"]["primary"], "anthropic/claude-opus-4-6");
@@ -93,6 +100,7 @@ mod tests {
         assert_eq!(telegram["botToken"], "${TELEGRAM_BOT_TOKEN}");
         assert!(telegram.get("allowFrom").is_none(), "{telegram}");
         assert!(telegram.get("apiRoot").is_none(), "{telegram}");
+        assert!(config.get("skills").is_none(), "{config}");
     }
 
     #[test]
@@ -101,22 +109,24 @@ mod tests {
             model: "openai/gpt-5",
             dm_policy: &DmPolicy::Allowlist(vec![42, 7]),
             telegram_api_root: Some("http://127.0.0.1:9"),
+            skills: Some(&["weather".to_string()]),
         });
         let telegram = &config["channels"]["telegram"];
         assert_eq!(telegram["dmPolicy"], "allowlist");
         assert_eq!(telegram["allowFrom"], serde_json::json!(["42", "7"]));
         assert_eq!(telegram["apiRoot"], "http://127.0.0.1:9");
+        assert_eq!(config["skills"]["allowBundled"], serde_json::json!(["weather"]));
     }
 
     #[test]
     fn model_text_cannot_inject_json() {
-        let config = render_value(&TemplateInput { model: "a/b\", \"x\": \"y", dm_policy: &DmPolicy::Pairing, telegram_api_root: None });
+        let config = render_value(&TemplateInput { model: "a/b\", \"x\": \"y", dm_policy: &DmPolicy::Pairing, telegram_api_root: None, skills: None });
         assert_eq!(config["agents"]["defaults"]["model"]["primary"], "a/b\", \"x\": \"y");
         assert!(config["agents"]["defaults"]["model"].get("x").is_none());
     }
 
     #[test]
     fn empty_allowlist_is_refused() {
-        assert!(render(&TemplateInput { model: "a/b", dm_policy: &DmPolicy::Allowlist(vec![]), telegram_api_root: None }).is_err());
+        assert!(render(&TemplateInput { model: "a/b", dm_policy: &DmPolicy::Allowlist(vec![]), telegram_api_root: None, skills: None }).is_err());
     }
 }

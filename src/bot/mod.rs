@@ -1,0 +1,443 @@
+//! The Telegram admin bot (teloxide, long polling): operator-only commands,
+//! the `/newclient` dialogue, tenant actions behind inline buttons. It parses
+//! and renders; every action is a `fleet` call.
+//!
+//! Architecture invariant: `bot/` never uses `runtime`, `gateway` or `store`,
+//! except `storage.rs`, which keeps dialogue state in the store's dialogue table.
+
+mod clients;
+mod newclient;
+mod state;
+mod storage;
+pub mod texts;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use teloxide::adaptors::Throttle;
+use teloxide::adaptors::throttle::Limits;
+use teloxide::dispatching::dialogue::Dialogue;
+use teloxide::dispatching::{HandlerExt, UpdateFilterExt, UpdateHandler};
+use teloxide::prelude::*;
+use teloxide::types::{InlineKeyboardMarkup, MessageId, ParseMode};
+use teloxide::utils::command::BotCommands;
+
+use crate::fleet::{self, Actor, App};
+use state::State;
+use storage::DialogueStorage;
+use texts::Texts;
+
+/// The bot client every handler gets: teloxide's `Bot` behind its throttle, so
+/// Telegram's rate limits (and 429s) are respected.
+pub type Tg = Throttle<Bot>;
+type Dlg = Dialogue<State, DialogueStorage>;
+type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// How often idle dialogues are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(20);
+/// A non-operator gets at most one refusal per this long.
+const REFUSAL_EVERY: Duration = Duration::from_secs(60);
+/// Telegram's limit for one message's text.
+pub const MAX_MESSAGE: usize = 4096;
+
+/// Commands (the `/help` text is their descriptions).
+#[derive(BotCommands, Clone, Debug)]
+#[command(rename_rule = "lowercase", description = "Commands:")]
+pub enum Command {
+    #[command(description = "show this help")]
+    Help,
+    #[command(description = "onboard a new client step by step")]
+    NewClient,
+    #[command(description = "list all clients")]
+    Clients,
+    #[command(description = "one client, with buttons: /client <id>")]
+    Client(String),
+    #[command(description = "restart a client's cell: /restart <id>")]
+    Restart(String),
+    #[command(description = "stop a client's cell: /stop <id>")]
+    Stop(String),
+    #[command(description = "start a client's cell: /start <id>")]
+    Start(String),
+    #[command(description = "remove a client (asks first): /remove <id>")]
+    Remove(String),
+    #[command(description = "a client's log, secrets redacted: /logs <id> [lines]")]
+    Logs(String),
+    #[command(description = "abandon the current dialogue")]
+    Cancel,
+}
+
+/// What every handler shares, injected once.
+pub struct Ctx {
+    pub app: App,
+    pub texts: Texts,
+    operators: Vec<u64>,
+    idle: Duration,
+    /// When each non-operator was last refused.
+    refused: Mutex<HashMap<u64, Instant>>,
+}
+
+impl Ctx {
+    fn is_operator(&self, user: Option<&teloxide::types::User>) -> bool {
+        user.is_some_and(|user| self.operators.contains(&user.id.0))
+    }
+}
+
+/// Runs the bot until `shutdown` resolves; in-flight handlers finish first.
+///
+/// # Errors
+///
+/// No token or operators configured, broken dialogue texts, or the Bot API
+/// refusing the admin's token.
+pub async fn run(app: App, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let (token, operators) = app.config.telegram.require()?;
+    let operators = operators.to_vec();
+    let texts = Texts::load()?;
+    fleet::catalog::check()?;
+    let url = app.config.telegram.api_url.parse().context("telegram.apiUrl is not a URL")?;
+    let bot = Bot::new(token.expose()).set_api_url(url).throttle(Limits::default());
+    let me = bot.get_me().await.context("the Bot API refused the admin bot's token (MTP_TELEGRAM_TOKEN); check it with @BotFather")?;
+    tracing::info!(bot = %me.user.username.clone().unwrap_or_default(), "admin bot connected");
+    bot.set_my_commands(Command::bot_commands()).await.context("cannot register the command list (setMyCommands)")?;
+
+    let ctx = Arc::new(Ctx {
+        app: app.clone(),
+        texts,
+        operators,
+        idle: app.config.telegram.dialogue_idle,
+        refused: Mutex::new(HashMap::new()),
+    });
+    let storage = DialogueStorage::new(app.store.clone());
+
+    let mut dispatcher = Dispatcher::builder(bot.clone(), schema())
+        .dependencies(dptree::deps![ctx.clone(), storage])
+        .default_handler(|_| async {})
+        .build();
+    let token = dispatcher.shutdown_token();
+    let sweeper = tokio::spawn(sweep_idle(bot.clone(), ctx.clone()));
+    tokio::spawn(async move {
+        shutdown.await;
+        // The dispatcher may not be running yet; try until it takes the signal.
+        loop {
+            match token.shutdown() {
+                Ok(done) => {
+                    done.await;
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    dispatcher.dispatch().await;
+    sweeper.abort();
+    Ok(())
+}
+
+/// The handler tree: the operator filter first, then commands, dialogue steps
+/// and buttons; everyone else gets one polite refusal.
+pub fn schema() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'static>> {
+    let commands = teloxide::filter_command::<Command, _>().endpoint(on_command);
+    let messages = Update::filter_message()
+        .enter_dialogue::<Message, DialogueStorage, State>()
+        .branch(commands)
+        .endpoint(on_message);
+    let callbacks = Update::filter_callback_query()
+        .enter_dialogue::<CallbackQuery, DialogueStorage, State>()
+        .endpoint(on_callback);
+    dptree::entry()
+        .branch(dptree::filter(|update: Update, ctx: Arc<Ctx>| ctx.is_operator(update.from())).branch(messages).branch(callbacks))
+        .endpoint(refuse)
+}
+
+async fn refuse(bot: Tg, update: Update, ctx: Arc<Ctx>) -> HandlerResult {
+    let Some(user) = update.from() else { return Ok(()) };
+    let user_id = user.id.0;
+    fleet::record_refusal(&ctx.app, &Actor::Telegram(user_id), "bot: not an operator");
+    let chat_private = match &update.kind {
+        teloxide::types::UpdateKind::Message(msg) => msg.chat.is_private(),
+        teloxide::types::UpdateKind::CallbackQuery(_) => true,
+        _ => false,
+    };
+    if let teloxide::types::UpdateKind::CallbackQuery(q) = &update.kind {
+        bot.answer_callback_query(q.id.clone()).await?;
+    }
+    if !chat_private {
+        // Others chatting in the ops group are not talking to us.
+        return Ok(());
+    }
+    let due = {
+        let mut refused = ctx.refused.lock().unwrap_or_else(|p| p.into_inner());
+        let due = refused.get(&user_id).is_none_or(|at| at.elapsed() >= REFUSAL_EVERY);
+        if due {
+            refused.insert(user_id, Instant::now());
+        }
+        due
+    };
+    if due {
+        bot.send_message(UserId(user_id), ctx.texts.plain("common.refused")).await?;
+    }
+    Ok(())
+}
+
+async fn on_command(bot: Tg, msg: Message, cmd: Command, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {
+    let chat = msg.chat.id;
+    let actor = actor_of(msg.from.as_ref());
+    match cmd {
+        Command::Help => {
+            send(&bot, chat, help(&ctx), None).await?;
+        }
+        Command::Start(arg) if arg.trim().is_empty() => {
+            send(&bot, chat, help(&ctx), None).await?;
+        }
+        Command::Cancel => {
+            let had = !matches!(dialogue.get().await?, None | Some(State::Idle));
+            dialogue.exit().await?;
+            let key = if had { "common.cancelled" } else { "common.nothing_to_cancel" };
+            send(&bot, chat, ctx.texts.plain(key), None).await?;
+        }
+        Command::NewClient => newclient::begin(&bot, chat, &dialogue, &ctx).await?,
+        Command::Clients => clients::list(&bot, chat, &ctx).await?,
+        Command::Client(arg) => {
+            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/client <id>").await? {
+                clients::details(&bot, chat, &ctx, &id).await?;
+            }
+        }
+        Command::Restart(arg) => {
+            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/restart <id>").await? {
+                clients::act(&bot, chat, &ctx, &actor, clients::Action::Restart, &id).await?;
+            }
+        }
+        Command::Stop(arg) => {
+            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/stop <id>").await? {
+                clients::act(&bot, chat, &ctx, &actor, clients::Action::Stop, &id).await?;
+            }
+        }
+        Command::Start(arg) => {
+            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/start <id>").await? {
+                clients::act(&bot, chat, &ctx, &actor, clients::Action::Start, &id).await?;
+            }
+        }
+        Command::Remove(arg) => {
+            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/remove <id>").await? {
+                clients::ask_remove(&bot, chat, &ctx, &id).await?;
+            }
+        }
+        Command::Logs(arg) => {
+            let mut words = arg.split_whitespace();
+            let id_text = words.next().unwrap_or_default().to_string();
+            let lines = match words.next().map(str::parse::<usize>) {
+                None => 50,
+                Some(Ok(n)) if (1..=2000).contains(&n) => n,
+                Some(_) => {
+                    send(&bot, chat, ctx.texts.get("common.usage", &[("usage", "/logs <id> [1-2000]")]), None).await?;
+                    return Ok(());
+                }
+            };
+            if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/logs <id> [lines]").await? {
+                clients::logs(&bot, chat, &ctx, &id, lines).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {
+    let state = dialogue.get().await?.unwrap_or_default();
+    match state {
+        State::Idle => {
+            if msg.chat.is_private() {
+                send(&bot, msg.chat.id, ctx.texts.plain("common.not_a_command"), None).await?;
+            }
+        }
+        State::Unreadable => {
+            dialogue.exit().await?;
+            send(&bot, msg.chat.id, ctx.texts.plain("common.reset"), None).await?;
+        }
+        State::NewClient(draft) => {
+            if expired(&ctx, draft.touched_at) && draft.step != state::Step::Provisioning {
+                dialogue.exit().await?;
+                send(&bot, msg.chat.id, ctx.texts.plain("common.expired"), None).await?;
+                return Ok(());
+            }
+            newclient::on_message(&bot, &msg, &dialogue, &ctx, draft).await?;
+        }
+        State::ConfirmPurge { tenant, touched_at } => {
+            dialogue.exit().await?;
+            if expired(&ctx, touched_at) {
+                send(&bot, msg.chat.id, ctx.texts.plain("common.cancelled"), None).await?;
+                return Ok(());
+            }
+            let actor = actor_of(msg.from.as_ref());
+            clients::confirm_purge(&bot, msg.chat.id, &ctx, &actor, &tenant, msg.text().unwrap_or_default()).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn on_callback(bot: Tg, q: CallbackQuery, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {
+    bot.answer_callback_query(q.id.clone()).await?;
+    let (Some(data), Some(message)) = (q.data.as_deref(), q.message.as_ref()) else {
+        return Ok(());
+    };
+    let chat = message.chat().id;
+    let actor = Actor::Telegram(q.from.id.0);
+    if let Some(rest) = data.strip_prefix("nc:") {
+        let state = dialogue.get().await?.unwrap_or_default();
+        let State::NewClient(draft) = state else {
+            send(&bot, chat, ctx.texts.plain("common.stale_button"), None).await?;
+            return Ok(());
+        };
+        if expired(&ctx, draft.touched_at) && draft.step != state::Step::Provisioning {
+            dialogue.exit().await?;
+            send(&bot, chat, ctx.texts.plain("common.expired"), None).await?;
+            return Ok(());
+        }
+        return newclient::on_button(&bot, chat, message.id(), &dialogue, &ctx, draft, rest, &actor).await;
+    }
+    match clients::parse_button(data) {
+        Some(button) => clients::on_button(&bot, chat, &dialogue, &ctx, &actor, button).await,
+        None => {
+            send(&bot, chat, ctx.texts.plain("common.stale_button"), None).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Expires dialogues nobody touched for the idle time, telling the operator.
+async fn sweep_idle(bot: Tg, ctx: Arc<Ctx>) {
+    let mut interval = tokio::time::interval(SWEEP_EVERY.min(ctx.idle));
+    loop {
+        interval.tick().await;
+        let store = ctx.app.store.clone();
+        let Ok(Ok(dialogues)) = tokio::task::spawn_blocking(move || store.dialogues()).await else { continue };
+        for (chat_id, bytes) in dialogues {
+            let touched_at = match storage::decode(&bytes) {
+                State::NewClient(draft) if draft.step != state::Step::Provisioning => draft.touched_at,
+                State::ConfirmPurge { touched_at, .. } => touched_at,
+                _ => continue,
+            };
+            if !expired(&ctx, touched_at) {
+                continue;
+            }
+            let store = ctx.app.store.clone();
+            let removed = tokio::task::spawn_blocking(move || store.remove_dialogue(chat_id)).await;
+            if matches!(removed, Ok(Ok(()))) {
+                let _ = send(&bot, ChatId(chat_id), ctx.texts.plain("common.expired"), None).await;
+            }
+        }
+    }
+}
+
+fn expired(ctx: &Ctx, touched_at: i64) -> bool {
+    fleet::now() - touched_at >= i64::try_from(ctx.idle.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn help(ctx: &Ctx) -> String {
+    ctx.texts.get("common.help", &[("commands", &Command::descriptions().to_string())])
+}
+
+fn actor_of(user: Option<&teloxide::types::User>) -> Actor {
+    Actor::Telegram(user.map_or(0, |user| user.id.0))
+}
+
+/// Parses a tenant id argument, replying with the usage or the id rule if bad.
+async fn tenant_arg(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str, usage: &str) -> Result<Option<crate::tenant::TenantId>, teloxide::RequestError> {
+    let arg = arg.trim();
+    if arg.is_empty() || arg.contains(char::is_whitespace) {
+        send(bot, chat, ctx.texts.get("common.usage", &[("usage", usage)]), None).await?;
+        return Ok(None);
+    }
+    match arg.parse() {
+        Ok(id) => Ok(Some(id)),
+        Err(err) => {
+            let err: crate::tenant::TenantIdError = err;
+            send(bot, chat, ctx.texts.get("common.bad_id", &[("input", arg), ("reason", &err.to_string())]), None).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Sends HTML text (split at line breaks when over Telegram's limit).
+pub async fn send(bot: &Tg, chat: ChatId, text: String, markup: Option<InlineKeyboardMarkup>) -> Result<Message, teloxide::RequestError> {
+    let mut parts = split_message(&text);
+    let last = parts.pop().unwrap_or_default();
+    for part in parts {
+        bot.send_message(chat, part).parse_mode(ParseMode::Html).await?;
+    }
+    let request = bot.send_message(chat, last).parse_mode(ParseMode::Html);
+    match markup {
+        Some(markup) => request.reply_markup(markup).await,
+        None => request.await,
+    }
+}
+
+/// Replaces a message's text (and buttons).
+pub async fn edit(bot: &Tg, chat: ChatId, message: MessageId, text: String, markup: Option<InlineKeyboardMarkup>) -> Result<(), teloxide::RequestError> {
+    let request = bot.edit_message_text(chat, message, text).parse_mode(ParseMode::Html);
+    let result = match markup {
+        Some(markup) => request.reply_markup(markup).await,
+        None => request.await,
+    };
+    match result {
+        Ok(_) => Ok(()),
+        // Editing to the same text is not an error worth surfacing.
+        Err(teloxide::RequestError::Api(teloxide::ApiError::MessageNotModified)) => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Splits text at line breaks into pieces under Telegram's limit.
+fn split_message(text: &str) -> Vec<String> {
+    let limit = MAX_MESSAGE - 96;
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    for line in text.split_inclusive('\n') {
+        if current.len() + line.len() > limit && !current.is_empty() {
+            parts.push(std::mem::take(&mut current));
+        }
+        let mut line = line;
+        while line.len() > limit {
+            let mut cut = limit;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            parts.push(line[..cut].to_string());
+            line = &line[cut..];
+        }
+        current.push_str(line);
+    }
+    if !current.is_empty() || parts.is_empty() {
+        parts.push(current);
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_split_under_the_limit() {
+        let text = "line of text\n".repeat(1000);
+        let parts = split_message(&text);
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|p| p.len() < MAX_MESSAGE));
+        assert_eq!(parts.concat(), text);
+    }
+
+    /// Building the dispatcher runs dptree's type check: a handler asking for a
+    /// dependency nobody provides fails here, not at the operator's first message.
+    #[tokio::test]
+    async fn the_handler_tree_type_checks() {
+        let bot = Bot::new("1:test").throttle(Limits::default());
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("s.redb")).unwrap();
+        let config = crate::config::AdminConfig::from_json5(&format!("{{ dataDir: {:?} }}", dir.path())).unwrap();
+        let runtime = crate::runtime::Runtime::connect(None).await.unwrap();
+        let app = App { config, store: store.clone(), runtime };
+        let ctx = Arc::new(Ctx { app, texts: Texts::load().unwrap(), operators: vec![1], idle: Duration::from_secs(60), refused: Mutex::new(HashMap::new()) });
+        let _ = Dispatcher::builder(bot, schema()).dependencies(dptree::deps![ctx, DialogueStorage::new(store)]).build();
+    }
+}

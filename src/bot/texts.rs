@@ -1,0 +1,214 @@
+//! Every text the operator reads, from `dialogues/` (compiled in), checked at
+//! start: each key the code uses exists in its file with exactly the
+//! placeholders the code fills, and no file holds a key nobody uses. Values
+//! are HTML-escaped when filled in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, bail};
+
+const FILES: [(&str, &str); 3] = [
+    ("common", include_str!("../../dialogues/common.json5")),
+    ("newclient", include_str!("../../dialogues/newclient.json5")),
+    ("clients", include_str!("../../dialogues/clients.json5")),
+];
+
+/// (file, key, placeholders) of every text the code uses.
+const KEYS: &[(&str, &str, &[&str])] = &[
+    ("common", "help", &["commands"]),
+    ("common", "refused", &[]),
+    ("common", "cancelled", &[]),
+    ("common", "nothing_to_cancel", &[]),
+    ("common", "expired", &[]),
+    ("common", "reset", &[]),
+    ("common", "usage", &["usage"]),
+    ("common", "unknown_tenant", &["id", "hint"]),
+    ("common", "bad_id", &["input", "reason"]),
+    ("common", "stale_button", &[]),
+    ("common", "busy", &[]),
+    ("common", "error", &["what", "reason"]),
+    ("common", "not_a_command", &[]),
+    ("newclient", "ask_id", &[]),
+    ("newclient", "id_taken", &["id"]),
+    ("newclient", "id_suggest", &["id"]),
+    ("newclient", "ask_name", &["id"]),
+    ("newclient", "skip", &[]),
+    ("newclient", "name_too_long", &[]),
+    ("newclient", "ask_token", &[]),
+    ("newclient", "token_deleted", &[]),
+    ("newclient", "token_bad_format", &["reason"]),
+    ("newclient", "token_refused", &["reason"]),
+    ("newclient", "token_ok", &["username"]),
+    ("newclient", "ask_model", &[]),
+    ("newclient", "ask_key", &["provider"]),
+    ("newclient", "ask_key_no_shared", &["provider"]),
+    ("newclient", "use_shared_key", &[]),
+    ("newclient", "key_deleted", &[]),
+    ("newclient", "key_bad", &[]),
+    ("newclient", "ask_skills", &[]),
+    ("newclient", "done", &[]),
+    ("newclient", "ask_access", &[]),
+    ("newclient", "access_pairing", &[]),
+    ("newclient", "access_allowlist", &[]),
+    ("newclient", "ask_allowlist", &[]),
+    ("newclient", "allowlist_bad", &["input"]),
+    ("newclient", "summary", &["id", "name", "username", "token", "model", "key", "skills", "access"]),
+    ("newclient", "key_own", &[]),
+    ("newclient", "key_shared", &[]),
+    ("newclient", "key_none", &[]),
+    ("newclient", "skills_none", &[]),
+    ("newclient", "access_pairing_summary", &[]),
+    ("newclient", "access_allowlist_summary", &["ids"]),
+    ("newclient", "confirm", &[]),
+    ("newclient", "cancel", &[]),
+    ("newclient", "back", &[]),
+    ("newclient", "progress", &["id", "steps"]),
+    ("newclient", "step_config", &[]),
+    ("newclient", "step_container", &[]),
+    ("newclient", "step_start", &[]),
+    ("newclient", "step_health", &[]),
+    ("newclient", "step_pair", &[]),
+    ("newclient", "step_done", &["step"]),
+    ("newclient", "step_running", &["step"]),
+    ("newclient", "step_pending", &["step"]),
+    ("newclient", "created", &["id", "username", "state", "health", "port"]),
+    ("newclient", "failed", &["id", "step", "reason", "cleanup"]),
+    ("newclient", "failed_cleaned", &[]),
+    ("newclient", "failed_kept", &[]),
+    ("clients", "list_header", &["count"]),
+    ("clients", "list_line", &["emoji", "id", "port", "tag", "uptime"]),
+    ("clients", "list_empty", &[]),
+    ("clients", "details", &["emoji", "id", "name", "state", "health", "bot", "model", "image", "port", "paired", "uptime"]),
+    ("clients", "btn_restart", &[]),
+    ("clients", "btn_stop", &[]),
+    ("clients", "btn_start", &[]),
+    ("clients", "btn_logs", &[]),
+    ("clients", "btn_remove", &[]),
+    ("clients", "working", &["action", "id"]),
+    ("clients", "restarted", &["id"]),
+    ("clients", "started", &["id"]),
+    ("clients", "already_running", &["id"]),
+    ("clients", "stopped", &["id"]),
+    ("clients", "already_stopped", &["id"]),
+    ("clients", "logs_empty", &["id"]),
+    ("clients", "logs_caption", &["n", "id"]),
+    ("clients", "remove_ask", &["id"]),
+    ("clients", "remove_keep", &[]),
+    ("clients", "remove_purge", &[]),
+    ("clients", "purge_ask", &["id"]),
+    ("clients", "purge_mismatch", &["id"]),
+    ("clients", "removed_kept", &["id"]),
+    ("clients", "removed_purged", &["id"]),
+];
+
+/// The loaded, checked texts.
+#[derive(Debug, Clone)]
+pub struct Texts {
+    texts: BTreeMap<String, String>,
+}
+
+impl Texts {
+    /// Loads and checks every dialogue file.
+    ///
+    /// # Errors
+    ///
+    /// A file that does not parse, a missing or unused key, a placeholder the
+    /// code does not fill or a placeholder missing from the text.
+    pub fn load() -> anyhow::Result<Texts> {
+        let mut texts = BTreeMap::new();
+        for (file, source) in FILES {
+            let map: BTreeMap<String, String> =
+                json5::from_str(source).with_context(|| format!("dialogues/{file}.json5 is not a JSON5 object of strings"))?;
+            for (key, text) in map {
+                if !KEYS.iter().any(|(f, k, _)| *f == file && *k == key) {
+                    bail!("dialogues/{file}.json5: key {key:?} is not used by the code; remove it or fix its name");
+                }
+                texts.insert(format!("{file}.{key}"), text);
+            }
+        }
+        for (file, key, placeholders) in KEYS {
+            let Some(text) = texts.get(&format!("{file}.{key}")) else {
+                bail!("dialogues/{file}.json5 has no key {key:?}");
+            };
+            let found = placeholders_of(text);
+            let expected: BTreeSet<String> = placeholders.iter().map(|p| p.to_string()).collect();
+            if found != expected {
+                bail!("dialogues/{file}.json5, key {key:?}: placeholders {found:?}, but the code fills {expected:?}");
+            }
+        }
+        Ok(Texts { texts })
+    }
+
+    /// The text `file.key` with its placeholders filled by HTML-escaped values.
+    /// An unknown key gives the key itself (cannot happen after `load`'s check,
+    /// which a unit test also runs).
+    #[must_use]
+    pub fn get(&self, key: &str, values: &[(&str, &str)]) -> String {
+        let Some(text) = self.texts.get(key) else {
+            return key.to_string();
+        };
+        let mut res = text.clone();
+        for (name, value) in values {
+            res = res.replace(&format!("{{{name}}}"), &escape(value));
+        }
+        res
+    }
+
+    /// A text whose values are already HTML (for nesting rendered texts).
+    #[must_use]
+    pub fn get_html(&self, key: &str, values: &[(&str, &str)]) -> String {
+        let Some(text) = self.texts.get(key) else {
+            return key.to_string();
+        };
+        let mut res = text.clone();
+        for (name, value) in values {
+            res = res.replace(&format!("{{{name}}}"), value);
+        }
+        res
+    }
+
+    /// A text with no placeholders.
+    #[must_use]
+    pub fn plain(&self, key: &str) -> String {
+        self.get(key, &[])
+    }
+}
+
+fn placeholders_of(text: &str) -> BTreeSet<String> {
+    let mut res = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end) if after[..end].chars().all(|c| c.is_ascii_lowercase() || c == '_') && end > 0 => {
+                res.insert(after[..end].to_string());
+                rest = &after[end + 1..];
+            }
+            _ => rest = after,
+        }
+    }
+    res
+}
+
+/// Escapes text for Telegram's HTML parse mode.
+#[must_use]
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dialogue_file_matches_the_code() {
+        let texts = Texts::load().unwrap();
+        assert_eq!(texts.get("common.bad_id", &[("input", "<b>"), ("reason", "x & y")]).contains("&lt;b&gt;"), true);
+    }
+
+    #[test]
+    fn placeholders_are_found() {
+        let found = placeholders_of("a {id} b {step} {not valid} {}");
+        assert_eq!(found, ["id", "step"].iter().map(|s| s.to_string()).collect());
+    }
+}
