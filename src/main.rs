@@ -36,6 +36,14 @@ enum Command {
     /// Create, inspect and operate tenants' cells.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Call one gateway method of a tenant's cell and print the result as JSON.
+    Rpc {
+        id: String,
+        /// e.g. health, status, channels.status, usage.cost, config.get.
+        method: String,
+        /// Params as a JSON object (default {}).
+        params: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -78,6 +86,8 @@ enum TenantCommand {
     },
     /// Compare the store with Docker; undo abandoned creates; report the rest.
     Reconcile(JsonFlag),
+    /// Pair the admin's device with a tenant's gateway again (e.g. after its state was reset).
+    Pair { id: String },
 }
 
 #[derive(Args)]
@@ -172,6 +182,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return serve(app).await;
         }
         Command::Tenant(command) => command,
+        Command::Rpc { id, method, params } => {
+            let id = parse_id(&id)?;
+            let params: Value = match params.as_deref() {
+                None => json!({}),
+                Some(text) => serde_json::from_str(text)
+                    .map_err(|err| BadInput(format!("params must be a JSON object, e.g. '{{\"days\":7}}': {err}")))?,
+            };
+            if !params.is_object() {
+                bail!(BadInput("params must be a JSON object, e.g. '{\"days\":7}'".into()));
+            }
+            if method.is_empty() || method.len() > 128 || !method.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
+                bail!(BadInput(format!("{method:?} is not a gateway method name (e.g. health, usage.cost)")));
+            }
+            let app = App::open(config).await?;
+            let result = fleet::rpc(&app, &id, &method, params).await?;
+            return print_json(&result);
+        }
     };
     let app = App::open(config).await?;
     let actor = Actor::cli();
@@ -208,11 +235,56 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_line(out.trim_end())
         }
         TenantCommand::Show { id, json } => {
-            let view = fleet::show(&app, &parse_id(&id)?).await?;
+            let id = parse_id(&id)?;
+            let view = fleet::show(&app, &id).await?;
+            // Live facts from the gateway, when the cell runs and the admin is paired.
+            let gateway = if view.state == fleet::ViewState::Running && view.record.paired {
+                Some(fleet::gateway_info(&app, &id).await.map_err(|err| format!("{err:#}")))
+            } else {
+                None
+            };
             if json {
-                return print_json(&tenant_json(&view));
+                let mut value = tenant_json(&view);
+                value["gateway"] = match &gateway {
+                    Some(Ok(info)) => json!({
+                        "version": info.version,
+                        "scopes": info.scopes,
+                        "telegram": info.telegram.as_ref().map(|t| json!({
+                            "running": t.running,
+                            "connected": t.connected,
+                            "last_error": t.last_error,
+                        })),
+                    }),
+                    Some(Err(error)) => json!({ "error": error }),
+                    None => Value::Null,
+                };
+                return print_json(&value);
             }
-            print_line(&render_show(&view))
+            let mut text = render_show(&view);
+            match &gateway {
+                Some(Ok(info)) => {
+                    text.push_str(&format!("\ngateway    OpenClaw {}", info.version));
+                    if let Some(telegram) = &info.telegram {
+                        let state = match (telegram.running, telegram.connected) {
+                            (Some(true), Some(true)) => "running, connected",
+                            (Some(true), _) => "running",
+                            _ => "not running",
+                        };
+                        text.push_str(&format!("\ntelegram   {state}"));
+                        if let Some(error) = &telegram.last_error {
+                            text.push_str(&format!(" (last error: {error})"));
+                        }
+                    }
+                }
+                Some(Err(error)) => text.push_str(&format!("\ngateway    unreachable: {error}")),
+                None => {}
+            }
+            print_line(&text)
+        }
+        TenantCommand::Pair { id } => {
+            let id = parse_id(&id)?;
+            fleet::pair(&app, &actor, &id).await?;
+            print_line(&format!("paired the admin with {id}"))
         }
         TenantCommand::Start { id } => {
             let id = parse_id(&id)?;
@@ -400,6 +472,7 @@ fn step_text(step: CreateStep) -> &'static str {
         CreateStep::Container => "creating the container",
         CreateStep::Start => "starting",
         CreateStep::Health => "waiting for the gateway to be healthy",
+        CreateStep::Pair => "pairing the admin with the gateway",
         CreateStep::Done => "done",
     }
 }

@@ -28,7 +28,17 @@ fn a_tenant_lives_from_create_to_purge() {
     assert_eq!(created["health"], "ok");
     assert_eq!(created["port"], 19201, "the foreign listener's port must be skipped");
     assert!(created["image_id"].as_str().unwrap().starts_with("sha256:"), "{created}");
+    assert_eq!(created["paired"], true, "create returns once the admin is paired");
     drop(foreign);
+
+    // Every later `mtp` process reaches the gateway with the stored device token.
+    let health = json(&env.mtp(&["rpc", &id, "health"]));
+    assert_eq!(health["ok"], true, "{health}");
+    let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
+    assert_eq!(shown["gateway"]["version"], "2026.9.6", "{shown}");
+    assert_eq!(shown["gateway"]["telegram"]["running"], true, "{shown}");
+    let bad_params = env.mtp(&["rpc", &id, "health", "[1]"]);
+    assert_eq!(bad_params.status.code(), Some(2), "{}", stderr(&bad_params));
 
     // The cell profile, as Docker reports it.
     let inspect = Command::new("docker").args(["inspect", &format!("mtp-cell-{id}")]).output().unwrap();
@@ -69,6 +79,9 @@ fn a_tenant_lives_from_create_to_purge() {
     assert_ok(&env.mtp(&["tenant", "restart", &id]));
     let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
     assert_eq!((shown["state"].as_str(), shown["health"].as_str()), (Some("running"), Some("ok")));
+    // The pairing survives a restart of the cell (and of the admin: a new process).
+    let status = json(&env.mtp(&["rpc", &id, "status"]));
+    assert!(status.is_object(), "{status}");
 
     // Secrets: not in list/show/logs output, not in the audit log; store is 0600.
     let gateway_token = {

@@ -436,7 +436,9 @@ mod tests {
         let store = crate::store::Store::open(&dir.path().join("s.redb")).unwrap();
         let config = crate::config::AdminConfig::from_json5(&format!("{{ dataDir: {:?} }}", dir.path())).unwrap();
         let runtime = crate::runtime::Runtime::connect(None).await.unwrap();
-        let app = App { config, store: store.clone(), runtime };
+        let identity = crate::gateway::DeviceIdentity::load_or_create(&dir.path().join("device.key")).unwrap();
+        let (pool, _tokens) = crate::gateway::Pool::new(identity.clone(), crate::gateway::Options::default());
+        let app = App { config, store: store.clone(), runtime, identity, pool };
         let ctx = Arc::new(Ctx { app, texts: Texts::load().unwrap(), operators: vec![1], idle: Duration::from_secs(60), refused: Mutex::new(HashMap::new()) });
         let _ = Dispatcher::builder(bot, schema()).dependencies(dptree::deps![ctx, DialogueStorage::new(store)]).build();
     }

@@ -17,11 +17,12 @@ use crate::tenant::{BotToken, DmPolicy, Secret, TenantId, TenantSpec};
 const MAX_NAME: usize = 64;
 
 /// The progress lines shown while provisioning, and the create steps each covers.
-const PROGRESS: [(&str, &[CreateStep]); 4] = [
+const PROGRESS: [(&str, &[CreateStep]); 5] = [
     ("newclient.step_config", &[CreateStep::Validate, CreateStep::Record, CreateStep::Dirs, CreateStep::Config]),
     ("newclient.step_container", &[CreateStep::Network, CreateStep::Container]),
     ("newclient.step_start", &[CreateStep::Start]),
     ("newclient.step_health", &[CreateStep::Health]),
+    ("newclient.step_pair", &[CreateStep::Pair]),
 ];
 
 pub async fn begin(bot: &Tg, chat: ChatId, dialogue: &Dlg, ctx: &Ctx) -> HandlerResult {

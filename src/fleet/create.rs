@@ -29,11 +29,12 @@ pub enum CreateStep {
     Container,
     Start,
     Health,
+    Pair,
     Done,
 }
 
 impl CreateStep {
-    pub const ALL: [CreateStep; 9] = [
+    pub const ALL: [CreateStep; 10] = [
         CreateStep::Validate,
         CreateStep::Record,
         CreateStep::Dirs,
@@ -42,6 +43,7 @@ impl CreateStep {
         CreateStep::Container,
         CreateStep::Start,
         CreateStep::Health,
+        CreateStep::Pair,
         CreateStep::Done,
     ];
 
@@ -56,6 +58,7 @@ impl CreateStep {
             CreateStep::Container => "container",
             CreateStep::Start => "start",
             CreateStep::Health => "health",
+            CreateStep::Pair => "pair",
             CreateStep::Done => "done",
         }
     }
@@ -335,6 +338,12 @@ async fn run_steps(
     wait_healthy(app, &spec.id, record.port, app.config.cell.health_timeout)
         .await
         .map_err(|err| (CreateStep::Health, err))?;
+
+    progress(CreateStep::Pair);
+    crate::fleet::cell_gateway::pair_cell(app, record, app.config.cell.health_timeout)
+        .await
+        .map_err(|err| (CreateStep::Pair, err))?;
+    record.paired = true;
     Ok(())
 }
 

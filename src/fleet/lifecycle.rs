@@ -44,6 +44,7 @@ pub async fn stop(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result
     record.state = CellState::Stopped;
     record.updated_at = now();
     app.store.put_tenant(&record)?;
+    app.pool.close(tenant);
     let result = app.runtime.stop(tenant).await.map_err(anyhow::Error::from);
     finish(app, actor, "stop", tenant, &result);
     result
@@ -77,6 +78,7 @@ pub async fn remove(app: &App, actor: &Actor, tenant: &TenantId, purge: bool) ->
             return Err(err);
         }
     }
+    app.pool.remove(tenant);
     let result = async {
         let container = app.runtime.remove_cell(tenant).await?;
         let network = app.runtime.remove_network(tenant).await?;

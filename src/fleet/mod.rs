@@ -7,6 +7,7 @@
 //! runtime and the gateway together.
 
 pub mod catalog;
+mod cell_gateway;
 mod create;
 mod inventory;
 mod lifecycle;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc};
 pub use create::{CreateError, CreateStep, create};
 pub use inventory::{Health, TenantView, UnknownTenant, ViewState, list, show};
 pub use lifecycle::{Removed, logs, remove, restart, start, stop};
@@ -26,6 +28,7 @@ pub use reconcile::{ReconcileReport, reconcile};
 pub use telegram::{ProveError, ProvenBot, prove_bot_token};
 
 use crate::config::AdminConfig;
+use crate::gateway::{self, DeviceIdentity};
 use crate::runtime::Runtime;
 use crate::store::{AuditEntry, Outcome, Store};
 use crate::tenant::{Secret, TenantId};
@@ -36,6 +39,10 @@ pub struct App {
     pub config: AdminConfig,
     pub store: Store,
     pub runtime: Runtime,
+    /// The admin's Ed25519 device identity (`<data>/device.key`, 0600).
+    pub identity: DeviceIdentity,
+    /// One gateway connection per tenant, shared by every caller.
+    pub pool: gateway::Pool,
 }
 
 impl App {
@@ -48,7 +55,18 @@ impl App {
         ensure_private_dir(&config.data_dir)?;
         let store = Store::open(&config.store_path())?;
         let runtime = Runtime::connect(config.docker_host.as_deref()).await?;
-        Ok(App { config, store, runtime })
+        let identity = DeviceIdentity::load_or_create(&config.data_dir.join("device.key"))?;
+        let (pool, mut tokens) = gateway::Pool::new(identity.clone(), gateway::Options::default());
+        // A cell may rotate the admin's device token on any connect; keep the newest.
+        let token_store = store.clone();
+        tokio::spawn(async move {
+            while let Some(issued) = tokens.recv().await {
+                if let Err(err) = token_store.put_secret(&issued.tenant, crate::tenant::SecretKind::DeviceToken, &issued.device_token) {
+                    tracing::error!(cause = %err, tenant = %issued.tenant, "cannot store a rotated device token");
+                }
+            }
+        });
+        Ok(App { config, store, runtime, identity, pool })
     }
 
     /// The tenant's own directory under the data dir.

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_telegram;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
