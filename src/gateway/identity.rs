@@ -14,6 +14,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ed25519_dalek::ed25519::pkcs8::KeypairBytes;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signer, SigningKey};
 use sha2::{Digest, Sha256};
@@ -86,11 +87,10 @@ impl DeviceIdentity {
             .file_name()
             .with_context(|| format!("device key path {} has no file name", path.display()))?;
         let tmp = path.with_file_name(format!(
-            ".{}.tmp-{}",
+            ".{}.tmp-{:016x}",
             file_name.to_string_lossy(),
-            std::process::id()
+            rand::random::<u64>()
         ));
-        let _ = fs::remove_file(&tmp);
         let written = (|| -> std::io::Result<()> {
             let mut file = fs::OpenOptions::new()
                 .write(true)
@@ -174,8 +174,13 @@ impl DeviceIdentity {
     }
 
     fn to_pem(&self) -> anyhow::Result<String> {
-        let der = self
-            .signing_key
+        // PKCS#8 v1 (seed only, no public key): the form `openssl genpkey` writes and
+        // OpenSSL 3.0 reads back; dalek's own encoding adds the public key (v2).
+        let keypair = KeypairBytes {
+            secret_key: self.signing_key.to_bytes(),
+            public_key: None,
+        };
+        let der = keypair
             .to_pkcs8_der()
             .map_err(|err| anyhow::anyhow!("cannot encode the device key as PKCS#8: {err}"))?;
         let body = STANDARD.encode(der.as_bytes());
@@ -191,10 +196,17 @@ impl DeviceIdentity {
     fn from_pem(text: &str) -> anyhow::Result<DeviceIdentity> {
         let begin = format!("-----BEGIN {PEM_LABEL}-----");
         let end = format!("-----END {PEM_LABEL}-----");
-        let start = text.find(&begin).context("no PEM private key block found")?;
+        let start = text
+            .find(&begin)
+            .context("no PEM private key block found")?;
         let rest = &text[start + begin.len()..];
-        let stop = rest.find(&end).context("PEM private key block is not terminated")?;
-        let body: String = rest[..stop].chars().filter(|c| !c.is_whitespace()).collect();
+        let stop = rest
+            .find(&end)
+            .context("PEM private key block is not terminated")?;
+        let body: String = rest[..stop]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         let der = STANDARD
             .decode(body)
             .context("PEM private key block is not valid base64")?;
@@ -212,9 +224,11 @@ impl fmt::Debug for DeviceIdentity {
     }
 }
 
-/// The exact v3 string OpenClaw's `buildDeviceAuthPayloadV3` builds:
-/// `v3|deviceId|clientId|mode|role|scopes|signedAt|token|nonce|platform|deviceFamily`.
-fn v3_payload(device_id: &str, fields: &SignedFields<'_>) -> String {
+/// The exact v3 string OpenClaw's `buildDeviceAuthPayloadV3` builds and its verifier
+/// checks: `v3|deviceId|clientId|mode|role|scopes|signedAt|token|nonce|platform|deviceFamily`
+/// (a fake gateway rebuilds it from the `connect` params to verify a signature).
+#[must_use]
+pub fn v3_payload(device_id: &str, fields: &SignedFields<'_>) -> String {
     // Upstream trims and lowercases only A-Z, so `to_ascii_lowercase` is the exact match.
     let normalize = |value: &str| value.trim().to_ascii_lowercase();
     [
@@ -291,7 +305,10 @@ mod tests {
         let payload = v3_payload(identity.device_id(), &fields);
         assert_eq!(
             payload,
-            format!("v3|{}|gateway-client|backend|operator||1||n|linux|server", identity.device_id())
+            format!(
+                "v3|{}|gateway-client|backend|operator||1||n|linux|server",
+                identity.device_id()
+            )
         );
         let key_bytes: [u8; 32] = URL_SAFE_NO_PAD
             .decode(identity.public_key())
@@ -316,7 +333,11 @@ mod tests {
         let created = DeviceIdentity::load_or_create(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "key file mode");
-        let parent_mode = fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        let parent_mode = fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(parent_mode, 0o700, "created parent dir mode");
         let loaded = DeviceIdentity::load_or_create(&path).unwrap();
         assert_eq!(created.device_id(), loaded.device_id());
@@ -325,6 +346,26 @@ mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("device.pem")]);
+    }
+
+    /// The file holds the PKCS#8 v1 PEM that openssl writes for an Ed25519 key.
+    #[test]
+    fn key_file_is_plain_pkcs8_pem() {
+        let pem = DeviceIdentity::from_seed([7; 32]).to_pem().unwrap();
+        let body: String = pem
+            .lines()
+            .filter(|line| !line.starts_with("-----"))
+            .collect();
+        let der = STANDARD.decode(body).unwrap();
+        let mut expected = hex::decode("302e020100300506032b657004220420").unwrap();
+        expected.extend_from_slice(&[7; 32]);
+        assert_eq!(der, expected);
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
+        let loaded = DeviceIdentity::from_pem(&pem).unwrap();
+        assert_eq!(
+            loaded.device_id(),
+            DeviceIdentity::from_seed([7; 32]).device_id()
+        );
     }
 
     /// A key readable by others is refused with a message that says how to fix it.

@@ -74,7 +74,7 @@ impl ErrorShape {
 /// What the gateway said in `hello-ok`, kept for the life of one connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hello {
-    /// Negotiated protocol; always [`PROTOCOL_VERSION`].
+    /// Negotiated protocol; always 4.
     pub protocol: u32,
     /// OpenClaw version of the cell, e.g. `2026.9.6`.
     pub server_version: String,
@@ -295,7 +295,10 @@ pub(crate) fn parse_hello(payload: Value) -> Result<Hello, String> {
     let wire: HelloOkWire =
         serde_json::from_value(payload).map_err(|err| format!("malformed hello-ok: {err}"))?;
     if wire.kind != "hello-ok" {
-        return Err(format!("connect answered with {:?}, not hello-ok", wire.kind));
+        return Err(format!(
+            "connect answered with {:?}, not hello-ok",
+            wire.kind
+        ));
     }
     if wire.protocol != PROTOCOL_VERSION {
         return Err(format!(
@@ -357,7 +360,12 @@ mod tests {
         assert_eq!(hello.tick_interval, Duration::from_secs(30));
         assert_eq!(hello.max_payload, 26_214_400);
         assert!(hello.methods.iter().any(|m| m == "config.patch"));
-        assert!(hello.applied_config_hash.unwrap().starts_with("hmac-sha256:v1:"));
+        assert!(
+            hello
+                .applied_config_hash
+                .unwrap()
+                .starts_with("hmac-sha256:v1:")
+        );
         assert!(!format!("{:?}", hello.device_token).contains("REDACTED-TOKEN"));
     }
 
@@ -367,7 +375,10 @@ mod tests {
         let frames = transcript_frames(include_str!(
             "../../tests/fixtures/gateway/remote-connect-token-only.jsonl"
         ));
-        let hello_ok = frames.iter().find(|f| f["id"] == "c1").unwrap();
+        let hello_ok = frames
+            .iter()
+            .find(|f| f["id"] == "c1" && f["type"] == "res")
+            .unwrap();
         let hello = parse_hello(hello_ok["payload"].clone()).unwrap();
         assert!(hello.scopes.is_empty());
         assert_eq!(hello.device_token, None);

@@ -1,0 +1,554 @@
+//! The device pairing store: pending requests (one per device, its `requestId` reused
+//! on repeated attempts, as the real cell does), paired devices with their approved
+//! role/scopes/platform, and issued device tokens. Persisted as JSON (mode 0600) in the
+//! state dir so pairing survives a restart of the fake.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::config_doc::write_atomically;
+
+/// Bounds the store so a hostile client cannot grow it without limit.
+const MAX_PENDING: usize = 512;
+const MAX_PAIRED: usize = 4096;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pending {
+    pub request_id: String,
+    pub device_id: String,
+    pub public_key: String,
+    pub platform: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_family: Option<String>,
+    pub client_id: String,
+    pub client_mode: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub remote_ip: String,
+    pub is_repair: bool,
+    pub ts: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceToken {
+    pub role: String,
+    /// Sorted, as the gateway stores them.
+    pub scopes: Vec<String>,
+    pub token: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Paired {
+    pub device_id: String,
+    pub public_key: String,
+    pub platform: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_family: Option<String>,
+    pub client_id: String,
+    pub client_mode: String,
+    pub role: String,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub remote_ip: String,
+    pub created_at_ms: i64,
+    pub approved_at_ms: i64,
+    #[serde(default)]
+    pub last_seen_at_ms: Option<i64>,
+    pub tokens: Vec<DeviceToken>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct File {
+    version: u32,
+    pending: Vec<Pending>,
+    paired: Vec<Paired>,
+}
+
+pub struct PairingStore {
+    /// `None` = in memory only (no state dir).
+    path: Option<PathBuf>,
+    pending: Vec<Pending>,
+    paired: Vec<Paired>,
+}
+
+/// What a connecting device asks for.
+pub struct Request<'a> {
+    pub device_id: &'a str,
+    pub public_key: &'a str,
+    pub platform: &'a str,
+    pub device_family: Option<&'a str>,
+    pub client_id: &'a str,
+    pub client_mode: &'a str,
+    pub role: &'a str,
+    pub scopes: &'a [String],
+    pub remote_ip: &'a str,
+}
+
+/// Why pairing is required (`details.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    NotPaired,
+    RoleUpgrade,
+    ScopeUpgrade,
+    MetadataUpgrade,
+}
+
+impl Reason {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NotPaired => "not-paired",
+            Reason::RoleUpgrade => "role-upgrade",
+            Reason::ScopeUpgrade => "scope-upgrade",
+            Reason::MetadataUpgrade => "metadata-upgrade",
+        }
+    }
+
+    /// The `requirement` text after "pairing required: ".
+    #[must_use]
+    pub fn requirement(self) -> &'static str {
+        match self {
+            Reason::NotPaired => "device is not approved yet",
+            Reason::RoleUpgrade => "device is asking for a higher role than currently approved",
+            Reason::ScopeUpgrade => "device is asking for more scopes than currently approved",
+            Reason::MetadataUpgrade => "device identity changed and must be re-approved",
+        }
+    }
+
+    #[must_use]
+    pub fn remediation_hint(self) -> &'static str {
+        match self {
+            Reason::NotPaired => "Approve this device from the pending pairing requests.",
+            Reason::RoleUpgrade => {
+                "Review the requested role upgrade, then approve the pending request."
+            }
+            Reason::ScopeUpgrade => {
+                "Review the requested scopes, then approve the pending upgrade."
+            }
+            Reason::MetadataUpgrade => {
+                "Review the refreshed device details, then approve the pending request."
+            }
+        }
+    }
+}
+
+/// `operator.admin` covers every scope; `operator.write` covers read and the
+/// session/talk scopes (PROTOCOL.md §2.5).
+#[must_use]
+pub fn scopes_cover(granted: &[String], wanted: &str) -> bool {
+    if granted
+        .iter()
+        .any(|scope| scope == wanted || scope == "operator.admin")
+    {
+        return true;
+    }
+    let write_implied = [
+        "operator.read",
+        "operator.talk",
+        "operator.sessions.read",
+        "operator.sessions.write",
+    ];
+    write_implied.contains(&wanted) && granted.iter().any(|scope| scope == "operator.write")
+}
+
+#[must_use]
+pub fn sorted_unique(scopes: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = scopes.to_vec();
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl PairingStore {
+    /// Loads the store; a missing file is an empty store, a broken one is logged and
+    /// replaced.
+    #[must_use]
+    pub fn load(path: Option<PathBuf>) -> PairingStore {
+        let file = path
+            .as_ref()
+            .and_then(|path| std::fs::read(path).ok())
+            .and_then(|bytes| match serde_json::from_slice::<File>(&bytes) {
+                Ok(file) => Some(file),
+                Err(err) => {
+                    tracing::warn!(cause = %err, "pairing store unreadable; starting empty");
+                    None
+                }
+            })
+            .unwrap_or_default();
+        PairingStore {
+            path,
+            pending: file.pending,
+            paired: file.paired,
+        }
+    }
+
+    fn save(&self) {
+        let Some(path) = &self.path else {
+            return;
+        };
+        let file = File {
+            version: 1,
+            pending: self.pending.clone(),
+            paired: self.paired.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        if let Err(err) = write_atomically(path, &bytes) {
+            tracing::warn!(cause = %err, path = %path.display(), "pairing store write failed");
+        }
+    }
+
+    #[must_use]
+    pub fn paired(&self, device_id: &str) -> Option<&Paired> {
+        self.paired
+            .iter()
+            .find(|device| device.device_id == device_id)
+    }
+
+    /// Decides whether a device with a verified key may connect with what it asks
+    /// for; `Some(reason)` means pairing (or re-approval) is required.
+    #[must_use]
+    pub fn check(&self, request: &Request<'_>) -> Option<Reason> {
+        let Some(device) = self.paired(request.device_id) else {
+            return Some(Reason::NotPaired);
+        };
+        if device.public_key != request.public_key {
+            return Some(Reason::NotPaired);
+        }
+        if crate::device::normalize_metadata(&device.platform)
+            != crate::device::normalize_metadata(request.platform)
+            || crate::device::normalize_metadata(device.device_family.as_deref().unwrap_or(""))
+                != crate::device::normalize_metadata(request.device_family.unwrap_or(""))
+        {
+            return Some(Reason::MetadataUpgrade);
+        }
+        if !device.roles.iter().any(|role| role == request.role) {
+            return Some(Reason::RoleUpgrade);
+        }
+        if !request
+            .scopes
+            .iter()
+            .all(|scope| scopes_cover(&device.scopes, scope))
+        {
+            return Some(Reason::ScopeUpgrade);
+        }
+        None
+    }
+
+    /// Creates the pending request for a device, or reuses the one it already has
+    /// (same `requestId`), refreshing what it asks for. Returns it and whether it is new.
+    pub fn request(
+        &mut self,
+        request: &Request<'_>,
+        reason: Reason,
+        now_ms: i64,
+    ) -> (Pending, bool) {
+        let is_repair = reason != Reason::NotPaired;
+        if let Some(existing) = self
+            .pending
+            .iter_mut()
+            .find(|pending| pending.device_id == request.device_id)
+        {
+            existing.public_key = request.public_key.to_string();
+            existing.platform = request.platform.to_string();
+            existing.device_family = request.device_family.map(str::to_string);
+            existing.client_id = request.client_id.to_string();
+            existing.client_mode = request.client_mode.to_string();
+            existing.role = request.role.to_string();
+            existing.scopes = request.scopes.to_vec();
+            existing.remote_ip = request.remote_ip.to_string();
+            existing.is_repair = is_repair;
+            let pending = existing.clone();
+            self.save();
+            return (pending, false);
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.remove(0);
+        }
+        let pending = Pending {
+            request_id: uuid_v4(),
+            device_id: request.device_id.to_string(),
+            public_key: request.public_key.to_string(),
+            platform: request.platform.to_string(),
+            device_family: request.device_family.map(str::to_string),
+            client_id: request.client_id.to_string(),
+            client_mode: request.client_mode.to_string(),
+            role: request.role.to_string(),
+            scopes: request.scopes.to_vec(),
+            remote_ip: request.remote_ip.to_string(),
+            is_repair,
+            ts: now_ms,
+        };
+        self.pending.push(pending.clone());
+        self.save();
+        (pending, true)
+    }
+
+    /// Approves a pending request: the device becomes paired with the requested role
+    /// and scopes and gets a device token. `None` for an unknown id.
+    pub fn approve(&mut self, request_id: &str, now_ms: i64) -> Option<Paired> {
+        let index = self
+            .pending
+            .iter()
+            .position(|pending| pending.request_id == request_id)?;
+        let pending = self.pending.remove(index);
+        let previous = self
+            .paired
+            .iter()
+            .position(|device| device.device_id == pending.device_id)
+            .map(|index| self.paired.remove(index));
+        let mut roles = previous
+            .as_ref()
+            .map(|device| device.roles.clone())
+            .unwrap_or_default();
+        if !roles.contains(&pending.role) {
+            roles.push(pending.role.clone());
+        }
+        let mut scopes = previous
+            .as_ref()
+            .map(|device| device.scopes.clone())
+            .unwrap_or_default();
+        for scope in &pending.scopes {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
+        let token = DeviceToken {
+            role: pending.role.clone(),
+            scopes: sorted_unique(&scopes),
+            token: random_token(),
+            created_at_ms: now_ms,
+        };
+        let device = Paired {
+            device_id: pending.device_id,
+            public_key: pending.public_key,
+            platform: pending.platform,
+            device_family: pending.device_family,
+            client_id: pending.client_id,
+            client_mode: pending.client_mode,
+            role: pending.role,
+            roles,
+            scopes,
+            remote_ip: pending.remote_ip,
+            created_at_ms: previous
+                .as_ref()
+                .map_or(now_ms, |device| device.created_at_ms),
+            approved_at_ms: now_ms,
+            last_seen_at_ms: None,
+            tokens: vec![token],
+        };
+        if self.paired.len() >= MAX_PAIRED {
+            self.paired.remove(0);
+        }
+        self.paired.push(device.clone());
+        self.save();
+        Some(device)
+    }
+
+    /// The token of a paired device for `role`.
+    #[must_use]
+    pub fn token_for(&self, device_id: &str, role: &str) -> Option<DeviceToken> {
+        self.paired(device_id)?
+            .tokens
+            .iter()
+            .find(|token| token.role == role)
+            .cloned()
+    }
+
+    pub fn touch(&mut self, device_id: &str, now_ms: i64) {
+        if let Some(device) = self
+            .paired
+            .iter_mut()
+            .find(|device| device.device_id == device_id)
+        {
+            device.last_seen_at_ms = Some(now_ms);
+        }
+    }
+
+    /// `device.pair.list` payload (shape of transcripts/device-pair-approve.jsonl).
+    #[must_use]
+    pub fn list_payload(&self, connected: &dyn Fn(&str) -> bool) -> Value {
+        let pending: Vec<Value> = self.pending.iter().map(pending_json).collect();
+        let paired: Vec<Value> = self
+            .paired
+            .iter()
+            .map(|device| {
+                let mut value = paired_json(device);
+                if let Some(seen) = device.last_seen_at_ms {
+                    value["lastSeenAtMs"] = json!(seen);
+                    value["lastSeenReason"] = json!("connect");
+                }
+                value["connected"] = json!(connected(&device.device_id));
+                value
+            })
+            .collect();
+        json!({"pending": pending, "paired": paired})
+    }
+
+    pub fn clear(&mut self) {
+        self.pending.clear();
+        self.paired.clear();
+        self.save();
+    }
+}
+
+#[must_use]
+pub fn pending_json(pending: &Pending) -> Value {
+    let mut value = json!({
+        "requestId": pending.request_id,
+        "deviceId": pending.device_id,
+        "publicKey": pending.public_key,
+        "platform": pending.platform,
+        "clientId": pending.client_id,
+        "clientMode": pending.client_mode,
+        "role": pending.role,
+        "roles": [pending.role],
+        "scopes": pending.scopes,
+        "remoteIp": pending.remote_ip,
+        "silent": false,
+        "isRepair": pending.is_repair,
+        "ts": pending.ts,
+    });
+    if let Some(family) = &pending.device_family {
+        value["deviceFamily"] = json!(family);
+    }
+    value
+}
+
+/// A paired device as `device.pair.approve` returns it (tokens without their value).
+#[must_use]
+pub fn paired_json(device: &Paired) -> Value {
+    let tokens: Vec<Value> = device
+        .tokens
+        .iter()
+        .map(|token| json!({"role": token.role, "scopes": token.scopes, "createdAtMs": token.created_at_ms}))
+        .collect();
+    let mut value = json!({
+        "deviceId": device.device_id,
+        "publicKey": device.public_key,
+        "platform": device.platform,
+        "clientId": device.client_id,
+        "clientMode": device.client_mode,
+        "role": device.role,
+        "roles": device.roles,
+        "scopes": device.scopes,
+        "remoteIp": device.remote_ip,
+        "approvedVia": "owner",
+        "createdAtMs": device.created_at_ms,
+        "approvedAtMs": device.approved_at_ms,
+        "tokens": tokens,
+    });
+    if let Some(family) = &device.device_family {
+        value["deviceFamily"] = json!(family);
+    }
+    value
+}
+
+/// A random UUID v4 string.
+#[must_use]
+pub fn uuid_v4() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// 32 random bytes, base64url: the shape of the real device tokens.
+#[must_use]
+pub fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes() -> Vec<String> {
+        vec!["operator.admin".to_string(), "operator.read".to_string()]
+    }
+
+    fn request<'a>(scopes: &'a [String], platform: &'a str) -> Request<'a> {
+        Request {
+            device_id: "dev1",
+            public_key: "key1",
+            platform,
+            device_family: None,
+            client_id: "gateway-client",
+            client_mode: "backend",
+            role: "operator",
+            scopes,
+            remote_ip: "172.17.0.1",
+        }
+    }
+
+    /// The same device keeps one pending request; approval issues a token; later
+    /// checks pass; a platform change needs re-approval.
+    #[test]
+    fn pairing_lifecycle() {
+        let dir = std::env::temp_dir().join(format!("fake-gw-pairing-{}", rand::random::<u64>()));
+        let path = dir.join("devices.json");
+        let mut store = PairingStore::load(Some(path.clone()));
+        let scopes = scopes();
+        assert_eq!(
+            store.check(&request(&scopes, "linux")),
+            Some(Reason::NotPaired)
+        );
+        let (first, created) = store.request(&request(&scopes, "linux"), Reason::NotPaired, 1);
+        assert!(created);
+        let (second, created) = store.request(&request(&scopes, "linux"), Reason::NotPaired, 2);
+        assert!(!created);
+        assert_eq!(first.request_id, second.request_id);
+        assert!(store.approve("nope", 3).is_none());
+        let device = store.approve(&first.request_id, 3).unwrap();
+        assert_eq!(device.tokens.len(), 1);
+        assert_eq!(store.check(&request(&scopes, "linux")), None);
+        assert_eq!(store.check(&request(&scopes, " Linux ")), None);
+        assert_eq!(
+            store.check(&request(&scopes, "macos")),
+            Some(Reason::MetadataUpgrade)
+        );
+        // Survives a reload, with mode 0600.
+        let reloaded = PairingStore::load(Some(path.clone()));
+        assert_eq!(
+            reloaded.token_for("dev1", "operator").unwrap().token,
+            device.tokens[0].token
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn admin_covers_every_scope_and_write_covers_read() {
+        let admin = vec!["operator.admin".to_string()];
+        assert!(scopes_cover(&admin, "operator.pairing"));
+        let write = vec!["operator.write".to_string()];
+        assert!(scopes_cover(&write, "operator.read"));
+        assert!(!scopes_cover(&write, "operator.admin"));
+        assert!(!scopes_cover(&[], "operator.read"));
+    }
+
+    #[test]
+    fn uuid_has_the_v4_shape() {
+        let id = uuid_v4();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+    }
+}

@@ -1,0 +1,326 @@
+//! One long-lived gateway connection per tenant, shared by everyone who asks
+//! (monitor, usage, bot actions): opened on first use, reconnecting by itself, closed
+//! on request.
+//!
+//! The pool cannot read the store: the caller registers each tenant's [`Endpoint`] and
+//! persists the device tokens the pool reports on its channel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use tokio::sync::mpsc;
+
+use crate::gateway::client::{Client, Endpoint, Options, TokenSink};
+use crate::gateway::error::PoolError;
+use crate::gateway::identity::DeviceIdentity;
+use crate::tenant::{Secret, TenantId};
+
+/// The connections of all tenants. Clones share the same connections.
+#[derive(Clone)]
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+/// A device token a cell issued (at pairing, or rotated); the caller must persist it
+/// as the tenant's device token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceTokenIssued {
+    pub tenant: TenantId,
+    pub device_token: Secret<String>,
+}
+
+struct Shared {
+    identity: DeviceIdentity,
+    options: Options,
+    /// The lock is held only to read or swap a slot, never across an await.
+    slots: Mutex<HashMap<TenantId, Slot>>,
+    tokens: mpsc::UnboundedSender<DeviceTokenIssued>,
+}
+
+struct Slot {
+    endpoint: Endpoint,
+    /// The open client; a fresh `Arc` whenever the slot is reset, so a connect that
+    /// finishes after a reset can tell that its result is no longer wanted.
+    client: Arc<tokio::sync::Mutex<Option<Client>>>,
+}
+
+/// How often `client` retries when the slot is reset while it connects.
+const MAX_CONNECT_RACES: usize = 3;
+
+impl Pool {
+    /// An empty pool, and the channel on which it reports every device token a cell
+    /// issues. Keep receiving from it: tokens that are not persisted are lost at restart.
+    #[must_use]
+    pub fn new(
+        identity: DeviceIdentity,
+        options: Options,
+    ) -> (Pool, mpsc::UnboundedReceiver<DeviceTokenIssued>) {
+        let (tokens_tx, tokens_rx) = mpsc::unbounded_channel();
+        let pool = Pool {
+            shared: Arc::new(Shared {
+                identity,
+                options,
+                slots: Mutex::new(HashMap::new()),
+                tokens: tokens_tx,
+            }),
+        };
+        (pool, tokens_rx)
+    }
+
+    /// Registers or updates a tenant's endpoint. A new port or gateway token closes the
+    /// open connection (the next [`Pool::client`] opens one with the new endpoint); a
+    /// new device token alone is only remembered for the next connect.
+    pub fn set_endpoint(&self, tenant: TenantId, endpoint: Endpoint) {
+        let mut slots = self.shared.lock_slots();
+        match slots.get_mut(&tenant) {
+            Some(slot)
+                if slot.endpoint.port == endpoint.port
+                    && slot.endpoint.gateway_token == endpoint.gateway_token =>
+            {
+                slot.endpoint = endpoint;
+            }
+            Some(slot) => {
+                slot.endpoint = endpoint;
+                reset(slot);
+            }
+            None => {
+                slots.insert(
+                    tenant,
+                    Slot {
+                        endpoint,
+                        client: Arc::default(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The tenant's connection, opened now if there is none (or the last one stopped).
+    /// Concurrent callers share one connect attempt.
+    ///
+    /// # Errors
+    ///
+    /// `PoolError::NoEndpoint` if the tenant was never registered, else the connect
+    /// error (e.g. `PairingRequired` for a cell that has not approved the admin yet).
+    pub async fn client(&self, tenant: &TenantId) -> Result<Client, PoolError> {
+        let mut races = 0;
+        loop {
+            let (slot_client, endpoint) = {
+                let slots = self.shared.lock_slots();
+                let slot = slots
+                    .get(tenant)
+                    .ok_or_else(|| PoolError::NoEndpoint(tenant.to_string()))?;
+                (slot.client.clone(), slot.endpoint.clone())
+            };
+            let mut guard = slot_client.lock().await;
+            if let Some(client) = guard.as_ref().filter(|client| !client.is_stopped()) {
+                return Ok(client.clone());
+            }
+            let sink = token_sink(Arc::downgrade(&self.shared), tenant.clone());
+            let client = Client::connect_with_sink(
+                &endpoint,
+                &self.shared.identity,
+                self.shared.options.clone(),
+                Some(sink),
+            )
+            .await?;
+            let still_current = self
+                .shared
+                .lock_slots()
+                .get(tenant)
+                .is_some_and(|slot| Arc::ptr_eq(&slot.client, &slot_client));
+            if still_current || races >= MAX_CONNECT_RACES {
+                *guard = Some(client.clone());
+                return Ok(client);
+            }
+            // The tenant was closed or re-pointed while this connect ran.
+            client.close();
+            races += 1;
+        }
+    }
+
+    /// Closes the tenant's connection; the endpoint stays registered, so a later
+    /// [`Pool::client`] opens a new one.
+    pub fn close(&self, tenant: &TenantId) {
+        if let Some(slot) = self.shared.lock_slots().get_mut(tenant) {
+            reset(slot);
+        }
+    }
+
+    /// Closes the tenant's connection and forgets its endpoint (the tenant is gone).
+    pub fn remove(&self, tenant: &TenantId) {
+        if let Some(mut slot) = self.shared.lock_slots().remove(tenant) {
+            reset(&mut slot);
+        }
+    }
+}
+
+impl Shared {
+    fn lock_slots(&self) -> MutexGuard<'_, HashMap<TenantId, Slot>> {
+        // A panic while holding this short lock leaves the map itself consistent.
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Closes a slot's client (if no connect holds it) and gives the slot a fresh cell.
+fn reset(slot: &mut Slot) {
+    if let Ok(mut guard) = slot.client.try_lock()
+        && let Some(client) = guard.take()
+    {
+        client.close();
+    }
+    slot.client = Arc::default();
+}
+
+/// Reports a tenant's new device token and remembers it for the next connect.
+fn token_sink(shared: Weak<Shared>, tenant: TenantId) -> TokenSink {
+    Arc::new(move |device_token: Secret<String>| {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if let Some(slot) = shared.lock_slots().get_mut(&tenant) {
+            slot.endpoint.device_token = Some(device_token.clone());
+        }
+        let issued = DeviceTokenIssued {
+            tenant: tenant.clone(),
+            device_token,
+        };
+        if shared.tokens.send(issued).is_err() {
+            tracing::warn!(tenant = %tenant, "device token issued but nobody persists it");
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use crate::gateway::client::State;
+    use crate::gateway::testing::{FakeGateway, endpoint, fast_options, hello_ok, identity};
+
+    const TEST_DEADLINE: Duration = Duration::from_secs(10);
+
+    async fn within<F: std::future::Future>(future: F) -> F::Output {
+        tokio::time::timeout(TEST_DEADLINE, future)
+            .await
+            .expect("test step timed out")
+    }
+
+    fn tenant(id: &str) -> TenantId {
+        id.parse().unwrap()
+    }
+
+    /// Concurrent first uses share one connection, and its device token is reported.
+    #[tokio::test]
+    async fn opens_lazily_once_and_shares_the_connection() {
+        let gateway = FakeGateway::start().await;
+        let (pool, mut tokens) = Pool::new(identity(), fast_options());
+        let acme = tenant("acme");
+        pool.set_endpoint(acme.clone(), endpoint(gateway.port));
+        let first = tokio::spawn({
+            let (pool, acme) = (pool.clone(), acme.clone());
+            async move { pool.client(&acme).await }
+        });
+        let second = tokio::spawn({
+            let (pool, acme) = (pool.clone(), acme.clone());
+            async move { pool.client(&acme).await }
+        });
+        let mut connection = within(gateway.accept()).await;
+        within(connection.handshake(hello_ok("dt-1"))).await;
+        let first = within(first).await.unwrap().unwrap();
+        let second = within(second).await.unwrap().unwrap();
+        let issued = within(tokens.recv()).await.unwrap();
+        assert_eq!(
+            issued,
+            DeviceTokenIssued {
+                tenant: acme.clone(),
+                device_token: Secret::new("dt-1".to_string())
+            }
+        );
+        for client in [first, second] {
+            let call = tokio::spawn(async move { client.call("health", Value::Null).await });
+            let request = within(connection.request()).await;
+            connection.reply(&request, json!({"ok": true})).await;
+            assert_eq!(within(call).await.unwrap(), Ok(json!({"ok": true})));
+        }
+    }
+
+    /// A tenant without a registered endpoint is an error that names it.
+    #[tokio::test]
+    async fn unknown_tenants_have_no_endpoint() {
+        let (pool, _tokens) = Pool::new(identity(), fast_options());
+        let got = pool.client(&tenant("ghost")).await.map(|_| ());
+        assert_eq!(got, Err(PoolError::NoEndpoint("ghost".to_string())));
+    }
+
+    /// `close` ends the connection; the next use opens a new one.
+    #[tokio::test]
+    async fn close_ends_the_connection_and_the_next_use_reopens() {
+        let gateway = FakeGateway::start().await;
+        let (pool, _tokens) = Pool::new(identity(), fast_options());
+        let acme = tenant("acme");
+        pool.set_endpoint(acme.clone(), endpoint(gateway.port));
+        let opening = tokio::spawn({
+            let (pool, acme) = (pool.clone(), acme.clone());
+            async move { pool.client(&acme).await }
+        });
+        let mut connection = within(gateway.accept()).await;
+        within(connection.handshake(hello_ok("dt-1"))).await;
+        let client = within(opening).await.unwrap().unwrap();
+        pool.close(&acme);
+        assert_eq!(within(connection.recv()).await, None);
+        assert!(client.is_stopped());
+        let reopening = tokio::spawn({
+            let (pool, acme) = (pool.clone(), acme.clone());
+            async move { pool.client(&acme).await }
+        });
+        let mut again = within(gateway.accept()).await;
+        within(again.handshake(hello_ok("dt-1"))).await;
+        let reopened = within(reopening).await.unwrap().unwrap();
+        assert_eq!(*reopened.state().borrow(), State::Connected);
+        pool.remove(&acme);
+        assert_eq!(within(again.recv()).await, None);
+        let got = pool.client(&acme).await.map(|_| ());
+        assert_eq!(got, Err(PoolError::NoEndpoint("acme".to_string())));
+    }
+
+    /// A new device token keeps the open connection; a new port replaces it.
+    #[tokio::test]
+    async fn only_a_new_port_or_gateway_token_replaces_the_connection() {
+        let old_gateway = FakeGateway::start().await;
+        let (pool, _tokens) = Pool::new(identity(), fast_options());
+        let acme = tenant("acme");
+        pool.set_endpoint(acme.clone(), endpoint(old_gateway.port));
+        let opening = tokio::spawn({
+            let (pool, acme) = (pool.clone(), acme.clone());
+            async move { pool.client(&acme).await }
+        });
+        let mut old_connection = within(old_gateway.accept()).await;
+        within(old_connection.handshake(hello_ok("dt-1"))).await;
+        let client = within(opening).await.unwrap().unwrap();
+
+        let mut same_port = endpoint(old_gateway.port);
+        same_port.device_token = Some(Secret::new("dt-2".to_string()));
+        pool.set_endpoint(acme.clone(), same_port);
+        assert!(!client.is_stopped());
+        let kept = within(pool.client(&acme)).await.unwrap();
+        assert!(!kept.is_stopped());
+
+        let new_gateway = FakeGateway::start().await;
+        pool.set_endpoint(acme.clone(), endpoint(new_gateway.port));
+        assert_eq!(within(old_connection.recv()).await, None);
+        let opening = tokio::spawn({
+            let (pool, acme) = (pool.clone(), acme.clone());
+            async move { pool.client(&acme).await }
+        });
+        let mut new_connection = within(new_gateway.accept()).await;
+        within(new_connection.handshake(hello_ok("dt-3"))).await;
+        assert!(within(opening).await.unwrap().is_ok());
+    }
+}
