@@ -24,6 +24,19 @@ struct RawConfig {
     docker_host: Option<String>,
     cell: Option<RawCell>,
     telegram: Option<RawTelegram>,
+    monitor: Option<RawMonitor>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawMonitor {
+    interval: Option<String>,
+    down_after: Option<u32>,
+    probe_timeout: Option<String>,
+    concurrency: Option<usize>,
+    heal: Option<bool>,
+    http_addr: Option<String>,
+    digest_at: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +76,26 @@ pub struct AdminConfig {
     pub docker_host: Option<String>,
     pub cell: CellDefaults,
     pub telegram: TelegramSettings,
+    pub monitor: MonitorSettings,
+}
+
+/// The fleet monitor inside `mtp serve`.
+#[derive(Debug, Clone)]
+pub struct MonitorSettings {
+    /// Time between sweeps (`MTP_MONITOR_INTERVAL`, default 30 s).
+    pub interval: Duration,
+    /// Consecutive failures before DOWN (`MTP_MONITOR_DOWN_AFTER`, default 3).
+    pub down_after: u32,
+    /// Deadline of each probe.
+    pub probe_timeout: Duration,
+    /// Tenants probed at once.
+    pub concurrency: usize,
+    /// Start cells that exited and Docker did not restart (`MTP_MONITOR_HEAL`).
+    pub heal: bool,
+    /// The admin's own HTTP listener for `/healthz` and `/metrics` (loopback only).
+    pub http_addr: std::net::SocketAddr,
+    /// When the daily digest goes to the ops group (UTC, `HH:MM`); none if unset.
+    pub digest_at: Option<chrono::NaiveTime>,
 }
 
 /// The admin bot's settings. `token` and `operators` are needed only by `mtp serve`.
@@ -310,11 +343,13 @@ fn check(
     }
 
     let telegram = check_telegram(raw.telegram.unwrap_or_default(), env)?;
+    let monitor = check_monitor(raw.monitor.unwrap_or_default(), env)?;
 
     Ok(AdminConfig {
         data_dir,
         docker_host,
         telegram,
+        monitor,
         cell: CellDefaults {
             image,
             port_start,
@@ -382,6 +417,58 @@ fn check_telegram(raw: RawTelegram, env: &BTreeMap<String, String>) -> anyhow::R
         bail!("at key `telegram.dialogueIdle`: must be at least 1s");
     }
     Ok(TelegramSettings { token, operators, ops_chat_id, api_url, shared_provider_key, dialogue_idle })
+}
+
+fn check_monitor(raw: RawMonitor, env: &BTreeMap<String, String>) -> anyhow::Result<MonitorSettings> {
+    let env_of = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
+    let duration = |text: Option<String>, key: &str, default: u64| -> anyhow::Result<Duration> {
+        match text {
+            Some(text) => {
+                let value = humantime::parse_duration(&text)
+                    .with_context(|| format!("at key `{key}`: {text:?} is not a duration such as \"30s\""))?;
+                if value < Duration::from_millis(100) {
+                    bail!("at key `{key}`: {text:?} is too short (at least 100ms)");
+                }
+                Ok(value)
+            }
+            None => Ok(Duration::from_secs(default)),
+        }
+    };
+    let interval = duration(env_of("MTP_MONITOR_INTERVAL").or(raw.interval), "monitor.interval", 30)?;
+    let probe_timeout = duration(raw.probe_timeout, "monitor.probeTimeout", 5)?;
+    let down_after = match env_of("MTP_MONITOR_DOWN_AFTER") {
+        Some(text) => text.parse::<u32>().with_context(|| format!("MTP_MONITOR_DOWN_AFTER={text:?} is not a count"))?,
+        None => raw.down_after.unwrap_or(3),
+    };
+    if !(1..=100).contains(&down_after) {
+        bail!("at key `monitor.downAfter`: {down_after} is outside 1..=100");
+    }
+    let concurrency = raw.concurrency.unwrap_or(16);
+    if !(1..=256).contains(&concurrency) {
+        bail!("at key `monitor.concurrency`: {concurrency} is outside 1..=256");
+    }
+    let heal = match env_of("MTP_MONITOR_HEAL") {
+        Some(text) => match text.as_str() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" => false,
+            _ => bail!("MTP_MONITOR_HEAL={text:?}: use true or false"),
+        },
+        None => raw.heal.unwrap_or(true),
+    };
+    let addr_text = env_of("MTP_HTTP_ADDR").or(raw.http_addr).unwrap_or_else(|| "127.0.0.1:9464".to_string());
+    let http_addr: std::net::SocketAddr =
+        addr_text.parse().with_context(|| format!("at key `monitor.httpAddr`: {addr_text:?} is not an address such as 127.0.0.1:9464"))?;
+    if !http_addr.ip().is_loopback() {
+        bail!("at key `monitor.httpAddr`: {addr_text} is not a loopback address; the admin listens on 127.0.0.1 only");
+    }
+    let digest_at = match env_of("MTP_DIGEST_AT").or(raw.digest_at) {
+        Some(text) => Some(
+            chrono::NaiveTime::parse_from_str(&text, "%H:%M")
+                .with_context(|| format!("at key `monitor.digestAt`: {text:?} is not a time such as \"09:00\""))?,
+        ),
+        None => None,
+    };
+    Ok(MonitorSettings { interval, down_after, probe_timeout, concurrency, heal, http_addr, digest_at })
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

@@ -10,6 +10,8 @@
 //! - `gateway`: the OpenClaw client (WebSocket RPC, device identity, HTTP probes).
 //! - `fleet`: the use-cases every adapter calls (create, lifecycle, reconcile, …).
 //! - `bot`: the Telegram admin bot (teloxide), an adapter over `fleet`.
+//! - `monitor`: health sweeps, alert rules, self-healing, digest, `/metrics`.
+//! - `serve`: `mtp serve`, the bot and the monitor side by side.
 //!
 //! Dependencies point one way: adapters → `fleet` → `runtime`, `gateway`, `store`.
 
@@ -17,6 +19,8 @@ pub mod bot;
 pub mod config;
 pub mod fleet;
 pub mod gateway;
+pub mod monitor;
 pub mod runtime;
+pub mod serve;
 pub mod store;
 pub mod tenant;

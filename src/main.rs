@@ -353,7 +353,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// `mtp serve`: reconcile, then the bot until SIGTERM or Ctrl-C; in-flight
 /// work finishes before the process exits.
 async fn serve(app: App) -> anyhow::Result<()> {
-    reconcile_quietly(&app).await?;
     let shutdown = async {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(term) => term,
@@ -369,7 +368,7 @@ async fn serve(app: App) -> anyhow::Result<()> {
         }
         tracing::info!("shutting down: finishing in-flight work");
     };
-    mtp::bot::run(app, shutdown).await
+    mtp::serve::run(app, shutdown).await
 }
 
 fn parse_id(id: &str) -> anyhow::Result<TenantId> {

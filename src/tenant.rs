@@ -271,6 +271,8 @@ pub struct TenantRecord {
     /// The process running a create, while the state is `Creating`; reconcile
     /// undoes a create only when this process is gone.
     pub creator: Option<ProcessMark>,
+    /// Alerts for this tenant are muted until then (unix seconds).
+    pub muted_until: Option<i64>,
 }
 
 /// A process, told apart from a later one with the same pid by its start time.
@@ -279,6 +281,66 @@ pub struct ProcessMark {
     pub pid: u32,
     /// Start time in clock ticks since boot (`/proc/<pid>/stat`, field 22).
     pub start_ticks: u64,
+}
+
+/// What the monitor checks of every tenant; alert state is kept per check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Check {
+    /// The container runs (not exited, not restarting).
+    Container,
+    /// `/healthz`, `/readyz` and the RPC `health` answer.
+    Gateway,
+    /// The Telegram channel runs without errors (401, 409, network).
+    Channel,
+    /// Memory stays under 90% of the limit.
+    Memory,
+}
+
+impl Check {
+    pub const ALL: [Check; 4] = [Check::Container, Check::Gateway, Check::Channel, Check::Memory];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Container => "container",
+            Check::Gateway => "gateway",
+            Check::Channel => "channel",
+            Check::Memory => "memory",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Check> {
+        Check::ALL.into_iter().find(|check| check.as_str() == text)
+    }
+}
+
+/// The alert state of one (tenant, check), kept across admin restarts so an
+/// open alert is neither repeated nor forgotten. `monitor::rules` drives it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AlertState {
+    pub status: AlertStatus,
+    /// Consecutive failures so far.
+    pub failures: u32,
+    /// When the current status began (unix seconds).
+    pub since: i64,
+    /// When the first failure of the current outage was seen.
+    pub failing_since: Option<i64>,
+    pub last_error: Option<String>,
+    /// Unix seconds of recent DOWN/RECOVERED transitions, for flap detection.
+    pub transitions: Vec<i64>,
+    /// A flapping alert was sent and not yet cleared.
+    pub flapping: bool,
+    pub last_notified: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    #[default]
+    Ok,
+    Suspect,
+    Down,
 }
 
 /// The desired/recorded state of a tenant.

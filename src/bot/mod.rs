@@ -5,6 +5,7 @@
 //! Architecture invariant: `bot/` never uses `runtime`, `gateway` or `store`,
 //! except `storage.rs`, which keeps dialogue state in the store's dialogue table.
 
+mod alerts;
 mod clients;
 mod newclient;
 mod state;
@@ -65,6 +66,12 @@ pub enum Command {
     Remove(String),
     #[command(description = "a client's log, secrets redacted: /logs <id> [lines]")]
     Logs(String),
+    #[command(description = "the fleet as of the last health sweep")]
+    Health,
+    #[command(description = "mute a client's alerts: /mute <id> <duration, e.g. 2h>")]
+    Mute(String),
+    #[command(description = "alerts on again: /unmute <id>")]
+    Unmute(String),
     #[command(description = "abandon the current dialogue")]
     Cancel,
 }
@@ -77,6 +84,17 @@ pub struct Ctx {
     idle: Duration,
     /// When each non-operator was last refused.
     refused: Mutex<HashMap<u64, Instant>>,
+    /// The monitor's last sweep, when the monitor runs in this process.
+    latest: Option<LatestSweep>,
+}
+
+/// The monitor's latest sweep, published after each one.
+pub type LatestSweep = tokio::sync::watch::Receiver<Option<Arc<crate::fleet::health::Sweep>>>;
+
+/// What the bot gets from a monitor running beside it.
+pub struct MonitorLink {
+    pub reports: tokio::sync::mpsc::Receiver<crate::monitor::Report>,
+    pub latest: LatestSweep,
 }
 
 impl Ctx {
@@ -92,12 +110,27 @@ impl Ctx {
 /// No token or operators configured, broken dialogue texts, or the Bot API
 /// refusing the admin's token.
 pub async fn run(app: App, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    run_with_monitor(app, None, shutdown).await
+}
+
+/// Runs the bot; with a monitor link it also forwards alerts and digests to the
+/// ops group and answers `/health` from the monitor's last sweep.
+///
+/// # Errors
+///
+/// As `run`.
+pub async fn run_with_monitor(app: App, monitor: Option<MonitorLink>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let (token, operators) = app.config.telegram.require()?;
     let operators = operators.to_vec();
     let texts = Texts::load()?;
     fleet::catalog::check()?;
     let url = app.config.telegram.api_url.parse().context("telegram.apiUrl is not a URL")?;
-    let bot = Bot::new(token.expose()).set_api_url(url).throttle(Limits::default());
+    // Telegram asks for about one message a second per chat and at most 20 a
+    // minute per group; teloxide's default applies the group limit to private
+    // chats too, which stalls an operator's `/newclient` for up to a minute after
+    // 20 messages. In a private chat the per-second limit is the one that holds.
+    let limits = Limits { messages_per_min_chat: 60, ..Limits::default() };
+    let bot = Bot::new(token.expose()).set_api_url(url).throttle(limits);
     let me = bot.get_me().await.context("the Bot API refused the admin bot's token (MTP_TELEGRAM_TOKEN); check it with @BotFather")?;
     tracing::info!(bot = %me.user.username.clone().unwrap_or_default(), "admin bot connected");
     bot.set_my_commands(Command::bot_commands()).await.context("cannot register the command list (setMyCommands)")?;
@@ -108,7 +141,9 @@ pub async fn run(app: App, shutdown: impl Future<Output = ()> + Send + 'static) 
         operators,
         idle: app.config.telegram.dialogue_idle,
         refused: Mutex::new(HashMap::new()),
+        latest: monitor.as_ref().map(|link| link.latest.clone()),
     });
+    let forwarder = monitor.map(|link| tokio::spawn(alerts::forward(bot.clone(), ctx.clone(), link.reports)));
     let storage = DialogueStorage::new(app.store.clone());
 
     let mut dispatcher = Dispatcher::builder(bot.clone(), schema())
@@ -132,6 +167,9 @@ pub async fn run(app: App, shutdown: impl Future<Output = ()> + Send + 'static) 
     });
     dispatcher.dispatch().await;
     sweeper.abort();
+    if let Some(forwarder) = forwarder {
+        forwarder.abort();
+    }
     Ok(())
 }
 
@@ -146,9 +184,12 @@ pub fn schema() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'stat
     let callbacks = Update::filter_callback_query()
         .enter_dialogue::<CallbackQuery, DialogueStorage, State>()
         .endpoint(on_callback);
+    let is_operator = |update: Update, ctx: Arc<Ctx>| ctx.is_operator(update.from());
     dptree::entry()
-        .branch(dptree::filter(|update: Update, ctx: Arc<Ctx>| ctx.is_operator(update.from())).branch(messages).branch(callbacks))
-        .endpoint(refuse)
+        .branch(dptree::filter(is_operator).branch(messages).branch(callbacks))
+        // Only non-operators: an operator's update that no branch takes (an
+        // edited message, say) is ignored, not refused and audited as a stranger's.
+        .branch(dptree::filter(move |update: Update, ctx: Arc<Ctx>| !is_operator(update, ctx)).endpoint(refuse))
 }
 
 async fn refuse(bot: Tg, update: Update, ctx: Arc<Ctx>) -> HandlerResult {
@@ -224,6 +265,24 @@ async fn on_command(bot: Tg, msg: Message, cmd: Command, dialogue: Dlg, ctx: Arc
                 clients::ask_remove(&bot, chat, &ctx, &id).await?;
             }
         }
+        Command::Health => alerts::health(&bot, chat, &ctx).await?,
+        Command::Mute(arg) => {
+            let mut words = arg.split_whitespace();
+            let id_text = words.next().unwrap_or_default().to_string();
+            let duration = words.next().and_then(|text| humantime::parse_duration(text).ok()).filter(|d| d.as_secs() >= 60 && d.as_secs() <= 30 * 86_400);
+            let Some(duration) = duration else {
+                send(&bot, chat, ctx.texts.get("common.usage", &[("usage", "/mute <id> <duration from 1m to 30d, e.g. 2h>")]), None).await?;
+                return Ok(());
+            };
+            if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/mute <id> <duration>").await? {
+                alerts::mute(&bot, chat, &ctx, &actor, &id, duration).await?;
+            }
+        }
+        Command::Unmute(arg) => {
+            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/unmute <id>").await? {
+                alerts::unmute(&bot, chat, &ctx, &actor, &id).await?;
+            }
+        }
         Command::Logs(arg) => {
             let mut words = arg.split_whitespace();
             let id_text = words.next().unwrap_or_default().to_string();
@@ -258,7 +317,7 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
         State::NewClient(draft) => {
             if expired(&ctx, draft.touched_at) && draft.step != state::Step::Provisioning {
                 dialogue.exit().await?;
-                send(&bot, msg.chat.id, ctx.texts.plain("common.expired"), None).await?;
+                send(&bot, msg.chat.id, expired_text(&ctx), None).await?;
                 return Ok(());
             }
             newclient::on_message(&bot, &msg, &dialogue, &ctx, draft).await?;
@@ -291,10 +350,13 @@ async fn on_callback(bot: Tg, q: CallbackQuery, dialogue: Dlg, ctx: Arc<Ctx>) ->
         };
         if expired(&ctx, draft.touched_at) && draft.step != state::Step::Provisioning {
             dialogue.exit().await?;
-            send(&bot, chat, ctx.texts.plain("common.expired"), None).await?;
+            send(&bot, chat, expired_text(&ctx), None).await?;
             return Ok(());
         }
         return newclient::on_button(&bot, chat, message.id(), &dialogue, &ctx, draft, rest, &actor).await;
+    }
+    if let Some(id) = data.strip_prefix("m:1h:").and_then(|id| id.parse::<crate::tenant::TenantId>().ok()) {
+        return alerts::mute(&bot, chat, &ctx, &actor, &id, Duration::from_secs(3600)).await;
     }
     match clients::parse_button(data) {
         Some(button) => clients::on_button(&bot, chat, &dialogue, &ctx, &actor, button).await,
@@ -324,7 +386,7 @@ async fn sweep_idle(bot: Tg, ctx: Arc<Ctx>) {
             let store = ctx.app.store.clone();
             let removed = tokio::task::spawn_blocking(move || store.remove_dialogue(chat_id)).await;
             if matches!(removed, Ok(Ok(()))) {
-                let _ = send(&bot, ChatId(chat_id), ctx.texts.plain("common.expired"), None).await;
+                let _ = send(&bot, ChatId(chat_id), expired_text(&ctx), None).await;
             }
         }
     }
@@ -332,6 +394,11 @@ async fn sweep_idle(bot: Tg, ctx: Arc<Ctx>) {
 
 fn expired(ctx: &Ctx, touched_at: i64) -> bool {
     fleet::now() - touched_at >= i64::try_from(ctx.idle.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Says how long the idle time is: it is configurable (`telegram.dialogueIdle`).
+fn expired_text(ctx: &Ctx) -> String {
+    ctx.texts.get("common.expired", &[("idle", &humantime::format_duration(ctx.idle).to_string())])
 }
 
 fn help(ctx: &Ctx) -> String {
@@ -438,8 +505,9 @@ mod tests {
         let runtime = crate::runtime::Runtime::connect(None).await.unwrap();
         let identity = crate::gateway::DeviceIdentity::load_or_create(&dir.path().join("device.key")).unwrap();
         let (pool, _tokens) = crate::gateway::Pool::new(identity.clone(), crate::gateway::Options::default());
-        let app = App { config, store: store.clone(), runtime, identity, pool };
-        let ctx = Arc::new(Ctx { app, texts: Texts::load().unwrap(), operators: vec![1], idle: Duration::from_secs(60), refused: Mutex::new(HashMap::new()) });
+        let http = crate::gateway::Http::new(Duration::from_secs(2)).unwrap();
+        let app = App { config, store: store.clone(), runtime, identity, pool, http };
+        let ctx = Arc::new(Ctx { app, texts: Texts::load().unwrap(), operators: vec![1], idle: Duration::from_secs(60), refused: Mutex::new(HashMap::new()), latest: None });
         let _ = Dispatcher::builder(bot, schema()).dependencies(dptree::deps![ctx, DialogueStorage::new(store)]).build();
     }
 }

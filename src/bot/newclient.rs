@@ -141,6 +141,8 @@ pub async fn on_button(
         (_, "cancel") => {
             dialogue.exit().await?;
             send(bot, chat, ctx.texts.plain("common.cancelled"), None).await?;
+            // Not on to the update below: it would store the draft again.
+            return Ok(());
         }
         (_, "back") => {
             let previous = draft.step.previous();

@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, bail};
 
-const FILES: [(&str, &str); 3] = [
+const FILES: [(&str, &str); 4] = [
     ("common", include_str!("../../dialogues/common.json5")),
     ("newclient", include_str!("../../dialogues/newclient.json5")),
     ("clients", include_str!("../../dialogues/clients.json5")),
+    ("monitor", include_str!("../../dialogues/monitor.json5")),
 ];
 
 /// (file, key, placeholders) of every text the code uses.
@@ -19,7 +20,7 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("common", "refused", &[]),
     ("common", "cancelled", &[]),
     ("common", "nothing_to_cancel", &[]),
-    ("common", "expired", &[]),
+    ("common", "expired", &["idle"]),
     ("common", "reset", &[]),
     ("common", "usage", &["usage"]),
     ("common", "unknown_tenant", &["id", "hint"]),
@@ -99,6 +100,22 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("clients", "purge_mismatch", &["id"]),
     ("clients", "removed_kept", &["id"]),
     ("clients", "removed_purged", &["id"]),
+    ("monitor", "alert_down", &["id", "check", "since", "error"]),
+    ("monitor", "alert_recovered", &["id", "check", "duration"]),
+    ("monitor", "alert_flapping", &["id", "check", "count", "error"]),
+    ("monitor", "alert_stable", &["id", "check"]),
+    ("monitor", "alert_crash_loop", &["id", "restarts", "error", "log"]),
+    ("monitor", "alert_oom", &["id", "error"]),
+    ("monitor", "alert_healed", &["id"]),
+    ("monitor", "alert_heal_failed", &["id", "error"]),
+    ("monitor", "btn_mute", &[]),
+    ("monitor", "health_header", &["at", "age", "took"]),
+    ("monitor", "health_line", &["emoji", "id", "summary"]),
+    ("monitor", "health_none", &["interval"]),
+    ("monitor", "health_off", &[]),
+    ("monitor", "muted", &["id", "until"]),
+    ("monitor", "unmuted", &["id"]),
+    ("monitor", "digest", &["tenants", "up", "down", "stopped", "down_list", "restarts", "alerts"]),
 ];
 
 /// The loaded, checked texts.

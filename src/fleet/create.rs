@@ -148,6 +148,7 @@ pub async fn create(
             last_error: None,
             paired: false,
             creator: Some(mark),
+            muted_until: None,
         })
     });
     let mut record = match record {
@@ -351,7 +352,7 @@ async fn run_steps(
 pub(crate) async fn wait_healthy(app: &App, tenant: &TenantId, port: u16, timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
-        if crate::fleet::inventory::probe_healthz(port).await {
+        if crate::fleet::inventory::probe_healthz(app, port).await {
             return Ok(());
         }
         match app.runtime.inspect(tenant).await? {

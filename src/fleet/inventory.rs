@@ -1,8 +1,6 @@
 //! `list` and `show`: what the fleet looks like now, the store's desired state
 //! joined with what Docker and the gateway say.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use futures_util::future::join_all;
 
@@ -10,8 +8,6 @@ use crate::fleet::App;
 use crate::runtime::CellStatus;
 use crate::tenant::{CellState, TenantId, TenantRecord};
 
-/// How long `list` waits for one cell's `/healthz`; a slow cell shows as failed.
-const LIST_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The observed state of a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +147,7 @@ async fn view(app: &App, record: TenantRecord) -> anyhow::Result<TenantView> {
         (_, Some(_)) => ViewState::Stopped,
     };
     let health = if running {
-        if probe_healthz_within(record.port, LIST_PROBE_TIMEOUT).await { Health::Ok } else { Health::Failed }
+        if probe_healthz(app, record.port).await { Health::Ok } else { Health::Failed }
     } else if record.state == CellState::Running {
         // Meant to run, but is not.
         Health::Failed
@@ -162,17 +158,6 @@ async fn view(app: &App, record: TenantRecord) -> anyhow::Result<TenantView> {
 }
 
 /// True when `GET /healthz` on the cell's published port answers 200.
-pub(crate) async fn probe_healthz(port: u16) -> bool {
-    probe_healthz_within(port, LIST_PROBE_TIMEOUT).await
-}
-
-async fn probe_healthz_within(port: u16, timeout: Duration) -> bool {
-    // Swapped for gateway::http once that module lands.
-    let Ok(client) = reqwest::Client::builder().timeout(timeout).no_proxy().build() else {
-        return false;
-    };
-    match client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
-        Ok(response) => response.status().is_success(),
-        Err(_) => false,
-    }
+pub(crate) async fn probe_healthz(app: &App, port: u16) -> bool {
+    matches!(app.http.healthz(port).await, crate::gateway::Probe::Ok { .. })
 }

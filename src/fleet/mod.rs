@@ -6,9 +6,11 @@
 //! Architecture invariant: `fleet/` is the only layer that sees the store, the
 //! runtime and the gateway together.
 
+mod alerts;
 pub mod catalog;
 mod cell_gateway;
 mod create;
+pub mod health;
 mod inventory;
 mod lifecycle;
 mod reconcile;
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+pub use alerts::{alert_states, audit_since, heal, mute, record_alert, save_alert_states};
 pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc};
 pub use create::{CreateError, CreateStep, create};
 pub use inventory::{Health, TenantView, UnknownTenant, ViewState, list, show};
@@ -43,6 +46,8 @@ pub struct App {
     pub identity: DeviceIdentity,
     /// One gateway connection per tenant, shared by every caller.
     pub pool: gateway::Pool,
+    /// HTTP probes of cells (`/healthz`, `/readyz`).
+    pub http: gateway::Http,
 }
 
 impl App {
@@ -66,7 +71,9 @@ impl App {
                 }
             }
         });
-        Ok(App { config, store, runtime, identity, pool })
+        // A probe that takes longer than this counts as failed; list and create poll it.
+        let http = gateway::Http::new(std::time::Duration::from_secs(2))?;
+        Ok(App { config, store, runtime, identity, pool, http })
     }
 
     /// The tenant's own directory under the data dir.

@@ -348,6 +348,23 @@ impl Runtime {
         Ok(ExecOutput { exit_code: inspect.exit_code.unwrap_or(-1), output })
     }
 
+    /// Memory in use and its limit, in bytes (one sample, no waiting), as
+    /// `docker stats` counts it: usage minus the page cache.
+    pub async fn memory(&self, tenant: &TenantId) -> Result<Option<(u64, u64)>> {
+        let name = self.own_container(tenant).await?;
+        let options = bollard::query_parameters::StatsOptionsBuilder::new().stream(false).one_shot(true).build();
+        let mut stream = self.docker().stats(&name, Some(options));
+        let Some(stats) = stream.next().await else { return Ok(None) };
+        let memory = stats?.memory_stats.unwrap_or_default();
+        let (Some(usage), Some(limit)) = (memory.usage, memory.limit) else { return Ok(None) };
+        let cache = memory
+            .stats
+            .as_ref()
+            .and_then(|s| s.get("total_inactive_file").or_else(|| s.get("inactive_file")).copied())
+            .unwrap_or(0);
+        Ok(Some((usage.saturating_sub(cache), limit)))
+    }
+
     /// The name of the tenant's container, after checking it is ours.
     async fn own_container(&self, tenant: &TenantId) -> Result<String> {
         let name = tenant.cell_name();

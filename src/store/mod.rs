@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use crate::tenant::{Secret, SecretKind, TenantId, TenantRecord};
+use crate::tenant::{AlertState, Check, Secret, SecretKind, TenantId, TenantRecord};
 
 pub use records::{AuditEntry, Outcome};
 
@@ -36,6 +36,8 @@ const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
 const SECRETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("secrets");
 /// Key: sequence number; append-only.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Key: (tenant id, check name).
+const ALERTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("alerts");
 /// Key: Telegram chat id of an operator; value: the bot's encoded dialogue state.
 const DIALOGUES: TableDefinition<i64, &[u8]> = TableDefinition::new("dialogues");
 
@@ -216,6 +218,10 @@ impl Store {
                 for kind in SecretKind::ALL {
                     secrets.remove((id.as_str(), kind.as_str()))?;
                 }
+                let mut alerts = txn.open_table(ALERTS)?;
+                for check in Check::ALL {
+                    alerts.remove((id.as_str(), check.as_str()))?;
+                }
                 existed
             };
             txn.commit()?;
@@ -359,6 +365,39 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every stored alert state.
+    pub fn alert_states(&self) -> Result<Vec<(TenantId, Check, AlertState)>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(ALERTS)?;
+            let mut res = Vec::new();
+            for row in table.iter()? {
+                let (key, value) = row?;
+                let (tenant, check) = key.value();
+                let (Ok(tenant), Some(check)) = (tenant.parse::<TenantId>(), Check::parse(check)) else { continue };
+                res.push((tenant, check, records::decode_alert(value.value())?));
+            }
+            Ok(res)
+        })
+    }
+
+    /// Saves many alert states in one transaction (one sweep's worth).
+    pub fn put_alert_states(&self, states: &[(TenantId, Check, AlertState)]) -> Result<()> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(ALERTS)?;
+                for (tenant, check, state) in states {
+                    table.insert((tenant.as_str(), check.as_str()), records::encode_alert(state)?.as_slice())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })
+    }
+}
+
 fn migrate(db: &Database) -> anyhow::Result<()> {
     let txn = db.begin_write()?;
     {
@@ -378,6 +417,7 @@ fn migrate(db: &Database) -> anyhow::Result<()> {
         txn.open_table(SECRETS)?;
         txn.open_table(AUDIT)?;
         txn.open_table(DIALOGUES)?;
+        txn.open_table(ALERTS)?;
     }
     txn.commit()?;
     Ok(())

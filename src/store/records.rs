@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::tenant::{CellState, Limits, ProcessMark, TenantId, TenantRecord};
+use crate::tenant::{AlertState, AlertStatus, CellState, Limits, ProcessMark, TenantId, TenantRecord};
 
 /// The encoding version of `TenantRow`; bump it when a field changes meaning.
 const TENANT_ROW_VERSION: u32 = 1;
@@ -36,6 +36,8 @@ struct TenantRow {
     creator_pid: Option<u32>,
     #[serde(default)]
     creator_start_ticks: Option<u64>,
+    #[serde(default)]
+    muted_until: Option<i64>,
 }
 
 pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
@@ -61,6 +63,7 @@ pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
         paired: record.paired,
         creator_pid: record.creator.map(|mark| mark.pid),
         creator_start_ticks: record.creator.map(|mark| mark.start_ticks),
+        muted_until: record.muted_until,
     };
     Ok(serde_json::to_vec(&row)?)
 }
@@ -95,6 +98,7 @@ pub(super) fn decode_tenant(bytes: &[u8]) -> anyhow::Result<TenantRecord> {
             (Some(pid), Some(start_ticks)) => Some(ProcessMark { pid, start_ticks }),
             _ => None,
         },
+        muted_until: row.muted_until,
     })
 }
 
@@ -129,4 +133,46 @@ pub(super) fn encode_audit(entry: &AuditEntry) -> anyhow::Result<Vec<u8>> {
 
 pub(super) fn decode_audit(bytes: &[u8]) -> anyhow::Result<AuditEntry> {
     serde_json::from_slice(bytes).context("corrupt audit entry")
+}
+
+/// The encoding of one (tenant, check) alert state.
+#[derive(Serialize, Deserialize)]
+struct AlertRow {
+    v: u32,
+    status: AlertStatus,
+    failures: u32,
+    since: i64,
+    failing_since: Option<i64>,
+    last_error: Option<String>,
+    transitions: Vec<i64>,
+    flapping: bool,
+    last_notified: Option<i64>,
+}
+
+pub(super) fn encode_alert(state: &AlertState) -> anyhow::Result<Vec<u8>> {
+    Ok(serde_json::to_vec(&AlertRow {
+        v: 1,
+        status: state.status,
+        failures: state.failures,
+        since: state.since,
+        failing_since: state.failing_since,
+        last_error: state.last_error.clone(),
+        transitions: state.transitions.clone(),
+        flapping: state.flapping,
+        last_notified: state.last_notified,
+    })?)
+}
+
+pub(super) fn decode_alert(bytes: &[u8]) -> anyhow::Result<AlertState> {
+    let row: AlertRow = serde_json::from_slice(bytes).context("corrupt alert state")?;
+    Ok(AlertState {
+        status: row.status,
+        failures: row.failures,
+        since: row.since,
+        failing_since: row.failing_since,
+        last_error: row.last_error,
+        transitions: row.transitions,
+        flapping: row.flapping,
+        last_notified: row.last_notified,
+    })
 }

@@ -18,6 +18,8 @@ use crate::state::{Gateway, VERSION};
 
 /// Inbound post-auth frame limit (`policy.maxPayload`).
 const MAX_MESSAGE_BYTES: usize = 26_214_400;
+/// Open sockets beyond this are refused at the upgrade (bounds memory).
+const MAX_SOCKETS: usize = 4096;
 /// Hook bodies above this get 413.
 const MAX_HOOK_BODY: usize = 256 * 1024;
 
@@ -160,6 +162,12 @@ async fn fallback(
 ) -> Response {
     let (mut parts, body) = request.into_parts();
     if is_upgrade(&parts.headers) {
+        if gw.state().connections >= MAX_SOCKETS {
+            return text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many unauthenticated sockets",
+            );
+        }
         let host = parts
             .headers
             .get(header::HOST)

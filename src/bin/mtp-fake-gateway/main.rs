@@ -26,7 +26,11 @@
 //! `FAKE_STARTUP_MS` (0: connects refused with UNAVAILABLE/1013 this long after
 //! start), `--restart-ms`/`FAKE_RESTART_MS` (1500: refusal window after a restart).
 //! Without a state dir everything stays in memory. On start it prints
-//! `[gateway] listening on ws://ADDR:PORT …`.
+//! `[gateway] listening on ws://ADDR:PORT …`. A start refused by configuration
+//! prints the real gateway's text (`Missing config. …`, `Gateway start blocked: …`,
+//! `Refusing to bind gateway to lan without auth.`) and exits 78, as the real one.
+//! `devices approve` prints `Approved <deviceId> (<requestId>)`, or on an unknown id
+//! `No pending device request matches <id>. …` on stderr and exits 1.
 //!
 //! # Control API (`/__fake/…`, `Authorization: Bearer <gateway token>`, JSON)
 //!
@@ -199,6 +203,10 @@ fn main() -> ExitCode {
                 };
                 match serve::run(options).await {
                     Ok(()) => ExitCode::SUCCESS,
+                    Err(err) if err.downcast_ref::<serve::Refused>().is_some() => {
+                        eprintln!("{err}");
+                        ExitCode::from(78)
+                    }
                     Err(err) => {
                         eprintln!("{err:#}");
                         ExitCode::FAILURE

@@ -430,6 +430,7 @@ pub fn sessions_usage(usage: &[UsageEntry], range: &DateRange) -> Value {
             "daily": daily,
         },
         "creatorOptions": [],
+        "cacheStatus": {"status": "fresh", "cachedFiles": 0, "pendingFiles": 0, "staleFiles": 0, "refreshedAt": now_ms()},
     })
 }
 

@@ -15,6 +15,11 @@ use crate::pairing::PairingStore;
 use crate::ratelimit::RateLimiter;
 use crate::state::{Gateway, Knobs, Phase, Settings, State};
 
+/// A start refused by configuration; the real gateway exits with 78 (EX_CONFIG).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 /// What `gateway` was started with (flags and env, see `main.rs`).
 pub struct Options {
     pub bind: String,
@@ -77,10 +82,15 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
     let mode = config.string_at("gateway.mode");
     if mode.as_deref() != Some("local") && !options.allow_unconfigured {
-        bail!(
-            "Gateway start blocked: set gateway.mode=local (current: {}) or pass --allow-unconfigured.",
-            mode.as_deref().unwrap_or("unset")
-        );
+        // The real texts (OpenClaw 2026.9.6, measured on the test image).
+        let message = match (&mode, config.exists()) {
+            (_, false) => "Missing config. Run `openclaw setup` or set gateway.mode=local (or pass --allow-unconfigured).".to_string(),
+            (None, true) => "Gateway start blocked: existing config is missing gateway.mode. Treat this as suspicious or clobbered config. Re-run `openclaw onboard --mode local` or `openclaw setup`, set gateway.mode=local manually, or pass --allow-unconfigured.".to_string(),
+            (Some(mode), true) => format!(
+                "Gateway start blocked: set gateway.mode=local (current: {mode}) or pass --allow-unconfigured."
+            ),
+        };
+        return Err(Refused(message).into());
     }
     let token = config
         .string_at("gateway.auth.token")
@@ -89,7 +99,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .filter(|token| !token.is_empty());
     let address = bind_address(&options.bind)?;
     if !address.is_loopback() && token.is_none() {
-        bail!("Refusing to bind gateway to {} without auth.", options.bind);
+        return Err(Refused(format!(
+            "Refusing to bind gateway to {} without auth.",
+            options.bind
+        ))
+        .into());
     }
     let pairing_path = options.state_dir.as_ref().map(|dir| dir.join(PAIRING_FILE));
     let now = Instant::now();

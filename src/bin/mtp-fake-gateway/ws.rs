@@ -168,7 +168,8 @@ async fn handshake(
     loop {
         tokio::select! {
             () = &mut deadline => {
-                close(socket, 1008, "handshake timeout").await;
+                // The real gateway closes without a status code here.
+                let _ = socket.send(Message::Close(None)).await;
                 return None;
             }
             signal = signals.recv() => match signal {

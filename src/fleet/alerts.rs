@@ -1,0 +1,63 @@
+//! What the monitor needs from the fleet beyond probes: its persisted alert
+//! states, muting, self-healing, and alert history in the audit log.
+
+use std::time::Duration;
+
+use crate::fleet::inventory::known;
+use crate::fleet::{Actor, App, audit, now};
+use crate::runtime::Started;
+use crate::store::{AuditEntry, Outcome};
+use crate::tenant::{AlertState, Check, TenantId};
+
+/// Every stored (tenant, check) alert state.
+pub fn alert_states(app: &App) -> anyhow::Result<Vec<(TenantId, Check, AlertState)>> {
+    Ok(app.store.alert_states()?)
+}
+
+/// Saves a sweep's alert states in one transaction.
+pub fn save_alert_states(app: &App, states: &[(TenantId, Check, AlertState)]) -> anyhow::Result<()> {
+    Ok(app.store.put_alert_states(states)?)
+}
+
+/// Mutes a tenant's alerts for `duration` (or unmutes with `None`).
+pub fn mute(app: &App, actor: &Actor, tenant: &TenantId, duration: Option<Duration>) -> anyhow::Result<Option<i64>> {
+    let mut record = known(app, tenant)?;
+    record.muted_until = duration.map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4));
+    app.store.put_tenant(&record)?;
+    let action = if duration.is_some() { "mute" } else { "unmute" };
+    audit(app, actor, action, Some(tenant), Ok(()));
+    Ok(record.muted_until)
+}
+
+/// Starts a cell that exited and Docker did not restart.
+pub async fn heal(app: &App, tenant: &TenantId) -> anyhow::Result<Started> {
+    let actor = Actor::System("monitor");
+    let result = app.runtime.start(tenant).await.map_err(anyhow::Error::from);
+    match &result {
+        Ok(_) => audit(app, &actor, "heal: start", Some(tenant), Ok(())),
+        Err(err) => audit(app, &actor, "heal: start", Some(tenant), Err(("container", &format!("{err:#}")))),
+    }
+    result
+}
+
+/// Writes an alert to the audit log (the daily digest counts them).
+pub fn record_alert(app: &App, tenant: &TenantId, what: &str) {
+    let entry = AuditEntry {
+        at: now(),
+        actor: "system:monitor".to_string(),
+        action: format!("alert: {what}"),
+        tenant: Some(tenant.to_string()),
+        outcome: Outcome::Ok,
+        step: None,
+        error: None,
+    };
+    if let Err(err) = app.store.audit(&entry) {
+        tracing::error!(cause = %err, "cannot write the audit log");
+    }
+}
+
+/// Audit entries newer than `since` (unix seconds), oldest first.
+pub fn audit_since(app: &App, since: i64) -> anyhow::Result<Vec<AuditEntry>> {
+    // The log is append-only and time-ordered; 10 000 entries cover a busy day.
+    Ok(app.store.audit_log(None, 10_000)?.into_iter().filter(|entry| entry.at >= since).collect())
+}
