@@ -6,7 +6,10 @@
 # --port 18789`) and pairs with `node dist/index.js devices approve <requestId>`.
 # There is no /bin/sh in the image.
 #
-# Does nothing when the image already exists; MTP_FAKE_REBUILD=1 forces a rebuild.
+# The binary is built every time (quick when up to date) and the image rebuilt only
+# when the binary changed (its sha256 is a label of the image). The dev profile
+# keeps a cold build short (the package's whole dependency tree is compiled once
+# more for the static target); MTP_FAKE_REBUILD=1 forces an image rebuild.
 set -euo pipefail
 
 IMAGE=${MTP_FAKE_IMAGE:-mtp-test/fake-gateway:1}
@@ -15,17 +18,12 @@ TARGET=x86_64-unknown-linux-gnu
 
 log() { printf 'build-fake-image: %s\n' "$*" >&2; }
 
-if [ "${MTP_FAKE_REBUILD:-0}" != 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  log "$IMAGE already exists"
-  exit 0
-fi
-
 cd "$ROOT"
 log "cargo build (static, $TARGET, target/static)"
 # Its own target dir, so the static flags do not invalidate the normal build.
 RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR="$ROOT/target/static" \
-  cargo build --quiet --release --bin mtp-fake-gateway --target "$TARGET"
-BIN=$ROOT/target/static/$TARGET/release/mtp-fake-gateway
+  cargo build --quiet --locked --bin mtp-fake-gateway --target "$TARGET"
+BIN=$ROOT/target/static/$TARGET/debug/mtp-fake-gateway
 if ldd "$BIN" 2>&1 | grep -q '=>'; then
   log "error: $BIN is dynamically linked"
   exit 1
@@ -39,6 +37,12 @@ mkdir -p "$ROOTFS/usr/local/bin" "$ROOTFS/etc" "$ROOTFS/tmp" "$ROOTFS/home/node"
 chmod 1777 "$ROOTFS/tmp"
 cp "$BIN" "$ROOTFS/usr/local/bin/node"
 strip "$ROOTFS/usr/local/bin/node" 2>/dev/null || true
+SHA=$(sha256sum "$ROOTFS/usr/local/bin/node" | cut -d' ' -f1)
+if [ "${MTP_FAKE_REBUILD:-0}" != 1 ] \
+  && [ "$(docker image inspect "$IMAGE" --format '{{ index .Config.Labels "mtp.fake-gateway.sha256" }}' 2>/dev/null)" = "$SHA" ]; then
+  log "$IMAGE is up to date"
+  exit 0
+fi
 cat > "$ROOTFS/etc/passwd" <<'PW'
 root:x:0:0:root:/root:/sbin/nologin
 node:x:1000:1000:node:/home/node:/sbin/nologin
@@ -48,7 +52,6 @@ root:x:0:
 node:x:1000:
 GR
 chown 1000:1000 "$ROOTFS/home/node"
-SHA=$(sha256sum "$ROOTFS/usr/local/bin/node" | cut -d' ' -f1)
 
 cat > "$WORK/Dockerfile" <<DF
 FROM scratch
@@ -61,5 +64,8 @@ EXPOSE 18789
 CMD ["node","dist/index.js","gateway","--bind","lan","--port","18789"]
 DF
 log "docker build $IMAGE"
-DOCKER_BUILDKIT=0 docker build -q -t "$IMAGE" "$WORK" >/dev/null
+if ! DOCKER_BUILDKIT=0 docker build -q -t "$IMAGE" "$WORK" >"$WORK/build.log" 2>&1; then
+  cat "$WORK/build.log" >&2
+  exit 1
+fi
 log "built $IMAGE ($(docker image inspect "$IMAGE" --format '{{.Size}}') bytes)"

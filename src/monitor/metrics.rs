@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, Opts, Registry, TextEncoder};
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::health::Sweep;
@@ -28,6 +28,7 @@ pub struct Metrics {
     restarts: GaugeVec,
     alerts_firing: GaugeVec,
     sweep_duration: Gauge,
+    sweeps: IntCounter,
     last_sweep: Gauge,
     rss: Gauge,
     /// Tenants seen in the last sweep, to drop series of removed tenants.
@@ -53,6 +54,8 @@ impl Metrics {
         let alerts_firing = gauge_vec("mtp_tenant_alerts_firing", "checks of the tenant that are DOWN", &["tenant"])?;
         let sweep_duration = Gauge::new("mtp_sweep_duration_seconds", "wall time of the last health sweep")?;
         let last_sweep = Gauge::new("mtp_last_sweep_timestamp_seconds", "unix time of the last health sweep")?;
+        let sweeps = IntCounter::new("mtp_sweeps_total", "health sweeps finished since the admin started")?;
+        registry.register(Box::new(sweeps.clone()))?;
         let rss = Gauge::new("mtp_admin_rss_bytes", "resident memory of the admin process")?;
         for gauge in [&sweep_duration, &last_sweep, &rss] {
             registry.register(Box::new(gauge.clone()))?;
@@ -66,6 +69,7 @@ impl Metrics {
             restarts,
             alerts_firing,
             sweep_duration,
+            sweeps,
             last_sweep,
             rss,
             tenants: Mutex::new(Vec::new()),
@@ -103,6 +107,7 @@ impl Metrics {
         }
         *tenants = seen;
         self.sweep_duration.set(sweep.duration.as_secs_f64());
+        self.sweeps.inc();
         self.last_sweep.set(sweep.at as f64);
     }
 

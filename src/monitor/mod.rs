@@ -21,6 +21,9 @@ use crate::fleet::{self, App};
 use crate::tenant::{AlertState, AlertStatus, CellState, Check, TenantId};
 use rules::{Rules, Transition};
 
+/// After a container (re)starts, its gateway needs about 20 s to answer (FACTS.md);
+/// gateway and channel failures this soon are a boot, not an outage.
+const STARTUP_GRACE_SECS: i64 = 90;
 /// Memory use, as a share of the limit, that raises a warning.
 const MEMORY_WARN: f64 = 0.90;
 /// A crash loop is reported at most once per this many seconds per tenant.
@@ -168,7 +171,7 @@ async fn sweep_once(
             continue;
         }
         let muted = health.record.muted_until.is_some_and(|until| until > now);
-        for (check, result) in observations(health) {
+        for (check, result) in observations(health, now) {
             let state = states.entry((tenant.clone(), check)).or_default();
             let transition = rules::observe(state, &rules, now, result);
             changed.push((tenant.clone(), check, state.clone()));
@@ -213,7 +216,7 @@ async fn sweep_once(
 
 /// The pass/fail of each check. A check that cannot be judged (the gateway of a
 /// dead container) is left out, so one outage raises one alert, not three.
-fn observations(health: &TenantHealth) -> Vec<(Check, Result<(), String>)> {
+fn observations(health: &TenantHealth, now: i64) -> Vec<(Check, Result<(), String>)> {
     let container = match &health.container {
         Ok(Some(status)) if status.running && !status.restarting => Ok(()),
         Ok(Some(status)) if status.restarting => Err(format!("restarting (exit code {}, {} restarts)", status.exit_code, status.restart_count)),
@@ -224,6 +227,19 @@ fn observations(health: &TenantHealth) -> Vec<(Check, Result<(), String>)> {
     let container_ok = container.is_ok();
     let mut res = vec![(Check::Container, container)];
     if !container_ok {
+        return res;
+    }
+    let booting = match &health.container {
+        Ok(Some(status)) => status
+            .started_at
+            .as_deref()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .is_some_and(|at| now - at.timestamp() < STARTUP_GRACE_SECS),
+        _ => false,
+    };
+    let healthz_ok = health.healthz.as_ref().is_some_and(|probe| probe.ok);
+    if booting && !healthz_ok {
+        // Still booting: judge the gateway once it answered or the grace is over.
         return res;
     }
     let gateway = [("/healthz", &health.healthz), ("rpc health", &health.rpc_health)]
