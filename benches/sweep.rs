@@ -1,0 +1,130 @@
+//! Benchmark: one health sweep over 100 fake cells (the fake gateway image as
+//! real containers, paired through the real create flow). Prints the sweep's
+//! wall time and the admin process's CPU time and RSS. Goal (issue 4): under
+//! 1 s wall and under 30 MB RSS.
+//!
+//! Run: `cargo bench --bench sweep` (Docker up, `scripts/build-fake-image.sh`
+//! done). `MTP_BENCH_CELLS` changes the number of cells.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use mtp::config::AdminConfig;
+use mtp::fleet::health::SweepSettings;
+use mtp::fleet::{self, Actor, App};
+use mtp::tenant::{BotToken, DmPolicy, TenantId, TenantSpec};
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let cells: usize = std::env::var("MTP_BENCH_CELLS").ok().and_then(|n| n.parse().ok()).unwrap_or(100);
+    let dir = std::env::temp_dir().join("mtp-bench-sweep");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let config = AdminConfig::from_json5(&format!(
+        r#"{{ dataDir: "{}", cell: {{ image: "mtp-test/fake-gateway:1", portStart: 20000, portEnd: 20499, memory: "128m", cpus: 0.5, healthTimeout: "60s", subnetPool: "10.214.0.0/16" }} }}"#,
+        dir.join("data").display()
+    ))?;
+    let app = App::open(config).await?;
+    let actor = Actor::System("bench");
+
+    let started = Instant::now();
+    let created: Vec<anyhow::Result<TenantId>> = futures_util::stream::iter(0..cells)
+        .map(|n| {
+            let app = app.clone();
+            let actor = actor.clone();
+            async move {
+                let id: TenantId = format!("bench-{n:03}").parse()?;
+                let spec = TenantSpec {
+                    id: id.clone(),
+                    display_name: None,
+                    bot_token: BotToken::parse(&format!("{}:AAFakeTokenForTheSweepBenchmark_{n:03}", 8_000_000_000u64 + n as u64))?,
+                    provider_key: None,
+                    model: "anthropic/claude-opus-4-6".into(),
+                    image: None,
+                    limits: None,
+                    dm_policy: DmPolicy::Pairing,
+                    skills: None,
+                    bot_username: None,
+                    keep_failed: false,
+                };
+                fleet::create(&app, &actor, spec, &mut |_| {}).await?;
+                Ok(id)
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let ids: Vec<TenantId> = created.into_iter().collect::<anyhow::Result<_>>()?;
+    println!("created {} fake cells in {:.1} s", ids.len(), started.elapsed().as_secs_f64());
+
+    let settings = SweepSettings { probe_timeout: Duration::from_secs(5), concurrency: 16 };
+    // The first sweep opens the pooled connections; later ones reuse them.
+    let first = fleet::health::sweep(&app, settings).await?;
+    println!("first sweep (opens {} connections): {:.0} ms", ids.len(), first.duration.as_secs_f64() * 1000.0);
+    let mut walls = Vec::new();
+    let mut cpus = Vec::new();
+    for _ in 0..5 {
+        let cpu_before = cpu_seconds();
+        let sweep = fleet::health::sweep(&app, settings).await?;
+        cpus.push(cpu_seconds() - cpu_before);
+        walls.push(sweep.duration.as_secs_f64());
+        let failed = sweep.tenants.iter().filter(|t| !t.rpc_health.as_ref().is_some_and(|p| p.ok)).count();
+        assert_eq!(failed, 0, "every fake cell should pass");
+    }
+    walls.sort_by(f64::total_cmp);
+    cpus.sort_by(f64::total_cmp);
+    let (rss, peak) = rss();
+    println!(
+        "sweep over {} cells: wall median {:.0} ms (min {:.0}, max {:.0}); admin CPU median {:.0} ms per sweep; admin RSS {:.1} MB (peak {:.1} MB)",
+        ids.len(),
+        walls[walls.len() / 2] * 1000.0,
+        walls[0] * 1000.0,
+        walls[walls.len() - 1] * 1000.0,
+        cpus[cpus.len() / 2] * 1000.0,
+        rss as f64 / 1e6,
+        peak as f64 / 1e6,
+    );
+
+    let removed: Vec<anyhow::Result<fleet::Removed>> = futures_util::stream::iter(ids)
+        .map(|id| {
+            let app = app.clone();
+            let actor = actor.clone();
+            async move { fleet::remove(&app, &actor, &id, true).await }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for result in removed {
+        result?;
+    }
+    Ok(())
+}
+
+/// User + system CPU time of this process.
+fn cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Current and peak resident memory of this process, in bytes.
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
