@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::tenant::Secret;
+use crate::tenant::{BudgetAction, Secret, TenantId};
 
 /// The pinned default cell image: the locally built OpenClaw gateway.
 pub const DEFAULT_CELL_IMAGE: &str = "mtp-test/openclaw:2026.9.6";
@@ -25,6 +25,34 @@ struct RawConfig {
     cell: Option<RawCell>,
     telegram: Option<RawTelegram>,
     monitor: Option<RawMonitor>,
+    usage: Option<RawUsage>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawUsage {
+    interval: Option<String>,
+    time_zone: Option<String>,
+    plans: Option<BTreeMap<String, RawPricing>>,
+    default_plan: Option<String>,
+    tenants: Option<BTreeMap<String, RawTenantUsage>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPricing {
+    markup_percent: Option<f64>,
+    monthly_fee: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTenantUsage {
+    plan: Option<String>,
+    markup_percent: Option<f64>,
+    monthly_fee: Option<f64>,
+    budget: Option<f64>,
+    on_budget: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +105,62 @@ pub struct AdminConfig {
     pub cell: CellDefaults,
     pub telegram: TelegramSettings,
     pub monitor: MonitorSettings,
+    pub usage: UsageSettings,
+}
+
+/// Usage collection, pricing and budgets (`usage` in the config file).
+#[derive(Debug, Clone)]
+pub struct UsageSettings {
+    /// Time between collections in `mtp serve` (`MTP_USAGE_INTERVAL`, default 1 h).
+    pub interval: Duration,
+    /// Where days and months begin (`MTP_USAGE_TIME_ZONE`, IANA name, default UTC);
+    /// the gateway is asked in the same zone.
+    pub time_zone: chrono_tz::Tz,
+    /// Named price plans.
+    pub plans: BTreeMap<String, Pricing>,
+    /// The plan of tenants that name none.
+    pub default_plan: Option<String>,
+    /// Per-tenant plan, price overrides and budget, by tenant id.
+    pub tenants: BTreeMap<TenantId, TenantUsage>,
+}
+
+/// How a tenant's bill is made from its cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pricing {
+    /// Added to the gateway's cost, in percent (20 bills $1.20 per $1.00).
+    pub markup_percent: f64,
+    /// A fixed amount per calendar month, in US dollars.
+    pub monthly_fee: f64,
+}
+
+/// One tenant's entry under `usage.tenants`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantUsage {
+    pub plan: Option<String>,
+    pub markup_percent: Option<f64>,
+    pub monthly_fee: Option<f64>,
+    /// Monthly budget in US dollars (an operator's `/budget` wins over it).
+    pub budget: Option<f64>,
+    pub on_budget: Option<BudgetAction>,
+}
+
+impl UsageSettings {
+    /// The pricing of a tenant: its own figures, else its plan's, else the
+    /// default plan's, else no markup and no fee.
+    #[must_use]
+    pub fn pricing(&self, tenant: &TenantId) -> Pricing {
+        let entry = self.tenants.get(tenant);
+        let plan = entry
+            .and_then(|entry| entry.plan.as_ref())
+            .or(self.default_plan.as_ref())
+            .and_then(|name| self.plans.get(name))
+            .copied()
+            .unwrap_or(Pricing { markup_percent: 0.0, monthly_fee: 0.0 });
+        Pricing {
+            markup_percent: entry.and_then(|entry| entry.markup_percent).unwrap_or(plan.markup_percent),
+            monthly_fee: entry.and_then(|entry| entry.monthly_fee).unwrap_or(plan.monthly_fee),
+        }
+    }
 }
 
 /// The fleet monitor inside `mtp serve`.
@@ -344,12 +428,14 @@ fn check(
 
     let telegram = check_telegram(raw.telegram.unwrap_or_default(), env)?;
     let monitor = check_monitor(raw.monitor.unwrap_or_default(), env)?;
+    let usage = check_usage(raw.usage.unwrap_or_default(), env)?;
 
     Ok(AdminConfig {
         data_dir,
         docker_host,
         telegram,
         monitor,
+        usage,
         cell: CellDefaults {
             image,
             port_start,
@@ -471,6 +557,85 @@ fn check_monitor(raw: RawMonitor, env: &BTreeMap<String, String>) -> anyhow::Res
     Ok(MonitorSettings { interval, down_after, probe_timeout, concurrency, heal, http_addr, digest_at })
 }
 
+fn check_usage(raw: RawUsage, env: &BTreeMap<String, String>) -> anyhow::Result<UsageSettings> {
+    let env_of = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
+    let interval = match env_of("MTP_USAGE_INTERVAL").or(raw.interval) {
+        Some(text) => {
+            let value = humantime::parse_duration(&text)
+                .with_context(|| format!("at key `usage.interval`: {text:?} is not a duration such as \"1h\""))?;
+            if value < Duration::from_secs(1) {
+                bail!("at key `usage.interval`: {text:?} is too short (at least 1s)");
+            }
+            value
+        }
+        None => Duration::from_secs(3600),
+    };
+    let zone_text = env_of("MTP_USAGE_TIME_ZONE").or(raw.time_zone).unwrap_or_else(|| "UTC".to_string());
+    let time_zone: chrono_tz::Tz = zone_text
+        .parse()
+        .map_err(|_| anyhow::anyhow!("at key `usage.timeZone`: {zone_text:?} is not an IANA time zone such as \"UTC\" or \"Europe/Berlin\""))?;
+    let check_pricing = |markup: Option<f64>, fee: Option<f64>, key: &str| -> anyhow::Result<()> {
+        if let Some(markup) = markup
+            && !(markup.is_finite() && (0.0..=1000.0).contains(&markup))
+        {
+            bail!("at key `{key}.markupPercent`: {markup} is outside 0..=1000");
+        }
+        if let Some(fee) = fee
+            && !(fee.is_finite() && fee >= 0.0)
+        {
+            bail!("at key `{key}.monthlyFee`: {fee} must be 0 or more (US dollars)");
+        }
+        Ok(())
+    };
+    let mut plans = BTreeMap::new();
+    for (name, plan) in raw.plans.unwrap_or_default() {
+        check_pricing(plan.markup_percent, plan.monthly_fee, &format!("usage.plans.{name}"))?;
+        plans.insert(
+            name,
+            Pricing { markup_percent: plan.markup_percent.unwrap_or(0.0), monthly_fee: plan.monthly_fee.unwrap_or(0.0) },
+        );
+    }
+    let known_plans = || plans.keys().cloned().collect::<Vec<_>>().join(", ");
+    if let Some(name) = &raw.default_plan
+        && !plans.contains_key(name)
+    {
+        bail!("at key `usage.defaultPlan`: no plan {name:?} under usage.plans (plans: {})", known_plans());
+    }
+    let mut tenants = BTreeMap::new();
+    for (id, entry) in raw.tenants.unwrap_or_default() {
+        let key = format!("usage.tenants.{id}");
+        let tenant: TenantId = id.parse().with_context(|| format!("at key `{key}`: {id:?} is not a tenant id"))?;
+        check_pricing(entry.markup_percent, entry.monthly_fee, &key)?;
+        if let Some(name) = &entry.plan
+            && !plans.contains_key(name)
+        {
+            bail!("at key `{key}.plan`: no plan {name:?} under usage.plans (plans: {})", known_plans());
+        }
+        if let Some(budget) = entry.budget
+            && !(budget.is_finite() && budget > 0.0)
+        {
+            bail!("at key `{key}.budget`: {budget} must be more than 0 (US dollars a month)");
+        }
+        let on_budget = match &entry.on_budget {
+            Some(text) => Some(BudgetAction::parse(text).with_context(|| {
+                format!("at key `{key}.onBudget`: {text:?} is not one of notify, stop-channel, stop-cell")
+            })?),
+            None => None,
+        };
+        tenants.insert(
+            tenant,
+            TenantUsage {
+                plan: entry.plan,
+                markup_percent: entry.markup_percent,
+                monthly_fee: entry.monthly_fee,
+                budget: entry.budget,
+                on_budget,
+            },
+        );
+    }
+    Ok(UsageSettings { interval, time_zone, plans, default_plan: raw.default_plan, tenants })
+}
+
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     if path.is_absolute() {
         return Ok(path.to_path_buf());
@@ -558,6 +723,40 @@ mod tests {
         assert_eq!(pool.len(), 4096);
         assert_eq!(pool.subnet(0), "10.213.0.0/28");
         assert_eq!(pool.subnet(17), "10.213.1.16/28");
+    }
+
+    /// Usage defaults, pricing by plan with per-tenant overrides, and bad values named by key.
+    #[test]
+    fn usage_settings_resolve_pricing_and_name_bad_keys() {
+        let config = AdminConfig::from_json5("{}").unwrap();
+        assert_eq!(config.usage.interval, Duration::from_secs(3600));
+        assert_eq!(config.usage.time_zone, chrono_tz::UTC);
+        let config = AdminConfig::from_json5(
+            "{ usage: { interval: '15m', timeZone: 'Europe/Berlin', defaultPlan: 'basic',
+               plans: { basic: { markupPercent: 20, monthlyFee: 10 }, pro: { monthlyFee: 99 } },
+               tenants: { acme: { plan: 'pro', markupPercent: 5, budget: 50, onBudget: 'stop-channel' } } } }",
+        )
+        .unwrap();
+        assert_eq!(config.usage.interval, Duration::from_secs(900));
+        assert_eq!(config.usage.time_zone, chrono_tz::Europe::Berlin);
+        let acme: TenantId = "acme".parse().unwrap();
+        let other: TenantId = "other".parse().unwrap();
+        assert_eq!(config.usage.pricing(&acme), Pricing { markup_percent: 5.0, monthly_fee: 99.0 });
+        assert_eq!(config.usage.pricing(&other), Pricing { markup_percent: 20.0, monthly_fee: 10.0 });
+        assert_eq!(config.usage.tenants[&acme].on_budget, Some(BudgetAction::StopChannel));
+        for (input, key) in [
+            ("{ usage: { timeZone: 'Mars/Olympus' } }", "usage.timeZone"),
+            ("{ usage: { interval: 'often' } }", "usage.interval"),
+            ("{ usage: { defaultPlan: 'gold' } }", "usage.defaultPlan"),
+            ("{ usage: { tenants: { Acme: {} } } }", "usage.tenants.Acme"),
+            ("{ usage: { tenants: { acme: { budget: -1 } } } }", "usage.tenants.acme.budget"),
+            ("{ usage: { tenants: { acme: { onBudget: 'panic' } } } }", "usage.tenants.acme.onBudget"),
+            ("{ usage: { plans: { p: { markupPercent: -5 } } } }", "usage.plans.p.markupPercent"),
+        ] {
+            let err = AdminConfig::from_json5(input).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(text.contains(key), "{input}: {text}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - `fleet`: the use-cases every adapter calls (create, lifecycle, reconcile, …).
 //! - `bot`: the Telegram admin bot (teloxide), an adapter over `fleet`.
 //! - `monitor`: health sweeps, alert rules, self-healing, digest, `/metrics`.
+//! - `usage`: usage collection loop, periods, pricing, budgets, CSV and PNG charts.
 //! - `serve`: `mtp serve`, the bot and the monitor side by side.
 //!
 //! Dependencies point one way: adapters → `fleet` → `runtime`, `gateway`, `store`.
@@ -24,3 +25,4 @@ pub mod runtime;
 pub mod serve;
 pub mod store;
 pub mod tenant;
+pub mod usage;

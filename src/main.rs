@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use mtp::config::AdminConfig;
 use mtp::fleet::{self, Actor, App, CreateError, CreateStep, ReconcileReport, TenantView};
-use mtp::tenant::{BotToken, DmPolicy, Limits, Secret, TenantId, TenantSpec};
+use mtp::tenant::{BotToken, BudgetAction, DmPolicy, Limits, Secret, TenantId, TenantSpec};
+use mtp::usage::period::PeriodSpec;
 
 #[derive(Parser)]
 #[command(name = "mtp", version, about = "MTP Admin: run one OpenClaw cell per client")]
@@ -44,6 +45,52 @@ enum Command {
         /// Params as a JSON object (default {}).
         params: Option<String>,
     },
+    /// Usage, cost and budgets per tenant, from the admin's ledger (README, "Usage and billing").
+    Usage(UsageArgs),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct UsageArgs {
+    #[command(subcommand)]
+    command: Option<UsageCommand>,
+    /// Tenant id (or --all).
+    id: Option<String>,
+    /// Every tenant, ranked by cost.
+    #[arg(long, conflicts_with = "id")]
+    all: bool,
+    /// 7d, 30d, this-month, last-month, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD (days in usage.timeZone).
+    #[arg(long, default_value = "this-month")]
+    period: String,
+    #[arg(long, value_enum, default_value = "table")]
+    format: UsageFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum UsageFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum UsageCommand {
+    /// Read every running tenant's usage now (or one tenant's) into the ledger.
+    Collect {
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a tenant's monthly budget, or set it (US dollars; `none` removes the one set here).
+    Budget {
+        id: String,
+        amount: Option<String>,
+        /// What happens at 100%: notify, stop-channel or stop-cell.
+        #[arg(long)]
+        on_budget: Option<String>,
+    },
+    /// Undo a budget suspension (start the channel or the cell again).
+    Resume { id: String },
 }
 
 #[derive(Subcommand)]
@@ -182,6 +229,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return serve(app).await;
         }
         Command::Tenant(command) => command,
+        Command::Usage(args) => {
+            let app = App::open(config).await?;
+            return usage_command(&app, args).await;
+        }
         Command::Rpc { id, method, params } => {
             let id = parse_id(&id)?;
             let params: Value = match params.as_deref() {
@@ -369,6 +420,232 @@ async fn serve(app: App) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing in-flight work");
     };
     mtp::serve::run(app, shutdown).await
+}
+
+async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
+    let actor = Actor::cli();
+    let now = chrono::Utc::now();
+    match args.command {
+        Some(UsageCommand::Collect { id, json }) => {
+            let report = match id {
+                Some(id) => fleet::collect_tenant_usage(app, &parse_id(&id)?).await?,
+                None => fleet::collect_usage(app).await?,
+            };
+            if json {
+                return print_json(&collect_json(&report));
+            }
+            let lines: Vec<String> = report.tenants.iter().map(|(id, collected)| format!("{id}: {}", collected_text(collected))).collect();
+            if lines.is_empty() {
+                return print_line("no tenants");
+            }
+            return print_line(&lines.join("\n"));
+        }
+        Some(UsageCommand::Budget { id, amount, on_budget }) => {
+            let id = parse_id(&id)?;
+            let action = match on_budget.as_deref() {
+                Some(text) => Some(BudgetAction::parse(text).ok_or_else(|| BadInput(format!("--on-budget {text:?}: use notify, stop-channel or stop-cell")))?),
+                None => None,
+            };
+            if amount.is_some() || action.is_some() {
+                let current = fleet::budget(app, &id)?;
+                let amount = match amount.as_deref() {
+                    Some("none") => None,
+                    Some(text) => Some(
+                        text.trim_start_matches('$')
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|a| a.is_finite() && *a > 0.0)
+                            .ok_or_else(|| BadInput(format!("{text:?} is not an amount; write US dollars like 50 or 49.90, or none")))?,
+                    ),
+                    None => current.amount.filter(|_| current.set_by_operator),
+                };
+                fleet::set_budget(app, &actor, &id, amount, action)?;
+            }
+            let status = mtp::usage::budget_status(app, &id, now)?;
+            return print_line(&match status.budget.amount {
+                Some(amount) => format!(
+                    "{id}: budget ${amount:.2} a month ({}), at 100%: {}; spent ${:.2} in {} ({:.1}%); alerts sent: {}{}",
+                    if status.budget.set_by_operator { "set here" } else { "from config" },
+                    status.budget.action.as_str(),
+                    status.spend,
+                    status.month,
+                    status.spend * 100.0 / amount,
+                    if status.notified.is_empty() { "-".to_string() } else { status.notified.iter().map(|t| format!("{t}%")).collect::<Vec<_>>().join(", ") },
+                    status.budget.suspended.as_ref().map(|s| format!("; suspended ({}) since {}", s.how.as_str(), rfc3339(s.since))).unwrap_or_default(),
+                ),
+                None => format!("{id}: no budget; set one with `mtp usage budget {id} <amount>`"),
+            });
+        }
+        Some(UsageCommand::Resume { id }) => {
+            let id = parse_id(&id)?;
+            return print_line(&match fleet::resume(app, &actor, &id).await? {
+                fleet::Resumed::Resumed(how) => format!("resumed {id} (it was suspended with {})", how.as_str()),
+                fleet::Resumed::NotSuspended => format!("{id} is not suspended"),
+            });
+        }
+        None => {}
+    }
+    let spec: PeriodSpec = args.period.parse().map_err(|err: mtp::usage::period::PeriodError| BadInput(format!("--period: {err}")))?;
+    let zone = app.config.usage.time_zone.name();
+    if args.all {
+        let (period, summaries) = mtp::usage::tenant_summaries(app, spec, now)?;
+        let fleet_summary = mtp::usage::report::rank(period, &summaries);
+        return match args.format {
+            UsageFormat::Json => print_json(&json!({
+                "period": period_json(&spec, &period, zone),
+                "tenants": fleet_summary.tenants.iter().map(|t| json!({
+                    "tenant": t.tenant.as_str(),
+                    "cost": t.cost,
+                    "billable": t.billable,
+                    "total_tokens": t.tokens,
+                    "as_of": t.as_of.map(rfc3339),
+                })).collect::<Vec<_>>(),
+                "total": { "cost": fleet_summary.cost, "billable": fleet_summary.billable },
+            })),
+            UsageFormat::Csv => {
+                let mut out = String::from(mtp::usage::report::CSV_HEADER);
+                out.push('\n');
+                for summary in &summaries {
+                    out.extend(mtp::usage::report::csv(summary).lines().skip(1).map(|line| format!("{line}\n")));
+                }
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(out.as_bytes())?;
+                Ok(())
+            }
+            UsageFormat::Table => {
+                let mut out = format!("usage {spec} ({period}, {zone})\n{:<40} {:>12} {:>12} {:>14}\n", "TENANT", "COST", "BILLABLE", "TOKENS");
+                for t in &fleet_summary.tenants {
+                    out.push_str(&format!("{:<40} {:>12} {:>12} {:>14}\n", t.tenant.as_str(), format!("${:.2}", t.cost), format!("${:.2}", t.billable), t.tokens));
+                }
+                out.push_str(&format!("{:<40} {:>12} {:>12}", "TOTAL", format!("${:.2}", fleet_summary.cost), format!("${:.2}", fleet_summary.billable)));
+                print_line(&out)
+            }
+        };
+    }
+    let Some(id) = args.id else {
+        bail!(BadInput("name a tenant (`mtp usage <id>`), pass --all, or `mtp usage collect`".into()));
+    };
+    let id = parse_id(&id)?;
+    let summary = mtp::usage::tenant_summary(app, &id, spec, now)?;
+    match args.format {
+        UsageFormat::Csv => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(mtp::usage::report::csv(&summary).as_bytes())?;
+            Ok(())
+        }
+        UsageFormat::Json => {
+            let status = mtp::usage::budget_status(app, &id, now)?;
+            print_json(&usage_json(&spec, zone, &summary, &status))
+        }
+        UsageFormat::Table => print_line(&render_usage(&spec, zone, &summary)),
+    }
+}
+
+fn collected_text(collected: &fleet::Collected) -> String {
+    match collected {
+        fleet::Collected::Read { days, models, ratcheted } => {
+            format!("read {days} days and {models} model rows ({} new or raised, {} lower readings kept)", ratcheted.raised, ratcheted.held)
+        }
+        fleet::Collected::NotRunning => "skipped: not running".to_string(),
+        fleet::Collected::NotPaired => "skipped: not paired (run `mtp tenant pair`)".to_string(),
+        fleet::Collected::Failed(error) => format!("failed, figures kept, retried next time: {error}"),
+    }
+}
+
+/// The stable JSON shape of `mtp usage collect --json` (README, "Usage and billing").
+fn collect_json(report: &fleet::CollectReport) -> Value {
+    json!({
+        "at": rfc3339(report.at),
+        "start": report.start.to_string(),
+        "end": report.end.to_string(),
+        "tenants": report.tenants.iter().map(|(id, collected)| {
+            let mut value = json!({ "tenant": id.as_str() });
+            match collected {
+                fleet::Collected::Read { days, models, ratcheted } => {
+                    value["outcome"] = json!("read");
+                    value["days"] = json!(days);
+                    value["model_rows"] = json!(models);
+                    value["raised"] = json!(ratcheted.raised);
+                    value["held"] = json!(ratcheted.held);
+                }
+                fleet::Collected::NotRunning => value["outcome"] = json!("not_running"),
+                fleet::Collected::NotPaired => value["outcome"] = json!("not_paired"),
+                fleet::Collected::Failed(error) => {
+                    value["outcome"] = json!("failed");
+                    value["error"] = json!(error);
+                }
+            }
+            value
+        }).collect::<Vec<_>>(),
+    })
+}
+
+fn period_json(spec: &PeriodSpec, period: &mtp::usage::period::Period, zone: &str) -> Value {
+    json!({ "spec": spec.to_string(), "start": period.start.to_string(), "end": period.end.to_string(), "time_zone": zone })
+}
+
+fn figures_json(figures: &fleet::UsageFigures) -> Value {
+    json!({
+        "input_tokens": figures.input,
+        "output_tokens": figures.output,
+        "cache_read_tokens": figures.cache_read,
+        "cache_write_tokens": figures.cache_write,
+        "total_tokens": figures.tokens(),
+        "cost": figures.cost,
+    })
+}
+
+/// The stable JSON shape of `mtp usage <id> --format json` (README, "Usage and billing").
+fn usage_json(spec: &PeriodSpec, zone: &str, summary: &mtp::usage::report::Summary, status: &mtp::usage::BudgetStatus) -> Value {
+    let with = |mut value: Value, key: &str, extra: Value| {
+        value[key] = extra;
+        value
+    };
+    let bill = &summary.bill;
+    json!({
+        "tenant": summary.tenant.as_str(),
+        "period": period_json(spec, &summary.period, zone),
+        "currency": "USD",
+        "as_of": summary.as_of.map(rfc3339),
+        "totals": figures_json(&summary.totals),
+        "models": summary.models.iter().map(|(model, figures)| with(figures_json(figures), "model", json!(model))).collect::<Vec<_>>(),
+        "daily": summary.daily.iter().map(|(day, figures)| with(figures_json(figures), "date", json!(day.to_string()))).collect::<Vec<_>>(),
+        "billable": { "cost": bill.cost, "markup_percent": bill.markup_percent, "usage": bill.usage, "fee": bill.fee, "total": bill.total },
+        "budget": {
+            "amount": status.budget.amount,
+            "set_by_operator": status.budget.set_by_operator,
+            "on_budget": status.budget.action.as_str(),
+            "month": status.month,
+            "month_spend": status.spend,
+            "notified": status.notified,
+            "suspended": status.budget.suspended.as_ref().map(|s| json!({ "since": rfc3339(s.since), "how": s.how.as_str(), "month": s.month })),
+        },
+    })
+}
+
+fn render_usage(spec: &PeriodSpec, zone: &str, summary: &mtp::usage::report::Summary) -> String {
+    let totals = &summary.totals;
+    let bill = &summary.bill;
+    let mut lines = vec![
+        format!("usage of {} {spec} ({}, {zone})", summary.tenant, summary.period),
+        format!(
+            "tokens     {} in, {} out, {} cache read, {} cache write",
+            totals.input, totals.output, totals.cache_read, totals.cache_write
+        ),
+        format!("cost       ${:.2}", totals.cost),
+        format!(
+            "billable   ${:.2} = ${:.2} usage ({}% markup) + ${:.2} fee",
+            bill.total, bill.usage, bill.markup_percent, bill.fee
+        ),
+        format!("as of      {}", summary.as_of.map(rfc3339).unwrap_or_else(|| "never read".to_string())),
+    ];
+    if !summary.models.is_empty() {
+        lines.push(format!("{:<48} {:>12} {:>14}", "MODEL", "COST", "TOKENS"));
+        for (model, figures) in &summary.models {
+            lines.push(format!("{model:<48} {:>12} {:>14}", format!("${:.4}", figures.cost), figures.tokens()));
+        }
+    }
+    lines.join("\n")
 }
 
 fn parse_id(id: &str) -> anyhow::Result<TenantId> {

@@ -1,7 +1,8 @@
 //! `mtp serve`: the long-running admin. It reconciles, then runs side by side
-//! the fleet monitor (sweeps, alerts, digest), the admin's `/healthz` and
-//! `/metrics` listener, a periodic reconcile, and the Telegram bot, which
-//! renders the monitor's reports. One cancellation token stops them all; the
+//! the fleet monitor (sweeps, alerts, digest), the usage loop (collection,
+//! budgets), the admin's `/healthz` and `/metrics` listener, a periodic
+//! reconcile, and the Telegram bot, which renders the monitor's reports and
+//! the usage loop's budget alerts. One cancellation token stops them all; the
 //! bot finishes in-flight work first.
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bot::{self, MonitorLink};
 use crate::fleet::{self, App};
 use crate::monitor::{self, metrics::Metrics};
+use crate::usage;
 
 /// How often the store and Docker are compared while serving.
 const RECONCILE_EVERY: Duration = Duration::from_secs(300);
@@ -45,6 +47,8 @@ pub async fn run_reporting(
     let (reports_tx, reports_rx) = mpsc::channel(256);
     let (latest_tx, latest_rx) = watch::channel(None);
     let monitor = tokio::spawn(monitor::run(app.clone(), app.config.monitor.clone(), reports_tx, latest_tx, metrics, token.clone()));
+    let (usage_tx, usage_rx) = mpsc::channel(64);
+    let usage_loop = tokio::spawn(usage::run(app.clone(), usage_tx, token.clone()));
     let reconciler = tokio::spawn(reconcile_every(app.clone(), token.clone()));
     {
         let token = token.clone();
@@ -53,10 +57,11 @@ pub async fn run_reporting(
             token.cancel();
         });
     }
-    let link = MonitorLink { reports: reports_rx, latest: latest_rx };
+    let link = MonitorLink { reports: reports_rx, latest: latest_rx, usage: Some(usage_rx) };
     let result = bot::run_with_monitor(app, Some(link), token.clone().cancelled_owned()).await;
     token.cancel();
     let _ = monitor.await;
+    let _ = usage_loop.await;
     let _ = reconciler.await;
     result
 }

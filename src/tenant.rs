@@ -374,6 +374,37 @@ impl fmt::Display for CellState {
     }
 }
 
+/// What happens when a tenant's spend reaches its monthly budget (100%).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BudgetAction {
+    /// Only tell the ops group.
+    #[default]
+    Notify,
+    /// Suspend: stop the tenant's Telegram channel (`channels.stop`); the cell keeps running.
+    StopChannel,
+    /// Suspend: stop the tenant's cell.
+    StopCell,
+}
+
+impl BudgetAction {
+    pub const ALL: [BudgetAction; 3] = [BudgetAction::Notify, BudgetAction::StopChannel, BudgetAction::StopCell];
+
+    /// The word in config (`usage.tenants.<id>.onBudget`), `/budget` and the store.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetAction::Notify => "notify",
+            BudgetAction::StopChannel => "stop-channel",
+            BudgetAction::StopCell => "stop-cell",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(text: &str) -> Option<BudgetAction> {
+        BudgetAction::ALL.into_iter().find(|action| action.as_str() == text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -579,6 +579,15 @@ async fn commands_are_kept_and_checked() {
     let read = bot.get_my_commands().await.expect("getMyCommands");
     assert_eq!(read.len(), 2, "{read:#?}");
 
+    // Telegram drops one leading '/', as teloxide's `bot_commands()` sends it.
+    bot.set_my_commands([BotCommand::new("/help", "Show the commands")])
+        .await
+        .expect("setMyCommands with a leading slash");
+    assert_eq!(
+        admin.commands(),
+        [("help".to_owned(), "Show the commands".to_owned())]
+    );
+
     let refused = bot
         .set_my_commands([BotCommand::new("NewClient", "Onboard a client")])
         .await;

@@ -73,6 +73,8 @@ pub async fn list(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
         return Ok(());
     }
     let mut text = ctx.texts.get("clients.list_header", &[("count", &views.len().to_string())]);
+    // Tenants suspended for reaching their budget (`/resume` undoes it).
+    let suspended: Vec<TenantId> = fleet::suspensions(&ctx.app).unwrap_or_default().into_iter().map(|(id, _)| id).collect();
     for view in &views {
         let tag = view.record.image.rsplit_once(':').map_or(view.record.image.as_str(), |(_, tag)| tag);
         text.push('\n');
@@ -86,6 +88,9 @@ pub async fn list(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
                 ("uptime", &uptime(view)),
             ],
         ));
+        if suspended.contains(view.id()) {
+            text.push_str(&crate::bot::usage::suspended_mark(ctx));
+        }
     }
     send(bot, chat, text, None).await?;
     Ok(())

@@ -11,6 +11,7 @@ mod newclient;
 mod state;
 mod storage;
 pub mod texts;
+mod usage;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -72,6 +73,12 @@ pub enum Command {
     Mute(String),
     #[command(description = "alerts on again: /unmute <id>")]
     Unmute(String),
+    #[command(description = "usage and cost: /usage [id] [7d|30d|this-month|last-month|YYYY-MM|from..to] [csv]")]
+    Usage(String),
+    #[command(description = "monthly budget: /budget <id> [amount|none] [notify|stop-channel|stop-cell]")]
+    Budget(String),
+    #[command(description = "undo a budget suspension: /resume <id>")]
+    Resume(String),
     #[command(description = "abandon the current dialogue")]
     Cancel,
 }
@@ -95,6 +102,8 @@ pub type LatestSweep = tokio::sync::watch::Receiver<Option<Arc<crate::fleet::hea
 pub struct MonitorLink {
     pub reports: tokio::sync::mpsc::Receiver<crate::monitor::Report>,
     pub latest: LatestSweep,
+    /// Budget alerts of the usage loop, when it runs in this process.
+    pub usage: Option<tokio::sync::mpsc::Receiver<crate::usage::Report>>,
 }
 
 impl Ctx {
@@ -143,6 +152,11 @@ pub async fn run_with_monitor(app: App, monitor: Option<MonitorLink>, shutdown: 
         refused: Mutex::new(HashMap::new()),
         latest: monitor.as_ref().map(|link| link.latest.clone()),
     });
+    let mut monitor = monitor;
+    let usage_forwarder = monitor
+        .as_mut()
+        .and_then(|link| link.usage.take())
+        .map(|reports| tokio::spawn(usage::forward(bot.clone(), ctx.clone(), reports)));
     let forwarder = monitor.map(|link| tokio::spawn(alerts::forward(bot.clone(), ctx.clone(), link.reports)));
     let storage = DialogueStorage::new(app.store.clone());
 
@@ -168,6 +182,9 @@ pub async fn run_with_monitor(app: App, monitor: Option<MonitorLink>, shutdown: 
     dispatcher.dispatch().await;
     sweeper.abort();
     if let Some(forwarder) = forwarder {
+        forwarder.abort();
+    }
+    if let Some(forwarder) = usage_forwarder {
         forwarder.abort();
     }
     Ok(())
@@ -276,6 +293,19 @@ async fn on_command(bot: Tg, msg: Message, cmd: Command, dialogue: Dlg, ctx: Arc
             };
             if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/mute <id> <duration>").await? {
                 alerts::mute(&bot, chat, &ctx, &actor, &id, duration).await?;
+            }
+        }
+        Command::Usage(arg) => usage::usage_command(&bot, chat, &ctx, &arg).await?,
+        Command::Budget(arg) => {
+            let words: Vec<&str> = arg.split_whitespace().collect();
+            let usage = "/budget <id> [amount|none] [notify|stop-channel|stop-cell]";
+            if let Some(id) = tenant_arg(&bot, chat, &ctx, words.first().copied().unwrap_or_default(), usage).await? {
+                usage::budget_command(&bot, chat, &ctx, &actor, &id, &words[1..]).await?;
+            }
+        }
+        Command::Resume(arg) => {
+            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/resume <id>").await? {
+                usage::resume_command(&bot, chat, &ctx, &actor, &id).await?;
             }
         }
         Command::Unmute(arg) => {

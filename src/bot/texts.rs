@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, bail};
 
-const FILES: [(&str, &str); 4] = [
+const FILES: [(&str, &str); 5] = [
     ("common", include_str!("../../dialogues/common.json5")),
     ("newclient", include_str!("../../dialogues/newclient.json5")),
     ("clients", include_str!("../../dialogues/clients.json5")),
     ("monitor", include_str!("../../dialogues/monitor.json5")),
+    ("usage", include_str!("../../dialogues/usage.json5")),
 ];
 
 /// (file, key, placeholders) of every text the code uses.
@@ -116,6 +117,40 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("monitor", "muted", &["id", "until"]),
     ("monitor", "unmuted", &["id"]),
     ("monitor", "digest", &["tenants", "up", "down", "stopped", "down_list", "restarts", "alerts"]),
+    ("usage", "tenant_header", &["id", "period", "zone"]),
+    ("usage", "tokens", &["input", "output", "cache_read", "cache_write"]),
+    ("usage", "cost", &["cost"]),
+    ("usage", "models_header", &[]),
+    ("usage", "model_line", &["model", "cost", "share"]),
+    ("usage", "no_usage", &[]),
+    ("usage", "billable", &["total", "usage", "markup", "fee"]),
+    ("usage", "budget_line", &["spend", "budget", "month", "percent"]),
+    ("usage", "suspended_line", &["since", "how", "id"]),
+    ("usage", "as_of", &["as_of"]),
+    ("usage", "never_read", &["interval"]),
+    ("usage", "chart_caption", &["id", "period"]),
+    ("usage", "csv_caption", &["id", "period"]),
+    ("usage", "fleet_header", &["period", "zone"]),
+    ("usage", "fleet_line", &["rank", "id", "cost", "billable"]),
+    ("usage", "fleet_total", &["cost", "billable"]),
+    ("usage", "fleet_empty", &[]),
+    ("usage", "bad_period", &["reason"]),
+    ("usage", "budget_status", &["id", "amount", "source", "action", "month", "spend", "percent", "notified"]),
+    ("usage", "budget_none", &["id"]),
+    ("usage", "source_operator", &[]),
+    ("usage", "source_config", &[]),
+    ("usage", "bad_amount", &["input"]),
+    ("usage", "bad_action", &["input"]),
+    ("usage", "action_notify", &[]),
+    ("usage", "action_stop_channel", &[]),
+    ("usage", "action_stop_cell", &[]),
+    ("usage", "alert", &["id", "spend", "budget", "month", "percent", "threshold"]),
+    ("usage", "alert_suspended", &["how", "id"]),
+    ("usage", "alert_suspend_failed", &["how", "error"]),
+    ("usage", "resumed_channel", &["id"]),
+    ("usage", "resumed_cell", &["id"]),
+    ("usage", "not_suspended", &["id"]),
+    ("usage", "suspended_mark", &[]),
 ];
 
 /// The loaded, checked texts.

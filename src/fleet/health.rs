@@ -124,7 +124,14 @@ async fn probe_tenant(app: &App, record: TenantRecord, timeout: Duration) -> Ten
     health.healthz = Some(healthz);
     health.readyz = Some(readyz);
     health.rpc_health = rpc_health;
-    health.channel = channel;
+    // A channel stopped because the tenant reached its budget is not an outage.
+    let channel_suspended = app
+        .store
+        .budget_record(&tenant)
+        .ok()
+        .and_then(|budget| budget.suspended)
+        .is_some_and(|suspension| suspension.how == crate::tenant::BudgetAction::StopChannel);
+    health.channel = if channel_suspended { None } else { channel };
     health
 }
 

@@ -16,6 +16,7 @@ mod lifecycle;
 mod reconcile;
 mod telegram;
 pub mod template;
+mod usage;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,11 @@ pub use inventory::{Health, TenantView, UnknownTenant, ViewState, list, show};
 pub use lifecycle::{Removed, logs, remove, restart, start, stop};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use telegram::{ProveError, ProvenBot, prove_bot_token};
+pub use usage::{
+    Budget, CollectReport, Collected, Ledger, Resumed, UNATTRIBUTED, budget, budget_notices, budgets, collect_tenant_usage,
+    collect_usage, keep_suspended, ledger, ledgers, mark_budget_notices, resume, set_budget, suspend, suspensions,
+};
+pub use crate::store::{DayUsage, ModelDayUsage, Ratcheted, Suspension, UsageFigures};
 
 use crate::config::AdminConfig;
 use crate::gateway::{self, DeviceIdentity};

@@ -232,11 +232,14 @@ pub enum AgentScope {
     One(String),
 }
 
-/// Params of `usage.cost` and `sessions.usage` (PROTOCOL.md §3.8), in UTC days.
+/// Params of `usage.cost` and `sessions.usage` (PROTOCOL.md §3.8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageQuery {
     pub period: UsagePeriod,
     pub agents: AgentScope,
+    /// The IANA zone whose calendar days the figures count (`mode: "specific"`);
+    /// `None` counts UTC days (`mode: "utc"`).
+    pub time_zone: Option<String>,
 }
 
 /// Token and cost totals (`usage.cost` days and totals, `sessions.usage` groups).
@@ -977,6 +980,10 @@ fn usage_params(query: &UsageQuery, today: NaiveDate) -> Value {
         "endDate": end.format("%Y-%m-%d").to_string(),
         "mode": "utc",
     });
+    if let Some(time_zone) = &query.time_zone {
+        params["mode"] = json!("specific");
+        params["timeZone"] = json!(time_zone);
+    }
     match &query.agents {
         AgentScope::Default => {}
         AgentScope::All => params["agentScope"] = json!("all"),
@@ -1293,6 +1300,7 @@ mod tests {
         let all_week = UsageQuery {
             period: UsagePeriod::Days(7),
             agents: AgentScope::All,
+            time_zone: None,
         };
         assert_eq!(
             usage_params(&all_week, today),
@@ -1301,6 +1309,7 @@ mod tests {
         let one_day = UsageQuery {
             period: UsagePeriod::Days(0),
             agents: AgentScope::Default,
+            time_zone: None,
         };
         assert_eq!(
             usage_params(&one_day, today),
@@ -1312,10 +1321,20 @@ mod tests {
                 end: NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
             },
             agents: AgentScope::One("main".to_string()),
+            time_zone: None,
         };
         assert_eq!(
             usage_params(&month, today),
             json!({"startDate": "2026-10-01", "endDate": "2026-10-31", "mode": "utc", "agentId": "main"})
+        );
+        let berlin = UsageQuery {
+            time_zone: Some("Europe/Berlin".to_string()),
+            ..month
+        };
+        assert_eq!(
+            usage_params(&berlin, today),
+            json!({"startDate": "2026-10-01", "endDate": "2026-10-31", "mode": "specific",
+                "timeZone": "Europe/Berlin", "agentId": "main"})
         );
     }
 }

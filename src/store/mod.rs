@@ -10,6 +10,7 @@
 //! `Error::Busy`.
 
 mod records;
+mod usage;
 
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -22,6 +23,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use crate::tenant::{AlertState, Check, Secret, SecretKind, TenantId, TenantRecord};
 
 pub use records::{AuditEntry, Outcome};
+pub use usage::{BudgetRecord, DayUsage, ModelDayUsage, Ratcheted, Suspension, UsageFigures};
 
 /// The schema this binary writes. Raise it with a migration in `migrate`.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -108,7 +110,7 @@ impl Store {
     }
 
     /// Opens the file, runs `f`, closes the file.
-    fn with_db<T>(&self, f: impl FnOnce(&Database) -> anyhow::Result<T>) -> Result<T> {
+    pub(super) fn with_db<T>(&self, f: impl FnOnce(&Database) -> anyhow::Result<T>) -> Result<T> {
         // The guard only orders calls; a poisoned lock protects no data.
         let _guard = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let started = Instant::now();
@@ -222,6 +224,7 @@ impl Store {
                 for check in Check::ALL {
                     alerts.remove((id.as_str(), check.as_str()))?;
                 }
+                usage::remove_tenant_rows(&txn, id.as_str())?;
                 existed
             };
             txn.commit()?;
@@ -418,6 +421,10 @@ fn migrate(db: &Database) -> anyhow::Result<()> {
         txn.open_table(AUDIT)?;
         txn.open_table(DIALOGUES)?;
         txn.open_table(ALERTS)?;
+        txn.open_table(usage::USAGE_DAILY)?;
+        txn.open_table(usage::USAGE_MODELS)?;
+        txn.open_table(usage::BUDGETS)?;
+        txn.open_table(usage::BUDGET_NOTICES)?;
     }
     txn.commit()?;
     Ok(())

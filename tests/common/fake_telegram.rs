@@ -1448,14 +1448,19 @@ fn set_my_commands(bot: &mut BotState, params: &Map<String, Value>) -> Answer {
     };
     let mut res = Vec::new();
     for command in &commands {
+        // Like Telegram (tdlib's `set_commands`): trimmed, and one leading '/'
+        // dropped, so teloxide's `bot_commands()` ("/help") is accepted.
         let name = command
             .get("command")
             .and_then(Value::as_str)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .trim();
+        let name = name.strip_prefix('/').unwrap_or(name);
         let description = command
             .get("description")
             .and_then(Value::as_str)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .trim();
         let valid_name = (1..=32).contains(&name.len())
             && name
                 .bytes()

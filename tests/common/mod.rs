@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_gateway;
 pub mod fake_telegram;
 
 use std::path::{Path, PathBuf};
@@ -79,6 +80,16 @@ impl TestEnv {
     /// A tenant id unique to this test.
     pub fn tenant(&self, suffix: &str) -> String {
         format!("{}-{suffix}", self.prefix)
+    }
+
+    /// Adds a `telegram` section (a JSON5 object such as `{ operators: [42] }`)
+    /// to this test's config file.
+    pub fn set_telegram(&self, telegram: &str) {
+        let config = std::fs::read_to_string(&self.config_path).expect("read config");
+        // `new` writes one top-level object; the section goes before its last brace.
+        let end = config.rfind('}').expect("the config is an object");
+        let config = format!("{}  telegram: {telegram},\n}}\n", &config[..end]);
+        std::fs::write(&self.config_path, config).expect("write config");
     }
 
     pub fn config(&self) -> AdminConfig {

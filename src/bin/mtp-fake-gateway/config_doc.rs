@@ -87,9 +87,33 @@ const GATEWAY_KEYS: &[&str] = &[
     "trustedProxies",
 ];
 
-/// Maps keyed by user-chosen ids: `changedPaths` stops at them, as recorded
-/// (`skills.entries.weather.enabled` added → `skills.entries`).
-const RECORD_KEYS: &[&str] = &["entries", "accounts", "groups", "providers", "mappings"];
+/// Objects the real gateway's normalized config always holds, even when the file
+/// leaves them out. `changedPaths` descends into objects present on both sides and
+/// names any other added or removed object by its own path, so keys added under these
+/// are listed one by one, while a new object elsewhere is one path. Measured against
+/// OpenClaw 2026.9.6 (a file without `hooks`, `session`, `logging`, `tools`):
+/// `hooks.enabled`, `session.dmScope`, `gateway.controlUi.basePath`,
+/// `channels.telegram.accounts.second`, but `logging`, `tools`, `skills.entries` (when
+/// absent), `skills.entries.summarize` (when `entries` exists), `skills.install`,
+/// `channels.telegram.groups`, `agents.defaults.heartbeat`.
+const IMPLICIT_OBJECTS: &[&str] = &[
+    "commands",
+    "gateway.controlUi",
+    "hooks",
+    "messages",
+    "session",
+    "skills",
+];
+
+/// Whether `path` is an object the normalized config always holds (see
+/// `IMPLICIT_OBJECTS`; also every `channels.<id>.accounts`).
+fn is_implicit_object(path: &str) -> bool {
+    let channel_accounts = path
+        .strip_prefix("channels.")
+        .and_then(|rest| rest.strip_suffix(".accounts"))
+        .is_some_and(|channel| !channel.is_empty() && !channel.contains('.'));
+    channel_accounts || IMPLICIT_OBJECTS.contains(&path)
+}
 
 /// `gateway.*` paths that hot-apply; every other `gateway.*` change needs a restart
 /// (PROTOCOL.md §5.1).
@@ -521,15 +545,14 @@ fn changed_paths(old: &Value, new: &Value, prefix: &str, out: &mut Vec<String>) 
     if old == new {
         return;
     }
-    let last_key = prefix.rsplit('.').next().unwrap_or("");
-    if !prefix.is_empty() && RECORD_KEYS.contains(&last_key) {
-        out.push(prefix.to_string());
-        return;
-    }
     let (old_map, new_map) = match (old, new) {
         (Value::Object(old_map), Value::Object(new_map)) => (Some(old_map), Some(new_map)),
-        (Value::Null, Value::Object(new_map)) => (None, Some(new_map)),
-        (Value::Object(old_map), Value::Null) => (Some(old_map), None),
+        (Value::Null, Value::Object(new_map)) if is_implicit_object(prefix) => {
+            (None, Some(new_map))
+        }
+        (Value::Object(old_map), Value::Null) if is_implicit_object(prefix) => {
+            (Some(old_map), None)
+        }
         _ => {
             out.push(prefix.to_string());
             return;
@@ -816,6 +839,78 @@ mod tests {
         let outcome = doc.patch(&again, 2).ok().unwrap();
         assert_eq!(outcome.result["noop"], json!(true));
         assert_eq!(outcome.result["changedPaths"], json!([]));
+    }
+
+    /// `changedPaths` as a real 2026.9.6 cell listed them, patch after patch (see
+    /// `IMPLICIT_OBJECTS`): new objects by their own path unless the normalized config
+    /// always holds them.
+    #[test]
+    fn changed_paths_name_new_objects_like_the_real_gateway() {
+        // The file an MTP cell starts with (templates/openclaw.json5), in short.
+        let mut doc = doc(
+            r#"{ gateway: { mode: "local", bind: "lan", port: 18789, auth: { mode: "token" } },
+  update: { checkOnStart: false },
+  agents: { defaults: { model: { primary: "anthropic/claude-opus-4-6" } } },
+  channels: { telegram: { enabled: true, dmPolicy: "pairing", groupPolicy: "disabled" } } }"#,
+        );
+        for (raw, expected) in [
+            (
+                "{ skills: { entries: { weather: { enabled: false } } } }",
+                json!(["skills.entries"]),
+            ),
+            (
+                "{ skills: { entries: { weather: { enabled: true, env: { A: \"1\" } } } } }",
+                json!([
+                    "skills.entries.weather.enabled",
+                    "skills.entries.weather.env"
+                ]),
+            ),
+            (
+                "{ skills: { entries: { weather: { env: { A: \"2\", B: \"3\" } } } } }",
+                json!([
+                    "skills.entries.weather.env.A",
+                    "skills.entries.weather.env.B"
+                ]),
+            ),
+            (
+                "{ skills: { entries: { summarize: { enabled: false } } } }",
+                json!(["skills.entries.summarize"]),
+            ),
+            (
+                "{ skills: { entries: { summarize: null } } }",
+                json!(["skills.entries.summarize"]),
+            ),
+            ("{ logging: { level: \"info\" } }", json!(["logging"])),
+            ("{ tools: { deny: [\"exec\"] } }", json!(["tools"])),
+            (
+                "{ session: { dmScope: \"main\" } }",
+                json!(["session.dmScope"]),
+            ),
+            (
+                "{ skills: { install: { nodeManager: \"npm\" } } }",
+                json!(["skills.install"]),
+            ),
+            (
+                "{ channels: { telegram: { accounts: { second: { enabled: false } } } } }",
+                json!(["channels.telegram.accounts.second"]),
+            ),
+            (
+                "{ channels: { telegram: { groups: { \"*\": { requireMention: true } } } } }",
+                json!(["channels.telegram.groups"]),
+            ),
+            (
+                "{ agents: { defaults: { heartbeat: { every: \"2h\" } } } }",
+                json!(["agents.defaults.heartbeat"]),
+            ),
+            (
+                "{ gateway: { controlUi: { basePath: \"/mtp-ui\" } } }",
+                json!(["gateway.controlUi.basePath"]),
+            ),
+        ] {
+            let params = json!({"raw": raw, "baseHash": doc.hash()});
+            let outcome = doc.patch(&params, 1).ok().unwrap();
+            assert_eq!(outcome.result["changedPaths"], expected, "{raw}");
+        }
     }
 
     /// transcripts/config-patch-hooks.jsonl: leaf paths of a new object; the token is redacted.
