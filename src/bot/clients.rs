@@ -9,8 +9,7 @@ use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 use crate::bot::state::State;
 use crate::bot::texts::escape;
 use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, send};
-use crate::fleet::{self, Actor, Health, TenantView, UnknownTenant, ViewState};
-use crate::runtime::{Started, Stopped};
+use crate::fleet::{self, Actor, Health, Started, Stopped, TenantView, UnknownTenant, ViewState};
 use crate::tenant::TenantId;
 
 /// A tenant action an operator can ask for.

@@ -530,13 +530,9 @@ mod tests {
     async fn the_handler_tree_type_checks() {
         let bot = Bot::new("1:test").throttle(Limits::default());
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(&dir.path().join("s.redb")).unwrap();
         let config = crate::config::AdminConfig::from_json5(&format!("{{ dataDir: {:?} }}", dir.path())).unwrap();
-        let runtime = crate::runtime::Runtime::connect(None).await.unwrap();
-        let identity = crate::gateway::DeviceIdentity::load_or_create(&dir.path().join("device.key")).unwrap();
-        let (pool, _tokens) = crate::gateway::Pool::new(identity.clone(), crate::gateway::Options::default());
-        let http = crate::gateway::Http::new(Duration::from_secs(2)).unwrap();
-        let app = App { config, store: store.clone(), runtime, identity, pool, http };
+        let app = App::open(config).await.unwrap();
+        let store = app.store.clone();
         let ctx = Arc::new(Ctx { app, texts: Texts::load().unwrap(), operators: vec![1], idle: Duration::from_secs(60), refused: Mutex::new(HashMap::new()), latest: None });
         let _ = Dispatcher::builder(bot, schema()).dependencies(dptree::deps![ctx, DialogueStorage::new(store)]).build();
     }

@@ -28,6 +28,8 @@ pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc
 pub use create::{CreateError, CreateStep, create};
 pub use inventory::{Health, TenantView, UnknownTenant, ViewState, list, show};
 pub use lifecycle::{Removed, logs, remove, restart, start, stop};
+/// How start and stop went, as the runtime reports it.
+pub use crate::runtime::{LogLine, Started, Stopped};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use telegram::{ProveError, ProvenBot, prove_bot_token};
 pub use usage::{
