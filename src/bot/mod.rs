@@ -161,11 +161,12 @@ pub async fn run_with_monitor(app: App, monitor: Option<MonitorLink>, shutdown: 
     let storage = DialogueStorage::new(app.store.clone());
 
     let mut dispatcher = Dispatcher::builder(bot.clone(), schema())
-        .dependencies(dptree::deps![ctx.clone(), storage])
+        .dependencies(dptree::deps![ctx.clone(), storage.clone()])
         .default_handler(|_| async {})
         .build();
     let token = dispatcher.shutdown_token();
-    let sweeper = tokio::spawn(sweep_idle(bot.clone(), ctx.clone()));
+    abandon_provisioning(&bot, &ctx, &storage).await;
+    let sweeper = tokio::spawn(sweep_idle(bot.clone(), ctx.clone(), storage.clone()));
     tokio::spawn(async move {
         shutdown.await;
         // The dispatcher may not be running yet; try until it takes the signal.
@@ -397,26 +398,31 @@ async fn on_callback(bot: Tg, q: CallbackQuery, dialogue: Dlg, ctx: Arc<Ctx>) ->
     }
 }
 
+/// A dialogue stored at the provisioning step cannot be in flight in a process
+/// that just started: the admin stopped during a create (which reconcile has
+/// finished or undone). Reset it and say so, rather than answer "busy" forever.
+async fn abandon_provisioning(bot: &Tg, ctx: &Ctx, storage: &DialogueStorage) {
+    for (chat, state) in storage.all().await {
+        let stuck = matches!(state, State::NewClient(draft) if draft.step == state::Step::Provisioning);
+        if stuck && storage.forget(chat).await {
+            let _ = send(bot, chat, ctx.texts.plain("common.reset"), None).await;
+        }
+    }
+}
+
 /// Expires dialogues nobody touched for the idle time, telling the operator.
-async fn sweep_idle(bot: Tg, ctx: Arc<Ctx>) {
+async fn sweep_idle(bot: Tg, ctx: Arc<Ctx>, storage: Arc<DialogueStorage>) {
     let mut interval = tokio::time::interval(SWEEP_EVERY.min(ctx.idle));
     loop {
         interval.tick().await;
-        let store = ctx.app.store.clone();
-        let Ok(Ok(dialogues)) = tokio::task::spawn_blocking(move || store.dialogues()).await else { continue };
-        for (chat_id, bytes) in dialogues {
-            let touched_at = match storage::decode(&bytes) {
+        for (chat, state) in storage.all().await {
+            let touched_at = match state {
                 State::NewClient(draft) if draft.step != state::Step::Provisioning => draft.touched_at,
                 State::ConfirmPurge { touched_at, .. } => touched_at,
                 _ => continue,
             };
-            if !expired(&ctx, touched_at) {
-                continue;
-            }
-            let store = ctx.app.store.clone();
-            let removed = tokio::task::spawn_blocking(move || store.remove_dialogue(chat_id)).await;
-            if matches!(removed, Ok(Ok(()))) {
-                let _ = send(&bot, ChatId(chat_id), expired_text(&ctx), None).await;
+            if expired(&ctx, touched_at) && storage.forget(chat).await {
+                let _ = send(&bot, chat, expired_text(&ctx), None).await;
             }
         }
     }

@@ -205,9 +205,13 @@ pub async fn on_button(
 }
 
 async fn take_id(bot: &Tg, chat: ChatId, dialogue: &Dlg, ctx: &Ctx, mut draft: Draft, id: TenantId) -> HandlerResult {
-    let taken = ctx.app.store.tenant(&id).map(|t| t.is_some()).unwrap_or(true);
-    if taken {
-        send(bot, chat, ctx.texts.get("newclient.id_taken", &[("id", id.as_str())]), None).await?;
+    let key = match fleet::id_availability(&ctx.app, &id) {
+        Ok(fleet::IdAvailability::Free) => None,
+        Ok(fleet::IdAvailability::LeftoverData) => Some("newclient.id_leftover"),
+        Ok(fleet::IdAvailability::Taken) | Err(_) => Some("newclient.id_taken"),
+    };
+    if let Some(key) = key {
+        send(bot, chat, ctx.texts.get(key, &[("id", id.as_str())]), None).await?;
         dialogue.update(State::NewClient(draft)).await?;
         return Ok(());
     }

@@ -52,6 +52,23 @@ pub fn encode(state: &State) -> Vec<u8> {
     serde_json::to_vec(&Stored { v: VERSION, state: state.clone() }).unwrap_or_default()
 }
 
+impl DialogueStorage {
+    /// Every stored dialogue, decoded (for the idle sweep and the start-up check).
+    pub async fn all(&self) -> Vec<(ChatId, State)> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.dialogues()).await {
+            Ok(Ok(rows)) => rows.into_iter().map(|(chat, bytes)| (ChatId(chat), decode(&bytes))).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Forgets one chat's dialogue; true when that worked.
+    pub async fn forget(&self, chat: ChatId) -> bool {
+        let store = self.store.clone();
+        matches!(tokio::task::spawn_blocking(move || store.remove_dialogue(chat.0)).await, Ok(Ok(())))
+    }
+}
+
 impl Storage<State> for DialogueStorage {
     type Error = StorageError;
 

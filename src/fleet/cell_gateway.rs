@@ -153,17 +153,13 @@ pub async fn gateway_info(app: &App, tenant: &TenantId) -> anyhow::Result<Gatewa
         .channels_status(&gateway::ChannelsQuery::default())
         .await
         .with_context(|| format!("channels.status on {tenant} failed"))?;
-    let telegram = channels.channel_accounts.get("telegram").and_then(|accounts| {
-        let default = channels.channel_default_account_id.get("telegram");
-        accounts.iter().find(|a| Some(&a.account_id) == default).or_else(|| accounts.first())
-    });
-    Ok(GatewayInfo {
-        version: hello.server_version.clone(),
-        scopes: hello.scopes.clone(),
-        telegram: telegram.map(|account| ChannelInfo {
-            running: account.running,
-            connected: account.connected,
-            last_error: account.last_error.clone(),
-        }),
-    })
+    Ok(GatewayInfo { version: hello.server_version.clone(), scopes: hello.scopes.clone(), telegram: telegram_of(&channels) })
+}
+
+/// The Telegram default account in a `channels.status` answer.
+pub(crate) fn telegram_of(channels: &gateway::ChannelsStatus) -> Option<ChannelInfo> {
+    let accounts = channels.channel_accounts.get("telegram")?;
+    let default = channels.channel_default_account_id.get("telegram");
+    let account = accounts.iter().find(|a| Some(&a.account_id) == default).or_else(|| accounts.first())?;
+    Some(ChannelInfo { running: account.running, connected: account.connected, last_error: account.last_error.clone() })
 }

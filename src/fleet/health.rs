@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use crate::fleet::{App, ChannelInfo, now};
+use crate::gateway;
 use crate::runtime::CellStatus;
-use crate::tenant::{CellState, TenantRecord};
+use crate::tenant::{CellState, SecretKind, TenantRecord};
 
 /// Bounds of one sweep.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +69,15 @@ pub async fn sweep(app: &App, settings: SweepSettings) -> anyhow::Result<Sweep> 
     let started = Instant::now();
     let at = now();
     let records = app.store.tenants()?;
+    // One store read for every endpoint, instead of one per tenant and probe.
+    let secrets = app.store.all_secrets()?;
+    for record in records.iter().filter(|r| r.paired && r.state == CellState::Running) {
+        let secret = |kind: SecretKind| secrets.iter().find(|(t, k, _)| *t == record.id && *k == kind).map(|(_, _, v)| v.clone());
+        if let Some(gateway_token) = secret(SecretKind::GatewayToken) {
+            let endpoint = gateway::Endpoint { port: record.port, gateway_token, device_token: secret(SecretKind::DeviceToken) };
+            app.pool.set_endpoint(record.id.clone(), endpoint);
+        }
+    }
     let app = Arc::new(app.clone());
     let mut tenants: Vec<TenantHealth> = futures_util::stream::iter(records)
         .map(|record| {
@@ -104,17 +114,21 @@ async fn probe_tenant(app: &App, record: TenantRecord, timeout: Duration) -> Ten
         if !paired {
             return (None, None);
         }
-        let rpc = timed(timeout, async {
-            let client = crate::fleet::client(app, &tenant).await.map_err(|err| format!("{err:#}"))?;
-            client.health().await.map(|_| ()).map_err(|err| err.to_string())
-        })
-        .await;
+        let client = match tokio::time::timeout(timeout, app.pool.client(&tenant)).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(err)) => return (Some(ProbeResult { ok: false, latency: Duration::ZERO, error: Some(err.to_string()) }), None),
+            Err(_) => {
+                let error = format!("connect timed out after {}s", timeout.as_secs());
+                return (Some(ProbeResult { ok: false, latency: timeout, error: Some(error) }), None);
+            }
+        };
+        let rpc = timed(timeout, async { client.health().await.map(|_| ()).map_err(|err| err.to_string()) }).await;
         if !rpc.ok {
             return (Some(rpc), None);
         }
-        let channel = match tokio::time::timeout(timeout, crate::fleet::gateway_info(app, &tenant)).await {
-            Ok(Ok(info)) => info.telegram.map(Ok),
-            Ok(Err(err)) => Some(Err(format!("{err:#}"))),
+        let channel = match tokio::time::timeout(timeout, client.channels_status(&gateway::ChannelsQuery::default())).await {
+            Ok(Ok(status)) => crate::fleet::cell_gateway::telegram_of(&status).map(Ok),
+            Ok(Err(err)) => Some(Err(format!("channels.status: {err}"))),
             Err(_) => Some(Err(format!("channels.status timed out after {}s", timeout.as_secs()))),
         };
         (Some(rpc), channel)

@@ -102,6 +102,27 @@ fn suggestion(similar: &[TenantId]) -> String {
     format!("did you mean {}?", names.join(" or "))
 }
 
+/// Whether a new tenant may take this id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdAvailability {
+    Free,
+    /// A tenant has it.
+    Taken,
+    /// No tenant, but an earlier tenant's data is kept under this id.
+    LeftoverData,
+}
+
+/// Checks an id before a create asks for everything else.
+pub fn id_availability(app: &App, tenant: &TenantId) -> anyhow::Result<IdAvailability> {
+    if app.store.tenant(tenant)?.is_some() {
+        return Ok(IdAvailability::Taken);
+    }
+    if app.tenant_dir(tenant).exists() {
+        return Ok(IdAvailability::LeftoverData);
+    }
+    Ok(IdAvailability::Free)
+}
+
 /// The record of `tenant`, or `UnknownTenant` with the closest ids.
 pub(crate) fn known(app: &App, tenant: &TenantId) -> anyhow::Result<TenantRecord> {
     if let Some(record) = app.store.tenant(tenant)? {

@@ -8,7 +8,7 @@
 
 mod alerts;
 pub mod catalog;
-mod cell_gateway;
+pub(crate) mod cell_gateway;
 mod create;
 pub mod health;
 mod inventory;
@@ -26,7 +26,7 @@ use anyhow::Context;
 pub use alerts::{alert_states, audit_since, heal, mute, record_alert, save_alert_states};
 pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc};
 pub use create::{CreateError, CreateStep, create};
-pub use inventory::{Health, TenantView, UnknownTenant, ViewState, list, show};
+pub use inventory::{Health, IdAvailability, TenantView, UnknownTenant, ViewState, id_availability, list, show};
 pub use lifecycle::{Removed, logs, remove, restart, start, stop};
 /// How start and stop went, as the runtime reports it.
 pub use crate::runtime::{LogLine, Started, Stopped};

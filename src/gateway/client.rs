@@ -32,6 +32,9 @@ use crate::gateway::protocol::{
 };
 use crate::tenant::Secret;
 
+/// Read and write buffer of each socket (see `open`).
+const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
+
 /// Where a cell's gateway listens and how to log in. Always `127.0.0.1`: cells publish
 /// their port on loopback only, so no other host can be named here.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,9 +139,13 @@ const MAX_QUEUED_CALLS: usize = 1024;
 /// How long a closing handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// After an announced restart, retry at `min_backoff` for this long before doubling:
-/// a warm in-container restart took 9 to 17 s here (FACTS.md).
-const RESTART_GRACE: Duration = Duration::from_secs(30);
+/// After an announced restart, retry at `min_backoff` for this long before doubling.
+/// A warm in-process restart took 9 to 17 s (FACTS.md), but a 2026.9.6 cell with an
+/// unreachable Telegram hangs in it, ignores SIGTERM, and is back only after a container
+/// restart: 30 s stop grace plus a 20 to 50 s boot (tests/gateway_conformance.rs).
+/// Polling a loopback port once a second meanwhile is cheap, and reconnects within a
+/// second of the cell's return instead of up to `max_backoff` later.
+const RESTART_GRACE: Duration = Duration::from_secs(120);
 
 /// Bounds of a startup `retryAfterMs` (PROTOCOL.md §2.10: 100..2000 ms).
 const MIN_UNAVAILABLE_DELAY: Duration = Duration::from_millis(100);
@@ -485,7 +492,11 @@ impl Task {
                             return;
                         }
                     }
-                    attempt = attempt.saturating_add(1);
+                    // Backoff doubles from `min_backoff` once the grace is over, rather
+                    // than starting at the cap because of the attempts made within it.
+                    if !in_restart {
+                        attempt = attempt.saturating_add(1);
+                    }
                 }
             }
         }
@@ -879,7 +890,12 @@ async fn handshake(
             reason: format!("127.0.0.1:{port}: {err}"),
         })?;
     let _ = tcp.set_nodelay(true);
+    // Small buffers: the admin holds one socket per tenant, and tungstenite's
+    // 128 KiB defaults would cost ~25 MB for 100 tenants. Big answers still
+    // arrive; the buffers only grow while they do.
     let config = WebSocketConfig::default()
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_message_size(Some(options.max_message_bytes))
         .max_frame_size(Some(options.max_message_bytes));
     let url = format!("ws://127.0.0.1:{port}/");

@@ -281,6 +281,27 @@ impl Store {
         })
     }
 
+    /// Every tenant's secrets in one read (for a sweep over the whole fleet).
+    pub fn all_secrets(&self) -> Result<Vec<(TenantId, SecretKind, Secret<String>)>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(SECRETS)?;
+            let mut res = Vec::new();
+            for row in table.iter()? {
+                let (key, value) = row?;
+                let (tenant, kind) = key.value();
+                let (Ok(tenant), Some(kind)) =
+                    (tenant.parse::<TenantId>(), SecretKind::ALL.into_iter().find(|k| k.as_str() == kind))
+                else {
+                    continue;
+                };
+                let Ok(text) = String::from_utf8(value.value().to_vec()) else { continue };
+                res.push((tenant, kind, Secret::new(text)));
+            }
+            Ok(res)
+        })
+    }
+
     /// Appends one entry to the audit log.
     pub fn audit(&self, entry: &AuditEntry) -> Result<()> {
         self.with_db(|db| {

@@ -1,0 +1,1330 @@
+//! The Telegram admin bot end to end: real long polling against the fake Bot
+//! API of `tests/common/fake_telegram.rs`, real Docker and the real OpenClaw
+//! image. The bot runs in this process (`mtp::bot::run`, as `mtp serve` runs
+//! it) or as the `mtp serve` binary; the tests play the operator (and a
+//! stranger) by pushing updates, and read the chat as the user sees it.
+//!
+//! One test boots a real cell and shares it between its assertions; the others
+//! stop before provisioning and cost a fraction of a second of Docker each.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use teloxide::types::{ChatId, MessageId, UserId};
+use teloxide::utils::command::BotCommands;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use common::fake_telegram::{ChatMessage, FakeBot, FakeTelegram};
+use common::{CRASH_IMAGE, TestEnv};
+use mtp::config::AdminConfig;
+use mtp::fleet::App;
+use mtp::store::Outcome;
+use mtp::tenant::TenantId;
+
+/// The admin bot's own token; the fake knows it as @mtp_admin_bot.
+const ADMIN_TOKEN: &str = "7000000900:AAAdminBotTokenForTestsOnly_abcdefghij";
+const ADMIN_BOT_ID: u64 = 7_000_000_900;
+/// A client's BotFather token, the fake's @acme_assistant_bot.
+const TENANT_TOKEN: &str = "7000000101:AATenantBotTokenForTestsOnly_abcdefghi";
+const TENANT_BOT_ID: u64 = 7_000_000_101;
+const TENANT_USERNAME: &str = "acme_assistant_bot";
+/// A new token BotFather issued for the same bot: another secret, the same bot id.
+const REISSUED_TOKEN: &str = "7000000101:AAReissuedTokenOfTheSameBot_abcdefghi";
+/// The shape of a token, but the fake answers 401 to it.
+const UNKNOWN_TOKEN: &str = "7000000199:AAUnknownTokenTelegramNeverIssued_abcd";
+/// The provider key the operator pastes.
+const PROVIDER_KEY: &str = "sk-ant-api03-TestKeyForBotTestsOnly-0123456789";
+const OPERATOR: UserId = UserId(4242);
+/// Another operator, working at the same time in their own chat.
+const SECOND_OPERATOR: UserId = UserId(4343);
+const STRANGER: UserId = UserId(6666);
+/// A group the stranger writes in.
+const GROUP: ChatId = ChatId(-1_001_234_567_890);
+/// Every wait ends as soon as its condition holds; the deadline is only for
+/// a machine busy booting a cell.
+const DEADLINE: Duration = Duration::from_secs(20);
+/// A real cell boots and pairs in well under a minute (about 45 s on two
+/// busy CPUs); the deadline leaves room.
+const CELL_DEADLINE: Duration = Duration::from_secs(180);
+
+/// `/newclient` from an operator's first word to a running, paired cell on
+/// real Docker: a bad id gets a suggestion button, each token message is
+/// deleted before the answer whether malformed, unknown (401) or valid, the
+/// tenant token is only ever used for `getMe`, the summary masks secrets, and
+/// one message is edited step by step until it shows the @username, a t.me
+/// link and the status. The same cell then serves the rest: the same bot under
+/// a new token is refused, `/clients`, `/client`, `/logs` and bad arguments
+/// answer, a stranger gets one refusal and nothing runs, `mtp serve` finishes
+/// an in-flight stop after SIGTERM and exits 0, and `/remove` purges it once the
+/// id is typed, while a tenant whose create failed is removed with its data kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_removes() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_token_to_live_cell", 19500, "180s");
+    let app = env.app().await;
+    let operators = format!("{},{}", OPERATOR.0, SECOND_OPERATOR.0);
+    let vars = telegram.vars(&[("MTP_OPERATORS", &operators)]);
+    let bot = InProcess::start(&telegram, config(&env, &vars)).await;
+    let chat = telegram.chat(OPERATOR);
+    let id = env.tenant("acme");
+
+    // Step 1: a bad id is explained, with the id suggested from it as a button.
+    chat.say("/newclient", &["New client", "step 1/7"]).await;
+    let bad_id = chat
+        .say(
+            &format!("{} Acme", env.prefix.to_uppercase()),
+            &["is not a client id", "lowercase"],
+        )
+        .await;
+    chat.tap(&bad_id, &format!("nc:id:{id}"), &["step 2/7", &id])
+        .await;
+    // Step 2: a display name with HTML in it.
+    chat.say("Acme <Corp> & Sons", &["step 3/7", "BotFather token"])
+        .await;
+
+    // Step 3: each token message is deleted before the answer to it.
+    let malformed = chat.send("not-a-token");
+    chat.expect(&["I deleted that message", "does not look like a bot token"])
+        .await;
+    chat.assert_deleted_before_the_next_answer(malformed);
+    let unknown = chat.send(UNKNOWN_TOKEN);
+    chat.expect(&["Token received and your message deleted"])
+        .await;
+    chat.expect(&[
+        "I deleted that message",
+        "Telegram does not know this token",
+    ])
+    .await;
+    chat.assert_deleted_before_the_next_answer(unknown);
+    let valid = chat.send(TENANT_TOKEN);
+    chat.expect(&["Token received and your message deleted"])
+        .await;
+    chat.expect(&[&format!("Bot @{TENANT_USERNAME} is valid")])
+        .await;
+    chat.assert_deleted_before_the_next_answer(valid);
+    let models = chat.expect(&["step 4/7"]).await;
+
+    // Step 4 and 5: a model from the catalog, then the client's own key.
+    chat.tap(&models, "nc:model:0", &["step 5/7", "anthropic API key"])
+        .await;
+    let key = chat.send(PROVIDER_KEY);
+    chat.expect(&["Key received and your message deleted"])
+        .await;
+    assert!(
+        chat.admin
+            .message(chat.id(), key)
+            .expect("the key message")
+            .deleted,
+        "the provider key must be deleted"
+    );
+
+    // Step 6: skills toggle in place on one message.
+    let skills = chat.expect(&["step 6/7"]).await;
+    chat.press(&skills, "nc:skill:0");
+    chat.press(&skills, "nc:skill:1");
+    chat.press(&skills, "nc:skill:1");
+    chat.press(&skills, "nc:skill:0");
+    chat.press(&skills, "nc:skill:0");
+
+    // Step 7: an allowlist, after one list that is not one.
+    let access = chat.tap(&skills, "nc:skills:done", &["step 7/7"]).await;
+    // A chat's updates are handled in order: every toggle is done by now.
+    let toggled = chat
+        .admin
+        .message(chat.id(), skills.id)
+        .expect("the skills message");
+    let labels: Vec<&str> = toggled
+        .keyboard
+        .iter()
+        .flatten()
+        .map(|button| button.text.as_str())
+        .collect();
+    assert!(
+        labels.contains(&"✅ 🌤 Weather") && labels.contains(&"▫️ 📝 Summarize"),
+        "{toggled}"
+    );
+    assert_eq!(
+        chat.admin.call_count("editMessageReplyMarkup"),
+        5,
+        "each toggle edits the keyboard in place"
+    );
+    chat.tap(&access, "nc:access:allowlist", &["user ids"])
+        .await;
+    chat.say("12x", &["is not a list of numeric user ids"])
+        .await;
+    let summary = chat.say("123456789, 987654321", &["Please confirm"]).await;
+    for piece in [
+        &format!("Client: {id} (Acme <Corp> & Sons)") as &str,
+        &format!("Bot: @{TENANT_USERNAME} (token {TENANT_BOT_ID}:••••)"),
+        "Model: Claude Opus 4.6 (anthropic/claude-opus-4-6)",
+        "Key: own key ••••",
+        "Skills: weather",
+        "Access: allowlist 123456789, 987654321",
+    ] {
+        assert!(
+            summary.text.contains(piece),
+            "expected {piece:?} in the summary:\n{summary}"
+        );
+    }
+
+    // Confirm: one message, edited step by step, ends with the bot's link.
+    chat.press(&summary, "nc:confirm");
+    let progress = chat.expect(&[&format!("Creating {id}")]).await;
+    assert!(
+        !progress.text.contains('✅'),
+        "nothing is done when provisioning starts:\n{progress}"
+    );
+    // While the cell boots (the slow part): a second operator offers the same
+    // bot under a new token and tries bad arguments, and the CLI makes a tenant
+    // whose create fails and is kept, for `/remove` below.
+    let second = telegram.chat(SECOND_OPERATOR);
+    let failed = env.tenant("crash");
+    let token_file = env.token_file();
+    let create_failing = env.mtp_command(&[
+        "tenant",
+        "create",
+        &failed,
+        "--bot-token-file",
+        token_file.to_str().unwrap(),
+        "--image",
+        CRASH_IMAGE,
+        "--keep-failed",
+    ]);
+    let (live, (), failing) = tokio::join!(
+        chat.edited(&progress, CELL_DEADLINE, "is live"),
+        async {
+            // The record (with the bot id) is written before the first step is done.
+            let recorded = chat
+                .admin
+                .wait_for_message(chat.id(), CELL_DEADLINE, |now| {
+                    now.id == progress.id && now.history.iter().any(|text| text.contains('✅'))
+                });
+            recorded.await.unwrap_or_else(|err| panic!("{err}"));
+            telegram
+                .fake
+                .add_bot(REISSUED_TOKEN, TENANT_BOT_ID, TENANT_USERNAME);
+            second.say("/newclient", &["step 1/7"]).await;
+            let name = second.say(&env.tenant("dup"), &["step 2/7"]).await;
+            second.tap(&name, "nc:skip", &["step 3/7"]).await;
+            second.send(REISSUED_TOKEN);
+            second.expect(&["Token received"]).await;
+            second
+                .expect(&[&format!(
+                    "@{TENANT_USERNAME} already belongs to tenant {id}"
+                )])
+                .await;
+            second
+                .say("/cancel", &["Cancelled. Nothing was changed."])
+                .await;
+            for (command, expected) in [
+                ("/client".to_string(), "Usage: /client <id>"),
+                ("/client a b".to_string(), "Usage: /client <id>"),
+                ("/client Bad_Id".to_string(), "is not a client id"),
+                (
+                    format!("/client {}", env.tenant("acmx")),
+                    &format!("Did you mean /client {id}?") as &str,
+                ),
+                ("/restart".to_string(), "Usage: /restart <id>"),
+                ("/stop".to_string(), "Usage: /stop <id>"),
+                ("/remove".to_string(), "Usage: /remove <id>"),
+                ("/logs".to_string(), "Usage: /logs <id> [lines]"),
+                (format!("/logs {id} 0"), "Usage: /logs <id> [1-2000]"),
+                (format!("/logs {id} many"), "Usage: /logs <id> [1-2000]"),
+            ] {
+                second.say(&command, &[expected]).await;
+            }
+        },
+        tokio::process::Command::from(create_failing).output(),
+    );
+    for piece in [
+        &format!("{id} is live") as &str,
+        &format!("Bot: @{TENANT_USERNAME} — https://t.me/{TENANT_USERNAME}"),
+        "Status: running, health ok",
+    ] {
+        assert!(
+            live.text.contains(piece),
+            "expected {piece:?} in the final message:\n{live}"
+        );
+    }
+    assert!(
+        live.history
+            .iter()
+            .any(|text| text.contains('✅') && text.contains("Creating")),
+        "the message must show steps done before the end: {:#?}",
+        live.history
+    );
+    assert_eq!(running(&id), Some(true), "the cell runs");
+    let record = app
+        .store
+        .tenant(&id.parse().unwrap())
+        .unwrap()
+        .expect("the tenant's record");
+    assert_eq!(record.display_name.as_deref(), Some("Acme <Corp> & Sons"));
+    assert_eq!(
+        (record.bot_id, record.bot_username.as_deref()),
+        (TENANT_BOT_ID, Some(TENANT_USERNAME))
+    );
+    let state_dir = env.data_dir().join("tenants").join(&id).join("state");
+    let rendered: Value =
+        serde_json::from_str(&std::fs::read_to_string(state_dir.join("openclaw.json")).unwrap())
+            .unwrap();
+    assert_eq!(rendered["skills"]["allowBundled"], json!(["weather"]));
+    assert_eq!(rendered["channels"]["telegram"]["dmPolicy"], "allowlist");
+    let failing = failing.expect("run mtp tenant create");
+    assert_eq!(
+        failing.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&failing.stderr)
+    );
+    let ids: Vec<String> = app
+        .store
+        .tenants()
+        .unwrap()
+        .into_iter()
+        .map(|record| record.id.to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [id.clone(), failed.clone()],
+        "the refused duplicate made no record"
+    );
+
+    // The new tenant in /clients, /client and /logs (as a command and a button).
+    chat.say(
+        "/clients",
+        &[
+            "Clients (2)",
+            &format!("🟢 {id} · :1950"),
+            "2026.9.6 · up",
+            &format!("🔴 {failed}"),
+        ],
+    )
+    .await;
+    let details = chat
+        .say(
+            &format!("/client {id}"),
+            &[
+                &format!("Bot: @{TENANT_USERNAME}"),
+                "State: running, health ok",
+                "Model: anthropic/claude-opus-4-6",
+                "Paired: yes",
+            ],
+        )
+        .await;
+    let buttons: Vec<&str> = details
+        .keyboard
+        .iter()
+        .flatten()
+        .filter_map(|button| button.callback_data.as_deref())
+        .collect();
+    let expected_buttons = [
+        format!("t:r:{id}"),
+        format!("t:s:{id}"),
+        format!("t:l:{id}"),
+        format!("t:x:{id}"),
+    ];
+    assert_eq!(
+        buttons,
+        expected_buttons
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        "{details}"
+    );
+    let logs = chat.send_and_reply(&format!("/logs {id} 20")).await;
+    assert_is_log(&logs);
+    chat.press(&details, &format!("t:l:{id}"));
+    assert_is_log(&chat.reply().await);
+    // Forged or stale buttons from an operator do nothing either.
+    chat.press_forged(details.id, "t:r:../etc");
+    chat.expect(&["This button has expired"]).await;
+    chat.press_forged(details.id, "nc:model:99");
+    chat.expect(&["This button has expired"]).await;
+
+    // A stranger: one refusal for many attempts, buttons answered, nothing runs.
+    let stranger = telegram.chat(STRANGER);
+    telegram
+        .admin
+        .push_group_message(GROUP, STRANGER, "/clients");
+    stranger.send("/clients");
+    stranger.send(&format!("/remove {id}"));
+    stranger.send("/newclient");
+    let mut last_query = String::new();
+    for data in [
+        format!("t:s:{id}"),
+        format!("rm:p:{id}"),
+        "nc:confirm".to_string(),
+    ] {
+        last_query = stranger.press_forged(MessageId(999), &data);
+    }
+    // Updates of one chat are handled in order: the last answer means all are done.
+    stranger.answered(&last_query).await;
+    let refusals = stranger.admin_messages();
+    assert_eq!(
+        refusals.len(),
+        1,
+        "one refusal, however many attempts: {refusals:#?}"
+    );
+    assert_eq!(
+        refusals[0].text,
+        "Sorry, this bot is private. Nothing was done."
+    );
+    assert_eq!(
+        running(&id),
+        Some(true),
+        "a stranger's stop button stops nothing"
+    );
+    let by_stranger: Vec<_> = app
+        .store
+        .audit_log(None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.actor == format!("tg:{}", STRANGER.0))
+        .collect();
+    assert!(
+        by_stranger.len() >= 6
+            && by_stranger
+                .iter()
+                .all(|entry| entry.outcome == Outcome::Refused),
+        "{by_stranger:#?}"
+    );
+
+    // `mtp serve`: SIGTERM in the middle of a stop; the stop finishes, exit 0.
+    bot.stop().await;
+    let serve = Serve::start(&telegram, &env, &vars).await;
+    let working = chat
+        .say(&format!("/stop {id}"), &[&format!("Stopping {id}")])
+        .await;
+    let in_flight = chat
+        .admin
+        .message(chat.id(), working.id)
+        .expect("the working message")
+        .history
+        .len()
+        == 1;
+    let (status, stderr) = serve.terminate().await;
+    assert!(
+        in_flight,
+        "the stop ended before SIGTERM was sent; nothing was in flight"
+    );
+    assert!(
+        status.success(),
+        "mtp serve must exit 0 after SIGTERM ({status}); stderr:\n{stderr}"
+    );
+    let stopped = chat
+        .admin
+        .message(chat.id(), working.id)
+        .expect("the working message");
+    assert_eq!(
+        stopped.text,
+        format!("⏹ Stopped {id}. The monitor will not alert for it."),
+        "{stopped}"
+    );
+    assert_eq!(running(&id), Some(false));
+    let stops: Vec<_> = app
+        .store
+        .audit_log(None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.action == "stop")
+        .collect();
+    assert_eq!(stops.len(), 1, "{stops:#?}");
+    assert_eq!(
+        (stops[0].actor.as_str(), stops[0].outcome),
+        (format!("tg:{}", OPERATOR.0).as_str(), Outcome::Ok)
+    );
+
+    // Back in process: the /stop handled before SIGTERM is not handled again.
+    let bot = InProcess::start(&telegram, config(&env, &vars)).await;
+    chat.say("/clients", &["Clients (2)", &format!("⏹ {id}"), "down"])
+        .await;
+
+    // /remove with purge: a wrong id removes nothing; the id itself purges.
+    let ask = chat
+        .say(&format!("/remove {id}"), &[&format!("Remove {id}?")])
+        .await;
+    chat.tap(
+        &ask,
+        &format!("rm:p:{id}"),
+        &["Type the client id to confirm"],
+    )
+    .await;
+    chat.say(
+        "nope",
+        &[&format!("That is not {id}. Nothing was removed.")],
+    )
+    .await;
+    assert_eq!(running(&id), Some(false), "the container is still there");
+    let ask = chat
+        .say(&format!("/remove {id}"), &[&format!("Remove {id}?")])
+        .await;
+    chat.tap(
+        &ask,
+        &format!("rm:p:{id}"),
+        &["Type the client id to confirm"],
+    )
+    .await;
+    let removing = chat.say(&id, &[&format!("Removing {id}")]).await;
+    chat.edited(
+        &removing,
+        DEADLINE,
+        &format!("Removed {id} and purged its data."),
+    )
+    .await;
+    assert_eq!(running(&id), None);
+    assert!(
+        !env.data_dir().join("tenants").join(&id).exists(),
+        "purge deletes the data"
+    );
+    assert_eq!(
+        app.store
+            .tenant(&id.parse().unwrap())
+            .unwrap()
+            .map(|record| record.id),
+        None
+    );
+
+    // /remove keeping data, of the tenant whose create failed and was kept.
+    let ask = chat
+        .say(
+            &format!("/remove {failed}"),
+            &[&format!("Remove {failed}?")],
+        )
+        .await;
+    let removing = chat
+        .tap(
+            &ask,
+            &format!("rm:k:{failed}"),
+            &[&format!("Removing {failed}")],
+        )
+        .await;
+    chat.edited(
+        &removing,
+        DEADLINE,
+        &format!("Removed {failed}; its data is kept."),
+    )
+    .await;
+    assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+    assert!(
+        env.data_dir()
+            .join("tenants")
+            .join(&failed)
+            .join("state")
+            .exists(),
+        "keep-data keeps the data"
+    );
+    chat.say("/clients", &["No clients yet"]).await;
+    bot.stop().await;
+
+    // Across the whole test: the tenant's token was used for getMe only, no
+    // secret reached a message, and nobody in the group got an answer.
+    for token in [TENANT_TOKEN, REISSUED_TOKEN] {
+        let polls = telegram
+            .fake
+            .calls()
+            .into_iter()
+            .filter(|call| call.token == token && call.method.eq_ignore_ascii_case("getUpdates"))
+            .count();
+        assert_eq!(polls, 0, "getUpdates was called with a tenant's token");
+    }
+    assert!(
+        telegram.tenant.call_count("getMe") >= 1,
+        "the token was proven with getMe"
+    );
+    for call in telegram.admin.all_calls() {
+        let params = call.params.to_string();
+        for secret in [TENANT_TOKEN, REISSUED_TOKEN, UNKNOWN_TOKEN, PROVIDER_KEY] {
+            assert!(
+                !params.contains(secret),
+                "a secret in a Bot API call: {call}"
+            );
+        }
+    }
+    assert!(
+        telegram
+            .admin
+            .messages_in(GROUP)
+            .iter()
+            .all(|message| !message.from_bot),
+        "the bot answered in the group"
+    );
+}
+
+/// `/cancel` and the Cancel button, at every step of `/newclient`, end the
+/// dialogue and leave nothing: no dialogue state, no record, no container,
+/// network or dir. A button of the cancelled dialogue has expired afterwards.
+/// Each (step, way out) pair is walked by its own operator, all at once: the
+/// bot keeps to Telegram's one message a second per chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_at_any_step_of_newclient_leaves_nothing() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_cancel_at_any_step", 19520, "3s");
+    let app = env.app().await;
+    let id = env.tenant("acme");
+    let acts = walk(&id, "nc:key:skip");
+    let walks: Vec<(usize, bool, UserId)> = (0..acts.len())
+        .flat_map(|at| [(at, false), (at, true)])
+        .zip(5000..)
+        .map(|((at, button), user)| (at, button, UserId(user)))
+        .collect();
+    let list = walks
+        .iter()
+        .map(|(_, _, user)| user.0.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let bot = InProcess::start(
+        &telegram,
+        config(&env, &telegram.vars(&[("MTP_OPERATORS", &list)])),
+    )
+    .await;
+    let cancels = walks.iter().map(|&(at, button, user)| {
+        let chat = telegram.chat(user);
+        let (acts, store) = (&acts[..=at], &app.store);
+        async move {
+            let asked = chat.walk(acts).await;
+            if button {
+                chat.tap(&asked, "nc:cancel", &["Cancelled. Nothing was changed."])
+                    .await;
+            } else {
+                chat.say("/cancel", &["Cancelled. Nothing was changed."])
+                    .await;
+            }
+            // A chat's updates are handled in order: this answer comes after the cancel is done.
+            let after = chat.send_and_reply("acme").await;
+            let way = if button {
+                "the Cancel button"
+            } else {
+                "/cancel"
+            };
+            assert!(
+                after.text.contains("I did not understand that"),
+                "still in the dialogue after {way} at {:?}:\n{after}",
+                acts[at].1
+            );
+            assert_eq!(
+                store.dialogue(chat.id().0).unwrap(),
+                None,
+                "dialogue state left after {way} at {:?}",
+                acts[at].1
+            );
+            (chat, asked)
+        }
+    });
+    let cancelled = futures_util::future::join_all(cancels).await;
+    let (chat, summary) = cancelled.last().expect("the walk has steps");
+    chat.tap(summary, "nc:confirm", &["This button has expired"])
+        .await;
+    chat.say("/cancel", &["Nothing to cancel."]).await;
+    bot.stop().await;
+
+    assert_eq!(app.store.tenants().unwrap().len(), 0);
+    let tenants_dir = env.data_dir().join("tenants");
+    assert!(
+        !tenants_dir.exists() || std::fs::read_dir(&tenants_dir).unwrap().count() == 0,
+        "a tenant dir was made"
+    );
+    assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+    assert!(
+        app.store
+            .audit_log(None, 100)
+            .unwrap()
+            .iter()
+            .all(|entry| entry.action != "create")
+    );
+    assert_eq!(telegram.tenant.call_count("getUpdates"), 0);
+}
+
+/// Back goes to the previous question from every step, and the answers given
+/// again replace the old ones. With a shared provider key configured, the key
+/// step offers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_returns_to_the_previous_question_at_every_step() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_back_buttons", 19540, "3s");
+    let vars = telegram.vars(&[(
+        "MTP_SHARED_PROVIDER_KEY",
+        "sk-shared-key-for-tests-0123456789",
+    )]);
+    let bot = InProcess::start(&telegram, config(&env, &vars)).await;
+    let chat = telegram.chat(OPERATOR);
+    let id = env.tenant("acme");
+    let summary = chat.walk(&walk(&id, "nc:key:shared")).await;
+    assert!(
+        summary.text.contains("Key: shared key")
+            && summary.text.contains("Access: allowlist 123456789"),
+        "{summary}"
+    );
+
+    let mut question = chat.tap(&summary, "nc:back", &["step 7/7"]).await;
+    question = chat
+        .tap(&question, "nc:access:allowlist", &["user ids"])
+        .await;
+    for expected in [
+        "step 7/7", "step 6/7", "step 5/7", "step 4/7", "step 3/7", "step 2/7", "step 1/7",
+    ] {
+        question = chat.tap(&question, "nc:back", &[expected]).await;
+    }
+    assert!(
+        question
+            .keyboard
+            .iter()
+            .flatten()
+            .all(|button| button.callback_data.as_deref() != Some("nc:back")),
+        "no Back at the first step"
+    );
+
+    let other = env.tenant("other");
+    let name = chat.say(&other, &["step 2/7", &other]).await;
+    chat.tap(&name, "nc:skip", &["step 3/7"]).await;
+    chat.send(TENANT_TOKEN);
+    let models = chat.until("step 4/7").await;
+    let key = chat
+        .tap(&models, "nc:model:2", &["step 5/7", "openai API key"])
+        .await;
+    let skills = chat.tap(&key, "nc:key:shared", &["step 6/7"]).await;
+    let access = chat.tap(&skills, "nc:skills:done", &["step 7/7"]).await;
+    let summary = chat
+        .tap(&access, "nc:access:pairing", &["Please confirm"])
+        .await;
+    for piece in [
+        &format!("Client: {other} ({other})") as &str,
+        "Model: GPT-5 (openai/gpt-5)",
+        "Key: shared key",
+        "Access: pairing",
+    ] {
+        assert!(
+            summary.text.contains(piece),
+            "expected {piece:?} in the summary:\n{summary}"
+        );
+    }
+    chat.tap(&summary, "nc:cancel", &["Cancelled"]).await;
+    bot.stop().await;
+}
+
+/// A dialogue left alone for the configured idle time (2 s here) expires with
+/// a message; its buttons have expired and text is no longer an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_dialogue_expires_with_a_message() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_idle_dialogue_expires", 19560, "3s");
+    let app = env.app().await;
+    let bot = InProcess::start(
+        &telegram,
+        config(&env, &telegram.vars(&[("MTP_DIALOGUE_IDLE", "2s")])),
+    )
+    .await;
+    let chat = telegram.chat(OPERATOR);
+    chat.say("/newclient", &["step 1/7"]).await;
+    let name = chat.say(&env.tenant("acme"), &["step 2/7"]).await;
+    chat.expect(&["⌛", "idle for 2s and has expired"]).await;
+    assert_eq!(app.store.dialogue(chat.id().0).unwrap(), None);
+    chat.tap(&name, "nc:skip", &["This button has expired"])
+        .await;
+    chat.say("Acme Corp", &["I did not understand that"]).await;
+    bot.stop().await;
+}
+
+/// A restart of the admin in the middle of `/newclient` continues at the same
+/// step with what was gathered, from the process to `mtp serve` and back.
+/// This test configures the bot through the config file (`telegram.tokenFile`,
+/// `operators`, `apiUrl`) instead of the environment; `mtp serve` registers the
+/// command list and exits 0 on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_bot_resumes_the_dialogue_at_the_same_step() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_restart_resumes_dialogue", 19580, "3s");
+    let token_file = env.dir.join("admin-token");
+    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
+    env.set_telegram(&format!(
+        "{{ tokenFile: {:?}, operators: [{}], apiUrl: {:?} }}",
+        token_file,
+        OPERATOR.0,
+        telegram.fake.url()
+    ));
+    let no_vars = BTreeMap::new();
+    let chat = telegram.chat(OPERATOR);
+    let id = env.tenant("acme");
+
+    let bot = InProcess::start(&telegram, config(&env, &no_vars)).await;
+    chat.say("/newclient", &["step 1/7"]).await;
+    chat.say(&id, &["step 2/7"]).await;
+    chat.say("Acme Corp", &["step 3/7"]).await;
+    bot.stop().await;
+
+    // At the token step in `mtp serve`.
+    let serve = Serve::start(&telegram, &env, &no_vars).await;
+    let commands: Vec<String> = telegram
+        .admin
+        .commands()
+        .into_iter()
+        .map(|(command, _)| command)
+        .collect();
+    let expected: Vec<String> = mtp::bot::Command::bot_commands()
+        .into_iter()
+        .map(|command| command.command.trim_start_matches('/').to_string())
+        .collect();
+    assert_eq!(commands, expected, "the command list is registered");
+    for core in [
+        "help",
+        "newclient",
+        "clients",
+        "client",
+        "remove",
+        "logs",
+        "cancel",
+    ] {
+        assert!(
+            commands.iter().any(|command| command == core),
+            "/{core} is not registered: {commands:?}"
+        );
+    }
+    chat.send(TENANT_TOKEN);
+    chat.expect(&["Token received"]).await;
+    chat.expect(&["is valid"]).await;
+    let models = chat.expect(&["step 4/7"]).await;
+    let key = chat.tap(&models, "nc:model:1", &["step 5/7"]).await;
+    let skills = chat.tap(&key, "nc:key:skip", &["step 6/7"]).await;
+    let query = chat.press(&skills, "nc:skill:0");
+    chat.answered(&query).await;
+    let (status, stderr) = serve.terminate().await;
+    assert!(
+        status.success(),
+        "mtp serve must exit 0 after SIGTERM ({status}); stderr:\n{stderr}"
+    );
+
+    // At the skills step in process again, Weather still ticked.
+    let bot = InProcess::start(&telegram, config(&env, &no_vars)).await;
+    let access = chat.tap(&skills, "nc:skills:done", &["step 7/7"]).await;
+    let summary = chat
+        .tap(&access, "nc:access:pairing", &["Please confirm"])
+        .await;
+    for piece in [
+        &format!("Client: {id} (Acme Corp)") as &str,
+        &format!("Bot: @{TENANT_USERNAME}"),
+        "Model: Claude Sonnet 4.6",
+        "Key: none yet",
+        "Skills: weather",
+        "Access: pairing",
+    ] {
+        assert!(
+            summary.text.contains(piece),
+            "expected {piece:?} in the summary:\n{summary}"
+        );
+    }
+    chat.tap(&summary, "nc:cancel", &["Cancelled"]).await;
+    chat.say("/help", &["MTP Admin", "/newclient — onboard a new client"])
+        .await;
+    bot.stop().await;
+}
+
+// See: issue 3 (an operator's edited message was refused and audited as a stranger's).
+/// An operator's update the bot does not handle (an edited message) is
+/// ignored, not refused and audited as if the operator were a stranger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_unhandled_update_is_ignored_not_refused() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_operator_never_refused", 19580, "3s");
+    let app = env.app().await;
+    let bot = InProcess::start(&telegram, config(&env, &telegram.vars(&[]))).await;
+    let chat = telegram.chat(OPERATOR);
+    let sent = chat.send("/clinets");
+    chat.expect(&["I did not understand that"]).await;
+    let edited = telegram.admin.push_update(
+        "edited_message",
+        json!({
+            "message_id": sent.0,
+            "from": { "id": OPERATOR.0, "is_bot": false, "first_name": "Op" },
+            "chat": { "id": OPERATOR.0, "type": "private", "first_name": "Op" },
+            "date": 1,
+            "edit_date": 2,
+            "text": "/clients",
+        }),
+    );
+    assert!(
+        edited.is_some(),
+        "the bot asks for edited messages too (allowed_updates)"
+    );
+    // One chat's updates are handled in order: the answer to /help comes after.
+    chat.say("/help", &["MTP Admin"]).await;
+    assert!(
+        chat.admin_messages()
+            .iter()
+            .all(|message| !message.text.contains("private")),
+        "{:#?}",
+        chat.admin_messages()
+    );
+    assert!(
+        app.store
+            .audit_log(None, 100)
+            .unwrap()
+            .iter()
+            .all(|entry| entry.outcome != Outcome::Refused)
+    );
+    bot.stop().await;
+}
+
+/// `mtp serve` without a token or operators, or with a token the Bot API
+/// refuses, stops at once with a message that says what to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_to_start_without_a_working_token_and_operators() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_serve_refuses_to_start", 19580, "3s");
+    let url = telegram.fake.url().to_string();
+    let operators = OPERATOR.0.to_string();
+    for (vars, expected) in [
+        (
+            vec![
+                ("MTP_OPERATORS", operators.as_str()),
+                ("MTP_TELEGRAM_API_URL", &url),
+            ],
+            "set MTP_TELEGRAM_TOKEN",
+        ),
+        (
+            vec![
+                ("MTP_TELEGRAM_TOKEN", ADMIN_TOKEN),
+                ("MTP_TELEGRAM_API_URL", &url),
+            ],
+            "set MTP_OPERATORS",
+        ),
+        (
+            vec![
+                ("MTP_TELEGRAM_TOKEN", ADMIN_TOKEN),
+                ("MTP_OPERATORS", "alice"),
+                ("MTP_TELEGRAM_API_URL", &url),
+            ],
+            "MTP_OPERATORS: \"alice\"",
+        ),
+        (
+            vec![
+                ("MTP_TELEGRAM_TOKEN", "12345"),
+                ("MTP_OPERATORS", &operators),
+                ("MTP_TELEGRAM_API_URL", &url),
+            ],
+            "does not look like a bot token",
+        ),
+        (
+            vec![
+                ("MTP_TELEGRAM_TOKEN", UNKNOWN_TOKEN),
+                ("MTP_OPERATORS", &operators),
+                ("MTP_TELEGRAM_API_URL", &url),
+            ],
+            "refused the admin bot's token",
+        ),
+    ] {
+        let vars: BTreeMap<String, String> = vars
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        let output = serve_command(&env, &vars)
+            .output()
+            .await
+            .expect("run mtp serve");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{vars:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} for {vars:?}, got:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains(UNKNOWN_TOKEN),
+            "the token must not be printed:\n{stderr}"
+        );
+    }
+    assert_eq!(telegram.admin.call_count("getUpdates"), 0);
+}
+
+/// The fake Bot API with the admin bot and the client's bot registered.
+struct Telegram {
+    fake: FakeTelegram,
+    admin: FakeBot,
+    tenant: FakeBot,
+}
+
+impl Telegram {
+    async fn start() -> Telegram {
+        let fake = FakeTelegram::start().await;
+        let admin = fake.add_bot(ADMIN_TOKEN, ADMIN_BOT_ID, "mtp_admin_bot");
+        let tenant = fake.add_bot(TENANT_TOKEN, TENANT_BOT_ID, TENANT_USERNAME);
+        Telegram {
+            fake,
+            admin,
+            tenant,
+        }
+    }
+
+    /// The `MTP_*` variables that point the admin at this fake, plus `extra`.
+    fn vars(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut vars = BTreeMap::from([
+            ("MTP_TELEGRAM_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
+            ("MTP_OPERATORS".to_string(), OPERATOR.0.to_string()),
+            (
+                "MTP_TELEGRAM_API_URL".to_string(),
+                self.fake.url().to_string(),
+            ),
+        ]);
+        vars.extend(
+            extra
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string())),
+        );
+        vars
+    }
+
+    /// `user`'s private chat with the admin bot.
+    fn chat(&self, user: UserId) -> Chat {
+        Chat {
+            admin: self.admin.clone(),
+            user,
+        }
+    }
+
+    /// Waits until an admin bot that started after the `since`-th call has
+    /// registered its commands, the last thing before it polls.
+    async fn started_since(&self, since: usize) -> Result<(), String> {
+        let since = since as u64;
+        self.admin
+            .wait_for(DEADLINE, |call| {
+                call.seq >= since && call.method.eq_ignore_ascii_case("setMyCommands")
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The admin bot in this process, as `mtp serve` runs it.
+struct InProcess {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    async fn start(telegram: &Telegram, config: AdminConfig) -> InProcess {
+        let since = telegram.fake.calls().len();
+        let app = App::open(config).await.expect("app opens");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let mut task = tokio::spawn(mtp::bot::run(app, async move {
+            let _ = stopped.await;
+        }));
+        tokio::select! {
+            ended = &mut task => panic!("the bot stopped while starting: {ended:?}"),
+            started = telegram.started_since(since) => started.unwrap_or_else(|err| panic!("{err}")),
+        }
+        InProcess { stop, task }
+    }
+
+    /// Stops polling; handlers in flight finish first.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let ended = tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .expect("the bot stops within the deadline");
+        ended
+            .expect("the bot task did not panic")
+            .expect("the bot ran without error");
+    }
+}
+
+/// `mtp serve` as a child process.
+struct Serve {
+    child: tokio::process::Child,
+}
+
+impl Serve {
+    async fn start(telegram: &Telegram, env: &TestEnv, vars: &BTreeMap<String, String>) -> Serve {
+        let since = telegram.fake.calls().len();
+        let mut child = serve_command(env, vars).spawn().expect("spawn mtp serve");
+        tokio::select! {
+            exited = child.wait() => {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = tokio::io::AsyncReadExt::read_to_string(&mut pipe, &mut stderr).await;
+                }
+                panic!("mtp serve exited while starting ({exited:?}):\n{stderr}");
+            }
+            started = telegram.started_since(since) => started.unwrap_or_else(|err| panic!("{err}")),
+        }
+        Serve { child }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and stderr.
+    async fn terminate(self) -> (ExitStatus, String) {
+        let pid = self.child.id().expect("mtp serve is running");
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(kill.success(), "kill -TERM {pid} failed");
+        let output = tokio::time::timeout(CELL_DEADLINE, self.child.wait_with_output())
+            .await
+            .expect("mtp serve exits after SIGTERM")
+            .expect("wait for mtp serve");
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+/// `mtp --config <test config> serve` with `vars` as its only `MTP_*` variables.
+fn serve_command(env: &TestEnv, vars: &BTreeMap<String, String>) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mtp"));
+    command
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("serve")
+        .current_dir(&env.dir);
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("MTP_")) {
+        command.env_remove(key);
+    }
+    command
+        .envs(vars)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+fn config(env: &TestEnv, vars: &BTreeMap<String, String>) -> AdminConfig {
+    AdminConfig::load(Some(&env.config_path), None, vars).expect("the test config loads")
+}
+
+/// What the operator does at one step of a walk through `/newclient`.
+#[derive(Clone, Copy, Debug)]
+enum Act<'a> {
+    Say(&'a str),
+    /// Presses the button with this data under the last question.
+    Press(&'a str),
+}
+
+/// `/newclient` up to the summary: each act and a piece of the question the
+/// bot asks after it. `key_button` answers the key step.
+fn walk<'a>(id: &'a str, key_button: &'a str) -> Vec<(Act<'a>, &'static str)> {
+    vec![
+        (Act::Say("/newclient"), "step 1/7"),
+        (Act::Say(id), "step 2/7"),
+        (Act::Press("nc:skip"), "step 3/7"),
+        (Act::Say(TENANT_TOKEN), "step 4/7"),
+        (Act::Press("nc:model:0"), "step 5/7"),
+        (Act::Press(key_button), "step 6/7"),
+        (Act::Press("nc:skills:done"), "step 7/7"),
+        (Act::Press("nc:access:allowlist"), "user ids"),
+        (Act::Say("123456789"), "Please confirm"),
+    ]
+}
+
+/// A user's private chat with the admin bot, as the user sees it.
+struct Chat {
+    admin: FakeBot,
+    user: UserId,
+}
+
+impl Chat {
+    fn id(&self) -> ChatId {
+        ChatId(i64::try_from(self.user.0).expect("test user ids are small"))
+    }
+
+    /// Writes `text` to the bot.
+    fn send(&self, text: &str) -> MessageId {
+        self.admin.push_message(self.id(), self.user, text)
+    }
+
+    /// The bot's next message in this chat.
+    async fn reply(&self) -> ChatMessage {
+        self.admin
+            .next_message_to(self.id(), DEADLINE)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// The bot's next message, which must contain every piece of `expected`.
+    async fn expect(&self, expected: &[&str]) -> ChatMessage {
+        let message = self.reply().await;
+        for piece in expected {
+            assert!(
+                message.text.contains(piece),
+                "expected {piece:?} in the bot's next message, got:\n{message}"
+            );
+        }
+        message
+    }
+
+    /// The first of the bot's next messages that contains `expected`.
+    async fn until(&self, expected: &str) -> ChatMessage {
+        let mut skipped = Vec::new();
+        loop {
+            let message = self.reply().await;
+            if message.text.contains(expected) {
+                return message;
+            }
+            skipped.push(message.to_string());
+            assert!(
+                skipped.len() < 4,
+                "no message with {expected:?}; got:\n{}",
+                skipped.join("\n")
+            );
+        }
+    }
+
+    async fn send_and_reply(&self, text: &str) -> ChatMessage {
+        self.send(text);
+        self.reply().await
+    }
+
+    /// Writes `text` and checks the bot's answer.
+    async fn say(&self, text: &str, expected: &[&str]) -> ChatMessage {
+        self.send(text);
+        self.expect(expected).await
+    }
+
+    /// Presses the button with `data` under `message` (it must be there);
+    /// returns the callback query id.
+    fn press(&self, message: &ChatMessage, data: &str) -> String {
+        let now = self
+            .admin
+            .message(self.id(), message.id)
+            .expect("the message is in the chat");
+        let there = now
+            .keyboard
+            .iter()
+            .flatten()
+            .any(|button| button.callback_data.as_deref() == Some(data));
+        assert!(there, "no button {data:?} under:\n{now}");
+        self.admin
+            .push_callback(self.id(), self.user, message.id, data)
+    }
+
+    /// Sends callback data no button of `message` carries, as a forger would.
+    fn press_forged(&self, message: MessageId, data: &str) -> String {
+        self.admin
+            .push_callback(self.id(), self.user, message, data)
+    }
+
+    /// Presses a button and checks the bot's answer.
+    async fn tap(&self, message: &ChatMessage, data: &str, expected: &[&str]) -> ChatMessage {
+        self.press(message, data);
+        self.expect(expected).await
+    }
+
+    /// Waits until the bot answered the callback query: it handled the press.
+    async fn answered(&self, query_id: &str) {
+        self.admin
+            .wait_for(DEADLINE, |call| {
+                call.method.eq_ignore_ascii_case("answerCallbackQuery")
+                    && call.params.get("callback_query_id").and_then(Value::as_str)
+                        == Some(query_id)
+            })
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    /// Waits until `message` has been edited to contain `expected`.
+    async fn edited(
+        &self,
+        message: &ChatMessage,
+        timeout: Duration,
+        expected: &str,
+    ) -> ChatMessage {
+        self.admin
+            .wait_for_message(self.id(), timeout, |now| {
+                now.id == message.id && now.text.contains(expected)
+            })
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Walks `acts` and returns the question after the last one.
+    async fn walk(&self, acts: &[(Act<'_>, &str)]) -> ChatMessage {
+        let mut question: Option<ChatMessage> = None;
+        for (act, expected) in acts {
+            match act {
+                Act::Say(text) => {
+                    self.send(text);
+                }
+                Act::Press(data) => {
+                    self.press(question.as_ref().expect("a question to answer"), data);
+                }
+            }
+            question = Some(self.until(expected).await);
+        }
+        question.expect("a walk of at least one act")
+    }
+
+    /// Every message the bot sent to this chat.
+    fn admin_messages(&self) -> Vec<ChatMessage> {
+        self.admin
+            .messages_in(self.id())
+            .into_iter()
+            .filter(|message| message.from_bot)
+            .collect()
+    }
+
+    /// The user's `message` was deleted, and before the bot's last answer.
+    fn assert_deleted_before_the_next_answer(&self, message: MessageId) {
+        let calls = self.admin.all_calls();
+        let deleted = calls
+            .iter()
+            .position(|call| {
+                call.method.eq_ignore_ascii_case("deleteMessage")
+                    && call.message_id() == Some(message)
+                    && call.is_ok()
+            })
+            .unwrap_or_else(|| panic!("message {} was not deleted", message.0));
+        let answered = calls
+            .iter()
+            .position(|call| {
+                call.method.eq_ignore_ascii_case("sendMessage")
+                    && call.chat_id() == Some(self.id())
+                    && call
+                        .result()
+                        .and_then(|result| result["message_id"].as_i64())
+                        .is_some_and(|id| id > i64::from(message.0))
+            })
+            .expect("an answer to the message");
+        assert!(
+            deleted < answered,
+            "message {} was deleted after the answer to it",
+            message.0
+        );
+    }
+}
+
+/// A `/logs` answer: the log in a `<pre>` block, or as a file when long.
+#[track_caller]
+fn assert_is_log(message: &ChatMessage) {
+    let in_text = message.raw_text.starts_with("<pre>") && message.text.trim().lines().count() > 0;
+    let as_file = message
+        .upload
+        .as_ref()
+        .is_some_and(|upload| !upload.bytes.is_empty());
+    assert!(in_text || as_file, "not a log:\n{message}");
+    let body = format!(
+        "{}{}",
+        message.text,
+        message
+            .upload
+            .as_ref()
+            .map(|upload| String::from_utf8_lossy(&upload.bytes).into_owned())
+            .unwrap_or_default()
+    );
+    assert!(!body.contains(TENANT_TOKEN), "the bot token is in the log");
+}
+
+/// Docker's `State.Running` of a tenant's container; `None` when there is none.
+fn running(tenant: &str) -> Option<bool> {
+    let id: TenantId = tenant.parse().expect("a tenant id");
+    let output = std::process::Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Running}}", &id.cell_name()])
+        .output()
+        .expect("docker CLI");
+    if !output.status.success() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&output.stdout).trim() == "true")
+}

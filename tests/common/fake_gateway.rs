@@ -1,0 +1,132 @@
+//! `mtp-fake-gateway` as a plain process on a free loopback port (no Docker), its
+//! control API (`/__fake/…`, see the binary's crate doc), and pairing a device with
+//! it. For tests and benchmarks where Docker is not the point.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mtp::gateway::{Client, ConnectError, DeviceIdentity, Endpoint, Options};
+use mtp::tenant::Secret;
+use serde_json::{Value, json};
+
+/// The gateway token every fake process is started with.
+pub const FAKE_TOKEN: &str = "fake-gateway-test-token-0123456789abcdef";
+
+/// A running `mtp-fake-gateway gateway --port 0 --allow-unconfigured`, state in
+/// memory, killed on drop.
+pub struct FakeGateway {
+    child: Child,
+    pub port: u16,
+}
+
+impl FakeGateway {
+    /// Starts the fake with extra flags (e.g. `["--restart-ms", "500"]`) and waits for
+    /// the port it prints.
+    pub fn start(extra_args: &[&str]) -> FakeGateway {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mtp-fake-gateway"))
+            .args(["gateway", "--port", "0", "--allow-unconfigured"])
+            .args(extra_args)
+            .env("OPENCLAW_GATEWAY_TOKEN", FAKE_TOKEN)
+            .env_remove("OPENCLAW_STATE_DIR")
+            .env_remove("OPENCLAW_CONFIG_PATH")
+            .env_remove("OPENCLAW_GATEWAY_PORT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mtp-fake-gateway");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("read the fake's first line");
+        // Keep draining, so a chatty fake never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let port = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no port in the fake's first line {line:?}"));
+        FakeGateway { child, port }
+    }
+
+    /// The endpoint with the right gateway token and no device token.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            port: self.port,
+            gateway_token: Secret::new(FAKE_TOKEN.to_string()),
+            device_token: None,
+        }
+    }
+
+    /// One control call; panics unless the fake answers 2xx.
+    pub async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        control(self.port, FAKE_TOKEN, method, path, body).await
+    }
+
+    /// Pairs `identity` (connect → pairing required → approve → connect) and returns
+    /// an endpoint that logs in with the issued device token.
+    pub async fn pair(&self, identity: &DeviceIdentity) -> Endpoint {
+        let endpoint = self.endpoint();
+        let request_id = match Client::connect(&endpoint, identity, quick_options()).await {
+            Err(ConnectError::PairingRequired { request_id, .. }) => request_id,
+            other => panic!("a new device must need pairing, got {other:?}"),
+        };
+        self.control(
+            reqwest::Method::POST,
+            "approve",
+            json!({"requestId": request_id}),
+        )
+        .await;
+        let client = Client::connect(&endpoint, identity, quick_options())
+            .await
+            .expect("connect after approval");
+        let device_token = client.hello().device_token.clone();
+        client.close();
+        Endpoint {
+            device_token: Some(device_token.expect("a device token after pairing")),
+            ..endpoint
+        }
+    }
+}
+
+impl Drop for FakeGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A control call to any fake (a process or a fake cell) on `port`.
+pub async fn control(
+    port: u16,
+    gateway_token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> Value {
+    let response = reqwest::Client::new()
+        .request(method, format!("http://127.0.0.1:{port}/__fake/{path}"))
+        .bearer_auth(gateway_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("control {path}: {err}"));
+    let status = response.status();
+    let reply: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "control {path}: {status} {reply}");
+    reply
+}
+
+/// Short timeouts and backoff for a fake on loopback.
+pub fn quick_options() -> Options {
+    Options {
+        call_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        max_message_bytes: 1 << 20,
+        min_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+    }
+}
