@@ -61,33 +61,50 @@ async fn run() -> anyhow::Result<()> {
     let ids: Vec<TenantId> = created.into_iter().collect::<anyhow::Result<_>>()?;
     println!("created {} fake cells in {:.1} s", ids.len(), started.elapsed().as_secs_f64());
 
-    let settings = SweepSettings { probe_timeout: Duration::from_secs(5), concurrency: 16 };
-    // The first sweep opens the pooled connections; later ones reuse them.
-    let first = fleet::health::sweep(&app, settings).await?;
-    println!("first sweep (opens {} connections): {:.0} ms", ids.len(), first.duration.as_secs_f64() * 1000.0);
-    let mut walls = Vec::new();
-    let mut cpus = Vec::new();
-    for _ in 0..5 {
-        let cpu_before = cpu_seconds();
-        let sweep = fleet::health::sweep(&app, settings).await?;
-        cpus.push(cpu_seconds() - cpu_before);
-        walls.push(sweep.duration.as_secs_f64());
-        let failed = sweep.tenants.iter().filter(|t| !t.rpc_health.as_ref().is_some_and(|p| p.ok)).count();
-        assert_eq!(failed, 0, "every fake cell should pass");
+    for concurrency in [16, 64] {
+        let settings = SweepSettings { probe_timeout: Duration::from_secs(5), concurrency };
+        // The first sweep opens the pooled connections; later ones reuse them.
+        let first = fleet::health::sweep(&app, settings).await?;
+        println!("concurrency {concurrency}: first sweep {:.0} ms", first.duration.as_secs_f64() * 1000.0);
+        let mut walls = Vec::new();
+        let mut cpus = Vec::new();
+        let mut latencies: [Vec<f64>; 3] = Default::default();
+        for _ in 0..5 {
+            let cpu_before = cpu_seconds();
+            let sweep = fleet::health::sweep(&app, settings).await?;
+            cpus.push(cpu_seconds() - cpu_before);
+            walls.push(sweep.duration.as_secs_f64());
+            let failed = sweep.tenants.iter().filter(|t| !t.rpc_health.as_ref().is_some_and(|p| p.ok)).count();
+            assert_eq!(failed, 0, "every fake cell should pass");
+            for health in &sweep.tenants {
+                for (i, probe) in [&health.healthz, &health.readyz, &health.rpc_health].into_iter().enumerate() {
+                    if let Some(probe) = probe {
+                        latencies[i].push(probe.latency.as_secs_f64() * 1000.0);
+                    }
+                }
+            }
+        }
+        walls.sort_by(f64::total_cmp);
+        cpus.sort_by(f64::total_cmp);
+        for list in &mut latencies {
+            list.sort_by(f64::total_cmp);
+        }
+        let median = |list: &Vec<f64>| list.get(list.len() / 2).copied().unwrap_or(0.0);
+        let (rss, peak) = rss();
+        println!(
+            "concurrency {concurrency}: sweep over {} cells: wall median {:.0} ms (min {:.0}, max {:.0}); admin CPU median {:.0} ms per sweep; admin RSS {:.1} MB (peak {:.1} MB); probe medians healthz {:.1} ms, readyz {:.1} ms, rpc health {:.1} ms",
+            ids.len(),
+            walls[walls.len() / 2] * 1000.0,
+            walls[0] * 1000.0,
+            walls[walls.len() - 1] * 1000.0,
+            cpus[cpus.len() / 2] * 1000.0,
+            rss as f64 / 1e6,
+            peak as f64 / 1e6,
+            median(&latencies[0]),
+            median(&latencies[1]),
+            median(&latencies[2]),
+        );
     }
-    walls.sort_by(f64::total_cmp);
-    cpus.sort_by(f64::total_cmp);
-    let (rss, peak) = rss();
-    println!(
-        "sweep over {} cells: wall median {:.0} ms (min {:.0}, max {:.0}); admin CPU median {:.0} ms per sweep; admin RSS {:.1} MB (peak {:.1} MB)",
-        ids.len(),
-        walls[walls.len() / 2] * 1000.0,
-        walls[0] * 1000.0,
-        walls[walls.len() - 1] * 1000.0,
-        cpus[cpus.len() / 2] * 1000.0,
-        rss as f64 / 1e6,
-        peak as f64 / 1e6,
-    );
 
     let removed: Vec<anyhow::Result<fleet::Removed>> = futures_util::stream::iter(ids)
         .map(|id| {

@@ -244,6 +244,7 @@ async fn methods(client: &Client) -> anyhow::Result<()> {
         .usage_cost(&UsageQuery {
             period: UsagePeriod::Days(7),
             agents: AgentScope::All,
+            time_zone: None,
         })
         .await?;
     println!(
@@ -257,6 +258,7 @@ async fn methods(client: &Client) -> anyhow::Result<()> {
         .sessions_usage(&UsageQuery {
             period: UsagePeriod::Days(7),
             agents: AgentScope::All,
+            time_zone: None,
         })
         .await?;
     println!(

@@ -342,8 +342,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             reconcile_quietly(&app).await?;
             let started = fleet::start(&app, &actor, &id).await?;
             print_line(&match started {
-                mtp::runtime::Started::Started => format!("started {id}; gateway healthy"),
-                mtp::runtime::Started::AlreadyRunning => format!("{id} was already running; gateway healthy"),
+                fleet::Started::Started => format!("started {id}; gateway healthy"),
+                fleet::Started::AlreadyRunning => format!("{id} was already running; gateway healthy"),
             })
         }
         TenantCommand::Stop { id } => {
@@ -351,8 +351,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             reconcile_quietly(&app).await?;
             let stopped = fleet::stop(&app, &actor, &id).await?;
             print_line(&match stopped {
-                mtp::runtime::Stopped::Stopped => format!("stopped {id}"),
-                mtp::runtime::Stopped::AlreadyStopped => format!("{id} was already stopped"),
+                fleet::Stopped::Stopped => format!("stopped {id}"),
+                fleet::Stopped::AlreadyStopped => format!("{id} was already stopped"),
             })
         }
         TenantCommand::Restart { id } => {
