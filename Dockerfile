@@ -6,22 +6,22 @@
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     -v /srv/mtp:/srv/mtp -e MTP_DATA_DIR=/srv/mtp \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
-#     mtp-admin tenant list
+#     -e MTP_TELEGRAM_TOKEN=… -e MTP_OPERATORS=… mtp-admin            # mtp serve
+#   docker run … mtp-admin tenant list                                    # any CLI command
 #
 # Two musts: the data dir is mounted at the SAME path inside and outside (the
 # engine resolves the cells' bind mounts on the host), and the host network,
 # because cells publish their gateways on the host's 127.0.0.1 only.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY src src
-COPY templates templates
-COPY dialogues dialogues
+# Everything the manifest names (benches, examples, the chart's font in assets/);
+# .dockerignore keeps target/ and data out.
+COPY . .
 RUN cargo build --locked --release --bin mtp
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  # uid 1000 is also the cells' user, so tenant dirs need no chown.
  && useradd --uid 1000 --create-home --shell /usr/sbin/nologin mtp \
@@ -29,6 +29,8 @@ RUN apt-get update \
 COPY --from=build /src/target/release/mtp /usr/local/bin/mtp
 USER 1000:1000
 ENV MTP_DATA_DIR=/data
-HEALTHCHECK --interval=60s --timeout=10s CMD ["mtp", "tenant", "list", "--json"]
+# `mtp serve` answers its own /healthz on the admin listener (MTP_HTTP_ADDR).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
+  CMD curl -fsS "http://${MTP_HTTP_ADDR:-127.0.0.1:9464}/healthz" >/dev/null || exit 1
 ENTRYPOINT ["mtp"]
-CMD ["tenant", "list"]
+CMD ["serve"]

@@ -20,7 +20,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let cells: usize = std::env::var("MTP_BENCH_CELLS").ok().and_then(|n| n.parse().ok()).unwrap_or(100);
+    let cells: usize = std::env::var("MTP_BENCH_CELLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
     let dir = std::env::temp_dir().join("mtp-bench-sweep");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -41,7 +44,10 @@ async fn run() -> anyhow::Result<()> {
                 let spec = TenantSpec {
                     id: id.clone(),
                     display_name: None,
-                    bot_token: BotToken::parse(&format!("{}:AAFakeTokenForTheSweepBenchmark_{n:03}", 8_000_000_000u64 + n as u64))?,
+                    bot_token: BotToken::parse(&format!(
+                        "{}:AAFakeTokenForTheSweepBenchmark_{n:03}",
+                        8_000_000_000u64 + n as u64
+                    ))?,
                     provider_key: None,
                     model: "anthropic/claude-opus-4-6".into(),
                     image: None,
@@ -59,13 +65,23 @@ async fn run() -> anyhow::Result<()> {
         .collect()
         .await;
     let ids: Vec<TenantId> = created.into_iter().collect::<anyhow::Result<_>>()?;
-    println!("created {} fake cells in {:.1} s", ids.len(), started.elapsed().as_secs_f64());
+    println!(
+        "created {} fake cells in {:.1} s",
+        ids.len(),
+        started.elapsed().as_secs_f64()
+    );
 
     for concurrency in [16, 64] {
-        let settings = SweepSettings { probe_timeout: Duration::from_secs(5), concurrency };
+        let settings = SweepSettings {
+            probe_timeout: Duration::from_secs(5),
+            concurrency,
+        };
         // The first sweep opens the pooled connections; later ones reuse them.
         let first = fleet::health::sweep(&app, settings).await?;
-        println!("concurrency {concurrency}: first sweep {:.0} ms", first.duration.as_secs_f64() * 1000.0);
+        println!(
+            "concurrency {concurrency}: first sweep {:.0} ms",
+            first.duration.as_secs_f64() * 1000.0
+        );
         let mut walls = Vec::new();
         let mut cpus = Vec::new();
         let mut latencies: [Vec<f64>; 3] = Default::default();
@@ -74,10 +90,17 @@ async fn run() -> anyhow::Result<()> {
             let sweep = fleet::health::sweep(&app, settings).await?;
             cpus.push(cpu_seconds() - cpu_before);
             walls.push(sweep.duration.as_secs_f64());
-            let failed = sweep.tenants.iter().filter(|t| !t.rpc_health.as_ref().is_some_and(|p| p.ok)).count();
+            let failed = sweep
+                .tenants
+                .iter()
+                .filter(|t| !t.rpc_health.as_ref().is_some_and(|p| p.ok))
+                .count();
             assert_eq!(failed, 0, "every fake cell should pass");
             for health in &sweep.tenants {
-                for (i, probe) in [&health.healthz, &health.readyz, &health.rpc_health].into_iter().enumerate() {
+                for (i, probe) in [&health.healthz, &health.readyz, &health.rpc_health]
+                    .into_iter()
+                    .enumerate()
+                {
                     if let Some(probe) = probe {
                         latencies[i].push(probe.latency.as_secs_f64() * 1000.0);
                     }
@@ -140,7 +163,13 @@ fn rss() -> (u64, u64) {
         status
             .lines()
             .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
             .map_or(0, |kb| kb * 1024)
     };
     (field("VmRSS:"), field("VmHWM:"))

@@ -155,10 +155,17 @@ impl UsageSettings {
             .or(self.default_plan.as_ref())
             .and_then(|name| self.plans.get(name))
             .copied()
-            .unwrap_or(Pricing { markup_percent: 0.0, monthly_fee: 0.0 });
+            .unwrap_or(Pricing {
+                markup_percent: 0.0,
+                monthly_fee: 0.0,
+            });
         Pricing {
-            markup_percent: entry.and_then(|entry| entry.markup_percent).unwrap_or(plan.markup_percent),
-            monthly_fee: entry.and_then(|entry| entry.monthly_fee).unwrap_or(plan.monthly_fee),
+            markup_percent: entry
+                .and_then(|entry| entry.markup_percent)
+                .unwrap_or(plan.markup_percent),
+            monthly_fee: entry
+                .and_then(|entry| entry.monthly_fee)
+                .unwrap_or(plan.monthly_fee),
         }
     }
 }
@@ -210,10 +217,14 @@ impl TelegramSettings {
     /// No token, or no operators.
     pub fn require(&self) -> anyhow::Result<(&Secret<String>, &[u64])> {
         let Some(token) = &self.token else {
-            bail!("no admin bot token: set MTP_TELEGRAM_TOKEN (from @BotFather) or telegram.tokenFile in the config");
+            bail!(
+                "no admin bot token: set MTP_TELEGRAM_TOKEN (from @BotFather) or telegram.tokenFile in the config"
+            );
         };
         if self.operators.is_empty() {
-            bail!("no operators: set MTP_OPERATORS to the Telegram user ids allowed to act (comma-separated), or telegram.operators in the config");
+            bail!(
+                "no operators: set MTP_OPERATORS to the Telegram user ids allowed to act (comma-separated), or telegram.operators in the config"
+            );
         }
         Ok((token, &self.operators))
     }
@@ -268,7 +279,10 @@ impl SubnetPool {
         }
         let mask = u32::MAX << (32 - prefix);
         if u32::from(base) & !mask != 0 {
-            bail!("{s} has host bits set; did you mean {}/{prefix}?", Ipv4Addr::from(u32::from(base) & mask));
+            bail!(
+                "{s} has host bits set; did you mean {}/{prefix}?",
+                Ipv4Addr::from(u32::from(base) & mask)
+            );
         }
         Ok(SubnetPool { base, prefix })
     }
@@ -367,30 +381,43 @@ fn check(
 
     let docker_host = env_of("MTP_DOCKER_HOST").or(raw.docker_host);
     if let Some(host) = &docker_host
-        && !(host.starts_with("unix://") || host.starts_with("tcp://127.0.0.1") || host.starts_with("http://127.0.0.1"))
+        && !(host.starts_with("unix://")
+            || host.starts_with("tcp://127.0.0.1")
+            || host.starts_with("http://127.0.0.1"))
     {
-        bail!("at key `dockerHost`: {host:?} is not allowed; use unix:///var/run/docker.sock or a 127.0.0.1 address");
+        bail!(
+            "at key `dockerHost`: {host:?} is not allowed; use unix:///var/run/docker.sock or a 127.0.0.1 address"
+        );
     }
 
-    let image = env_of("MTP_CELL_IMAGE").or(cell.image).unwrap_or_else(|| DEFAULT_CELL_IMAGE.to_string());
+    let image = env_of("MTP_CELL_IMAGE")
+        .or(cell.image)
+        .unwrap_or_else(|| DEFAULT_CELL_IMAGE.to_string());
     if image.trim().is_empty() || image.contains(char::is_whitespace) {
         bail!("at key `cell.image`: {image:?} is not an image reference");
     }
     if image.ends_with(":latest") || !(image.contains(':') || image.contains('@')) {
-        bail!("at key `cell.image`: {image:?} is not pinned; name a tag such as mtp-test/openclaw:2026.9.6 or a digest");
+        bail!(
+            "at key `cell.image`: {image:?} is not pinned; name a tag such as mtp-test/openclaw:2026.9.6 or a digest"
+        );
     }
 
     let port_start = match env_of("MTP_PORT_START") {
-        Some(v) => v.parse().with_context(|| format!("MTP_PORT_START={v:?} is not a port number"))?,
+        Some(v) => v
+            .parse()
+            .with_context(|| format!("MTP_PORT_START={v:?} is not a port number"))?,
         None => cell.port_start.unwrap_or(19100),
     };
     let port_end = cell.port_end.unwrap_or(port_start.saturating_add(999));
     if port_start < 1024 || port_end < port_start {
-        bail!("at key `cell.portStart`/`cell.portEnd`: need 1024 <= portStart <= portEnd, got {port_start}..={port_end}");
+        bail!(
+            "at key `cell.portStart`/`cell.portEnd`: need 1024 <= portStart <= portEnd, got {port_start}..={port_end}"
+        );
     }
 
     let memory = cell.memory.unwrap_or_else(|| "2g".to_string());
-    let memory_bytes = parse_memory(&memory).with_context(|| format!("at key `cell.memory`: {memory:?}"))?;
+    let memory_bytes =
+        parse_memory(&memory).with_context(|| format!("at key `cell.memory`: {memory:?}"))?;
     let cpus = cell.cpus.unwrap_or(2.0);
     let nano_cpus = cpus_to_nano(cpus).context("at key `cell.cpus`")?;
     let pids_limit = cell.pids_limit.unwrap_or(512);
@@ -398,17 +425,24 @@ fn check(
         bail!("at key `cell.pidsLimit`: {pids_limit} is outside 32..=65536");
     }
     let health_timeout = match env_of("MTP_HEALTH_TIMEOUT").or(cell.health_timeout) {
-        Some(text) => humantime::parse_duration(&text)
-            .with_context(|| format!("at key `cell.healthTimeout`: {text:?} is not a duration such as \"120s\""))?,
+        Some(text) => humantime::parse_duration(&text).with_context(|| {
+            format!("at key `cell.healthTimeout`: {text:?} is not a duration such as \"120s\"")
+        })?,
         None => Duration::from_secs(120),
     };
     let subnet_pool = SubnetPool::parse(
-        &env_of("MTP_SUBNET_POOL").or(cell.subnet_pool).unwrap_or_else(|| "10.213.0.0/16".to_string()),
+        &env_of("MTP_SUBNET_POOL")
+            .or(cell.subnet_pool)
+            .unwrap_or_else(|| "10.213.0.0/16".to_string()),
     )
     .context("at key `cell.subnetPool`")?;
-    let model = cell.model.unwrap_or_else(|| "anthropic/claude-opus-4-6".to_string());
+    let model = cell
+        .model
+        .unwrap_or_else(|| "anthropic/claude-opus-4-6".to_string());
     if !model.contains('/') || model.contains(char::is_whitespace) {
-        bail!("at key `cell.model`: {model:?} must look like provider/model, e.g. anthropic/claude-opus-4-6");
+        bail!(
+            "at key `cell.model`: {model:?} must look like provider/model, e.g. anthropic/claude-opus-4-6"
+        );
     }
     let telegram_api_root = env_of("MTP_TELEGRAM_API_ROOT").or(cell.telegram_api_root);
     if let Some(root) = &telegram_api_root
@@ -419,7 +453,9 @@ fn check(
     let extra_env = cell.extra_env.unwrap_or_default();
     for key in extra_env.keys() {
         let valid = !key.is_empty()
-            && key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            && key
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
             && !key.starts_with(|c: char| c.is_ascii_digit());
         if !valid {
             bail!("at key `cell.extraEnv.{key}`: environment names use A-Z, 0-9 and '_'");
@@ -452,10 +488,14 @@ fn check(
     })
 }
 
-fn check_telegram(raw: RawTelegram, env: &BTreeMap<String, String>) -> anyhow::Result<TelegramSettings> {
+fn check_telegram(
+    raw: RawTelegram,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<TelegramSettings> {
     let env_of = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
     let read_secret_file = |path: &Path, key: &str| -> anyhow::Result<Secret<String>> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("at key `{key}`: cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("at key `{key}`: cannot read {}", path.display()))?;
         let text = text.trim().to_string();
         if text.is_empty() {
             bail!("at key `{key}`: {} is empty", path.display());
@@ -470,48 +510,76 @@ fn check_telegram(raw: RawTelegram, env: &BTreeMap<String, String>) -> anyhow::R
     if let Some(token) = &token
         && crate::tenant::BotToken::parse(token.expose()).is_err()
     {
-        bail!("MTP_TELEGRAM_TOKEN / telegram.tokenFile does not look like a bot token (123456789:AA…); copy it again from @BotFather");
+        bail!(
+            "MTP_TELEGRAM_TOKEN / telegram.tokenFile does not look like a bot token (123456789:AA…); copy it again from @BotFather"
+        );
     }
     let operators = match env_of("MTP_OPERATORS") {
         Some(list) => list
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|id| id.parse::<u64>().with_context(|| format!("MTP_OPERATORS: {id:?} is not a Telegram user id (digits only)")))
+            .map(|id| {
+                id.parse::<u64>().with_context(|| {
+                    format!("MTP_OPERATORS: {id:?} is not a Telegram user id (digits only)")
+                })
+            })
             .collect::<anyhow::Result<Vec<u64>>>()?,
         None => raw.operators.unwrap_or_default(),
     };
     let ops_chat_id = match env_of("MTP_OPS_CHAT_ID") {
-        Some(id) => Some(id.trim().parse::<i64>().with_context(|| format!("MTP_OPS_CHAT_ID={id:?} is not a chat id (e.g. -1001234567890)"))?),
+        Some(id) => Some(id.trim().parse::<i64>().with_context(|| {
+            format!("MTP_OPS_CHAT_ID={id:?} is not a chat id (e.g. -1001234567890)")
+        })?),
         None => raw.ops_chat_id,
     };
-    let api_url = env_of("MTP_TELEGRAM_API_URL").or(raw.api_url).unwrap_or_else(|| TELEGRAM_API_URL.to_string());
-    if !(api_url.starts_with("https://") || api_url.starts_with("http://127.0.0.1") || api_url.starts_with("http://localhost")) {
+    let api_url = env_of("MTP_TELEGRAM_API_URL")
+        .or(raw.api_url)
+        .unwrap_or_else(|| TELEGRAM_API_URL.to_string());
+    if !(api_url.starts_with("https://")
+        || api_url.starts_with("http://127.0.0.1")
+        || api_url.starts_with("http://localhost"))
+    {
         bail!("at key `telegram.apiUrl`: {api_url:?} must be https:// (or http:// on loopback)");
     }
-    let shared_provider_key = match (env_of("MTP_SHARED_PROVIDER_KEY"), &raw.shared_provider_key_file) {
+    let shared_provider_key = match (
+        env_of("MTP_SHARED_PROVIDER_KEY"),
+        &raw.shared_provider_key_file,
+    ) {
         (Some(key), _) => Some(Secret::new(key.trim().to_string())),
         (None, Some(path)) => Some(read_secret_file(path, "telegram.sharedProviderKeyFile")?),
         (None, None) => None,
     };
     let dialogue_idle = match env_of("MTP_DIALOGUE_IDLE").or(raw.dialogue_idle) {
-        Some(text) => humantime::parse_duration(&text)
-            .with_context(|| format!("at key `telegram.dialogueIdle`: {text:?} is not a duration such as \"30m\""))?,
+        Some(text) => humantime::parse_duration(&text).with_context(|| {
+            format!("at key `telegram.dialogueIdle`: {text:?} is not a duration such as \"30m\"")
+        })?,
         None => Duration::from_secs(30 * 60),
     };
     if dialogue_idle < Duration::from_secs(1) {
         bail!("at key `telegram.dialogueIdle`: must be at least 1s");
     }
-    Ok(TelegramSettings { token, operators, ops_chat_id, api_url, shared_provider_key, dialogue_idle })
+    Ok(TelegramSettings {
+        token,
+        operators,
+        ops_chat_id,
+        api_url,
+        shared_provider_key,
+        dialogue_idle,
+    })
 }
 
-fn check_monitor(raw: RawMonitor, env: &BTreeMap<String, String>) -> anyhow::Result<MonitorSettings> {
+fn check_monitor(
+    raw: RawMonitor,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<MonitorSettings> {
     let env_of = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
     let duration = |text: Option<String>, key: &str, default: u64| -> anyhow::Result<Duration> {
         match text {
             Some(text) => {
-                let value = humantime::parse_duration(&text)
-                    .with_context(|| format!("at key `{key}`: {text:?} is not a duration such as \"30s\""))?;
+                let value = humantime::parse_duration(&text).with_context(|| {
+                    format!("at key `{key}`: {text:?} is not a duration such as \"30s\"")
+                })?;
                 if value < Duration::from_millis(100) {
                     bail!("at key `{key}`: {text:?} is too short (at least 100ms)");
                 }
@@ -520,10 +588,16 @@ fn check_monitor(raw: RawMonitor, env: &BTreeMap<String, String>) -> anyhow::Res
             None => Ok(Duration::from_secs(default)),
         }
     };
-    let interval = duration(env_of("MTP_MONITOR_INTERVAL").or(raw.interval), "monitor.interval", 30)?;
+    let interval = duration(
+        env_of("MTP_MONITOR_INTERVAL").or(raw.interval),
+        "monitor.interval",
+        30,
+    )?;
     let probe_timeout = duration(raw.probe_timeout, "monitor.probeTimeout", 5)?;
     let down_after = match env_of("MTP_MONITOR_DOWN_AFTER") {
-        Some(text) => text.parse::<u32>().with_context(|| format!("MTP_MONITOR_DOWN_AFTER={text:?} is not a count"))?,
+        Some(text) => text
+            .parse::<u32>()
+            .with_context(|| format!("MTP_MONITOR_DOWN_AFTER={text:?} is not a count"))?,
         None => raw.down_after.unwrap_or(3),
     };
     if !(1..=100).contains(&down_after) {
@@ -541,28 +615,43 @@ fn check_monitor(raw: RawMonitor, env: &BTreeMap<String, String>) -> anyhow::Res
         },
         None => raw.heal.unwrap_or(true),
     };
-    let addr_text = env_of("MTP_HTTP_ADDR").or(raw.http_addr).unwrap_or_else(|| "127.0.0.1:9464".to_string());
-    let http_addr: std::net::SocketAddr =
-        addr_text.parse().with_context(|| format!("at key `monitor.httpAddr`: {addr_text:?} is not an address such as 127.0.0.1:9464"))?;
+    let addr_text = env_of("MTP_HTTP_ADDR")
+        .or(raw.http_addr)
+        .unwrap_or_else(|| "127.0.0.1:9464".to_string());
+    let http_addr: std::net::SocketAddr = addr_text.parse().with_context(|| {
+        format!("at key `monitor.httpAddr`: {addr_text:?} is not an address such as 127.0.0.1:9464")
+    })?;
     if !http_addr.ip().is_loopback() {
-        bail!("at key `monitor.httpAddr`: {addr_text} is not a loopback address; the admin listens on 127.0.0.1 only");
+        bail!(
+            "at key `monitor.httpAddr`: {addr_text} is not a loopback address; the admin listens on 127.0.0.1 only"
+        );
     }
     let digest_at = match env_of("MTP_DIGEST_AT").or(raw.digest_at) {
         Some(text) => Some(
-            chrono::NaiveTime::parse_from_str(&text, "%H:%M")
-                .with_context(|| format!("at key `monitor.digestAt`: {text:?} is not a time such as \"09:00\""))?,
+            chrono::NaiveTime::parse_from_str(&text, "%H:%M").with_context(|| {
+                format!("at key `monitor.digestAt`: {text:?} is not a time such as \"09:00\"")
+            })?,
         ),
         None => None,
     };
-    Ok(MonitorSettings { interval, down_after, probe_timeout, concurrency, heal, http_addr, digest_at })
+    Ok(MonitorSettings {
+        interval,
+        down_after,
+        probe_timeout,
+        concurrency,
+        heal,
+        http_addr,
+        digest_at,
+    })
 }
 
 fn check_usage(raw: RawUsage, env: &BTreeMap<String, String>) -> anyhow::Result<UsageSettings> {
     let env_of = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
     let interval = match env_of("MTP_USAGE_INTERVAL").or(raw.interval) {
         Some(text) => {
-            let value = humantime::parse_duration(&text)
-                .with_context(|| format!("at key `usage.interval`: {text:?} is not a duration such as \"1h\""))?;
+            let value = humantime::parse_duration(&text).with_context(|| {
+                format!("at key `usage.interval`: {text:?} is not a duration such as \"1h\"")
+            })?;
             if value < Duration::from_secs(1) {
                 bail!("at key `usage.interval`: {text:?} is too short (at least 1s)");
             }
@@ -570,7 +659,9 @@ fn check_usage(raw: RawUsage, env: &BTreeMap<String, String>) -> anyhow::Result<
         }
         None => Duration::from_secs(3600),
     };
-    let zone_text = env_of("MTP_USAGE_TIME_ZONE").or(raw.time_zone).unwrap_or_else(|| "UTC".to_string());
+    let zone_text = env_of("MTP_USAGE_TIME_ZONE")
+        .or(raw.time_zone)
+        .unwrap_or_else(|| "UTC".to_string());
     let time_zone: chrono_tz::Tz = zone_text
         .parse()
         .map_err(|_| anyhow::anyhow!("at key `usage.timeZone`: {zone_text:?} is not an IANA time zone such as \"UTC\" or \"Europe/Berlin\""))?;
@@ -589,27 +680,42 @@ fn check_usage(raw: RawUsage, env: &BTreeMap<String, String>) -> anyhow::Result<
     };
     let mut plans = BTreeMap::new();
     for (name, plan) in raw.plans.unwrap_or_default() {
-        check_pricing(plan.markup_percent, plan.monthly_fee, &format!("usage.plans.{name}"))?;
+        check_pricing(
+            plan.markup_percent,
+            plan.monthly_fee,
+            &format!("usage.plans.{name}"),
+        )?;
         plans.insert(
             name,
-            Pricing { markup_percent: plan.markup_percent.unwrap_or(0.0), monthly_fee: plan.monthly_fee.unwrap_or(0.0) },
+            Pricing {
+                markup_percent: plan.markup_percent.unwrap_or(0.0),
+                monthly_fee: plan.monthly_fee.unwrap_or(0.0),
+            },
         );
     }
     let known_plans = || plans.keys().cloned().collect::<Vec<_>>().join(", ");
     if let Some(name) = &raw.default_plan
         && !plans.contains_key(name)
     {
-        bail!("at key `usage.defaultPlan`: no plan {name:?} under usage.plans (plans: {})", known_plans());
+        bail!(
+            "at key `usage.defaultPlan`: no plan {name:?} under usage.plans (plans: {})",
+            known_plans()
+        );
     }
     let mut tenants = BTreeMap::new();
     for (id, entry) in raw.tenants.unwrap_or_default() {
         let key = format!("usage.tenants.{id}");
-        let tenant: TenantId = id.parse().with_context(|| format!("at key `{key}`: {id:?} is not a tenant id"))?;
+        let tenant: TenantId = id
+            .parse()
+            .with_context(|| format!("at key `{key}`: {id:?} is not a tenant id"))?;
         check_pricing(entry.markup_percent, entry.monthly_fee, &key)?;
         if let Some(name) = &entry.plan
             && !plans.contains_key(name)
         {
-            bail!("at key `{key}.plan`: no plan {name:?} under usage.plans (plans: {})", known_plans());
+            bail!(
+                "at key `{key}.plan`: no plan {name:?} under usage.plans (plans: {})",
+                known_plans()
+            );
         }
         if let Some(budget) = entry.budget
             && !(budget.is_finite() && budget > 0.0)
@@ -633,7 +739,13 @@ fn check_usage(raw: RawUsage, env: &BTreeMap<String, String>) -> anyhow::Result<
             },
         );
     }
-    Ok(UsageSettings { interval, time_zone, plans, default_plan: raw.default_plan, tenants })
+    Ok(UsageSettings {
+        interval,
+        time_zone,
+        plans,
+        default_plan: raw.default_plan,
+        tenants,
+    })
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
@@ -696,7 +808,10 @@ mod tests {
     fn unknown_keys_are_refused_with_their_path() {
         let err = AdminConfig::from_json5("{ cell: { memroy: '1g' } }").unwrap_err();
         let text = format!("{err:#}");
-        assert!(text.contains("cell.memroy") || text.contains("`cell`"), "{text}");
+        assert!(
+            text.contains("cell.memroy") || text.contains("`cell`"),
+            "{text}"
+        );
         assert!(text.contains("memroy"), "{text}");
     }
 
@@ -741,17 +856,41 @@ mod tests {
         assert_eq!(config.usage.time_zone, chrono_tz::Europe::Berlin);
         let acme: TenantId = "acme".parse().unwrap();
         let other: TenantId = "other".parse().unwrap();
-        assert_eq!(config.usage.pricing(&acme), Pricing { markup_percent: 5.0, monthly_fee: 99.0 });
-        assert_eq!(config.usage.pricing(&other), Pricing { markup_percent: 20.0, monthly_fee: 10.0 });
-        assert_eq!(config.usage.tenants[&acme].on_budget, Some(BudgetAction::StopChannel));
+        assert_eq!(
+            config.usage.pricing(&acme),
+            Pricing {
+                markup_percent: 5.0,
+                monthly_fee: 99.0
+            }
+        );
+        assert_eq!(
+            config.usage.pricing(&other),
+            Pricing {
+                markup_percent: 20.0,
+                monthly_fee: 10.0
+            }
+        );
+        assert_eq!(
+            config.usage.tenants[&acme].on_budget,
+            Some(BudgetAction::StopChannel)
+        );
         for (input, key) in [
             ("{ usage: { timeZone: 'Mars/Olympus' } }", "usage.timeZone"),
             ("{ usage: { interval: 'often' } }", "usage.interval"),
             ("{ usage: { defaultPlan: 'gold' } }", "usage.defaultPlan"),
             ("{ usage: { tenants: { Acme: {} } } }", "usage.tenants.Acme"),
-            ("{ usage: { tenants: { acme: { budget: -1 } } } }", "usage.tenants.acme.budget"),
-            ("{ usage: { tenants: { acme: { onBudget: 'panic' } } } }", "usage.tenants.acme.onBudget"),
-            ("{ usage: { plans: { p: { markupPercent: -5 } } } }", "usage.plans.p.markupPercent"),
+            (
+                "{ usage: { tenants: { acme: { budget: -1 } } } }",
+                "usage.tenants.acme.budget",
+            ),
+            (
+                "{ usage: { tenants: { acme: { onBudget: 'panic' } } } }",
+                "usage.tenants.acme.onBudget",
+            ),
+            (
+                "{ usage: { plans: { p: { markupPercent: -5 } } } }",
+                "usage.plans.p.markupPercent",
+            ),
         ] {
             let err = AdminConfig::from_json5(input).unwrap_err();
             let text = format!("{err:#}");

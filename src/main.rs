@@ -18,7 +18,11 @@ use mtp::tenant::{BotToken, BudgetAction, DmPolicy, Limits, Secret, TenantId, Te
 use mtp::usage::period::PeriodSpec;
 
 #[derive(Parser)]
-#[command(name = "mtp", version, about = "MTP Admin: run one OpenClaw cell per client")]
+#[command(
+    name = "mtp",
+    version,
+    about = "MTP Admin: run one OpenClaw cell per client"
+)]
 struct Cli {
     /// Config file (JSON5). Default: ./mtp.json5 if present, else built-in defaults.
     #[arg(long, global = true, env = "MTP_CONFIG")]
@@ -47,6 +51,17 @@ enum Command {
     },
     /// Usage, cost and budgets per tenant, from the admin's ledger (README, "Usage and billing").
     Usage(UsageArgs),
+    /// The audit log: who did what to which tenant, when, and how it ended (secrets never in it).
+    Audit {
+        /// Only this tenant's entries.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// How many of the latest entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -111,6 +126,13 @@ enum TenantCommand {
     Stop { id: String },
     /// Restart a cell.
     Restart { id: String },
+    /// Move a cell to another pinned image (data, port and pairing kept; rolled back if it fails).
+    Upgrade {
+        id: String,
+        /// The new image (default: cell.image of the config).
+        #[arg(long)]
+        image: Option<String>,
+    },
     /// Remove a tenant's container and network; data stays unless --purge.
     Rm {
         id: String,
@@ -190,7 +212,10 @@ struct BadInput(String);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MTP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MTP_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -208,19 +233,27 @@ fn main() -> ExitCode {
             }
             eprintln!("error: {err:#}");
             let bad_input = err.downcast_ref::<BadInput>().is_some()
-                || matches!(err.downcast_ref::<CreateError>(), Some(CreateError::Exists(_) | CreateError::Refused(_)));
+                || matches!(
+                    err.downcast_ref::<CreateError>(),
+                    Some(CreateError::Exists(_) | CreateError::Refused(_))
+                );
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("MTP_")).collect();
+    let env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("MTP_"))
+        .collect();
     let config = AdminConfig::load(cli.config.as_deref(), cli.data_dir.as_deref(), &env)?;
     let command = match cli.command {
         Command::Serve => {
@@ -233,18 +266,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = App::open(config).await?;
             return usage_command(&app, args).await;
         }
+        Command::Audit {
+            tenant,
+            limit,
+            json,
+        } => {
+            let tenant = tenant.as_deref().map(parse_id).transpose()?;
+            let app = App::open(config).await?;
+            return print_audit(&fleet::audit_log(&app, tenant.as_ref(), limit)?, json);
+        }
         Command::Rpc { id, method, params } => {
             let id = parse_id(&id)?;
             let params: Value = match params.as_deref() {
                 None => json!({}),
-                Some(text) => serde_json::from_str(text)
-                    .map_err(|err| BadInput(format!("params must be a JSON object, e.g. '{{\"days\":7}}': {err}")))?,
+                Some(text) => serde_json::from_str(text).map_err(|err| {
+                    BadInput(format!(
+                        "params must be a JSON object, e.g. '{{\"days\":7}}': {err}"
+                    ))
+                })?,
             };
             if !params.is_object() {
-                bail!(BadInput("params must be a JSON object, e.g. '{\"days\":7}'".into()));
+                bail!(BadInput(
+                    "params must be a JSON object, e.g. '{\"days\":7}'".into()
+                ));
             }
-            if method.is_empty() || method.len() > 128 || !method.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
-                bail!(BadInput(format!("{method:?} is not a gateway method name (e.g. health, usage.cost)")));
+            if method.is_empty()
+                || method.len() > 128
+                || !method
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+            {
+                bail!(BadInput(format!(
+                    "{method:?} is not a gateway method name (e.g. health, usage.cost)"
+                )));
             }
             let app = App::open(config).await?;
             let result = fleet::rpc(&app, &id, &method, params).await?;
@@ -261,7 +315,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if args.json {
                 print_json(&tenant_json(&view))
             } else {
-                print_line(&format!("created {} on 127.0.0.1:{} ({})", view.id(), view.record.port, view.health.as_str()))
+                print_line(&format!(
+                    "created {} on 127.0.0.1:{} ({})",
+                    view.id(),
+                    view.record.port,
+                    view.health.as_str()
+                ))
             }
         }
         TenantCommand::List(flag) => {
@@ -269,7 +328,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if flag.json {
                 return print_json(&Value::Array(views.iter().map(tenant_json).collect()));
             }
-            let mut out = String::from("ID                                       STATE     HEALTH   PORT   IMAGE\n");
+            let mut out = String::from(
+                "ID                                       STATE     HEALTH   PORT   IMAGE\n",
+            );
             for view in &views {
                 out.push_str(&format!(
                     "{:<40} {:<9} {:<8} {:<6} {}\n",
@@ -290,7 +351,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let view = fleet::show(&app, &id).await?;
             // Live facts from the gateway, when the cell runs and the admin is paired.
             let gateway = if view.state == fleet::ViewState::Running && view.record.paired {
-                Some(fleet::gateway_info(&app, &id).await.map_err(|err| format!("{err:#}")))
+                Some(
+                    fleet::gateway_info(&app, &id)
+                        .await
+                        .map_err(|err| format!("{err:#}")),
+                )
             } else {
                 None
             };
@@ -343,7 +408,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let started = fleet::start(&app, &actor, &id).await?;
             print_line(&match started {
                 fleet::Started::Started => format!("started {id}; gateway healthy"),
-                fleet::Started::AlreadyRunning => format!("{id} was already running; gateway healthy"),
+                fleet::Started::AlreadyRunning => {
+                    format!("{id} was already running; gateway healthy")
+                }
             })
         }
         TenantCommand::Stop { id } => {
@@ -360,6 +427,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             reconcile_quietly(&app).await?;
             fleet::restart(&app, &actor, &id).await?;
             print_line(&format!("restarted {id}; gateway healthy"))
+        }
+        TenantCommand::Upgrade { id, image } => {
+            let id = parse_id(&id)?;
+            reconcile_quietly(&app).await?;
+            let upgraded = upgrade_with_progress(&app, &actor, &id, image.as_deref()).await?;
+            let how = if upgraded.left_stopped {
+                "made anew, left stopped as it was"
+            } else {
+                "gateway healthy and paired"
+            };
+            print_line(&format!(
+                "upgraded {id} from {} to {} (generation {}); {how}",
+                upgraded.from, upgraded.to, upgraded.generation
+            ))
         }
         TenantCommand::Rm { id, purge, yes } => {
             let id = parse_id(&id)?;
@@ -378,10 +459,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         TenantCommand::Logs { id, tail, since } => {
             let id = parse_id(&id)?;
             let since = match since {
-                Some(text) => Some(
-                    humantime::parse_duration(&text)
-                        .map_err(|_| BadInput(format!("--since {text:?} is not a duration; write it like 10m or 2h")))?,
-                ),
+                Some(text) => Some(humantime::parse_duration(&text).map_err(|_| {
+                    BadInput(format!(
+                        "--since {text:?} is not a duration; write it like 10m or 2h"
+                    ))
+                })?),
                 None => None,
             };
             let lines = fleet::logs(&app, &id, tail, since).await?;
@@ -405,7 +487,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// work finishes before the process exits.
 async fn serve(app: App) -> anyhow::Result<()> {
     let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(term) => term,
             Err(err) => {
                 tracing::error!(cause = %err, "cannot watch SIGTERM; only Ctrl-C stops the bot");
@@ -434,16 +518,28 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
             if json {
                 return print_json(&collect_json(&report));
             }
-            let lines: Vec<String> = report.tenants.iter().map(|(id, collected)| format!("{id}: {}", collected_text(collected))).collect();
+            let lines: Vec<String> = report
+                .tenants
+                .iter()
+                .map(|(id, collected)| format!("{id}: {}", collected_text(collected)))
+                .collect();
             if lines.is_empty() {
                 return print_line("no tenants");
             }
             return print_line(&lines.join("\n"));
         }
-        Some(UsageCommand::Budget { id, amount, on_budget }) => {
+        Some(UsageCommand::Budget {
+            id,
+            amount,
+            on_budget,
+        }) => {
             let id = parse_id(&id)?;
             let action = match on_budget.as_deref() {
-                Some(text) => Some(BudgetAction::parse(text).ok_or_else(|| BadInput(format!("--on-budget {text:?}: use notify, stop-channel or stop-cell")))?),
+                Some(text) => Some(BudgetAction::parse(text).ok_or_else(|| {
+                    BadInput(format!(
+                        "--on-budget {text:?}: use notify, stop-channel or stop-cell"
+                    ))
+                })?),
                 None => None,
             };
             if amount.is_some() || action.is_some() {
@@ -465,13 +561,35 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
             return print_line(&match status.budget.amount {
                 Some(amount) => format!(
                     "{id}: budget ${amount:.2} a month ({}), at 100%: {}; spent ${:.2} in {} ({:.1}%); alerts sent: {}{}",
-                    if status.budget.set_by_operator { "set here" } else { "from config" },
+                    if status.budget.set_by_operator {
+                        "set here"
+                    } else {
+                        "from config"
+                    },
                     status.budget.action.as_str(),
                     status.spend,
                     status.month,
                     status.spend * 100.0 / amount,
-                    if status.notified.is_empty() { "-".to_string() } else { status.notified.iter().map(|t| format!("{t}%")).collect::<Vec<_>>().join(", ") },
-                    status.budget.suspended.as_ref().map(|s| format!("; suspended ({}) since {}", s.how.as_str(), rfc3339(s.since))).unwrap_or_default(),
+                    if status.notified.is_empty() {
+                        "-".to_string()
+                    } else {
+                        status
+                            .notified
+                            .iter()
+                            .map(|t| format!("{t}%"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    status
+                        .budget
+                        .suspended
+                        .as_ref()
+                        .map(|s| format!(
+                            "; suspended ({}) since {}",
+                            s.how.as_str(),
+                            rfc3339(s.since)
+                        ))
+                        .unwrap_or_default(),
                 ),
                 None => format!("{id}: no budget; set one with `mtp usage budget {id} <amount>`"),
             });
@@ -479,13 +597,18 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
         Some(UsageCommand::Resume { id }) => {
             let id = parse_id(&id)?;
             return print_line(&match fleet::resume(app, &actor, &id).await? {
-                fleet::Resumed::Resumed(how) => format!("resumed {id} (it was suspended with {})", how.as_str()),
+                fleet::Resumed::Resumed(how) => {
+                    format!("resumed {id} (it was suspended with {})", how.as_str())
+                }
                 fleet::Resumed::NotSuspended => format!("{id} is not suspended"),
             });
         }
         None => {}
     }
-    let spec: PeriodSpec = args.period.parse().map_err(|err: mtp::usage::period::PeriodError| BadInput(format!("--period: {err}")))?;
+    let spec: PeriodSpec = args
+        .period
+        .parse()
+        .map_err(|err: mtp::usage::period::PeriodError| BadInput(format!("--period: {err}")))?;
     let zone = app.config.usage.time_zone.name();
     if args.all {
         let (period, summaries) = mtp::usage::tenant_summaries(app, spec, now)?;
@@ -503,27 +626,39 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
                 "total": { "cost": fleet_summary.cost, "billable": fleet_summary.billable },
             })),
             UsageFormat::Csv => {
-                let mut out = String::from(mtp::usage::report::CSV_HEADER);
-                out.push('\n');
-                for summary in &summaries {
-                    out.extend(mtp::usage::report::csv(summary).lines().skip(1).map(|line| format!("{line}\n")));
-                }
+                let out = mtp::usage::report::csv_all(&summaries);
                 let mut stdout = std::io::stdout().lock();
                 stdout.write_all(out.as_bytes())?;
                 Ok(())
             }
             UsageFormat::Table => {
-                let mut out = format!("usage {spec} ({period}, {zone})\n{:<40} {:>12} {:>12} {:>14}\n", "TENANT", "COST", "BILLABLE", "TOKENS");
+                let mut out = format!(
+                    "usage {spec} ({period}, {zone})\n{:<40} {:>12} {:>12} {:>14}\n",
+                    "TENANT", "COST", "BILLABLE", "TOKENS"
+                );
                 for t in &fleet_summary.tenants {
-                    out.push_str(&format!("{:<40} {:>12} {:>12} {:>14}\n", t.tenant.as_str(), format!("${:.2}", t.cost), format!("${:.2}", t.billable), t.tokens));
+                    out.push_str(&format!(
+                        "{:<40} {:>12} {:>12} {:>14}\n",
+                        t.tenant.as_str(),
+                        format!("${:.2}", t.cost),
+                        format!("${:.2}", t.billable),
+                        t.tokens
+                    ));
                 }
-                out.push_str(&format!("{:<40} {:>12} {:>12}", "TOTAL", format!("${:.2}", fleet_summary.cost), format!("${:.2}", fleet_summary.billable)));
+                out.push_str(&format!(
+                    "{:<40} {:>12} {:>12}",
+                    "TOTAL",
+                    format!("${:.2}", fleet_summary.cost),
+                    format!("${:.2}", fleet_summary.billable)
+                ));
                 print_line(&out)
             }
         };
     }
     let Some(id) = args.id else {
-        bail!(BadInput("name a tenant (`mtp usage <id>`), pass --all, or `mtp usage collect`".into()));
+        bail!(BadInput(
+            "name a tenant (`mtp usage <id>`), pass --all, or `mtp usage collect`".into()
+        ));
     };
     let id = parse_id(&id)?;
     let summary = mtp::usage::tenant_summary(app, &id, spec, now)?;
@@ -543,12 +678,21 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
 
 fn collected_text(collected: &fleet::Collected) -> String {
     match collected {
-        fleet::Collected::Read { days, models, ratcheted } => {
-            format!("read {days} days and {models} model rows ({} new or raised, {} lower readings kept)", ratcheted.raised, ratcheted.held)
+        fleet::Collected::Read {
+            days,
+            models,
+            ratcheted,
+        } => {
+            format!(
+                "read {days} days and {models} model rows ({} new or raised, {} lower readings kept)",
+                ratcheted.raised, ratcheted.held
+            )
         }
         fleet::Collected::NotRunning => "skipped: not running".to_string(),
         fleet::Collected::NotPaired => "skipped: not paired (run `mtp tenant pair`)".to_string(),
-        fleet::Collected::Failed(error) => format!("failed, figures kept, retried next time: {error}"),
+        fleet::Collected::Failed(error) => {
+            format!("failed, figures kept, retried next time: {error}")
+        }
     }
 }
 
@@ -596,7 +740,12 @@ fn figures_json(figures: &fleet::UsageFigures) -> Value {
 }
 
 /// The stable JSON shape of `mtp usage <id> --format json` (README, "Usage and billing").
-fn usage_json(spec: &PeriodSpec, zone: &str, summary: &mtp::usage::report::Summary, status: &mtp::usage::BudgetStatus) -> Value {
+fn usage_json(
+    spec: &PeriodSpec,
+    zone: &str,
+    summary: &mtp::usage::report::Summary,
+    status: &mtp::usage::BudgetStatus,
+) -> Value {
     let with = |mut value: Value, key: &str, extra: Value| {
         value[key] = extra;
         value
@@ -627,7 +776,10 @@ fn render_usage(spec: &PeriodSpec, zone: &str, summary: &mtp::usage::report::Sum
     let totals = &summary.totals;
     let bill = &summary.bill;
     let mut lines = vec![
-        format!("usage of {} {spec} ({}, {zone})", summary.tenant, summary.period),
+        format!(
+            "usage of {} {spec} ({}, {zone})",
+            summary.tenant, summary.period
+        ),
         format!(
             "tokens     {} in, {} out, {} cache read, {} cache write",
             totals.input, totals.output, totals.cache_read, totals.cache_write
@@ -637,47 +789,80 @@ fn render_usage(spec: &PeriodSpec, zone: &str, summary: &mtp::usage::report::Sum
             "billable   ${:.2} = ${:.2} usage ({}% markup) + ${:.2} fee",
             bill.total, bill.usage, bill.markup_percent, bill.fee
         ),
-        format!("as of      {}", summary.as_of.map(rfc3339).unwrap_or_else(|| "never read".to_string())),
+        format!(
+            "as of      {}",
+            summary
+                .as_of
+                .map(rfc3339)
+                .unwrap_or_else(|| "never read".to_string())
+        ),
     ];
     if !summary.models.is_empty() {
         lines.push(format!("{:<48} {:>12} {:>14}", "MODEL", "COST", "TOKENS"));
         for (model, figures) in &summary.models {
-            lines.push(format!("{model:<48} {:>12} {:>14}", format!("${:.4}", figures.cost), figures.tokens()));
+            lines.push(format!(
+                "{model:<48} {:>12} {:>14}",
+                format!("${:.4}", figures.cost),
+                figures.tokens()
+            ));
         }
     }
     lines.join("\n")
 }
 
 fn parse_id(id: &str) -> anyhow::Result<TenantId> {
-    id.parse::<TenantId>().map_err(|err| BadInput(format!("invalid tenant id {id:?}: {err}")).into())
+    id.parse::<TenantId>()
+        .map_err(|err| BadInput(format!("invalid tenant id {id:?}: {err}")).into())
 }
 
-fn create_spec(app: &App, id: &str, args: &CreateArgs, env: &BTreeMap<String, String>) -> anyhow::Result<TenantSpec> {
+fn create_spec(
+    app: &App,
+    id: &str,
+    args: &CreateArgs,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<TenantSpec> {
     let id = parse_id(id)?;
     let raw_token = read_secret(args.bot_token_file.as_deref(), env.get("MTP_TENANT_BOT_TOKEN"), "bot token")?
         .ok_or_else(|| BadInput("no bot token: pass --bot-token-file FILE (or '-' for stdin) or set MTP_TENANT_BOT_TOKEN".into()))?;
     let bot_token = BotToken::parse(raw_token.expose()).map_err(|err| BadInput(err.to_string()))?;
-    let provider_key = read_secret(args.provider_key_file.as_deref(), env.get("MTP_TENANT_PROVIDER_KEY"), "provider key")?;
+    let provider_key = read_secret(
+        args.provider_key_file.as_deref(),
+        env.get("MTP_TENANT_PROVIDER_KEY"),
+        "provider key",
+    )?;
     let limits = if args.memory.is_some() || args.cpus.is_some() {
         let memory_bytes = match &args.memory {
-            Some(text) => mtp::config::parse_memory(text).map_err(|err| BadInput(format!("--memory {text:?}: {err:#}")))?,
+            Some(text) => mtp::config::parse_memory(text)
+                .map_err(|err| BadInput(format!("--memory {text:?}: {err:#}")))?,
             None => app.config.cell.memory_bytes,
         };
         let nano_cpus = match args.cpus {
-            Some(cpus) => mtp::config::cpus_to_nano(cpus).map_err(|err| BadInput(format!("--cpus: {err:#}")))?,
+            Some(cpus) => mtp::config::cpus_to_nano(cpus)
+                .map_err(|err| BadInput(format!("--cpus: {err:#}")))?,
             None => app.config.cell.nano_cpus,
         };
-        Some(Limits { memory_bytes, nano_cpus, pids: app.config.cell.pids_limit })
+        Some(Limits {
+            memory_bytes,
+            nano_cpus,
+            pids: app.config.cell.pids_limit,
+        })
     } else {
         None
     };
-    let dm_policy = if args.allow_from.is_empty() { DmPolicy::Pairing } else { DmPolicy::Allowlist(args.allow_from.clone()) };
+    let dm_policy = if args.allow_from.is_empty() {
+        DmPolicy::Pairing
+    } else {
+        DmPolicy::Allowlist(args.allow_from.clone())
+    };
     Ok(TenantSpec {
         id,
         display_name: args.name.clone(),
         bot_token,
         provider_key,
-        model: args.model.clone().unwrap_or_else(|| app.config.cell.model.clone()),
+        model: args
+            .model
+            .clone()
+            .unwrap_or_else(|| app.config.cell.model.clone()),
         image: args.image.clone(),
         limits,
         dm_policy,
@@ -688,15 +873,25 @@ fn create_spec(app: &App, id: &str, args: &CreateArgs, env: &BTreeMap<String, St
 }
 
 /// A secret from a file, '-' (stdin), or an env value; never from argv.
-fn read_secret(file: Option<&Path>, env_value: Option<&String>, what: &str) -> anyhow::Result<Option<Secret<String>>> {
+fn read_secret(
+    file: Option<&Path>,
+    env_value: Option<&String>,
+    what: &str,
+) -> anyhow::Result<Option<Secret<String>>> {
     let text = match file {
         Some(path) if path == Path::new("-") => {
             let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).with_context(|| format!("cannot read the {what} from stdin"))?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .with_context(|| format!("cannot read the {what} from stdin"))?;
             text
         }
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|err| BadInput(format!("cannot read the {what} from {}: {err}", path.display())))?,
+        Some(path) => std::fs::read_to_string(path).map_err(|err| {
+            BadInput(format!(
+                "cannot read the {what} from {}: {err}",
+                path.display()
+            ))
+        })?,
         None => match env_value {
             Some(value) => value.clone(),
             None => return Ok(None),
@@ -710,22 +905,31 @@ fn read_secret(file: Option<&Path>, env_value: Option<&String>, what: &str) -> a
 }
 
 async fn reconcile_quietly(app: &App) -> anyhow::Result<()> {
-    let report = fleet::reconcile(app).await.context("reconcile before the command failed")?;
+    let report = fleet::reconcile(app)
+        .await
+        .context("reconcile before the command failed")?;
     if !report.is_clean() {
         eprintln!("{}", render_reconcile(&report));
     }
     Ok(())
 }
 
-async fn create_with_progress(app: &App, actor: &Actor, spec: TenantSpec, quiet: bool) -> anyhow::Result<TenantView> {
+async fn create_with_progress(
+    app: &App,
+    actor: &Actor,
+    spec: TenantSpec,
+    quiet: bool,
+) -> anyhow::Result<TenantView> {
     let bar = if quiet || !std::io::stderr().is_terminal() {
         indicatif::ProgressBar::hidden()
     } else {
         indicatif::ProgressBar::new(CreateStep::ALL.len() as u64)
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{bar:20}] {pos}/{len} {msg} ({elapsed})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:20}] {pos}/{len} {msg} ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let id = spec.id.clone();
@@ -736,6 +940,50 @@ async fn create_with_progress(app: &App, actor: &Actor, spec: TenantSpec, quiet:
     let result = fleet::create(app, actor, spec, &mut progress).await;
     bar.finish_and_clear();
     Ok(result?)
+}
+
+async fn upgrade_with_progress(
+    app: &App,
+    actor: &Actor,
+    id: &TenantId,
+    image: Option<&str>,
+) -> anyhow::Result<fleet::Upgraded> {
+    const STEPS: u64 = 7;
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(STEPS)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:20}] {pos}/{len} {msg} ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let mut progress = |step: fleet::UpgradeStep| {
+        bar.inc(1);
+        bar.set_message(format!("{id}: {}", upgrade_step_text(step)));
+    };
+    let result = fleet::upgrade(app, actor, id, image, &mut progress).await;
+    bar.finish_and_clear();
+    match result {
+        Ok(upgraded) => Ok(upgraded),
+        Err(fleet::UpgradeError::Refused(reason)) => Err(BadInput(reason).into()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn upgrade_step_text(step: fleet::UpgradeStep) -> &'static str {
+    match step {
+        fleet::UpgradeStep::Validate => "checking the image",
+        fleet::UpgradeStep::Maintenance => "muting the monitor",
+        fleet::UpgradeStep::Replace => "replacing the container",
+        fleet::UpgradeStep::Start => "starting",
+        fleet::UpgradeStep::Health => "waiting for the gateway to be healthy",
+        fleet::UpgradeStep::Gateway => "reaching the gateway",
+        fleet::UpgradeStep::Done => "done",
+    }
 }
 
 fn step_text(step: CreateStep) -> &'static str {
@@ -755,12 +1003,18 @@ fn step_text(step: CreateStep) -> &'static str {
 
 fn confirm_removal(id: &TenantId, purge: bool) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
-        bail!(BadInput(format!("refusing to remove {id} without confirmation; pass --yes")));
+        bail!(BadInput(format!(
+            "refusing to remove {id} without confirmation; pass --yes"
+        )));
     }
     let prompt = if purge {
-        format!("This deletes {id}'s container, network AND all its data. Type the tenant id to confirm: ")
+        format!(
+            "This deletes {id}'s container, network AND all its data. Type the tenant id to confirm: "
+        )
     } else {
-        format!("Remove {id}'s container and network (data is kept)? Type the tenant id to confirm: ")
+        format!(
+            "Remove {id}'s container and network (data is kept)? Type the tenant id to confirm: "
+        )
     };
     eprint!("{prompt}");
     let mut answer = String::new();
@@ -785,6 +1039,7 @@ fn tenant_json(view: &TenantView) -> Value {
         "model": record.model,
         "paired": record.paired,
         "generation": record.generation,
+        "muted_until": record.muted_until.map(rfc3339),
         "memory_bytes": record.limits.memory_bytes,
         "cpus": record.limits.nano_cpus as f64 / 1e9,
         "created_at": rfc3339(record.created_at),
@@ -801,7 +1056,11 @@ fn tenant_json(view: &TenantView) -> Value {
 }
 
 fn reconcile_json(report: &ReconcileReport) -> Value {
-    let ids = |ids: &[TenantId]| ids.iter().map(|id| id.as_str().to_string()).collect::<Vec<_>>();
+    let ids = |ids: &[TenantId]| {
+        ids.iter()
+            .map(|id| id.as_str().to_string())
+            .collect::<Vec<_>>()
+    };
     json!({
         "cleaned": ids(&report.cleaned),
         "in_progress": ids(&report.in_progress),
@@ -820,7 +1079,9 @@ fn render_reconcile(report: &ReconcileReport) -> String {
         lines.push(format!("reconcile: undid the abandoned create of {id}"));
     }
     for id in &report.in_progress {
-        lines.push(format!("reconcile: {id} is being created by another process; left alone"));
+        lines.push(format!(
+            "reconcile: {id} is being created by another process; left alone"
+        ));
     }
     for id in &report.orphan_containers {
         lines.push(format!(
@@ -828,10 +1089,14 @@ fn render_reconcile(report: &ReconcileReport) -> String {
         ));
     }
     for name in &report.orphan_networks {
-        lines.push(format!("reconcile: network {name} has no tenant; remove it with `docker network rm {name}`"));
+        lines.push(format!(
+            "reconcile: network {name} has no tenant; remove it with `docker network rm {name}`"
+        ));
     }
     for id in &report.missing {
-        lines.push(format!("reconcile: {id} has no container; `mtp tenant rm {id}` forgets it (data is kept)"));
+        lines.push(format!(
+            "reconcile: {id} has no container; `mtp tenant rm {id}` forgets it (data is kept)"
+        ));
     }
     lines.join("\n")
 }
@@ -840,13 +1105,25 @@ fn render_show(view: &TenantView) -> String {
     let record = &view.record;
     let mut lines = vec![
         format!("tenant     {}", record.id),
-        format!("name       {}", record.display_name.as_deref().unwrap_or("-")),
+        format!(
+            "name       {}",
+            record.display_name.as_deref().unwrap_or("-")
+        ),
         format!("state      {}", view.state.as_str()),
         format!("health     {}", view.health.as_str()),
         format!("gateway    ws://127.0.0.1:{}/", record.port),
-        format!("image      {} ({})", record.image, record.image_id.as_deref().unwrap_or("-")),
+        format!(
+            "image      {} ({})",
+            record.image,
+            record.image_id.as_deref().unwrap_or("-")
+        ),
         format!("model      {}", record.model),
-        format!("limits     {} MiB, {} CPUs, {} pids", record.limits.memory_bytes / (1024 * 1024), record.limits.nano_cpus as f64 / 1e9, record.limits.pids),
+        format!(
+            "limits     {} MiB, {} CPUs, {} pids",
+            record.limits.memory_bytes / (1024 * 1024),
+            record.limits.nano_cpus as f64 / 1e9,
+            record.limits.pids
+        ),
         format!("network    mtp-cell-{} ({})", record.id, record.subnet),
         format!("paired     {}", if record.paired { "yes" } else { "no" }),
         format!("created    {}", rfc3339(record.created_at)),
@@ -857,7 +1134,11 @@ fn render_show(view: &TenantView) -> String {
             container.state,
             container.restart_count,
             container.exit_code,
-            if container.oom_killed { ", OOM killed" } else { "" }
+            if container.oom_killed {
+                ", OOM killed"
+            } else {
+                ""
+            }
         ));
     }
     if let Some(error) = &record.last_error {
@@ -867,7 +1148,42 @@ fn render_show(view: &TenantView) -> String {
 }
 
 fn rfc3339(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
+}
+
+fn print_audit(entries: &[mtp::fleet::AuditEntry], as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        let rows: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "at": rfc3339(e.at), "actor": e.actor, "action": e.action, "tenant": e.tenant,
+                    "outcome": e.outcome.as_str(), "step": e.step, "error": e.error,
+                })
+            })
+            .collect();
+        return print_json(&Value::Array(rows));
+    }
+    let mut out = std::io::stdout().lock();
+    for e in entries {
+        let failure = match (&e.step, &e.error) {
+            (Some(step), Some(error)) => format!(" at {step}: {error}"),
+            (None, Some(error)) => format!(": {error}"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{}  {:<16} {:<24} {:<12} {}{failure}",
+            rfc3339(e.at),
+            e.actor,
+            e.action,
+            e.tenant.as_deref().unwrap_or("-"),
+            e.outcome.as_str()
+        )?;
+    }
+    Ok(())
 }
 
 fn print_json(value: &Value) -> anyhow::Result<()> {

@@ -25,7 +25,10 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(300);
 /// # Errors
 ///
 /// Missing bot settings, the metrics address in use, or the bot failing to start.
-pub async fn run(app: App, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     run_reporting(app, shutdown, |_| {}).await
 }
 
@@ -42,11 +45,24 @@ pub async fn run_reporting(
     }
     let token = CancellationToken::new();
     let metrics = Metrics::new()?;
-    let addr = monitor::metrics::serve(app.config.monitor.http_addr, metrics.clone(), app.config.monitor.interval, token.clone()).await?;
+    let addr = monitor::metrics::serve(
+        app.config.monitor.http_addr,
+        metrics.clone(),
+        app.config.monitor.interval,
+        token.clone(),
+    )
+    .await?;
     bound(addr);
     let (reports_tx, reports_rx) = mpsc::channel(256);
     let (latest_tx, latest_rx) = watch::channel(None);
-    let monitor = tokio::spawn(monitor::run(app.clone(), app.config.monitor.clone(), reports_tx, latest_tx, metrics, token.clone()));
+    let monitor = tokio::spawn(monitor::run(
+        app.clone(),
+        app.config.monitor.clone(),
+        reports_tx,
+        latest_tx,
+        metrics,
+        token.clone(),
+    ));
     let (usage_tx, usage_rx) = mpsc::channel(64);
     let usage_loop = tokio::spawn(usage::run(app.clone(), usage_tx, token.clone()));
     let reconciler = tokio::spawn(reconcile_every(app.clone(), token.clone()));
@@ -57,7 +73,11 @@ pub async fn run_reporting(
             token.cancel();
         });
     }
-    let link = MonitorLink { reports: reports_rx, latest: latest_rx, usage: Some(usage_rx) };
+    let link = MonitorLink {
+        reports: reports_rx,
+        latest: latest_rx,
+        usage: Some(usage_rx),
+    };
     let result = bot::run_with_monitor(app, Some(link), token.clone().cancelled_owned()).await;
     token.cancel();
     let _ = monitor.await;
@@ -75,7 +95,9 @@ async fn reconcile_every(app: App, token: CancellationToken) {
             _ = interval.tick() => {}
         }
         match fleet::reconcile(&app).await {
-            Ok(report) if !report.is_clean() => tracing::warn!(?report, "reconcile found differences"),
+            Ok(report) if !report.is_clean() => {
+                tracing::warn!(?report, "reconcile found differences")
+            }
             Ok(_) => {}
             Err(err) => tracing::error!(cause = %format!("{err:#}"), "reconcile failed"),
         }

@@ -297,7 +297,12 @@ pub enum Check {
 }
 
 impl Check {
-    pub const ALL: [Check; 4] = [Check::Container, Check::Gateway, Check::Channel, Check::Memory];
+    pub const ALL: [Check; 4] = [
+        Check::Container,
+        Check::Gateway,
+        Check::Channel,
+        Check::Memory,
+    ];
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -387,7 +392,11 @@ pub enum BudgetAction {
 }
 
 impl BudgetAction {
-    pub const ALL: [BudgetAction; 3] = [BudgetAction::Notify, BudgetAction::StopChannel, BudgetAction::StopCell];
+    pub const ALL: [BudgetAction; 3] = [
+        BudgetAction::Notify,
+        BudgetAction::StopChannel,
+        BudgetAction::StopCell,
+    ];
 
     /// The word in config (`usage.tenants.<id>.onBudget`), `/budget` and the store.
     #[must_use]
@@ -401,7 +410,9 @@ impl BudgetAction {
 
     #[must_use]
     pub fn parse(text: &str) -> Option<BudgetAction> {
-        BudgetAction::ALL.into_iter().find(|action| action.as_str() == text)
+        BudgetAction::ALL
+            .into_iter()
+            .find(|action| action.as_str() == text)
     }
 }
 
@@ -430,8 +441,14 @@ mod tests {
 
     #[test]
     fn suggest_makes_a_valid_id_from_a_name() {
-        assert_eq!(TenantId::suggest("Acme Corp.").unwrap().as_str(), "acme-corp");
-        assert_eq!(TenantId::suggest("  --Zoë's Café!").unwrap().as_str(), "zo-s-caf");
+        assert_eq!(
+            TenantId::suggest("Acme Corp.").unwrap().as_str(),
+            "acme-corp"
+        );
+        assert_eq!(
+            TenantId::suggest("  --Zoë's Café!").unwrap().as_str(),
+            "zo-s-caf"
+        );
         assert_eq!(TenantId::suggest("!!!"), None);
     }
 
@@ -447,8 +464,19 @@ mod tests {
 
     #[test]
     fn bot_token_format_is_checked() {
-        for bad in ["", "abc", "123:short", ":AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", "12a:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", "123:AAHdqTcvCH1vGWJxfSeofSAs0K5PALD saw"] {
-            assert_eq!(BotToken::parse(bad), Err(BotTokenError::Malformed), "{bad:?}");
+        for bad in [
+            "",
+            "abc",
+            "123:short",
+            ":AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+            "12a:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+            "123:AAHdqTcvCH1vGWJxfSeofSAs0K5PALD saw",
+        ] {
+            assert_eq!(
+                BotToken::parse(bad),
+                Err(BotTokenError::Malformed),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -10,7 +10,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BOT_TOKEN, CRASH_IMAGE, HANG_IMAGE, TestEnv, assert_ok, json, stderr, stdout};
+use common::{
+    BOT_TOKEN, CRASH_IMAGE, FAKE_IMAGE, HANG_IMAGE, TestEnv, assert_ok, json, stderr, stdout,
+};
 
 /// The whole life of a tenant: create → healthy → listed as running with its
 /// port → stop → start → restart → rm (data kept) → rm --purge (data gone), and
@@ -22,13 +24,35 @@ fn a_tenant_lives_from_create_to_purge() {
     let id = env.tenant("acme");
     let foreign = TcpListener::bind("127.0.0.1:19200").expect("hold the first port");
 
-    let created = json(&env.mtp(&["tenant", "create", &id, "--bot-token-file", env.token_file().to_str().unwrap(), "--name", "Acme Corp", "--skills", "weather,summarize", "--allow-from", "123456789", "--json"]));
+    let created = json(&env.mtp(&[
+        "tenant",
+        "create",
+        &id,
+        "--bot-token-file",
+        env.token_file().to_str().unwrap(),
+        "--name",
+        "Acme Corp",
+        "--skills",
+        "weather,summarize",
+        "--allow-from",
+        "123456789",
+        "--json",
+    ]));
     assert_eq!(created["id"], id.as_str());
     assert_eq!(created["state"], "running");
     assert_eq!(created["health"], "ok");
-    assert_eq!(created["port"], 19201, "the foreign listener's port must be skipped");
-    assert!(created["image_id"].as_str().unwrap().starts_with("sha256:"), "{created}");
-    assert_eq!(created["paired"], true, "create returns once the admin is paired");
+    assert_eq!(
+        created["port"], 19201,
+        "the foreign listener's port must be skipped"
+    );
+    assert!(
+        created["image_id"].as_str().unwrap().starts_with("sha256:"),
+        "{created}"
+    );
+    assert_eq!(
+        created["paired"], true,
+        "create returns once the admin is paired"
+    );
     drop(foreign);
 
     // Every later `mtp` process reaches the gateway with the stored device token.
@@ -41,18 +65,27 @@ fn a_tenant_lives_from_create_to_purge() {
     assert_eq!(bad_params.status.code(), Some(2), "{}", stderr(&bad_params));
 
     // The cell profile, as Docker reports it.
-    let inspect = Command::new("docker").args(["inspect", &format!("mtp-cell-{id}")]).output().unwrap();
+    let inspect = Command::new("docker")
+        .args(["inspect", &format!("mtp-cell-{id}")])
+        .output()
+        .unwrap();
     let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     let host = &inspect[0]["HostConfig"];
     assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
-    assert_eq!(host["SecurityOpt"], serde_json::json!(["no-new-privileges:true"]));
+    assert_eq!(
+        host["SecurityOpt"],
+        serde_json::json!(["no-new-privileges:true"])
+    );
     assert_eq!(host["Init"], true);
     assert_eq!(host["PidsLimit"], 512);
     assert_eq!(host["Memory"], 1024 * 1024 * 1024);
     assert_eq!(host["NanoCpus"], 1_500_000_000);
     assert_eq!(host["RestartPolicy"]["Name"], "unless-stopped");
     assert_eq!(host["Privileged"], false);
-    assert_eq!(host["PortBindings"]["18789/tcp"], serde_json::json!([{ "HostIp": "127.0.0.1", "HostPort": "19201" }]));
+    assert_eq!(
+        host["PortBindings"]["18789/tcp"],
+        serde_json::json!([{ "HostIp": "127.0.0.1", "HostPort": "19201" }])
+    );
     assert_eq!(host["NetworkMode"], format!("mtp-cell-{id}"));
     let labels = &inspect[0]["Config"]["Labels"];
     assert_eq!(labels["mtp.managed"], "true");
@@ -60,8 +93,13 @@ fn a_tenant_lives_from_create_to_purge() {
     assert_eq!(labels["mtp.generation"], "1");
     let state_dir = env.data_dir().join("tenants").join(&id).join("state");
     // The real gateway accepted this config (it is healthy); it holds what was asked.
-    let rendered: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state_dir.join("openclaw.json")).unwrap()).unwrap();
-    assert_eq!(rendered["skills"]["allowBundled"], serde_json::json!(["weather", "summarize"]));
+    let rendered: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state_dir.join("openclaw.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        rendered["skills"]["allowBundled"],
+        serde_json::json!(["weather", "summarize"])
+    );
     assert_eq!(rendered["channels"]["telegram"]["dmPolicy"], "allowlist");
     let meta = std::fs::metadata(&state_dir).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o700);
@@ -74,24 +112,50 @@ fn a_tenant_lives_from_create_to_purge() {
 
     assert_ok(&env.mtp(&["tenant", "stop", &id]));
     let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
-    assert_eq!((shown["state"].as_str(), shown["health"].as_str()), (Some("stopped"), Some("unknown")));
+    assert_eq!(
+        (shown["state"].as_str(), shown["health"].as_str()),
+        (Some("stopped"), Some("unknown"))
+    );
     assert_ok(&env.mtp(&["tenant", "start", &id]));
     assert_ok(&env.mtp(&["tenant", "restart", &id]));
     let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
-    assert_eq!((shown["state"].as_str(), shown["health"].as_str()), (Some("running"), Some("ok")));
+    assert_eq!(
+        (shown["state"].as_str(), shown["health"].as_str()),
+        (Some("running"), Some("ok"))
+    );
     // The pairing survives a restart of the cell (and of the admin: a new process).
     let status = json(&env.mtp(&["rpc", &id, "status"]));
     assert!(status.is_object(), "{status}");
 
     // Secrets: not in list/show/logs output, not in the audit log; store is 0600.
     let gateway_token = {
-        let inspect = Command::new("docker").args(["inspect", "--format", "{{json .Config.Env}}", &format!("mtp-cell-{id}")]).output().unwrap();
+        let inspect = Command::new("docker")
+            .args([
+                "inspect",
+                "--format",
+                "{{json .Config.Env}}",
+                &format!("mtp-cell-{id}"),
+            ])
+            .output()
+            .unwrap();
         let env_list: Vec<String> = serde_json::from_slice(&inspect.stdout).unwrap();
-        env_list.iter().find_map(|kv| kv.strip_prefix("OPENCLAW_GATEWAY_TOKEN=").map(str::to_string)).unwrap()
+        env_list
+            .iter()
+            .find_map(|kv| {
+                kv.strip_prefix("OPENCLAW_GATEWAY_TOKEN=")
+                    .map(str::to_string)
+            })
+            .unwrap()
     };
     assert_eq!(gateway_token.len(), 64);
     let mut outputs = String::new();
-    for args in [vec!["tenant", "list"], vec!["tenant", "list", "--json"], vec!["tenant", "show", &id], vec!["tenant", "show", &id, "--json"], vec!["tenant", "logs", &id]] {
+    for args in [
+        vec!["tenant", "list"],
+        vec!["tenant", "list", "--json"],
+        vec!["tenant", "show", &id],
+        vec!["tenant", "show", &id, "--json"],
+        vec!["tenant", "logs", &id],
+    ] {
         let output = env.mtp(&args);
         assert_ok(&output);
         outputs.push_str(&stdout(&output));
@@ -101,18 +165,33 @@ fn a_tenant_lives_from_create_to_purge() {
     assert!(!outputs.contains(&gateway_token), "gateway token leaked");
     assert!(!outputs.contains(BOT_TOKEN), "bot token leaked");
     let store_path = env.data_dir().join("mtp.redb");
-    assert_eq!(std::fs::metadata(&store_path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&store_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let store_bytes = std::fs::read(&store_path).unwrap();
     let audit = String::from_utf8_lossy(&store_bytes);
-    assert!(audit.contains("\"action\":\"restart\""), "audit log has the restart");
+    assert!(
+        audit.contains("\"action\":\"restart\""),
+        "audit log has the restart"
+    );
 
     // rm keeps data; rm --purge deletes it.
     assert_ok(&env.mtp(&["tenant", "rm", &id, "--yes"]));
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
-    assert!(state_dir.join("openclaw.json").exists(), "rm must keep the data");
-    assert_eq!(json(&env.mtp(&["tenant", "list", "--json"])), serde_json::json!([]));
+    assert!(
+        state_dir.join("openclaw.json").exists(),
+        "rm must keep the data"
+    );
+    assert_eq!(
+        json(&env.mtp(&["tenant", "list", "--json"])),
+        serde_json::json!([])
+    );
     assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
-    assert!(!env.data_dir().join("tenants").join(&id).exists(), "purge must delete the data");
+    assert!(
+        !env.data_dir().join("tenants").join(&id).exists(),
+        "purge must delete the data"
+    );
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
 }
 
@@ -134,28 +213,76 @@ fn bad_ids_and_duplicates_are_refused_and_leave_nothing() {
     ] {
         // `--` so that clap hands "-a" over as the id rather than as a flag.
         let output = env.mtp(&["tenant", "create", "--bot-token-file", token, "--", bad]);
-        assert_eq!(output.status.code(), Some(2), "id {bad:?}: {}", stderr(&output));
-        assert!(stderr(&output).contains(hint), "id {bad:?}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "id {bad:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(hint),
+            "id {bad:?}: {}",
+            stderr(&output)
+        );
     }
-    assert_eq!(json(&env.mtp(&["tenant", "list", "--json"])), serde_json::json!([]));
-    assert!(!env.data_dir().join("tenants").exists() || std::fs::read_dir(env.data_dir().join("tenants")).unwrap().count() == 0);
+    assert_eq!(
+        json(&env.mtp(&["tenant", "list", "--json"])),
+        serde_json::json!([])
+    );
+    assert!(
+        !env.data_dir().join("tenants").exists()
+            || std::fs::read_dir(env.data_dir().join("tenants"))
+                .unwrap()
+                .count()
+                == 0
+    );
 
     // A malformed bot token is refused the same way.
     std::fs::write(env.dir.join("bad-token"), "not-a-token").unwrap();
-    let output = env.mtp(&["tenant", "create", &env.tenant("x"), "--bot-token-file", env.dir.join("bad-token").to_str().unwrap()]);
+    let output = env.mtp(&[
+        "tenant",
+        "create",
+        &env.tenant("x"),
+        "--bot-token-file",
+        env.dir.join("bad-token").to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("does not look like a bot token"), "{}", stderr(&output));
-    assert!(!stderr(&output).contains("not-a-token"), "the pasted value must not be echoed");
+    assert!(
+        stderr(&output).contains("does not look like a bot token"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !stderr(&output).contains("not-a-token"),
+        "the pasted value must not be echoed"
+    );
 
     // A duplicate: the first create fails but is kept, so the id is taken.
     let id = env.tenant("dup");
-    let first = env.mtp(&["tenant", "create", &id, "--bot-token-file", token, "--image", HANG_IMAGE, "--keep-failed"]);
+    let first = env.mtp(&[
+        "tenant",
+        "create",
+        &id,
+        "--bot-token-file",
+        token,
+        "--image",
+        HANG_IMAGE,
+        "--keep-failed",
+    ]);
     assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
     let leftovers_before = env.docker_leftovers();
     let second = env.mtp(&["tenant", "create", &id, "--bot-token-file", token]);
     assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
-    assert!(stderr(&second).contains("already exists"), "{}", stderr(&second));
-    assert_eq!(env.docker_leftovers(), leftovers_before, "a refused duplicate must not touch the first");
+    assert!(
+        stderr(&second).contains("already exists"),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(
+        env.docker_leftovers(),
+        leftovers_before,
+        "a refused duplicate must not touch the first"
+    );
     assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
 }
@@ -169,23 +296,64 @@ fn a_cell_that_never_gets_healthy_fails_and_leaves_nothing() {
     let token = env.token_file();
     let id = env.tenant("hang");
     let started = Instant::now();
-    let output = env.mtp(&["tenant", "create", &id, "--bot-token-file", token.to_str().unwrap(), "--image", HANG_IMAGE]);
+    let output = env.mtp(&[
+        "tenant",
+        "create",
+        &id,
+        "--bot-token-file",
+        token.to_str().unwrap(),
+        "--image",
+        HANG_IMAGE,
+    ]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(stderr(&output).contains("failed at step health"), "{}", stderr(&output));
-    assert!(stderr(&output).contains("everything it made was removed"), "{}", stderr(&output));
-    assert!(started.elapsed() < Duration::from_secs(60), "create must give up near its 4 s timeout");
+    assert!(
+        stderr(&output).contains("failed at step health"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("everything it made was removed"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "create must give up near its 4 s timeout"
+    );
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
     assert!(!env.data_dir().join("tenants").join(&id).exists());
-    assert_eq!(json(&env.mtp(&["tenant", "list", "--json"])), serde_json::json!([]));
+    assert_eq!(
+        json(&env.mtp(&["tenant", "list", "--json"])),
+        serde_json::json!([])
+    );
 
-    let output = env.mtp(&["tenant", "create", &id, "--bot-token-file", token.to_str().unwrap(), "--image", HANG_IMAGE, "--keep-failed"]);
+    let output = env.mtp(&[
+        "tenant",
+        "create",
+        &id,
+        "--bot-token-file",
+        token.to_str().unwrap(),
+        "--image",
+        HANG_IMAGE,
+        "--keep-failed",
+    ]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("kept for inspection"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("kept for inspection"),
+        "{}",
+        stderr(&output)
+    );
     let name = format!("mtp-cell-{id}");
-    assert!(env.docker_leftovers().contains(&name), "the container is kept");
+    assert!(
+        env.docker_leftovers().contains(&name),
+        "the container is kept"
+    );
     let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
     assert_eq!(shown["state"], "failed");
-    assert!(shown["last_error"].as_str().unwrap().contains("/healthz"), "{shown}");
+    assert!(
+        shown["last_error"].as_str().unwrap().contains("/healthz"),
+        "{shown}"
+    );
     assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
 }
@@ -197,21 +365,48 @@ fn a_crashing_gateway_fails_fast_with_its_log_redacted() {
     let env = TestEnv::new("a_crashing_gateway_fails_fast", 19280, "120s");
     let id = env.tenant("crash");
     let started = Instant::now();
-    let output = env.mtp(&["tenant", "create", &id, "--bot-token-file", env.token_file().to_str().unwrap(), "--image", CRASH_IMAGE, "--keep-failed"]);
+    let output = env.mtp(&[
+        "tenant",
+        "create",
+        &id,
+        "--bot-token-file",
+        env.token_file().to_str().unwrap(),
+        "--image",
+        CRASH_IMAGE,
+        "--keep-failed",
+    ]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(started.elapsed() < Duration::from_secs(60), "a crash must not wait for the 120 s timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "a crash must not wait for the 120 s timeout"
+    );
     let err = stderr(&output);
-    assert!(err.contains("Invalid config: channels.telegram: boom"), "{err}");
-    assert!(err.contains("booting with OPENCLAW_GATEWAY_TOKEN=<redacted> TELEGRAM_BOT_TOKEN=<redacted>"), "{err}");
+    assert!(
+        err.contains("Invalid config: channels.telegram: boom"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "booting with OPENCLAW_GATEWAY_TOKEN=<redacted> TELEGRAM_BOT_TOKEN=<redacted>"
+        ),
+        "{err}"
+    );
     assert!(!err.contains(BOT_TOKEN), "{err}");
 
     let logs = env.mtp(&["tenant", "logs", &id]);
     assert_ok(&logs);
-    assert!(stdout(&logs).contains("OPENCLAW_GATEWAY_TOKEN=<redacted>"), "{}", stdout(&logs));
+    assert!(
+        stdout(&logs).contains("OPENCLAW_GATEWAY_TOKEN=<redacted>"),
+        "{}",
+        stdout(&logs)
+    );
     assert!(!stdout(&logs).contains(BOT_TOKEN));
     let store_bytes = std::fs::read(env.data_dir().join("mtp.redb")).unwrap();
     let text = String::from_utf8_lossy(&store_bytes);
-    assert!(text.contains("\"step\":\"health\""), "the audit log names the step");
+    assert!(
+        text.contains("\"step\":\"health\""),
+        "the audit log names the step"
+    );
     assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
     // Audit entries stay after the tenant is gone; the secrets table rows do not.
     let store_bytes = std::fs::read(env.data_dir().join("mtp.redb")).unwrap();
@@ -226,13 +421,30 @@ fn a_killed_create_is_undone_by_the_next_command() {
     let env = TestEnv::new("a_killed_create_is_undone", 19300, "300s");
     let id = env.tenant("killed");
     let mut child = env
-        .mtp_command(&["tenant", "create", &id, "--bot-token-file", env.token_file().to_str().unwrap(), "--image", HANG_IMAGE])
+        .mtp_command(&[
+            "tenant",
+            "create",
+            &id,
+            "--bot-token-file",
+            env.token_file().to_str().unwrap(),
+            "--image",
+            HANG_IMAGE,
+        ])
         .spawn()
         .unwrap();
     let name = format!("mtp-cell-{id}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let out = Command::new("docker").args(["ps", "--filter", &format!("name=^{name}$"), "--format", "{{.Names}}"]).output().unwrap();
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "--filter",
+                &format!("name=^{name}$"),
+                "--format",
+                "{{.Names}}",
+            ])
+            .output()
+            .unwrap();
         if String::from_utf8_lossy(&out.stdout).trim() == name {
             break;
         }
@@ -249,7 +461,10 @@ fn a_killed_create_is_undone_by_the_next_command() {
     assert_eq!(report["cleaned"], serde_json::json!([id]), "{report}");
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
     assert!(!env.data_dir().join("tenants").join(&id).exists());
-    assert_eq!(json(&env.mtp(&["tenant", "list", "--json"])), serde_json::json!([]));
+    assert_eq!(
+        json(&env.mtp(&["tenant", "list", "--json"])),
+        serde_json::json!([])
+    );
     let again = json(&env.mtp(&["tenant", "reconcile", "--json"]));
     assert_eq!(again["cleaned"], serde_json::json!([]));
 }
@@ -262,23 +477,76 @@ fn reconcile_reports_orphans_and_foreign_containers_are_never_touched() {
     let orphan = env.tenant("orphan");
     let foreign = env.tenant("foreign");
     let out = Command::new("docker")
-        .args(["create", "--name", &format!("mtp-cell-{orphan}"), "--label", "mtp.managed=true", "--label", &format!("mtp.tenant={orphan}"), HANG_IMAGE])
+        .args([
+            "create",
+            "--name",
+            &format!("mtp-cell-{orphan}"),
+            "--label",
+            "mtp.managed=true",
+            "--label",
+            &format!("mtp.tenant={orphan}"),
+            HANG_IMAGE,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new("docker").args(["create", "--name", &format!("mtp-cell-{foreign}"), HANG_IMAGE]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("docker")
+        .args([
+            "create",
+            "--name",
+            &format!("mtp-cell-{foreign}"),
+            HANG_IMAGE,
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success());
 
     let report = json(&env.mtp(&["tenant", "reconcile", "--json"]));
-    assert!(report["orphan_containers"].as_array().unwrap().contains(&serde_json::json!(orphan)), "{report}");
-    assert!(!report["orphan_containers"].as_array().unwrap().contains(&serde_json::json!(foreign)), "{report}");
+    assert!(
+        report["orphan_containers"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(orphan)),
+        "{report}"
+    );
+    assert!(
+        !report["orphan_containers"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(foreign)),
+        "{report}"
+    );
 
     // A tenant whose record exists but whose container is someone else's.
     let token = env.token_file();
-    let output = env.mtp(&["tenant", "create", &foreign, "--bot-token-file", token.to_str().unwrap(), "--image", HANG_IMAGE]);
+    let output = env.mtp(&[
+        "tenant",
+        "create",
+        &foreign,
+        "--bot-token-file",
+        token.to_str().unwrap(),
+        "--image",
+        HANG_IMAGE,
+    ]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("was not made by MTP"), "{}", stderr(&output));
-    let still = Command::new("docker").args(["inspect", "--format", "{{.Name}}", &format!("mtp-cell-{foreign}")]).output().unwrap();
+    assert!(
+        stderr(&output).contains("was not made by MTP"),
+        "{}",
+        stderr(&output)
+    );
+    let still = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{.Name}}",
+            &format!("mtp-cell-{foreign}"),
+        ])
+        .output()
+        .unwrap();
     assert!(still.status.success(), "the foreign container must survive");
 }
 
@@ -299,7 +567,13 @@ async fn cell_networks_outlast_dockers_default_pools() {
             continue;
         }
         let tenant: mtp::tenant::TenantId = env.tenant(&format!("n{index}")).parse().unwrap();
-        assert!(app.runtime.create_network(&tenant, 1, &subnet).await.unwrap(), "subnet {subnet} overlapped");
+        assert!(
+            app.runtime
+                .create_network(&tenant, 1, &subnet)
+                .await
+                .unwrap(),
+            "subnet {subnet} overlapped"
+        );
         made.push(tenant);
     }
     // Asking for a subnet that is in use reports an overlap instead of failing.
@@ -309,5 +583,377 @@ async fn cell_networks_outlast_dockers_default_pools() {
     for tenant in &made {
         assert!(app.runtime.remove_network(tenant).await.unwrap());
     }
+    assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+}
+
+/// Cheap cells of the fake gateway (a real container each, same profile): two
+/// tenants get different ports; `mtp audit` names every action and holds no
+/// secret; start, stop and restart refuse a same-named container without our
+/// labels and leave it alone; reconcile reports a record whose container is gone
+/// and a labelled network nobody owns; `rm --purge` refuses a data dir that is
+/// a symlink and deletes nothing through it.
+#[test]
+fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
+    let env = TestEnv::new("fake_cells_ports_audit_foreign", 19360, "60s");
+    let (a, b) = (env.tenant("a"), env.tenant("b"));
+    let second_token = env.dir.join("bot-token-b");
+    std::fs::write(
+        &second_token,
+        "7000000002:AAFakeTokenForTestsOnly_abcdefghijk",
+    )
+    .unwrap();
+    let mut ports = Vec::new();
+    for (id, token) in [(&a, env.token_file()), (&b, second_token)] {
+        let created = json(&env.mtp(&[
+            "tenant",
+            "create",
+            id,
+            "--bot-token-file",
+            token.to_str().unwrap(),
+            "--image",
+            FAKE_IMAGE,
+            "--json",
+        ]));
+        assert_eq!(created["state"], "running", "{created}");
+        ports.push(created["port"].as_u64().unwrap());
+    }
+    assert_eq!(ports, [19360, 19361], "each tenant gets its own port");
+
+    // The audit log: both creates, by the CLI, and no secret anywhere in it.
+    let gateway_tokens: Vec<String> = [&a, &b]
+        .iter()
+        .map(|id| {
+            let inspect = Command::new("docker")
+                .args([
+                    "inspect",
+                    "--format",
+                    "{{json .Config.Env}}",
+                    &format!("mtp-cell-{id}"),
+                ])
+                .output()
+                .unwrap();
+            let env_list: Vec<String> = serde_json::from_slice(&inspect.stdout).unwrap();
+            env_list
+                .iter()
+                .find_map(|kv| {
+                    kv.strip_prefix("OPENCLAW_GATEWAY_TOKEN=")
+                        .map(str::to_string)
+                })
+                .unwrap()
+        })
+        .collect();
+    assert_ok(&env.mtp(&["tenant", "restart", &a]));
+    let audit = json(&env.mtp(&["audit", "--json"]));
+    let actions: Vec<(String, String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["action"].as_str()?.to_string(),
+                e["tenant"].as_str()?.to_string(),
+                e["outcome"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    for wanted in [("create", &a), ("create", &b), ("restart", &a)] {
+        assert!(
+            actions.contains(&(wanted.0.to_string(), wanted.1.clone(), "ok".to_string())),
+            "{wanted:?} not in {actions:?}"
+        );
+    }
+    let only_b = json(&env.mtp(&["audit", "--tenant", &b, "--json"]));
+    assert!(
+        only_b
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant"] == b.as_str()),
+        "{only_b}"
+    );
+    let text = stdout(&env.mtp(&["audit"])) + &audit.to_string();
+    assert!(text.contains(&a));
+    assert!(!text.contains(BOT_TOKEN), "bot token in the audit log");
+    for gateway_token in &gateway_tokens {
+        assert!(
+            !text.contains(gateway_token.as_str()),
+            "gateway token in the audit log"
+        );
+    }
+    assert_eq!(
+        env.mtp(&["audit", "--tenant", "Not_An_Id"]).status.code(),
+        Some(2)
+    );
+
+    // b's container is replaced by a foreign one of the same name.
+    let cell_b = format!("mtp-cell-{b}");
+    assert!(
+        Command::new("docker")
+            .args(["rm", "-f", &cell_b])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    assert!(
+        Command::new("docker")
+            .args(["create", "--name", &cell_b, HANG_IMAGE])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    for action in ["start", "stop", "restart"] {
+        let output = env.mtp(&["tenant", action, &b]);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{action}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("was not made by MTP"),
+            "{action}: {}",
+            stderr(&output)
+        );
+    }
+    let state = Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Status}}", &cell_b])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout_of(&state).trim(),
+        "created",
+        "the foreign container is untouched"
+    );
+    assert!(
+        Command::new("docker")
+            .args(["rm", "-f", &cell_b])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+
+    // Reconcile: b is recorded but has no container; a labelled network has no owner.
+    let stray = env.tenant("stray");
+    let network = format!("mtp-cell-{stray}");
+    let made = Command::new("docker")
+        .args([
+            "network",
+            "create",
+            "--label",
+            "mtp.managed=true",
+            "--label",
+            &format!("mtp.tenant={stray}"),
+            &network,
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stdout_of(&made));
+    let report = json(&env.mtp(&["tenant", "reconcile", "--json"]));
+    assert!(
+        report["missing"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(b)),
+        "{report}"
+    );
+    assert!(
+        report["orphan_networks"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(network)),
+        "{report}"
+    );
+    let shown = json(&env.mtp(&["tenant", "show", &b, "--json"]));
+    assert_eq!(shown["state"], "missing", "{shown}");
+
+    // The purge guard: a's data dir swapped for a symlink to something else.
+    assert_ok(&env.mtp(&["tenant", "rm", &a, "--yes"]));
+    let tenant_dir = env.data_dir().join("tenants").join(&a);
+    let elsewhere = env.dir.join("elsewhere");
+    std::fs::rename(&tenant_dir, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &tenant_dir).unwrap();
+    let output = env.mtp(&["tenant", "rm", &a, "--purge", "--yes"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("symlink"), "{}", stderr(&output));
+    assert!(
+        elsewhere.join("state").exists(),
+        "nothing deleted through the symlink"
+    );
+    std::fs::remove_file(&tenant_dir).unwrap();
+    std::fs::rename(&elsewhere, &tenant_dir).unwrap();
+    assert_ok(&env.mtp(&["tenant", "rm", &a, "--purge", "--yes"]));
+    assert!(!tenant_dir.exists());
+    assert_ok(&env.mtp(&["tenant", "rm", &b, "--purge", "--yes"]));
+    let _ = Command::new("docker")
+        .args(["network", "rm", &network])
+        .output();
+    assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+}
+
+fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+/// `tenant upgrade` makes the container anew on another image and keeps the
+/// data, port and pairing; a missing image is refused with nothing changed; an
+/// image whose gateway dies is rolled back to the one that worked; a stopped
+/// tenant is upgraded and left stopped.
+#[test]
+fn an_upgrade_keeps_data_and_pairing_and_rolls_back_a_bad_image() {
+    let env = TestEnv::new("an_upgrade_keeps_data_and_pairing", 19380, "60s");
+    let id = env.tenant("up");
+    let next = "mtp-test/fake-gateway:upgrade-test";
+    assert!(
+        Command::new("docker")
+            .args(["tag", FAKE_IMAGE, next])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let token = env.token_file();
+    let created = json(&env.mtp(&[
+        "tenant",
+        "create",
+        &id,
+        "--bot-token-file",
+        token.to_str().unwrap(),
+        "--image",
+        FAKE_IMAGE,
+        "--json",
+    ]));
+    let port = created["port"].clone();
+    let marker = env
+        .data_dir()
+        .join("tenants")
+        .join(&id)
+        .join("state")
+        .join("operator-note.txt");
+    std::fs::write(&marker, "kept").unwrap();
+    let label = |id: &str| {
+        let out = Command::new("docker")
+            .args([
+                "inspect",
+                "--format",
+                "{{index .Config.Labels \"mtp.generation\"}} {{.Config.Image}}",
+                &format!("mtp-cell-{id}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+
+    let output = env.mtp(&["tenant", "upgrade", &id, "--image", next]);
+    assert_ok(&output);
+    assert!(
+        stdout(&output).contains("generation 2"),
+        "{}",
+        stdout(&output)
+    );
+    let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
+    assert_eq!(
+        (
+            shown["state"].as_str(),
+            shown["health"].as_str(),
+            shown["image"].as_str()
+        ),
+        (Some("running"), Some("ok"), Some(next)),
+        "{shown}"
+    );
+    assert_eq!(shown["generation"], 2);
+    assert_eq!(shown["port"], port, "the port is kept");
+    assert_eq!(shown["paired"], true);
+    assert_eq!(label(&id), format!("2 {next}"));
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "kept",
+        "the data is kept"
+    );
+    assert_eq!(
+        json(&env.mtp(&["rpc", &id, "health"]))["ok"],
+        true,
+        "the admin still reaches the gateway"
+    );
+
+    // A missing image: refused (exit 2), nothing changed.
+    let output = env.mtp(&[
+        "tenant",
+        "upgrade",
+        &id,
+        "--image",
+        "mtp-test/no-such-image:1",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("has no image"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(label(&id), format!("2 {next}"));
+    let output = env.mtp(&["tenant", "upgrade", &id, "--image", next]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "the same image again: {}",
+        stderr(&output)
+    );
+
+    // A gateway that dies at once: rolled back to the image that worked.
+    let output = env.mtp(&["tenant", "upgrade", &id, "--image", CRASH_IMAGE]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("rolled back to"),
+        "{}",
+        stderr(&output)
+    );
+    let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
+    assert_eq!(
+        (
+            shown["state"].as_str(),
+            shown["health"].as_str(),
+            shown["image"].as_str()
+        ),
+        (Some("running"), Some("ok"), Some(next)),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["muted_until"],
+        serde_json::Value::Null,
+        "the maintenance mute is lifted: {shown}"
+    );
+    assert_eq!(json(&env.mtp(&["rpc", &id, "health"]))["ok"], true);
+    let audit = json(&env.mtp(&["audit", "--tenant", &id, "--json"]));
+    let upgrades: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "upgrade")
+        .filter_map(|e| e["outcome"].as_str())
+        .collect();
+    assert_eq!(upgrades, ["ok", "failed", "failed", "failed"], "{audit}");
+
+    // A stopped tenant is made anew and stays stopped.
+    assert_ok(&env.mtp(&["tenant", "stop", &id]));
+    let output = env.mtp(&["tenant", "upgrade", &id, "--image", FAKE_IMAGE]);
+    assert_ok(&output);
+    assert!(
+        stdout(&output).contains("left stopped"),
+        "{}",
+        stdout(&output)
+    );
+    let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
+    assert_eq!(
+        (shown["state"].as_str(), shown["image"].as_str()),
+        (Some("stopped"), Some(FAKE_IMAGE)),
+        "{shown}"
+    );
+    assert_ok(&env.mtp(&["tenant", "start", &id]));
+    assert_eq!(json(&env.mtp(&["rpc", &id, "health"]))["ok"], true);
+
+    assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+    let _ = Command::new("docker").args(["rmi", next]).output();
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
 }

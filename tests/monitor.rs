@@ -45,18 +45,28 @@ impl Serving {
             },
         ));
         let metrics = bound_rx.await.expect("serve reports its metrics address");
-        Serving { stop, task, metrics }
+        Serving {
+            stop,
+            task,
+            metrics,
+        }
     }
 
     async fn stop(self) {
         let _ = self.stop.send(());
-        self.task.await.expect("serve task").expect("serve ends cleanly");
+        self.task
+            .await
+            .expect("serve task")
+            .expect("serve ends cleanly");
     }
 
     /// The value of `mtp_sweeps_total`.
     async fn sweeps(&self) -> u64 {
         let text = metrics_text(self.metrics).await;
-        text.lines().find_map(|l| l.strip_prefix("mtp_sweeps_total ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        text.lines()
+            .find_map(|l| l.strip_prefix("mtp_sweeps_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Waits until `n` more sweeps have finished.
@@ -72,7 +82,12 @@ impl Serving {
 }
 
 async fn metrics_text(addr: SocketAddr) -> String {
-    reqwest::get(format!("http://{addr}/metrics")).await.expect("GET /metrics").text().await.expect("metrics body")
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body")
 }
 
 /// This test's config with the bot pointed at the fake and a fast monitor.
@@ -106,17 +121,27 @@ async fn create(app: &App, id: &str, image: &str, bot_token: &str) -> TenantId {
         bot_username: None,
         keep_failed: false,
     };
-    fleet::create(app, &Actor::System("test"), spec, &mut |_| {}).await.expect("create");
+    fleet::create(app, &Actor::System("test"), spec, &mut |_| {})
+        .await
+        .expect("create");
     id
 }
 
 fn docker(args: &[&str]) {
     let out = Command::new("docker").args(args).output().unwrap();
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn alerts_in(admin: &FakeBot, needle: &str, tenant: &TenantId) -> usize {
-    admin.messages_in(OPS_CHAT).iter().filter(|m| m.from_bot && m.text.contains(needle) && m.text.contains(tenant.as_str())).count()
+    admin
+        .messages_in(OPS_CHAT)
+        .iter()
+        .filter(|m| m.from_bot && m.text.contains(needle) && m.text.contains(tenant.as_str()))
+        .count()
 }
 
 /// See the module doc: the crash itself alerts, a restart of the admin neither
@@ -132,41 +157,80 @@ async fn a_killed_cell_alerts_once_and_recovers_across_an_admin_restart() {
 
     let serving = Serving::start(&app).await;
     serving.await_sweeps(2).await;
-    assert_eq!(alerts_in(&admin, "DOWN", &id), 0, "a healthy cell raises nothing");
+    assert_eq!(
+        alerts_in(&admin, "DOWN", &id),
+        0,
+        "a healthy cell raises nothing"
+    );
 
     docker(&["kill", &id.cell_name()]);
     let down = admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| m.text.contains("DOWN") && m.text.contains(id.as_str()))
+        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
+            m.text.contains("DOWN") && m.text.contains(id.as_str())
+        })
         .await
         .unwrap();
-    assert!(down.text.contains("container"), "the alert names the check: {}", down.text);
+    assert!(
+        down.text.contains("container"),
+        "the alert names the check: {}",
+        down.text
+    );
     assert!(down.text.contains("Last error"), "{}", down.text);
-    let buttons: Vec<String> = down.keyboard.iter().flatten().filter_map(|b| b.callback_data.clone()).collect();
-    assert_eq!(buttons, [format!("t:r:{id}"), format!("t:l:{id}"), format!("m:1h:{id}")]);
+    let buttons: Vec<String> = down
+        .keyboard
+        .iter()
+        .flatten()
+        .filter_map(|b| b.callback_data.clone())
+        .collect();
+    assert_eq!(
+        buttons,
+        [
+            format!("t:r:{id}"),
+            format!("t:l:{id}"),
+            format!("m:1h:{id}")
+        ]
+    );
 
     // The admin restarts while the cell is down: no second DOWN.
     serving.stop().await;
     let serving = Serving::start(&app).await;
     serving.await_sweeps(4).await;
-    assert_eq!(alerts_in(&admin, "DOWN", &id), 1, "an admin restart must not repeat an open alert");
+    assert_eq!(
+        alerts_in(&admin, "DOWN", &id),
+        1,
+        "an admin restart must not repeat an open alert"
+    );
 
     docker(&["start", &id.cell_name()]);
     let recovered = admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(120), |m| m.text.contains("RECOVERED") && m.text.contains(id.as_str()))
+        .wait_for_message(OPS_CHAT, Duration::from_secs(120), |m| {
+            m.text.contains("RECOVERED") && m.text.contains(id.as_str())
+        })
         .await
         .unwrap();
     assert!(recovered.text.contains("after"), "{}", recovered.text);
 
     // Stopped through MTP: silence.
-    fleet::stop(&app, &Actor::System("test"), &id).await.unwrap();
+    fleet::stop(&app, &Actor::System("test"), &id)
+        .await
+        .unwrap();
     serving.await_sweeps(4).await;
-    assert_eq!(alerts_in(&admin, "DOWN", &id), 1, "a stop the operator asked for raises nothing");
+    assert_eq!(
+        alerts_in(&admin, "DOWN", &id),
+        1,
+        "a stop the operator asked for raises nothing"
+    );
 
     let metrics = metrics_text(serving.metrics).await;
     assert_prometheus_text(&metrics);
-    assert!(metrics.contains(&format!("mtp_tenant_up{{tenant=\"{id}\"}} 0")), "{metrics}");
+    assert!(
+        metrics.contains(&format!("mtp_tenant_up{{tenant=\"{id}\"}} 0")),
+        "{metrics}"
+    );
     serving.stop().await;
-    fleet::remove(&app, &Actor::System("test"), &id, true).await.unwrap();
+    fleet::remove(&app, &Actor::System("test"), &id, true)
+        .await
+        .unwrap();
 }
 
 /// Fake cells: a Telegram 409 conflict raises the channel alert naming it; a
@@ -178,76 +242,190 @@ async fn channel_conflicts_alert_exited_cells_heal_and_slow_cells_do_not_block()
     let fake = FakeTelegram::start().await;
     let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
     let app = app_with_monitor(&env, &fake, true).await;
-    let conflict = create(&app, &env.tenant("conflict"), FAKE_IMAGE, "7000000011:AAFakeTokenForTestsOnly_conflict01").await;
-    let crashed = create(&app, &env.tenant("crashed"), FAKE_IMAGE, "7000000012:AAFakeTokenForTestsOnly_crashed001").await;
-    let slow = create(&app, &env.tenant("slow"), FAKE_IMAGE, "7000000013:AAFakeTokenForTestsOnly_slowcell01").await;
+    let conflict = create(
+        &app,
+        &env.tenant("conflict"),
+        FAKE_IMAGE,
+        "7000000011:AAFakeTokenForTestsOnly_conflict01",
+    )
+    .await;
+    let crashed = create(
+        &app,
+        &env.tenant("crashed"),
+        FAKE_IMAGE,
+        "7000000012:AAFakeTokenForTestsOnly_crashed001",
+    )
+    .await;
+    let slow = create(
+        &app,
+        &env.tenant("slow"),
+        FAKE_IMAGE,
+        "7000000013:AAFakeTokenForTestsOnly_slowcell01",
+    )
+    .await;
 
     // A slow gateway: every health call takes 20 s, far over the 3 s probe timeout.
-    fake_control(&app, &slow, "PUT", "/__fake/behaviour", serde_json::json!({ "delaysMs": { "health": 20000 } })).await;
+    fake_control(
+        &app,
+        &slow,
+        "PUT",
+        "/__fake/behaviour",
+        serde_json::json!({ "delaysMs": { "health": 20000 } }),
+    )
+    .await;
     let started = Instant::now();
-    let sweep = fleet::health::sweep(&app, fleet::health::SweepSettings { probe_timeout: Duration::from_secs(3), concurrency: 8 }).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10), "one slow cell held the sweep for {:?}", started.elapsed());
+    let sweep = fleet::health::sweep(
+        &app,
+        fleet::health::SweepSettings {
+            probe_timeout: Duration::from_secs(3),
+            concurrency: 8,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "one slow cell held the sweep for {:?}",
+        started.elapsed()
+    );
     for health in &sweep.tenants {
-        let rpc = health.rpc_health.as_ref().expect("a running, paired cell is probed");
+        let rpc = health
+            .rpc_health
+            .as_ref()
+            .expect("a running, paired cell is probed");
         if health.record.id == slow {
-            assert!(!rpc.ok && rpc.error.as_deref().unwrap_or_default().contains("timed out"), "{rpc:?}");
+            assert!(
+                !rpc.ok
+                    && rpc
+                        .error
+                        .as_deref()
+                        .unwrap_or_default()
+                        .contains("timed out"),
+                "{rpc:?}"
+            );
         } else {
             assert!(rpc.ok, "{}: {rpc:?}", health.record.id);
         }
     }
-    fake_control(&app, &slow, "PUT", "/__fake/behaviour", serde_json::json!({ "delaysMs": { "health": null } })).await;
+    fake_control(
+        &app,
+        &slow,
+        "PUT",
+        "/__fake/behaviour",
+        serde_json::json!({ "delaysMs": { "health": null } }),
+    )
+    .await;
 
     let serving = Serving::start(&app).await;
-    fake_control(&app, &conflict, "PUT", "/__fake/channels/telegram", serde_json::json!({ "preset": "conflict" })).await;
+    fake_control(
+        &app,
+        &conflict,
+        "PUT",
+        "/__fake/channels/telegram",
+        serde_json::json!({ "preset": "conflict" }),
+    )
+    .await;
     let alert = admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| m.text.contains("channel DOWN") && m.text.contains(conflict.as_str()))
+        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
+            m.text.contains("channel DOWN") && m.text.contains(conflict.as_str())
+        })
         .await
         .unwrap();
-    assert!(alert.text.contains("409") || alert.text.to_lowercase().contains("conflict"), "{}", alert.text);
+    assert!(
+        alert.text.contains("409") || alert.text.to_lowercase().contains("conflict"),
+        "{}",
+        alert.text
+    );
 
     docker(&["kill", &crashed.cell_name()]);
     admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| m.text.contains("DOWN") && m.text.contains(crashed.as_str()))
+        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
+            m.text.contains("DOWN") && m.text.contains(crashed.as_str())
+        })
         .await
         .unwrap();
     admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| m.text.contains("started it again") && m.text.contains(crashed.as_str()))
+        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
+            m.text.contains("started it again") && m.text.contains(crashed.as_str())
+        })
         .await
         .unwrap();
     admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| m.text.contains("RECOVERED") && m.text.contains(crashed.as_str()))
+        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
+            m.text.contains("RECOVERED") && m.text.contains(crashed.as_str())
+        })
         .await
         .unwrap();
     serving.stop().await;
     for id in [conflict, crashed, slow] {
-        fleet::remove(&app, &Actor::System("test"), &id, true).await.unwrap();
+        fleet::remove(&app, &Actor::System("test"), &id, true)
+            .await
+            .unwrap();
     }
 }
 
 /// Drives a fake cell's control API with the tenant's gateway token.
-async fn fake_control(app: &App, tenant: &TenantId, method: &str, path: &str, body: serde_json::Value) {
+async fn fake_control(
+    app: &App,
+    tenant: &TenantId,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) {
     let record = app.store.tenant(tenant).unwrap().unwrap();
-    let token = app.store.secret(tenant, SecretKind::GatewayToken).unwrap().unwrap();
+    let token = app
+        .store
+        .secret(tenant, SecretKind::GatewayToken)
+        .unwrap()
+        .unwrap();
     let url = format!("http://127.0.0.1:{}{path}", record.port);
-    let request = reqwest::Client::new().request(method.parse().unwrap(), url).bearer_auth(token.expose()).json(&body);
+    let request = reqwest::Client::new()
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(token.expose())
+        .json(&body);
     let response = request.send().await.expect("fake control API");
-    assert!(response.status().is_success(), "{method} {path}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "{method} {path}: {}",
+        response.status()
+    );
 }
 
 /// Every sample line is `name{labels} value` and every family has HELP and TYPE.
 fn assert_prometheus_text(text: &str) {
     for line in text.lines().filter(|l| !l.is_empty()) {
         if let Some(rest) = line.strip_prefix("# ") {
-            assert!(rest.starts_with("HELP ") || rest.starts_with("TYPE "), "bad comment line: {line}");
+            assert!(
+                rest.starts_with("HELP ") || rest.starts_with("TYPE "),
+                "bad comment line: {line}"
+            );
             continue;
         }
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
         assert!(value.parse::<f64>().is_ok(), "bad value in {line}");
         let name = series.split('{').next().unwrap();
-        assert!(!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad name in {line}");
-        assert!(text.contains(&format!("# TYPE {name} ")), "no TYPE for {name}");
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad name in {line}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "no TYPE for {name}"
+        );
     }
-    for family in ["mtp_tenant_up", "mtp_probe_latency_seconds", "mtp_sweep_duration_seconds", "mtp_admin_rss_bytes", "mtp_tenant_alerts_firing", "mtp_tenant_restarts"] {
-        assert!(text.contains(&format!("# TYPE {family} gauge")), "{family} missing:\n{text}");
+    for family in [
+        "mtp_tenant_up",
+        "mtp_probe_latency_seconds",
+        "mtp_sweep_duration_seconds",
+        "mtp_admin_rss_bytes",
+        "mtp_tenant_alerts_firing",
+        "mtp_tenant_restarts",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} gauge")),
+            "{family} missing:\n{text}"
+        );
     }
 }

@@ -6,32 +6,84 @@ use std::path::{Path, PathBuf};
 
 /// (path prefix under src/, forbidden text, why). Paths use '/'.
 const RULES: &[(&str, &str, &str)] = &[
-    ("tenant.rs", "crate::", "tenant.rs is the shared vocabulary and uses no other module"),
+    (
+        "tenant.rs",
+        "crate::",
+        "tenant.rs is the shared vocabulary and uses no other module",
+    ),
     ("store/", "crate::runtime", "store/ knows nothing of Docker"),
-    ("store/", "crate::gateway", "store/ knows nothing of the gateway"),
+    (
+        "store/",
+        "crate::gateway",
+        "store/ knows nothing of the gateway",
+    ),
     ("store/", "crate::fleet", "store/ is below fleet/"),
-    ("runtime/", "crate::store", "runtime/ gets a CellSpec, not the store"),
-    ("runtime/", "crate::gateway", "runtime/ knows nothing of the gateway"),
+    (
+        "runtime/",
+        "crate::store",
+        "runtime/ gets a CellSpec, not the store",
+    ),
+    (
+        "runtime/",
+        "crate::gateway",
+        "runtime/ knows nothing of the gateway",
+    ),
     ("runtime/", "crate::fleet", "runtime/ is below fleet/"),
-    ("runtime/", "crate::config", "runtime/ gets what it needs, not the config"),
-    ("gateway/", "crate::store", "gateway/ reports tokens; fleet/ persists them"),
-    ("gateway/", "crate::runtime", "gateway/ knows nothing of Docker"),
+    (
+        "runtime/",
+        "crate::config",
+        "runtime/ gets what it needs, not the config",
+    ),
+    (
+        "gateway/",
+        "crate::store",
+        "gateway/ reports tokens; fleet/ persists them",
+    ),
+    (
+        "gateway/",
+        "crate::runtime",
+        "gateway/ knows nothing of Docker",
+    ),
     ("gateway/", "crate::fleet", "gateway/ is below fleet/"),
-    ("fleet/", "crate::bot", "fleet/ never knows who draws its results"),
+    (
+        "fleet/",
+        "crate::bot",
+        "fleet/ never knows who draws its results",
+    ),
     ("fleet/", "crate::monitor", "fleet/ is below the monitor"),
     ("fleet/", "dptree", "dispatching belongs to bot/"),
-    ("fleet/", "dialogues/", "fleet/ writes no sentence for a human"),
+    (
+        "fleet/",
+        "dialogues/",
+        "fleet/ writes no sentence for a human",
+    ),
     ("monitor/", "crate::store", "monitor/ asks fleet/"),
     ("monitor/", "crate::runtime", "monitor/ asks fleet/"),
     ("monitor/", "crate::gateway", "monitor/ asks fleet/"),
-    ("monitor/", "crate::bot", "monitor/ emits values; bot/ sends them"),
-    ("monitor/", "teloxide", "monitor/ never sends Telegram messages"),
+    (
+        "monitor/",
+        "crate::bot",
+        "monitor/ emits values; bot/ sends them",
+    ),
+    (
+        "monitor/",
+        "teloxide",
+        "monitor/ never sends Telegram messages",
+    ),
     ("usage/", "crate::store", "usage/ asks fleet/"),
     ("usage/", "crate::runtime", "usage/ asks fleet/"),
     ("usage/", "crate::gateway", "usage/ asks fleet/"),
-    ("usage/", "crate::bot", "usage/ emits values; bot/ sends them"),
+    (
+        "usage/",
+        "crate::bot",
+        "usage/ emits values; bot/ sends them",
+    ),
     ("usage/", "teloxide", "usage/ never sends Telegram messages"),
-    ("bot/", "crate::store", "bot/ calls fleet/ (only storage.rs keeps dialogues in the store)"),
+    (
+        "bot/",
+        "crate::store",
+        "bot/ calls fleet/ (only storage.rs keeps dialogues in the store)",
+    ),
     ("bot/", "crate::runtime", "bot/ calls fleet/"),
     ("bot/", "crate::gateway", "bot/ calls fleet/"),
     ("main.rs", "mtp::runtime", "the CLI calls fleet/"),
@@ -64,27 +116,43 @@ fn module_edges_hold() {
                 }
             }
             for (krate, allowed) in CRATES {
-                let uses = line.contains(&format!("{krate}::")) || line.contains(&format!("use {krate}"));
+                let uses =
+                    line.contains(&format!("{krate}::")) || line.contains(&format!("use {krate}"));
                 if uses && !allowed.iter().any(|prefix| rel.starts_with(prefix)) {
-                    problems.push(format!("src/{rel}:{line_no}: uses {krate} outside {allowed:?}"));
+                    problems.push(format!(
+                        "src/{rel}:{line_no}: uses {krate} outside {allowed:?}"
+                    ));
                 }
             }
         }
     }
-    assert!(problems.is_empty(), "module edges broken:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "module edges broken:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn every_file_opens_with_a_module_doc() {
     let mut missing = Vec::new();
-    for file in rust_files(&src()).into_iter().chain(rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"))) {
+    for file in rust_files(&src()).into_iter().chain(rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"),
+    )) {
         let text = std::fs::read_to_string(&file).unwrap();
-        let first = text.lines().find(|line| !line.trim().is_empty()).unwrap_or_default();
+        let first = text
+            .lines()
+            .find(|line| !line.trim().is_empty())
+            .unwrap_or_default();
         if !first.starts_with("//!") {
             missing.push(file.display().to_string());
         }
     }
-    assert!(missing.is_empty(), "these files do not open with a //! doc:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "these files do not open with a //! doc:\n{}",
+        missing.join("\n")
+    );
 }
 
 fn src() -> PathBuf {
@@ -92,7 +160,10 @@ fn src() -> PathBuf {
 }
 
 fn relative(file: &Path) -> String {
-    file.strip_prefix(src()).unwrap_or(file).to_string_lossy().replace('\\', "/")
+    file.strip_prefix(src())
+        .unwrap_or(file)
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 /// Lines outside comments and `#[cfg(test)]` modules, numbered from 1.
@@ -114,7 +185,9 @@ fn code_lines(text: &str) -> Vec<(usize, &str)> {
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut res = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return res };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return res;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {

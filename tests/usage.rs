@@ -831,3 +831,188 @@ async fn the_bot_shows_usage_charts_csv_budgets_and_alerts() {
         .unwrap()
         .unwrap();
 }
+
+/// `/upgrade` edits one message step by step and ends on the new image; a bad
+/// image is refused with nothing changed; the daily digest names yesterday's
+/// costs from the ledger; `/usage csv` sends every tenant's rows; and a removed
+/// tenant's spend stays in the ledger (and billable) until its data is purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_upgrades_step_by_step_and_the_digest_names_yesterdays_costs() {
+    const ADMIN_TOKEN: &str = "7000000960:AAAdminBotTokenForUsageTests_abcdefgh";
+    const OPERATOR: u64 = 4344;
+    let telegram = FakeTelegram::start().await;
+    let admin = telegram.add_bot(ADMIN_TOKEN, 7_000_000_960, "mtp_admin_bot");
+    let env = TestEnv::new("usage_bot_upgrade_digest", 19880, "60s");
+    let vars = BTreeMap::from([
+        ("MTP_TELEGRAM_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
+        ("MTP_OPERATORS".to_string(), OPERATOR.to_string()),
+        (
+            "MTP_TELEGRAM_API_URL".to_string(),
+            telegram.url().to_string(),
+        ),
+    ]);
+    let app = App::open(AdminConfig::load(Some(&env.config_path), None, &vars).unwrap())
+        .await
+        .unwrap();
+    let id = fake_cell(&app, &env.tenant("up"), 7_000_000_961).await;
+    let gone: TenantId = env.tenant("gone").parse().unwrap();
+    let yesterday = fleet::yesterday(&app, Utc::now());
+    for (tenant, cost) in [(&id, 4.25), (&gone, 1.5)] {
+        app.store
+            .ratchet_usage(
+                tenant,
+                &[(yesterday, figures(100, 10, cost))],
+                &[(yesterday, OPUS.to_string(), figures(100, 10, cost))],
+                fleet::now(),
+            )
+            .unwrap();
+    }
+    assert_eq!(
+        fleet::costs_on(&app, yesterday).unwrap(),
+        vec![(id.clone(), 4.25), (gone.clone(), 1.5)]
+    );
+
+    let (monitor_tx, monitor_rx) = mpsc::channel(4);
+    let (_latest_tx, latest_rx) = tokio::sync::watch::channel(None);
+    let link = mtp::bot::MonitorLink {
+        reports: monitor_rx,
+        latest: latest_rx,
+        usage: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let bot = tokio::spawn(mtp::bot::run_with_monitor(
+        app.clone(),
+        Some(link),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    admin
+        .wait_for(DEADLINE, |call| {
+            call.method.eq_ignore_ascii_case("setMyCommands")
+        })
+        .await
+        .unwrap();
+    let (user, chat) = (UserId(OPERATOR), ChatId(OPERATOR as i64));
+
+    // The digest, as the monitor emits it, with the ledger's costs.
+    let top_costs = fleet::costs_on(&app, yesterday).unwrap();
+    let digest = mtp::monitor::Digest {
+        tenants: 1,
+        up: 1,
+        down: Vec::new(),
+        stopped: 0,
+        restarts: Vec::new(),
+        alerts: 0,
+        cost_day: yesterday,
+        fleet_cost: top_costs.iter().map(|(_, cost)| cost).sum(),
+        top_costs,
+    };
+    monitor_tx
+        .send(mtp::monitor::Report::Digest(digest))
+        .await
+        .unwrap();
+    let text = admin.next_message_to(chat, DEADLINE).await.unwrap().text;
+    for part in [
+        format!("Costs on {yesterday}: $5.75"),
+        format!("{id}: $4.25"),
+        format!("{gone}: $1.50"),
+    ] {
+        assert!(text.contains(&part), "{part:?} in {text}");
+    }
+
+    // Every tenant's rows, the removed one's included.
+    admin.push_message(chat, user, &format!("/usage csv {yesterday}..{yesterday}"));
+    let document = admin.next_message_to(chat, DEADLINE).await.unwrap();
+    let csv = String::from_utf8(document.upload.expect("the CSV is uploaded").bytes).unwrap();
+    assert!(csv.starts_with(usage::report::CSV_HEADER), "{csv}");
+    for tenant in [&id, &gone] {
+        assert!(
+            csv.contains(&format!("{tenant},{yesterday},{OPUS},")),
+            "{tenant} in {csv}"
+        );
+    }
+
+    // An upgrade, one message edited step by step.
+    let next = "mtp-test/fake-gateway:bot-upgrade";
+    assert!(
+        Command::new("docker")
+            .args(["tag", FAKE_IMAGE, next])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    admin.push_message(chat, user, &format!("/upgrade {id} {next}"));
+    let first = admin.next_message_to(chat, DEADLINE).await.unwrap();
+    assert!(first.text.contains("Upgrading"), "{}", first.text);
+    let done = admin
+        .wait_for_message(chat, Duration::from_secs(90), |m| {
+            m.id == first.id && m.text.contains("upgraded from")
+        })
+        .await
+        .unwrap();
+    assert!(
+        done.text.contains(next) && done.text.contains("generation 2"),
+        "{}",
+        done.text
+    );
+    let edits = admin.edits_of(chat, first.id);
+    assert!(edits.len() >= 3, "step-by-step edits: {edits:?}");
+    assert!(
+        edits.iter().any(|e| e.contains("gateway healthy")),
+        "{edits:?}"
+    );
+    let view = fleet::show(&app, &id).await.unwrap();
+    assert_eq!(
+        (view.record.image.as_str(), view.record.generation),
+        (next, 2)
+    );
+    assert_eq!(
+        view.record.muted_until, None,
+        "the maintenance mute is lifted"
+    );
+
+    admin.push_message(chat, user, &format!("/upgrade {id} not-pinned"));
+    let refused = admin
+        .wait_for_message(chat, DEADLINE, |m| m.text.contains("Not upgrading"))
+        .await
+        .unwrap();
+    assert!(
+        refused.text.contains("not pinned") && refused.text.contains("Nothing was changed"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(fleet::show(&app, &id).await.unwrap().record.generation, 2);
+
+    // rm keeps the spend; purge drops it.
+    fleet::remove(&app, &Actor::System("test"), &id, false)
+        .await
+        .unwrap();
+    let kept = usage::tenant_summary(
+        &app,
+        &id,
+        PeriodSpec::Range {
+            start: yesterday,
+            end: yesterday,
+        },
+        Utc::now(),
+    )
+    .unwrap();
+    assert!(close(kept.bill.cost, 4.25), "{:?}", kept.bill);
+    fleet::remove(&app, &Actor::System("test"), &id, true)
+        .await
+        .unwrap();
+    assert!(
+        fleet::ledger(&app, &id, yesterday, yesterday).is_err(),
+        "purged with its data"
+    );
+
+    let _ = stop.send(());
+    tokio::time::timeout(DEADLINE, bot)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let _ = Command::new("docker").args(["rmi", next]).output();
+}

@@ -11,13 +11,16 @@ use crate::bot::{Ctx, HandlerResult, Tg, send};
 use crate::fleet::health::TenantHealth;
 use crate::fleet::{self, Actor};
 use crate::monitor::{Alert, AlertKind, Digest, Report};
-use crate::tenant::{CellState, TenantId};
+use crate::tenant::{CellState, Check, TenantId};
 
 /// Sends every report to the ops group (or, without one, to each operator).
 pub async fn forward(bot: Tg, ctx: Arc<Ctx>, mut reports: mpsc::Receiver<Report>) {
     while let Some(report) = reports.recv().await {
         let (text, markup) = match &report {
-            Report::Alert(alert) => (render_alert(&ctx, alert), Some(alert_buttons(&ctx, &alert.tenant))),
+            Report::Alert(alert) => (
+                render_alert(&ctx, alert),
+                Some(alert_buttons(&ctx, &alert.tenant)),
+            ),
             Report::Digest(digest) => (render_digest(&ctx, digest), None),
         };
         let targets: Vec<ChatId> = match ctx.app.config.telegram.ops_chat_id {
@@ -34,9 +37,18 @@ pub async fn forward(bot: Tg, ctx: Arc<Ctx>, mut reports: mpsc::Receiver<Report>
 
 fn alert_buttons(ctx: &Ctx, tenant: &TenantId) -> InlineKeyboardMarkup {
     InlineKeyboardMarkup::new([vec![
-        InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_restart"), format!("t:r:{tenant}")),
-        InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_logs"), format!("t:l:{tenant}")),
-        InlineKeyboardButton::callback(ctx.texts.plain("monitor.btn_mute"), format!("m:1h:{tenant}")),
+        InlineKeyboardButton::callback(
+            ctx.texts.plain("clients.btn_restart"),
+            format!("t:r:{tenant}"),
+        ),
+        InlineKeyboardButton::callback(
+            ctx.texts.plain("clients.btn_logs"),
+            format!("t:l:{tenant}"),
+        ),
+        InlineKeyboardButton::callback(
+            ctx.texts.plain("monitor.btn_mute"),
+            format!("m:1h:{tenant}"),
+        ),
     ]])
 }
 
@@ -48,34 +60,105 @@ pub fn render_alert(ctx: &Ctx, alert: &Alert) -> String {
     let error = alert.last_error.clone().unwrap_or_else(|| "-".to_string());
     let texts = &ctx.texts;
     match &alert.kind {
-        AlertKind::Down => texts.get("monitor.alert_down", &[("id", id), ("check", check), ("since", &clock(alert.since)), ("error", &error)]),
-        AlertKind::Recovered { down_for } => {
-            texts.get("monitor.alert_recovered", &[("id", id), ("check", check), ("duration", &duration(*down_for))])
-        }
-        AlertKind::Flapping { transitions } => {
-            texts.get("monitor.alert_flapping", &[("id", id), ("check", check), ("count", &transitions.to_string()), ("error", &error)])
-        }
+        AlertKind::Down if alert.check == Check::Memory => texts.get(
+            "monitor.alert_memory",
+            &[
+                ("id", id),
+                ("since", &clock(alert.since)),
+                ("error", &error),
+            ],
+        ),
+        AlertKind::Recovered { down_for } if alert.check == Check::Memory => texts.get(
+            "monitor.alert_memory_ok",
+            &[("id", id), ("duration", &duration(*down_for))],
+        ),
+        AlertKind::Down => texts.get(
+            "monitor.alert_down",
+            &[
+                ("id", id),
+                ("check", check),
+                ("since", &clock(alert.since)),
+                ("error", &error),
+            ],
+        ),
+        AlertKind::Recovered { down_for } => texts.get(
+            "monitor.alert_recovered",
+            &[
+                ("id", id),
+                ("check", check),
+                ("duration", &duration(*down_for)),
+            ],
+        ),
+        AlertKind::Flapping { transitions } => texts.get(
+            "monitor.alert_flapping",
+            &[
+                ("id", id),
+                ("check", check),
+                ("count", &transitions.to_string()),
+                ("error", &error),
+            ],
+        ),
         AlertKind::Stable => texts.get("monitor.alert_stable", &[("id", id), ("check", check)]),
         AlertKind::CrashLoop { restarts, log_tail } => texts.get(
             "monitor.alert_crash_loop",
-            &[("id", id), ("restarts", &restarts.to_string()), ("error", &error), ("log", &log_tail.join("\n"))],
+            &[
+                ("id", id),
+                ("restarts", &restarts.to_string()),
+                ("error", &error),
+                ("log", &log_tail.join("\n")),
+            ],
         ),
         AlertKind::OomKilled => texts.get("monitor.alert_oom", &[("id", id), ("error", &error)]),
         AlertKind::Healed => texts.get("monitor.alert_healed", &[("id", id)]),
-        AlertKind::HealFailed => texts.get("monitor.alert_heal_failed", &[("id", id), ("error", &error)]),
+        AlertKind::HealFailed => texts.get(
+            "monitor.alert_heal_failed",
+            &[("id", id), ("error", &error)],
+        ),
     }
 }
 
 fn render_digest(ctx: &Ctx, digest: &Digest) -> String {
-    let down_list = if digest.down.is_empty() { "-".to_string() } else { digest.down.iter().map(TenantId::to_string).collect::<Vec<_>>().join(", ") };
+    let down_list = if digest.down.is_empty() {
+        "-".to_string()
+    } else {
+        digest
+            .down
+            .iter()
+            .map(TenantId::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let restarts = if digest.restarts.is_empty() {
         "0".to_string()
     } else {
-        digest.restarts.iter().map(|(id, n)| format!("{id} ×{n}")).collect::<Vec<_>>().join(", ")
+        digest
+            .restarts
+            .iter()
+            .map(|(id, n)| format!("{id} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let costs = if digest.top_costs.is_empty() {
+        ctx.texts.plain("monitor.digest_no_costs")
+    } else {
+        digest
+            .top_costs
+            .iter()
+            .map(|(id, cost)| {
+                ctx.texts.get(
+                    "monitor.digest_cost_line",
+                    &[("id", id.as_str()), ("cost", &format!("{cost:.2}"))],
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     ctx.texts.get(
         "monitor.digest",
         &[
+            ("cost_day", &digest.cost_day.to_string()),
+            ("fleet_cost", &format!("{:.2}", digest.fleet_cost)),
+            ("costs", &costs),
             ("tenants", &digest.tenants.to_string()),
             ("up", &digest.up.to_string()),
             ("down", &digest.down.len().to_string()),
@@ -96,14 +179,29 @@ pub async fn health(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
     let sweep = latest.borrow().clone();
     let Some(sweep) = sweep else {
         let interval = format!("{}s", ctx.app.config.monitor.interval.as_secs());
-        send(bot, chat, ctx.texts.get("monitor.health_none", &[("interval", &interval)]), None).await?;
+        send(
+            bot,
+            chat,
+            ctx.texts
+                .get("monitor.health_none", &[("interval", &interval)]),
+            None,
+        )
+        .await?;
         return Ok(());
     };
-    let mut rows: Vec<(u8, String)> = sweep.tenants.iter().map(|health| line(ctx, health)).collect();
+    let mut rows: Vec<(u8, String)> = sweep
+        .tenants
+        .iter()
+        .map(|health| line(ctx, health))
+        .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let mut text = ctx.texts.get(
         "monitor.health_header",
-        &[("at", &clock(sweep.at)), ("age", &(fleet::now() - sweep.at).to_string()), ("took", &sweep.duration.as_millis().to_string())],
+        &[
+            ("at", &clock(sweep.at)),
+            ("age", &(fleet::now() - sweep.at).to_string()),
+            ("took", &sweep.duration.as_millis().to_string()),
+        ],
     );
     for (_, row) in rows {
         text.push('\n');
@@ -124,7 +222,10 @@ fn line(ctx: &Ctx, health: &TenantHealth) -> (u8, String) {
             let mut problems = Vec::new();
             for (name, probe) in [("healthz", &health.healthz), ("rpc", &health.rpc_health)] {
                 if let Some(probe) = probe.as_ref().filter(|p| !p.ok) {
-                    problems.push(format!("{name}: {}", probe.error.clone().unwrap_or_default()));
+                    problems.push(format!(
+                        "{name}: {}",
+                        probe.error.clone().unwrap_or_default()
+                    ));
                 }
             }
             if let Some(Ok(channel)) = &health.channel
@@ -140,40 +241,102 @@ fn line(ctx: &Ctx, health: &TenantHealth) -> (u8, String) {
             }
             if problems.is_empty() {
                 let latency = health.healthz.as_ref().map_or(0, |p| p.latency.as_millis());
-                let memory = health.memory.map_or_else(String::new, |(used, _)| format!(", {} MiB", used >> 20));
+                let memory = health
+                    .memory
+                    .map_or_else(String::new, |(used, _)| format!(", {} MiB", used >> 20));
                 (4, "🟢", format!("ok ({latency} ms{memory})"))
             } else {
                 (1, "🟡", problems.join("; "))
             }
         }
     };
-    (rank, ctx.texts.get("monitor.health_line", &[("emoji", emoji), ("id", health.record.id.as_str()), ("summary", &summary)]))
+    (
+        rank,
+        ctx.texts.get(
+            "monitor.health_line",
+            &[
+                ("emoji", emoji),
+                ("id", health.record.id.as_str()),
+                ("summary", &summary),
+            ],
+        ),
+    )
 }
 
 /// `/mute <id> <duration>` and the Mute 1h button.
-pub async fn mute(bot: &Tg, chat: ChatId, ctx: &Ctx, actor: &Actor, id: &TenantId, duration: std::time::Duration) -> HandlerResult {
+pub async fn mute(
+    bot: &Tg,
+    chat: ChatId,
+    ctx: &Ctx,
+    actor: &Actor,
+    id: &TenantId,
+    duration: std::time::Duration,
+) -> HandlerResult {
     match fleet::mute(&ctx.app, actor, id, Some(duration)) {
         Ok(until) => {
             let until = until.map(clock).unwrap_or_default();
-            send(bot, chat, ctx.texts.get("monitor.muted", &[("id", id.as_str()), ("until", &until)]), None).await?;
+            send(
+                bot,
+                chat,
+                ctx.texts
+                    .get("monitor.muted", &[("id", id.as_str()), ("until", &until)]),
+                None,
+            )
+            .await?;
         }
         Err(err) => {
-            send(bot, chat, ctx.texts.get("common.error", &[("what", "/mute"), ("reason", &format!("{err:#}"))]), None).await?;
+            send(
+                bot,
+                chat,
+                ctx.texts.get(
+                    "common.error",
+                    &[("what", "/mute"), ("reason", &format!("{err:#}"))],
+                ),
+                None,
+            )
+            .await?;
         }
     }
     Ok(())
 }
 
-pub async fn unmute(bot: &Tg, chat: ChatId, ctx: &Ctx, actor: &Actor, id: &TenantId) -> HandlerResult {
+pub async fn unmute(
+    bot: &Tg,
+    chat: ChatId,
+    ctx: &Ctx,
+    actor: &Actor,
+    id: &TenantId,
+) -> HandlerResult {
     match fleet::mute(&ctx.app, actor, id, None) {
-        Ok(_) => send(bot, chat, ctx.texts.get("monitor.unmuted", &[("id", id.as_str())]), None).await?,
-        Err(err) => send(bot, chat, ctx.texts.get("common.error", &[("what", "/unmute"), ("reason", &format!("{err:#}"))]), None).await?,
+        Ok(_) => {
+            send(
+                bot,
+                chat,
+                ctx.texts.get("monitor.unmuted", &[("id", id.as_str())]),
+                None,
+            )
+            .await?
+        }
+        Err(err) => {
+            send(
+                bot,
+                chat,
+                ctx.texts.get(
+                    "common.error",
+                    &[("what", "/unmute"), ("reason", &format!("{err:#}"))],
+                ),
+                None,
+            )
+            .await?
+        }
     };
     Ok(())
 }
 
 fn clock(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
 }
 
 fn duration(secs: i64) -> String {
@@ -183,4 +346,3 @@ fn duration(secs: i64) -> String {
         s => format!("{}h {}m", s / 3600, (s % 3600) / 60),
     }
 }
-

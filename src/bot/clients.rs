@@ -9,7 +9,10 @@ use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 use crate::bot::state::State;
 use crate::bot::texts::escape;
 use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, send};
-use crate::fleet::{self, Actor, Health, Started, Stopped, TenantView, UnknownTenant, ViewState};
+use crate::fleet::{
+    self, Actor, Health, Started, Stopped, TenantView, UnknownTenant, UpgradeError, UpgradeStep,
+    ViewState,
+};
 use crate::tenant::TenantId;
 
 /// A tenant action an operator can ask for.
@@ -48,15 +51,33 @@ pub fn parse_button(data: &str) -> Option<Button> {
     })
 }
 
-pub async fn on_button(bot: &Tg, chat: ChatId, dialogue: &Dlg, ctx: &Arc<Ctx>, actor: &Actor, button: Button) -> HandlerResult {
+pub async fn on_button(
+    bot: &Tg,
+    chat: ChatId,
+    dialogue: &Dlg,
+    ctx: &Arc<Ctx>,
+    actor: &Actor,
+    button: Button,
+) -> HandlerResult {
     match button {
         Button::Act(action, id) => act(bot, chat, ctx, actor, action, &id).await?,
         Button::Logs(id) => logs(bot, chat, ctx, &id, 50).await?,
         Button::AskRemove(id) => ask_remove(bot, chat, ctx, &id).await?,
         Button::RemoveKeep(id) => remove(bot, chat, ctx, actor, &id, false).await?,
         Button::AskPurge(id) => {
-            dialogue.update(State::ConfirmPurge { tenant: id.to_string(), touched_at: fleet::now() }).await?;
-            send(bot, chat, ctx.texts.get("clients.purge_ask", &[("id", id.as_str())]), None).await?;
+            dialogue
+                .update(State::ConfirmPurge {
+                    tenant: id.to_string(),
+                    touched_at: fleet::now(),
+                })
+                .await?;
+            send(
+                bot,
+                chat,
+                ctx.texts.get("clients.purge_ask", &[("id", id.as_str())]),
+                None,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -71,11 +92,22 @@ pub async fn list(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
         send(bot, chat, ctx.texts.plain("clients.list_empty"), None).await?;
         return Ok(());
     }
-    let mut text = ctx.texts.get("clients.list_header", &[("count", &views.len().to_string())]);
+    let mut text = ctx.texts.get(
+        "clients.list_header",
+        &[("count", &views.len().to_string())],
+    );
     // Tenants suspended for reaching their budget (`/resume` undoes it).
-    let suspended: Vec<TenantId> = fleet::suspensions(&ctx.app).unwrap_or_default().into_iter().map(|(id, _)| id).collect();
+    let suspended: Vec<TenantId> = fleet::suspensions(&ctx.app)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     for view in &views {
-        let tag = view.record.image.rsplit_once(':').map_or(view.record.image.as_str(), |(_, tag)| tag);
+        let tag = view
+            .record
+            .image
+            .rsplit_once(':')
+            .map_or(view.record.image.as_str(), |(_, tag)| tag);
         text.push('\n');
         text.push_str(&ctx.texts.get(
             "clients.list_line",
@@ -101,13 +133,19 @@ pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Handle
         Err(err) => return failed(bot, chat, ctx, "/client", &err).await,
     };
     let record = &view.record;
-    let bot_name = record.bot_username.as_ref().map_or_else(|| format!("id {}", record.bot_id), |u| format!("@{u}"));
+    let bot_name = record
+        .bot_username
+        .as_ref()
+        .map_or_else(|| format!("id {}", record.bot_id), |u| format!("@{u}"));
     let text = ctx.texts.get(
         "clients.details",
         &[
             ("emoji", emoji(&view)),
             ("id", id.as_str()),
-            ("name", record.display_name.as_deref().unwrap_or(id.as_str())),
+            (
+                "name",
+                record.display_name.as_deref().unwrap_or(id.as_str()),
+            ),
             ("state", view.state.as_str()),
             ("health", view.health.as_str()),
             ("bot", &bot_name),
@@ -125,10 +163,22 @@ pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Handle
         InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_start"), format!("t:g:{id}"))
     };
     let markup = InlineKeyboardMarkup::new([
-        vec![InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_restart"), format!("t:r:{id}")), toggle],
         vec![
-            InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_logs"), format!("t:l:{id}")),
-            InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_remove"), format!("t:x:{id}")),
+            InlineKeyboardButton::callback(
+                ctx.texts.plain("clients.btn_restart"),
+                format!("t:r:{id}"),
+            ),
+            toggle,
+        ],
+        vec![
+            InlineKeyboardButton::callback(
+                ctx.texts.plain("clients.btn_logs"),
+                format!("t:l:{id}"),
+            ),
+            InlineKeyboardButton::callback(
+                ctx.texts.plain("clients.btn_remove"),
+                format!("t:x:{id}"),
+            ),
         ],
     ]);
     send(bot, chat, text, Some(markup)).await?;
@@ -136,23 +186,43 @@ pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Handle
 }
 
 /// Restart, stop or start, showing one message that turns into the result.
-pub async fn act(bot: &Tg, chat: ChatId, ctx: &Ctx, actor: &Actor, action: Action, id: &TenantId) -> HandlerResult {
+pub async fn act(
+    bot: &Tg,
+    chat: ChatId,
+    ctx: &Ctx,
+    actor: &Actor,
+    action: Action,
+    id: &TenantId,
+) -> HandlerResult {
     let label = match action {
         Action::Restart => "Restarting",
         Action::Stop => "Stopping",
         Action::Start => "Starting",
     };
-    let working = send(bot, chat, ctx.texts.get("clients.working", &[("action", label), ("id", id.as_str())]), None).await?;
+    let working = send(
+        bot,
+        chat,
+        ctx.texts
+            .get("clients.working", &[("action", label), ("id", id.as_str())]),
+        None,
+    )
+    .await?;
     let result = match action {
-        Action::Restart => fleet::restart(&ctx.app, actor, id).await.map(|()| "clients.restarted"),
-        Action::Stop => fleet::stop(&ctx.app, actor, id).await.map(|stopped| match stopped {
-            Stopped::Stopped => "clients.stopped",
-            Stopped::AlreadyStopped => "clients.already_stopped",
-        }),
-        Action::Start => fleet::start(&ctx.app, actor, id).await.map(|started| match started {
-            Started::Started => "clients.started",
-            Started::AlreadyRunning => "clients.already_running",
-        }),
+        Action::Restart => fleet::restart(&ctx.app, actor, id)
+            .await
+            .map(|()| "clients.restarted"),
+        Action::Stop => fleet::stop(&ctx.app, actor, id)
+            .await
+            .map(|stopped| match stopped {
+                Stopped::Stopped => "clients.stopped",
+                Stopped::AlreadyStopped => "clients.already_stopped",
+            }),
+        Action::Start => fleet::start(&ctx.app, actor, id)
+            .await
+            .map(|started| match started {
+                Started::Started => "clients.started",
+                Started::AlreadyRunning => "clients.already_running",
+            }),
     };
     let text = match result {
         Ok(key) => ctx.texts.get(key, &[("id", id.as_str())]),
@@ -162,13 +232,134 @@ pub async fn act(bot: &Tg, chat: ChatId, ctx: &Ctx, actor: &Actor, action: Actio
     Ok(())
 }
 
+/// The upgrade steps the operator sees, each covering some of fleet's.
+const UPGRADE_PROGRESS: [(&str, &[UpgradeStep]); 4] = [
+    (
+        "clients.upgrade_step_check",
+        &[UpgradeStep::Validate, UpgradeStep::Maintenance],
+    ),
+    (
+        "clients.upgrade_step_container",
+        &[UpgradeStep::Replace, UpgradeStep::Start],
+    ),
+    ("clients.upgrade_step_health", &[UpgradeStep::Health]),
+    ("clients.upgrade_step_gateway", &[UpgradeStep::Gateway]),
+];
+
+/// `/upgrade <id> [image]`: one message, edited step by step, then the outcome.
+pub async fn upgrade(
+    bot: &Tg,
+    chat: ChatId,
+    ctx: &Ctx,
+    actor: &Actor,
+    id: &TenantId,
+    image: Option<&str>,
+) -> HandlerResult {
+    let target = image.map_or_else(|| ctx.app.config.cell.image.clone(), str::to_string);
+    let message = send(bot, chat, upgrade_text(ctx, id, &target, None), None).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<UpgradeStep>();
+    let work = async move {
+        let mut progress = move |step: UpgradeStep| {
+            let _ = tx.send(step);
+        };
+        fleet::upgrade(&ctx.app, actor, id, image, &mut progress).await
+    };
+    let editor = async {
+        while let Some(mut step) = rx.recv().await {
+            while let Ok(next) = rx.try_recv() {
+                step = next;
+            }
+            let _ = edit(
+                bot,
+                chat,
+                message.id,
+                upgrade_text(ctx, id, &target, Some(step)),
+                None,
+            )
+            .await;
+        }
+    };
+    let (result, ()) = tokio::join!(work, editor);
+    let text = match result {
+        Ok(done) => ctx.texts.get(
+            if done.left_stopped {
+                "clients.upgraded_stopped"
+            } else {
+                "clients.upgraded"
+            },
+            &[
+                ("id", id.as_str()),
+                ("from", &done.from),
+                ("to", &done.to),
+                ("generation", &done.generation.to_string()),
+            ],
+        ),
+        Err(UpgradeError::Refused(reason)) => ctx.texts.get(
+            "clients.upgrade_refused",
+            &[("id", id.as_str()), ("reason", &reason)],
+        ),
+        Err(UpgradeError::Failed {
+            step,
+            reason,
+            outcome,
+            ..
+        }) => ctx.texts.get(
+            "clients.upgrade_failed",
+            &[
+                ("id", id.as_str()),
+                ("step", step.as_str()),
+                ("reason", &reason),
+                ("outcome", &outcome),
+            ],
+        ),
+    };
+    edit(bot, chat, message.id, text, None).await?;
+    Ok(())
+}
+
+fn upgrade_text(ctx: &Ctx, id: &TenantId, image: &str, current: Option<UpgradeStep>) -> String {
+    let order = |step: UpgradeStep| {
+        UPGRADE_PROGRESS
+            .iter()
+            .position(|(_, steps)| steps.contains(&step))
+    };
+    let now = current.and_then(order);
+    let lines: Vec<String> = UPGRADE_PROGRESS
+        .iter()
+        .enumerate()
+        .map(|(index, (label, _))| {
+            let key = match (now, current) {
+                (_, Some(UpgradeStep::Done)) => "newclient.step_done",
+                (Some(now), _) if now > index => "newclient.step_done",
+                (Some(now), _) if now == index => "newclient.step_running",
+                _ => "newclient.step_pending",
+            };
+            ctx.texts.get(key, &[("step", &ctx.texts.plain(label))])
+        })
+        .collect();
+    ctx.texts.get_html(
+        "clients.upgrade_progress",
+        &[
+            ("id", id.as_str()),
+            ("image", &crate::bot::texts::escape(image)),
+            ("steps", &lines.join("\n")),
+        ],
+    )
+}
+
 pub async fn logs(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId, lines: usize) -> HandlerResult {
     let log = match fleet::logs(&ctx.app, id, Some(lines), None).await {
         Ok(log) => log,
         Err(err) => return failed(bot, chat, ctx, "/logs", &err).await,
     };
     if log.is_empty() {
-        send(bot, chat, ctx.texts.get("clients.logs_empty", &[("id", id.as_str())]), None).await?;
+        send(
+            bot,
+            chat,
+            ctx.texts.get("clients.logs_empty", &[("id", id.as_str())]),
+            None,
+        )
+        .await?;
         return Ok(());
     }
     let text: String = log.iter().map(|line| format!("{}\n", line.text)).collect();
@@ -177,8 +368,16 @@ pub async fn logs(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId, lines: usize
         send(bot, chat, html, None).await?;
         return Ok(());
     }
-    let caption = ctx.texts.get("clients.logs_caption", &[("n", &log.len().to_string()), ("id", id.as_str())]);
-    bot.send_document(chat, InputFile::memory(text.into_bytes()).file_name(format!("{id}-logs.txt"))).caption(caption).await?;
+    let caption = ctx.texts.get(
+        "clients.logs_caption",
+        &[("n", &log.len().to_string()), ("id", id.as_str())],
+    );
+    bot.send_document(
+        chat,
+        InputFile::memory(text.into_bytes()).file_name(format!("{id}-logs.txt")),
+    )
+    .caption(caption)
+    .await?;
     Ok(())
 }
 
@@ -187,35 +386,89 @@ pub async fn ask_remove(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Han
         return failed(bot, chat, ctx, "/remove", &err).await;
     }
     let markup = InlineKeyboardMarkup::new([vec![
-        InlineKeyboardButton::callback(ctx.texts.plain("clients.remove_keep"), format!("rm:k:{id}")),
-        InlineKeyboardButton::callback(ctx.texts.plain("clients.remove_purge"), format!("rm:p:{id}")),
+        InlineKeyboardButton::callback(
+            ctx.texts.plain("clients.remove_keep"),
+            format!("rm:k:{id}"),
+        ),
+        InlineKeyboardButton::callback(
+            ctx.texts.plain("clients.remove_purge"),
+            format!("rm:p:{id}"),
+        ),
     ]]);
-    send(bot, chat, ctx.texts.get("clients.remove_ask", &[("id", id.as_str())]), Some(markup)).await?;
+    send(
+        bot,
+        chat,
+        ctx.texts.get("clients.remove_ask", &[("id", id.as_str())]),
+        Some(markup),
+    )
+    .await?;
     Ok(())
 }
 
 /// The operator typed something after choosing purge: only the exact id purges.
-pub async fn confirm_purge(bot: &Tg, chat: ChatId, ctx: &Ctx, actor: &Actor, tenant: &str, typed: &str) -> HandlerResult {
-    let Ok(id) = tenant.parse::<TenantId>() else { return Ok(()) };
+pub async fn confirm_purge(
+    bot: &Tg,
+    chat: ChatId,
+    ctx: &Ctx,
+    actor: &Actor,
+    tenant: &str,
+    typed: &str,
+) -> HandlerResult {
+    let Ok(id) = tenant.parse::<TenantId>() else {
+        return Ok(());
+    };
     if typed.trim() != id.as_str() {
-        send(bot, chat, ctx.texts.get("clients.purge_mismatch", &[("id", id.as_str())]), None).await?;
+        send(
+            bot,
+            chat,
+            ctx.texts
+                .get("clients.purge_mismatch", &[("id", id.as_str())]),
+            None,
+        )
+        .await?;
         return Ok(());
     }
     remove(bot, chat, ctx, actor, &id, true).await
 }
 
-async fn remove(bot: &Tg, chat: ChatId, ctx: &Ctx, actor: &Actor, id: &TenantId, purge: bool) -> HandlerResult {
-    let working = send(bot, chat, ctx.texts.get("clients.working", &[("action", "Removing"), ("id", id.as_str())]), None).await?;
+async fn remove(
+    bot: &Tg,
+    chat: ChatId,
+    ctx: &Ctx,
+    actor: &Actor,
+    id: &TenantId,
+    purge: bool,
+) -> HandlerResult {
+    let working = send(
+        bot,
+        chat,
+        ctx.texts.get(
+            "clients.working",
+            &[("action", "Removing"), ("id", id.as_str())],
+        ),
+        None,
+    )
+    .await?;
     let text = match fleet::remove(&ctx.app, actor, id, purge).await {
-        Ok(_) if purge => ctx.texts.get("clients.removed_purged", &[("id", id.as_str())]),
-        Ok(_) => ctx.texts.get("clients.removed_kept", &[("id", id.as_str())]),
+        Ok(_) if purge => ctx
+            .texts
+            .get("clients.removed_purged", &[("id", id.as_str())]),
+        Ok(_) => ctx
+            .texts
+            .get("clients.removed_kept", &[("id", id.as_str())]),
         Err(err) => failure_text(ctx, "Removing", &err),
     };
     edit(bot, chat, working.id, text, None).await?;
     Ok(())
 }
 
-async fn failed(bot: &Tg, chat: ChatId, ctx: &Ctx, what: &str, err: &anyhow::Error) -> HandlerResult {
+async fn failed(
+    bot: &Tg,
+    chat: ChatId,
+    ctx: &Ctx,
+    what: &str,
+    err: &anyhow::Error,
+) -> HandlerResult {
     send(bot, chat, failure_text(ctx, what, err), None).await?;
     Ok(())
 }
@@ -226,11 +479,25 @@ fn failure_text(ctx: &Ctx, what: &str, err: &anyhow::Error) -> String {
         let hint = if unknown.similar.is_empty() {
             "/clients lists them.".to_string()
         } else {
-            format!("Did you mean {}?", unknown.similar.iter().map(|id| format!("/client {id}")).collect::<Vec<_>>().join(" or "))
+            format!(
+                "Did you mean {}?",
+                unknown
+                    .similar
+                    .iter()
+                    .map(|id| format!("/client {id}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )
         };
-        return ctx.texts.get("common.unknown_tenant", &[("id", unknown.id.as_str()), ("hint", &hint)]);
+        return ctx.texts.get(
+            "common.unknown_tenant",
+            &[("id", unknown.id.as_str()), ("hint", &hint)],
+        );
     }
-    ctx.texts.get("common.error", &[("what", what), ("reason", &format!("{err:#}"))])
+    ctx.texts.get(
+        "common.error",
+        &[("what", what), ("reason", &format!("{err:#}"))],
+    )
 }
 
 fn emoji(view: &TenantView) -> &'static str {
@@ -244,11 +511,20 @@ fn emoji(view: &TenantView) -> &'static str {
 }
 
 fn uptime(view: &TenantView) -> String {
-    let Some(started) = view.container.as_ref().filter(|c| c.running).and_then(|c| c.started_at.as_deref()) else {
+    let Some(started) = view
+        .container
+        .as_ref()
+        .filter(|c| c.running)
+        .and_then(|c| c.started_at.as_deref())
+    else {
         return "down".to_string();
     };
-    let Ok(started) = chrono::DateTime::parse_from_rfc3339(started) else { return "?".to_string() };
-    let secs = (chrono::Utc::now() - started.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    let Ok(started) = chrono::DateTime::parse_from_rfc3339(started) else {
+        return "?".to_string();
+    };
+    let secs = (chrono::Utc::now() - started.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
     match secs {
         s if s < 120 => format!("up {s}s"),
         s if s < 7200 => format!("up {}m", s / 60),
@@ -264,9 +540,14 @@ mod tests {
     #[test]
     fn buttons_parse_strictly() {
         let acme: TenantId = "acme".parse().unwrap();
-        assert_eq!(parse_button("t:r:acme"), Some(Button::Act(Action::Restart, acme.clone())));
+        assert_eq!(
+            parse_button("t:r:acme"),
+            Some(Button::Act(Action::Restart, acme.clone()))
+        );
         assert_eq!(parse_button("rm:p:acme"), Some(Button::AskPurge(acme)));
-        for bad in ["", "t:r:", "t:r:Acme", "t:z:acme", "t:r:../x", "rm:k:a_b", "nonsense"] {
+        for bad in [
+            "", "t:r:", "t:r:Acme", "t:z:acme", "t:r:../x", "rm:k:a_b", "nonsense",
+        ] {
             assert_eq!(parse_button(bad), None, "{bad:?}");
         }
     }

@@ -63,6 +63,8 @@ pub enum Command {
     Stop(String),
     #[command(description = "start a client's cell: /start <id>")]
     Start(String),
+    #[command(description = "move a client's cell to another pinned image: /upgrade <id> [image]")]
+    Upgrade(String),
     #[command(description = "remove a client (asks first): /remove <id>")]
     Remove(String),
     #[command(description = "a client's log, secrets redacted: /logs <id> [lines]")]
@@ -73,9 +75,13 @@ pub enum Command {
     Mute(String),
     #[command(description = "alerts on again: /unmute <id>")]
     Unmute(String),
-    #[command(description = "usage and cost: /usage [id] [7d|30d|this-month|last-month|YYYY-MM|from..to] [csv]")]
+    #[command(
+        description = "usage and cost: /usage [id] [7d|30d|this-month|last-month|YYYY-MM|from..to] [csv]"
+    )]
     Usage(String),
-    #[command(description = "monthly budget: /budget <id> [amount|none] [notify|stop-channel|stop-cell]")]
+    #[command(
+        description = "monthly budget: /budget <id> [amount|none] [notify|stop-channel|stop-cell]"
+    )]
     Budget(String),
     #[command(description = "undo a budget suspension: /resume <id>")]
     Resume(String),
@@ -118,7 +124,10 @@ impl Ctx {
 ///
 /// No token or operators configured, broken dialogue texts, or the Bot API
 /// refusing the admin's token.
-pub async fn run(app: App, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     run_with_monitor(app, None, shutdown).await
 }
 
@@ -128,21 +137,37 @@ pub async fn run(app: App, shutdown: impl Future<Output = ()> + Send + 'static) 
 /// # Errors
 ///
 /// As `run`.
-pub async fn run_with_monitor(app: App, monitor: Option<MonitorLink>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run_with_monitor(
+    app: App,
+    monitor: Option<MonitorLink>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let (token, operators) = app.config.telegram.require()?;
     let operators = operators.to_vec();
     let texts = Texts::load()?;
     fleet::catalog::check()?;
-    let url = app.config.telegram.api_url.parse().context("telegram.apiUrl is not a URL")?;
+    let url = app
+        .config
+        .telegram
+        .api_url
+        .parse()
+        .context("telegram.apiUrl is not a URL")?;
     // Telegram asks for about one message a second per chat and at most 20 a
     // minute per group; teloxide's default applies the group limit to private
     // chats too, which stalls an operator's `/newclient` for up to a minute after
     // 20 messages. In a private chat the per-second limit is the one that holds.
-    let limits = Limits { messages_per_min_chat: 60, ..Limits::default() };
+    let limits = Limits {
+        messages_per_min_chat: 60,
+        ..Limits::default()
+    };
     let bot = Bot::new(token.expose()).set_api_url(url).throttle(limits);
-    let me = bot.get_me().await.context("the Bot API refused the admin bot's token (MTP_TELEGRAM_TOKEN); check it with @BotFather")?;
+    let me = bot.get_me().await.context(
+        "the Bot API refused the admin bot's token (MTP_TELEGRAM_TOKEN); check it with @BotFather",
+    )?;
     tracing::info!(bot = %me.user.username.clone().unwrap_or_default(), "admin bot connected");
-    bot.set_my_commands(Command::bot_commands()).await.context("cannot register the command list (setMyCommands)")?;
+    bot.set_my_commands(Command::bot_commands())
+        .await
+        .context("cannot register the command list (setMyCommands)")?;
 
     let ctx = Arc::new(Ctx {
         app: app.clone(),
@@ -157,7 +182,8 @@ pub async fn run_with_monitor(app: App, monitor: Option<MonitorLink>, shutdown: 
         .as_mut()
         .and_then(|link| link.usage.take())
         .map(|reports| tokio::spawn(usage::forward(bot.clone(), ctx.clone(), reports)));
-    let forwarder = monitor.map(|link| tokio::spawn(alerts::forward(bot.clone(), ctx.clone(), link.reports)));
+    let forwarder =
+        monitor.map(|link| tokio::spawn(alerts::forward(bot.clone(), ctx.clone(), link.reports)));
     let storage = DialogueStorage::new(app.store.clone());
 
     let mut dispatcher = Dispatcher::builder(bot.clone(), schema())
@@ -204,14 +230,23 @@ pub fn schema() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'stat
         .endpoint(on_callback);
     let is_operator = |update: Update, ctx: Arc<Ctx>| ctx.is_operator(update.from());
     dptree::entry()
-        .branch(dptree::filter(is_operator).branch(messages).branch(callbacks))
+        .branch(
+            dptree::filter(is_operator)
+                .branch(messages)
+                .branch(callbacks),
+        )
         // Only non-operators: an operator's update that no branch takes (an
         // edited message, say) is ignored, not refused and audited as a stranger's.
-        .branch(dptree::filter(move |update: Update, ctx: Arc<Ctx>| !is_operator(update, ctx)).endpoint(refuse))
+        .branch(
+            dptree::filter(move |update: Update, ctx: Arc<Ctx>| !is_operator(update, ctx))
+                .endpoint(refuse),
+        )
 }
 
 async fn refuse(bot: Tg, update: Update, ctx: Arc<Ctx>) -> HandlerResult {
-    let Some(user) = update.from() else { return Ok(()) };
+    let Some(user) = update.from() else {
+        return Ok(());
+    };
     let user_id = user.id.0;
     fleet::record_refusal(&ctx.app, &Actor::Telegram(user_id), "bot: not an operator");
     let chat_private = match &update.kind {
@@ -228,19 +263,28 @@ async fn refuse(bot: Tg, update: Update, ctx: Arc<Ctx>) -> HandlerResult {
     }
     let due = {
         let mut refused = ctx.refused.lock().unwrap_or_else(|p| p.into_inner());
-        let due = refused.get(&user_id).is_none_or(|at| at.elapsed() >= REFUSAL_EVERY);
+        let due = refused
+            .get(&user_id)
+            .is_none_or(|at| at.elapsed() >= REFUSAL_EVERY);
         if due {
             refused.insert(user_id, Instant::now());
         }
         due
     };
     if due {
-        bot.send_message(UserId(user_id), ctx.texts.plain("common.refused")).await?;
+        bot.send_message(UserId(user_id), ctx.texts.plain("common.refused"))
+            .await?;
     }
     Ok(())
 }
 
-async fn on_command(bot: Tg, msg: Message, cmd: Command, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {
+async fn on_command(
+    bot: Tg,
+    msg: Message,
+    cmd: Command,
+    dialogue: Dlg,
+    ctx: Arc<Ctx>,
+) -> HandlerResult {
     let chat = msg.chat.id;
     let actor = actor_of(msg.from.as_ref());
     match cmd {
@@ -253,7 +297,11 @@ async fn on_command(bot: Tg, msg: Message, cmd: Command, dialogue: Dlg, ctx: Arc
         Command::Cancel => {
             let had = !matches!(dialogue.get().await?, None | Some(State::Idle));
             dialogue.exit().await?;
-            let key = if had { "common.cancelled" } else { "common.nothing_to_cancel" };
+            let key = if had {
+                "common.cancelled"
+            } else {
+                "common.nothing_to_cancel"
+            };
             send(&bot, chat, ctx.texts.plain(key), None).await?;
         }
         Command::NewClient => newclient::begin(&bot, chat, &dialogue, &ctx).await?,
@@ -287,12 +335,26 @@ async fn on_command(bot: Tg, msg: Message, cmd: Command, dialogue: Dlg, ctx: Arc
         Command::Mute(arg) => {
             let mut words = arg.split_whitespace();
             let id_text = words.next().unwrap_or_default().to_string();
-            let duration = words.next().and_then(|text| humantime::parse_duration(text).ok()).filter(|d| d.as_secs() >= 60 && d.as_secs() <= 30 * 86_400);
+            let duration = words
+                .next()
+                .and_then(|text| humantime::parse_duration(text).ok())
+                .filter(|d| d.as_secs() >= 60 && d.as_secs() <= 30 * 86_400);
             let Some(duration) = duration else {
-                send(&bot, chat, ctx.texts.get("common.usage", &[("usage", "/mute <id> <duration from 1m to 30d, e.g. 2h>")]), None).await?;
+                send(
+                    &bot,
+                    chat,
+                    ctx.texts.get(
+                        "common.usage",
+                        &[("usage", "/mute <id> <duration from 1m to 30d, e.g. 2h>")],
+                    ),
+                    None,
+                )
+                .await?;
                 return Ok(());
             };
-            if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/mute <id> <duration>").await? {
+            if let Some(id) =
+                tenant_arg(&bot, chat, &ctx, &id_text, "/mute <id> <duration>").await?
+            {
                 alerts::mute(&bot, chat, &ctx, &actor, &id, duration).await?;
             }
         }
@@ -300,7 +362,15 @@ async fn on_command(bot: Tg, msg: Message, cmd: Command, dialogue: Dlg, ctx: Arc
         Command::Budget(arg) => {
             let words: Vec<&str> = arg.split_whitespace().collect();
             let usage = "/budget <id> [amount|none] [notify|stop-channel|stop-cell]";
-            if let Some(id) = tenant_arg(&bot, chat, &ctx, words.first().copied().unwrap_or_default(), usage).await? {
+            if let Some(id) = tenant_arg(
+                &bot,
+                chat,
+                &ctx,
+                words.first().copied().unwrap_or_default(),
+                usage,
+            )
+            .await?
+            {
                 usage::budget_command(&bot, chat, &ctx, &actor, &id, &words[1..]).await?;
             }
         }
@@ -314,6 +384,27 @@ async fn on_command(bot: Tg, msg: Message, cmd: Command, dialogue: Dlg, ctx: Arc
                 alerts::unmute(&bot, chat, &ctx, &actor, &id).await?;
             }
         }
+        Command::Upgrade(arg) => {
+            let mut words = arg.split_whitespace();
+            let id_text = words.next().unwrap_or_default().to_string();
+            let image = words.next().map(str::to_string);
+            if words.next().is_some() {
+                send(
+                    &bot,
+                    chat,
+                    ctx.texts
+                        .get("common.usage", &[("usage", "/upgrade <id> [image]")]),
+                    None,
+                )
+                .await?;
+                return Ok(());
+            }
+            if let Some(id) =
+                tenant_arg(&bot, chat, &ctx, &id_text, "/upgrade <id> [image]").await?
+            {
+                clients::upgrade(&bot, chat, &ctx, &actor, &id, image.as_deref()).await?;
+            }
+        }
         Command::Logs(arg) => {
             let mut words = arg.split_whitespace();
             let id_text = words.next().unwrap_or_default().to_string();
@@ -321,7 +412,14 @@ async fn on_command(bot: Tg, msg: Message, cmd: Command, dialogue: Dlg, ctx: Arc
                 None => 50,
                 Some(Ok(n)) if (1..=2000).contains(&n) => n,
                 Some(_) => {
-                    send(&bot, chat, ctx.texts.get("common.usage", &[("usage", "/logs <id> [1-2000]")]), None).await?;
+                    send(
+                        &bot,
+                        chat,
+                        ctx.texts
+                            .get("common.usage", &[("usage", "/logs <id> [1-2000]")]),
+                        None,
+                    )
+                    .await?;
                     return Ok(());
                 }
             };
@@ -338,7 +436,13 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
     match state {
         State::Idle => {
             if msg.chat.is_private() {
-                send(&bot, msg.chat.id, ctx.texts.plain("common.not_a_command"), None).await?;
+                send(
+                    &bot,
+                    msg.chat.id,
+                    ctx.texts.plain("common.not_a_command"),
+                    None,
+                )
+                .await?;
             }
         }
         State::Unreadable => {
@@ -360,7 +464,15 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
                 return Ok(());
             }
             let actor = actor_of(msg.from.as_ref());
-            clients::confirm_purge(&bot, msg.chat.id, &ctx, &actor, &tenant, msg.text().unwrap_or_default()).await?;
+            clients::confirm_purge(
+                &bot,
+                msg.chat.id,
+                &ctx,
+                &actor,
+                &tenant,
+                msg.text().unwrap_or_default(),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -384,9 +496,22 @@ async fn on_callback(bot: Tg, q: CallbackQuery, dialogue: Dlg, ctx: Arc<Ctx>) ->
             send(&bot, chat, expired_text(&ctx), None).await?;
             return Ok(());
         }
-        return newclient::on_button(&bot, chat, message.id(), &dialogue, &ctx, draft, rest, &actor).await;
+        return newclient::on_button(
+            &bot,
+            chat,
+            message.id(),
+            &dialogue,
+            &ctx,
+            draft,
+            rest,
+            &actor,
+        )
+        .await;
     }
-    if let Some(id) = data.strip_prefix("m:1h:").and_then(|id| id.parse::<crate::tenant::TenantId>().ok()) {
+    if let Some(id) = data
+        .strip_prefix("m:1h:")
+        .and_then(|id| id.parse::<crate::tenant::TenantId>().ok())
+    {
         return alerts::mute(&bot, chat, &ctx, &actor, &id, Duration::from_secs(3600)).await;
     }
     match clients::parse_button(data) {
@@ -403,7 +528,8 @@ async fn on_callback(bot: Tg, q: CallbackQuery, dialogue: Dlg, ctx: Arc<Ctx>) ->
 /// finished or undone). Reset it and say so, rather than answer "busy" forever.
 async fn abandon_provisioning(bot: &Tg, ctx: &Ctx, storage: &DialogueStorage) {
     for (chat, state) in storage.all().await {
-        let stuck = matches!(state, State::NewClient(draft) if draft.step == state::Step::Provisioning);
+        let stuck =
+            matches!(state, State::NewClient(draft) if draft.step == state::Step::Provisioning);
         if stuck && storage.forget(chat).await {
             let _ = send(bot, chat, ctx.texts.plain("common.reset"), None).await;
         }
@@ -417,7 +543,9 @@ async fn sweep_idle(bot: Tg, ctx: Arc<Ctx>, storage: Arc<DialogueStorage>) {
         interval.tick().await;
         for (chat, state) in storage.all().await {
             let touched_at = match state {
-                State::NewClient(draft) if draft.step != state::Step::Provisioning => draft.touched_at,
+                State::NewClient(draft) if draft.step != state::Step::Provisioning => {
+                    draft.touched_at
+                }
                 State::ConfirmPurge { touched_at, .. } => touched_at,
                 _ => continue,
             };
@@ -434,11 +562,17 @@ fn expired(ctx: &Ctx, touched_at: i64) -> bool {
 
 /// Says how long the idle time is: it is configurable (`telegram.dialogueIdle`).
 fn expired_text(ctx: &Ctx) -> String {
-    ctx.texts.get("common.expired", &[("idle", &humantime::format_duration(ctx.idle).to_string())])
+    ctx.texts.get(
+        "common.expired",
+        &[("idle", &humantime::format_duration(ctx.idle).to_string())],
+    )
 }
 
 fn help(ctx: &Ctx) -> String {
-    ctx.texts.get("common.help", &[("commands", &Command::descriptions().to_string())])
+    ctx.texts.get(
+        "common.help",
+        &[("commands", &Command::descriptions().to_string())],
+    )
 }
 
 fn actor_of(user: Option<&teloxide::types::User>) -> Actor {
@@ -446,28 +580,56 @@ fn actor_of(user: Option<&teloxide::types::User>) -> Actor {
 }
 
 /// Parses a tenant id argument, replying with the usage or the id rule if bad.
-async fn tenant_arg(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str, usage: &str) -> Result<Option<crate::tenant::TenantId>, teloxide::RequestError> {
+async fn tenant_arg(
+    bot: &Tg,
+    chat: ChatId,
+    ctx: &Ctx,
+    arg: &str,
+    usage: &str,
+) -> Result<Option<crate::tenant::TenantId>, teloxide::RequestError> {
     let arg = arg.trim();
     if arg.is_empty() || arg.contains(char::is_whitespace) {
-        send(bot, chat, ctx.texts.get("common.usage", &[("usage", usage)]), None).await?;
+        send(
+            bot,
+            chat,
+            ctx.texts.get("common.usage", &[("usage", usage)]),
+            None,
+        )
+        .await?;
         return Ok(None);
     }
     match arg.parse() {
         Ok(id) => Ok(Some(id)),
         Err(err) => {
             let err: crate::tenant::TenantIdError = err;
-            send(bot, chat, ctx.texts.get("common.bad_id", &[("input", arg), ("reason", &err.to_string())]), None).await?;
+            send(
+                bot,
+                chat,
+                ctx.texts.get(
+                    "common.bad_id",
+                    &[("input", arg), ("reason", &err.to_string())],
+                ),
+                None,
+            )
+            .await?;
             Ok(None)
         }
     }
 }
 
 /// Sends HTML text (split at line breaks when over Telegram's limit).
-pub async fn send(bot: &Tg, chat: ChatId, text: String, markup: Option<InlineKeyboardMarkup>) -> Result<Message, teloxide::RequestError> {
+pub async fn send(
+    bot: &Tg,
+    chat: ChatId,
+    text: String,
+    markup: Option<InlineKeyboardMarkup>,
+) -> Result<Message, teloxide::RequestError> {
     let mut parts = split_message(&text);
     let last = parts.pop().unwrap_or_default();
     for part in parts {
-        bot.send_message(chat, part).parse_mode(ParseMode::Html).await?;
+        bot.send_message(chat, part)
+            .parse_mode(ParseMode::Html)
+            .await?;
     }
     let request = bot.send_message(chat, last).parse_mode(ParseMode::Html);
     match markup {
@@ -477,8 +639,16 @@ pub async fn send(bot: &Tg, chat: ChatId, text: String, markup: Option<InlineKey
 }
 
 /// Replaces a message's text (and buttons).
-pub async fn edit(bot: &Tg, chat: ChatId, message: MessageId, text: String, markup: Option<InlineKeyboardMarkup>) -> Result<(), teloxide::RequestError> {
-    let request = bot.edit_message_text(chat, message, text).parse_mode(ParseMode::Html);
+pub async fn edit(
+    bot: &Tg,
+    chat: ChatId,
+    message: MessageId,
+    text: String,
+    markup: Option<InlineKeyboardMarkup>,
+) -> Result<(), teloxide::RequestError> {
+    let request = bot
+        .edit_message_text(chat, message, text)
+        .parse_mode(ParseMode::Html);
     let result = match markup {
         Some(markup) => request.reply_markup(markup).await,
         None => request.await,
@@ -536,10 +706,21 @@ mod tests {
     async fn the_handler_tree_type_checks() {
         let bot = Bot::new("1:test").throttle(Limits::default());
         let dir = tempfile::tempdir().unwrap();
-        let config = crate::config::AdminConfig::from_json5(&format!("{{ dataDir: {:?} }}", dir.path())).unwrap();
+        let config =
+            crate::config::AdminConfig::from_json5(&format!("{{ dataDir: {:?} }}", dir.path()))
+                .unwrap();
         let app = App::open(config).await.unwrap();
         let store = app.store.clone();
-        let ctx = Arc::new(Ctx { app, texts: Texts::load().unwrap(), operators: vec![1], idle: Duration::from_secs(60), refused: Mutex::new(HashMap::new()), latest: None });
-        let _ = Dispatcher::builder(bot, schema()).dependencies(dptree::deps![ctx, DialogueStorage::new(store)]).build();
+        let ctx = Arc::new(Ctx {
+            app,
+            texts: Texts::load().unwrap(),
+            operators: vec![1],
+            idle: Duration::from_secs(60),
+            refused: Mutex::new(HashMap::new()),
+            latest: None,
+        });
+        let _ = Dispatcher::builder(bot, schema())
+            .dependencies(dptree::deps![ctx, DialogueStorage::new(store)])
+            .build();
     }
 }

@@ -18,8 +18,19 @@ const MAX_NAME: usize = 64;
 
 /// The progress lines shown while provisioning, and the create steps each covers.
 const PROGRESS: [(&str, &[CreateStep]); 5] = [
-    ("newclient.step_config", &[CreateStep::Validate, CreateStep::Record, CreateStep::Dirs, CreateStep::Config]),
-    ("newclient.step_container", &[CreateStep::Network, CreateStep::Container]),
+    (
+        "newclient.step_config",
+        &[
+            CreateStep::Validate,
+            CreateStep::Record,
+            CreateStep::Dirs,
+            CreateStep::Config,
+        ],
+    ),
+    (
+        "newclient.step_container",
+        &[CreateStep::Network, CreateStep::Container],
+    ),
     ("newclient.step_start", &[CreateStep::Start]),
     ("newclient.step_health", &[CreateStep::Health]),
     ("newclient.step_pair", &[CreateStep::Pair]),
@@ -32,25 +43,42 @@ pub async fn begin(bot: &Tg, chat: ChatId, dialogue: &Dlg, ctx: &Ctx) -> Handler
 }
 
 /// A text (or anything else) sent during the dialogue.
-pub async fn on_message(bot: &Tg, msg: &Message, dialogue: &Dlg, ctx: &Ctx, mut draft: Draft) -> HandlerResult {
+pub async fn on_message(
+    bot: &Tg,
+    msg: &Message,
+    dialogue: &Dlg,
+    ctx: &Ctx,
+    mut draft: Draft,
+) -> HandlerResult {
     let chat = msg.chat.id;
     let text = msg.text().unwrap_or_default().trim().to_string();
     draft.touched_at = fleet::now();
     match draft.step {
-        Step::Id => {
-            match text.parse::<TenantId>() {
-                Ok(id) => return take_id(bot, chat, dialogue, ctx, draft, id).await,
-                Err(err) => {
-                    let markup = TenantId::suggest(&text).filter(|s| s.as_str() != text).map(|suggested| {
-                        InlineKeyboardMarkup::new([[InlineKeyboardButton::callback(
-                            ctx.texts.get("newclient.id_suggest", &[("id", suggested.as_str())]),
-                            format!("nc:id:{suggested}"),
-                        )]])
-                    });
-                    send(bot, chat, ctx.texts.get("common.bad_id", &[("input", &text), ("reason", &err.to_string())]), markup).await?;
-                }
+        Step::Id => match text.parse::<TenantId>() {
+            Ok(id) => return take_id(bot, chat, dialogue, ctx, draft, id).await,
+            Err(err) => {
+                let markup =
+                    TenantId::suggest(&text)
+                        .filter(|s| s.as_str() != text)
+                        .map(|suggested| {
+                            InlineKeyboardMarkup::new([[InlineKeyboardButton::callback(
+                                ctx.texts
+                                    .get("newclient.id_suggest", &[("id", suggested.as_str())]),
+                                format!("nc:id:{suggested}"),
+                            )]])
+                        });
+                send(
+                    bot,
+                    chat,
+                    ctx.texts.get(
+                        "common.bad_id",
+                        &[("input", &text), ("reason", &err.to_string())],
+                    ),
+                    markup,
+                )
+                .await?;
             }
-        }
+        },
         Step::Name => {
             if text.is_empty() || text.chars().count() > MAX_NAME {
                 send(bot, chat, ctx.texts.plain("newclient.name_too_long"), None).await?;
@@ -65,21 +93,44 @@ pub async fn on_message(bot: &Tg, msg: &Message, dialogue: &Dlg, ctx: &Ctx, mut 
             let token = match BotToken::parse(&text) {
                 Ok(token) => token,
                 Err(err) => {
-                    send(bot, chat, ctx.texts.get("newclient.token_bad_format", &[("reason", &err.to_string())]), None).await?;
+                    send(
+                        bot,
+                        chat,
+                        ctx.texts.get(
+                            "newclient.token_bad_format",
+                            &[("reason", &err.to_string())],
+                        ),
+                        None,
+                    )
+                    .await?;
                     return Ok(());
                 }
             };
             send(bot, chat, ctx.texts.plain("newclient.token_deleted"), None).await?;
             match fleet::prove_bot_token(&ctx.app, &token).await {
                 Ok(proven) => {
-                    send(bot, chat, ctx.texts.get("newclient.token_ok", &[("username", &proven.username)]), None).await?;
+                    send(
+                        bot,
+                        chat,
+                        ctx.texts
+                            .get("newclient.token_ok", &[("username", &proven.username)]),
+                        None,
+                    )
+                    .await?;
                     draft.token = Some(Sealed(token.secret().clone()));
                     draft.bot_id = Some(proven.id);
                     draft.username = Some(proven.username);
                     return advance(bot, chat, dialogue, ctx, draft, Step::Model).await;
                 }
                 Err(err) => {
-                    send(bot, chat, ctx.texts.get("newclient.token_refused", &[("reason", &err.to_string())]), None).await?;
+                    send(
+                        bot,
+                        chat,
+                        ctx.texts
+                            .get("newclient.token_refused", &[("reason", &err.to_string())]),
+                        None,
+                    )
+                    .await?;
                 }
             }
         }
@@ -94,15 +145,25 @@ pub async fn on_message(bot: &Tg, msg: &Message, dialogue: &Dlg, ctx: &Ctx, mut 
             }
         }
         Step::AllowlistIds => {
-            let ids: Result<Vec<i64>, _> =
-                text.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()).map(str::parse::<i64>).collect();
+            let ids: Result<Vec<i64>, _> = text
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::parse::<i64>)
+                .collect();
             match ids {
                 Ok(ids) if !ids.is_empty() && ids.iter().all(|id| *id > 0) => {
                     draft.allowlist = Some(ids);
                     return advance(bot, chat, dialogue, ctx, draft, Step::Confirm).await;
                 }
                 _ => {
-                    send(bot, chat, ctx.texts.get("newclient.allowlist_bad", &[("input", &text)]), None).await?;
+                    send(
+                        bot,
+                        chat,
+                        ctx.texts
+                            .get("newclient.allowlist_bad", &[("input", &text)]),
+                        None,
+                    )
+                    .await?;
                 }
             }
         }
@@ -158,7 +219,11 @@ pub async fn on_button(
             draft.name = None;
             return advance(bot, chat, dialogue, ctx, draft, Step::Token).await;
         }
-        (Step::Model, "model") => match arg.parse::<usize>().ok().and_then(|i| catalog::models().get(i)) {
+        (Step::Model, "model") => match arg
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| catalog::models().get(i))
+        {
             Some(model) => {
                 draft.model = Some(model.id.clone());
                 return advance(bot, chat, dialogue, ctx, draft, Step::Key).await;
@@ -167,7 +232,9 @@ pub async fn on_button(
                 send(bot, chat, ctx.texts.plain("common.stale_button"), None).await?;
             }
         },
-        (Step::Key, "key") if arg == "shared" && ctx.app.config.telegram.shared_provider_key.is_some() => {
+        (Step::Key, "key")
+            if arg == "shared" && ctx.app.config.telegram.shared_provider_key.is_some() =>
+        {
             draft.key = KeyChoice::Shared;
             return advance(bot, chat, dialogue, ctx, draft, Step::Skills).await;
         }
@@ -175,7 +242,11 @@ pub async fn on_button(
             draft.key = KeyChoice::None;
             return advance(bot, chat, dialogue, ctx, draft, Step::Skills).await;
         }
-        (Step::Skills, "skill") => match arg.parse::<usize>().ok().and_then(|i| catalog::skills().get(i)) {
+        (Step::Skills, "skill") => match arg
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| catalog::skills().get(i))
+        {
             Some(skill) => {
                 if let Some(at) = draft.skills.iter().position(|s| *s == skill.id) {
                     draft.skills.remove(at);
@@ -183,19 +254,28 @@ pub async fn on_button(
                     draft.skills.push(skill.id.clone());
                 }
                 // Toggle in place: the same message, new check marks.
-                let _ = bot.edit_message_reply_markup(chat, message).reply_markup(skills_keyboard(ctx, &draft)).await;
+                let _ = bot
+                    .edit_message_reply_markup(chat, message)
+                    .reply_markup(skills_keyboard(ctx, &draft))
+                    .await;
             }
             None => {
                 send(bot, chat, ctx.texts.plain("common.stale_button"), None).await?;
             }
         },
-        (Step::Skills, "skills") if arg == "done" => return advance(bot, chat, dialogue, ctx, draft, Step::Access).await,
+        (Step::Skills, "skills") if arg == "done" => {
+            return advance(bot, chat, dialogue, ctx, draft, Step::Access).await;
+        }
         (Step::Access, "access") if arg == "pairing" => {
             draft.allowlist = None;
             return advance(bot, chat, dialogue, ctx, draft, Step::Confirm).await;
         }
-        (Step::Access, "access") if arg == "allowlist" => return advance(bot, chat, dialogue, ctx, draft, Step::AllowlistIds).await,
-        (Step::Confirm, "confirm") => return provision(bot, chat, dialogue, ctx, draft, actor).await,
+        (Step::Access, "access") if arg == "allowlist" => {
+            return advance(bot, chat, dialogue, ctx, draft, Step::AllowlistIds).await;
+        }
+        (Step::Confirm, "confirm") => {
+            return provision(bot, chat, dialogue, ctx, draft, actor).await;
+        }
         _ => {
             send(bot, chat, ctx.texts.plain("common.stale_button"), None).await?;
         }
@@ -204,7 +284,14 @@ pub async fn on_button(
     Ok(())
 }
 
-async fn take_id(bot: &Tg, chat: ChatId, dialogue: &Dlg, ctx: &Ctx, mut draft: Draft, id: TenantId) -> HandlerResult {
+async fn take_id(
+    bot: &Tg,
+    chat: ChatId,
+    dialogue: &Dlg,
+    ctx: &Ctx,
+    mut draft: Draft,
+    id: TenantId,
+) -> HandlerResult {
     let key = match fleet::id_availability(&ctx.app, &id) {
         Ok(fleet::IdAvailability::Free) => None,
         Ok(fleet::IdAvailability::LeftoverData) => Some("newclient.id_leftover"),
@@ -219,7 +306,14 @@ async fn take_id(bot: &Tg, chat: ChatId, dialogue: &Dlg, ctx: &Ctx, mut draft: D
     advance(bot, chat, dialogue, ctx, draft, Step::Name).await
 }
 
-async fn advance(bot: &Tg, chat: ChatId, dialogue: &Dlg, ctx: &Ctx, mut draft: Draft, step: Step) -> HandlerResult {
+async fn advance(
+    bot: &Tg,
+    chat: ChatId,
+    dialogue: &Dlg,
+    ctx: &Ctx,
+    mut draft: Draft,
+    step: Step,
+) -> HandlerResult {
     draft.step = step;
     dialogue.update(State::NewClient(draft.clone())).await?;
     prompt(bot, chat, ctx, &draft).await
@@ -228,32 +322,66 @@ async fn advance(bot: &Tg, chat: ChatId, dialogue: &Dlg, ctx: &Ctx, mut draft: D
 /// Sends the question of the draft's current step.
 async fn prompt(bot: &Tg, chat: ChatId, ctx: &Ctx, draft: &Draft) -> HandlerResult {
     let texts = &ctx.texts;
-    let nav = || vec![button(texts.plain("newclient.back"), "nc:back"), button(texts.plain("newclient.cancel"), "nc:cancel")];
+    let nav = || {
+        vec![
+            button(texts.plain("newclient.back"), "nc:back"),
+            button(texts.plain("newclient.cancel"), "nc:cancel"),
+        ]
+    };
     let id = draft.id.clone().unwrap_or_default();
     let (text, rows): (String, Vec<Vec<InlineKeyboardButton>>) = match draft.step {
-        Step::Id => (texts.plain("newclient.ask_id"), vec![vec![button(texts.plain("newclient.cancel"), "nc:cancel")]]),
-        Step::Name => (texts.get("newclient.ask_name", &[("id", &id)]), vec![vec![button(texts.plain("newclient.skip"), "nc:skip")], nav()]),
+        Step::Id => (
+            texts.plain("newclient.ask_id"),
+            vec![vec![button(texts.plain("newclient.cancel"), "nc:cancel")]],
+        ),
+        Step::Name => (
+            texts.get("newclient.ask_name", &[("id", &id)]),
+            vec![
+                vec![button(texts.plain("newclient.skip"), "nc:skip")],
+                nav(),
+            ],
+        ),
         Step::Token => (texts.plain("newclient.ask_token"), vec![nav()]),
         Step::Model => {
-            let mut rows: Vec<Vec<InlineKeyboardButton>> =
-                catalog::models().iter().enumerate().map(|(i, model)| vec![button(model.label.clone(), &format!("nc:model:{i}"))]).collect();
+            let mut rows: Vec<Vec<InlineKeyboardButton>> = catalog::models()
+                .iter()
+                .enumerate()
+                .map(|(i, model)| vec![button(model.label.clone(), &format!("nc:model:{i}"))])
+                .collect();
             rows.push(nav());
             (texts.plain("newclient.ask_model"), rows)
         }
         Step::Key => {
-            let provider = draft.model.as_deref().and_then(|m| m.split_once('/')).map_or("provider", |(p, _)| p).to_string();
+            let provider = draft
+                .model
+                .as_deref()
+                .and_then(|m| m.split_once('/'))
+                .map_or("provider", |(p, _)| p)
+                .to_string();
             let mut first = Vec::new();
             let key = if ctx.app.config.telegram.shared_provider_key.is_some() {
-                first.push(button(texts.plain("newclient.use_shared_key"), "nc:key:shared"));
+                first.push(button(
+                    texts.plain("newclient.use_shared_key"),
+                    "nc:key:shared",
+                ));
                 "newclient.ask_key"
             } else {
                 first.push(button(texts.plain("newclient.skip"), "nc:key:skip"));
                 "newclient.ask_key_no_shared"
             };
-            (texts.get(key, &[("provider", &provider)]), vec![first, nav()])
+            (
+                texts.get(key, &[("provider", &provider)]),
+                vec![first, nav()],
+            )
         }
         Step::Skills => {
-            send(bot, chat, texts.plain("newclient.ask_skills"), Some(skills_keyboard(ctx, draft))).await?;
+            send(
+                bot,
+                chat,
+                texts.plain("newclient.ask_skills"),
+                Some(skills_keyboard(ctx, draft)),
+            )
+            .await?;
             return Ok(());
         }
         Step::Access => (
@@ -261,7 +389,10 @@ async fn prompt(bot: &Tg, chat: ChatId, ctx: &Ctx, draft: &Draft) -> HandlerResu
             vec![
                 vec![
                     button(texts.plain("newclient.access_pairing"), "nc:access:pairing"),
-                    button(texts.plain("newclient.access_allowlist"), "nc:access:allowlist"),
+                    button(
+                        texts.plain("newclient.access_allowlist"),
+                        "nc:access:allowlist",
+                    ),
                 ],
                 nav(),
             ],
@@ -269,11 +400,21 @@ async fn prompt(bot: &Tg, chat: ChatId, ctx: &Ctx, draft: &Draft) -> HandlerResu
         Step::AllowlistIds => (texts.plain("newclient.ask_allowlist"), vec![nav()]),
         Step::Confirm => (
             summary(ctx, draft),
-            vec![vec![button(texts.plain("newclient.confirm"), "nc:confirm"), button(texts.plain("newclient.cancel"), "nc:cancel")], vec![button(texts.plain("newclient.back"), "nc:back")]],
+            vec![
+                vec![
+                    button(texts.plain("newclient.confirm"), "nc:confirm"),
+                    button(texts.plain("newclient.cancel"), "nc:cancel"),
+                ],
+                vec![button(texts.plain("newclient.back"), "nc:back")],
+            ],
         ),
         Step::Provisioning => (texts.plain("common.busy"), Vec::new()),
     };
-    let markup = if rows.is_empty() { None } else { Some(InlineKeyboardMarkup::new(rows)) };
+    let markup = if rows.is_empty() {
+        None
+    } else {
+        Some(InlineKeyboardMarkup::new(rows))
+    };
     send(bot, chat, text, markup).await?;
     Ok(())
 }
@@ -286,14 +427,27 @@ fn skills_keyboard(ctx: &Ctx, draft: &Draft) -> InlineKeyboardMarkup {
             pair.iter()
                 .enumerate()
                 .map(|(col, skill)| {
-                    let mark = if draft.skills.contains(&skill.id) { "✅" } else { "▫️" };
-                    button(format!("{mark} {} {}", skill.emoji, skill.label), &format!("nc:skill:{}", row * 2 + col))
+                    let mark = if draft.skills.contains(&skill.id) {
+                        "✅"
+                    } else {
+                        "▫️"
+                    };
+                    button(
+                        format!("{mark} {} {}", skill.emoji, skill.label),
+                        &format!("nc:skill:{}", row * 2 + col),
+                    )
                 })
                 .collect()
         })
         .collect();
-    rows.push(vec![button(ctx.texts.plain("newclient.done"), "nc:skills:done")]);
-    rows.push(vec![button(ctx.texts.plain("newclient.back"), "nc:back"), button(ctx.texts.plain("newclient.cancel"), "nc:cancel")]);
+    rows.push(vec![button(
+        ctx.texts.plain("newclient.done"),
+        "nc:skills:done",
+    )]);
+    rows.push(vec![
+        button(ctx.texts.plain("newclient.back"), "nc:back"),
+        button(ctx.texts.plain("newclient.cancel"), "nc:cancel"),
+    ]);
     InlineKeyboardMarkup::new(rows)
 }
 
@@ -303,19 +457,34 @@ fn summary(ctx: &Ctx, draft: &Draft) -> String {
     let model_label = draft
         .model
         .as_deref()
-        .map(|m| catalog::models().iter().find(|c| c.id == m).map_or(m.to_string(), |c| format!("{} ({m})", c.label)))
+        .map(|m| {
+            catalog::models()
+                .iter()
+                .find(|c| c.id == m)
+                .map_or(m.to_string(), |c| format!("{} ({m})", c.label))
+        })
         .unwrap_or_default();
     let key = match &draft.key {
         KeyChoice::None => texts.plain("newclient.key_none"),
         KeyChoice::Shared => texts.plain("newclient.key_shared"),
         KeyChoice::Own(_) => texts.plain("newclient.key_own"),
     };
-    let skills = if draft.skills.is_empty() { texts.plain("newclient.skills_none") } else { draft.skills.join(", ") };
+    let skills = if draft.skills.is_empty() {
+        texts.plain("newclient.skills_none")
+    } else {
+        draft.skills.join(", ")
+    };
     let access = match &draft.allowlist {
         None => texts.plain("newclient.access_pairing_summary"),
         Some(ids) => texts.get(
             "newclient.access_allowlist_summary",
-            &[("ids", &ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))],
+            &[(
+                "ids",
+                &ids.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )],
         ),
     };
     let masked = format!("{}:••••", draft.bot_id.unwrap_or(0));
@@ -324,8 +493,14 @@ fn summary(ctx: &Ctx, draft: &Draft) -> String {
         "newclient.summary",
         &[
             ("id", &crate::bot::texts::escape(&id)),
-            ("name", &crate::bot::texts::escape(draft.name.as_deref().unwrap_or(&id))),
-            ("username", &crate::bot::texts::escape(draft.username.as_deref().unwrap_or_default())),
+            (
+                "name",
+                &crate::bot::texts::escape(draft.name.as_deref().unwrap_or(&id)),
+            ),
+            (
+                "username",
+                &crate::bot::texts::escape(draft.username.as_deref().unwrap_or_default()),
+            ),
             ("token", &masked),
             ("model", &crate::bot::texts::escape(&model_label)),
             ("key", &key),
@@ -336,7 +511,14 @@ fn summary(ctx: &Ctx, draft: &Draft) -> String {
 }
 
 /// Confirmed: create the cell, editing one message as the steps complete.
-async fn provision(bot: &Tg, chat: ChatId, dialogue: &Dlg, ctx: &Arc<Ctx>, mut draft: Draft, actor: &Actor) -> HandlerResult {
+async fn provision(
+    bot: &Tg,
+    chat: ChatId,
+    dialogue: &Dlg,
+    ctx: &Arc<Ctx>,
+    mut draft: Draft,
+    actor: &Actor,
+) -> HandlerResult {
     let spec = match spec_of(ctx, &draft) {
         Some(spec) => spec,
         None => {
@@ -365,7 +547,14 @@ async fn provision(bot: &Tg, chat: ChatId, dialogue: &Dlg, ctx: &Arc<Ctx>, mut d
             while let Ok(next) = rx.try_recv() {
                 step = next;
             }
-            let _ = edit(bot, chat, progress_message.id, progress_text(ctx, &id, Some(step)), None).await;
+            let _ = edit(
+                bot,
+                chat,
+                progress_message.id,
+                progress_text(ctx, &id, Some(step)),
+                None,
+            )
+            .await;
         }
     };
     let (result, ()) = tokio::join!(create, editor);
@@ -381,18 +570,32 @@ async fn provision(bot: &Tg, chat: ChatId, dialogue: &Dlg, ctx: &Arc<Ctx>, mut d
                 ("port", &view.record.port.to_string()),
             ],
         ),
-        Err(CreateError::Failed { step, reason, kept, .. }) => ctx.texts.get(
+        Err(CreateError::Failed {
+            step, reason, kept, ..
+        }) => ctx.texts.get(
             "newclient.failed",
             &[
                 ("id", id.as_str()),
                 ("step", step.as_str()),
                 ("reason", &reason),
-                ("cleanup", &ctx.texts.plain(if kept { "newclient.failed_kept" } else { "newclient.failed_cleaned" })),
+                (
+                    "cleanup",
+                    &ctx.texts.plain(if kept {
+                        "newclient.failed_kept"
+                    } else {
+                        "newclient.failed_cleaned"
+                    }),
+                ),
             ],
         ),
         Err(err) => ctx.texts.get(
             "newclient.failed",
-            &[("id", id.as_str()), ("step", "validate"), ("reason", &err.to_string()), ("cleanup", &ctx.texts.plain("newclient.failed_cleaned"))],
+            &[
+                ("id", id.as_str()),
+                ("step", "validate"),
+                ("reason", &err.to_string()),
+                ("cleanup", &ctx.texts.plain("newclient.failed_cleaned")),
+            ],
         ),
     };
     edit(bot, chat, progress_message.id, text, None).await?;
@@ -415,7 +618,10 @@ fn progress_text(ctx: &Ctx, id: &TenantId, current: Option<CreateStep>) -> Strin
             ctx.texts.get(key, &[("step", &ctx.texts.plain(label))])
         })
         .collect();
-    ctx.texts.get_html("newclient.progress", &[("id", id.as_str()), ("steps", &lines.join("\n"))])
+    ctx.texts.get_html(
+        "newclient.progress",
+        &[("id", id.as_str()), ("steps", &lines.join("\n"))],
+    )
 }
 
 fn spec_of(ctx: &Ctx, draft: &Draft) -> Option<TenantSpec> {

@@ -49,7 +49,11 @@ pub fn decode(bytes: &[u8]) -> State {
 
 pub fn encode(state: &State) -> Vec<u8> {
     // Serializing plain enums and strings to a Vec cannot fail.
-    serde_json::to_vec(&Stored { v: VERSION, state: state.clone() }).unwrap_or_default()
+    serde_json::to_vec(&Stored {
+        v: VERSION,
+        state: state.clone(),
+    })
+    .unwrap_or_default()
 }
 
 impl DialogueStorage {
@@ -57,7 +61,10 @@ impl DialogueStorage {
     pub async fn all(&self) -> Vec<(ChatId, State)> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.dialogues()).await {
-            Ok(Ok(rows)) => rows.into_iter().map(|(chat, bytes)| (ChatId(chat), decode(&bytes))).collect(),
+            Ok(Ok(rows)) => rows
+                .into_iter()
+                .map(|(chat, bytes)| (ChatId(chat), decode(&bytes)))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -65,14 +72,20 @@ impl DialogueStorage {
     /// Forgets one chat's dialogue; true when that worked.
     pub async fn forget(&self, chat: ChatId) -> bool {
         let store = self.store.clone();
-        matches!(tokio::task::spawn_blocking(move || store.remove_dialogue(chat.0)).await, Ok(Ok(())))
+        matches!(
+            tokio::task::spawn_blocking(move || store.remove_dialogue(chat.0)).await,
+            Ok(Ok(()))
+        )
     }
 }
 
 impl Storage<State> for DialogueStorage {
     type Error = StorageError;
 
-    fn remove_dialogue(self: Arc<Self>, chat_id: ChatId) -> BoxFuture<'static, Result<(), StorageError>> {
+    fn remove_dialogue(
+        self: Arc<Self>,
+        chat_id: ChatId,
+    ) -> BoxFuture<'static, Result<(), StorageError>> {
         Box::pin(async move {
             let store = self.store.clone();
             tokio::task::spawn_blocking(move || store.remove_dialogue(chat_id.0))
@@ -82,7 +95,11 @@ impl Storage<State> for DialogueStorage {
         })
     }
 
-    fn update_dialogue(self: Arc<Self>, chat_id: ChatId, dialogue: State) -> BoxFuture<'static, Result<(), StorageError>> {
+    fn update_dialogue(
+        self: Arc<Self>,
+        chat_id: ChatId,
+        dialogue: State,
+    ) -> BoxFuture<'static, Result<(), StorageError>> {
         Box::pin(async move {
             let store = self.store.clone();
             if matches!(dialogue, State::Idle | State::Unreadable) {
@@ -99,7 +116,10 @@ impl Storage<State> for DialogueStorage {
         })
     }
 
-    fn get_dialogue(self: Arc<Self>, chat_id: ChatId) -> BoxFuture<'static, Result<Option<State>, StorageError>> {
+    fn get_dialogue(
+        self: Arc<Self>,
+        chat_id: ChatId,
+    ) -> BoxFuture<'static, Result<Option<State>, StorageError>> {
         Box::pin(async move {
             let store = self.store.clone();
             let bytes = tokio::task::spawn_blocking(move || store.dialogue(chat_id.0))
@@ -123,10 +143,16 @@ mod tests {
         draft.id = Some("acme".into());
         let bytes = encode(&State::NewClient(draft));
         match decode(&bytes) {
-            State::NewClient(draft) => assert_eq!((draft.step, draft.id.as_deref()), (Step::Model, Some("acme"))),
+            State::NewClient(draft) => assert_eq!(
+                (draft.step, draft.id.as_deref()),
+                (Step::Model, Some("acme"))
+            ),
             other => panic!("got {other:?}"),
         }
-        assert!(matches!(decode(br#"{"v":99,"state":"Idle"}"#), State::Unreadable));
+        assert!(matches!(
+            decode(br#"{"v":99,"state":"Idle"}"#),
+            State::Unreadable
+        ));
         assert!(matches!(decode(b"garbage"), State::Unreadable));
     }
 }

@@ -55,7 +55,13 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("newclient", "access_allowlist", &[]),
     ("newclient", "ask_allowlist", &[]),
     ("newclient", "allowlist_bad", &["input"]),
-    ("newclient", "summary", &["id", "name", "username", "token", "model", "key", "skills", "access"]),
+    (
+        "newclient",
+        "summary",
+        &[
+            "id", "name", "username", "token", "model", "key", "skills", "access",
+        ],
+    ),
     ("newclient", "key_own", &[]),
     ("newclient", "key_shared", &[]),
     ("newclient", "key_none", &[]),
@@ -74,14 +80,29 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("newclient", "step_done", &["step"]),
     ("newclient", "step_running", &["step"]),
     ("newclient", "step_pending", &["step"]),
-    ("newclient", "created", &["id", "username", "state", "health", "port"]),
+    (
+        "newclient",
+        "created",
+        &["id", "username", "state", "health", "port"],
+    ),
     ("newclient", "failed", &["id", "step", "reason", "cleanup"]),
     ("newclient", "failed_cleaned", &[]),
     ("newclient", "failed_kept", &[]),
     ("clients", "list_header", &["count"]),
-    ("clients", "list_line", &["emoji", "id", "port", "tag", "uptime"]),
+    (
+        "clients",
+        "list_line",
+        &["emoji", "id", "port", "tag", "uptime"],
+    ),
     ("clients", "list_empty", &[]),
-    ("clients", "details", &["emoji", "id", "name", "state", "health", "bot", "model", "image", "port", "paired", "uptime"]),
+    (
+        "clients",
+        "details",
+        &[
+            "emoji", "id", "name", "state", "health", "bot", "model", "image", "port", "paired",
+            "uptime",
+        ],
+    ),
     ("clients", "btn_restart", &[]),
     ("clients", "btn_stop", &[]),
     ("clients", "btn_start", &[]),
@@ -97,6 +118,23 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("clients", "logs_caption", &["n", "id"]),
     ("clients", "remove_ask", &["id"]),
     ("clients", "remove_keep", &[]),
+    ("clients", "upgrade_progress", &["id", "image", "steps"]),
+    ("clients", "upgrade_step_check", &[]),
+    ("clients", "upgrade_step_container", &[]),
+    ("clients", "upgrade_step_health", &[]),
+    ("clients", "upgrade_step_gateway", &[]),
+    ("clients", "upgraded", &["id", "from", "to", "generation"]),
+    (
+        "clients",
+        "upgraded_stopped",
+        &["id", "from", "to", "generation"],
+    ),
+    ("clients", "upgrade_refused", &["id", "reason"]),
+    (
+        "clients",
+        "upgrade_failed",
+        &["id", "step", "reason", "outcome"],
+    ),
     ("clients", "remove_purge", &[]),
     ("clients", "purge_ask", &["id"]),
     ("clients", "purge_mismatch", &["id"]),
@@ -104,9 +142,19 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("clients", "removed_purged", &["id"]),
     ("monitor", "alert_down", &["id", "check", "since", "error"]),
     ("monitor", "alert_recovered", &["id", "check", "duration"]),
-    ("monitor", "alert_flapping", &["id", "check", "count", "error"]),
+    ("monitor", "alert_memory", &["id", "since", "error"]),
+    ("monitor", "alert_memory_ok", &["id", "duration"]),
+    (
+        "monitor",
+        "alert_flapping",
+        &["id", "check", "count", "error"],
+    ),
     ("monitor", "alert_stable", &["id", "check"]),
-    ("monitor", "alert_crash_loop", &["id", "restarts", "error", "log"]),
+    (
+        "monitor",
+        "alert_crash_loop",
+        &["id", "restarts", "error", "log"],
+    ),
     ("monitor", "alert_oom", &["id", "error"]),
     ("monitor", "alert_healed", &["id"]),
     ("monitor", "alert_heal_failed", &["id", "error"]),
@@ -117,15 +165,40 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("monitor", "health_off", &[]),
     ("monitor", "muted", &["id", "until"]),
     ("monitor", "unmuted", &["id"]),
-    ("monitor", "digest", &["tenants", "up", "down", "stopped", "down_list", "restarts", "alerts"]),
+    (
+        "monitor",
+        "digest",
+        &[
+            "tenants",
+            "up",
+            "down",
+            "stopped",
+            "down_list",
+            "restarts",
+            "alerts",
+            "cost_day",
+            "fleet_cost",
+            "costs",
+        ],
+    ),
+    ("monitor", "digest_cost_line", &["id", "cost"]),
+    ("monitor", "digest_no_costs", &[]),
     ("usage", "tenant_header", &["id", "period", "zone"]),
-    ("usage", "tokens", &["input", "output", "cache_read", "cache_write"]),
+    (
+        "usage",
+        "tokens",
+        &["input", "output", "cache_read", "cache_write"],
+    ),
     ("usage", "cost", &["cost"]),
     ("usage", "models_header", &[]),
     ("usage", "model_line", &["model", "cost", "share"]),
     ("usage", "no_usage", &[]),
     ("usage", "billable", &["total", "usage", "markup", "fee"]),
-    ("usage", "budget_line", &["spend", "budget", "month", "percent"]),
+    (
+        "usage",
+        "budget_line",
+        &["spend", "budget", "month", "percent"],
+    ),
     ("usage", "suspended_line", &["since", "how", "id"]),
     ("usage", "as_of", &["as_of"]),
     ("usage", "never_read", &["interval"]),
@@ -136,7 +209,13 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("usage", "fleet_total", &["cost", "billable"]),
     ("usage", "fleet_empty", &[]),
     ("usage", "bad_period", &["reason"]),
-    ("usage", "budget_status", &["id", "amount", "source", "action", "month", "spend", "percent", "notified"]),
+    (
+        "usage",
+        "budget_status",
+        &[
+            "id", "amount", "source", "action", "month", "spend", "percent", "notified",
+        ],
+    ),
     ("usage", "budget_none", &["id"]),
     ("usage", "source_operator", &[]),
     ("usage", "source_config", &[]),
@@ -145,7 +224,11 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("usage", "action_notify", &[]),
     ("usage", "action_stop_channel", &[]),
     ("usage", "action_stop_cell", &[]),
-    ("usage", "alert", &["id", "spend", "budget", "month", "percent", "threshold"]),
+    (
+        "usage",
+        "alert",
+        &["id", "spend", "budget", "month", "percent", "threshold"],
+    ),
     ("usage", "alert_suspended", &["how", "id"]),
     ("usage", "alert_suspend_failed", &["how", "error"]),
     ("usage", "resumed_channel", &["id"]),
@@ -170,11 +253,14 @@ impl Texts {
     pub fn load() -> anyhow::Result<Texts> {
         let mut texts = BTreeMap::new();
         for (file, source) in FILES {
-            let map: BTreeMap<String, String> =
-                json5::from_str(source).with_context(|| format!("dialogues/{file}.json5 is not a JSON5 object of strings"))?;
+            let map: BTreeMap<String, String> = json5::from_str(source).with_context(|| {
+                format!("dialogues/{file}.json5 is not a JSON5 object of strings")
+            })?;
             for (key, text) in map {
                 if !KEYS.iter().any(|(f, k, _)| *f == file && *k == key) {
-                    bail!("dialogues/{file}.json5: key {key:?} is not used by the code; remove it or fix its name");
+                    bail!(
+                        "dialogues/{file}.json5: key {key:?} is not used by the code; remove it or fix its name"
+                    );
                 }
                 texts.insert(format!("{file}.{key}"), text);
             }
@@ -186,7 +272,9 @@ impl Texts {
             let found = placeholders_of(text);
             let expected: BTreeSet<String> = placeholders.iter().map(|p| p.to_string()).collect();
             if found != expected {
-                bail!("dialogues/{file}.json5, key {key:?}: placeholders {found:?}, but the code fills {expected:?}");
+                bail!(
+                    "dialogues/{file}.json5, key {key:?}: placeholders {found:?}, but the code fills {expected:?}"
+                );
             }
         }
         Ok(Texts { texts })
@@ -233,7 +321,12 @@ fn placeholders_of(text: &str) -> BTreeSet<String> {
     while let Some(start) = rest.find('{') {
         let after = &rest[start + 1..];
         match after.find('}') {
-            Some(end) if after[..end].chars().all(|c| c.is_ascii_lowercase() || c == '_') && end > 0 => {
+            Some(end)
+                if after[..end]
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_')
+                    && end > 0 =>
+            {
                 res.insert(after[..end].to_string());
                 rest = &after[end + 1..];
             }
@@ -246,7 +339,9 @@ fn placeholders_of(text: &str) -> BTreeSet<String> {
 /// Escapes text for Telegram's HTML parse mode.
 #[must_use]
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -256,12 +351,19 @@ mod tests {
     #[test]
     fn every_dialogue_file_matches_the_code() {
         let texts = Texts::load().unwrap();
-        assert!(texts.get("common.bad_id", &[("input", "<b>"), ("reason", "x & y")]).contains("&lt;b&gt;"));
+        assert!(
+            texts
+                .get("common.bad_id", &[("input", "<b>"), ("reason", "x & y")])
+                .contains("&lt;b&gt;")
+        );
     }
 
     #[test]
     fn placeholders_are_found() {
         let found = placeholders_of("a {id} b {step} {not valid} {}");
-        assert_eq!(found, ["id", "step"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            found,
+            ["id", "step"].iter().map(|s| s.to_string()).collect()
+        );
     }
 }

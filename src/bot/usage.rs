@@ -80,6 +80,28 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
     let Some(first) = words.first() else {
         return fleet_usage(bot, chat, ctx, PeriodSpec::ThisMonth).await;
     };
+    // `/usage csv [period]`: every tenant's rows (unless a tenant is named "csv").
+    if *first == "csv" && words.len() <= 2 && !fleet::exists(&ctx.app, &"csv".parse()?)? {
+        let spec = match words
+            .get(1)
+            .map(|word| word.parse::<PeriodSpec>())
+            .transpose()
+        {
+            Ok(spec) => spec.unwrap_or_default(),
+            Err(err) => {
+                send(
+                    bot,
+                    chat,
+                    ctx.texts
+                        .get("usage.bad_period", &[("reason", &err.to_string())]),
+                    None,
+                )
+                .await?;
+                return Ok(());
+            }
+        };
+        return fleet_csv(bot, chat, ctx, spec).await;
+    }
     let mut spec = None;
     let mut csv = false;
     for word in &words[1..] {
@@ -288,6 +310,21 @@ fn render_summary(
         ),
     });
     lines.join("\n")
+}
+
+async fn fleet_csv(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> HandlerResult {
+    let (period, summaries) = match usage::tenant_summaries(&ctx.app, spec, Utc::now()) {
+        Ok(found) => found,
+        Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
+    };
+    let caption = ctx.texts.get(
+        "usage.csv_caption",
+        &[("id", "all"), ("period", &period_text(&spec, &period))],
+    );
+    let file = InputFile::memory(report::csv_all(&summaries).into_bytes())
+        .file_name(format!("usage-all-{spec}.csv"));
+    bot.send_document(chat, file).caption(caption).await?;
+    Ok(())
 }
 
 async fn fleet_usage(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> HandlerResult {

@@ -15,14 +15,23 @@ pub fn alert_states(app: &App) -> anyhow::Result<Vec<(TenantId, Check, AlertStat
 }
 
 /// Saves a sweep's alert states in one transaction.
-pub fn save_alert_states(app: &App, states: &[(TenantId, Check, AlertState)]) -> anyhow::Result<()> {
+pub fn save_alert_states(
+    app: &App,
+    states: &[(TenantId, Check, AlertState)],
+) -> anyhow::Result<()> {
     Ok(app.store.put_alert_states(states)?)
 }
 
 /// Mutes a tenant's alerts for `duration` (or unmutes with `None`).
-pub fn mute(app: &App, actor: &Actor, tenant: &TenantId, duration: Option<Duration>) -> anyhow::Result<Option<i64>> {
+pub fn mute(
+    app: &App,
+    actor: &Actor,
+    tenant: &TenantId,
+    duration: Option<Duration>,
+) -> anyhow::Result<Option<i64>> {
     let mut record = known(app, tenant)?;
-    record.muted_until = duration.map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4));
+    record.muted_until =
+        duration.map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4));
     app.store.put_tenant(&record)?;
     let action = if duration.is_some() { "mute" } else { "unmute" };
     audit(app, actor, action, Some(tenant), Ok(()));
@@ -35,7 +44,13 @@ pub async fn heal(app: &App, tenant: &TenantId) -> anyhow::Result<Started> {
     let result = app.runtime.start(tenant).await.map_err(anyhow::Error::from);
     match &result {
         Ok(_) => audit(app, &actor, "heal: start", Some(tenant), Ok(())),
-        Err(err) => audit(app, &actor, "heal: start", Some(tenant), Err(("container", &format!("{err:#}")))),
+        Err(err) => audit(
+            app,
+            &actor,
+            "heal: start",
+            Some(tenant),
+            Err(("container", &format!("{err:#}"))),
+        ),
     }
     result
 }
@@ -56,8 +71,26 @@ pub fn record_alert(app: &App, tenant: &TenantId, what: &str) {
     }
 }
 
+/// The last `limit` audit entries (of one tenant, or of all), oldest first.
+///
+/// # Errors
+///
+/// A store failure.
+pub fn audit_log(
+    app: &App,
+    tenant: Option<&TenantId>,
+    limit: usize,
+) -> anyhow::Result<Vec<AuditEntry>> {
+    Ok(app.store.audit_log(tenant, limit)?)
+}
+
 /// Audit entries newer than `since` (unix seconds), oldest first.
 pub fn audit_since(app: &App, since: i64) -> anyhow::Result<Vec<AuditEntry>> {
     // The log is append-only and time-ordered; 10 000 entries cover a busy day.
-    Ok(app.store.audit_log(None, 10_000)?.into_iter().filter(|entry| entry.at >= since).collect())
+    Ok(app
+        .store
+        .audit_log(None, 10_000)?
+        .into_iter()
+        .filter(|entry| entry.at >= since)
+        .collect())
 }

@@ -62,7 +62,10 @@ fn parse_models() -> anyhow::Result<Vec<Model>> {
     }
     for (i, model) in models.iter().enumerate() {
         if !model.id.contains('/') || model.id.len() > 48 {
-            bail!("templates/models.json5: {:?} must be provider/model, at most 48 bytes", model.id);
+            bail!(
+                "templates/models.json5: {:?} must be provider/model, at most 48 bytes",
+                model.id
+            );
         }
         if models[..i].iter().any(|m| m.id == model.id) {
             bail!("templates/models.json5 lists {:?} twice", model.id);
@@ -74,7 +77,13 @@ fn parse_models() -> anyhow::Result<Vec<Model>> {
 fn parse_skills() -> anyhow::Result<Vec<Skill>> {
     let skills: Vec<Skill> = json5::from_str(SKILLS).context("templates/skills.json5")?;
     for (i, skill) in skills.iter().enumerate() {
-        if skill.id.is_empty() || skill.id.len() > 40 || !skill.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        if skill.id.is_empty()
+            || skill.id.len() > 40
+            || !skill
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
             bail!("templates/skills.json5: {:?} is not a skill key", skill.id);
         }
         if skills[..i].iter().any(|s| s.id == skill.id) {

@@ -50,23 +50,42 @@ pub async fn pair(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result
             app.store.put_tenant(&record)?;
             audit(app, actor, "pair", Some(tenant), Ok(()));
         }
-        Err(err) => audit(app, actor, "pair", Some(tenant), Err(("pair", &format!("{err:#}")))),
+        Err(err) => audit(
+            app,
+            actor,
+            "pair",
+            Some(tenant),
+            Err(("pair", &format!("{err:#}"))),
+        ),
     }
     result
 }
 
 /// The pairing dance with one running cell, within `timeout`.
-pub(crate) async fn pair_cell(app: &App, record: &TenantRecord, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn pair_cell(
+    app: &App,
+    record: &TenantRecord,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let tenant = &record.id;
     let gateway_token = app
         .store
         .secret(tenant, SecretKind::GatewayToken)?
         .ok_or_else(|| anyhow!("tenant {tenant} has no gateway token in the store"))?;
-    let endpoint = Endpoint { port: record.port, gateway_token, device_token: None };
+    let endpoint = Endpoint {
+        port: record.port,
+        gateway_token,
+        device_token: None,
+    };
     let started = Instant::now();
     let mut approvals = 0;
     loop {
-        let options = gateway::Options { connect_timeout: timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(5)), ..gateway::Options::default() };
+        let options = gateway::Options {
+            connect_timeout: timeout
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_secs(5)),
+            ..gateway::Options::default()
+        };
         match gateway::Client::connect(&endpoint, &app.identity, options).await {
             Ok(client) => {
                 let hello = client.hello();
@@ -74,8 +93,15 @@ pub(crate) async fn pair_cell(app: &App, record: &TenantRecord, timeout: Duratio
                 let Some(device_token) = hello.device_token.clone() else {
                     bail!("the gateway accepted the admin but issued no device token");
                 };
-                app.store.put_secret(tenant, SecretKind::DeviceToken, &device_token)?;
-                app.pool.set_endpoint(tenant.clone(), Endpoint { device_token: Some(device_token), ..endpoint });
+                app.store
+                    .put_secret(tenant, SecretKind::DeviceToken, &device_token)?;
+                app.pool.set_endpoint(
+                    tenant.clone(),
+                    Endpoint {
+                        device_token: Some(device_token),
+                        ..endpoint
+                    },
+                );
                 return Ok(());
             }
             Err(ConnectError::PairingRequired { request_id, .. }) => {
@@ -83,18 +109,33 @@ pub(crate) async fn pair_cell(app: &App, record: &TenantRecord, timeout: Duratio
                 if approvals > MAX_APPROVALS {
                     bail!("the gateway still asks for pairing after {MAX_APPROVALS} approvals");
                 }
-                if request_id.is_empty() || !request_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                if request_id.is_empty()
+                    || !request_id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
                     bail!("the gateway sent a malformed pairing request id");
                 }
                 let output = app
                     .runtime
-                    .exec(tenant, &["node", "dist/index.js", "devices", "approve", &request_id])
+                    .exec(
+                        tenant,
+                        &["node", "dist/index.js", "devices", "approve", &request_id],
+                    )
                     .await
                     .context("cannot run the approve command in the cell")?;
                 if output.exit_code != 0 {
-                    let secrets: Vec<_> = app.store.secrets(tenant)?.into_iter().map(|(_, v)| v).collect();
+                    let secrets: Vec<_> = app
+                        .store
+                        .secrets(tenant)?
+                        .into_iter()
+                        .map(|(_, v)| v)
+                        .collect();
                     let text = redact(output.output.trim(), &secrets);
-                    bail!("approving the admin's device in the cell failed (exit {}): {text}", output.exit_code);
+                    bail!(
+                        "approving the admin's device in the cell failed (exit {}): {text}",
+                        output.exit_code
+                    );
                 }
             }
             Err(ConnectError::Unavailable { .. }) if started.elapsed() < timeout => {
@@ -113,7 +154,10 @@ pub(crate) async fn pair_cell(app: &App, record: &TenantRecord, timeout: Duratio
 pub async fn client(app: &App, tenant: &TenantId) -> anyhow::Result<gateway::Client> {
     let record = known(app, tenant)?;
     register(app, &record)?;
-    app.pool.client(tenant).await.with_context(|| format!("cannot reach the gateway of {tenant}"))
+    app.pool
+        .client(tenant)
+        .await
+        .with_context(|| format!("cannot reach the gateway of {tenant}"))
 }
 
 /// Registers (or refreshes) the tenant's endpoint in the pool from the store.
@@ -127,7 +171,14 @@ pub(crate) fn register(app: &App, record: &TenantRecord) -> anyhow::Result<()> {
     if device_token.is_none() {
         bail!("the admin is not paired with {tenant}; run `mtp tenant pair {tenant}`");
     }
-    app.pool.set_endpoint(tenant.clone(), Endpoint { port: record.port, gateway_token, device_token });
+    app.pool.set_endpoint(
+        tenant.clone(),
+        Endpoint {
+            port: record.port,
+            gateway_token,
+            device_token,
+        },
+    );
     Ok(())
 }
 
@@ -136,9 +187,17 @@ pub(crate) fn register(app: &App, record: &TenantRecord) -> anyhow::Result<()> {
 /// # Errors
 ///
 /// Unknown tenant, no connection, or the gateway's error.
-pub async fn rpc(app: &App, tenant: &TenantId, method: &str, params: Value) -> anyhow::Result<Value> {
+pub async fn rpc(
+    app: &App,
+    tenant: &TenantId,
+    method: &str,
+    params: Value,
+) -> anyhow::Result<Value> {
     let client = client(app, tenant).await?;
-    client.call(method, params).await.with_context(|| format!("{method} on {tenant} failed"))
+    client
+        .call(method, params)
+        .await
+        .with_context(|| format!("{method} on {tenant} failed"))
 }
 
 /// Version, scopes and Telegram channel status of a running, paired cell.
@@ -153,13 +212,24 @@ pub async fn gateway_info(app: &App, tenant: &TenantId) -> anyhow::Result<Gatewa
         .channels_status(&gateway::ChannelsQuery::default())
         .await
         .with_context(|| format!("channels.status on {tenant} failed"))?;
-    Ok(GatewayInfo { version: hello.server_version.clone(), scopes: hello.scopes.clone(), telegram: telegram_of(&channels) })
+    Ok(GatewayInfo {
+        version: hello.server_version.clone(),
+        scopes: hello.scopes.clone(),
+        telegram: telegram_of(&channels),
+    })
 }
 
 /// The Telegram default account in a `channels.status` answer.
 pub(crate) fn telegram_of(channels: &gateway::ChannelsStatus) -> Option<ChannelInfo> {
     let accounts = channels.channel_accounts.get("telegram")?;
     let default = channels.channel_default_account_id.get("telegram");
-    let account = accounts.iter().find(|a| Some(&a.account_id) == default).or_else(|| accounts.first())?;
-    Some(ChannelInfo { running: account.running, connected: account.connected, last_error: account.last_error.clone() })
+    let account = accounts
+        .iter()
+        .find(|a| Some(&a.account_id) == default)
+        .or_else(|| accounts.first())?;
+    Some(ChannelInfo {
+        running: account.running,
+        connected: account.connected,
+        last_error: account.last_error.clone(),
+    })
 }

@@ -16,7 +16,9 @@ use crate::fleet::template::{self, TemplateInput};
 use crate::fleet::{Actor, App, TenantView, audit, ensure_private_dir, now, redact};
 use crate::runtime::{self, CellSpec, Mount};
 use crate::store;
-use crate::tenant::{CellState, Limits, ProcessMark, Secret, SecretKind, TenantId, TenantRecord, TenantSpec};
+use crate::tenant::{
+    CellState, Limits, ProcessMark, Secret, SecretKind, TenantId, TenantRecord, TenantSpec,
+};
 
 /// The steps of a create, reported to the progress callback as they begin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,18 +75,28 @@ pub enum CreateError {
     #[error("{0}")]
     Refused(String),
     #[error("{}", failed_message(.tenant, *.step, .reason, *.kept))]
-    Failed { tenant: TenantId, step: CreateStep, reason: String, kept: bool },
+    Failed {
+        tenant: TenantId,
+        step: CreateStep,
+        reason: String,
+        kept: bool,
+    },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
 fn failed_message(tenant: &TenantId, step: CreateStep, reason: &str, kept: bool) -> String {
     let after = if kept {
-        format!("its container, network and dirs were kept for inspection; remove them with `mtp tenant rm {tenant} --purge`")
+        format!(
+            "its container, network and dirs were kept for inspection; remove them with `mtp tenant rm {tenant} --purge`"
+        )
     } else {
         "everything it made was removed".to_string()
     };
-    format!("creating {tenant} failed at step {}: {reason}; {after}", step.as_str())
+    format!(
+        "creating {tenant} failed at step {}: {reason}; {after}",
+        step.as_str()
+    )
 }
 
 /// Where the cell's dirs are mounted inside the container.
@@ -110,22 +122,39 @@ pub async fn create(
 ) -> Result<TenantView, CreateError> {
     progress(CreateStep::Validate);
     let result = validate(app, &spec);
-    let (image, limits, config_text, provider_env) = match result {
+    let (image, limits, config_text) = match result {
         Ok(ok) => ok,
         Err(err) => {
             let reason = format!("{err:#}");
-            audit(app, actor, "create", Some(&spec.id), Err(("validate", &reason)));
+            audit(
+                app,
+                actor,
+                "create",
+                Some(&spec.id),
+                Err(("validate", &reason)),
+            );
             return Err(CreateError::Refused(reason));
         }
     };
-    let used_subnets = app.runtime.used_subnets().await.context("cannot list Docker networks")?;
+    let used_subnets = app
+        .runtime
+        .used_subnets()
+        .await
+        .context("cannot list Docker networks")?;
 
     progress(CreateStep::Record);
     let gateway_token = Secret::new(random_token());
     let mark = process_mark();
     let record = app.store.insert_tenant(&spec.id, |existing| {
-        if let Some(owner) = existing.iter().find(|record| record.bot_id == spec.bot_token.bot_id()) {
-            bail!("this bot (id {}) already belongs to tenant {}; every client needs its own bot", owner.bot_id, owner.id);
+        if let Some(owner) = existing
+            .iter()
+            .find(|record| record.bot_id == spec.bot_token.bot_id())
+        {
+            bail!(
+                "this bot (id {}) already belongs to tenant {}; every client needs its own bot",
+                owner.bot_id,
+                owner.id
+            );
         }
         let port = allocate_port(app, existing)?;
         let subnet = allocate_subnet(app, existing, &used_subnets, &[])?;
@@ -154,33 +183,68 @@ pub async fn create(
     let mut record = match record {
         Ok(record) => record,
         Err(store::Error::Exists(id)) => {
-            audit(app, actor, "create", Some(&spec.id), Err(("validate", "the id is taken")));
+            audit(
+                app,
+                actor,
+                "create",
+                Some(&spec.id),
+                Err(("validate", "the id is taken")),
+            );
             return Err(CreateError::Exists(id));
         }
         Err(err) => {
             let reason = format!("{err:#}");
-            audit(app, actor, "create", Some(&spec.id), Err(("record", &reason)));
+            audit(
+                app,
+                actor,
+                "create",
+                Some(&spec.id),
+                Err(("record", &reason)),
+            );
             return Err(CreateError::Refused(reason));
         }
     };
 
-    let mut secrets = vec![(SecretKind::GatewayToken, gateway_token.clone()), (SecretKind::BotToken, spec.bot_token.secret().clone())];
+    let mut secrets = vec![
+        (SecretKind::GatewayToken, gateway_token.clone()),
+        (SecretKind::BotToken, spec.bot_token.secret().clone()),
+    ];
     if let Some(key) = &spec.provider_key {
         secrets.push((SecretKind::ProviderKey, key.clone()));
     }
     let mut made = Made::default();
     let steps = async {
         for (kind, value) in &secrets {
-            app.store.put_secret(&spec.id, *kind, value).map_err(|err| (CreateStep::Record, anyhow!(err)))?;
+            app.store
+                .put_secret(&spec.id, *kind, value)
+                .map_err(|err| (CreateStep::Record, anyhow!(err)))?;
         }
-        run_steps(app, &spec, &mut record, &image, &config_text, &provider_env, &secrets, &used_subnets, &mut made, progress).await
+        run_steps(
+            app,
+            &spec,
+            &mut record,
+            &image,
+            &config_text,
+            &secrets,
+            &used_subnets,
+            &mut made,
+            progress,
+        )
+        .await
     };
     match steps.await {
         Ok(()) => {}
         Err((step, err)) => {
-            let secret_values: Vec<Secret<String>> = secrets.iter().map(|(_, v)| v.clone()).collect();
+            let secret_values: Vec<Secret<String>> =
+                secrets.iter().map(|(_, v)| v.clone()).collect();
             let reason = redact(&format!("{err:#}"), &secret_values);
-            audit(app, actor, "create", Some(&spec.id), Err((step.as_str(), &reason)));
+            audit(
+                app,
+                actor,
+                "create",
+                Some(&spec.id),
+                Err((step.as_str(), &reason)),
+            );
             if spec.keep_failed {
                 if made.container {
                     // Keep it for inspection, but not restarting in a loop.
@@ -194,14 +258,21 @@ pub async fn create(
             } else {
                 undo(app, &spec.id, &made).await;
             }
-            return Err(CreateError::Failed { tenant: spec.id.clone(), step, reason, kept: spec.keep_failed });
+            return Err(CreateError::Failed {
+                tenant: spec.id.clone(),
+                step,
+                reason,
+                kept: spec.keep_failed,
+            });
         }
     }
 
     record.state = CellState::Running;
     record.creator = None;
     record.updated_at = now();
-    app.store.put_tenant(&record).context("cannot record the tenant as running")?;
+    app.store
+        .put_tenant(&record)
+        .context("cannot record the tenant as running")?;
     audit(app, actor, "create", Some(&spec.id), Ok(()));
     progress(CreateStep::Done);
     let view = crate::fleet::show(app, &spec.id).await?;
@@ -223,7 +294,6 @@ async fn run_steps(
     record: &mut TenantRecord,
     image: &str,
     config_text: &str,
-    provider_env: &Option<&'static str>,
     secrets: &[(SecretKind, Secret<String>)],
     used_subnets: &[String],
     made: &mut Made,
@@ -236,7 +306,13 @@ async fn run_steps(
     progress(CreateStep::Dirs);
     let step = CreateStep::Dirs;
     if tenant_dir.exists() {
-        return Err((step, anyhow!("{} already exists (data of an earlier tenant with this id?); move it away or purge it first", tenant_dir.display())));
+        return Err((
+            step,
+            anyhow!(
+                "{} already exists (data of an earlier tenant with this id?); move it away or purge it first",
+                tenant_dir.display()
+            ),
+        ));
     }
     made.dirs = true;
     (|| -> anyhow::Result<()> {
@@ -259,7 +335,8 @@ async fn run_steps(
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
-        std::io::Write::write_all(&mut file, config_text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+        std::io::Write::write_all(&mut file, config_text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
         give_to_cell(&path)?;
         Ok(())
     })()
@@ -270,70 +347,37 @@ async fn run_steps(
     made.network = true;
     let mut tried = Vec::new();
     loop {
-        let created = app.runtime.create_network(&spec.id, record.generation, &record.subnet).await.map_err(|err| (step, anyhow!(err)))?;
+        let created = app
+            .runtime
+            .create_network(&spec.id, record.generation, &record.subnet)
+            .await
+            .map_err(|err| (step, anyhow!(err)))?;
         if created {
             break;
         }
         // Someone took the subnet since we looked: reserve the next one.
         tried.push(record.subnet.clone());
         let existing = app.store.tenants().map_err(|err| (step, anyhow!(err)))?;
-        record.subnet = allocate_subnet(app, &existing, used_subnets, &tried).map_err(|err| (step, err))?;
-        app.store.put_tenant(record).map_err(|err| (step, anyhow!(err)))?;
+        record.subnet =
+            allocate_subnet(app, &existing, used_subnets, &tried).map_err(|err| (step, err))?;
+        app.store
+            .put_tenant(record)
+            .map_err(|err| (step, anyhow!(err)))?;
     }
 
     progress(CreateStep::Container);
     let step = CreateStep::Container;
-    let mut env: Vec<(String, String)> = [
-        ("HOME", "/home/node"),
-        ("OPENCLAW_HOME", "/home/node"),
-        ("OPENCLAW_STATE_DIR", STATE_MOUNT),
-        ("OPENCLAW_CONFIG_PATH", "/home/node/.openclaw/openclaw.json"),
-        ("OPENCLAW_WORKSPACE_DIR", "/home/node/.openclaw/workspace"),
-        ("XDG_CACHE_HOME", "/home/node/.openclaw/cache"),
-        ("OPENCLAW_NO_AUTO_UPDATE", "1"),
-        ("OPENCLAW_DISABLE_BONJOUR", "1"),
-        ("DO_NOT_TRACK", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    env.extend(app.config.cell.extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut secret_env = Vec::new();
-    for (kind, value) in secrets {
-        let name = match kind {
-            SecretKind::GatewayToken => "OPENCLAW_GATEWAY_TOKEN",
-            SecretKind::BotToken => "TELEGRAM_BOT_TOKEN",
-            SecretKind::ProviderKey => match provider_env {
-                Some(name) => name,
-                None => continue,
-            },
-            SecretKind::DeviceToken => continue,
-        };
-        secret_env.push((name.to_string(), value.clone()));
-    }
-    let cell = CellSpec {
-        tenant: spec.id.clone(),
-        generation: record.generation,
-        image: image.to_string(),
-        port: record.port,
-        subnet: record.subnet.clone(),
-        limits: record.limits.clone(),
-        mounts: vec![
-            Mount { source: state_dir.clone(), target: STATE_MOUNT.to_string() },
-            Mount { source: auth_dir.clone(), target: AUTH_MOUNT.to_string() },
-        ],
-        env,
-        secret_env,
-        command: ["node", "dist/index.js", "gateway", "--bind", "lan", "--port", "18789"].map(String::from).to_vec(),
-    };
     made.container = true;
-    let (_, image_id) = app.runtime.create_cell(&cell).await.map_err(|err| (step, anyhow!(err)))?;
-    record.image_id = Some(image_id);
-    app.store.put_tenant(record).map_err(|err| (step, anyhow!(err)))?;
+    make_container(app, record, image, secrets)
+        .await
+        .map_err(|err| (step, err))?;
 
     progress(CreateStep::Start);
     let step = CreateStep::Start;
-    app.runtime.start(&spec.id).await.map_err(|err| (step, anyhow!(err)))?;
+    app.runtime
+        .start(&spec.id)
+        .await
+        .map_err(|err| (step, anyhow!(err)))?;
 
     progress(CreateStep::Health);
     wait_healthy(app, &spec.id, record.port, app.config.cell.health_timeout)
@@ -348,8 +392,110 @@ async fn run_steps(
     Ok(())
 }
 
+/// Creates `record`'s container running `image` and records the image id used.
+pub(crate) async fn make_container(
+    app: &App,
+    record: &mut TenantRecord,
+    image: &str,
+    secrets: &[(SecretKind, Secret<String>)],
+) -> anyhow::Result<()> {
+    let cell = cell_spec(app, record, image, secrets);
+    let (_, image_id) = app.runtime.create_cell(&cell).await?;
+    record.image_id = Some(image_id);
+    app.store.put_tenant(record)?;
+    Ok(())
+}
+
+/// The container of `record`'s cell running `image`: the cell profile of
+/// ARCHITECTURE.md, its two mounts, the pinned environment and the secrets
+/// (gateway token, bot token, the provider key under its provider's variable).
+fn cell_spec(
+    app: &App,
+    record: &TenantRecord,
+    image: &str,
+    secrets: &[(SecretKind, Secret<String>)],
+) -> CellSpec {
+    let tenant_dir = app.tenant_dir(&record.id);
+    let state_dir = tenant_dir.join("state");
+    let auth_dir = tenant_dir.join("auth");
+    let provider_env = record
+        .model
+        .split_once('/')
+        .and_then(|(provider, _)| provider_key_env(provider));
+    let mut env: Vec<(String, String)> = [
+        ("HOME", "/home/node"),
+        ("OPENCLAW_HOME", "/home/node"),
+        ("OPENCLAW_STATE_DIR", STATE_MOUNT),
+        ("OPENCLAW_CONFIG_PATH", "/home/node/.openclaw/openclaw.json"),
+        ("OPENCLAW_WORKSPACE_DIR", "/home/node/.openclaw/workspace"),
+        ("XDG_CACHE_HOME", "/home/node/.openclaw/cache"),
+        ("OPENCLAW_NO_AUTO_UPDATE", "1"),
+        ("OPENCLAW_DISABLE_BONJOUR", "1"),
+        ("DO_NOT_TRACK", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.extend(
+        app.config
+            .cell
+            .extra_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let mut secret_env = Vec::new();
+    for (kind, value) in secrets {
+        let name = match kind {
+            SecretKind::GatewayToken => "OPENCLAW_GATEWAY_TOKEN",
+            SecretKind::BotToken => "TELEGRAM_BOT_TOKEN",
+            SecretKind::ProviderKey => match provider_env {
+                Some(name) => name,
+                None => continue,
+            },
+            SecretKind::DeviceToken => continue,
+        };
+        secret_env.push((name.to_string(), value.clone()));
+    }
+    CellSpec {
+        tenant: record.id.clone(),
+        generation: record.generation,
+        image: image.to_string(),
+        port: record.port,
+        subnet: record.subnet.clone(),
+        limits: record.limits.clone(),
+        mounts: vec![
+            Mount {
+                source: state_dir.clone(),
+                target: STATE_MOUNT.to_string(),
+            },
+            Mount {
+                source: auth_dir.clone(),
+                target: AUTH_MOUNT.to_string(),
+            },
+        ],
+        env,
+        secret_env,
+        command: [
+            "node",
+            "dist/index.js",
+            "gateway",
+            "--bind",
+            "lan",
+            "--port",
+            "18789",
+        ]
+        .map(String::from)
+        .to_vec(),
+    }
+}
+
 /// Waits until `/healthz` answers 200, the cell dies, or the timeout passes.
-pub(crate) async fn wait_healthy(app: &App, tenant: &TenantId, port: u16, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_healthy(
+    app: &App,
+    tenant: &TenantId,
+    port: u16,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         if crate::fleet::inventory::probe_healthz(app, port).await {
@@ -358,19 +504,30 @@ pub(crate) async fn wait_healthy(app: &App, tenant: &TenantId, port: u16, timeou
         match app.runtime.inspect(tenant).await? {
             None => bail!("the container disappeared while booting"),
             Some(status) if status.restart_count > 0 || (!status.running && !status.restarting) => {
-                let lines = app.runtime.logs(tenant, Some(8), None).await.unwrap_or_default();
+                let lines = app
+                    .runtime
+                    .logs(tenant, Some(8), None)
+                    .await
+                    .unwrap_or_default();
                 let tail: Vec<String> = lines.into_iter().map(|line| line.text).collect();
                 bail!(
                     "the gateway exited (code {}, {} restarts) instead of becoming healthy; last log lines: {}",
                     status.exit_code,
                     status.restart_count,
-                    if tail.is_empty() { "(none)".to_string() } else { tail.join(" | ") }
+                    if tail.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        tail.join(" | ")
+                    }
                 );
             }
             Some(_) => {}
         }
         if started.elapsed() >= timeout {
-            bail!("the gateway did not answer /healthz within {}s", timeout.as_secs());
+            bail!(
+                "the gateway did not answer /healthz within {}s",
+                timeout.as_secs()
+            );
         }
         tokio::time::sleep(HEALTH_POLL).await;
     }
@@ -393,39 +550,73 @@ async fn undo(app: &App, tenant: &TenantId, made: &Made) {
     {
         tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove dirs");
     }
-    if let Err(err) = app.store.remove_tenant(tenant) {
+    if let Err(err) = app.store.remove_tenant(tenant, false) {
         tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove record");
     }
 }
 
 /// Undo everything for an abandoned create (reconcile): all steps may have run.
 pub(crate) async fn undo_all(app: &App, tenant: &TenantId) {
-    undo(app, tenant, &Made { dirs: true, network: true, container: true }).await;
+    undo(
+        app,
+        tenant,
+        &Made {
+            dirs: true,
+            network: true,
+            container: true,
+        },
+    )
+    .await;
 }
 
-type Validated = (String, Limits, String, Option<&'static str>);
+type Validated = (String, Limits, String);
+
+/// Refuses an image that is not pinned to a tag or digest (cells are upgraded
+/// only by MTP, never by a moving tag).
+pub(crate) fn check_pinned(image: &str) -> anyhow::Result<()> {
+    if image.ends_with(":latest")
+        || !(image.contains(':') || image.contains('@'))
+        || image.contains(char::is_whitespace)
+    {
+        bail!(
+            "image {image:?} is not pinned; name a tag such as mtp-test/openclaw:2026.9.6 or a digest"
+        );
+    }
+    Ok(())
+}
 
 fn validate(app: &App, spec: &TenantSpec) -> anyhow::Result<Validated> {
-    let image = spec.image.clone().unwrap_or_else(|| app.config.cell.image.clone());
-    if image.ends_with(":latest") || !(image.contains(':') || image.contains('@')) || image.contains(char::is_whitespace) {
-        bail!("image {image:?} is not pinned; name a tag such as mtp-test/openclaw:2026.9.6 or a digest");
-    }
+    let image = spec
+        .image
+        .clone()
+        .unwrap_or_else(|| app.config.cell.image.clone());
+    check_pinned(&image)?;
     let limits = spec.limits.clone().unwrap_or(Limits {
         memory_bytes: app.config.cell.memory_bytes,
         nano_cpus: app.config.cell.nano_cpus,
         pids: app.config.cell.pids_limit,
     });
     let Some((provider, model_name)) = spec.model.split_once('/') else {
-        bail!("model {:?} must look like provider/model, e.g. anthropic/claude-opus-4-6", spec.model);
+        bail!(
+            "model {:?} must look like provider/model, e.g. anthropic/claude-opus-4-6",
+            spec.model
+        );
     };
     if provider.is_empty() || model_name.is_empty() || spec.model.contains(char::is_whitespace) {
-        bail!("model {:?} must look like provider/model, e.g. anthropic/claude-opus-4-6", spec.model);
+        bail!(
+            "model {:?} must look like provider/model, e.g. anthropic/claude-opus-4-6",
+            spec.model
+        );
     }
     let provider_env = provider_key_env(provider);
     if spec.provider_key.is_some() && provider_env.is_none() {
         bail!(
             "MTP does not know which environment variable carries a key for provider {provider:?}; known providers: {}",
-            PROVIDER_KEYS.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", ")
+            PROVIDER_KEYS
+                .iter()
+                .map(|(p, _)| *p)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if let Some(key) = &spec.provider_key
@@ -435,7 +626,11 @@ fn validate(app: &App, spec: &TenantSpec) -> anyhow::Result<Validated> {
     }
     if let Some(skills) = &spec.skills {
         for skill in skills {
-            let valid = !skill.is_empty() && skill.len() <= 64 && skill.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            let valid = !skill.is_empty()
+                && skill.len() <= 64
+                && skill
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !valid {
                 bail!("skill {skill:?} is not a skill key (lowercase letters, digits and '-')");
             }
@@ -447,7 +642,7 @@ fn validate(app: &App, spec: &TenantSpec) -> anyhow::Result<Validated> {
         telegram_api_root: app.config.cell.telegram_api_root.as_deref(),
         skills: spec.skills.as_deref(),
     })?;
-    Ok((image, limits, config_text, provider_env))
+    Ok((image, limits, config_text))
 }
 
 /// Model providers and the environment variable OpenClaw reads their key from.
@@ -463,7 +658,10 @@ const PROVIDER_KEYS: [(&str, &str); 8] = [
 ];
 
 fn provider_key_env(provider: &str) -> Option<&'static str> {
-    PROVIDER_KEYS.iter().find(|(p, _)| *p == provider).map(|(_, env)| *env)
+    PROVIDER_KEYS
+        .iter()
+        .find(|(p, _)| *p == provider)
+        .map(|(_, env)| *env)
 }
 
 fn allocate_port(app: &App, existing: &[TenantRecord]) -> anyhow::Result<u16> {
@@ -476,19 +674,34 @@ fn allocate_port(app: &App, existing: &[TenantRecord]) -> anyhow::Result<u16> {
             return Ok(port);
         }
     }
-    bail!("no free port in {}..={}; widen cell.portEnd in the config", cell.port_start, cell.port_end)
+    bail!(
+        "no free port in {}..={}; widen cell.portEnd in the config",
+        cell.port_start,
+        cell.port_end
+    )
 }
 
-fn allocate_subnet(app: &App, existing: &[TenantRecord], used: &[String], tried: &[String]) -> anyhow::Result<String> {
+fn allocate_subnet(
+    app: &App,
+    existing: &[TenantRecord],
+    used: &[String],
+    tried: &[String],
+) -> anyhow::Result<String> {
     let pool = app.config.cell.subnet_pool;
     for index in 0..pool.len() {
         let subnet = pool.subnet(index);
-        let taken = existing.iter().any(|record| record.subnet == subnet) || used.contains(&subnet) || tried.contains(&subnet);
+        let taken = existing.iter().any(|record| record.subnet == subnet)
+            || used.contains(&subnet)
+            || tried.contains(&subnet);
         if !taken {
             return Ok(subnet);
         }
     }
-    bail!("the subnet pool {}/{} is exhausted; give cell.subnetPool a larger range", pool.base, pool.prefix)
+    bail!(
+        "the subnet pool {}/{} is exhausted; give cell.subnetPool a larger range",
+        pool.base,
+        pool.prefix
+    )
 }
 
 /// 32 random bytes from the OS CSPRNG, hex encoded.
@@ -512,7 +725,10 @@ fn give_to_cell(path: &std::path::Path) -> anyhow::Result<()> {
 /// This process, as reconcile will check it later.
 pub(crate) fn process_mark() -> ProcessMark {
     let pid = std::process::id();
-    ProcessMark { pid, start_ticks: process_start_ticks(pid).unwrap_or(0) }
+    ProcessMark {
+        pid,
+        start_ticks: process_start_ticks(pid).unwrap_or(0),
+    }
 }
 
 /// Field 22 of `/proc/<pid>/stat`: the start time in clock ticks after boot.

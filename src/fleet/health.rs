@@ -71,10 +71,22 @@ pub async fn sweep(app: &App, settings: SweepSettings) -> anyhow::Result<Sweep> 
     let records = app.store.tenants()?;
     // One store read for every endpoint, instead of one per tenant and probe.
     let secrets = app.store.all_secrets()?;
-    for record in records.iter().filter(|r| r.paired && r.state == CellState::Running) {
-        let secret = |kind: SecretKind| secrets.iter().find(|(t, k, _)| *t == record.id && *k == kind).map(|(_, _, v)| v.clone());
+    for record in records
+        .iter()
+        .filter(|r| r.paired && r.state == CellState::Running)
+    {
+        let secret = |kind: SecretKind| {
+            secrets
+                .iter()
+                .find(|(t, k, _)| *t == record.id && *k == kind)
+                .map(|(_, _, v)| v.clone())
+        };
         if let Some(gateway_token) = secret(SecretKind::GatewayToken) {
-            let endpoint = gateway::Endpoint { port: record.port, gateway_token, device_token: secret(SecretKind::DeviceToken) };
+            let endpoint = gateway::Endpoint {
+                port: record.port,
+                gateway_token,
+                device_token: secret(SecretKind::DeviceToken),
+            };
             app.pool.set_endpoint(record.id.clone(), endpoint);
         }
     }
@@ -88,26 +100,49 @@ pub async fn sweep(app: &App, settings: SweepSettings) -> anyhow::Result<Sweep> 
         .collect()
         .await;
     tenants.sort_by(|a, b| a.record.id.cmp(&b.record.id));
-    Ok(Sweep { at, duration: started.elapsed(), tenants })
+    Ok(Sweep {
+        at,
+        duration: started.elapsed(),
+        tenants,
+    })
 }
 
 async fn probe_tenant(app: &App, record: TenantRecord, timeout: Duration) -> TenantHealth {
     let tenant = record.id.clone();
-    let mut health = TenantHealth { record, container: Ok(None), memory: None, healthz: None, readyz: None, rpc_health: None, channel: None };
+    let mut health = TenantHealth {
+        record,
+        container: Ok(None),
+        memory: None,
+        healthz: None,
+        readyz: None,
+        rpc_health: None,
+        channel: None,
+    };
     if matches!(health.record.state, CellState::Creating | CellState::Failed) {
         return health;
     }
     health.container = match tokio::time::timeout(timeout, app.runtime.inspect(&tenant)).await {
         Ok(Ok(status)) => Ok(status),
         Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err(format!("docker inspect timed out after {}s", timeout.as_secs())),
+        Err(_) => Err(format!(
+            "docker inspect timed out after {}s",
+            timeout.as_secs()
+        )),
     };
     if !health.container_up() || health.record.state != CellState::Running {
         return health;
     }
     let port = health.record.port;
-    let memory = async { tokio::time::timeout(timeout, app.runtime.memory(&tenant)).await.ok().and_then(Result::ok).flatten() };
-    let healthz = timed(timeout, async { probe_result(app.http.healthz(port).await) });
+    let memory = async {
+        tokio::time::timeout(timeout, app.runtime.memory(&tenant))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+    };
+    let healthz = timed(timeout, async {
+        probe_result(app.http.healthz(port).await)
+    });
     let readyz = timed(timeout, async { probe_result(app.http.readyz(port).await) });
     let paired = health.record.paired;
     let rpc = async {
@@ -116,24 +151,56 @@ async fn probe_tenant(app: &App, record: TenantRecord, timeout: Duration) -> Ten
         }
         let client = match tokio::time::timeout(timeout, app.pool.client(&tenant)).await {
             Ok(Ok(client)) => client,
-            Ok(Err(err)) => return (Some(ProbeResult { ok: false, latency: Duration::ZERO, error: Some(err.to_string()) }), None),
+            Ok(Err(err)) => {
+                return (
+                    Some(ProbeResult {
+                        ok: false,
+                        latency: Duration::ZERO,
+                        error: Some(err.to_string()),
+                    }),
+                    None,
+                );
+            }
             Err(_) => {
                 let error = format!("connect timed out after {}s", timeout.as_secs());
-                return (Some(ProbeResult { ok: false, latency: timeout, error: Some(error) }), None);
+                return (
+                    Some(ProbeResult {
+                        ok: false,
+                        latency: timeout,
+                        error: Some(error),
+                    }),
+                    None,
+                );
             }
         };
-        let rpc = timed(timeout, async { client.health().await.map(|_| ()).map_err(|err| err.to_string()) }).await;
+        let rpc = timed(timeout, async {
+            client
+                .health()
+                .await
+                .map(|_| ())
+                .map_err(|err| err.to_string())
+        })
+        .await;
         if !rpc.ok {
             return (Some(rpc), None);
         }
-        let channel = match tokio::time::timeout(timeout, client.channels_status(&gateway::ChannelsQuery::default())).await {
+        let channel = match tokio::time::timeout(
+            timeout,
+            client.channels_status(&gateway::ChannelsQuery::default()),
+        )
+        .await
+        {
             Ok(Ok(status)) => crate::fleet::cell_gateway::telegram_of(&status).map(Ok),
             Ok(Err(err)) => Some(Err(format!("channels.status: {err}"))),
-            Err(_) => Some(Err(format!("channels.status timed out after {}s", timeout.as_secs()))),
+            Err(_) => Some(Err(format!(
+                "channels.status timed out after {}s",
+                timeout.as_secs()
+            ))),
         };
         (Some(rpc), channel)
     };
-    let (memory, healthz, readyz, (rpc_health, channel)) = tokio::join!(memory, healthz, readyz, rpc);
+    let (memory, healthz, readyz, (rpc_health, channel)) =
+        tokio::join!(memory, healthz, readyz, rpc);
     health.memory = memory;
     health.healthz = Some(healthz);
     health.readyz = Some(readyz);
@@ -154,9 +221,21 @@ async fn timed(timeout: Duration, probe: impl Future<Output = Result<(), String>
     let result = tokio::time::timeout(timeout, probe).await;
     let latency = started.elapsed();
     match result {
-        Ok(Ok(())) => ProbeResult { ok: true, latency, error: None },
-        Ok(Err(error)) => ProbeResult { ok: false, latency, error: Some(error) },
-        Err(_) => ProbeResult { ok: false, latency, error: Some(format!("timed out after {}s", timeout.as_secs())) },
+        Ok(Ok(())) => ProbeResult {
+            ok: true,
+            latency,
+            error: None,
+        },
+        Ok(Err(error)) => ProbeResult {
+            ok: false,
+            latency,
+            error: Some(error),
+        },
+        Err(_) => ProbeResult {
+            ok: false,
+            latency,
+            error: Some(format!("timed out after {}s", timeout.as_secs())),
+        },
     }
 }
 

@@ -8,7 +8,6 @@ use crate::fleet::App;
 use crate::runtime::CellStatus;
 use crate::tenant::{CellState, TenantId, TenantRecord};
 
-
 /// The observed state of a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ViewState {
@@ -124,14 +123,32 @@ pub fn id_availability(app: &App, tenant: &TenantId) -> anyhow::Result<IdAvailab
 }
 
 /// The record of `tenant`, or `UnknownTenant` with the closest ids.
+/// Whether a tenant is on record (a store read; no Docker call).
+///
+/// # Errors
+///
+/// A store failure.
+pub fn exists(app: &App, tenant: &TenantId) -> anyhow::Result<bool> {
+    Ok(app.store.tenant(tenant)?.is_some())
+}
+
 pub(crate) fn known(app: &App, tenant: &TenantId) -> anyhow::Result<TenantRecord> {
     if let Some(record) = app.store.tenant(tenant)? {
         return Ok(record);
     }
-    let mut similar: Vec<TenantId> =
-        app.store.tenants()?.into_iter().map(|r| r.id).filter(|id| similar(id.as_str(), tenant.as_str())).collect();
+    let mut similar: Vec<TenantId> = app
+        .store
+        .tenants()?
+        .into_iter()
+        .map(|r| r.id)
+        .filter(|id| similar(id.as_str(), tenant.as_str()))
+        .collect();
     similar.truncate(3);
-    Err(UnknownTenant { id: tenant.clone(), similar }.into())
+    Err(UnknownTenant {
+        id: tenant.clone(),
+        similar,
+    }
+    .into())
 }
 
 fn similar(a: &str, b: &str) -> bool {
@@ -145,7 +162,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut prev = row[0];
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
-            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            let next = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
             prev = row[j + 1];
             row[j + 1] = next;
         }
@@ -157,7 +176,9 @@ async fn view(app: &App, record: TenantRecord) -> anyhow::Result<TenantView> {
     let container = match app.runtime.inspect(&record.id).await {
         Ok(container) => container,
         Err(crate::runtime::Error::Foreign { .. }) => None,
-        Err(err) => return Err(err).with_context(|| format!("cannot inspect the cell of {}", record.id)),
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot inspect the cell of {}", record.id));
+        }
     };
     let running = container.as_ref().is_some_and(|c| c.running);
     let state = match (record.state, &container) {
@@ -168,17 +189,29 @@ async fn view(app: &App, record: TenantRecord) -> anyhow::Result<TenantView> {
         (_, Some(_)) => ViewState::Stopped,
     };
     let health = if running {
-        if probe_healthz(app, record.port).await { Health::Ok } else { Health::Failed }
+        if probe_healthz(app, record.port).await {
+            Health::Ok
+        } else {
+            Health::Failed
+        }
     } else if record.state == CellState::Running {
         // Meant to run, but is not.
         Health::Failed
     } else {
         Health::Unknown
     };
-    Ok(TenantView { record, state, health, container })
+    Ok(TenantView {
+        record,
+        state,
+        health,
+        container,
+    })
 }
 
 /// True when `GET /healthz` on the cell's published port answers 200.
 pub(crate) async fn probe_healthz(app: &App, port: u16) -> bool {
-    matches!(app.http.healthz(port).await, crate::gateway::Probe::Ok { .. })
+    matches!(
+        app.http.healthz(port).await,
+        crate::gateway::Probe::Ok { .. }
+    )
 }

@@ -25,7 +25,13 @@ pub async fn start(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Resul
     let mut record = known(app, tenant)?;
     let result = async {
         let started = app.runtime.start(tenant).await?;
-        crate::fleet::create::wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await?;
+        crate::fleet::create::wait_healthy(
+            app,
+            tenant,
+            record.port,
+            app.config.cell.health_timeout,
+        )
+        .await?;
         anyhow::Ok(started)
     }
     .await;
@@ -55,7 +61,8 @@ pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Res
     let mut record = known(app, tenant)?;
     let result = async {
         app.runtime.restart(tenant).await?;
-        crate::fleet::create::wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await
+        crate::fleet::create::wait_healthy(app, tenant, record.port, app.config.cell.health_timeout)
+            .await
     }
     .await;
     finish(app, actor, "restart", tenant, &result);
@@ -71,7 +78,12 @@ pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Res
 ///
 /// A tenant removed earlier without `purge` has no record but keeps its data;
 /// `remove` with `purge` deletes that data too.
-pub async fn remove(app: &App, actor: &Actor, tenant: &TenantId, purge: bool) -> anyhow::Result<Removed> {
+pub async fn remove(
+    app: &App,
+    actor: &Actor,
+    tenant: &TenantId,
+    purge: bool,
+) -> anyhow::Result<Removed> {
     if let Err(err) = known(app, tenant) {
         let leftover = app.tenant_dir(tenant).exists();
         if !(purge && leftover) {
@@ -85,8 +97,12 @@ pub async fn remove(app: &App, actor: &Actor, tenant: &TenantId, purge: bool) ->
         if purge {
             purge_dirs(app, tenant)?;
         }
-        app.store.remove_tenant(tenant)?;
-        anyhow::Ok(Removed { container, network, purged: purge })
+        app.store.remove_tenant(tenant, !purge)?;
+        anyhow::Ok(Removed {
+            container,
+            network,
+            purged: purge,
+        })
     }
     .await;
     let action = if purge { "rm --purge" } else { "rm" };
@@ -95,12 +111,28 @@ pub async fn remove(app: &App, actor: &Actor, tenant: &TenantId, purge: bool) ->
 }
 
 /// The cell's log lines with the tenant's secrets replaced by `<redacted>`.
-pub async fn logs(app: &App, tenant: &TenantId, tail: Option<usize>, since: Option<Duration>) -> anyhow::Result<Vec<LogLine>> {
+pub async fn logs(
+    app: &App,
+    tenant: &TenantId,
+    tail: Option<usize>,
+    since: Option<Duration>,
+) -> anyhow::Result<Vec<LogLine>> {
     known(app, tenant)?;
     let since = since.map(|ago| now() - i64::try_from(ago.as_secs()).unwrap_or(i64::MAX / 2));
     let lines = app.runtime.logs(tenant, tail, since).await?;
-    let secrets: Vec<_> = app.store.secrets(tenant)?.into_iter().map(|(_, value)| value).collect();
-    Ok(lines.into_iter().map(|line| LogLine { stderr: line.stderr, text: redact(&line.text, &secrets) }).collect())
+    let secrets: Vec<_> = app
+        .store
+        .secrets(tenant)?
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    Ok(lines
+        .into_iter()
+        .map(|line| LogLine {
+            stderr: line.stderr,
+            text: redact(&line.text, &secrets),
+        })
+        .collect())
 }
 
 /// Deletes `<data>/tenants/<id>` after checking it is exactly that leaf and no
@@ -114,19 +146,35 @@ pub(crate) fn purge_dirs(app: &App, tenant: &TenantId) -> anyhow::Result<()> {
         Err(err) => return Err(err).with_context(|| format!("cannot stat {}", dir.display())),
     };
     if meta.file_type().is_symlink() || !meta.is_dir() {
-        bail!("{} is not a plain directory (a symlink?); refusing to delete it, remove it by hand", dir.display());
+        bail!(
+            "{} is not a plain directory (a symlink?); refusing to delete it, remove it by hand",
+            dir.display()
+        );
     }
-    let canonical_parent = tenants_dir.canonicalize().with_context(|| format!("cannot resolve {}", tenants_dir.display()))?;
-    let canonical = dir.canonicalize().with_context(|| format!("cannot resolve {}", dir.display()))?;
-    if canonical.parent() != Some(canonical_parent.as_path()) || canonical.file_name() != Some(tenant.as_str().as_ref()) {
-        bail!("{} does not resolve to a tenant dir inside {}; refusing to delete it", dir.display(), tenants_dir.display());
+    let canonical_parent = tenants_dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", tenants_dir.display()))?;
+    let canonical = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))?;
+    if canonical.parent() != Some(canonical_parent.as_path())
+        || canonical.file_name() != Some(tenant.as_str().as_ref())
+    {
+        bail!(
+            "{} does not resolve to a tenant dir inside {}; refusing to delete it",
+            dir.display(),
+            tenants_dir.display()
+        );
     }
     for leaf in ["state", "auth"] {
         let path = dir.join(leaf);
         if let Ok(meta) = std::fs::symlink_metadata(&path)
             && meta.file_type().is_symlink()
         {
-            bail!("{} is a symlink; refusing to delete it, remove it by hand", path.display());
+            bail!(
+                "{} is a symlink; refusing to delete it, remove it by hand",
+                path.display()
+            );
         }
     }
     remove_tree(&canonical)
@@ -136,11 +184,23 @@ fn remove_tree(path: &Path) -> anyhow::Result<()> {
     std::fs::remove_dir_all(path).with_context(|| format!("cannot delete {}", path.display()))
 }
 
-fn finish<T>(app: &App, actor: &Actor, action: &str, tenant: &TenantId, result: &anyhow::Result<T>) {
+fn finish<T>(
+    app: &App,
+    actor: &Actor,
+    action: &str,
+    tenant: &TenantId,
+    result: &anyhow::Result<T>,
+) {
     match result {
         Ok(_) => audit(app, actor, action, Some(tenant), Ok(())),
         Err(err) => {
-            let secrets: Vec<_> = app.store.secrets(tenant).unwrap_or_default().into_iter().map(|(_, v)| v).collect();
+            let secrets: Vec<_> = app
+                .store
+                .secrets(tenant)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect();
             let reason = redact(&format!("{err:#}"), &secrets);
             let step = match err.downcast_ref::<runtime::Error>() {
                 Some(runtime::Error::NotFound(_)) => "container",

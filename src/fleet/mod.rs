@@ -16,6 +16,7 @@ mod lifecycle;
 mod reconcile;
 mod telegram;
 pub mod template;
+mod upgrade;
 mod usage;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -23,25 +24,34 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub use alerts::{alert_states, audit_since, heal, mute, record_alert, save_alert_states};
-pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc};
-pub use create::{CreateError, CreateStep, create};
-pub use inventory::{Health, IdAvailability, TenantView, UnknownTenant, ViewState, id_availability, list, show};
-pub use lifecycle::{Removed, logs, remove, restart, start, stop};
 /// How start and stop went, as the runtime reports it.
 pub use crate::runtime::{LogLine, Started, Stopped};
+pub use crate::store::{
+    AuditEntry, DayUsage, ModelDayUsage, Outcome, Ratcheted, Suspension, UsageFigures,
+};
+pub use alerts::{
+    alert_states, audit_log, audit_since, heal, mute, record_alert, save_alert_states,
+};
+pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc};
+pub use create::{CreateError, CreateStep, create};
+pub use inventory::{
+    Health, IdAvailability, TenantView, UnknownTenant, ViewState, exists, id_availability, list,
+    show,
+};
+pub use lifecycle::{Removed, logs, remove, restart, start, stop};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use telegram::{ProveError, ProvenBot, prove_bot_token};
+pub use upgrade::{UpgradeError, UpgradeStep, Upgraded, upgrade};
 pub use usage::{
-    Budget, CollectReport, Collected, Ledger, Resumed, UNATTRIBUTED, budget, budget_notices, budgets, collect_tenant_usage,
-    collect_usage, keep_suspended, ledger, ledgers, mark_budget_notices, resume, set_budget, suspend, suspensions,
+    Budget, CollectReport, Collected, Ledger, Resumed, UNATTRIBUTED, budget, budget_notices,
+    budgets, collect_tenant_usage, collect_usage, costs_on, keep_suspended, ledger, ledgers,
+    mark_budget_notices, resume, set_budget, suspend, suspensions, yesterday,
 };
-pub use crate::store::{DayUsage, ModelDayUsage, Ratcheted, Suspension, UsageFigures};
 
 use crate::config::AdminConfig;
 use crate::gateway::{self, DeviceIdentity};
 use crate::runtime::Runtime;
-use crate::store::{AuditEntry, Outcome, Store};
+use crate::store::Store;
 use crate::tenant::{Secret, TenantId};
 
 /// Everything an action needs; cheap to clone, built once per process.
@@ -74,14 +84,25 @@ impl App {
         let token_store = store.clone();
         tokio::spawn(async move {
             while let Some(issued) = tokens.recv().await {
-                if let Err(err) = token_store.put_secret(&issued.tenant, crate::tenant::SecretKind::DeviceToken, &issued.device_token) {
+                if let Err(err) = token_store.put_secret(
+                    &issued.tenant,
+                    crate::tenant::SecretKind::DeviceToken,
+                    &issued.device_token,
+                ) {
                     tracing::error!(cause = %err, tenant = %issued.tenant, "cannot store a rotated device token");
                 }
             }
         });
         // A probe that takes longer than this counts as failed; list and create poll it.
         let http = gateway::Http::new(std::time::Duration::from_secs(2))?;
-        Ok(App { config, store, runtime, identity, pool, http })
+        Ok(App {
+            config,
+            store,
+            runtime,
+            identity,
+            pool,
+            http,
+        })
     }
 
     /// The tenant's own directory under the data dir.
@@ -136,7 +157,11 @@ fn audit(
 ) {
     let (outcome, step, error) = match result {
         Ok(()) => (Outcome::Ok, None, None),
-        Err((step, error)) => (Outcome::Failed, Some(step.to_string()), Some(error.to_string())),
+        Err((step, error)) => (
+            Outcome::Failed,
+            Some(step.to_string()),
+            Some(error.to_string()),
+        ),
     };
     let entry = AuditEntry {
         at: now(),
@@ -240,6 +265,9 @@ mod tests {
     fn redact_hides_secrets_and_token_shapes() {
         let secrets = [Secret::new("gw-token-0123456789".to_string())];
         let text = "auth gw-token-0123456789 bot 123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe port 19100:18789";
-        assert_eq!(redact(text, &secrets), "auth <redacted> bot <redacted>/getMe port 19100:18789");
+        assert_eq!(
+            redact(text, &secrets),
+            "auth <redacted> bot <redacted>/getMe port 19100:18789"
+        );
     }
 }

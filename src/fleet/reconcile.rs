@@ -24,7 +24,10 @@ pub struct ReconcileReport {
 impl ReconcileReport {
     #[must_use]
     pub fn is_clean(&self) -> bool {
-        self.cleaned.is_empty() && self.orphan_containers.is_empty() && self.orphan_networks.is_empty() && self.missing.is_empty()
+        self.cleaned.is_empty()
+            && self.orphan_containers.is_empty()
+            && self.orphan_networks.is_empty()
+            && self.missing.is_empty()
     }
 }
 
@@ -49,10 +52,18 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
                     continue;
                 }
                 undo_all(app, &record.id).await;
-                audit(app, &actor, "reconcile: undo abandoned create", Some(&record.id), Ok(()));
+                audit(
+                    app,
+                    &actor,
+                    "reconcile: undo abandoned create",
+                    Some(&record.id),
+                    Ok(()),
+                );
                 report.cleaned.push(record.id.clone());
             }
-            CellState::Running | CellState::Stopped if !has_cell => report.missing.push(record.id.clone()),
+            CellState::Running | CellState::Stopped if !has_cell => {
+                report.missing.push(record.id.clone())
+            }
             _ => {}
         }
     }
@@ -62,9 +73,9 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
         }
     }
     for (name, tenant) in networks {
-        let claimed = tenant
-            .as_ref()
-            .is_some_and(|t| records.iter().any(|r| &r.id == t) || cells.iter().any(|c| &c.tenant == t));
+        let claimed = tenant.as_ref().is_some_and(|t| {
+            records.iter().any(|r| &r.id == t) || cells.iter().any(|c| &c.tenant == t)
+        });
         if !claimed {
             report.orphan_networks.push(name);
         }

@@ -18,7 +18,9 @@ pub struct ProvenBot {
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProveError {
-    #[error("Telegram does not know this token (revoked or mistyped); copy it again from @BotFather")]
+    #[error(
+        "Telegram does not know this token (revoked or mistyped); copy it again from @BotFather"
+    )]
     Unauthorized,
     #[error("bot @{username} already belongs to tenant {tenant}; every client needs its own bot")]
     AlreadyUsed { username: String, tenant: String },
@@ -32,7 +34,12 @@ pub enum ProveError {
 ///
 /// `Unauthorized`, `AlreadyUsed`, or `Unreachable` (network or Telegram trouble).
 pub async fn prove_bot_token(app: &App, token: &BotToken) -> Result<ProvenBot, ProveError> {
-    let url = app.config.telegram.api_url.parse().map_err(|_| ProveError::Unreachable("bad Bot API URL in the config".into()))?;
+    let url = app
+        .config
+        .telegram
+        .api_url
+        .parse()
+        .map_err(|_| ProveError::Unreachable("bad Bot API URL in the config".into()))?;
     let bot = teloxide::Bot::new(token.secret().expose()).set_api_url(url);
     let me = match bot.get_me().await {
         Ok(me) => me,
@@ -43,10 +50,19 @@ pub async fn prove_bot_token(app: &App, token: &BotToken) -> Result<ProvenBot, P
             return Err(ProveError::Unreachable(text));
         }
     };
-    let proven = ProvenBot { id: me.user.id.0, username: me.user.username.clone().unwrap_or_default() };
-    let tenants = app.store.tenants().map_err(|err| ProveError::Unreachable(err.to_string()))?;
+    let proven = ProvenBot {
+        id: me.user.id.0,
+        username: me.user.username.clone().unwrap_or_default(),
+    };
+    let tenants = app
+        .store
+        .tenants()
+        .map_err(|err| ProveError::Unreachable(err.to_string()))?;
     if let Some(owner) = tenants.iter().find(|record| record.bot_id == proven.id) {
-        return Err(ProveError::AlreadyUsed { username: proven.username, tenant: owner.id.to_string() });
+        return Err(ProveError::AlreadyUsed {
+            username: proven.username,
+            tenant: owner.id.to_string(),
+        });
     }
     Ok(proven)
 }

@@ -24,22 +24,36 @@ pub struct TemplateInput<'a> {
 ///
 /// A template that does not parse, or a placeholder without a value.
 pub fn render(input: &TemplateInput<'_>) -> anyhow::Result<String> {
-    let mut config: Value = json5::from_str(TEMPLATE).context("templates/openclaw.json5 is not valid JSON5")?;
+    let mut config: Value =
+        json5::from_str(TEMPLATE).context("templates/openclaw.json5 is not valid JSON5")?;
     let (policy, allow_from) = match input.dm_policy {
         DmPolicy::Pairing => ("pairing", Value::Null),
         DmPolicy::Allowlist(ids) => {
             if ids.is_empty() {
                 bail!("an allowlist needs at least one Telegram user id");
             }
-            ("allowlist", Value::Array(ids.iter().map(|id| Value::String(id.to_string())).collect()))
+            (
+                "allowlist",
+                Value::Array(ids.iter().map(|id| Value::String(id.to_string())).collect()),
+            )
         }
     };
     let values = [
         ("model", Value::String(input.model.to_string())),
         ("dm_policy", Value::String(policy.to_string())),
         ("allow_from", allow_from),
-        ("api_root", input.telegram_api_root.map_or(Value::Null, |root| Value::String(root.to_string()))),
-        ("skills", input.skills.map_or(Value::Null, |skills| Value::Array(skills.iter().map(|s| Value::String(s.clone())).collect()))),
+        (
+            "api_root",
+            input
+                .telegram_api_root
+                .map_or(Value::Null, |root| Value::String(root.to_string())),
+        ),
+        (
+            "skills",
+            input.skills.map_or(Value::Null, |skills| {
+                Value::Array(skills.iter().map(|s| Value::String(s.clone())).collect())
+            }),
+        ),
     ];
     substitute(&mut config, &values)?;
     Ok(serde_json::to_string_pretty(&config)?)
@@ -50,7 +64,9 @@ fn substitute(value: &mut Value, values: &[(&str, Value)]) -> anyhow::Result<()>
         Value::Object(map) => {
             let keys: Vec<String> = map.keys().cloned().collect();
             for key in keys {
-                let Some(child) = map.get_mut(&key) else { continue };
+                let Some(child) = map.get_mut(&key) else {
+                    continue;
+                };
                 let was_empty = child.as_object().is_some_and(|m| m.is_empty());
                 substitute(child, values)?;
                 // A key whose value became null, or an object all of whose keys
@@ -67,13 +83,18 @@ fn substitute(value: &mut Value, values: &[(&str, Value)]) -> anyhow::Result<()>
             }
         }
         Value::String(text) => {
-            if let Some(name) = text.strip_prefix("{{").and_then(|rest| rest.strip_suffix("}}")) {
+            if let Some(name) = text
+                .strip_prefix("{{")
+                .and_then(|rest| rest.strip_suffix("}}"))
+            {
                 let Some((_, replacement)) = values.iter().find(|(key, _)| *key == name) else {
                     bail!("templates/openclaw.json5 uses {{{{{name}}}}}, which has no value");
                 };
                 *value = replacement.clone();
             } else if text.contains("{{") {
-                bail!("templates/openclaw.json5: placeholders must be a whole string value, found {text:?}");
+                bail!(
+                    "templates/openclaw.json5: placeholders must be a whole string value, found {text:?}"
+                );
             }
         }
         _ => {}
@@ -91,10 +112,18 @@ mod tests {
 
     #[test]
     fn pairing_policy_leaves_out_allow_from_and_api_root() {
-        let config = render_value(&TemplateInput { model: "anthropic/claude-opus-4-6", dm_policy: &DmPolicy::Pairing, telegram_api_root: None, skills: None });
+        let config = render_value(&TemplateInput {
+            model: "anthropic/claude-opus-4-6",
+            dm_policy: &DmPolicy::Pairing,
+            telegram_api_root: None,
+            skills: None,
+        });
         assert_eq!(config["gateway"]["mode"], "local");
         assert_eq!(config["gateway"]["auth"]["mode"], "token");
-        assert_eq!(config["agents"]["defaults"]["model"]["primary"], "anthropic/claude-opus-4-6");
+        assert_eq!(
+            config["agents"]["defaults"]["model"]["primary"],
+            "anthropic/claude-opus-4-6"
+        );
         let telegram = &config["channels"]["telegram"];
         assert_eq!(telegram["dmPolicy"], "pairing");
         assert_eq!(telegram["botToken"], "${TELEGRAM_BOT_TOKEN}");
@@ -115,18 +144,37 @@ mod tests {
         assert_eq!(telegram["dmPolicy"], "allowlist");
         assert_eq!(telegram["allowFrom"], serde_json::json!(["42", "7"]));
         assert_eq!(telegram["apiRoot"], "http://127.0.0.1:9");
-        assert_eq!(config["skills"]["allowBundled"], serde_json::json!(["weather"]));
+        assert_eq!(
+            config["skills"]["allowBundled"],
+            serde_json::json!(["weather"])
+        );
     }
 
     #[test]
     fn model_text_cannot_inject_json() {
-        let config = render_value(&TemplateInput { model: "a/b\", \"x\": \"y", dm_policy: &DmPolicy::Pairing, telegram_api_root: None, skills: None });
-        assert_eq!(config["agents"]["defaults"]["model"]["primary"], "a/b\", \"x\": \"y");
+        let config = render_value(&TemplateInput {
+            model: "a/b\", \"x\": \"y",
+            dm_policy: &DmPolicy::Pairing,
+            telegram_api_root: None,
+            skills: None,
+        });
+        assert_eq!(
+            config["agents"]["defaults"]["model"]["primary"],
+            "a/b\", \"x\": \"y"
+        );
         assert!(config["agents"]["defaults"]["model"].get("x").is_none());
     }
 
     #[test]
     fn empty_allowlist_is_refused() {
-        assert!(render(&TemplateInput { model: "a/b", dm_policy: &DmPolicy::Allowlist(vec![]), telegram_api_root: None, skills: None }).is_err());
+        assert!(
+            render(&TemplateInput {
+                model: "a/b",
+                dm_policy: &DmPolicy::Allowlist(vec![]),
+                telegram_api_root: None,
+                skills: None
+            })
+            .is_err()
+        );
     }
 }

@@ -289,7 +289,12 @@ pub fn ledger(
     start: NaiveDate,
     end: NaiveDate,
 ) -> anyhow::Result<Ledger> {
-    known(app, tenant)?;
+    // A removed tenant whose data was kept is still billable.
+    if let Err(err) = known(app, tenant)
+        && !app.store.usage_tenants()?.contains(tenant)
+    {
+        return Err(err);
+    }
     Ok(Ledger {
         days: app.store.usage_days(tenant, start, end)?,
         models: app.store.usage_model_days(tenant, start, end)?,
@@ -306,15 +311,56 @@ pub fn ledgers(
     start: NaiveDate,
     end: NaiveDate,
 ) -> anyhow::Result<Vec<(TenantId, Ledger)>> {
+    // Tenants on record, and removed ones whose ledger was kept.
+    let mut ids: BTreeSet<TenantId> = app
+        .store
+        .tenants()?
+        .into_iter()
+        .map(|record| record.id)
+        .collect();
+    ids.extend(app.store.usage_tenants()?);
     let mut res = Vec::new();
-    for record in app.store.tenants()? {
+    for id in ids {
         let ledger = Ledger {
-            days: app.store.usage_days(&record.id, start, end)?,
-            models: app.store.usage_model_days(&record.id, start, end)?,
+            days: app.store.usage_days(&id, start, end)?,
+            models: app.store.usage_model_days(&id, start, end)?,
         };
-        res.push((record.id, ledger));
+        if app.store.tenant(&id)?.is_none() && ledger.days.is_empty() {
+            continue;
+        }
+        res.push((id, ledger));
     }
     Ok(res)
+}
+
+/// Each tenant's cost on `day` (a day of `usage.timeZone`), most expensive
+/// first; tenants that spent nothing that day are left out.
+///
+/// # Errors
+///
+/// A store failure.
+pub fn costs_on(app: &App, day: NaiveDate) -> anyhow::Result<Vec<(TenantId, f64)>> {
+    let mut res = Vec::new();
+    for id in app.store.usage_tenants()? {
+        let cost: f64 = app
+            .store
+            .usage_days(&id, day, day)?
+            .iter()
+            .map(|d| d.figures.cost)
+            .sum();
+        if cost > 0.0 {
+            res.push((id, cost));
+        }
+    }
+    res.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(res)
+}
+
+/// Yesterday in `usage.timeZone`, the day a daily digest reports costs for.
+#[must_use]
+pub fn yesterday(app: &App, now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+    let today = now.with_timezone(&app.config.usage.time_zone).date_naive();
+    today.pred_opt().unwrap_or(today)
 }
 
 /// A tenant's budget: the operator's if set, else config's.
@@ -512,8 +558,10 @@ pub fn suspensions(app: &App) -> anyhow::Result<Vec<(TenantId, Suspension)>> {
         .collect())
 }
 
-/// Stops again the Telegram channel of a tenant suspended with `StopChannel`
-/// when it runs (a restarted cell starts its channels). Returns whether it had to.
+/// Keeps a suspended tenant suspended: stops again the Telegram channel of one
+/// suspended with `StopChannel` when it runs (a restarted cell starts its
+/// channels), and the cell of one suspended with `StopCell` that runs (its stop
+/// failed, or it was started without `resume`). Returns whether it had to.
 ///
 /// # Errors
 ///
@@ -521,6 +569,24 @@ pub fn suspensions(app: &App) -> anyhow::Result<Vec<(TenantId, Suspension)>> {
 pub async fn keep_suspended(app: &App, tenant: &TenantId) -> anyhow::Result<bool> {
     let record = known(app, tenant)?;
     let suspended = app.store.budget_record(tenant)?.suspended;
+    if suspended
+        .as_ref()
+        .is_some_and(|s| s.how == BudgetAction::StopCell)
+    {
+        // The stop at suspension failed, or the cell was started without `resume`.
+        if record.state != CellState::Running {
+            return Ok(false);
+        }
+        crate::fleet::stop(app, &Actor::System("usage"), tenant).await?;
+        audit(
+            app,
+            &Actor::System("usage"),
+            "suspend: stop-cell again",
+            Some(tenant),
+            Ok(()),
+        );
+        return Ok(true);
+    }
     if !suspended.is_some_and(|s| s.how == BudgetAction::StopChannel)
         || record.state != CellState::Running
         || !record.paired

@@ -7,11 +7,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use crate::gateway::client::{Client, Endpoint, Options, TokenSink};
-use crate::gateway::error::PoolError;
+use crate::gateway::error::{ConnectError, PoolError};
 use crate::gateway::identity::DeviceIdentity;
 use crate::tenant::{Secret, TenantId};
 
@@ -42,6 +43,25 @@ struct Slot {
     /// The open client; a fresh `Arc` whenever the slot is reset, so a connect that
     /// finishes after a reset can tell that its result is no longer wanted.
     client: Arc<tokio::sync::Mutex<Option<Client>>>,
+    /// A refusal that retrying cannot fix soon (a wrong gateway token, the
+    /// gateway's login rate limit), held until the instant: every caller gets it
+    /// back without a connect, so a monitor sweeping every few seconds never adds
+    /// to the gateway's lockout count (10 failures in 60 s, PROTOCOL.md §2.9).
+    refused: Option<(Instant, ConnectError)>,
+}
+
+/// How long a `TokenMismatch` is answered from memory before one more try; a new
+/// endpoint (`set_endpoint` with another token) or `close` tries at once.
+const TOKEN_MISMATCH_HOLD: Duration = Duration::from_secs(60);
+
+/// How long to answer `err` from memory instead of connecting again; `None`
+/// for errors worth retrying at once.
+fn hold_for(err: &ConnectError) -> Option<Duration> {
+    match err {
+        ConnectError::TokenMismatch => Some(TOKEN_MISMATCH_HOLD),
+        ConnectError::RateLimited { retry_after } => Some(*retry_after),
+        _ => None,
+    }
 }
 
 /// How often `client` retries when the slot is reset while it connects.
@@ -89,6 +109,7 @@ impl Pool {
                     Slot {
                         endpoint,
                         client: Arc::default(),
+                        refused: None,
                     },
                 );
             }
@@ -116,14 +137,29 @@ impl Pool {
             if let Some(client) = guard.as_ref().filter(|client| !client.is_stopped()) {
                 return Ok(client.clone());
             }
+            if let Some(err) = self.held_refusal(tenant, &slot_client) {
+                return Err(err.into());
+            }
             let sink = token_sink(Arc::downgrade(&self.shared), tenant.clone());
-            let client = Client::connect_with_sink(
+            let client = match Client::connect_with_sink(
                 &endpoint,
                 &self.shared.identity,
                 self.shared.options.clone(),
                 Some(sink),
             )
-            .await?;
+            .await
+            {
+                Ok(client) => client,
+                Err(err) => {
+                    if let Some(hold) = hold_for(&err)
+                        && let Some(slot) = self.shared.lock_slots().get_mut(tenant)
+                        && Arc::ptr_eq(&slot.client, &slot_client)
+                    {
+                        slot.refused = Some((Instant::now() + hold, err.clone()));
+                    }
+                    return Err(err.into());
+                }
+            };
             let still_current = self
                 .shared
                 .lock_slots()
@@ -136,6 +172,26 @@ impl Pool {
             // The tenant was closed or re-pointed while this connect ran.
             client.close();
             races += 1;
+        }
+    }
+
+    /// The refusal held for this tenant's current slot, if it still holds.
+    fn held_refusal(
+        &self,
+        tenant: &TenantId,
+        slot_client: &Arc<tokio::sync::Mutex<Option<Client>>>,
+    ) -> Option<ConnectError> {
+        let mut slots = self.shared.lock_slots();
+        let slot = slots
+            .get_mut(tenant)
+            .filter(|slot| Arc::ptr_eq(&slot.client, slot_client))?;
+        match &slot.refused {
+            Some((until, err)) if Instant::now() < *until => Some(err.clone()),
+            Some(_) => {
+                slot.refused = None;
+                None
+            }
+            None => None,
         }
     }
 
@@ -172,6 +228,7 @@ fn reset(slot: &mut Slot) {
         client.close();
     }
     slot.client = Arc::default();
+    slot.refused = None;
 }
 
 /// Reports a tenant's new device token and remembers it for the next connect.
@@ -288,6 +345,51 @@ mod tests {
         assert_eq!(within(again.recv()).await, None);
         let got = pool.client(&acme).await.map(|_| ());
         assert_eq!(got, Err(PoolError::NoEndpoint("acme".to_string())));
+    }
+
+    /// A wrong gateway token is answered from memory for a while: callers get
+    /// `TokenMismatch` again without a connect (so a sweeping monitor cannot lock
+    /// the admin out); a new gateway token connects at once.
+    #[tokio::test]
+    async fn a_token_mismatch_is_held_instead_of_retried() {
+        let gateway = FakeGateway::start().await;
+        let (pool, _tokens) = Pool::new(identity(), fast_options());
+        let acme = tenant("acme");
+        pool.set_endpoint(acme.clone(), endpoint(gateway.port));
+        let opening = tokio::spawn({
+            let (pool, acme) = (pool.clone(), acme.clone());
+            async move { pool.client(&acme).await.map(|_| ()) }
+        });
+        let mut connection = within(gateway.accept()).await;
+        within(connection.challenge()).await;
+        connection
+            .send(json!({"type": "res", "id": "c1", "ok": false, "error": {
+                "code": "INVALID_REQUEST", "message": "unauthorized: gateway token mismatch",
+                "details": {"code": "AUTH_TOKEN_MISMATCH", "canRetryWithDeviceToken": false}}}))
+            .await;
+        connection.close(1008, "unauthorized").await;
+        let refused = Err(PoolError::Connect(ConnectError::TokenMismatch));
+        assert_eq!(within(opening).await.unwrap(), refused);
+        for _ in 0..20 {
+            assert_eq!(within(pool.client(&acme)).await.map(|_| ()), refused);
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), gateway.accept())
+                .await
+                .is_err(),
+            "no connect while the refusal is held"
+        );
+
+        let mut fixed = endpoint(gateway.port);
+        fixed.gateway_token = Secret::new("gw-token-2".to_string());
+        pool.set_endpoint(acme.clone(), fixed);
+        let opening = tokio::spawn({
+            let (pool, acme) = (pool.clone(), acme.clone());
+            async move { pool.client(&acme).await.map(|_| ()) }
+        });
+        let mut again = within(gateway.accept()).await;
+        within(again.handshake(hello_ok("dt-1"))).await;
+        assert_eq!(within(opening).await.unwrap(), Ok(()));
     }
 
     /// A new device token keeps the open connection; a new port replaces it.

@@ -46,17 +46,53 @@ impl Metrics {
             registry.register(Box::new(vec.clone()))?;
             Ok(vec)
         };
-        let up = gauge_vec("mtp_tenant_up", "1 if the tenant's container runs and its gateway answers /healthz", &["tenant"])?;
-        let probe_latency = gauge_vec("mtp_probe_latency_seconds", "latency of the last probe", &["tenant", "probe"])?;
-        let memory = gauge_vec("mtp_tenant_memory_bytes", "memory used by the tenant's cell", &["tenant"])?;
-        let memory_limit = gauge_vec("mtp_tenant_memory_limit_bytes", "memory limit of the tenant's cell", &["tenant"])?;
-        let restarts = gauge_vec("mtp_tenant_restarts", "Docker's restart count of the tenant's container", &["tenant"])?;
-        let alerts_firing = gauge_vec("mtp_tenant_alerts_firing", "checks of the tenant that are DOWN", &["tenant"])?;
-        let sweep_duration = Gauge::new("mtp_sweep_duration_seconds", "wall time of the last health sweep")?;
-        let last_sweep = Gauge::new("mtp_last_sweep_timestamp_seconds", "unix time of the last health sweep")?;
-        let sweeps = IntCounter::new("mtp_sweeps_total", "health sweeps finished since the admin started")?;
+        let up = gauge_vec(
+            "mtp_tenant_up",
+            "1 if the tenant's container runs and its gateway answers /healthz",
+            &["tenant"],
+        )?;
+        let probe_latency = gauge_vec(
+            "mtp_probe_latency_seconds",
+            "latency of the last probe",
+            &["tenant", "probe"],
+        )?;
+        let memory = gauge_vec(
+            "mtp_tenant_memory_bytes",
+            "memory used by the tenant's cell",
+            &["tenant"],
+        )?;
+        let memory_limit = gauge_vec(
+            "mtp_tenant_memory_limit_bytes",
+            "memory limit of the tenant's cell",
+            &["tenant"],
+        )?;
+        let restarts = gauge_vec(
+            "mtp_tenant_restarts",
+            "Docker's restart count of the tenant's container",
+            &["tenant"],
+        )?;
+        let alerts_firing = gauge_vec(
+            "mtp_tenant_alerts_firing",
+            "checks of the tenant that are DOWN",
+            &["tenant"],
+        )?;
+        let sweep_duration = Gauge::new(
+            "mtp_sweep_duration_seconds",
+            "wall time of the last health sweep",
+        )?;
+        let last_sweep = Gauge::new(
+            "mtp_last_sweep_timestamp_seconds",
+            "unix time of the last health sweep",
+        )?;
+        let sweeps = IntCounter::new(
+            "mtp_sweeps_total",
+            "health sweeps finished since the admin started",
+        )?;
         registry.register(Box::new(sweeps.clone()))?;
-        let rss = Gauge::new("mtp_admin_rss_bytes", "resident memory of the admin process")?;
+        let rss = Gauge::new(
+            "mtp_admin_rss_bytes",
+            "resident memory of the admin process",
+        )?;
         for gauge in [&sweep_duration, &last_sweep, &rss] {
             registry.register(Box::new(gauge.clone()))?;
         }
@@ -85,23 +121,41 @@ impl Metrics {
             let up = health.record.state == CellState::Running
                 && health.container_up()
                 && health.healthz.as_ref().is_some_and(|probe| probe.ok);
-            self.up.with_label_values(&[tenant]).set(if up { 1.0 } else { 0.0 });
-            for (name, probe) in [("healthz", &health.healthz), ("readyz", &health.readyz), ("rpc_health", &health.rpc_health)] {
+            self.up
+                .with_label_values(&[tenant])
+                .set(if up { 1.0 } else { 0.0 });
+            for (name, probe) in [
+                ("healthz", &health.healthz),
+                ("readyz", &health.readyz),
+                ("rpc_health", &health.rpc_health),
+            ] {
                 if let Some(probe) = probe {
-                    self.probe_latency.with_label_values(&[tenant, name]).set(probe.latency.as_secs_f64());
+                    self.probe_latency
+                        .with_label_values(&[tenant, name])
+                        .set(probe.latency.as_secs_f64());
                 }
             }
             if let Some((used, limit)) = health.memory {
                 self.memory.with_label_values(&[tenant]).set(used as f64);
-                self.memory_limit.with_label_values(&[tenant]).set(limit as f64);
+                self.memory_limit
+                    .with_label_values(&[tenant])
+                    .set(limit as f64);
             }
             if let Ok(Some(status)) = &health.container {
-                self.restarts.with_label_values(&[tenant]).set(status.restart_count as f64);
+                self.restarts
+                    .with_label_values(&[tenant])
+                    .set(status.restart_count as f64);
             }
         }
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         for gone in tenants.iter().filter(|t| !seen.contains(t)) {
-            for vec in [&self.up, &self.memory, &self.memory_limit, &self.restarts, &self.alerts_firing] {
+            for vec in [
+                &self.up,
+                &self.memory,
+                &self.memory_limit,
+                &self.restarts,
+                &self.alerts_firing,
+            ] {
                 let _ = vec.remove_label_values(&[gone]);
             }
         }
@@ -113,7 +167,9 @@ impl Metrics {
 
     /// Sets how many checks of each tenant are DOWN.
     pub fn set_firing(&self, tenant: &str, firing: usize) {
-        self.alerts_firing.with_label_values(&[tenant]).set(firing as f64);
+        self.alerts_firing
+            .with_label_values(&[tenant])
+            .set(firing as f64);
     }
 
     /// The Prometheus text exposition.
@@ -139,7 +195,13 @@ pub fn admin_rss() -> u64 {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map_or(0, |kb| kb * 1024)
 }
 
@@ -155,17 +217,26 @@ struct Served {
 /// # Errors
 ///
 /// The address cannot be bound (in use?).
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, interval: Duration, shutdown: CancellationToken) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} for /metrics; set MTP_HTTP_ADDR to a free 127.0.0.1 port"))?;
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for /metrics; set MTP_HTTP_ADDR to a free 127.0.0.1 port")
+    })?;
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render))
-        .with_state(Served { metrics, stale_after: interval * 3 + Duration::from_secs(30) });
+        .with_state(Served {
+            metrics,
+            stale_after: interval * 3 + Duration::from_secs(30),
+        });
     tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await });
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
         if let Err(err) = served.await {
             tracing::error!(cause = %err, "the metrics listener stopped");
         }
@@ -175,13 +246,25 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, interval: Duration, 
 
 async fn healthz(State(served): State<Served>) -> impl IntoResponse {
     match served.metrics.last_sweep_age() {
-        Some(age) if age <= served.stale_after.as_secs_f64() => (StatusCode::OK, format!("{{\"ok\":true,\"lastSweepAgeSeconds\":{age:.0}}}")),
-        Some(age) => (StatusCode::SERVICE_UNAVAILABLE, format!("{{\"ok\":false,\"lastSweepAgeSeconds\":{age:.0}}}")),
+        Some(age) if age <= served.stale_after.as_secs_f64() => (
+            StatusCode::OK,
+            format!("{{\"ok\":true,\"lastSweepAgeSeconds\":{age:.0}}}"),
+        ),
+        Some(age) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{{\"ok\":false,\"lastSweepAgeSeconds\":{age:.0}}}"),
+        ),
         // Alive, still starting: the first sweep has not finished.
-        None => (StatusCode::OK, "{\"ok\":true,\"lastSweepAgeSeconds\":null}".to_string()),
+        None => (
+            StatusCode::OK,
+            "{\"ok\":true,\"lastSweepAgeSeconds\":null}".to_string(),
+        ),
     }
 }
 
 async fn render(State(served): State<Served>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], served.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        served.metrics.render(),
+    )
 }

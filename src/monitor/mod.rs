@@ -55,10 +55,17 @@ pub struct Alert {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlertKind {
     Down,
-    Recovered { down_for: i64 },
-    Flapping { transitions: usize },
+    Recovered {
+        down_for: i64,
+    },
+    Flapping {
+        transitions: usize,
+    },
     Stable,
-    CrashLoop { restarts: i64, log_tail: Vec<String> },
+    CrashLoop {
+        restarts: i64,
+        log_tail: Vec<String>,
+    },
     OomKilled,
     Healed,
     HealFailed,
@@ -91,7 +98,16 @@ pub struct Digest {
     pub restarts: Vec<(String, usize)>,
     /// Alerts in the last 24 h.
     pub alerts: usize,
+    /// The day `top_costs` is for (yesterday in `usage.timeZone`).
+    pub cost_day: chrono::NaiveDate,
+    /// Yesterday's most expensive tenants (at most `DIGEST_TOP_COSTS`), and
+    /// the whole fleet's cost that day.
+    pub top_costs: Vec<(TenantId, f64)>,
+    pub fleet_cost: f64,
 }
+
+/// How many tenants the digest names by cost.
+pub const DIGEST_TOP_COSTS: usize = 5;
 
 /// What survives between sweeps in memory (the alert states live in the store).
 #[derive(Default)]
@@ -113,7 +129,11 @@ pub async fn run(
     metrics: Arc<metrics::Metrics>,
     shutdown: CancellationToken,
 ) {
-    let mut memory = Memory { last_digest_day: Some(chrono::Utc::now().date_naive()).filter(|_| past_digest_time(&settings)), ..Memory::default() };
+    let mut memory = Memory {
+        last_digest_day: Some(chrono::Utc::now().date_naive())
+            .filter(|_| past_digest_time(&settings)),
+        ..Memory::default()
+    };
     let mut interval = tokio::time::interval(settings.interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -149,10 +169,23 @@ async fn sweep_once(
     reports: &mpsc::Sender<Report>,
     memory: &mut Memory,
 ) -> anyhow::Result<(Sweep, HashMap<TenantId, usize>)> {
-    let sweep = fleet::health::sweep(app, SweepSettings { probe_timeout: settings.probe_timeout, concurrency: settings.concurrency }).await?;
-    let rules = Rules { down_after: settings.down_after, flap_transitions: FLAP_TRANSITIONS, flap_window: FLAP_WINDOW_SECS };
-    let mut states: HashMap<(TenantId, Check), AlertState> =
-        fleet::alert_states(app)?.into_iter().map(|(tenant, check, state)| ((tenant, check), state)).collect();
+    let sweep = fleet::health::sweep(
+        app,
+        SweepSettings {
+            probe_timeout: settings.probe_timeout,
+            concurrency: settings.concurrency,
+        },
+    )
+    .await?;
+    let rules = Rules {
+        down_after: settings.down_after,
+        flap_transitions: FLAP_TRANSITIONS,
+        flap_window: FLAP_WINDOW_SECS,
+    };
+    let mut states: HashMap<(TenantId, Check), AlertState> = fleet::alert_states(app)?
+        .into_iter()
+        .map(|(tenant, check, state)| ((tenant, check), state))
+        .collect();
     let mut changed = Vec::new();
     let mut alerts = Vec::new();
     let now = sweep.at;
@@ -163,7 +196,10 @@ async fn sweep_once(
             // Stopped on purpose (or not yet created): nothing to alert, and
             // no stale outage carried into its next start.
             for check in Check::ALL {
-                if states.get(&(tenant.clone(), check)).is_some_and(|s| *s != AlertState::default()) {
+                if states
+                    .get(&(tenant.clone(), check))
+                    .is_some_and(|s| *s != AlertState::default())
+                {
                     changed.push((tenant.clone(), check, AlertState::default()));
                 }
             }
@@ -188,13 +224,21 @@ async fn sweep_once(
                     Transition::Down { since, .. } => *since,
                     _ => now,
                 };
-                alerts.push(Alert { tenant: tenant.clone(), check, kind, since, last_error: state.last_error.clone() });
+                alerts.push(Alert {
+                    tenant: tenant.clone(),
+                    check,
+                    kind,
+                    since,
+                    last_error: state.last_error.clone(),
+                });
             }
         }
         if !muted {
             alerts.extend(container_events(app, health, memory, now).await);
         }
+        // A muted tenant is in the operator's hands (or in an upgrade's): no healing.
         if settings.heal
+            && !muted
             && let Some(alert) = heal(app, health, &states, memory, now).await
         {
             alerts.push(alert);
@@ -208,7 +252,11 @@ async fn sweep_once(
         }
     }
     for alert in alerts {
-        fleet::record_alert(app, &alert.tenant, &format!("{} {}", alert.kind.as_str(), alert.check.as_str()));
+        fleet::record_alert(
+            app,
+            &alert.tenant,
+            &format!("{} {}", alert.kind.as_str(), alert.check.as_str()),
+        );
         let _ = reports.send(Report::Alert(alert)).await;
     }
     Ok((sweep, firing))
@@ -219,8 +267,20 @@ async fn sweep_once(
 fn observations(health: &TenantHealth, now: i64) -> Vec<(Check, Result<(), String>)> {
     let container = match &health.container {
         Ok(Some(status)) if status.running && !status.restarting => Ok(()),
-        Ok(Some(status)) if status.restarting => Err(format!("restarting (exit code {}, {} restarts)", status.exit_code, status.restart_count)),
-        Ok(Some(status)) => Err(format!("{} (exit code {}{})", status.state, status.exit_code, if status.oom_killed { ", OOM killed" } else { "" })),
+        Ok(Some(status)) if status.restarting => Err(format!(
+            "restarting (exit code {}, {} restarts)",
+            status.exit_code, status.restart_count
+        )),
+        Ok(Some(status)) => Err(format!(
+            "{} (exit code {}{})",
+            status.state,
+            status.exit_code,
+            if status.oom_killed {
+                ", OOM killed"
+            } else {
+                ""
+            }
+        )),
         Ok(None) => Err("the container is missing".to_string()),
         Err(error) => Err(format!("cannot inspect: {error}")),
     };
@@ -242,29 +302,52 @@ fn observations(health: &TenantHealth, now: i64) -> Vec<(Check, Result<(), Strin
         // Still booting: judge the gateway once it answered or the grace is over.
         return res;
     }
-    let gateway = [("/healthz", &health.healthz), ("rpc health", &health.rpc_health)]
-        .into_iter()
-        .filter_map(|(name, probe)| probe.as_ref().filter(|p| !p.ok).map(|p| format!("{name}: {}", p.error.clone().unwrap_or_default())))
-        .collect::<Vec<_>>();
+    let gateway = [
+        ("/healthz", &health.healthz),
+        ("rpc health", &health.rpc_health),
+    ]
+    .into_iter()
+    .filter_map(|(name, probe)| {
+        probe
+            .as_ref()
+            .filter(|p| !p.ok)
+            .map(|p| format!("{name}: {}", p.error.clone().unwrap_or_default()))
+    })
+    .collect::<Vec<_>>();
     let gateway_ok = gateway.is_empty();
-    res.push((Check::Gateway, if gateway_ok { Ok(()) } else { Err(gateway.join("; ")) }));
+    res.push((
+        Check::Gateway,
+        if gateway_ok {
+            Ok(())
+        } else {
+            Err(gateway.join("; "))
+        },
+    ));
     if let Some((used, limit)) = health.memory
         && limit > 0
     {
         let share = used as f64 / limit as f64;
         let result = if share >= MEMORY_WARN {
-            Err(format!("{} MiB of {} MiB ({:.0}%)", used >> 20, limit >> 20, share * 100.0))
+            Err(format!(
+                "{} MiB of {} MiB ({:.0}%)",
+                used >> 20,
+                limit >> 20,
+                share * 100.0
+            ))
         } else {
             Ok(())
         };
         res.push((Check::Memory, result));
     }
-    if gateway_ok
-        && let Some(channel) = &health.channel
-    {
+    if gateway_ok && let Some(channel) = &health.channel {
         let result = match channel {
-            Ok(info) if info.last_error.is_some() => Err(format!("telegram: {}", info.last_error.clone().unwrap_or_default())),
-            Ok(info) if info.running == Some(false) => Err("telegram: the channel is not running".to_string()),
+            Ok(info) if info.last_error.is_some() => Err(format!(
+                "telegram: {}",
+                info.last_error.clone().unwrap_or_default()
+            )),
+            Ok(info) if info.running == Some(false) => {
+                Err("telegram: the channel is not running".to_string())
+            }
             Ok(_) => Ok(()),
             Err(error) => Err(format!("channels.status: {error}")),
         };
@@ -274,20 +357,38 @@ fn observations(health: &TenantHealth, now: i64) -> Vec<(Check, Result<(), Strin
 }
 
 /// Crash loops (restart count rising) and OOM kills.
-async fn container_events(app: &App, health: &TenantHealth, memory: &mut Memory, now: i64) -> Vec<Alert> {
+async fn container_events(
+    app: &App,
+    health: &TenantHealth,
+    memory: &mut Memory,
+    now: i64,
+) -> Vec<Alert> {
     let mut res = Vec::new();
     let tenant = &health.record.id;
-    let Ok(Some(status)) = &health.container else { return res };
-    let previous = memory.restart_counts.insert(tenant.clone(), status.restart_count);
+    let Ok(Some(status)) = &health.container else {
+        return res;
+    };
+    let previous = memory
+        .restart_counts
+        .insert(tenant.clone(), status.restart_count);
     let rising = previous.is_some_and(|before| status.restart_count > before);
-    let quiet = memory.crash_loop_reported.get(tenant).is_some_and(|at| now - at < CRASH_LOOP_QUIET_SECS);
+    let quiet = memory
+        .crash_loop_reported
+        .get(tenant)
+        .is_some_and(|at| now - at < CRASH_LOOP_QUIET_SECS);
     if rising && !quiet {
         memory.crash_loop_reported.insert(tenant.clone(), now);
-        let log_tail = fleet::logs(app, tenant, Some(10), None).await.map(|lines| lines.into_iter().map(|l| l.text).collect()).unwrap_or_default();
+        let log_tail = fleet::logs(app, tenant, Some(10), None)
+            .await
+            .map(|lines| lines.into_iter().map(|l| l.text).collect())
+            .unwrap_or_default();
         res.push(Alert {
             tenant: tenant.clone(),
             check: Check::Container,
-            kind: AlertKind::CrashLoop { restarts: status.restart_count, log_tail },
+            kind: AlertKind::CrashLoop {
+                restarts: status.restart_count,
+                log_tail,
+            },
             since: now,
             last_error: Some(format!("exit code {}", status.exit_code)),
         });
@@ -300,17 +401,29 @@ async fn container_events(app: &App, health: &TenantHealth, memory: &mut Memory,
             check: Check::Memory,
             kind: AlertKind::OomKilled,
             since: now,
-            last_error: Some(format!("killed for exceeding its {} MiB limit", health.record.limits.memory_bytes >> 20)),
+            last_error: Some(format!(
+                "killed for exceeding its {} MiB limit",
+                health.record.limits.memory_bytes >> 20
+            )),
         });
     }
     res
 }
 
 /// Starts a cell that exited and stayed down (after its DOWN alert), with backoff.
-async fn heal(app: &App, health: &TenantHealth, states: &HashMap<(TenantId, Check), AlertState>, memory: &mut Memory, now: i64) -> Option<Alert> {
+async fn heal(
+    app: &App,
+    health: &TenantHealth,
+    states: &HashMap<(TenantId, Check), AlertState>,
+    memory: &mut Memory,
+    now: i64,
+) -> Option<Alert> {
     let tenant = &health.record.id;
-    let exited = matches!(&health.container, Ok(Some(status)) if !status.running && !status.restarting);
-    let down = states.get(&(tenant.clone(), Check::Container)).is_some_and(|s| s.status == AlertStatus::Down);
+    let exited =
+        matches!(&health.container, Ok(Some(status)) if !status.running && !status.restarting);
+    let down = states
+        .get(&(tenant.clone(), Check::Container))
+        .is_some_and(|s| s.status == AlertStatus::Down);
     if !exited || !down {
         if health.container_up() {
             memory.heal.remove(tenant);
@@ -328,15 +441,28 @@ async fn heal(app: &App, health: &TenantHealth, states: &HashMap<(TenantId, Chec
         Ok(_) => (AlertKind::Healed, None),
         Err(err) => (AlertKind::HealFailed, Some(format!("{err:#}"))),
     };
-    Some(Alert { tenant: tenant.clone(), check: Check::Container, kind, since: now, last_error })
+    Some(Alert {
+        tenant: tenant.clone(),
+        check: Check::Container,
+        kind,
+        since: now,
+        last_error,
+    })
 }
 
 fn past_digest_time(settings: &MonitorSettings) -> bool {
-    settings.digest_at.is_some_and(|at| chrono::Utc::now().time() >= at)
+    settings
+        .digest_at
+        .is_some_and(|at| chrono::Utc::now().time() >= at)
 }
 
 /// The digest, once a day after the configured time.
-fn due_digest(app: &App, settings: &MonitorSettings, latest: &watch::Sender<Option<Arc<Sweep>>>, memory: &mut Memory) -> Option<Digest> {
+fn due_digest(
+    app: &App,
+    settings: &MonitorSettings,
+    latest: &watch::Sender<Option<Arc<Sweep>>>,
+    memory: &mut Memory,
+) -> Option<Digest> {
     let today = chrono::Utc::now().date_naive();
     if !past_digest_time(settings) || memory.last_digest_day == Some(today) {
         return None;
@@ -355,13 +481,37 @@ fn due_digest(app: &App, settings: &MonitorSettings, latest: &watch::Sender<Opti
     }
     let mut restarts: Vec<(String, usize)> = restarts.into_iter().collect();
     restarts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let running: Vec<&TenantHealth> = sweep.tenants.iter().filter(|t| t.record.state == CellState::Running).collect();
+    let running: Vec<&TenantHealth> = sweep
+        .tenants
+        .iter()
+        .filter(|t| t.record.state == CellState::Running)
+        .collect();
+    let cost_day = fleet::yesterday(app, chrono::Utc::now());
+    let costs = fleet::costs_on(app, cost_day).unwrap_or_else(|err| {
+        tracing::warn!("digest: reading yesterday's costs failed: {err:#}");
+        Vec::new()
+    });
+    let fleet_cost = costs.iter().map(|(_, cost)| cost).sum();
     Some(Digest {
         tenants: sweep.tenants.len(),
         up: running.iter().filter(|t| t.container_up()).count(),
-        down: running.iter().filter(|t| !t.container_up()).map(|t| t.record.id.clone()).collect(),
-        stopped: sweep.tenants.iter().filter(|t| t.record.state == CellState::Stopped).count(),
+        down: running
+            .iter()
+            .filter(|t| !t.container_up())
+            .map(|t| t.record.id.clone())
+            .collect(),
+        stopped: sweep
+            .tenants
+            .iter()
+            .filter(|t| t.record.state == CellState::Stopped)
+            .count(),
         restarts,
-        alerts: entries.iter().filter(|e| e.action.starts_with("alert: ")).count(),
+        alerts: entries
+            .iter()
+            .filter(|e| e.action.starts_with("alert: "))
+            .count(),
+        cost_day,
+        top_costs: costs.into_iter().take(DIGEST_TOP_COSTS).collect(),
+        fleet_cost,
     })
 }

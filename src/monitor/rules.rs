@@ -30,13 +30,23 @@ pub enum Transition {
 
 /// Applies one observation at `now` to a check's state; returns the
 /// notification to send, if any.
-pub fn observe(state: &mut AlertState, rules: &Rules, now: i64, result: Result<(), String>) -> Option<Transition> {
+pub fn observe(
+    state: &mut AlertState,
+    rules: &Rules,
+    now: i64,
+    result: Result<(), String>,
+) -> Option<Transition> {
     state.observe_inner(rules, now, result)
 }
 
 // The steps of `observe`, private to this module.
 impl AlertState {
-    fn observe_inner(&mut self, rules: &Rules, now: i64, result: Result<(), String>) -> Option<Transition> {
+    fn observe_inner(
+        &mut self,
+        rules: &Rules,
+        now: i64,
+        result: Result<(), String>,
+    ) -> Option<Transition> {
         self.transitions.retain(|at| now - at < rules.flap_window);
         let mut event = match result {
             Err(error) => {
@@ -44,13 +54,17 @@ impl AlertState {
                 self.failing_since.get_or_insert(now);
                 self.last_error = Some(error.clone());
                 match self.status {
-                    AlertStatus::Ok if self.failures >= rules.down_after => self.go_down(now, error),
+                    AlertStatus::Ok if self.failures >= rules.down_after => {
+                        self.go_down(now, error)
+                    }
                     AlertStatus::Ok => {
                         self.status = AlertStatus::Suspect;
                         self.since = now;
                         None
                     }
-                    AlertStatus::Suspect if self.failures >= rules.down_after => self.go_down(now, error),
+                    AlertStatus::Suspect if self.failures >= rules.down_after => {
+                        self.go_down(now, error)
+                    }
                     AlertStatus::Suspect | AlertStatus::Down => None,
                 }
             }
@@ -63,7 +77,9 @@ impl AlertState {
                     AlertStatus::Down => {
                         self.since = now;
                         self.transitions.push(now);
-                        Some(Transition::Recovered { down_for: now - outage_began.unwrap_or(now) })
+                        Some(Transition::Recovered {
+                            down_for: now - outage_began.unwrap_or(now),
+                        })
                     }
                     AlertStatus::Suspect => {
                         self.since = now;
@@ -83,7 +99,9 @@ impl AlertState {
             }
         } else if self.transitions.len() >= rules.flap_transitions {
             self.flapping = true;
-            event = Some(Transition::Flapping { transitions: self.transitions.len() });
+            event = Some(Transition::Flapping {
+                transitions: self.transitions.len(),
+            });
         }
         if event.is_some() {
             self.last_notified = Some(now);
@@ -95,7 +113,10 @@ impl AlertState {
         self.status = AlertStatus::Down;
         self.since = now;
         self.transitions.push(now);
-        Some(Transition::Down { since: self.failing_since.unwrap_or(now), error })
+        Some(Transition::Down {
+            since: self.failing_since.unwrap_or(now),
+            error,
+        })
     }
 }
 
@@ -103,7 +124,11 @@ impl AlertState {
 mod tests {
     use super::*;
 
-    const RULES: Rules = Rules { down_after: 3, flap_transitions: 4, flap_window: 600 };
+    const RULES: Rules = Rules {
+        down_after: 3,
+        flap_transitions: 4,
+        flap_window: 600,
+    };
 
     fn run(state: &mut AlertState, steps: &[(i64, bool)]) -> Vec<(i64, Transition)> {
         steps
@@ -118,17 +143,48 @@ mod tests {
     #[test]
     fn down_fires_once_after_n_failures_and_recovered_carries_the_downtime() {
         let mut state = AlertState::default();
-        let events = run(&mut state, &[(0, true), (30, false), (60, false), (90, false), (120, false), (150, true)]);
+        let events = run(
+            &mut state,
+            &[
+                (0, true),
+                (30, false),
+                (60, false),
+                (90, false),
+                (120, false),
+                (150, true),
+            ],
+        );
         assert_eq!(
             events,
-            vec![(90, Transition::Down { since: 30, error: "boom".into() }), (150, Transition::Recovered { down_for: 120 })]
+            vec![
+                (
+                    90,
+                    Transition::Down {
+                        since: 30,
+                        error: "boom".into()
+                    }
+                ),
+                (150, Transition::Recovered { down_for: 120 })
+            ]
         );
     }
 
     #[test]
     fn a_blip_shorter_than_n_raises_nothing() {
         let mut state = AlertState::default();
-        assert_eq!(run(&mut state, &[(0, false), (30, false), (60, true), (90, false), (120, true)]), vec![]);
+        assert_eq!(
+            run(
+                &mut state,
+                &[
+                    (0, false),
+                    (30, false),
+                    (60, true),
+                    (90, false),
+                    (120, true)
+                ]
+            ),
+            vec![]
+        );
         assert_eq!(state.status, AlertStatus::Ok);
     }
 
@@ -156,7 +212,10 @@ mod tests {
         assert_eq!(kinds, ["down", "recovered", "down", "flapping"]);
         // Quiet while it keeps flapping; Stable once a whole window passes.
         assert_eq!(run(&mut state, &[(t + 10, true), (t + 300, true)]), vec![]);
-        assert_eq!(run(&mut state, &[(t + 700, true)]), vec![(t + 700, Transition::Stable)]);
+        assert_eq!(
+            run(&mut state, &[(t + 700, true)]),
+            vec![(t + 700, Transition::Stable)]
+        );
     }
 
     #[test]
@@ -166,6 +225,9 @@ mod tests {
         let mut restored = state.clone();
         // Still down: no second DOWN; the recovery still comes.
         assert_eq!(run(&mut restored, &[(90, false)]), vec![]);
-        assert_eq!(run(&mut restored, &[(120, true)]), vec![(120, Transition::Recovered { down_for: 120 })]);
+        assert_eq!(
+            run(&mut restored, &[(120, true)]),
+            vec![(120, Transition::Recovered { down_for: 120 })]
+        );
     }
 }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, MountTypeEnum, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HostConfig, MountTypeEnum, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
@@ -108,6 +108,19 @@ pub enum Stopped {
 }
 
 impl Runtime {
+    /// The id of a local image, `None` when Docker does not have it (nothing is pulled).
+    ///
+    /// # Errors
+    ///
+    /// Docker unreachable.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>> {
+        match self.docker().inspect_image(image).await {
+            Ok(found) => Ok(Some(found.id.unwrap_or_default())),
+            Err(err) if is_status(&err, 404) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     /// Creates (not starts) the cell container with the hardened profile and
     /// returns its container id and the image id actually used.
     ///
@@ -119,7 +132,11 @@ impl Runtime {
         let name = spec.tenant.cell_name();
         let image = match self.docker().inspect_image(&spec.image).await {
             Ok(image) => image,
-            Err(err) if is_status(&err, 404) => return Err(Error::NoImage { image: spec.image.clone() }),
+            Err(err) if is_status(&err, 404) => {
+                return Err(Error::NoImage {
+                    image: spec.image.clone(),
+                });
+            }
             Err(err) => return Err(err.into()),
         };
         let image_id = image.id.unwrap_or_default();
@@ -133,7 +150,11 @@ impl Runtime {
 
         let port_key = format!("{GATEWAY_PORT}/tcp");
         let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        env.extend(spec.secret_env.iter().map(|(k, v)| format!("{k}={}", v.expose())));
+        env.extend(
+            spec.secret_env
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.expose())),
+        );
         let host_config = HostConfig {
             cap_drop: Some(vec!["ALL".to_string()]),
             security_opt: Some(vec!["no-new-privileges:true".to_string()]),
@@ -179,7 +200,10 @@ impl Runtime {
             exposed_ports: Some(HashMap::from([(port_key, HashMap::new())])),
             host_config: Some(host_config),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(name.clone(), EndpointSettings::default())])),
+                endpoints_config: Some(HashMap::from([(
+                    name.clone(),
+                    EndpointSettings::default(),
+                )])),
             }),
             stop_timeout: Some(i64::from(STOP_GRACE_SECS)),
             ..Default::default()
@@ -196,7 +220,14 @@ impl Runtime {
     /// `NotFound`, `Foreign`, or Docker's refusal (for example the port is taken).
     pub async fn start(&self, tenant: &TenantId) -> Result<Started> {
         let name = self.own_container(tenant).await?;
-        match self.docker().start_container(&name, None::<bollard::query_parameters::StartContainerOptions>).await {
+        match self
+            .docker()
+            .start_container(
+                &name,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
             Ok(()) => Ok(Started::Started),
             Err(err) if is_status(&err, 304) => Ok(Started::AlreadyRunning),
             Err(err) => Err(err.into()),
@@ -206,7 +237,9 @@ impl Runtime {
     /// Stops the tenant's cell (SIGTERM, then SIGKILL after the grace period).
     pub async fn stop(&self, tenant: &TenantId) -> Result<Stopped> {
         let name = self.own_container(tenant).await?;
-        let options = StopContainerOptionsBuilder::new().t(STOP_GRACE_SECS).build();
+        let options = StopContainerOptionsBuilder::new()
+            .t(STOP_GRACE_SECS)
+            .build();
         match self.docker().stop_container(&name, Some(options)).await {
             Ok(()) => Ok(Stopped::Stopped),
             Err(err) if is_status(&err, 304) => Ok(Stopped::AlreadyStopped),
@@ -216,8 +249,12 @@ impl Runtime {
 
     pub async fn restart(&self, tenant: &TenantId) -> Result<()> {
         let name = self.own_container(tenant).await?;
-        let options = RestartContainerOptionsBuilder::new().t(STOP_GRACE_SECS).build();
-        self.docker().restart_container(&name, Some(options)).await?;
+        let options = RestartContainerOptionsBuilder::new()
+            .t(STOP_GRACE_SECS)
+            .build();
+        self.docker()
+            .restart_container(&name, Some(options))
+            .await?;
         Ok(())
     }
 
@@ -239,14 +276,21 @@ impl Runtime {
         let name = tenant.cell_name();
         let info = match self
             .docker()
-            .inspect_container(&name, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                &name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await
         {
             Ok(info) => info,
             Err(err) if is_status(&err, 404) => return Ok(None),
             Err(err) => return Err(err.into()),
         };
-        let labels = info.config.as_ref().and_then(|config| config.labels.clone()).unwrap_or_default();
+        let labels = info
+            .config
+            .as_ref()
+            .and_then(|config| config.labels.clone())
+            .unwrap_or_default();
         if labels.get(LABEL_TENANT).map(String::as_str) != Some(tenant.as_str()) {
             return Err(Error::Foreign { name });
         }
@@ -261,26 +305,38 @@ impl Runtime {
             oom_killed: state.oom_killed.unwrap_or(false),
             restart_count: info.restart_count.unwrap_or(0),
             started_at: state.started_at,
-            generation: labels.get(LABEL_GENERATION).and_then(|g| g.parse().ok()).unwrap_or(0),
+            generation: labels
+                .get(LABEL_GENERATION)
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(0),
         }))
     }
 
     /// Every container carrying `mtp.managed=true`, running or not.
     pub async fn list_cells(&self) -> Result<Vec<CellInfo>> {
         let filters = HashMap::from([("label", vec!["mtp.managed=true"])]);
-        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
         let containers = self.docker().list_containers(Some(options)).await?;
         let mut res = Vec::new();
         for container in containers {
             let labels = container.labels.unwrap_or_default();
-            let Some(tenant) = labels.get(LABEL_TENANT).and_then(|id| id.parse::<TenantId>().ok()) else {
+            let Some(tenant) = labels
+                .get(LABEL_TENANT)
+                .and_then(|id| id.parse::<TenantId>().ok())
+            else {
                 continue;
             };
             let state = container.state.map(|s| s.to_string()).unwrap_or_default();
             res.push(CellInfo {
                 tenant,
                 container_id: container.id.unwrap_or_default(),
-                generation: labels.get(LABEL_GENERATION).and_then(|g| g.parse().ok()).unwrap_or(0),
+                generation: labels
+                    .get(LABEL_GENERATION)
+                    .and_then(|g| g.parse().ok())
+                    .unwrap_or(0),
                 running: state == "running",
                 state,
             });
@@ -290,9 +346,17 @@ impl Runtime {
 
     /// The last `tail` lines of the cell's log (all with `None`), optionally only
     /// those since a unix time.
-    pub async fn logs(&self, tenant: &TenantId, tail: Option<usize>, since: Option<i64>) -> Result<Vec<LogLine>> {
+    pub async fn logs(
+        &self,
+        tenant: &TenantId,
+        tail: Option<usize>,
+        since: Option<i64>,
+    ) -> Result<Vec<LogLine>> {
         let name = self.own_container(tenant).await?;
-        let mut options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(false);
+        let mut options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(false);
         options = match tail {
             Some(n) => options.tail(&n.to_string()),
             None => options.tail("all"),
@@ -314,7 +378,10 @@ impl Runtime {
             buffer.push_str(&String::from_utf8_lossy(&bytes));
             while let Some(at) = buffer.find('\n') {
                 let line: String = buffer.drain(..=at).collect();
-                res.push(LogLine { stderr, text: line.trim_end_matches(['\n', '\r']).to_string() });
+                res.push(LogLine {
+                    stderr,
+                    text: line.trim_end_matches(['\n', '\r']).to_string(),
+                });
             }
         }
         for (stderr, rest) in pending {
@@ -329,7 +396,12 @@ impl Runtime {
     pub async fn exec(&self, tenant: &TenantId, command: &[&str]) -> Result<ExecOutput> {
         let name = self.own_container(tenant).await?;
         let config = bollard::exec::CreateExecOptions {
-            cmd: Some(command.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
+            cmd: Some(
+                command
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<String>>(),
+            ),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             ..Default::default()
@@ -337,7 +409,9 @@ impl Runtime {
         let exec = self.docker().create_exec(&name, config).await?;
         let mut output = String::new();
         match self.docker().start_exec(&exec.id, None).await? {
-            bollard::exec::StartExecResults::Attached { output: mut stream, .. } => {
+            bollard::exec::StartExecResults::Attached {
+                output: mut stream, ..
+            } => {
                 while let Some(chunk) = stream.next().await {
                     output.push_str(&chunk?.to_string());
                 }
@@ -345,22 +419,36 @@ impl Runtime {
             bollard::exec::StartExecResults::Detached => {}
         }
         let inspect = self.docker().inspect_exec(&exec.id).await?;
-        Ok(ExecOutput { exit_code: inspect.exit_code.unwrap_or(-1), output })
+        Ok(ExecOutput {
+            exit_code: inspect.exit_code.unwrap_or(-1),
+            output,
+        })
     }
 
     /// Memory in use and its limit, in bytes (one sample, no waiting), as
     /// `docker stats` counts it: usage minus the page cache.
     pub async fn memory(&self, tenant: &TenantId) -> Result<Option<(u64, u64)>> {
         let name = self.own_container(tenant).await?;
-        let options = bollard::query_parameters::StatsOptionsBuilder::new().stream(false).one_shot(true).build();
+        let options = bollard::query_parameters::StatsOptionsBuilder::new()
+            .stream(false)
+            .one_shot(true)
+            .build();
         let mut stream = self.docker().stats(&name, Some(options));
-        let Some(stats) = stream.next().await else { return Ok(None) };
+        let Some(stats) = stream.next().await else {
+            return Ok(None);
+        };
         let memory = stats?.memory_stats.unwrap_or_default();
-        let (Some(usage), Some(limit)) = (memory.usage, memory.limit) else { return Ok(None) };
+        let (Some(usage), Some(limit)) = (memory.usage, memory.limit) else {
+            return Ok(None);
+        };
         let cache = memory
             .stats
             .as_ref()
-            .and_then(|s| s.get("total_inactive_file").or_else(|| s.get("inactive_file")).copied())
+            .and_then(|s| {
+                s.get("total_inactive_file")
+                    .or_else(|| s.get("inactive_file"))
+                    .copied()
+            })
             .unwrap_or(0);
         Ok(Some((usage.saturating_sub(cache), limit)))
     }
@@ -379,7 +467,10 @@ impl Runtime {
     async fn container_owner(&self, name: &str) -> Result<Option<Option<String>>> {
         match self
             .docker()
-            .inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await
         {
             Ok(info) => {
@@ -387,7 +478,11 @@ impl Runtime {
                 if info.name.as_deref().map(|n| n.trim_start_matches('/')) != Some(name) {
                     return Ok(None);
                 }
-                Ok(Some(info.config.and_then(|config| config.labels).and_then(|labels| labels.get(LABEL_TENANT).cloned())))
+                Ok(Some(
+                    info.config
+                        .and_then(|config| config.labels)
+                        .and_then(|labels| labels.get(LABEL_TENANT).cloned()),
+                ))
             }
             Err(err) if is_status(&err, 404) => Ok(None),
             Err(err) => Err(err.into()),
@@ -395,7 +490,10 @@ impl Runtime {
     }
 
     async fn force_remove(&self, name: &str) -> Result<()> {
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(false)
+            .build();
         match self.docker().remove_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(err) if is_status(&err, 404) => Ok(()),

@@ -13,7 +13,9 @@ use std::collections::HashMap;
 
 use bollard::Docker;
 
-pub use cell::{CellInfo, CellSpec, CellStatus, ExecOutput, GATEWAY_PORT, LogLine, Mount, Started, Stopped};
+pub use cell::{
+    CellInfo, CellSpec, CellStatus, ExecOutput, GATEWAY_PORT, LogLine, Mount, Started, Stopped,
+};
 pub use ports::port_is_free;
 
 use crate::tenant::TenantId;
@@ -36,7 +38,9 @@ pub enum Error {
         "a container or network named {name} exists but was not made by MTP (no mtp.tenant label); rename or remove it by hand"
     )]
     Foreign { name: String },
-    #[error("the image {image} is not on this Docker host; build it first (scripts/build-test-image.sh for the test image)")]
+    #[error(
+        "the image {image} is not on this Docker host; build it first (scripts/build-test-image.sh for the test image)"
+    )]
     NoImage { image: String },
     #[error("docker: {0}")]
     Docker(#[from] bollard::errors::Error),
@@ -60,12 +64,16 @@ impl Runtime {
     ///
     /// `Unreachable` when there is no engine, with what to do about it.
     pub async fn connect(docker_host: Option<&str>) -> Result<Runtime> {
-        let unreachable = |err: bollard::errors::Error| Error::Unreachable { cause: err.to_string() };
+        let unreachable = |err: bollard::errors::Error| Error::Unreachable {
+            cause: err.to_string(),
+        };
         let docker = match docker_host {
             Some(host) if host.starts_with("unix://") => {
-                Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION).map_err(unreachable)?
+                Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION)
+                    .map_err(unreachable)?
             }
-            Some(host) => Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION).map_err(unreachable)?,
+            Some(host) => Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION)
+                .map_err(unreachable)?,
             None => Docker::connect_with_local_defaults().map_err(unreachable)?,
         };
         let docker = docker.negotiate_version().await.map_err(unreachable)?;

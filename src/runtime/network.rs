@@ -12,10 +12,17 @@ use crate::tenant::TenantId;
 impl Runtime {
     /// Every subnet any Docker network on this host uses, ours or not.
     pub async fn used_subnets(&self) -> Result<Vec<String>> {
-        let networks = self.docker().list_networks(None::<bollard::query_parameters::ListNetworksOptions>).await?;
+        let networks = self
+            .docker()
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await?;
         let mut res = Vec::new();
         for network in networks {
-            for config in network.ipam.and_then(|ipam| ipam.config).unwrap_or_default() {
+            for config in network
+                .ipam
+                .and_then(|ipam| ipam.config)
+                .unwrap_or_default()
+            {
                 if let Some(subnet) = config.subnet {
                     res.push(subnet);
                 }
@@ -31,7 +38,12 @@ impl Runtime {
     /// # Errors
     ///
     /// `Foreign` when a network of that name exists without our label.
-    pub async fn create_network(&self, tenant: &TenantId, generation: u64, subnet: &str) -> Result<bool> {
+    pub async fn create_network(
+        &self,
+        tenant: &TenantId,
+        generation: u64,
+        subnet: &str,
+    ) -> Result<bool> {
         let name = tenant.cell_name();
         if let Some(existing) = self.network_tenant(&name).await? {
             if existing.as_deref() != Some(tenant.as_str()) {
@@ -47,7 +59,10 @@ impl Runtime {
             attachable: Some(false),
             ipam: Some(Ipam {
                 driver: Some("default".to_string()),
-                config: Some(vec![IpamConfig { subnet: Some(subnet.to_string()), ..Default::default() }]),
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    ..Default::default()
+                }]),
                 options: None,
             }),
             labels: Some(labels(tenant, generation)),
@@ -78,11 +93,13 @@ impl Runtime {
         let name = tenant.cell_name();
         match self.network_tenant(&name).await? {
             None => Ok(false),
-            Some(Some(owner)) if owner == tenant.as_str() => match self.docker().remove_network(&name).await {
-                Ok(()) => Ok(true),
-                Err(err) if is_status(&err, 404) => Ok(false),
-                Err(err) => Err(err.into()),
-            },
+            Some(Some(owner)) if owner == tenant.as_str() => {
+                match self.docker().remove_network(&name).await {
+                    Ok(()) => Ok(true),
+                    Err(err) if is_status(&err, 404) => Ok(false),
+                    Err(err) => Err(err.into()),
+                }
+            }
             Some(_) => Err(Error::Foreign { name }),
         }
     }
@@ -96,7 +113,9 @@ impl Runtime {
             .into_iter()
             .filter_map(|network| {
                 let name = network.name?;
-                let tenant = network.labels.and_then(|labels| labels.get(LABEL_TENANT).and_then(|id| id.parse().ok()));
+                let tenant = network
+                    .labels
+                    .and_then(|labels| labels.get(LABEL_TENANT).and_then(|id| id.parse().ok()));
                 Some((name, tenant))
             })
             .collect())
@@ -104,13 +123,24 @@ impl Runtime {
 
     /// `None`: no such network; `Some(label)`: it exists, with its tenant label if any.
     async fn network_tenant(&self, name: &str) -> Result<Option<Option<String>>> {
-        match self.docker().inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>).await {
+        match self
+            .docker()
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
             Ok(network) => {
                 // Inspect matches id prefixes too; insist on the exact name.
                 if network.name.as_deref() != Some(name) {
                     return Ok(None);
                 }
-                Ok(Some(network.labels.and_then(|labels| labels.get(LABEL_TENANT).cloned())))
+                Ok(Some(
+                    network
+                        .labels
+                        .and_then(|labels| labels.get(LABEL_TENANT).cloned()),
+                ))
             }
             Err(err) if is_status(&err, 404) => Ok(None),
             Err(err) => Err(err.into()),

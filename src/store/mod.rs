@@ -49,8 +49,14 @@ pub enum Error {
     #[error(
         "the store {path} was written by a newer MTP Admin (schema {found}, this binary knows {known}); upgrade mtp before using this data dir"
     )]
-    TooNew { path: PathBuf, found: u64, known: u64 },
-    #[error("the store {path} is held by another process for over {waited:?}; is a stuck mtp running? (check with `ps aux | grep mtp`)")]
+    TooNew {
+        path: PathBuf,
+        found: u64,
+        known: u64,
+    },
+    #[error(
+        "the store {path} is held by another process for over {waited:?}; is a stuck mtp running? (check with `ps aux | grep mtp`)"
+    )]
     Busy { path: PathBuf, waited: Duration },
     #[error("tenant {0} already exists")]
     Exists(TenantId),
@@ -80,7 +86,10 @@ impl Store {
     /// `TooNew` for a file from a newer binary; `Busy` if another process holds it
     /// too long; `Other` for I/O and redb failures.
     pub fn open(path: &Path) -> Result<Store> {
-        let store = Store { path: path.to_path_buf(), local: Arc::new(Mutex::new(())) };
+        let store = Store {
+            path: path.to_path_buf(),
+            local: Arc::new(Mutex::new(())),
+        };
         if !path.exists() {
             // Create the file ourselves so it is 0600 from its first byte; redb
             // accepts an empty file and initializes it.
@@ -89,12 +98,18 @@ impl Store {
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|err| store.other(anyhow::Error::new(err).context("cannot create the store file")))?;
+                .map_err(|err| {
+                    store.other(anyhow::Error::new(err).context("cannot create the store file"))
+                })?;
         }
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))
             .map_err(|err| store.other(anyhow::Error::new(err).context("cannot set mode 0600")))?;
         store.with_db(migrate).map_err(|err| match err {
-            Error::TooNew { found, known, .. } => Error::TooNew { path: path.to_path_buf(), found, known },
+            Error::TooNew { found, known, .. } => Error::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known,
+            },
             err => err,
         })?;
         Ok(store)
@@ -106,13 +121,19 @@ impl Store {
     }
 
     fn other(&self, source: anyhow::Error) -> Error {
-        Error::Other { path: self.path.clone(), source }
+        Error::Other {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Opens the file, runs `f`, closes the file.
     pub(super) fn with_db<T>(&self, f: impl FnOnce(&Database) -> anyhow::Result<T>) -> Result<T> {
         // The guard only orders calls; a poisoned lock protects no data.
-        let _guard = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .local
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
         let db = loop {
@@ -120,12 +141,19 @@ impl Store {
                 Ok(db) => break db,
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                     if started.elapsed() > LOCK_WAIT {
-                        return Err(Error::Busy { path: self.path.clone(), waited: LOCK_WAIT });
+                        return Err(Error::Busy {
+                            path: self.path.clone(),
+                            waited: LOCK_WAIT,
+                        });
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
-                Err(err) => return Err(self.other(anyhow::Error::new(err).context("cannot open the store"))),
+                Err(err) => {
+                    return Err(
+                        self.other(anyhow::Error::new(err).context("cannot open the store"))
+                    );
+                }
             }
         };
         f(&db).map_err(|err| match err.downcast::<Error>() {
@@ -202,15 +230,20 @@ impl Store {
             let txn = db.begin_write()?;
             {
                 let mut table = txn.open_table(TENANTS)?;
-                table.insert(record.id.as_str(), records::encode_tenant(record)?.as_slice())?;
+                table.insert(
+                    record.id.as_str(),
+                    records::encode_tenant(record)?.as_slice(),
+                )?;
             }
             txn.commit()?;
             Ok(())
         })
     }
 
-    /// Removes a tenant's record and all its secrets in one transaction.
-    pub fn remove_tenant(&self, id: &TenantId) -> Result<bool> {
+    /// Removes a tenant's record, secrets and alert states in one transaction;
+    /// its usage ledger and budget rows too unless `keep_ledger` (a removed
+    /// client's spend stays billable until its data is purged).
+    pub fn remove_tenant(&self, id: &TenantId, keep_ledger: bool) -> Result<bool> {
         self.with_db(|db| {
             let txn = db.begin_write()?;
             let existed = {
@@ -224,7 +257,9 @@ impl Store {
                 for check in Check::ALL {
                     alerts.remove((id.as_str(), check.as_str()))?;
                 }
-                usage::remove_tenant_rows(&txn, id.as_str())?;
+                if !keep_ledger {
+                    usage::remove_tenant_rows(&txn, id.as_str())?;
+                }
                 existed
             };
             txn.commit()?;
@@ -232,7 +267,12 @@ impl Store {
         })
     }
 
-    pub fn put_secret(&self, id: &TenantId, kind: SecretKind, value: &Secret<String>) -> Result<()> {
+    pub fn put_secret(
+        &self,
+        id: &TenantId,
+        kind: SecretKind,
+        value: &Secret<String>,
+    ) -> Result<()> {
         self.with_db(|db| {
             let txn = db.begin_write()?;
             {
@@ -257,7 +297,11 @@ impl Store {
     }
 
     pub fn secret(&self, id: &TenantId, kind: SecretKind) -> Result<Option<Secret<String>>> {
-        Ok(self.secrets(id)?.into_iter().find(|(k, _)| *k == kind).map(|(_, v)| v))
+        Ok(self
+            .secrets(id)?
+            .into_iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, v)| v))
     }
 
     /// Every secret a tenant has, for redaction and for building its cell.
@@ -272,8 +316,9 @@ impl Store {
             let mut res = Vec::new();
             for kind in SecretKind::ALL {
                 if let Some(value) = table.get((id.as_str(), kind.as_str()))? {
-                    let text = String::from_utf8(value.value().to_vec())
-                        .map_err(|_| anyhow::anyhow!("secret {} of {id} is not UTF-8", kind.as_str()))?;
+                    let text = String::from_utf8(value.value().to_vec()).map_err(|_| {
+                        anyhow::anyhow!("secret {} of {id} is not UTF-8", kind.as_str())
+                    })?;
                     res.push((kind, Secret::new(text)));
                 }
             }
@@ -290,12 +335,15 @@ impl Store {
             for row in table.iter()? {
                 let (key, value) = row?;
                 let (tenant, kind) = key.value();
-                let (Ok(tenant), Some(kind)) =
-                    (tenant.parse::<TenantId>(), SecretKind::ALL.into_iter().find(|k| k.as_str() == kind))
-                else {
+                let (Ok(tenant), Some(kind)) = (
+                    tenant.parse::<TenantId>(),
+                    SecretKind::ALL.into_iter().find(|k| k.as_str() == kind),
+                ) else {
                     continue;
                 };
-                let Ok(text) = String::from_utf8(value.value().to_vec()) else { continue };
+                let Ok(text) = String::from_utf8(value.value().to_vec()) else {
+                    continue;
+                };
                 res.push((tenant, kind, Secret::new(text)));
             }
             Ok(res)
@@ -399,7 +447,10 @@ impl Store {
             for row in table.iter()? {
                 let (key, value) = row?;
                 let (tenant, check) = key.value();
-                let (Ok(tenant), Some(check)) = (tenant.parse::<TenantId>(), Check::parse(check)) else { continue };
+                let (Ok(tenant), Some(check)) = (tenant.parse::<TenantId>(), Check::parse(check))
+                else {
+                    continue;
+                };
                 res.push((tenant, check, records::decode_alert(value.value())?));
             }
             Ok(res)
@@ -413,7 +464,10 @@ impl Store {
             {
                 let mut table = txn.open_table(ALERTS)?;
                 for (tenant, check, state) in states {
-                    table.insert((tenant.as_str(), check.as_str()), records::encode_alert(state)?.as_slice())?;
+                    table.insert(
+                        (tenant.as_str(), check.as_str()),
+                        records::encode_alert(state)?.as_slice(),
+                    )?;
                 }
             }
             txn.commit()?;
@@ -432,7 +486,12 @@ fn migrate(db: &Database) -> anyhow::Result<()> {
                 meta.insert("schema_version", SCHEMA_VERSION)?;
             }
             Some(found) if found > SCHEMA_VERSION => {
-                return Err(Error::TooNew { path: PathBuf::new(), found, known: SCHEMA_VERSION }.into());
+                return Err(Error::TooNew {
+                    path: PathBuf::new(),
+                    found,
+                    known: SCHEMA_VERSION,
+                }
+                .into());
             }
             Some(_) => {}
         }

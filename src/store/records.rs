@@ -5,7 +5,9 @@
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::tenant::{AlertState, AlertStatus, CellState, Limits, ProcessMark, TenantId, TenantRecord};
+use crate::tenant::{
+    AlertState, AlertStatus, CellState, Limits, ProcessMark, TenantId, TenantRecord,
+};
 
 /// The encoding version of `TenantRow`; bump it when a field changes meaning.
 const TENANT_ROW_VERSION: u32 = 1;
@@ -71,7 +73,11 @@ pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
 pub(super) fn decode_tenant(bytes: &[u8]) -> anyhow::Result<TenantRecord> {
     let row: TenantRow = serde_json::from_slice(bytes).context("corrupt tenant record")?;
     if row.v > TENANT_ROW_VERSION {
-        bail!("tenant record {} has encoding v{}, newer than this binary", row.id, row.v);
+        bail!(
+            "tenant record {} has encoding v{}, newer than this binary",
+            row.id,
+            row.v
+        );
     }
     let id: TenantId = row
         .id
@@ -86,7 +92,11 @@ pub(super) fn decode_tenant(bytes: &[u8]) -> anyhow::Result<TenantRecord> {
         image: row.image,
         image_id: row.image_id,
         model: row.model,
-        limits: Limits { memory_bytes: row.memory_bytes, nano_cpus: row.nano_cpus, pids: row.pids },
+        limits: Limits {
+            memory_bytes: row.memory_bytes,
+            nano_cpus: row.nano_cpus,
+            pids: row.pids,
+        },
         bot_id: row.bot_id,
         bot_username: row.bot_username,
         generation: row.generation,
@@ -125,6 +135,17 @@ pub enum Outcome {
     Ok,
     Failed,
     Refused,
+}
+
+impl Outcome {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Refused => "refused",
+        }
+    }
 }
 
 pub(super) fn encode_audit(entry: &AuditEntry) -> anyhow::Result<Vec<u8>> {

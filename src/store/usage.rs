@@ -277,6 +277,34 @@ impl Store {
         })
     }
 
+    /// Every tenant with at least one ledger day, by id (removed tenants whose
+    /// data was kept among them).
+    ///
+    /// # Errors
+    ///
+    /// I/O and redb failures, a corrupt key.
+    pub fn usage_tenants(&self) -> Result<Vec<TenantId>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(USAGE_DAILY)?;
+            let mut res: Vec<TenantId> = Vec::new();
+            let mut next = table.first()?.map(|(key, _)| key.value().0.to_string());
+            // One range lookup per tenant: jump past every day of the one found.
+            while let Some(tenant) = next {
+                let id = tenant
+                    .parse::<TenantId>()
+                    .map_err(|err| anyhow::anyhow!("corrupt usage key {tenant:?}: {err}"))?;
+                next = table
+                    .range((tenant.as_str(), "~")..)?
+                    .next()
+                    .transpose()?
+                    .map(|(key, _)| key.value().0.to_string());
+                res.push(id);
+            }
+            Ok(res)
+        })
+    }
+
     /// A tenant's ledger days from `from` to `to` (both included), oldest first.
     ///
     /// # Errors
@@ -578,7 +606,25 @@ mod tests {
             .usage_model_days(&a, day("2026-02-01"), day("2026-02-28"))
             .unwrap();
         assert_eq!(feb_models.len(), 2);
-        assert!(store.remove_tenant(&a).is_ok());
+        assert!(store.remove_tenant(&a, true).is_ok());
+        assert_eq!(
+            store.usage_tenants().unwrap(),
+            vec![a.clone(), ab.clone()],
+            "rm keeps the ledger"
+        );
+        assert_eq!(
+            store
+                .usage_days(&a, day("2026-01-01"), day("2026-12-31"))
+                .unwrap()
+                .len(),
+            4
+        );
+        assert!(store.remove_tenant(&a, false).is_ok());
+        assert_eq!(
+            store.usage_tenants().unwrap(),
+            vec![ab.clone()],
+            "purge drops it"
+        );
         assert!(
             store
                 .usage_days(&a, day("2026-01-01"), day("2026-12-31"))

@@ -198,8 +198,21 @@ pub const CSV_HEADER: &str = "tenant,date,model,input_tokens,output_tokens,cache
 /// The per-day, per-model rows of a summary as CSV (RFC 4180, `\n` line ends).
 #[must_use]
 pub fn csv(summary: &Summary) -> String {
+    csv_all(std::slice::from_ref(summary))
+}
+
+/// The rows of every summary under one header (the fleet's CSV).
+#[must_use]
+pub fn csv_all(summaries: &[Summary]) -> String {
     let mut out = String::from(CSV_HEADER);
     out.push('\n');
+    for summary in summaries {
+        csv_rows(summary, &mut out);
+    }
+    out
+}
+
+fn csv_rows(summary: &Summary, out: &mut String) {
     for row in &summary.rows {
         let f = &row.figures;
         out.push_str(&format!(
@@ -215,7 +228,6 @@ pub fn csv(summary: &Summary) -> String {
             f.cost
         ));
     }
-    out
 }
 
 fn csv_field(text: &str) -> String {

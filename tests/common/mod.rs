@@ -36,8 +36,14 @@ impl TestEnv {
     /// `health_timeout` like "180s".
     pub fn new(name: &str, port_start: u16, health_timeout: &str) -> TestEnv {
         for image in [OPENCLAW_IMAGE, HANG_IMAGE, CRASH_IMAGE] {
-            let status = Command::new("docker").args(["image", "inspect", image]).output().expect("docker CLI");
-            assert!(status.status.success(), "image {image} is missing; run scripts/test.sh (or scripts/build-test-image.sh and scripts/build-failure-images.sh)");
+            let status = Command::new("docker")
+                .args(["image", "inspect", image])
+                .output()
+                .expect("docker CLI");
+            assert!(
+                status.status.success(),
+                "image {image} is missing; run scripts/test.sh (or scripts/build-test-image.sh and scripts/build-failure-images.sh)"
+            );
         }
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
         let prefix = short_prefix(name);
@@ -66,7 +72,11 @@ impl TestEnv {
         );
         std::fs::write(&config_path, config).expect("write config");
         std::fs::write(dir.join("bot-token"), BOT_TOKEN).expect("write token");
-        TestEnv { dir, config_path, prefix }
+        TestEnv {
+            dir,
+            config_path,
+            prefix,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -93,7 +103,8 @@ impl TestEnv {
     }
 
     pub fn config(&self) -> AdminConfig {
-        AdminConfig::load(Some(&self.config_path), None, &Default::default()).expect("test config loads")
+        AdminConfig::load(Some(&self.config_path), None, &Default::default())
+            .expect("test config loads")
     }
 
     pub async fn app(&self) -> App {
@@ -107,7 +118,11 @@ impl TestEnv {
 
     pub fn mtp_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_mtp"));
-        command.arg("--config").arg(&self.config_path).args(args).current_dir(&self.dir);
+        command
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .current_dir(&self.dir);
         command.env_remove("MTP_DATA_DIR");
         command
     }
@@ -126,7 +141,9 @@ impl Drop for TestEnv {
 
 /// Tenant-id prefix for a test: short, valid, unique enough.
 fn short_prefix(name: &str) -> String {
-    let digest = name.bytes().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let digest = name.bytes().fold(0u32, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(u32::from(b))
+    });
     format!("t{:06x}", digest & 0xff_ffff)
 }
 
@@ -135,10 +152,24 @@ fn docker_names(prefix: &str) -> Vec<String> {
     let mut res = Vec::new();
     for args in [
         vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
-        vec!["network", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+        vec![
+            "network",
+            "ls",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Name}}",
+        ],
     ] {
-        let out = Command::new("docker").args(&args).output().expect("docker CLI");
-        res.extend(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string));
+        let out = Command::new("docker")
+            .args(&args)
+            .output()
+            .expect("docker CLI");
+        res.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string),
+        );
     }
     res
 }
@@ -146,7 +177,9 @@ fn docker_names(prefix: &str) -> Vec<String> {
 fn cleanup_docker(prefix: &str) {
     for name in docker_names(prefix) {
         let _ = Command::new("docker").args(["rm", "-f", &name]).output();
-        let _ = Command::new("docker").args(["network", "rm", &name]).output();
+        let _ = Command::new("docker")
+            .args(["network", "rm", &name])
+            .output();
     }
 }
 
@@ -161,12 +194,19 @@ pub fn stderr(output: &Output) -> String {
 /// Asserts success, printing both streams in full when not.
 #[track_caller]
 pub fn assert_ok(output: &Output) {
-    assert!(output.status.success(), "mtp failed ({:?})\nstdout:\n{}\nstderr:\n{}", output.status.code(), stdout(output), stderr(output));
+    assert!(
+        output.status.success(),
+        "mtp failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    );
 }
 
 /// Parses the command's stdout as JSON.
 #[track_caller]
 pub fn json(output: &Output) -> serde_json::Value {
     assert_ok(output);
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", stdout(output)))
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", stdout(output)))
 }

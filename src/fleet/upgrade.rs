@@ -1,0 +1,285 @@
+//! Upgrading a tenant's cell to another pinned image: the data dirs, port,
+//! network, secrets and pairing stay; only the container is made anew (the next
+//! generation). The monitor keeps quiet meanwhile (maintenance), and a new image
+//! whose gateway does not come back healthy is rolled back to the old one.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+
+use crate::fleet::create::{check_pinned, make_container, wait_healthy};
+use crate::fleet::inventory::known;
+use crate::fleet::{Actor, App, audit, now, redact};
+use crate::gateway::{ConnectError, PoolError};
+use crate::tenant::{CellState, Secret, SecretKind, TenantId, TenantRecord};
+
+/// The steps of an upgrade, in order, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeStep {
+    Validate,
+    Maintenance,
+    Replace,
+    Start,
+    Health,
+    Gateway,
+    Done,
+}
+
+impl UpgradeStep {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpgradeStep::Validate => "validate",
+            UpgradeStep::Maintenance => "maintenance",
+            UpgradeStep::Replace => "container",
+            UpgradeStep::Start => "start",
+            UpgradeStep::Health => "health",
+            UpgradeStep::Gateway => "gateway",
+            UpgradeStep::Done => "done",
+        }
+    }
+}
+
+/// What an upgrade did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgraded {
+    pub from: String,
+    pub to: String,
+    pub generation: u64,
+    /// The cell was stopped on purpose: it was made anew and left stopped.
+    pub left_stopped: bool,
+}
+
+/// Why an upgrade did not happen; callers branch on `Refused` (bad input,
+/// nothing changed) versus `Failed` (the tenant was touched).
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("upgrade of {tenant} to {image} failed at step {step}: {reason}; {outcome}", step = .step.as_str())]
+    Failed {
+        tenant: TenantId,
+        image: String,
+        step: UpgradeStep,
+        reason: String,
+        outcome: String,
+    },
+}
+
+/// Room the monitor gets beyond the health timeout before alerts resume, if an
+/// upgrade dies half-way (normally the mute is lifted when it ends).
+const MAINTENANCE_SLACK: Duration = Duration::from_secs(120);
+
+/// Moves the tenant's cell to `image` (default: the configured cell image).
+///
+/// # Errors
+///
+/// `UpgradeError::Refused` for an unknown tenant, an unpinned or missing image,
+/// the image it already runs, or a tenant that is not running or stopped;
+/// `UpgradeError::Failed` when the new cell did not come up (it is rolled back
+/// to the old image, and the error says whether that worked).
+pub async fn upgrade(
+    app: &App,
+    actor: &Actor,
+    tenant: &TenantId,
+    image: Option<&str>,
+    progress: &mut (dyn FnMut(UpgradeStep) + Send),
+) -> Result<Upgraded, UpgradeError> {
+    progress(UpgradeStep::Validate);
+    let (record, image) = match validate(app, tenant, image).await {
+        Ok(ok) => ok,
+        Err(err) => {
+            let reason = format!("{err:#}");
+            audit(
+                app,
+                actor,
+                "upgrade",
+                Some(tenant),
+                Err(("validate", &reason)),
+            );
+            return Err(UpgradeError::Refused(reason));
+        }
+    };
+    let secrets: Vec<(SecretKind, Secret<String>)> = app
+        .store
+        .secrets(tenant)
+        .map_err(|err| UpgradeError::Refused(format!("cannot read the tenant's secrets: {err}")))?;
+    let secret_values: Vec<Secret<String>> =
+        secrets.iter().map(|(_, value)| value.clone()).collect();
+
+    progress(UpgradeStep::Maintenance);
+    let muted_before = record.muted_until;
+    let maintenance = now()
+        + i64::try_from((app.config.cell.health_timeout * 2 + MAINTENANCE_SLACK).as_secs())
+            .unwrap_or(i64::MAX / 4);
+    let mut record = TenantRecord {
+        muted_until: Some(muted_before.map_or(maintenance, |m| m.max(maintenance))),
+        ..record
+    };
+    app.store
+        .put_tenant(&record)
+        .map_err(|err| UpgradeError::Refused(format!("cannot record the maintenance: {err}")))?;
+    app.pool.close(tenant);
+
+    let from = record.image.clone();
+    let start = record.state == CellState::Running;
+    let result = replace(app, &mut record, &image, &secrets, start, progress).await;
+    let outcome = match &result {
+        Ok(()) => None,
+        Err((step, err)) => {
+            let reason = redact(&format!("{err:#}"), &secret_values);
+            // Back to the image that worked; its own failure is reported, not hidden.
+            let mut noop = |_| {};
+            let back = replace(app, &mut record, &from, &secrets, start, &mut noop).await;
+            let outcome = match back {
+                Ok(()) => format!("rolled back to {from}, which runs again"),
+                Err((back_step, back_err)) => format!(
+                    "the rollback to {from} failed too at step {}: {}; see `mtp tenant logs {tenant}`",
+                    back_step.as_str(),
+                    redact(&format!("{back_err:#}"), &secret_values)
+                ),
+            };
+            Some((*step, reason, outcome))
+        }
+    };
+
+    record.muted_until = muted_before;
+    record.updated_at = now();
+    if let Err(err) = app.store.put_tenant(&record) {
+        tracing::warn!(cause = %err, %tenant, "upgrade: cannot record the new generation");
+    }
+    match outcome {
+        None => {
+            audit(app, actor, "upgrade", Some(tenant), Ok(()));
+            progress(UpgradeStep::Done);
+            Ok(Upgraded {
+                from,
+                to: image,
+                generation: record.generation,
+                left_stopped: !start,
+            })
+        }
+        Some((step, reason, outcome)) => {
+            audit(
+                app,
+                actor,
+                "upgrade",
+                Some(tenant),
+                Err((step.as_str(), &format!("{reason}; {outcome}"))),
+            );
+            Err(UpgradeError::Failed {
+                tenant: tenant.clone(),
+                image,
+                step,
+                reason,
+                outcome,
+            })
+        }
+    }
+}
+
+async fn validate(
+    app: &App,
+    tenant: &TenantId,
+    image: Option<&str>,
+) -> anyhow::Result<(TenantRecord, String)> {
+    let record = known(app, tenant)?;
+    let image = image.map_or_else(|| app.config.cell.image.clone(), str::to_string);
+    check_pinned(&image)?;
+    if !matches!(record.state, CellState::Running | CellState::Stopped) {
+        bail!(
+            "{tenant} is {}; only a running or stopped tenant can be upgraded",
+            record.state.as_str()
+        );
+    }
+    let Some(image_id) = app
+        .runtime
+        .image_id(&image)
+        .await
+        .context("cannot ask Docker for the image")?
+    else {
+        bail!("Docker has no image {image}; build or load it on this host first (MTP never pulls)");
+    };
+    if record.image == image && record.image_id.as_deref() == Some(image_id.as_str()) {
+        bail!("{tenant} already runs {image}; `restart` it instead");
+    }
+    Ok((record, image))
+}
+
+/// Replaces the container with one of the next generation running `image`,
+/// starts it when `start`, and waits for a healthy, reachable gateway.
+async fn replace(
+    app: &App,
+    record: &mut TenantRecord,
+    image: &str,
+    secrets: &[(SecretKind, Secret<String>)],
+    start: bool,
+    progress: &mut (dyn FnMut(UpgradeStep) + Send),
+) -> Result<(), (UpgradeStep, anyhow::Error)> {
+    let tenant = record.id.clone();
+    progress(UpgradeStep::Replace);
+    let step = UpgradeStep::Replace;
+    app.pool.close(&tenant);
+    app.runtime
+        .remove_cell(&tenant)
+        .await
+        .map_err(|err| (step, anyhow!(err)))?;
+    record.generation += 1;
+    record.image = image.to_string();
+    make_container(app, record, image, secrets)
+        .await
+        .map_err(|err| (step, err))?;
+    if !start {
+        return Ok(());
+    }
+
+    progress(UpgradeStep::Start);
+    app.runtime
+        .start(&tenant)
+        .await
+        .map_err(|err| (UpgradeStep::Start, anyhow!(err)))?;
+    progress(UpgradeStep::Health);
+    wait_healthy(app, &tenant, record.port, app.config.cell.health_timeout)
+        .await
+        .map_err(|err| (UpgradeStep::Health, err))?;
+
+    progress(UpgradeStep::Gateway);
+    reach_gateway(app, record)
+        .await
+        .map_err(|err| (UpgradeStep::Gateway, err))
+}
+
+/// The admin's device stays paired (its approval lives in the state dir); a
+/// new gateway version may ask to approve the device's metadata again, which
+/// is the same pairing dance as in create.
+async fn reach_gateway(app: &App, record: &mut TenantRecord) -> anyhow::Result<()> {
+    let tenant = &record.id;
+    if record.paired {
+        match crate::fleet::client(app, tenant).await {
+            Ok(client) => {
+                client
+                    .health()
+                    .await
+                    .context("the new gateway does not answer `health`")?;
+                return Ok(());
+            }
+            Err(err) if !pairing_required(&err) => return Err(err),
+            Err(_) => {}
+        }
+    }
+    crate::fleet::cell_gateway::pair_cell(app, record, app.config.cell.health_timeout).await?;
+    record.paired = true;
+    Ok(())
+}
+
+fn pairing_required(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<PoolError>(),
+            Some(PoolError::Connect(ConnectError::PairingRequired { .. }))
+        ) || matches!(
+            cause.downcast_ref::<ConnectError>(),
+            Some(ConnectError::PairingRequired { .. })
+        )
+    })
+}
