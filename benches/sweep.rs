@@ -82,6 +82,8 @@ async fn run() -> anyhow::Result<()> {
             "concurrency {concurrency}: first sweep {:.0} ms",
             first.duration.as_secs_f64() * 1000.0
         );
+        // As between the monitor's sweeps: the first memory round finishes.
+        tokio::time::sleep(Duration::from_secs(3)).await;
         let mut walls = Vec::new();
         let mut cpus = Vec::new();
         let mut latencies: [Vec<f64>; 3] = Default::default();
@@ -96,6 +98,12 @@ async fn run() -> anyhow::Result<()> {
                 .filter(|t| !t.rpc_health.as_ref().is_some_and(|p| p.ok))
                 .count();
             assert_eq!(failed, 0, "every fake cell should pass");
+            let sampled = sweep.tenants.iter().filter(|t| t.memory.is_some()).count();
+            assert_eq!(
+                sampled,
+                sweep.tenants.len(),
+                "every cell has a memory sample by now"
+            );
             for health in &sweep.tenants {
                 for (i, probe) in [&health.healthz, &health.readyz, &health.rpc_health]
                     .into_iter()
@@ -128,6 +136,37 @@ async fn run() -> anyhow::Result<()> {
             median(&latencies[2]),
         );
     }
+
+    // Where a tenant's probe time goes: each part alone over every cell, 16 at a
+    // time (memory is sampled in the background, outside the sweep's wall time).
+    let mut parts = Vec::new();
+    for part in ["inspect", "memory", "budget", "channels"] {
+        let started = Instant::now();
+        let results: Vec<bool> = futures_util::stream::iter(ids.clone())
+            .map(|id| {
+                let app = app.clone();
+                async move {
+                    match part {
+                        "inspect" => app.runtime.inspect(&id).await.is_ok(),
+                        "memory" => app.runtime.memory(&id).await.is_ok(),
+                        "budget" => app.store.budget_record(&id).is_ok(),
+                        _ => match fleet::client(&app, &id).await {
+                            Ok(client) => client.channels_status(&Default::default()).await.is_ok(),
+                            Err(_) => false,
+                        },
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        assert!(results.iter().all(|ok| *ok), "{part} failed for some cells");
+        parts.push(format!(
+            "{part} {:.0} ms",
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+    }
+    println!("parts over {} cells: {}", ids.len(), parts.join(", "));
 
     let removed: Vec<anyhow::Result<fleet::Removed>> = futures_util::stream::iter(ids)
         .map(|id| {

@@ -126,6 +126,21 @@ enum TenantCommand {
     Stop { id: String },
     /// Restart a cell.
     Restart { id: String },
+    /// Turn a cell's webhooks on or off (/hooks/wake, /hooks/agent, with the cell's own hooks token).
+    Hooks {
+        id: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Wake a tenant's agent through its webhook (hooks must be on).
+    Wake {
+        id: String,
+        /// The system event text the agent gets.
+        text: String,
+        /// Wake at the next heartbeat instead of now.
+        #[arg(long)]
+        next_heartbeat: bool,
+    },
     /// Move a cell to another pinned image (data, port and pairing kept; rolled back if it fails).
     Upgrade {
         id: String,
@@ -152,6 +167,9 @@ enum TenantCommand {
         /// Only lines newer than this (e.g. 10m, 2h).
         #[arg(long)]
         since: Option<String>,
+        /// Keep printing new lines until the cell stops (or Ctrl-C).
+        #[arg(long, short)]
+        follow: bool,
     },
     /// Compare the store with Docker; undo abandoned creates; report the rest.
     Reconcile(JsonFlag),
@@ -428,6 +446,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             fleet::restart(&app, &actor, &id).await?;
             print_line(&format!("restarted {id}; gateway healthy"))
         }
+        TenantCommand::Hooks { id, state } => {
+            let id = parse_id(&id)?;
+            let on = state == "on";
+            let changed = fleet::set_hooks(&app, &actor, &id, on).await?;
+            let what = if on {
+                "on: /hooks/wake and /hooks/agent (agent main) answer the cell's hooks token"
+            } else {
+                "off"
+            };
+            print_line(&format!(
+                "{id}: hooks {what}{}",
+                if changed { "" } else { " (no change)" }
+            ))
+        }
+        TenantCommand::Wake {
+            id,
+            text,
+            next_heartbeat,
+        } => {
+            let id = parse_id(&id)?;
+            if text.trim().is_empty() {
+                bail!(BadInput(
+                    "the wake text is empty; say what the agent should look at".into()
+                ));
+            }
+            let wake = fleet::Wake {
+                text,
+                next_heartbeat,
+                agent_id: None,
+            };
+            let accepted = fleet::wake(&app, &actor, &id, &wake).await?;
+            print_line(&format!(
+                "{id}: wake {} ({})",
+                accepted.event_outcome, accepted.mode
+            ))
+        }
         TenantCommand::Upgrade { id, image } => {
             let id = parse_id(&id)?;
             reconcile_quietly(&app).await?;
@@ -456,7 +510,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             print_line(&format!("removed {id}; {data}"))
         }
-        TenantCommand::Logs { id, tail, since } => {
+        TenantCommand::Logs {
+            id,
+            tail,
+            since,
+            follow,
+        } => {
             let id = parse_id(&id)?;
             let since = match since {
                 Some(text) => Some(humantime::parse_duration(&text).map_err(|_| {
@@ -466,6 +525,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })?),
                 None => None,
             };
+            if follow {
+                use futures_util::StreamExt;
+                let mut lines = fleet::follow_logs(&app, &id, tail, since).await?;
+                while let Some(line) = lines.next().await {
+                    let line = line.context("the log stream broke")?;
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{}", line.text)?;
+                    out.flush()?;
+                }
+                return Ok(());
+            }
             let lines = fleet::logs(&app, &id, tail, since).await?;
             let mut out = std::io::stdout().lock();
             for line in lines {

@@ -380,6 +380,18 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         Some(true),
         "a stranger's stop button stops nothing"
     );
+    // Onboarding asks for secrets: an operator's /newclient in a group is sent to a DM.
+    let ops_group = ChatId(-1_001_000_000_777); // not GROUP: that one must stay unanswered
+    telegram
+        .admin
+        .push_group_message(ops_group, OPERATOR, "/newclient");
+    telegram
+        .admin
+        .wait_for_message(ops_group, DEADLINE, |m| {
+            m.from_bot && m.text.contains("only runs in a private chat")
+        })
+        .await
+        .expect("the group is told to use a DM");
     let by_stranger: Vec<_> = app
         .store
         .audit_log(None, 1000)

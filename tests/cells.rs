@@ -685,6 +685,32 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
         Some(2)
     );
 
+    // `logs --follow` prints lines as they come and ends when the cell stops.
+    let mut follow = env
+        .mtp_command(&["tenant", "logs", &a, "--follow", "--tail", "50"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut first = String::new();
+    while !first.contains("[gateway] listening") {
+        let mut line = String::new();
+        assert_ne!(
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap(),
+            0,
+            "the log ended early: {first}"
+        );
+        first.push_str(&line);
+    }
+    assert_ok(&env.mtp(&["tenant", "stop", &a]));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    assert!(
+        follow.wait().unwrap().success(),
+        "follow ends cleanly when the cell stops"
+    );
+    assert!(!rest.contains(BOT_TOKEN) && !first.contains(BOT_TOKEN));
+
     // b's container is replaced by a foreign one of the same name.
     let cell_b = format!("mtp-cell-{b}");
     assert!(

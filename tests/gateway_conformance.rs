@@ -23,8 +23,8 @@ use futures_util::{SinkExt, StreamExt};
 use mtp::fleet::{self, Actor, App};
 use mtp::gateway::{
     AgentScope, CallError, ChannelsQuery, Client, ConfigPatch, ConnectError, DeviceIdentity,
-    Endpoint, Event, Options, SCOPES, SendMessage, SendOutcome, SkillInstall, SkillUpdate, State,
-    UsagePeriod, UsageQuery,
+    Endpoint, Event, Options, Probe, SCOPES, SendMessage, SendOutcome, SkillInstall, SkillUpdate,
+    State, UsagePeriod, UsageQuery,
 };
 use mtp::tenant::{BotToken, DmPolicy, Secret, SecretKind, TenantId, TenantSpec};
 use serde_json::{Value, json};
@@ -146,6 +146,7 @@ async fn check_all(target: &Target) {
     )
     .await;
     step(target, "hello-ok", check_hello(target)).await;
+    step(target, "http probes", check_http_probes(target)).await;
     step(target, "typed reads", check_typed_reads(target)).await;
     step(target, "safe writes", check_safe_writes(target)).await;
     step(
@@ -166,6 +167,7 @@ async fn check_all(target: &Target) {
         check_token_only_has_no_scopes(target),
     )
     .await;
+    step(target, "hooks", check_hooks(target)).await;
     step(target, "wrong credentials", check_wrong_credentials(target)).await;
     step(
         target,
@@ -192,6 +194,104 @@ async fn step(target: &Target, what: &str, check: impl Future<Output = ()>) {
         panic!("[{}] {what}: no result within 120 s", target.name);
     }
     eprintln!("[{}] {what}: {:?}", target.name, started.elapsed());
+}
+
+/// Hooks are off in a new cell (404); `fleet::set_hooks` turns them on without
+/// a restart, a wake with the cell's hooks token is accepted, a wrong token is
+/// refused (401), and off again they answer 404.
+async fn check_hooks(target: &Target) {
+    let (app, tenant) = (&target.app, &target.tenant);
+    let actor = Actor::System("conformance");
+    let wake = fleet::Wake {
+        text: "conformance wake".to_string(),
+        next_heartbeat: false,
+        agent_id: None,
+    };
+    let off = fleet::wake(app, &actor, tenant, &wake)
+        .await
+        .expect_err("hooks start off");
+    assert!(
+        matches!(
+            off.downcast_ref::<fleet::HookError>(),
+            Some(fleet::HookError::Disabled)
+        ),
+        "{off:#}"
+    );
+    let boot = target.client().await.hello().boot_id.clone();
+    assert!(
+        fleet::set_hooks(app, &actor, tenant, true)
+            .await
+            .expect("hooks on"),
+        "the config changed"
+    );
+    let accepted = fleet::wake(app, &actor, tenant, &wake)
+        .await
+        .expect("a wake with the hooks token");
+    assert_eq!(accepted.mode, "now");
+    assert!(
+        ["queued", "coalesced"].contains(&accepted.event_outcome.as_str()),
+        "{accepted:?}"
+    );
+    let http = mtp::gateway::Http::new(Duration::from_secs(5)).unwrap();
+    let wrong = Secret::new("wrong-hooks-token-0123456789abcdef0123".to_string());
+    assert_eq!(
+        http.wake(target.port(), &wrong, &wake).await,
+        Err(fleet::HookError::Unauthorized)
+    );
+    assert!(
+        fleet::set_hooks(app, &actor, tenant, false)
+            .await
+            .expect("hooks off")
+    );
+    let off = fleet::wake(app, &actor, tenant, &wake)
+        .await
+        .expect_err("hooks off again");
+    assert!(
+        matches!(
+            off.downcast_ref::<fleet::HookError>(),
+            Some(fleet::HookError::Disabled)
+        ),
+        "{off:#}"
+    );
+    assert_eq!(
+        target.client().await.hello().boot_id,
+        boot,
+        "applied without a restart"
+    );
+}
+
+/// The unauthenticated HTTP probes on the published port: `/healthz` live,
+/// `/startupz` started, `/readyz` either ready or a
+/// 503 that says it is not (the channel cannot reach Telegram here).
+async fn check_http_probes(target: &Target) {
+    let http = mtp::gateway::Http::new(Duration::from_secs(5)).unwrap();
+    let port = target.port();
+    match http.healthz(port).await {
+        Probe::Ok { body } => assert_eq!(
+            (body["ok"].as_bool(), body["status"].as_str()),
+            (Some(true), Some("live")),
+            "{body}"
+        ),
+        other => panic!("[{}] /healthz: {other:?}", target.name),
+    }
+    // A remote caller without the gateway token is told no more than "started".
+    match http.startupz(port).await {
+        Probe::Ok { body } => assert_eq!(
+            (body["ok"].as_bool(), body["status"].as_str()),
+            (Some(true), Some("started")),
+            "{body}"
+        ),
+        other => panic!("[{}] /startupz: {other:?}", target.name),
+    }
+    match http.readyz(port).await {
+        Probe::Ok { body } => assert_eq!(body["ready"], true, "{body}"),
+        Probe::Failed { status: 503, body } => {
+            let body: Value = serde_json::from_str::<Value>(&body)
+                .unwrap_or_else(|err| panic!("/readyz 503 body is JSON ({err}): {body}"));
+            assert_eq!(body["ready"], false, "{body}");
+        }
+        other => panic!("[{}] /readyz: {other:?}", target.name),
+    }
 }
 
 /// Create paired the admin's fresh key: the device token is stored, the pooled

@@ -304,6 +304,10 @@ async fn on_command(
             };
             send(&bot, chat, ctx.texts.plain(key), None).await?;
         }
+        // Onboarding asks for secrets: only in a private chat with the bot.
+        Command::NewClient if !msg.chat.is_private() => {
+            send(&bot, chat, ctx.texts.plain("newclient.private_only"), None).await?;
+        }
         Command::NewClient => newclient::begin(&bot, chat, &dialogue, &ctx).await?,
         Command::Clients => clients::list(&bot, chat, &ctx).await?,
         Command::Client(arg) => {

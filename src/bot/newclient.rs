@@ -295,7 +295,23 @@ async fn take_id(
     let key = match fleet::id_availability(&ctx.app, &id) {
         Ok(fleet::IdAvailability::Free) => None,
         Ok(fleet::IdAvailability::LeftoverData) => Some("newclient.id_leftover"),
-        Ok(fleet::IdAvailability::Taken) | Err(_) => Some("newclient.id_taken"),
+        Ok(fleet::IdAvailability::Taken) => Some("newclient.id_taken"),
+        Err(err) => {
+            // Not the id's fault: say what failed; the dialogue stays at this step.
+            let reason = format!("{err:#}");
+            send(
+                bot,
+                chat,
+                ctx.texts.get(
+                    "common.error",
+                    &[("what", "checking the id"), ("reason", &reason)],
+                ),
+                None,
+            )
+            .await?;
+            dialogue.update(State::NewClient(draft)).await?;
+            return Ok(());
+        }
     };
     if let Some(key) = key {
         send(bot, chat, ctx.texts.get(key, &[("id", id.as_str())]), None).await?;

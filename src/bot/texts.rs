@@ -32,6 +32,7 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("common", "not_a_command", &[]),
     ("newclient", "ask_id", &[]),
     ("newclient", "id_taken", &["id"]),
+    ("newclient", "private_only", &[]),
     ("newclient", "id_leftover", &["id"]),
     ("newclient", "id_suggest", &["id"]),
     ("newclient", "ask_name", &["id"]),

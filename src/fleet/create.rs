@@ -208,6 +208,7 @@ pub async fn create(
     let mut secrets = vec![
         (SecretKind::GatewayToken, gateway_token.clone()),
         (SecretKind::BotToken, spec.bot_token.secret().clone()),
+        (SecretKind::HooksToken, Secret::new(random_token())),
     ];
     if let Some(key) = &spec.provider_key {
         secrets.push((SecretKind::ProviderKey, key.clone()));
@@ -452,6 +453,7 @@ fn cell_spec(
                 Some(name) => name,
                 None => continue,
             },
+            SecretKind::HooksToken => "OPENCLAW_HOOKS_TOKEN",
             SecretKind::DeviceToken => continue,
         };
         secret_env.push((name.to_string(), value.clone()));

@@ -3,9 +3,16 @@
 //! `/readyz`, RPC `health` over the pooled connection) and the Telegram channel
 //! (`channels.status`). Tenants are probed concurrently with a bound; every probe
 //! has its own timeout, so one slow or dead cell never delays the others.
+//!
+//! Memory is sampled in the background: Docker answers a stats request only on
+//! its stats collector's next tick (about a second once there are many
+//! containers, measured by `cargo bench --bench sweep`), so each sweep takes the
+//! newest sample (at most one sweep old) and starts the next round.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -13,7 +20,7 @@ use futures_util::StreamExt;
 use crate::fleet::{App, ChannelInfo, now};
 use crate::gateway;
 use crate::runtime::CellStatus;
-use crate::tenant::{CellState, SecretKind, TenantRecord};
+use crate::tenant::{BudgetAction, CellState, SecretKind, TenantId, TenantRecord};
 
 /// Bounds of one sweep.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +53,52 @@ pub struct TenantHealth {
     pub readyz: Option<ProbeResult>,
     pub rpc_health: Option<ProbeResult>,
     pub channel: Option<Result<ChannelInfo, String>>,
+}
+
+/// The newest memory sample of each running cell (bytes in use, limit), and
+/// whether a sampling round is under way. Shared by every clone of an `App`.
+#[derive(Debug, Default)]
+pub struct MemorySamples {
+    latest: Mutex<HashMap<TenantId, (u64, u64)>>,
+    sampling: AtomicBool,
+}
+
+impl MemorySamples {
+    fn get(&self, tenant: &TenantId) -> Option<(u64, u64)> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .copied()
+    }
+}
+
+/// Starts one round of memory samples of `tenants` unless one is under way,
+/// `at_once` at a time (requests in flight together share Docker's collector
+/// tick; more would only keep more idle connections to the engine).
+fn sample_memory(app: &Arc<App>, tenants: Vec<TenantId>, timeout: Duration, at_once: usize) {
+    let samples = app.memory.clone();
+    if samples.sampling.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let app = app.clone();
+    tokio::spawn(async move {
+        let at_once = at_once.max(1);
+        let round: HashMap<TenantId, (u64, u64)> = futures_util::stream::iter(tenants)
+            .map(|tenant| {
+                let app = app.clone();
+                async move {
+                    let sample = tokio::time::timeout(timeout, app.runtime.memory(&tenant)).await;
+                    (tenant, sample.ok().and_then(Result::ok).flatten())
+                }
+            })
+            .buffer_unordered(at_once)
+            .filter_map(|(tenant, sample)| async move { sample.map(|s| (tenant, s)) })
+            .collect()
+            .await;
+        *samples.latest.lock().unwrap_or_else(|p| p.into_inner()) = round;
+        samples.sampling.store(false, Ordering::Release);
+    });
 }
 
 /// One probe: passed or why not, and how long it took.
@@ -90,11 +143,32 @@ pub async fn sweep(app: &App, settings: SweepSettings) -> anyhow::Result<Sweep> 
             app.pool.set_endpoint(record.id.clone(), endpoint);
         }
     }
+    // One store read for the tenants whose channel is stopped on purpose (budget).
+    let channel_suspended: Arc<HashSet<TenantId>> = Arc::new(
+        app.store
+            .budget_records()?
+            .into_iter()
+            .filter(|(_, budget)| {
+                budget
+                    .suspended
+                    .as_ref()
+                    .is_some_and(|s| s.how == BudgetAction::StopChannel)
+            })
+            .map(|(tenant, _)| tenant)
+            .collect(),
+    );
     let app = Arc::new(app.clone());
+    let running: Vec<TenantId> = records
+        .iter()
+        .filter(|r| r.state == CellState::Running)
+        .map(|r| r.id.clone())
+        .collect();
+    sample_memory(&app, running, settings.probe_timeout, settings.concurrency);
     let mut tenants: Vec<TenantHealth> = futures_util::stream::iter(records)
         .map(|record| {
             let app = app.clone();
-            async move { probe_tenant(&app, record, settings.probe_timeout).await }
+            let suspended = channel_suspended.contains(&record.id);
+            async move { probe_tenant(&app, record, settings.probe_timeout, suspended).await }
         })
         .buffer_unordered(settings.concurrency.max(1))
         .collect()
@@ -107,7 +181,12 @@ pub async fn sweep(app: &App, settings: SweepSettings) -> anyhow::Result<Sweep> 
     })
 }
 
-async fn probe_tenant(app: &App, record: TenantRecord, timeout: Duration) -> TenantHealth {
+async fn probe_tenant(
+    app: &App,
+    record: TenantRecord,
+    timeout: Duration,
+    channel_suspended: bool,
+) -> TenantHealth {
     let tenant = record.id.clone();
     let mut health = TenantHealth {
         record,
@@ -133,13 +212,6 @@ async fn probe_tenant(app: &App, record: TenantRecord, timeout: Duration) -> Ten
         return health;
     }
     let port = health.record.port;
-    let memory = async {
-        tokio::time::timeout(timeout, app.runtime.memory(&tenant))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-    };
     let healthz = timed(timeout, async {
         probe_result(app.http.healthz(port).await)
     });
@@ -199,19 +271,12 @@ async fn probe_tenant(app: &App, record: TenantRecord, timeout: Duration) -> Ten
         };
         (Some(rpc), channel)
     };
-    let (memory, healthz, readyz, (rpc_health, channel)) =
-        tokio::join!(memory, healthz, readyz, rpc);
-    health.memory = memory;
+    let (healthz, readyz, (rpc_health, channel)) = tokio::join!(healthz, readyz, rpc);
+    health.memory = app.memory.get(&tenant);
     health.healthz = Some(healthz);
     health.readyz = Some(readyz);
     health.rpc_health = rpc_health;
     // A channel stopped because the tenant reached its budget is not an outage.
-    let channel_suspended = app
-        .store
-        .budget_record(&tenant)
-        .ok()
-        .and_then(|budget| budget.suspended)
-        .is_some_and(|suspension| suspension.how == crate::tenant::BudgetAction::StopChannel);
     health.channel = if channel_suspended { None } else { channel };
     health
 }

@@ -135,6 +135,39 @@ pub async fn logs(
         .collect())
 }
 
+/// The cell's log lines as they come (the last `tail` first), secrets
+/// replaced by `<redacted>`, until the container stops or the stream is dropped.
+///
+/// # Errors
+///
+/// An unknown tenant, no container; a Docker failure midway ends the stream with it.
+pub async fn follow_logs(
+    app: &App,
+    tenant: &TenantId,
+    tail: Option<usize>,
+    since: Option<Duration>,
+) -> anyhow::Result<futures_util::stream::BoxStream<'static, anyhow::Result<LogLine>>> {
+    use futures_util::StreamExt;
+    known(app, tenant)?;
+    let since = since.map(|ago| now() - i64::try_from(ago.as_secs()).unwrap_or(i64::MAX / 2));
+    let lines = app.runtime.follow_logs(tenant, tail, since).await?;
+    let secrets: Vec<_> = app
+        .store
+        .secrets(tenant)?
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    Ok(lines
+        .map(move |line| {
+            let line = line?;
+            Ok(LogLine {
+                stderr: line.stderr,
+                text: redact(&line.text, &secrets),
+            })
+        })
+        .boxed())
+}
+
 /// Deletes `<data>/tenants/<id>` after checking it is exactly that leaf and no
 /// symlink, so a bad record can never delete anything else.
 pub(crate) fn purge_dirs(app: &App, tenant: &TenantId) -> anyhow::Result<()> {

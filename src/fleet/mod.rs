@@ -11,6 +11,7 @@ pub mod catalog;
 pub(crate) mod cell_gateway;
 mod create;
 pub mod health;
+mod hooks;
 mod inventory;
 mod lifecycle;
 mod reconcile;
@@ -21,9 +22,11 @@ mod usage;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 
+pub use crate::gateway::{HookAgent, HookAgentAccepted, HookError, Wake, WakeAccepted};
 /// How start and stop went, as the runtime reports it.
 pub use crate::runtime::{LogLine, Started, Stopped};
 pub use crate::store::{
@@ -34,11 +37,12 @@ pub use alerts::{
 };
 pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc};
 pub use create::{CreateError, CreateStep, create};
+pub use hooks::{hook_agent, set_hooks, wake};
 pub use inventory::{
     Health, IdAvailability, TenantView, UnknownTenant, ViewState, exists, id_availability, list,
     show,
 };
-pub use lifecycle::{Removed, logs, remove, restart, start, stop};
+pub use lifecycle::{Removed, follow_logs, logs, remove, restart, start, stop};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use telegram::{ProveError, ProvenBot, prove_bot_token};
 pub use upgrade::{UpgradeError, UpgradeStep, Upgraded, upgrade};
@@ -66,6 +70,8 @@ pub struct App {
     pub pool: gateway::Pool,
     /// HTTP probes of cells (`/healthz`, `/readyz`).
     pub http: gateway::Http,
+    /// The cells' newest memory samples (taken in the background by sweeps).
+    pub memory: Arc<health::MemorySamples>,
 }
 
 impl App {
@@ -102,6 +108,7 @@ impl App {
             identity,
             pool,
             http,
+            memory: Arc::default(),
         })
     }
 

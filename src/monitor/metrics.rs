@@ -158,6 +158,9 @@ impl Metrics {
             ] {
                 let _ = vec.remove_label_values(&[gone]);
             }
+            for probe in ["healthz", "readyz", "rpc_health"] {
+                let _ = self.probe_latency.remove_label_values(&[gone, probe]);
+            }
         }
         *tenants = seen;
         self.sweep_duration.set(sweep.duration.as_secs_f64());

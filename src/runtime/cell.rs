@@ -352,11 +352,42 @@ impl Runtime {
         tail: Option<usize>,
         since: Option<i64>,
     ) -> Result<Vec<LogLine>> {
+        let mut lines = self.log_lines(tenant, tail, since, false).await?;
+        let mut res = Vec::new();
+        while let Some(line) = lines.next().await {
+            res.push(line?);
+        }
+        Ok(res)
+    }
+
+    /// The cell's log lines as they come: the last `tail` (or all) newer than
+    /// `since`, then each new one until the container stops or the stream is
+    /// dropped.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `Foreign`; a Docker failure midway ends the stream with it.
+    pub async fn follow_logs(
+        &self,
+        tenant: &TenantId,
+        tail: Option<usize>,
+        since: Option<i64>,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<LogLine>>> {
+        self.log_lines(tenant, tail, since, true).await
+    }
+
+    async fn log_lines(
+        &self,
+        tenant: &TenantId,
+        tail: Option<usize>,
+        since: Option<i64>,
+        follow: bool,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<LogLine>>> {
         let name = self.own_container(tenant).await?;
         let mut options = LogsOptionsBuilder::new()
             .stdout(true)
             .stderr(true)
-            .follow(false);
+            .follow(follow);
         options = match tail {
             Some(n) => options.tail(&n.to_string()),
             None => options.tail("all"),
@@ -364,32 +395,8 @@ impl Runtime {
         if let Some(since) = since {
             options = options.since(i32::try_from(since).unwrap_or(i32::MAX));
         }
-        let mut stream = self.docker().logs(&name, Some(options.build()));
-        let mut res = Vec::new();
-        let mut pending: HashMap<bool, String> = HashMap::new();
-        while let Some(chunk) = stream.next().await {
-            let (stderr, bytes) = match chunk? {
-                bollard::container::LogOutput::StdErr { message } => (true, message),
-                bollard::container::LogOutput::StdOut { message }
-                | bollard::container::LogOutput::Console { message } => (false, message),
-                bollard::container::LogOutput::StdIn { .. } => continue,
-            };
-            let buffer = pending.entry(stderr).or_default();
-            buffer.push_str(&String::from_utf8_lossy(&bytes));
-            while let Some(at) = buffer.find('\n') {
-                let line: String = buffer.drain(..=at).collect();
-                res.push(LogLine {
-                    stderr,
-                    text: line.trim_end_matches(['\n', '\r']).to_string(),
-                });
-            }
-        }
-        for (stderr, rest) in pending {
-            if !rest.is_empty() {
-                res.push(LogLine { stderr, text: rest });
-            }
-        }
-        Ok(res)
+        let chunks = self.docker().logs(&name, Some(options.build()));
+        Ok(split_lines(chunks).boxed())
     }
 
     /// Runs `command` in the running cell as its own user and collects the output.
@@ -500,4 +507,67 @@ impl Runtime {
             Err(err) => Err(err.into()),
         }
     }
+}
+
+/// Docker's log chunks as whole lines, per stream (a line may span chunks); the
+/// unfinished rest of each stream comes last.
+fn split_lines(
+    chunks: impl futures_util::Stream<
+        Item = std::result::Result<bollard::container::LogOutput, bollard::errors::Error>,
+    > + Send
+    + 'static,
+) -> impl futures_util::Stream<Item = Result<LogLine>> + Send + 'static {
+    struct Split<S> {
+        chunks: S,
+        pending: HashMap<bool, String>,
+        ready: std::collections::VecDeque<Result<LogLine>>,
+        done: bool,
+    }
+    let state = Split {
+        chunks: Box::pin(chunks),
+        pending: HashMap::new(),
+        ready: std::collections::VecDeque::new(),
+        done: false,
+    };
+    futures_util::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(line) = state.ready.pop_front() {
+                return Some((line, state));
+            }
+            if state.done {
+                return None;
+            }
+            let (stderr, bytes) = match state.chunks.next().await {
+                Some(Ok(bollard::container::LogOutput::StdErr { message })) => (true, message),
+                Some(Ok(
+                    bollard::container::LogOutput::StdOut { message }
+                    | bollard::container::LogOutput::Console { message },
+                )) => (false, message),
+                Some(Ok(bollard::container::LogOutput::StdIn { .. })) => continue,
+                Some(Err(err)) => {
+                    state.done = true;
+                    state.ready.push_back(Err(err.into()));
+                    continue;
+                }
+                None => {
+                    state.done = true;
+                    for (stderr, rest) in state.pending.drain() {
+                        if !rest.is_empty() {
+                            state.ready.push_back(Ok(LogLine { stderr, text: rest }));
+                        }
+                    }
+                    continue;
+                }
+            };
+            let buffer = state.pending.entry(stderr).or_default();
+            buffer.push_str(&String::from_utf8_lossy(&bytes));
+            while let Some(at) = buffer.find('\n') {
+                let line: String = buffer.drain(..=at).collect();
+                state.ready.push_back(Ok(LogLine {
+                    stderr,
+                    text: line.trim_end_matches(['\n', '\r']).to_string(),
+                }));
+            }
+        }
+    })
 }
