@@ -82,8 +82,9 @@ async fn run() -> anyhow::Result<()> {
             "concurrency {concurrency}: first sweep {:.0} ms",
             first.duration.as_secs_f64() * 1000.0
         );
-        // As between the monitor's sweeps: the first memory round finishes.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // As between the monitor's sweeps (30 s apart by default): the first
+        // background round of memory samples finishes.
+        tokio::time::sleep(Duration::from_secs(12)).await;
         let mut walls = Vec::new();
         let mut cpus = Vec::new();
         let mut latencies: [Vec<f64>; 3] = Default::default();

@@ -429,3 +429,78 @@ fn assert_prometheus_text(text: &str) {
         );
     }
 }
+
+/// With a fake cell: `/health` lists it from the last sweep; a gateway that
+/// exits and is restarted by Docker's policy raises a crash-loop alert with its
+/// last log lines; while muted (`/mute`) a killed cell raises nothing; `/unmute`
+/// turns alerts on again and the outage still going on is then reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_crash_loops_and_mute_with_a_fake_cell() {
+    const DEADLINE: Duration = Duration::from_secs(60);
+    let env = TestEnv::new("monitor_health_mute", 19640, "60s");
+    let fake = FakeTelegram::start().await;
+    let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
+    let app = app_with_monitor(&env, &fake, false).await;
+    let id = create(
+        &app,
+        &env.tenant("loop"),
+        FAKE_IMAGE,
+        "7000000021:AAFakeTokenForTestsOnly_crashloop1",
+    )
+    .await;
+    let serving = Serving::start(&app).await;
+    serving.await_sweeps(2).await;
+    let (dm, operator) = (ChatId(OPERATOR as i64), teloxide::types::UserId(OPERATOR));
+
+    admin.push_message(dm, operator, "/health");
+    let health = admin
+        .wait_for_message(dm, DEADLINE, |m| {
+            m.from_bot && m.text.contains("Fleet health")
+        })
+        .await
+        .unwrap();
+    assert!(health.text.contains(id.as_str()), "{}", health.text);
+
+    // The gateway exits; Docker's restart policy brings it back: a crash loop.
+    fake_control(&app, &id, "POST", "/__fake/shutdown", serde_json::json!({})).await;
+    let crash = admin
+        .wait_for_message(OPS_CHAT, DEADLINE, |m| {
+            m.text.contains("crash loop") && m.text.contains(id.as_str())
+        })
+        .await
+        .unwrap();
+    assert!(
+        crash.text.contains("[gateway] listening"),
+        "the last log lines: {}",
+        crash.text
+    );
+
+    // Muted: a killed cell raises nothing.
+    admin.push_message(dm, operator, &format!("/mute {id} 1h"));
+    admin
+        .wait_for_message(dm, DEADLINE, |m| {
+            m.from_bot && m.text.contains("muted until")
+        })
+        .await
+        .unwrap();
+    docker(&["kill", &id.cell_name()]);
+    serving.await_sweeps(4).await;
+    assert_eq!(alerts_in(&admin, "DOWN", &id), 0, "muted: no DOWN");
+
+    // Unmuted: the outage that is still going on is reported.
+    admin.push_message(dm, operator, &format!("/unmute {id}"));
+    admin
+        .wait_for_message(dm, DEADLINE, |m| m.from_bot && m.text.contains("on again"))
+        .await
+        .unwrap();
+    admin
+        .wait_for_message(OPS_CHAT, DEADLINE, |m| {
+            m.text.contains("DOWN") && m.text.contains(id.as_str())
+        })
+        .await
+        .unwrap();
+    serving.stop().await;
+    fleet::remove(&app, &Actor::System("test"), &id, true)
+        .await
+        .unwrap();
+}

@@ -22,7 +22,9 @@ pub fn save_alert_states(
     Ok(app.store.put_alert_states(states)?)
 }
 
-/// Mutes a tenant's alerts for `duration` (or unmutes with `None`).
+/// Mutes a tenant's alerts for `duration` (or unmutes with `None`). Unmuting
+/// forgets the tenant's alert states, so a problem that began while muted is
+/// judged afresh and reported after `downAfter` failing sweeps.
 pub fn mute(
     app: &App,
     actor: &Actor,
@@ -33,6 +35,13 @@ pub fn mute(
     record.muted_until =
         duration.map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4));
     app.store.put_tenant(&record)?;
+    if duration.is_none() {
+        let fresh: Vec<_> = Check::ALL
+            .into_iter()
+            .map(|check| (tenant.clone(), check, AlertState::default()))
+            .collect();
+        app.store.put_alert_states(&fresh)?;
+    }
     let action = if duration.is_some() { "mute" } else { "unmute" };
     audit(app, actor, action, Some(tenant), Ok(()));
     Ok(record.muted_until)

@@ -84,7 +84,8 @@ fn sample_memory(app: &Arc<App>, tenants: Vec<TenantId>, timeout: Duration, at_o
     let app = app.clone();
     tokio::spawn(async move {
         let at_once = at_once.max(1);
-        let round: HashMap<TenantId, (u64, u64)> = futures_util::stream::iter(tenants)
+        let wanted: HashSet<TenantId> = tenants.iter().cloned().collect();
+        let mut results = futures_util::stream::iter(tenants)
             .map(|tenant| {
                 let app = app.clone();
                 async move {
@@ -92,11 +93,20 @@ fn sample_memory(app: &Arc<App>, tenants: Vec<TenantId>, timeout: Duration, at_o
                     (tenant, sample.ok().and_then(Result::ok).flatten())
                 }
             })
-            .buffer_unordered(at_once)
-            .filter_map(|(tenant, sample)| async move { sample.map(|s| (tenant, s)) })
-            .collect()
-            .await;
-        *samples.latest.lock().unwrap_or_else(|p| p.into_inner()) = round;
+            .buffer_unordered(at_once);
+        // Each sample is usable as soon as it is in.
+        while let Some((tenant, sample)) = results.next().await {
+            let mut latest = samples.latest.lock().unwrap_or_else(|p| p.into_inner());
+            match sample {
+                Some(sample) => latest.insert(tenant, sample),
+                None => latest.remove(&tenant),
+            };
+        }
+        samples
+            .latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|tenant, _| wanted.contains(tenant));
         samples.sampling.store(false, Ordering::Release);
     });
 }

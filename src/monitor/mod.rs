@@ -515,3 +515,88 @@ fn due_digest(
         fleet_cost,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::fleet::health::ProbeResult;
+    use crate::runtime::CellStatus;
+    use crate::tenant::{Limits, TenantRecord};
+
+    fn running_cell(memory: Option<(u64, u64)>, oom_killed: bool) -> TenantHealth {
+        let ok = Some(ProbeResult {
+            ok: true,
+            latency: Duration::from_millis(3),
+            error: None,
+        });
+        TenantHealth {
+            record: TenantRecord {
+                id: "acme".parse().unwrap(),
+                display_name: None,
+                state: CellState::Running,
+                port: 19100,
+                subnet: "10.213.0.0/28".into(),
+                image: "mtp-test/openclaw:2026.9.6".into(),
+                image_id: None,
+                model: "anthropic/claude-opus-4-6".into(),
+                limits: Limits {
+                    memory_bytes: 1 << 30,
+                    nano_cpus: 2_000_000_000,
+                    pids: 512,
+                },
+                bot_id: 1,
+                bot_username: None,
+                generation: 1,
+                created_at: 0,
+                updated_at: 0,
+                last_error: None,
+                paired: true,
+                creator: None,
+                muted_until: None,
+            },
+            container: Ok(Some(CellStatus {
+                container_id: "c".into(),
+                image_id: "i".into(),
+                running: true,
+                restarting: false,
+                state: "running".into(),
+                exit_code: 0,
+                oom_killed,
+                restart_count: 0,
+                started_at: Some("2026-11-01T00:00:00Z".into()),
+                generation: 1,
+            })),
+            memory,
+            healthz: ok.clone(),
+            readyz: ok.clone(),
+            rpc_health: ok,
+            channel: None,
+        }
+    }
+
+    fn memory_check(health: &TenantHealth) -> Option<Result<(), String>> {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-02T00:00:00Z")
+            .unwrap()
+            .timestamp();
+        observations(health, now)
+            .into_iter()
+            .find(|(check, _)| *check == Check::Memory)
+            .map(|(_, result)| result)
+    }
+
+    /// Memory at or over 90% of the limit fails the memory check, naming the
+    /// figures; under it passes; without a sample there is nothing to judge.
+    #[test]
+    fn memory_near_the_limit_fails_its_check() {
+        let limit = 1u64 << 30;
+        let high = memory_check(&running_cell(Some((limit / 100 * 95, limit)), false)).unwrap();
+        assert_eq!(high, Err("972 MiB of 1024 MiB (95%)".to_string()));
+        assert_eq!(
+            memory_check(&running_cell(Some((limit / 2, limit)), false)),
+            Some(Ok(()))
+        );
+        assert_eq!(memory_check(&running_cell(None, false)), None);
+    }
+}
