@@ -1,33 +1,28 @@
 #!/usr/bin/env bash
-# Builds the fake OpenClaw cell image `mtp-test/fake-gateway:1`: the static
+# Builds the fake OpenClaw cell image `mtp-test/fake-gateway:1`: the
 # `mtp-fake-gateway` binary installed as /usr/local/bin/node in an image FROM scratch
 # with the layout of the real test image (scripts/build-test-image.sh), so the
 # runtime starts it with the same command (`node dist/index.js gateway --bind lan
 # --port 18789`) and pairs with `node dist/index.js devices approve <requestId>`.
 # There is no /bin/sh in the image.
 #
-# The binary is built every time (quick when up to date) and the image rebuilt only
-# when the binary changed (its sha256 is a label of the image). The dev profile
-# keeps a cold build short (the package's whole dependency tree is compiled once
-# more for the static target); MTP_FAKE_REBUILD=1 forces an image rebuild.
+# The binary is the normal dev build (target/debug, the artifacts `cargo test`
+# builds anyway, so a cold CI run compiles the dependency tree once, not twice),
+# with the shared libraries `ldd` lists copied beside it, as the real test image
+# does for node. It is built every time (quick when up to date) and the image
+# rebuilt only when the binary changed (its sha256 is a label of the image);
+# MTP_FAKE_REBUILD=1 forces an image rebuild.
 set -euo pipefail
 
 IMAGE=${MTP_FAKE_IMAGE:-mtp-test/fake-gateway:1}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET=x86_64-unknown-linux-gnu
 
 log() { printf 'build-fake-image: %s\n' "$*" >&2; }
 
 cd "$ROOT"
-log "cargo build (static, $TARGET, target/static)"
-# Its own target dir, so the static flags do not invalidate the normal build.
-RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR="$ROOT/target/static" \
-  cargo build --quiet --locked --bin mtp-fake-gateway --target "$TARGET"
-BIN=$ROOT/target/static/$TARGET/debug/mtp-fake-gateway
-if ldd "$BIN" 2>&1 | grep -q '=>'; then
-  log "error: $BIN is dynamically linked"
-  exit 1
-fi
+log "cargo build --bin mtp-fake-gateway (dev profile, shared with cargo test)"
+cargo build --quiet --locked --bin mtp-fake-gateway
+BIN=$ROOT/target/debug/mtp-fake-gateway
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -37,7 +32,16 @@ mkdir -p "$ROOTFS/usr/local/bin" "$ROOTFS/etc" "$ROOTFS/tmp" "$ROOTFS/home/node"
 chmod 1777 "$ROOTFS/tmp"
 cp "$BIN" "$ROOTFS/usr/local/bin/node"
 strip "$ROOTFS/usr/local/bin/node" 2>/dev/null || true
-SHA=$(sha256sum "$ROOTFS/usr/local/bin/node" | cut -d' ' -f1)
+# Its shared libraries (libc, libm, libgcc_s, …) and the loader, at their paths.
+ldd "$BIN" | awk '/=> \//{print $3} /^\s*\/lib/{print $1}' | sort -u | while read -r lib; do
+  [ -e "$lib" ] || continue
+  mkdir -p "$ROOTFS$(dirname "$lib")"
+  cp -L "$lib" "$ROOTFS$lib"
+done
+mkdir -p "$ROOTFS/lib64"
+cp -L /lib64/ld-linux-x86-64.so.2 "$ROOTFS/lib64/"
+# Paths relative to the rootfs, so the label only changes when a file does.
+SHA=$(cd "$ROOTFS" && { sha256sum usr/local/bin/node; find . -type f -name '*.so*' | sort | xargs -r sha256sum; } | sha256sum | cut -d' ' -f1)
 if [ "${MTP_FAKE_REBUILD:-0}" != 1 ] \
   && [ "$(docker image inspect "$IMAGE" --format '{{ index .Config.Labels "mtp.fake-gateway.sha256" }}' 2>/dev/null)" = "$SHA" ]; then
   log "$IMAGE is up to date"
