@@ -17,7 +17,7 @@ use teloxide::types::{ChatId, UserId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use common::fake_telegram::FakeTelegram;
+use common::fake_telegram::{Failure, FakeTelegram};
 use common::{BOT_TOKEN, FAKE_IMAGE, TestEnv, json, stdout};
 use mtp::config::AdminConfig;
 use mtp::fleet::{self, Actor, App, Collected, UsageFigures};
@@ -921,7 +921,9 @@ async fn the_bot_upgrades_step_by_step_and_the_digest_names_yesterdays_costs() {
         assert!(text.contains(&part), "{part:?} in {text}");
     }
 
-    // Every tenant's rows, the removed one's included.
+    // Every tenant's rows, the removed one's included; a 429 from Telegram on
+    // the upload is waited out and the document still arrives.
+    admin.fail_next("sendDocument", 1, Failure::retry_after(1));
     admin.push_message(chat, user, &format!("/usage csv {yesterday}..{yesterday}"));
     let document = admin.next_message_to(chat, DEADLINE).await.unwrap();
     let csv = String::from_utf8(document.upload.expect("the CSV is uploaded").bytes).unwrap();
@@ -932,6 +934,11 @@ async fn the_bot_upgrades_step_by_step_and_the_digest_names_yesterdays_costs() {
             "{tenant} in {csv}"
         );
     }
+    assert_eq!(
+        admin.call_count("sendDocument"),
+        2,
+        "the throttled upload was sent again"
+    );
 
     // An upgrade, one message edited step by step.
     let next = "mtp-test/fake-gateway:bot-upgrade";
