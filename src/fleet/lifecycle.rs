@@ -117,22 +117,9 @@ pub async fn logs(
     tail: Option<usize>,
     since: Option<Duration>,
 ) -> anyhow::Result<Vec<LogLine>> {
-    known(app, tenant)?;
-    let since = since.map(|ago| now() - i64::try_from(ago.as_secs()).unwrap_or(i64::MAX / 2));
-    let lines = app.runtime.logs(tenant, tail, since).await?;
-    let secrets: Vec<_> = app
-        .store
-        .secrets(tenant)?
-        .into_iter()
-        .map(|(_, value)| value)
-        .collect();
-    Ok(lines
-        .into_iter()
-        .map(|line| LogLine {
-            stderr: line.stderr,
-            text: redact(&line.text, &secrets),
-        })
-        .collect())
+    let redacted = redactor(app, tenant)?;
+    let lines = app.runtime.logs(tenant, tail, since_unix(since)).await?;
+    Ok(lines.into_iter().map(redacted).collect())
 }
 
 /// The cell's log lines as they come (the last `tail` first), secrets
@@ -148,24 +135,35 @@ pub async fn follow_logs(
     since: Option<Duration>,
 ) -> anyhow::Result<futures_util::stream::BoxStream<'static, anyhow::Result<LogLine>>> {
     use futures_util::StreamExt;
+    let redacted = redactor(app, tenant)?;
+    let lines = app
+        .runtime
+        .follow_logs(tenant, tail, since_unix(since))
+        .await?;
+    Ok(lines.map(move |line| Ok(redacted(line?))).boxed())
+}
+
+/// For a known tenant: what makes one of its log lines safe to show.
+fn redactor(
+    app: &App,
+    tenant: &TenantId,
+) -> anyhow::Result<impl Fn(LogLine) -> LogLine + Send + 'static> {
     known(app, tenant)?;
-    let since = since.map(|ago| now() - i64::try_from(ago.as_secs()).unwrap_or(i64::MAX / 2));
-    let lines = app.runtime.follow_logs(tenant, tail, since).await?;
     let secrets: Vec<_> = app
         .store
         .secrets(tenant)?
         .into_iter()
         .map(|(_, value)| value)
         .collect();
-    Ok(lines
-        .map(move |line| {
-            let line = line?;
-            Ok(LogLine {
-                stderr: line.stderr,
-                text: redact(&line.text, &secrets),
-            })
-        })
-        .boxed())
+    Ok(move |line: LogLine| LogLine {
+        stderr: line.stderr,
+        text: redact(&line.text, &secrets),
+    })
+}
+
+/// `since` ago, as the unix seconds Docker takes.
+fn since_unix(since: Option<Duration>) -> Option<i64> {
+    since.map(|ago| now() - i64::try_from(ago.as_secs()).unwrap_or(i64::MAX / 2))
 }
 
 /// Deletes `<data>/tenants/<id>` after checking it is exactly that leaf and no
