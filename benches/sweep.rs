@@ -84,7 +84,14 @@ async fn run() -> anyhow::Result<()> {
         );
         // As between the monitor's sweeps (30 s apart by default): the first
         // background round of memory samples finishes.
-        tokio::time::sleep(Duration::from_secs(12)).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while app.memory.sampled_cells() < ids.len() {
+            assert!(
+                Instant::now() < deadline,
+                "memory samples did not come within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let mut walls = Vec::new();
         let mut cpus = Vec::new();
         let mut latencies: [Vec<f64>; 3] = Default::default();

@@ -393,13 +393,8 @@ fn check(
     let image = env_of("MTP_CELL_IMAGE")
         .or(cell.image)
         .unwrap_or_else(|| DEFAULT_CELL_IMAGE.to_string());
-    if image.trim().is_empty() || image.contains(char::is_whitespace) {
-        bail!("at key `cell.image`: {image:?} is not an image reference");
-    }
-    if image.ends_with(":latest") || !(image.contains(':') || image.contains('@')) {
-        bail!(
-            "at key `cell.image`: {image:?} is not pinned; name a tag such as mtp-test/openclaw:2026.9.6 or a digest"
-        );
+    if let Err(err) = crate::tenant::check_pinned_image(&image) {
+        bail!("at key `cell.image`: {err}");
     }
 
     let port_start = match env_of("MTP_PORT_START") {

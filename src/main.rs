@@ -290,6 +290,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => {
             let tenant = tenant.as_deref().map(parse_id).transpose()?;
+            if !(1..=100_000).contains(&limit) {
+                bail!(BadInput(format!(
+                    "--limit {limit}: give 1 to 100000 entries"
+                )));
+            }
             let app = App::open(config).await?;
             return print_audit(&fleet::audit_log(&app, tenant.as_ref(), limit)?, json);
         }

@@ -123,6 +123,48 @@ impl<T> fmt::Display for Secret<T> {
     }
 }
 
+/// Why an image reference is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageRefError {
+    #[error(
+        "{0:?} is not an image reference (letters, digits and . _ - / : @, such as mtp-test/openclaw:2026.9.6)"
+    )]
+    Malformed(String),
+    #[error("image {0:?} is not pinned; name a tag such as mtp-test/openclaw:2026.9.6 or a digest")]
+    NotPinned(String),
+}
+
+/// Accepts a cell image only when it is a well-formed reference pinned to a tag
+/// (not `latest`) or a digest: cells are upgraded by MTP, never by a moving tag.
+/// A registry port (`host:5000/name`) is not a tag.
+///
+/// # Errors
+///
+/// `Malformed` (also for `..` or empty path parts), `NotPinned`.
+pub fn check_pinned_image(image: &str) -> Result<(), ImageRefError> {
+    let well_formed = !image.is_empty()
+        && image.len() <= 255
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+        && !image.starts_with(['.', '-', ':', '@'])
+        && !image
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
+    if !well_formed {
+        return Err(ImageRefError::Malformed(image.to_string()));
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let tagged = last
+        .split_once(':')
+        .is_some_and(|(name, tag)| !name.is_empty() && !tag.is_empty() && tag != "latest");
+    if image.contains('@') || tagged {
+        Ok(())
+    } else {
+        Err(ImageRefError::NotPinned(image.to_string()))
+    }
+}
+
 /// The kinds of secret the admin keeps per tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SecretKind {
@@ -423,6 +465,44 @@ impl BudgetAction {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn images_must_be_well_formed_and_pinned() {
+        for ok in [
+            "mtp-test/openclaw:2026.9.6",
+            "registry.local:5000/team/openclaw:1.2",
+            "openclaw@sha256:4f14aa",
+        ] {
+            assert_eq!(check_pinned_image(ok), Ok(()), "{ok}");
+        }
+        for unpinned in [
+            "mtp-test/openclaw",
+            "mtp-test/openclaw:latest",
+            "registry.local:5000/openclaw",
+        ] {
+            assert_eq!(
+                check_pinned_image(unpinned),
+                Err(ImageRefError::NotPinned(unpinned.to_string())),
+                "{unpinned}"
+            );
+        }
+        for bad in [
+            "",
+            "../../containers/x:1",
+            "a//b:1",
+            "/abs:1",
+            "-x:1",
+            "a b:1",
+            "a:1?x=2",
+            "ünï:1",
+        ] {
+            assert_eq!(
+                check_pinned_image(bad),
+                Err(ImageRefError::Malformed(bad.to_string())),
+                "{bad:?}"
+            );
+        }
+    }
     use super::*;
 
     #[test]

@@ -684,6 +684,7 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
         env.mtp(&["audit", "--tenant", "Not_An_Id"]).status.code(),
         Some(2)
     );
+    assert_eq!(env.mtp(&["audit", "--limit", "0"]).status.code(), Some(2));
 
     // `logs --follow` prints lines as they come and ends when the cell stops.
     let mut follow = env
@@ -881,12 +882,8 @@ fn an_upgrade_keeps_data_and_pairing_and_rolls_back_a_bad_image() {
     );
     let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
     assert_eq!(
-        (
-            shown["state"].as_str(),
-            shown["health"].as_str(),
-            shown["image"].as_str()
-        ),
-        (Some("running"), Some("ok"), Some(next)),
+        state_health_image(&shown),
+        ("running", "ok", next),
         "{shown}"
     );
     assert_eq!(shown["generation"], 2);
@@ -937,12 +934,8 @@ fn an_upgrade_keeps_data_and_pairing_and_rolls_back_a_bad_image() {
     );
     let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
     assert_eq!(
-        (
-            shown["state"].as_str(),
-            shown["health"].as_str(),
-            shown["image"].as_str()
-        ),
-        (Some("running"), Some("ok"), Some(next)),
+        state_health_image(&shown),
+        ("running", "ok", next),
         "{shown}"
     );
     assert_eq!(
@@ -982,4 +975,10 @@ fn an_upgrade_keeps_data_and_pairing_and_rolls_back_a_bad_image() {
     assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
     let _ = Command::new("docker").args(["rmi", next]).output();
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
+}
+
+/// `state`, `health` and `image` of a `tenant show --json` object.
+fn state_health_image(shown: &serde_json::Value) -> (&str, &str, &str) {
+    let field = |key: &str| shown[key].as_str().unwrap_or("?");
+    (field("state"), field("health"), field("image"))
 }

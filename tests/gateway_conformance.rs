@@ -69,6 +69,12 @@ struct Target {
 }
 
 impl Target {
+    /// The real OpenClaw cell (the reference), whose known upstream faults the
+    /// suite works around; the fake gets no such allowance.
+    fn is_real(&self) -> bool {
+        self.name.ends_with("_real")
+    }
+
     async fn create(name: &'static str, port_start: u16, image: &str) -> Target {
         let env = TestEnv::new(name, port_start, "180s");
         let app = env.app().await;
@@ -761,6 +767,11 @@ async fn check_restart_requiring_patch(target: &Target) {
     )
     .await;
     let Some(Event::Server { payload, .. }) = shutdown else {
+        assert!(
+            target.is_real(),
+            "[{}] the fake must send `shutdown` after a restart-requiring patch",
+            target.name
+        );
         // FIXME: the real 2026.9.6 cell sometimes never begins the restart it
         // announced (`requiresRestart`); seen here when another cell booted at the
         // same time. Restart the container, as an operator would, and check that
@@ -804,6 +815,11 @@ async fn check_restart_requiring_patch(target: &Target) {
     })
     .await;
     if by_itself.is_none() {
+        assert!(
+            target.is_real(),
+            "[{}] the fake must come back from its restart by itself",
+            target.name
+        );
         eprintln!(
             "[{}] FIXME: not back {:?} after the restart began; restarting the container",
             target.name,

@@ -49,6 +49,47 @@ fn days_ago(n: u64) -> NaiveDate {
     today().checked_sub_days(Days::new(n)).unwrap()
 }
 
+/// An app whose admin bot (`admin_token`) talks to the fake Bot API, with one operator.
+async fn bot_app(env: &TestEnv, telegram: &FakeTelegram, admin_token: &str, operator: u64) -> App {
+    let vars = BTreeMap::from([
+        ("MTP_TELEGRAM_TOKEN".to_string(), admin_token.to_string()),
+        ("MTP_OPERATORS".to_string(), operator.to_string()),
+        (
+            "MTP_TELEGRAM_API_URL".to_string(),
+            telegram.url().to_string(),
+        ),
+    ]);
+    App::open(AdminConfig::load(Some(&env.config_path), None, &vars).unwrap())
+        .await
+        .unwrap()
+}
+
+type BotTask = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// Runs the bot with `link` until the returned sender fires; returns once it
+/// has registered its commands (it polls from then on).
+async fn start_bot(
+    app: &App,
+    admin: &common::fake_telegram::FakeBot,
+    link: mtp::bot::MonitorLink,
+) -> (tokio::sync::oneshot::Sender<()>, BotTask) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let bot = tokio::spawn(mtp::bot::run_with_monitor(
+        app.clone(),
+        Some(link),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    admin
+        .wait_for(DEADLINE, |call| {
+            call.method.eq_ignore_ascii_case("setMyCommands")
+        })
+        .await
+        .unwrap();
+    (stop, bot)
+}
+
 /// A tenant whose cell is the fake gateway, created as an operator would; every
 /// tenant needs its own bot, hence `bot_id`.
 async fn fake_cell(app: &App, id: &str, bot_id: u64) -> TenantId {
@@ -666,17 +707,7 @@ async fn the_bot_shows_usage_charts_csv_budgets_and_alerts() {
     let telegram = FakeTelegram::start().await;
     let admin = telegram.add_bot(ADMIN_TOKEN, 7_000_000_950, "mtp_admin_bot");
     let env = TestEnv::new("usage_bot", 19780, "60s");
-    let vars = BTreeMap::from([
-        ("MTP_TELEGRAM_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
-        ("MTP_OPERATORS".to_string(), OPERATOR.to_string()),
-        (
-            "MTP_TELEGRAM_API_URL".to_string(),
-            telegram.url().to_string(),
-        ),
-    ]);
-    let app = App::open(AdminConfig::load(Some(&env.config_path), None, &vars).unwrap())
-        .await
-        .unwrap();
+    let app = bot_app(&env, &telegram, ADMIN_TOKEN, OPERATOR).await;
     let id: TenantId = env.tenant("bot").parse().unwrap();
     stopped_tenant(&app, &id);
     let (d1, d2) = (days_ago(1), today());
@@ -701,20 +732,7 @@ async fn the_bot_shows_usage_charts_csv_budgets_and_alerts() {
         latest: latest_rx,
         usage: Some(usage_rx),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let bot = tokio::spawn(mtp::bot::run_with_monitor(
-        app.clone(),
-        Some(link),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    admin
-        .wait_for(DEADLINE, |call| {
-            call.method.eq_ignore_ascii_case("setMyCommands")
-        })
-        .await
-        .unwrap();
+    let (stop, bot) = start_bot(&app, &admin, link).await;
     let (user, chat) = (UserId(OPERATOR), ChatId(OPERATOR as i64));
     let say = |text: &str| {
         admin.push_message(chat, user, text);
@@ -843,17 +861,7 @@ async fn the_bot_upgrades_step_by_step_and_the_digest_names_yesterdays_costs() {
     let telegram = FakeTelegram::start().await;
     let admin = telegram.add_bot(ADMIN_TOKEN, 7_000_000_960, "mtp_admin_bot");
     let env = TestEnv::new("usage_bot_upgrade_digest", 19880, "60s");
-    let vars = BTreeMap::from([
-        ("MTP_TELEGRAM_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
-        ("MTP_OPERATORS".to_string(), OPERATOR.to_string()),
-        (
-            "MTP_TELEGRAM_API_URL".to_string(),
-            telegram.url().to_string(),
-        ),
-    ]);
-    let app = App::open(AdminConfig::load(Some(&env.config_path), None, &vars).unwrap())
-        .await
-        .unwrap();
+    let app = bot_app(&env, &telegram, ADMIN_TOKEN, OPERATOR).await;
     let id = fake_cell(&app, &env.tenant("up"), 7_000_000_961).await;
     let gone: TenantId = env.tenant("gone").parse().unwrap();
     let yesterday = fleet::yesterday(&app, Utc::now());
@@ -879,20 +887,7 @@ async fn the_bot_upgrades_step_by_step_and_the_digest_names_yesterdays_costs() {
         latest: latest_rx,
         usage: None,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let bot = tokio::spawn(mtp::bot::run_with_monitor(
-        app.clone(),
-        Some(link),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    admin
-        .wait_for(DEADLINE, |call| {
-            call.method.eq_ignore_ascii_case("setMyCommands")
-        })
-        .await
-        .unwrap();
+    let (stop, bot) = start_bot(&app, &admin, link).await;
     let (user, chat) = (UserId(OPERATOR), ChatId(OPERATOR as i64));
 
     // The digest, as the monitor emits it, with the ledger's costs.

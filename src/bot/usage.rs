@@ -81,24 +81,18 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
         return fleet_usage(bot, chat, ctx, PeriodSpec::ThisMonth).await;
     };
     // `/usage csv [period]`: every tenant's rows (unless a tenant is named "csv").
-    if *first == "csv" && words.len() <= 2 && !fleet::exists(&ctx.app, &"csv".parse()?)? {
+    let csv_tenant = match fleet::exists(&ctx.app, &"csv".parse()?) {
+        Ok(exists) => exists,
+        Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
+    };
+    if *first == "csv" && words.len() <= 2 && !csv_tenant {
         let spec = match words
             .get(1)
             .map(|word| word.parse::<PeriodSpec>())
             .transpose()
         {
             Ok(spec) => spec.unwrap_or_default(),
-            Err(err) => {
-                send(
-                    bot,
-                    chat,
-                    ctx.texts
-                        .get("usage.bad_period", &[("reason", &err.to_string())]),
-                    None,
-                )
-                .await?;
-                return Ok(());
-            }
+            Err(err) => return bad_period(bot, chat, ctx, &err).await,
         };
         return fleet_csv(bot, chat, ctx, spec).await;
     }
@@ -109,17 +103,7 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
             "csv" if !csv => csv = true,
             word if spec.is_none() => match word.parse::<PeriodSpec>() {
                 Ok(parsed) => spec = Some(parsed),
-                Err(err) => {
-                    send(
-                        bot,
-                        chat,
-                        ctx.texts
-                            .get("usage.bad_period", &[("reason", &err.to_string())]),
-                        None,
-                    )
-                    .await?;
-                    return Ok(());
-                }
+                Err(err) => return bad_period(bot, chat, ctx, &err).await,
             },
             _ => {
                 send(
@@ -310,6 +294,19 @@ fn render_summary(
         ),
     });
     lines.join("\n")
+}
+
+async fn bad_period(
+    bot: &Tg,
+    chat: ChatId,
+    ctx: &Ctx,
+    err: &impl std::fmt::Display,
+) -> HandlerResult {
+    let text = ctx
+        .texts
+        .get("usage.bad_period", &[("reason", &err.to_string())]);
+    send(bot, chat, text, None).await?;
+    Ok(())
 }
 
 async fn fleet_csv(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> HandlerResult {

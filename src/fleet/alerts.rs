@@ -36,15 +36,21 @@ pub fn mute(
         duration.map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4));
     app.store.put_tenant(&record)?;
     if duration.is_none() {
-        let fresh: Vec<_> = Check::ALL
-            .into_iter()
-            .map(|check| (tenant.clone(), check, AlertState::default()))
-            .collect();
-        app.store.put_alert_states(&fresh)?;
+        forget_alert_states(app, tenant)?;
     }
     let action = if duration.is_some() { "mute" } else { "unmute" };
     audit(app, actor, action, Some(tenant), Ok(()));
     Ok(record.muted_until)
+}
+
+/// Resets every check of a tenant to OK, so what the monitor saw while it was
+/// muted (an outage, or an upgrade's planned downtime) is judged afresh.
+pub(crate) fn forget_alert_states(app: &App, tenant: &TenantId) -> anyhow::Result<()> {
+    let fresh: Vec<_> = Check::ALL
+        .into_iter()
+        .map(|check| (tenant.clone(), check, AlertState::default()))
+        .collect();
+    Ok(app.store.put_alert_states(&fresh)?)
 }
 
 /// Starts a cell that exited and Docker did not restart.

@@ -573,18 +573,9 @@ pub(crate) async fn undo_all(app: &App, tenant: &TenantId) {
 
 type Validated = (String, Limits, String);
 
-/// Refuses an image that is not pinned to a tag or digest (cells are upgraded
-/// only by MTP, never by a moving tag).
+/// Refuses an image that is not a well-formed, pinned reference.
 pub(crate) fn check_pinned(image: &str) -> anyhow::Result<()> {
-    if image.ends_with(":latest")
-        || !(image.contains(':') || image.contains('@'))
-        || image.contains(char::is_whitespace)
-    {
-        bail!(
-            "image {image:?} is not pinned; name a tag such as mtp-test/openclaw:2026.9.6 or a digest"
-        );
-    }
-    Ok(())
+    Ok(crate::tenant::check_pinned_image(image)?)
 }
 
 fn validate(app: &App, spec: &TenantSpec) -> anyhow::Result<Validated> {

@@ -64,6 +64,12 @@ pub struct MemorySamples {
 }
 
 impl MemorySamples {
+    /// How many cells have a sample now.
+    #[must_use]
+    pub fn sampled_cells(&self) -> usize {
+        self.latest.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     fn get(&self, tenant: &TenantId) -> Option<(u64, u64)> {
         self.latest
             .lock()

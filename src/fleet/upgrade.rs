@@ -148,6 +148,10 @@ pub async fn upgrade(
     if let Err(err) = app.store.put_tenant(&record) {
         tracing::warn!(cause = %err, %tenant, "upgrade: cannot record the new generation");
     }
+    // The planned downtime is no outage: no RECOVERED for a DOWN never announced.
+    if let Err(err) = crate::fleet::alerts::forget_alert_states(app, tenant) {
+        tracing::warn!(cause = %err, %tenant, "upgrade: cannot reset the alert states");
+    }
     match outcome {
         None => {
             audit(app, actor, "upgrade", Some(tenant), Ok(()));

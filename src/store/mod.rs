@@ -378,15 +378,15 @@ impl Store {
             };
             let mut res = Vec::new();
             for row in table.iter()?.rev() {
+                if res.len() >= limit {
+                    break;
+                }
                 let (_, value) = row?;
                 let entry = records::decode_audit(value.value())?;
                 if tenant.is_some_and(|t| entry.tenant.as_deref() != Some(t.as_str())) {
                     continue;
                 }
                 res.push(entry);
-                if res.len() == limit {
-                    break;
-                }
             }
             res.reverse();
             Ok(res)
