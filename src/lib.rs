@@ -16,6 +16,7 @@
 //!
 //! Dependencies point one way: adapters → `fleet` → `runtime`, `gateway`, `store`.
 
+pub mod backoff;
 pub mod bot;
 pub mod config;
 pub mod fleet;

@@ -1114,7 +1114,7 @@ fn tenant_json(view: &TenantView) -> Value {
         "model": record.model,
         "paired": record.paired,
         "generation": record.generation,
-        "muted_until": record.muted_until.map(rfc3339),
+        "muted_until": record.quiet_until().map(rfc3339),
         "memory_bytes": record.limits.memory_bytes,
         "cpus": record.limits.nano_cpus as f64 / 1e9,
         "created_at": rfc3339(record.created_at),
@@ -1138,6 +1138,8 @@ fn reconcile_json(report: &ReconcileReport) -> Value {
     };
     json!({
         "cleaned": ids(&report.cleaned),
+        "removed": ids(&report.removed),
+        "repaired": ids(&report.repaired),
         "in_progress": ids(&report.in_progress),
         "orphan_containers": ids(&report.orphan_containers),
         "orphan_networks": report.orphan_networks,
@@ -1153,9 +1155,17 @@ fn render_reconcile(report: &ReconcileReport) -> String {
     for id in &report.cleaned {
         lines.push(format!("reconcile: undid the abandoned create of {id}"));
     }
+    for id in &report.removed {
+        lines.push(format!("reconcile: finished the abandoned removal of {id}"));
+    }
+    for id in &report.repaired {
+        lines.push(format!(
+            "reconcile: made the missing container of {id} again from its record"
+        ));
+    }
     for id in &report.in_progress {
         lines.push(format!(
-            "reconcile: {id} is being created by another process; left alone"
+            "reconcile: an action on {id} is still running; left alone"
         ));
     }
     for id in &report.orphan_containers {
@@ -1170,7 +1180,7 @@ fn render_reconcile(report: &ReconcileReport) -> String {
     }
     for id in &report.missing {
         lines.push(format!(
-            "reconcile: {id} has no container; `mtp tenant rm {id}` forgets it (data is kept)"
+            "reconcile: {id} has no container and it could not be made again (see `mtp audit --tenant {id}`); `mtp tenant rm {id}` forgets it (data is kept)"
         ));
     }
     lines.join("\n")

@@ -315,19 +315,38 @@ pub struct TenantRecord {
     pub last_error: Option<String>,
     /// The admin's device is paired with the cell's gateway.
     pub paired: bool,
-    /// The process running a create, while the state is `Creating`; reconcile
-    /// undoes a create only when this process is gone.
-    pub creator: Option<ProcessMark>,
-    /// Alerts for this tenant are muted until then (unix seconds).
+    /// While the state is `Creating`: what the create is making or has made,
+    /// written before each step, so an undo removes exactly that and never a
+    /// directory or container this create did not make.
+    pub create_progress: CreateProgress,
+    /// While the state is `Removing`: the data dirs go too.
+    pub purge_on_remove: bool,
+    /// Alerts for this tenant are muted until then (unix seconds): the operator's mute.
     pub muted_until: Option<i64>,
+    /// The monitor keeps quiet until then (unix seconds) because an action
+    /// (an upgrade) is taking the cell down on purpose; cleared when it ends.
+    /// Kept apart from `muted_until`, so neither overwrites the other.
+    pub maintenance_until: Option<i64>,
 }
 
-/// A process, told apart from a later one with the same pid by its start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcessMark {
-    pub pid: u32,
-    /// Start time in clock ticks since boot (`/proc/<pid>/stat`, field 22).
-    pub start_ticks: u64,
+impl TenantRecord {
+    /// Until when the monitor keeps quiet about this tenant (mute or maintenance).
+    #[must_use]
+    pub fn quiet_until(&self) -> Option<i64> {
+        match (self.muted_until, self.maintenance_until) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The steps of a create that leave something behind, each marked before it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreateProgress {
+    /// `<data>/tenants/<id>` was made by this create (it did not exist before).
+    pub dirs: bool,
+    pub network: bool,
+    pub container: bool,
 }
 
 /// What the monitor checks of every tenant; alert state is kept per check.
@@ -406,6 +425,8 @@ pub enum CellState {
     Stopped,
     /// A create failed and the operator asked to keep what was made.
     Failed,
+    /// A removal is in progress (or crashed half-way; reconcile finishes it).
+    Removing,
 }
 
 impl CellState {
@@ -416,6 +437,7 @@ impl CellState {
             CellState::Running => "running",
             CellState::Stopped => "stopped",
             CellState::Failed => "failed",
+            CellState::Removing => "removing",
         }
     }
 }

@@ -215,8 +215,10 @@ fn stopped_tenant(app: &App, id: &TenantId) {
                 updated_at: 0,
                 last_error: None,
                 paired: false,
-                creator: None,
+                create_progress: Default::default(),
+                purge_on_remove: false,
                 muted_until: None,
+                maintenance_until: None,
             })
         })
         .unwrap();

@@ -217,6 +217,7 @@ fn line(ctx: &Ctx, health: &TenantHealth) -> (u8, String) {
         CellState::Stopped => (3, "⏹", "stopped on purpose".to_string()),
         CellState::Creating => (2, "⏳", "being created".to_string()),
         CellState::Failed => (0, "🔴", "create failed".to_string()),
+        CellState::Removing => (2, "⏳", "being removed".to_string()),
         CellState::Running if !health.container_up() => (0, "🔴", "container down".to_string()),
         CellState::Running => {
             let mut problems = Vec::new();

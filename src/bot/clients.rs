@@ -505,7 +505,7 @@ fn emoji(view: &TenantView) -> &'static str {
         (ViewState::Running, Health::Ok) => "🟢",
         (ViewState::Running, _) => "🟡",
         (ViewState::Stopped, _) => "⏹",
-        (ViewState::Creating, _) => "⏳",
+        (ViewState::Creating | ViewState::Removing, _) => "⏳",
         (ViewState::Failed | ViewState::Missing, _) => "🔴",
     }
 }

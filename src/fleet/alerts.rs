@@ -31,10 +31,17 @@ pub fn mute(
     tenant: &TenantId,
     duration: Option<Duration>,
 ) -> anyhow::Result<Option<i64>> {
-    let mut record = known(app, tenant)?;
-    record.muted_until =
-        duration.map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4));
-    app.store.put_tenant(&record)?;
+    known(app, tenant)?;
+    let muted_until = duration.map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4));
+    // Only the mute field, in one transaction: a start or an upgrade running
+    // meanwhile neither loses this mute nor has its own fields overwritten.
+    let record = app
+        .store
+        .update_tenant(tenant, |record| {
+            record.muted_until = muted_until;
+            Ok(())
+        })?
+        .ok_or_else(|| anyhow::anyhow!("{tenant} was removed meanwhile"))?;
     if duration.is_none() {
         forget_alert_states(app, tenant)?;
     }
@@ -54,8 +61,19 @@ pub(crate) fn forget_alert_states(app: &App, tenant: &TenantId) -> anyhow::Resul
 }
 
 /// Starts a cell that exited and Docker did not restart.
+///
+/// # Errors
+///
+/// `lock::Busy` while an operator's action runs on the tenant (the monitor
+/// tries again later); Docker refusing.
 pub async fn heal(app: &App, tenant: &TenantId) -> anyhow::Result<Started> {
     let actor = Actor::System("monitor");
+    let _guard = crate::fleet::lock::acquire(app, tenant, crate::fleet::lock::Op::Heal, &actor)?;
+    // The sweep that asked may be older than an operator's stop: judge afresh.
+    let record = known(app, tenant)?;
+    if record.state != crate::tenant::CellState::Running {
+        anyhow::bail!("{tenant} is {} now, not meant to run", record.state);
+    }
     let result = app.runtime.start(tenant).await.map_err(anyhow::Error::from);
     match &result {
         Ok(_) => audit(app, &actor, "heal: start", Some(tenant), Ok(())),

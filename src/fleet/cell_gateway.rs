@@ -41,13 +41,16 @@ pub struct ChannelInfo {
 ///
 /// Unknown tenant, no gateway token, the gateway refusing, or approve failing.
 pub async fn pair(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<()> {
-    let mut record = known(app, tenant)?;
+    let _guard = crate::fleet::lock::acquire(app, tenant, crate::fleet::lock::Op::Pair, actor)?;
+    let record = known(app, tenant)?;
     let result = pair_cell(app, &record, app.config.cell.health_timeout).await;
     match &result {
         Ok(()) => {
-            record.paired = true;
-            record.updated_at = now();
-            app.store.put_tenant(&record)?;
+            app.store.update_tenant(tenant, |record| {
+                record.paired = true;
+                record.updated_at = now();
+                Ok(())
+            })?;
             audit(app, actor, "pair", Some(tenant), Ok(()));
         }
         Err(err) => audit(

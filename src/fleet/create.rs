@@ -3,21 +3,27 @@
 //! Steps: validate → record `creating` (port and subnet reserved in the same
 //! transaction) → dirs → config → network → container → start → `/healthz` →
 //! record `running`. Each step that makes something is undone on failure, in
-//! reverse, unless the operator asked to keep it. A crash leaves a `creating`
-//! record whose creator is dead; `reconcile` undoes it.
+//! reverse, unless the operator asked to keep it.
+//!
+//! The create holds the tenant's operation lock (`fleet::lock`) from before the
+//! record exists until it is `running`, and marks each step that leaves
+//! something behind in the record before taking it. A crash leaves a
+//! `creating` record whose lock is free; `reconcile` undoes exactly what the
+//! marks name.
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use rand::RngCore;
 
+use crate::fleet::lock::{self, Op};
 use crate::fleet::template::{self, TemplateInput};
-use crate::fleet::{Actor, App, TenantView, audit, ensure_private_dir, now, redact};
+use crate::fleet::{Actor, App, TenantView, audit, ensure_private_dir, fault_point, now, redact};
 use crate::runtime::{self, CellSpec, Mount};
 use crate::store;
 use crate::tenant::{
-    CellState, Limits, ProcessMark, Secret, SecretKind, TenantId, TenantRecord, TenantSpec,
+    CellState, CreateProgress, Limits, Secret, SecretKind, TenantId, TenantRecord, TenantSpec,
 };
 
 /// The steps of a create, reported to the progress callback as they begin.
@@ -72,6 +78,9 @@ impl CreateStep {
 pub enum CreateError {
     #[error("tenant {0} already exists; pick another id or remove it first (mtp tenant rm {0})")]
     Exists(TenantId),
+    /// Another action holds the tenant's lock (a create of the same id, a removal).
+    #[error(transparent)]
+    Busy(lock::Busy),
     #[error("{0}")]
     Refused(String),
     #[error("{}", failed_message(.tenant, *.step, .reason, *.kept))]
@@ -136,6 +145,13 @@ pub async fn create(
             return Err(CreateError::Refused(reason));
         }
     };
+    let _lock = match lock::acquire(app, &spec.id, Op::Create, actor) {
+        Ok(guard) => guard,
+        Err(err) => match lock::busy(&err) {
+            Some(busy) => return Err(CreateError::Busy(busy.clone())),
+            None => return Err(CreateError::Other(err)),
+        },
+    };
     let used_subnets = app
         .runtime
         .used_subnets()
@@ -143,8 +159,8 @@ pub async fn create(
         .context("cannot list Docker networks")?;
 
     progress(CreateStep::Record);
+    fault_point("create:record");
     let gateway_token = Secret::new(random_token());
-    let mark = process_mark();
     let record = app.store.insert_tenant(&spec.id, |existing| {
         if let Some(owner) = existing
             .iter()
@@ -176,8 +192,10 @@ pub async fn create(
             updated_at: at,
             last_error: None,
             paired: false,
-            creator: Some(mark),
+            create_progress: CreateProgress::default(),
+            purge_on_remove: false,
             muted_until: None,
+            maintenance_until: None,
         })
     });
     let mut record = match record {
@@ -213,7 +231,7 @@ pub async fn create(
     if let Some(key) = &spec.provider_key {
         secrets.push((SecretKind::ProviderKey, key.clone()));
     }
-    let mut made = Made::default();
+    let mut made = CreateProgress::default();
     let steps = async {
         for (kind, value) in &secrets {
             app.store
@@ -251,11 +269,16 @@ pub async fn create(
                     // Keep it for inspection, but not restarting in a loop.
                     let _ = app.runtime.stop(&spec.id).await;
                 }
-                record.state = CellState::Failed;
-                record.last_error = Some(reason.clone());
-                record.creator = None;
-                record.updated_at = now();
-                let _ = app.store.put_tenant(&record);
+                let failed = app.store.update_tenant(&spec.id, |record| {
+                    record.state = CellState::Failed;
+                    record.last_error = Some(reason.clone());
+                    record.create_progress = CreateProgress::default();
+                    record.updated_at = now();
+                    Ok(())
+                });
+                if let Err(err) = failed {
+                    tracing::warn!(cause = %err, tenant = %spec.id, "cannot record the failed create");
+                }
             } else {
                 undo(app, &spec.id, &made).await;
             }
@@ -268,24 +291,21 @@ pub async fn create(
         }
     }
 
-    record.state = CellState::Running;
-    record.creator = None;
-    record.updated_at = now();
+    fault_point("create:running");
     app.store
-        .put_tenant(&record)
+        .update_tenant(&spec.id, |record| {
+            record.state = CellState::Running;
+            record.paired = true;
+            record.create_progress = CreateProgress::default();
+            record.updated_at = now();
+            Ok(())
+        })
         .context("cannot record the tenant as running")?;
+    fault_point("create:done");
     audit(app, actor, "create", Some(&spec.id), Ok(()));
     progress(CreateStep::Done);
     let view = crate::fleet::show(app, &spec.id).await?;
     Ok(view)
-}
-
-/// What a create has made so far, for undo.
-#[derive(Debug, Default)]
-struct Made {
-    dirs: bool,
-    network: bool,
-    container: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -297,7 +317,7 @@ async fn run_steps(
     config_text: &str,
     secrets: &[(SecretKind, Secret<String>)],
     used_subnets: &[String],
-    made: &mut Made,
+    made: &mut CreateProgress,
     progress: &mut (dyn FnMut(CreateStep) + Send),
 ) -> Result<(), (CreateStep, anyhow::Error)> {
     let tenant_dir = app.tenant_dir(&spec.id);
@@ -305,6 +325,7 @@ async fn run_steps(
     let auth_dir = tenant_dir.join("auth");
 
     progress(CreateStep::Dirs);
+    fault_point("create:dirs");
     let step = CreateStep::Dirs;
     if tenant_dir.exists() {
         return Err((
@@ -315,9 +336,14 @@ async fn run_steps(
             ),
         ));
     }
-    made.dirs = true;
+    mark_progress(app, record, made, |made| made.dirs = true).map_err(|err| (step, err))?;
     (|| -> anyhow::Result<()> {
-        ensure_private_dir(&tenant_dir)?;
+        ensure_private_dir(&app.config.tenants_dir())?;
+        // Not recursive: fails rather than adopt a dir that appeared meanwhile.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&tenant_dir)
+            .with_context(|| format!("cannot create {}", tenant_dir.display()))?;
         for dir in [&state_dir, &auth_dir] {
             ensure_private_dir(dir)?;
             give_to_cell(dir)?;
@@ -327,6 +353,7 @@ async fn run_steps(
     .map_err(|err| (step, err))?;
 
     progress(CreateStep::Config);
+    fault_point("create:config");
     let step = CreateStep::Config;
     (|| -> anyhow::Result<()> {
         let path = state_dir.join("openclaw.json");
@@ -344,8 +371,9 @@ async fn run_steps(
     .map_err(|err| (step, err))?;
 
     progress(CreateStep::Network);
+    fault_point("create:network");
     let step = CreateStep::Network;
-    made.network = true;
+    mark_progress(app, record, made, |made| made.network = true).map_err(|err| (step, err))?;
     let mut tried = Vec::new();
     loop {
         let created = app
@@ -361,19 +389,25 @@ async fn run_steps(
         let existing = app.store.tenants().map_err(|err| (step, anyhow!(err)))?;
         record.subnet =
             allocate_subnet(app, &existing, used_subnets, &tried).map_err(|err| (step, err))?;
+        let subnet = record.subnet.clone();
         app.store
-            .put_tenant(record)
+            .update_tenant(&spec.id, |record| {
+                record.subnet = subnet;
+                Ok(())
+            })
             .map_err(|err| (step, anyhow!(err)))?;
     }
 
     progress(CreateStep::Container);
+    fault_point("create:container");
     let step = CreateStep::Container;
-    made.container = true;
+    mark_progress(app, record, made, |made| made.container = true).map_err(|err| (step, err))?;
     make_container(app, record, image, secrets)
         .await
         .map_err(|err| (step, err))?;
 
     progress(CreateStep::Start);
+    fault_point("create:start");
     let step = CreateStep::Start;
     app.runtime
         .start(&spec.id)
@@ -381,11 +415,13 @@ async fn run_steps(
         .map_err(|err| (step, anyhow!(err)))?;
 
     progress(CreateStep::Health);
+    fault_point("create:health");
     wait_healthy(app, &spec.id, record.port, app.config.cell.health_timeout)
         .await
         .map_err(|err| (CreateStep::Health, err))?;
 
     progress(CreateStep::Pair);
+    fault_point("create:pair");
     crate::fleet::cell_gateway::pair_cell(app, record, app.config.cell.health_timeout)
         .await
         .map_err(|err| (CreateStep::Pair, err))?;
@@ -402,8 +438,29 @@ pub(crate) async fn make_container(
 ) -> anyhow::Result<()> {
     let cell = cell_spec(app, record, image, secrets);
     let (_, image_id) = app.runtime.create_cell(&cell).await?;
-    record.image_id = Some(image_id);
-    app.store.put_tenant(record)?;
+    record.image_id = Some(image_id.clone());
+    let (generation, image) = (record.generation, record.image.clone());
+    app.store.update_tenant(&record.id, |record| {
+        record.image_id = Some(image_id);
+        record.image = image;
+        record.generation = generation;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Marks a create step in the record before it is taken, so an undo knows it.
+fn mark_progress(
+    app: &App,
+    record: &TenantRecord,
+    made: &mut CreateProgress,
+    mark: impl Fn(&mut CreateProgress),
+) -> anyhow::Result<()> {
+    mark(made);
+    app.store.update_tenant(&record.id, |record| {
+        mark(&mut record.create_progress);
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -535,8 +592,9 @@ pub(crate) async fn wait_healthy(
     }
 }
 
-/// Removes what a failed or abandoned create made, in reverse order, then the record.
-async fn undo(app: &App, tenant: &TenantId, made: &Made) {
+/// Removes what a failed or abandoned create made, in reverse order, then the
+/// record and its secrets. Nothing the marks do not name is touched.
+pub(crate) async fn undo(app: &App, tenant: &TenantId, made: &CreateProgress) {
     if made.container
         && let Err(err) = app.runtime.remove_cell(tenant).await
     {
@@ -555,20 +613,6 @@ async fn undo(app: &App, tenant: &TenantId, made: &Made) {
     if let Err(err) = app.store.remove_tenant(tenant, false) {
         tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove record");
     }
-}
-
-/// Undo everything for an abandoned create (reconcile): all steps may have run.
-pub(crate) async fn undo_all(app: &App, tenant: &TenantId) {
-    undo(
-        app,
-        tenant,
-        &Made {
-            dirs: true,
-            network: true,
-            container: true,
-        },
-    )
-    .await;
 }
 
 type Validated = (String, Limits, String);
@@ -713,21 +757,4 @@ fn give_to_cell(path: &std::path::Path) -> anyhow::Result<()> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
-}
-
-/// This process, as reconcile will check it later.
-pub(crate) fn process_mark() -> ProcessMark {
-    let pid = std::process::id();
-    ProcessMark {
-        pid,
-        start_ticks: process_start_ticks(pid).unwrap_or(0),
-    }
-}
-
-/// Field 22 of `/proc/<pid>/stat`: the start time in clock ticks after boot.
-pub(crate) fn process_start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; it ends at the last ')'.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
 }

@@ -26,6 +26,7 @@ pub async fn set_hooks(
     tenant: &TenantId,
     enabled: bool,
 ) -> anyhow::Result<bool> {
+    let _guard = crate::fleet::lock::acquire(app, tenant, crate::fleet::lock::Op::Hooks, actor)?;
     let result = patch_hooks(app, tenant, enabled).await;
     let action = if enabled { "hooks on" } else { "hooks off" };
     match &result {

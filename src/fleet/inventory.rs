@@ -15,6 +15,8 @@ pub enum ViewState {
     Running,
     Stopped,
     Failed,
+    /// A removal is in progress (or died half-way; reconcile finishes it).
+    Removing,
     /// The store has the tenant but Docker has no container for it.
     Missing,
 }
@@ -27,6 +29,7 @@ impl ViewState {
             ViewState::Running => "running",
             ViewState::Stopped => "stopped",
             ViewState::Failed => "failed",
+            ViewState::Removing => "removing",
             ViewState::Missing => "missing",
         }
     }
@@ -184,6 +187,7 @@ async fn view(app: &App, record: TenantRecord) -> anyhow::Result<TenantView> {
     let state = match (record.state, &container) {
         (CellState::Creating, _) => ViewState::Creating,
         (CellState::Failed, _) => ViewState::Failed,
+        (CellState::Removing, _) => ViewState::Removing,
         (_, None) => ViewState::Missing,
         (_, Some(_)) if running => ViewState::Running,
         (_, Some(_)) => ViewState::Stopped,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::fleet::inventory::known;
+use crate::fleet::lock::{self, Op};
 use crate::fleet::{Actor, App, audit, now, redact};
 use crate::runtime::{self, LogLine, Started, Stopped};
 use crate::tenant::{CellState, TenantId};
@@ -21,8 +22,24 @@ pub struct Removed {
 }
 
 /// Starts a stopped cell and waits for `/healthz`.
+///
+/// # Errors
+///
+/// `lock::Busy` while another action runs on the tenant; an unknown tenant;
+/// Docker refusing; a gateway that does not become healthy (its log tail in
+/// the error, secrets redacted).
 pub async fn start(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<Started> {
-    let mut record = known(app, tenant)?;
+    let _guard = lock::acquire(app, tenant, Op::Start, actor)?;
+    start_locked(app, actor, tenant).await
+}
+
+/// `start` for a caller that holds the tenant's lock.
+pub(crate) async fn start_locked(
+    app: &App,
+    actor: &Actor,
+    tenant: &TenantId,
+) -> anyhow::Result<Started> {
+    let record = known(app, tenant)?;
     let result = async {
         let started = app.runtime.start(tenant).await?;
         crate::fleet::create::wait_healthy(
@@ -35,41 +52,64 @@ pub async fn start(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Resul
         anyhow::Ok(started)
     }
     .await;
-    finish(app, actor, "start", tenant, &result);
-    let started = result?;
-    record.state = CellState::Running;
-    record.updated_at = now();
-    app.store.put_tenant(&record)?;
+    let started = finish(app, actor, "start", tenant, result)?;
+    set_state(app, tenant, CellState::Running)?;
     Ok(started)
 }
 
 /// Stops a cell on purpose: the monitor raises nothing for it.
+///
+/// # Errors
+///
+/// `lock::Busy` while another action runs on the tenant; an unknown tenant;
+/// Docker refusing.
 pub async fn stop(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<Stopped> {
-    let mut record = known(app, tenant)?;
+    let _guard = lock::acquire(app, tenant, Op::Stop, actor)?;
+    stop_locked(app, actor, tenant).await
+}
+
+/// `stop` for a caller that holds the tenant's lock.
+pub(crate) async fn stop_locked(
+    app: &App,
+    actor: &Actor,
+    tenant: &TenantId,
+) -> anyhow::Result<Stopped> {
+    known(app, tenant)?;
     // Record the intent first, so a monitor never alerts on a stop we asked for.
-    record.state = CellState::Stopped;
-    record.updated_at = now();
-    app.store.put_tenant(&record)?;
+    set_state(app, tenant, CellState::Stopped)?;
     app.pool.close(tenant);
     let result = app.runtime.stop(tenant).await.map_err(anyhow::Error::from);
-    finish(app, actor, "stop", tenant, &result);
-    result
+    finish(app, actor, "stop", tenant, result)
 }
 
 /// Restarts a cell and waits for `/healthz`.
+///
+/// # Errors
+///
+/// `lock::Busy` while another action runs on the tenant; an unknown tenant;
+/// Docker refusing; a gateway that does not become healthy (its log tail in
+/// the error, secrets redacted).
 pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<()> {
-    let mut record = known(app, tenant)?;
+    let _guard = lock::acquire(app, tenant, Op::Restart, actor)?;
+    let record = known(app, tenant)?;
     let result = async {
         app.runtime.restart(tenant).await?;
         crate::fleet::create::wait_healthy(app, tenant, record.port, app.config.cell.health_timeout)
             .await
     }
     .await;
-    finish(app, actor, "restart", tenant, &result);
-    result?;
-    record.state = CellState::Running;
-    record.updated_at = now();
-    app.store.put_tenant(&record)?;
+    finish(app, actor, "restart", tenant, result)?;
+    set_state(app, tenant, CellState::Running)?;
+    Ok(())
+}
+
+/// Sets only the state (and its time) of the record as it is now.
+fn set_state(app: &App, tenant: &TenantId, state: CellState) -> anyhow::Result<()> {
+    app.store.update_tenant(tenant, |record| {
+        record.state = state;
+        record.updated_at = now();
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -77,27 +117,61 @@ pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Res
 /// dirs stay unless `purge`.
 ///
 /// A tenant removed earlier without `purge` has no record but keeps its data;
-/// `remove` with `purge` deletes that data too.
+/// `remove` with `purge` deletes that data too. The removal is recorded
+/// (`removing`) before anything goes, so a crash half-way is finished by
+/// `reconcile` rather than mistaken for a lost container.
+///
+/// # Errors
+///
+/// `lock::Busy` while another action (a create, an upgrade) runs on the
+/// tenant; an unknown tenant without leftover data; Docker or the disk refusing.
 pub async fn remove(
     app: &App,
     actor: &Actor,
     tenant: &TenantId,
     purge: bool,
 ) -> anyhow::Result<Removed> {
-    if let Err(err) = known(app, tenant) {
-        let leftover = app.tenant_dir(tenant).exists();
-        if !(purge && leftover) {
-            return Err(err);
+    let _guard = lock::acquire(app, tenant, Op::Remove, actor)?;
+    let record = match known(app, tenant) {
+        Ok(record) => Some(record),
+        Err(err) => {
+            let leftover = app.tenant_dir(tenant).exists();
+            if !(purge && leftover) {
+                return Err(err);
+            }
+            None
         }
-    }
+    };
     app.pool.remove(tenant);
     let result = async {
-        let container = app.runtime.remove_cell(tenant).await?;
-        let network = app.runtime.remove_network(tenant).await?;
-        if purge {
+        let Some(record) = record else {
+            // Only leftover data of a tenant removed earlier.
             purge_dirs(app, tenant)?;
-        }
-        app.store.remove_tenant(tenant, !purge)?;
+            app.store.remove_tenant(tenant, false)?;
+            return anyhow::Ok(Removed {
+                container: false,
+                network: false,
+                purged: true,
+            });
+        };
+        let removing = app
+            .store
+            .update_tenant(tenant, |record| {
+                record.state = CellState::Removing;
+                record.purge_on_remove = purge;
+                record.updated_at = now();
+                Ok(())
+            })?
+            .unwrap_or(record);
+        crate::fleet::fault_point("rm:container");
+        let container = app.runtime.inspect(tenant).await?.is_some();
+        let network = app
+            .runtime
+            .managed_networks()
+            .await?
+            .iter()
+            .any(|(_, owner)| owner.as_ref() == Some(tenant));
+        crate::fleet::reconcile::finish_removal(app, &removing).await?;
         anyhow::Ok(Removed {
             container,
             network,
@@ -106,8 +180,7 @@ pub async fn remove(
     }
     .await;
     let action = if purge { "rm --purge" } else { "rm" };
-    finish(app, actor, action, tenant, &result);
-    result
+    finish(app, actor, action, tenant, result)
 }
 
 /// The cell's log lines with the tenant's secrets replaced by `<redacted>`.
@@ -215,15 +288,21 @@ fn remove_tree(path: &Path) -> anyhow::Result<()> {
     std::fs::remove_dir_all(path).with_context(|| format!("cannot delete {}", path.display()))
 }
 
+/// Audits the outcome and hands it back, a failure with the tenant's secrets
+/// (and anything shaped like a bot token) redacted: a failed health wait
+/// carries the cell's last log lines.
 fn finish<T>(
     app: &App,
     actor: &Actor,
     action: &str,
     tenant: &TenantId,
-    result: &anyhow::Result<T>,
-) {
+    result: anyhow::Result<T>,
+) -> anyhow::Result<T> {
     match result {
-        Ok(_) => audit(app, actor, action, Some(tenant), Ok(())),
+        Ok(value) => {
+            audit(app, actor, action, Some(tenant), Ok(()));
+            Ok(value)
+        }
         Err(err) => {
             let secrets: Vec<_> = app
                 .store
@@ -239,6 +318,11 @@ fn finish<T>(
                 None => "gateway",
             };
             audit(app, actor, action, Some(tenant), Err((step, &reason)));
+            if reason == format!("{err:#}") {
+                // Nothing secret in it: keep the typed error for callers that branch.
+                return Err(err);
+            }
+            Err(anyhow::anyhow!(reason))
         }
     }
 }

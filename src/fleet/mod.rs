@@ -14,6 +14,7 @@ pub mod health;
 mod hooks;
 mod inventory;
 mod lifecycle;
+pub mod lock;
 mod reconcile;
 mod telegram;
 pub mod template;
@@ -43,7 +44,8 @@ pub use inventory::{
     show,
 };
 pub use lifecycle::{Removed, follow_logs, logs, remove, restart, start, stop};
-pub use reconcile::{ReconcileReport, reconcile};
+pub use lock::Busy;
+pub use reconcile::{ReconcileReport, Repaired, reconcile, repair};
 pub use telegram::{ProveError, ProvenBot, prove_bot_token};
 pub use upgrade::{UpgradeError, UpgradeStep, Upgraded, upgrade};
 pub use usage::{
@@ -221,16 +223,22 @@ pub fn redact(text: &str, secrets: &[Secret<String>]) -> String {
     redact_bot_tokens(&res)
 }
 
-/// Finds `<digits>:<30+ token chars>` and replaces it.
+/// Finds `<digits>:<30+ token chars>` (a bot id of at least five digits) and
+/// replaces it, also where letters come right before it, as in a Bot API URL
+/// (`/bot123456:AA…/getMe`). Short digit runs (`sha256:…`) are no bot ids.
 fn redact_bot_tokens(text: &str) -> String {
+    const MIN_BOT_ID_DIGITS: usize = 5;
     let bytes = text.as_bytes();
     let mut res = String::with_capacity(text.len());
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
+        if bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit()) {
             let digits_end = i + bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-            if digits_end < bytes.len() && bytes[digits_end] == b':' {
+            if digits_end - i >= MIN_BOT_ID_DIGITS
+                && digits_end < bytes.len()
+                && bytes[digits_end] == b':'
+            {
                 let tail = bytes[digits_end + 1..]
                     .iter()
                     .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-')
@@ -252,6 +260,22 @@ fn redact_bot_tokens(text: &str) -> String {
     res
 }
 
+/// A test-only kill point: when `MTP_TEST_KILL_AT` names this point, the
+/// process kills itself with SIGKILL right here, as a crash or an OOM kill
+/// would. The kill -9 suite (tests/crash.rs) uses it to prove that `reconcile`
+/// can finish or undo every step; unset, it costs one string comparison.
+pub(crate) fn fault_point(name: &str) {
+    static KILL_AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let kill_at = KILL_AT.get_or_init(|| std::env::var("MTP_TEST_KILL_AT").ok());
+    if kill_at.as_deref() == Some(name) {
+        tracing::warn!(point = name, "MTP_TEST_KILL_AT: killing this process here");
+        // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
 /// Creates `path` (and parents) as a 0700 directory.
 fn ensure_private_dir(path: &Path) -> anyhow::Result<()> {
     std::fs::DirBuilder::new()
@@ -267,6 +291,16 @@ fn ensure_private_dir(path: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // See: issue 10 — a token right after letters, as in Bot API URLs, was missed.
+    #[test]
+    fn redact_hides_tokens_after_letters_but_not_digests() {
+        let text = "GET https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getUpdates image sha256:4f14a8b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e";
+        assert_eq!(
+            redact(text, &[]),
+            "GET https://api.telegram.org/bot<redacted>/getUpdates image sha256:4f14a8b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e"
+        );
+    }
 
     #[test]
     fn redact_hides_secrets_and_token_shapes() {

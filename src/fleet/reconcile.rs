@@ -1,23 +1,40 @@
 //! `reconcile`: compares the store (desired state) with Docker (what exists) by
-//! label. It finishes nothing half-way: a `creating` whose creator process is
-//! gone is undone; everything else is reported for the operator to decide.
+//! label, and finishes what a dead action left half-done.
+//!
+//! A record needs attention when it is `creating` or `removing`, carries an
+//! upgrade's maintenance window, or is `running`/`stopped` without a usable
+//! container. Reconcile then takes the tenant's operation lock: if an action
+//! holds it, the tenant is in progress and left alone (this holds across PID
+//! namespaces and hosts, unlike a pid check). With the lock held, it reads the
+//! record again — the action may have finished meanwhile — and only then acts:
+//! an abandoned create is undone as far as its marks say, an abandoned removal
+//! is finished, a missing container is made again from the record.
 
-use crate::fleet::create::{process_start_ticks, undo_all};
-use crate::fleet::{Actor, App, audit};
-use crate::tenant::{CellState, ProcessMark, TenantId};
+use anyhow::{Context, bail};
+
+use crate::fleet::create::{make_container, undo};
+use crate::fleet::lock::{self, Op};
+use crate::fleet::{Actor, App, audit, now};
+use crate::runtime::CellStatus;
+use crate::tenant::{CellState, SecretKind, TenantId, TenantRecord};
 
 /// What reconcile found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
-    /// Abandoned creates that were undone (container, network, dirs, record).
+    /// Abandoned creates that were undone (what they made, then the record).
     pub cleaned: Vec<TenantId>,
-    /// Creates still in progress in a live process; left alone.
+    /// Abandoned removals that were finished.
+    pub removed: Vec<TenantId>,
+    /// Tenants whose container was made again from the record (or started,
+    /// when a dead upgrade left it made but never started).
+    pub repaired: Vec<TenantId>,
+    /// Tenants an action is working on right now; left alone.
     pub in_progress: Vec<TenantId>,
     /// Labelled containers with no record.
     pub orphan_containers: Vec<TenantId>,
     /// Labelled networks with neither a record nor a container.
     pub orphan_networks: Vec<String>,
-    /// Records whose container is gone.
+    /// Records whose container is gone and could not be made again.
     pub missing: Vec<TenantId>,
 }
 
@@ -25,13 +42,27 @@ impl ReconcileReport {
     #[must_use]
     pub fn is_clean(&self) -> bool {
         self.cleaned.is_empty()
+            && self.removed.is_empty()
+            && self.repaired.is_empty()
             && self.orphan_containers.is_empty()
             && self.orphan_networks.is_empty()
             && self.missing.is_empty()
     }
 }
 
-/// Compares store and Docker, undoes abandoned creates, reports the rest.
+/// What `repair` did for one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repaired {
+    /// The container was made again (and started, for a running tenant).
+    Recreated,
+    /// The container existed but had never been started; it was started.
+    Started,
+    /// Nothing needed doing.
+    Nothing,
+}
+
+/// Compares store and Docker, finishes or undoes what dead actions left,
+/// reports the rest.
 ///
 /// # Errors
 ///
@@ -44,14 +75,39 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
     let actor = Actor::System("reconcile");
 
     for record in &records {
-        let has_cell = cells.iter().any(|cell| cell.tenant == record.id);
+        let cell = cells.iter().find(|cell| cell.tenant == record.id);
+        let needs_attention = match record.state {
+            CellState::Creating | CellState::Removing => true,
+            CellState::Running | CellState::Stopped => {
+                record.maintenance_until.is_some()
+                    || match cell {
+                        None => true,
+                        Some(cell) => record.state == CellState::Running && cell.state == "created",
+                    }
+            }
+            CellState::Failed => false,
+        };
+        if !needs_attention {
+            continue;
+        }
+        let _guard = match lock::acquire(app, &record.id, Op::Repair, &actor) {
+            Ok(guard) => guard,
+            Err(err) if lock::busy(&err).is_some() => {
+                report.in_progress.push(record.id.clone());
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(cause = %format!("{err:#}"), tenant = %record.id, "reconcile: cannot take the lock");
+                continue;
+            }
+        };
+        // The action that held the lock may have finished: act on the record as it is now.
+        let Some(record) = app.store.tenant(&record.id)? else {
+            continue;
+        };
         match record.state {
             CellState::Creating => {
-                if record.creator.is_some_and(is_alive) {
-                    report.in_progress.push(record.id.clone());
-                    continue;
-                }
-                undo_all(app, &record.id).await;
+                undo(app, &record.id, &record.create_progress).await;
                 audit(
                     app,
                     &actor,
@@ -61,10 +117,58 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
                 );
                 report.cleaned.push(record.id.clone());
             }
-            CellState::Running | CellState::Stopped if !has_cell => {
-                report.missing.push(record.id.clone())
+            CellState::Removing => match finish_removal(app, &record).await {
+                Ok(()) => {
+                    audit(
+                        app,
+                        &actor,
+                        "reconcile: finish abandoned rm",
+                        Some(&record.id),
+                        Ok(()),
+                    );
+                    report.removed.push(record.id.clone());
+                }
+                Err(err) => {
+                    let reason = format!("{err:#}");
+                    audit(
+                        app,
+                        &actor,
+                        "reconcile: finish abandoned rm",
+                        Some(&record.id),
+                        Err(("rm", &reason)),
+                    );
+                    report.missing.push(record.id.clone());
+                }
+            },
+            CellState::Running | CellState::Stopped => {
+                end_dead_maintenance(app, &record);
+                match repair_locked(app, &record).await {
+                    Ok(Repaired::Nothing) => {}
+                    Ok(_) => {
+                        audit(
+                            app,
+                            &actor,
+                            "reconcile: remake container",
+                            Some(&record.id),
+                            Ok(()),
+                        );
+                        report.repaired.push(record.id.clone());
+                    }
+                    Err(err) => {
+                        let reason = format!("{err:#}");
+                        tracing::warn!(cause = %reason, tenant = %record.id, "reconcile: cannot remake the container");
+                        audit(
+                            app,
+                            &actor,
+                            "reconcile: remake container",
+                            Some(&record.id),
+                            Err(("container", &reason)),
+                        );
+                        report.missing.push(record.id.clone());
+                    }
+                }
             }
-            _ => {}
+            CellState::Failed => {}
         }
     }
     for cell in &cells {
@@ -83,7 +187,124 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
     Ok(report)
 }
 
-/// True when the process that marked a record still runs (same pid, same start).
-fn is_alive(mark: ProcessMark) -> bool {
-    process_start_ticks(mark.pid) == Some(mark.start_ticks)
+/// Makes a running or stopped tenant's missing container again from its
+/// record (same image, generation, dirs, port, network, secrets), starting it
+/// when the tenant is meant to run; starts a container that a dead upgrade
+/// made but never started.
+///
+/// # Errors
+///
+/// `lock::Busy` while another action runs; the tenant is unknown, not running
+/// or stopped, its data dir is gone, or Docker refuses.
+pub async fn repair(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<Repaired> {
+    let _guard = lock::acquire(app, tenant, Op::Repair, actor)?;
+    let record = crate::fleet::inventory::known(app, tenant)?;
+    let result = repair_locked(app, &record).await;
+    match &result {
+        Ok(Repaired::Nothing) => {}
+        Ok(_) => audit(app, actor, "repair", Some(tenant), Ok(())),
+        Err(err) => audit(
+            app,
+            actor,
+            "repair",
+            Some(tenant),
+            Err(("container", &format!("{err:#}"))),
+        ),
+    }
+    result
+}
+
+async fn repair_locked(app: &App, record: &TenantRecord) -> anyhow::Result<Repaired> {
+    let tenant = &record.id;
+    if !matches!(record.state, CellState::Running | CellState::Stopped) {
+        bail!(
+            "{tenant} is {}; only a running or stopped tenant's container is made again",
+            record.state
+        );
+    }
+    let status = app.runtime.inspect(tenant).await?;
+    match status {
+        Some(status) if never_started(&status) && record.state == CellState::Running => {
+            app.runtime.start(tenant).await?;
+            Ok(Repaired::Started)
+        }
+        Some(_) => Ok(Repaired::Nothing),
+        None => {
+            recreate(app, record).await?;
+            Ok(Repaired::Recreated)
+        }
+    }
+}
+
+/// Docker made the container but nothing ever started it.
+fn never_started(status: &CellStatus) -> bool {
+    status.state == "created"
+}
+
+async fn recreate(app: &App, record: &TenantRecord) -> anyhow::Result<()> {
+    let tenant = &record.id;
+    let state_dir = app.tenant_dir(tenant).join("state");
+    if !state_dir.is_dir() {
+        bail!(
+            "its data dir {} is gone; restore it or remove the tenant",
+            state_dir.display()
+        );
+    }
+    let secrets = app.store.secrets(tenant)?;
+    if !secrets
+        .iter()
+        .any(|(kind, _)| *kind == SecretKind::GatewayToken)
+    {
+        bail!("its gateway token is not in the store");
+    }
+    if !app
+        .runtime
+        .create_network(tenant, record.generation, &record.subnet)
+        .await
+        .context("cannot make its network again")?
+    {
+        bail!(
+            "its subnet {} is taken by another network; remove that network",
+            record.subnet
+        );
+    }
+    let mut record = record.clone();
+    let image = record.image.clone();
+    make_container(app, &mut record, &image, &secrets).await?;
+    if record.state == CellState::Running {
+        app.runtime.start(tenant).await?;
+    }
+    Ok(())
+}
+
+/// Ends the maintenance window of an upgrade that died (its lock is free).
+fn end_dead_maintenance(app: &App, record: &TenantRecord) {
+    if record.maintenance_until.is_none() {
+        return;
+    }
+    let ended = app.store.update_tenant(&record.id, |record| {
+        record.maintenance_until = None;
+        record.updated_at = now();
+        Ok(())
+    });
+    if let Err(err) = ended {
+        tracing::warn!(cause = %err, tenant = %record.id, "reconcile: cannot end the maintenance window");
+    }
+}
+
+/// The rest of a removal: container, network, dirs when asked, record.
+pub(crate) async fn finish_removal(app: &App, record: &TenantRecord) -> anyhow::Result<()> {
+    let tenant = &record.id;
+    app.runtime.remove_cell(tenant).await?;
+    crate::fleet::fault_point("rm:network");
+    app.runtime.remove_network(tenant).await?;
+    if record.purge_on_remove {
+        crate::fleet::fault_point("rm:dirs");
+        crate::fleet::lifecycle::purge_dirs(app, tenant)?;
+    }
+    crate::fleet::fault_point("rm:record");
+    app.store
+        .remove_tenant(tenant, !record.purge_on_remove)
+        .context("cannot remove the record")?;
+    Ok(())
 }

@@ -9,7 +9,8 @@ use anyhow::{Context, anyhow, bail};
 
 use crate::fleet::create::{check_pinned, make_container, wait_healthy};
 use crate::fleet::inventory::known;
-use crate::fleet::{Actor, App, audit, now, redact};
+use crate::fleet::lock::{self, Op};
+use crate::fleet::{Actor, App, audit, fault_point, now, redact};
 use crate::gateway::{ConnectError, PoolError};
 use crate::tenant::{CellState, Secret, SecretKind, TenantId, TenantRecord};
 
@@ -86,6 +87,10 @@ pub async fn upgrade(
     progress: &mut (dyn FnMut(UpgradeStep) + Send),
 ) -> Result<Upgraded, UpgradeError> {
     progress(UpgradeStep::Validate);
+    let _guard = match lock::acquire(app, tenant, Op::Upgrade, actor) {
+        Ok(guard) => guard,
+        Err(err) => return Err(UpgradeError::Refused(format!("{err:#}"))),
+    };
     let (record, image) = match validate(app, tenant, image).await {
         Ok(ok) => ok,
         Err(err) => {
@@ -108,17 +113,22 @@ pub async fn upgrade(
         secrets.iter().map(|(_, value)| value.clone()).collect();
 
     progress(UpgradeStep::Maintenance);
-    let muted_before = record.muted_until;
+    // The monitor's quiet time, kept apart from the operator's own mute, which
+    // the upgrade never touches (a `/mute` sent meanwhile stays).
     let maintenance = now()
         + i64::try_from((app.config.cell.health_timeout * 2 + MAINTENANCE_SLACK).as_secs())
             .unwrap_or(i64::MAX / 4);
     let mut record = TenantRecord {
-        muted_until: Some(muted_before.map_or(maintenance, |m| m.max(maintenance))),
+        maintenance_until: Some(maintenance),
         ..record
     };
     app.store
-        .put_tenant(&record)
+        .update_tenant(tenant, |record| {
+            record.maintenance_until = Some(maintenance);
+            Ok(())
+        })
         .map_err(|err| UpgradeError::Refused(format!("cannot record the maintenance: {err}")))?;
+    fault_point("upgrade:maintenance");
     app.pool.close(tenant);
 
     let from = record.image.clone();
@@ -143,9 +153,23 @@ pub async fn upgrade(
         }
     };
 
-    record.muted_until = muted_before;
-    record.updated_at = now();
-    if let Err(err) = app.store.put_tenant(&record) {
+    fault_point("upgrade:finish");
+    let (generation, image_now, image_id, paired) = (
+        record.generation,
+        record.image.clone(),
+        record.image_id.clone(),
+        record.paired,
+    );
+    let finished = app.store.update_tenant(tenant, |record| {
+        record.generation = generation;
+        record.image = image_now;
+        record.image_id = image_id;
+        record.paired = paired;
+        record.maintenance_until = None;
+        record.updated_at = now();
+        Ok(())
+    });
+    if let Err(err) = finished {
         tracing::warn!(cause = %err, %tenant, "upgrade: cannot record the new generation");
     }
     // The planned downtime is no outage: no RECOVERED for a DOWN never announced.
@@ -224,15 +248,18 @@ async fn replace(
     progress(UpgradeStep::Replace);
     let step = UpgradeStep::Replace;
     app.pool.close(&tenant);
+    fault_point("upgrade:remove");
     app.runtime
         .remove_cell(&tenant)
         .await
         .map_err(|err| (step, anyhow!(err)))?;
+    fault_point("upgrade:make");
     record.generation += 1;
     record.image = image.to_string();
     make_container(app, record, image, secrets)
         .await
         .map_err(|err| (step, err))?;
+    fault_point("upgrade:start");
     if !start {
         return Ok(());
     }
@@ -243,6 +270,7 @@ async fn replace(
         .await
         .map_err(|err| (UpgradeStep::Start, anyhow!(err)))?;
     progress(UpgradeStep::Health);
+    fault_point("upgrade:health");
     wait_healthy(app, &tenant, record.port, app.config.cell.health_timeout)
         .await
         .map_err(|err| (UpgradeStep::Health, err))?;

@@ -475,6 +475,7 @@ pub async fn suspend(
     how: BudgetAction,
     month: &str,
 ) -> anyhow::Result<()> {
+    let _guard = crate::fleet::lock::acquire(app, tenant, crate::fleet::lock::Op::Suspend, actor)?;
     let record = known(app, tenant)?;
     if how == BudgetAction::Notify {
         bail!("notify does not suspend; use stop-channel or stop-cell");
@@ -487,7 +488,9 @@ pub async fn suspend(
     app.store
         .update_budget_record(tenant, |budget| budget.suspended = Some(suspension))?;
     let result = match how {
-        BudgetAction::StopCell => crate::fleet::stop(app, actor, tenant).await.map(|_| ()),
+        BudgetAction::StopCell => crate::fleet::lifecycle::stop_locked(app, actor, tenant)
+            .await
+            .map(|_| ()),
         _ if record.state != CellState::Running => Ok(()),
         _ => channel(app, tenant, "channels.stop").await,
     };
@@ -518,12 +521,15 @@ pub async fn suspend(
 ///
 /// An unknown tenant; the start failing (the suspension is kept, so `resume` can be retried).
 pub async fn resume(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<Resumed> {
+    let _guard = crate::fleet::lock::acquire(app, tenant, crate::fleet::lock::Op::Resume, actor)?;
     let record = known(app, tenant)?;
     let Some(suspension) = app.store.budget_record(tenant)?.suspended else {
         return Ok(Resumed::NotSuspended);
     };
     let result = match suspension.how {
-        BudgetAction::StopCell => crate::fleet::start(app, actor, tenant).await.map(|_| ()),
+        BudgetAction::StopCell => crate::fleet::lifecycle::start_locked(app, actor, tenant)
+            .await
+            .map(|_| ()),
         // A stopped cell starts its channel when it starts.
         _ if record.state != CellState::Running => Ok(()),
         _ => channel(app, tenant, "channels.start").await,

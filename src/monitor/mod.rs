@@ -206,7 +206,7 @@ async fn sweep_once(
             memory.heal.remove(tenant);
             continue;
         }
-        let muted = health.record.muted_until.is_some_and(|until| until > now);
+        let muted = health.record.quiet_until().is_some_and(|until| until > now);
         for (check, result) in observations(health, now) {
             let state = states.entry((tenant.clone(), check)).or_default();
             let transition = rules::observe(state, &rules, now, result);
@@ -553,8 +553,10 @@ mod tests {
                 updated_at: 0,
                 last_error: None,
                 paired: true,
-                creator: None,
+                create_progress: Default::default(),
+                purge_on_remove: false,
                 muted_until: None,
+                maintenance_until: None,
             },
             container: Ok(Some(CellStatus {
                 container_id: "c".into(),

@@ -6,7 +6,7 @@
 //! redb lets one process open a file at a time. The admin never keeps the file
 //! open: every call opens it, runs one transaction and closes it again, so the CLI
 //! and `mtp serve` can both work on the same data dir. A call that finds the file
-//! held by another process waits for it (up to `LOCK_WAIT`) and then gives up with
+//! held by another process waits for it (up to 15 s, `OPEN_BACKOFF`) and then gives up with
 //! `Error::Busy`.
 
 mod records;
@@ -16,10 +16,12 @@ use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use anyhow::Context;
 use redb::{Database, ReadableTable, TableDefinition};
 
+use crate::backoff::{Attempt, Backoff, GaveUp};
 use crate::tenant::{AlertState, Check, Secret, SecretKind, TenantId, TenantRecord};
 
 pub use records::{AuditEntry, Outcome};
@@ -28,9 +30,16 @@ pub use usage::{BudgetRecord, DayUsage, ModelDayUsage, Ratcheted, Suspension, Us
 /// The schema this binary writes. Raise it with a migration in `migrate`.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// How long a call waits for another process to release the file. Transactions
-/// are milliseconds long, so a wait this long means something is stuck.
-const LOCK_WAIT: Duration = Duration::from_secs(15);
+/// How a call waits for another process to release the file: short pauses,
+/// since transactions are milliseconds long; 15 s in all means something is stuck.
+const OPEN_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(2),
+    max: Duration::from_millis(50),
+    give_up_after: Duration::from_secs(15),
+};
+
+/// Tells apart the temporary files of concurrent first opens in one process.
+static NEXT_TEMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
@@ -91,16 +100,7 @@ impl Store {
             local: Arc::new(Mutex::new(())),
         };
         if !path.exists() {
-            // Create the file ourselves so it is 0600 from its first byte; redb
-            // accepts an empty file and initializes it.
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|err| {
-                    store.other(anyhow::Error::new(err).context("cannot create the store file"))
-                })?;
+            store.create_file()?;
         }
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))
             .map_err(|err| store.other(anyhow::Error::new(err).context("cannot set mode 0600")))?;
@@ -115,6 +115,47 @@ impl Store {
         Ok(store)
     }
 
+    /// Makes the store file, race-free: a complete, migrated store is built
+    /// under a temporary name (0600 from its first byte) and hard-linked into
+    /// place. Of several processes starting at once on a fresh data dir, one
+    /// link wins; the others find the file there and simply open it.
+    fn create_file(&self) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(|| "store".into(), |name| name.to_string_lossy());
+        let temp = dir.join(format!(
+            ".{name}.new-{}-{}",
+            std::process::id(),
+            NEXT_TEMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let result = (|| -> anyhow::Result<()> {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)
+                .with_context(|| format!("cannot create {}", temp.display()))?;
+            {
+                // redb accepts the empty file and initializes it.
+                let db = Database::create(&temp)
+                    .with_context(|| format!("cannot initialize {}", temp.display()))?;
+                migrate(&db)?;
+            }
+            match fs::hard_link(&temp, &self.path) {
+                Ok(()) => Ok(()),
+                // Another process got there first: its file is complete.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(err) => {
+                    Err(anyhow::Error::new(err).context("cannot link the store file into place"))
+                }
+            }
+        })();
+        let _ = fs::remove_file(&temp);
+        result.map_err(|err| self.other(err.context("cannot create the store file")))
+    }
+
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
@@ -127,35 +168,31 @@ impl Store {
         }
     }
 
-    /// Opens the file, runs `f`, closes the file.
+    /// Opens the file, runs `f`, closes the file. On a multi-threaded tokio
+    /// runtime the call moves off the async worker first (`block_in_place`):
+    /// a wait for another process's transaction must never stall the bot or
+    /// the monitor.
     pub(super) fn with_db<T>(&self, f: impl FnOnce(&Database) -> anyhow::Result<T>) -> Result<T> {
+        off_the_async_workers(|| self.with_db_here(f))
+    }
+
+    fn with_db_here<T>(&self, f: impl FnOnce(&Database) -> anyhow::Result<T>) -> Result<T> {
         // The guard only orders calls; a poisoned lock protects no data.
         let _guard = self
             .local
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(2);
-        let db = loop {
-            match Database::create(&self.path) {
-                Ok(db) => break db,
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                    if started.elapsed() > LOCK_WAIT {
-                        return Err(Error::Busy {
-                            path: self.path.clone(),
-                            waited: LOCK_WAIT,
-                        });
-                    }
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(err) => {
-                    return Err(
-                        self.other(anyhow::Error::new(err).context("cannot open the store"))
-                    );
-                }
+        let opened = OPEN_BACKOFF.retry_blocking(|| match Database::create(&self.path) {
+            Ok(db) => Attempt::Done(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => Attempt::Retry(Error::Busy {
+                path: self.path.clone(),
+                waited: OPEN_BACKOFF.give_up_after,
+            }),
+            Err(err) => {
+                Attempt::Fail(self.other(anyhow::Error::new(err).context("cannot open the store")))
             }
-        };
+        });
+        let db = opened.map_err(GaveUp::into_inner)?;
         f(&db).map_err(|err| match err.downcast::<Error>() {
             Ok(typed) => typed,
             Err(err) => self.other(err),
@@ -221,6 +258,38 @@ impl Store {
             };
             txn.commit()?;
             Ok(record)
+        })
+    }
+
+    /// Changes the fields an action owns in one tenant's record, read and
+    /// written in one write transaction, so no action ever writes back a copy
+    /// read minutes earlier over someone else's change. `change` sees the
+    /// record as it is now; an `Err` from it aborts and writes nothing. `None`
+    /// when there is no such tenant (nothing written).
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be read or written, or `change` refused.
+    pub fn update_tenant(
+        &self,
+        id: &TenantId,
+        change: impl FnOnce(&mut TenantRecord) -> anyhow::Result<()>,
+    ) -> Result<Option<TenantRecord>> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            let record = {
+                let mut table = txn.open_table(TENANTS)?;
+                let current = match table.get(id.as_str())? {
+                    Some(value) => records::decode_tenant(value.value())?,
+                    None => return Ok(None),
+                };
+                let mut record = current;
+                change(&mut record)?;
+                table.insert(id.as_str(), records::encode_tenant(&record)?.as_slice())?;
+                record
+            };
+            txn.commit()?;
+            Ok(Some(record))
         })
     }
 
@@ -473,6 +542,18 @@ impl Store {
             txn.commit()?;
             Ok(())
         })
+    }
+}
+
+/// Runs blocking store work off tokio's async workers when called on a
+/// multi-threaded runtime (the product's); elsewhere (a current-thread test
+/// runtime, plain threads) it just runs.
+fn off_the_async_workers<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

@@ -6,11 +6,13 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::tenant::{
-    AlertState, AlertStatus, CellState, Limits, ProcessMark, TenantId, TenantRecord,
+    AlertState, AlertStatus, CellState, CreateProgress, Limits, TenantId, TenantRecord,
 };
 
 /// The encoding version of `TenantRow`; bump it when a field changes meaning.
-const TENANT_ROW_VERSION: u32 = 1;
+/// v2: the `removing` state, create progress and the maintenance window (v1
+/// rows read as they are; their creator pid fields are ignored).
+const TENANT_ROW_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct TenantRow {
@@ -35,11 +37,17 @@ struct TenantRow {
     #[serde(default)]
     paired: bool,
     #[serde(default)]
-    creator_pid: Option<u32>,
-    #[serde(default)]
-    creator_start_ticks: Option<u64>,
-    #[serde(default)]
     muted_until: Option<i64>,
+    #[serde(default)]
+    made_dirs: bool,
+    #[serde(default)]
+    made_network: bool,
+    #[serde(default)]
+    made_container: bool,
+    #[serde(default)]
+    purge_on_remove: bool,
+    #[serde(default)]
+    maintenance_until: Option<i64>,
 }
 
 pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
@@ -63,9 +71,12 @@ pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
         updated_at: record.updated_at,
         last_error: record.last_error.clone(),
         paired: record.paired,
-        creator_pid: record.creator.map(|mark| mark.pid),
-        creator_start_ticks: record.creator.map(|mark| mark.start_ticks),
         muted_until: record.muted_until,
+        made_dirs: record.create_progress.dirs,
+        made_network: record.create_progress.network,
+        made_container: record.create_progress.container,
+        purge_on_remove: record.purge_on_remove,
+        maintenance_until: record.maintenance_until,
     };
     Ok(serde_json::to_vec(&row)?)
 }
@@ -104,11 +115,24 @@ pub(super) fn decode_tenant(bytes: &[u8]) -> anyhow::Result<TenantRecord> {
         updated_at: row.updated_at,
         last_error: row.last_error,
         paired: row.paired,
-        creator: match (row.creator_pid, row.creator_start_ticks) {
-            (Some(pid), Some(start_ticks)) => Some(ProcessMark { pid, start_ticks }),
-            _ => None,
+        create_progress: if row.v < 2 && row.state == CellState::Creating {
+            // A v1 create marked nothing: its labelled container and network
+            // are its own, but data dirs are kept rather than guessed at.
+            CreateProgress {
+                dirs: false,
+                network: true,
+                container: true,
+            }
+        } else {
+            CreateProgress {
+                dirs: row.made_dirs,
+                network: row.made_network,
+                container: row.made_container,
+            }
         },
+        purge_on_remove: row.purge_on_remove,
         muted_until: row.muted_until,
+        maintenance_until: row.maintenance_until,
     })
 }
 

@@ -1,0 +1,282 @@
+//! The kill -9 suite (issue 10): `mtp` is killed with SIGKILL at every step of
+//! create, upgrade and rm (the test-only fault point `MTP_TEST_KILL_AT`, which
+//! kills the process right there, as the OOM killer or a power cut would), then
+//! `reconcile` runs, and the end state must be consistent: the tenant complete
+//! or gone, nothing of it orphaned in Docker or on disk, no secret left without
+//! a tenant, and the same id usable again. The fake gateway image stands in
+//! for speed; `tests/reliability.rs` kills a real OpenClaw cell's upgrade.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Output;
+
+use common::{FAKE_IMAGE, TestEnv, assert_ok, json, stderr, stdout};
+use mtp::store::Store;
+use mtp::tenant::TenantId;
+
+/// Runs `mtp args…` with the kill point set and checks it died by SIGKILL there.
+#[track_caller]
+fn killed_at(env: &TestEnv, point: &str, args: &[&str]) {
+    let output = env
+        .mtp_command(args)
+        .env("MTP_TEST_KILL_AT", point)
+        .output()
+        .expect("run mtp");
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGKILL),
+        "mtp {args:?} was to die at {point}\nstatus {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        stdout(&output),
+        stderr(&output)
+    );
+}
+
+fn create(env: &TestEnv, id: &str) -> Output {
+    env.mtp(&[
+        "tenant",
+        "create",
+        id,
+        "--bot-token-file",
+        env.token_file().to_str().unwrap(),
+        "--image",
+        FAKE_IMAGE,
+        "--json",
+    ])
+}
+
+fn reconcile(env: &TestEnv) -> serde_json::Value {
+    json(&env.mtp(&["tenant", "reconcile", "--json"]))
+}
+
+/// The tenant is gone without a trace: no record, no secret, no container,
+/// no network, no data dir (when `dirs_gone`).
+#[track_caller]
+fn assert_gone(env: &TestEnv, id: &str, dirs_gone: bool, context: &str) {
+    let list = json(&env.mtp(&["tenant", "list", "--json"]));
+    assert!(
+        !list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|tenant| tenant["id"] == id),
+        "{context}: the record of {id} is still there: {list}"
+    );
+    let store = Store::open(&env.data_dir().join("mtp.redb")).unwrap();
+    let tenant: TenantId = id.parse().unwrap();
+    assert!(
+        store.secrets(&tenant).unwrap().is_empty(),
+        "{context}: secrets of {id} left without a tenant"
+    );
+    drop(store);
+    assert_eq!(
+        env.docker_leftovers(),
+        Vec::<String>::new(),
+        "{context}: Docker objects left"
+    );
+    if dirs_gone {
+        let dir = env.data_dir().join("tenants").join(id);
+        assert!(!dir.exists(), "{context}: {} left on disk", dir.display());
+    }
+}
+
+/// The tenant is whole: recorded running, its container running with the
+/// recorded generation, its gateway healthy, no maintenance left.
+#[track_caller]
+fn assert_complete(env: &TestEnv, id: &str, context: &str) -> serde_json::Value {
+    // A container reconcile just started needs a moment to answer /healthz.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let shown = loop {
+        let shown = json(&env.mtp(&["tenant", "show", id, "--json"]));
+        if shown["health"] == "ok" || std::time::Instant::now() > deadline {
+            break shown;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert_eq!(shown["state"], "running", "{context}: {shown}");
+    assert_eq!(shown["health"], "ok", "{context}: {shown}");
+    assert_eq!(shown["container"]["state"], "running", "{context}: {shown}");
+    assert_eq!(
+        shown["muted_until"],
+        serde_json::Value::Null,
+        "{context}: {shown}"
+    );
+    let label = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"mtp.generation\"}}",
+            &format!("mtp-cell-{id}"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&label.stdout).trim(),
+        shown["generation"].to_string(),
+        "{context}: the container is not of the recorded generation"
+    );
+    shown
+}
+
+/// A create killed at any step is undone by reconcile, and the id is free again.
+#[test]
+fn a_create_killed_at_any_step_is_undone_by_reconcile() {
+    let env = TestEnv::new("a_create_killed_at_any_step", 21300, "60s");
+    let id = env.tenant("c");
+    let token = env.token_file();
+    let args = [
+        "tenant",
+        "create",
+        &id,
+        "--bot-token-file",
+        token.to_str().unwrap(),
+        "--image",
+        FAKE_IMAGE,
+    ];
+    for point in [
+        "create:record",
+        "create:dirs",
+        "create:config",
+        "create:network",
+        "create:container",
+        "create:start",
+        "create:health",
+        "create:pair",
+        "create:running",
+    ] {
+        killed_at(&env, point, &args);
+        let report = reconcile(&env);
+        let cleaned = report["cleaned"].as_array().unwrap();
+        // Killed before the record was written, there is nothing to clean.
+        if point != "create:record" {
+            assert_eq!(cleaned.len(), 1, "{point}: {report}");
+        }
+        assert_gone(&env, &id, true, point);
+    }
+
+    // Killed after the record says running: the tenant is complete.
+    killed_at(&env, "create:done", &args);
+    let report = reconcile(&env);
+    assert_eq!(report["cleaned"], serde_json::json!([]), "{report}");
+    assert_complete(&env, &id, "create:done");
+    assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+    assert_gone(&env, &id, true, "rm after create:done");
+
+    // The id is usable again after all that.
+    let created = json(&create(&env, &id));
+    assert_eq!(created["state"], "running", "{created}");
+}
+
+/// A create killed before its dirs step never deletes data it did not make:
+/// leftover data of an earlier tenant with the same id survives the undo.
+#[test]
+fn an_undone_create_keeps_data_it_did_not_make() {
+    let env = TestEnv::new("an_undone_create_keeps_data", 21320, "60s");
+    let id = env.tenant("k");
+    let leftover = env.data_dir().join("tenants").join(&id).join("state");
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(leftover.join("MEMORY.md"), "the client's memory").unwrap();
+    // Killed after the record is written but before the dirs step looks.
+    killed_at(
+        &env,
+        "create:dirs",
+        &[
+            "tenant",
+            "create",
+            &id,
+            "--bot-token-file",
+            env.token_file().to_str().unwrap(),
+            "--image",
+            FAKE_IMAGE,
+        ],
+    );
+    let report = reconcile(&env);
+    assert_eq!(report["cleaned"], serde_json::json!([id]), "{report}");
+    assert_eq!(
+        std::fs::read_to_string(leftover.join("MEMORY.md")).unwrap(),
+        "the client's memory",
+        "reconcile deleted data this create did not make"
+    );
+}
+
+/// An upgrade killed at any step leaves a tenant that reconcile makes whole:
+/// running, on the recorded generation, healthy, with no maintenance left.
+#[test]
+fn an_upgrade_killed_at_any_step_is_made_whole_by_reconcile() {
+    let env = TestEnv::new("an_upgrade_killed_at_any_step", 21340, "60s");
+    let id = env.tenant("u");
+    assert_ok(&create(&env, &id));
+    // Two names for the fake image, so every upgrade has somewhere to go.
+    let images = [
+        "mtp-test/fake-gateway:crash-a",
+        "mtp-test/fake-gateway:crash-b",
+    ];
+    for image in images {
+        let tagged = std::process::Command::new("docker")
+            .args(["tag", FAKE_IMAGE, image])
+            .status()
+            .unwrap();
+        assert!(tagged.success());
+    }
+    for (n, point) in [
+        "upgrade:maintenance",
+        "upgrade:remove",
+        "upgrade:make",
+        "upgrade:start",
+        "upgrade:health",
+        "upgrade:finish",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let image = images[n % 2];
+        killed_at(&env, point, &["tenant", "upgrade", &id, "--image", image]);
+        let report = reconcile(&env);
+        assert_eq!(
+            report["missing"],
+            serde_json::json!([]),
+            "{point}: {report}"
+        );
+        assert_eq!(
+            report["in_progress"],
+            serde_json::json!([]),
+            "{point}: {report}"
+        );
+        let shown = assert_complete(&env, &id, point);
+        // After a dead upgrade the tenant still takes actions: restart works.
+        assert_ok(&env.mtp(&["tenant", "restart", &id]));
+        let _ = shown;
+    }
+    // And a real upgrade still goes through.
+    assert_ok(&env.mtp(&["tenant", "upgrade", &id, "--image", FAKE_IMAGE]));
+    assert_complete(&env, &id, "upgrade after the kills");
+}
+
+/// An rm killed at any step is finished by reconcile: nothing of the tenant
+/// is left (its data too, for `--purge`), and the id is usable again.
+#[test]
+fn an_rm_killed_at_any_step_is_finished_by_reconcile() {
+    let env = TestEnv::new("an_rm_killed_at_any_step", 21360, "60s");
+    let id = env.tenant("r");
+    for point in ["rm:container", "rm:network", "rm:dirs", "rm:record"] {
+        assert_ok(&create(&env, &id));
+        killed_at(&env, point, &["tenant", "rm", &id, "--purge", "--yes"]);
+        let report = reconcile(&env);
+        assert_eq!(
+            report["removed"],
+            serde_json::json!([id]),
+            "{point}: {report}"
+        );
+        assert_gone(&env, &id, true, point);
+    }
+    // Without --purge the data stays, and so does the ledger, as with any rm.
+    assert_ok(&create(&env, &id));
+    killed_at(&env, "rm:network", &["tenant", "rm", &id, "--yes"]);
+    reconcile(&env);
+    assert_gone(&env, &id, false, "rm without purge");
+    assert!(env.data_dir().join("tenants").join(&id).exists());
+    assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+    let created = json(&create(&env, &id));
+    assert_eq!(created["state"], "running", "{created}");
+}
