@@ -1,11 +1,17 @@
 //! Issue 10's hardening, through the `mtp` binary and real Docker: every cell's
-//! log is rotated; a real OpenClaw cell runs on a read-only root filesystem.
+//! log is rotated; a real OpenClaw cell runs on a read-only root filesystem;
+//! `mtp serve` tells an unreachable Bot API from a refused token; logs carry
+//! colour only on a terminal.
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
+use common::fake_telegram::{Failure, FakeTelegram};
 use common::{BOT_TOKEN, FAKE_IMAGE, TestEnv, assert_ok, json, stderr};
+
+/// The admin bot's token in the `serve` tests: right shape, never issued.
+const ADMIN_TOKEN: &str = "7000000800:AAHardeningAdminTokenForTests_abcdefg";
 
 // See: issue 10 (log rotation for every cell).
 /// A created cell's container logs through `json-file`, rotated at the
@@ -133,4 +139,169 @@ fn host_config(id: &str) -> serde_json::Value {
     assert!(inspect.status.success(), "{}", stderr(&inspect));
     let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     inspect[0]["HostConfig"].clone()
+}
+
+// See: issue 10 (`mtp serve` called a network failure a refused token).
+/// With the Bot API unreachable (a closed loopback port), `mtp serve` stops
+/// and says so, with the URL, the cause and what to check, never the token,
+/// and does not blame the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_says_the_bot_api_is_unreachable() {
+    let env = TestEnv::new("hardening_serve_unreachable", 20820, "3s");
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{closed}");
+    let (code, stderr) = serve(&env, &url, ADMIN_TOKEN).await;
+    assert_ne!(code, Some(0), "{stderr}");
+    for wanted in [
+        &format!("cannot reach the Telegram Bot API at {url}"),
+        "Connection refused",
+        "MTP_TELEGRAM_API_URL",
+        "telegram.apiUrl",
+        "proxy",
+    ] {
+        assert!(stderr.contains(wanted), "{wanted:?} not in:\n{stderr}");
+    }
+    assert!(
+        !stderr.contains("refused the admin bot's token"),
+        "{stderr}"
+    );
+    assert_no_token(&stderr, ADMIN_TOKEN);
+}
+
+// See: issue 10.
+/// A token the Bot API refuses (401 to `getMe`) is reported as refused, with
+/// the Bot API's own description and @BotFather, never the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_says_the_bot_api_refused_the_token() {
+    let env = TestEnv::new("hardening_serve_refused", 20840, "3s");
+    let telegram = FakeTelegram::start().await;
+    // An unknown token: the fake answers 401 "Unauthorized", as Telegram does.
+    let (code, stderr) = serve(&env, telegram.url(), ADMIN_TOKEN).await;
+    assert_ne!(code, Some(0), "{stderr}");
+    for wanted in [
+        "refused the admin bot's token",
+        // teloxide's name for Telegram's "Unauthorized".
+        "Invalid bot token",
+        "@BotFather",
+        telegram.url(),
+    ] {
+        assert!(stderr.contains(wanted), "{wanted:?} not in:\n{stderr}");
+    }
+    assert!(!stderr.contains("cannot reach"), "{stderr}");
+    assert_no_token(&stderr, ADMIN_TOKEN);
+
+    // Any other description comes as the Bot API wrote it.
+    let admin = telegram.add_bot(ADMIN_TOKEN, 7_000_000_800, "hardening_admin_bot");
+    admin.fail_next(
+        "getMe",
+        1,
+        Failure::new(401, "Unauthorized: the token was revoked"),
+    );
+    let (code, stderr) = serve(&env, telegram.url(), ADMIN_TOKEN).await;
+    assert_ne!(code, Some(0), "{stderr}");
+    for wanted in [
+        "refused the admin bot's token",
+        "\"Unauthorized: the token was revoked\"",
+        "@BotFather",
+    ] {
+        assert!(stderr.contains(wanted), "{wanted:?} not in:\n{stderr}");
+    }
+    assert_no_token(&stderr, ADMIN_TOKEN);
+    telegram.shutdown().await;
+}
+
+/// Runs `mtp serve` against the Bot API at `api_url` until it exits; returns
+/// its exit code and stderr.
+async fn serve(env: &TestEnv, api_url: &str, token: &str) -> (Option<i32>, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mtp"));
+    command
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("serve")
+        .current_dir(&env.dir);
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("MTP_")) {
+        command.env_remove(key);
+    }
+    command
+        .env("MTP_TELEGRAM_TOKEN", token)
+        .env("MTP_OPERATORS", "4242")
+        .env("MTP_TELEGRAM_API_URL", api_url)
+        .env("MTP_HTTP_ADDR", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
+        .await
+        .expect("mtp serve gives up within a minute")
+        .expect("run mtp serve");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[track_caller]
+fn assert_no_token(text: &str, token: &str) {
+    let (_, secret) = token.split_once(':').unwrap();
+    assert!(
+        !text.contains(token) && !text.contains(secret),
+        "the token was printed:\n{text}"
+    );
+}
+
+// See: issue 10 (colour codes in log files).
+/// Logs written to a pipe carry no ANSI colour codes.
+#[test]
+fn logs_to_a_pipe_have_no_colour() {
+    let env = TestEnv::new("hardening_logs_pipe", 20860, "3s");
+    // A fresh data dir: the first command creates the device key and logs it.
+    let output = env
+        .mtp_command(&["tenant", "list"])
+        .env("MTP_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let logs = stderr(&output);
+    assert!(logs.contains("created device identity"), "{logs}");
+    assert!(!logs.contains("\x1b["), "colour codes in a pipe:\n{logs:?}");
+}
+
+/// On a terminal logs are coloured, unless NO_COLOR is set.
+#[test]
+fn logs_on_a_terminal_are_coloured_unless_no_color() {
+    let env = TestEnv::new("hardening_logs_terminal", 20880, "3s");
+    for (no_color, coloured) in [(None, true), (Some("1"), false)] {
+        // A fresh data dir each time, so the device key is created and logged.
+        let _ = std::fs::remove_dir_all(env.data_dir());
+        let command = format!(
+            "'{}' --config '{}' tenant list",
+            env!("CARGO_BIN_EXE_mtp"),
+            env.config_path.display()
+        );
+        // `script` runs the command on a pseudo-terminal.
+        let mut script = Command::new("script");
+        script
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(&env.dir)
+            .env("MTP_LOG", "info")
+            .env_remove("MTP_DATA_DIR")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null());
+        if let Some(value) = no_color {
+            script.env("NO_COLOR", value);
+        }
+        let output = script.output().expect("run script (util-linux)");
+        assert_ok(&output);
+        let logs = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(logs.contains("created device identity"), "{logs}");
+        assert_eq!(
+            logs.contains("\x1b["),
+            coloured,
+            "NO_COLOR={no_color:?}:\n{logs:?}"
+        );
+    }
 }
