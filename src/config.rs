@@ -93,6 +93,8 @@ struct RawCell {
     model: Option<String>,
     telegram_api_root: Option<String>,
     extra_env: Option<BTreeMap<String, String>>,
+    log_max_size: Option<String>,
+    log_max_files: Option<u32>,
 }
 
 /// The checked configuration the program runs with.
@@ -251,6 +253,12 @@ pub struct CellDefaults {
     pub telegram_api_root: Option<String>,
     /// Extra environment for every cell (e.g. `OPENCLAW_OFFLINE=1` in tests).
     pub extra_env: BTreeMap<String, String>,
+    /// Docker rotates a cell's log (`json-file`) when a file reaches this size
+    /// (`cell.logMaxSize`, default 10m) ...
+    pub log_max_bytes: u64,
+    /// ... and keeps this many files (`cell.logMaxFiles`, default 3), so a
+    /// chatty or crash-looping cell cannot fill the disk.
+    pub log_max_files: u32,
 }
 
 /// An IPv4 network (`10.213.0.0/16`) cut into /28s for cell networks.
@@ -456,6 +464,13 @@ fn check(
             bail!("at key `cell.extraEnv.{key}`: environment names use A-Z, 0-9 and '_'");
         }
     }
+    let log_max_size = cell.log_max_size.unwrap_or_else(|| "10m".to_string());
+    let log_max_bytes = parse_log_size(&log_max_size)
+        .with_context(|| format!("at key `cell.logMaxSize`: {log_max_size:?}"))?;
+    let log_max_files = cell.log_max_files.unwrap_or(3);
+    if !(1..=100).contains(&log_max_files) {
+        bail!("at key `cell.logMaxFiles`: {log_max_files} is outside 1..=100");
+    }
 
     let telegram = check_telegram(raw.telegram.unwrap_or_default(), env)?;
     let monitor = check_monitor(raw.monitor.unwrap_or_default(), env)?;
@@ -479,6 +494,8 @@ fn check(
             model,
             telegram_api_root,
             extra_env,
+            log_max_bytes,
+            log_max_files,
         },
     })
 }
@@ -776,6 +793,32 @@ pub fn parse_memory(text: &str) -> anyhow::Result<i64> {
     Ok(bytes as i64)
 }
 
+/// Parses a log file size (`500k`, `10m`, `1g`, or bytes; whole numbers) into bytes.
+fn parse_log_size(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text.as_str(), ""),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("not a size; write it like 10m"))?;
+    let factor: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1024,
+        "m" => 1024 * 1024,
+        "g" => 1024 * 1024 * 1024,
+        _ => bail!("unknown unit {unit:?}; write it like 500k, 10m or 1g"),
+    };
+    let bytes = number.saturating_mul(factor);
+    // Under 100k a cell's start-up alone rotates the log away; over 1g per file
+    // defeats the point of a limit.
+    if !(100 * 1024..=1024 * 1024 * 1024).contains(&bytes) {
+        bail!("must be between 100k and 1g");
+    }
+    Ok(bytes)
+}
+
 /// Parses a CPU count (`2`, `0.5`) into Docker's nano-CPUs.
 pub fn cpus_to_nano(cpus: f64) -> anyhow::Result<i64> {
     if !cpus.is_finite() || !(0.1..=256.0).contains(&cpus) {
@@ -797,6 +840,34 @@ mod tests {
         assert_eq!(config.cell.pids_limit, 512);
         assert_eq!(config.cell.health_timeout, Duration::from_secs(120));
         assert_eq!(config.cell.image, DEFAULT_CELL_IMAGE);
+        assert_eq!(config.cell.log_max_bytes, 10 * 1024 * 1024);
+        assert_eq!(config.cell.log_max_files, 3);
+    }
+
+    // See: issue 10 (log rotation for every cell).
+    /// Log rotation sizes and counts are read and checked.
+    #[test]
+    fn cell_log_rotation_is_configurable_and_checked() {
+        let config =
+            AdminConfig::from_json5("{ cell: { logMaxSize: '500k', logMaxFiles: 5 } }").unwrap();
+        assert_eq!(config.cell.log_max_bytes, 500 * 1024);
+        assert_eq!(config.cell.log_max_files, 5);
+        let config = AdminConfig::from_json5("{ cell: { logMaxSize: '1G' } }").unwrap();
+        assert_eq!(config.cell.log_max_bytes, 1024 * 1024 * 1024);
+        for (input, key) in [
+            ("{ cell: { logMaxSize: 'big' } }", "cell.logMaxSize"),
+            ("{ cell: { logMaxSize: '10' } }", "cell.logMaxSize"),
+            ("{ cell: { logMaxSize: '1.5m' } }", "cell.logMaxSize"),
+            ("{ cell: { logMaxSize: '10k' } }", "cell.logMaxSize"),
+            ("{ cell: { logMaxSize: '2g' } }", "cell.logMaxSize"),
+            ("{ cell: { logMaxFiles: 0 } }", "cell.logMaxFiles"),
+            ("{ cell: { logMaxFiles: 101 } }", "cell.logMaxFiles"),
+            ("{ cell: { logMaxFiles: -1 } }", "cell.logMaxFiles"),
+        ] {
+            let err = AdminConfig::from_json5(input).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(text.contains(key), "{input}: {text}");
+        }
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl Ctx {
 /// # Errors
 ///
 /// No token or operators configured, broken dialogue texts, or the Bot API
-/// refusing the admin's token.
+/// refusing the admin's token or out of reach (each said apart).
 pub async fn run(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -161,9 +161,10 @@ pub async fn run_with_monitor(
         ..Limits::default()
     };
     let bot = Bot::new(token.expose()).set_api_url(url).throttle(limits);
-    let me = bot.get_me().await.context(
-        "the Bot API refused the admin bot's token (MTP_TELEGRAM_TOKEN); check it with @BotFather",
-    )?;
+    let me = bot
+        .get_me()
+        .await
+        .map_err(|err| get_me_failure(&err, &app.config.telegram.api_url, token))?;
     tracing::info!(bot = %me.user.username.clone().unwrap_or_default(), "admin bot connected");
     bot.set_my_commands(Command::bot_commands())
         .await
@@ -215,6 +216,58 @@ pub async fn run_with_monitor(
         forwarder.abort();
     }
     Ok(())
+}
+
+/// Why the admin bot's `getMe` at start failed, told apart: the Bot API said
+/// no (the token is wrong: its own description, and @BotFather), or it could
+/// not be reached (the network: the URL and the cause, never the token).
+fn get_me_failure(
+    err: &teloxide::RequestError,
+    api_url: &str,
+    token: &crate::tenant::Secret<String>,
+) -> anyhow::Error {
+    use teloxide::{ApiError, RequestError};
+    let message = match err {
+        RequestError::Api(api_error) => {
+            let description = match api_error {
+                ApiError::Unknown(description) => description.clone(),
+                known => known.to_string(),
+            };
+            format!(
+                "the Bot API at {api_url} refused the admin bot's token (MTP_TELEGRAM_TOKEN): \"{description}\"; check the token with @BotFather"
+            )
+        }
+        RequestError::Network(cause) => {
+            // The error's own text holds the request URL (teloxide hides the
+            // token in it); its causes say what went wrong.
+            let mut causes = Vec::new();
+            let mut source = std::error::Error::source(cause.as_ref());
+            while let Some(next) = source {
+                causes.push(next.to_string());
+                source = next.source();
+            }
+            if causes.is_empty() {
+                causes.push(if cause.is_timeout() {
+                    "timed out".to_string()
+                } else {
+                    "no answer".to_string()
+                });
+            }
+            format!(
+                "cannot reach the Telegram Bot API at {api_url} ({}); the admin bot's token was not checked. Check the network, a proxy (HTTPS_PROXY) and telegram.apiUrl / MTP_TELEGRAM_API_URL",
+                causes.join(": ")
+            )
+        }
+        RequestError::RetryAfter(seconds) => format!(
+            "the Bot API at {api_url} asks to wait {} s (flood control); start again after that",
+            seconds.seconds()
+        ),
+        RequestError::InvalidJson { .. } => format!(
+            "the answer from {api_url} is not a Bot API answer; check telegram.apiUrl / MTP_TELEGRAM_API_URL"
+        ),
+        other => format!("the Bot API at {api_url} failed on getMe: {other}"),
+    };
+    anyhow::anyhow!(fleet::redact(&message, std::slice::from_ref(token)))
 }
 
 /// The handler tree: the operator filter first, then commands, dialogue steps

@@ -545,6 +545,8 @@ fn cell_spec(
         ]
         .map(String::from)
         .to_vec(),
+        log_max_bytes: app.config.cell.log_max_bytes,
+        log_max_files: app.config.cell.log_max_files,
     }
 }
 

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, MountTypeEnum, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, MountTypeEnum,
+    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
@@ -21,6 +21,12 @@ use crate::tenant::{Limits, Secret, TenantId};
 
 /// The port the gateway listens on inside every cell.
 pub const GATEWAY_PORT: u16 = 18789;
+
+/// The only writable places of a cell besides its state and auth dirs: the
+/// root filesystem is read-only, and OpenClaw keeps its log file, state locks
+/// and terminal staging under /tmp. A tmpfs counts against the cell's memory
+/// limit; the size caps what a runaway log can take.
+const TMPFS: [(&str, &str); 1] = [("/tmp", "rw,noexec,nosuid,nodev,size=128m,mode=1777")];
 
 /// Seconds Docker gives the gateway to drain on stop before SIGKILL; OpenClaw
 /// drains active work on SIGTERM, and an idle gateway stops in a few seconds.
@@ -43,6 +49,10 @@ pub struct CellSpec {
     /// Secret environment (tokens, keys); never logged.
     pub secret_env: Vec<(String, Secret<String>)>,
     pub command: Vec<String>,
+    /// Docker's `json-file` log of the cell is rotated at this size and at
+    /// most `log_max_files` files are kept.
+    pub log_max_bytes: u64,
+    pub log_max_files: u32,
 }
 
 /// A host directory bound into the cell.
@@ -189,6 +199,21 @@ impl Runtime {
                     .collect(),
             ),
             network_mode: Some(name.clone()),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(
+                TMPFS
+                    .iter()
+                    .map(|(path, options)| (path.to_string(), options.to_string()))
+                    .collect(),
+            ),
+            // Rotated: a chatty or crash-looping cell cannot fill the disk.
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".to_string()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), spec.log_max_bytes.to_string()),
+                    ("max-file".to_string(), spec.log_max_files.to_string()),
+                ])),
+            }),
             ..Default::default()
         };
         let body = ContainerCreateBody {

@@ -196,6 +196,7 @@ pub fn rank(period: Period, summaries: &[Summary]) -> FleetSummary {
 pub const CSV_HEADER: &str = "tenant,date,model,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd";
 
 /// The per-day, per-model rows of a summary as CSV (RFC 4180, `\n` line ends).
+/// Text a spreadsheet would run as a formula starts with `'` (see `csv_field`).
 #[must_use]
 pub fn csv(summary: &Summary) -> String {
     csv_all(std::slice::from_ref(summary))
@@ -215,26 +216,43 @@ pub fn csv_all(summaries: &[Summary]) -> String {
 fn csv_rows(summary: &Summary, out: &mut String) {
     for row in &summary.rows {
         let f = &row.figures;
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{:.6}\n",
-            summary.tenant,
-            row.day,
-            csv_field(&row.model),
-            f.input,
-            f.output,
-            f.cache_read,
-            f.cache_write,
-            f.tokens(),
-            f.cost
-        ));
+        let fields = [
+            summary.tenant.to_string(),
+            row.day.to_string(),
+            row.model.clone(),
+            f.input.to_string(),
+            f.output.to_string(),
+            f.cache_read.to_string(),
+            f.cache_write.to_string(),
+            f.tokens().to_string(),
+            format!("{:.6}", f.cost),
+        ];
+        let fields: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
+        out.push_str(&fields.join(","));
+        out.push('\n');
     }
 }
 
+/// Characters that make a spreadsheet read a cell as a formula (OWASP, "CSV
+/// Injection"): a model name such as `=HYPERLINK(…)` from a cell's usage
+/// report must open as text, not run.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// One CSV field: a would-be formula gets a leading `'` (OWASP), so the
+/// spreadsheet shows it as text; then RFC 4180 quoting. A field that is a
+/// plain number (`-1.500000`, a negative cost) is left as it is: it is no
+/// formula, and a quote would turn it into text and break sums.
 fn csv_field(text: &str) -> String {
+    let is_number = text.parse::<f64>().is_ok_and(f64::is_finite);
+    let text = if text.starts_with(FORMULA_STARTS) && !is_number {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_string()
+        text
     }
 }
 
@@ -398,5 +416,69 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("plain/model"), "plain/model");
+    }
+
+    // See: issue 10 (CSV formula injection).
+    /// A field a spreadsheet would run as a formula starts with `'`; numbers,
+    /// negative ones too, stay numbers.
+    #[test]
+    fn csv_defuses_formulas_and_keeps_numbers() {
+        for (field, expected) in [
+            (
+                "=HYPERLINK(\"http://x\")",
+                "\"'=HYPERLINK(\"\"http://x\"\")\"",
+            ),
+            ("=1+2", "'=1+2"),
+            ("+1+2", "'+1+2"),
+            ("-1+2", "'-1+2"),
+            ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "\"'\r=1\""),
+            ("-cmd|' /C calc'!A0", "'-cmd|' /C calc'!A0"),
+            ("=a,b", "\"'=a,b\""),
+            ("-inf", "'-inf"),
+            ("-NaN", "'-NaN"),
+            // Numbers are no formulas.
+            ("-1.500000", "-1.500000"),
+            ("+3", "+3"),
+            ("-0", "-0"),
+            ("1.000000", "1.000000"),
+            ("220", "220"),
+            // Only the first character counts.
+            ("a=b", "a=b"),
+            ("anthropic/claude-opus-4-6", "anthropic/claude-opus-4-6"),
+        ] {
+            assert_eq!(csv_field(field), expected, "field {field:?}");
+        }
+    }
+
+    // See: issue 10 (CSV formula injection).
+    /// A whole row: the model name defused, a negative cost kept as a number.
+    #[test]
+    fn csv_rows_defuse_model_names_and_keep_negative_costs() {
+        let acme: TenantId = "acme".parse().unwrap();
+        let ledger = Ledger {
+            days: vec![DayUsage {
+                day: day("2026-03-01"),
+                figures: figures(10, 1, -0.25),
+                read_at: 1,
+            }],
+            models: vec![ModelDayUsage {
+                day: day("2026-03-01"),
+                model: "=HYPERLINK(\"http://evil\",\"x\")".into(),
+                figures: figures(10, 1, -0.25),
+                read_at: 1,
+            }],
+        };
+        let summary = summarize(&acme, period("2026-03-01", "2026-03-01"), &ledger, NONE);
+        let text = csv(&summary);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                CSV_HEADER,
+                "acme,2026-03-01,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",10,1,0,0,11,-0.250000",
+            ]
+        );
     }
 }
