@@ -99,14 +99,39 @@ pub fn render_alert(ctx: &Ctx, alert: &Alert) -> String {
             ],
         ),
         AlertKind::Stable => texts.get("monitor.alert_stable", &[("id", id), ("check", check)]),
-        AlertKind::CrashLoop { restarts, log_tail } => texts.get(
+        AlertKind::Crashed {
+            exit_code,
+            oom,
+            log_tail,
+        } => texts.get(
+            "monitor.alert_crashed",
+            &[
+                ("id", id),
+                ("code", &exit_code.to_string()),
+                ("oom", &oom_note(ctx, *oom)),
+                ("log", &log_text(ctx, log_tail)),
+            ],
+        ),
+        AlertKind::CrashLoop {
+            crashes,
+            window,
+            exit_code,
+            oom,
+            log_tail,
+        } => texts.get(
             "monitor.alert_crash_loop",
             &[
                 ("id", id),
-                ("restarts", &restarts.to_string()),
-                ("error", &error),
-                ("log", &log_tail.join("\n")),
+                ("crashes", &crashes.to_string()),
+                ("window", &duration(*window)),
+                ("code", &exit_code.to_string()),
+                ("oom", &oom_note(ctx, *oom)),
+                ("log", &log_text(ctx, log_tail)),
             ],
+        ),
+        AlertKind::Back { down_for } => texts.get(
+            "monitor.alert_back",
+            &[("id", id), ("duration", &duration(*down_for))],
         ),
         AlertKind::OomKilled => texts.get("monitor.alert_oom", &[("id", id), ("error", &error)]),
         AlertKind::Healed => texts.get("monitor.alert_healed", &[("id", id)]),
@@ -114,6 +139,23 @@ pub fn render_alert(ctx: &Ctx, alert: &Alert) -> String {
             "monitor.alert_heal_failed",
             &[("id", id), ("error", &error)],
         ),
+    }
+}
+
+/// Said after the exit code when the OOM killer ended the cell.
+fn oom_note(ctx: &Ctx, oom: bool) -> String {
+    if oom {
+        ctx.texts.plain("monitor.oom_note")
+    } else {
+        String::new()
+    }
+}
+
+fn log_text(ctx: &Ctx, log_tail: &[String]) -> String {
+    if log_tail.is_empty() {
+        ctx.texts.plain("monitor.no_log")
+    } else {
+        log_tail.join("\n")
     }
 }
 
