@@ -164,6 +164,8 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("monitor", "alert_healed", &["id"]),
     ("monitor", "alert_heal_failed", &["id", "error"]),
     ("monitor", "btn_mute", &[]),
+    ("monitor", "summary", &["count", "lines"]),
+    ("monitor", "summary_line", &["what", "ids"]),
     ("monitor", "health_header", &["at", "age", "took"]),
     ("monitor", "health_line", &["emoji", "id", "summary"]),
     ("monitor", "health_none", &["interval"]),
