@@ -22,9 +22,9 @@ use crate::tenant::{CellState, Check, TenantId};
 /// the bot (operators' replies too) for the wait. Alerts keep under that,
 /// leaving room for replies to commands typed in the group.
 const CHAT_PER_MINUTE: usize = 15;
-/// Alerts sent one by one to a chat per minute; the rest of a burst is
-/// held and sent as one summary.
-const SINGLE_PER_MINUTE: usize = 5;
+/// Alerts sent one by one to a chat per minute (a crash and its "back" are
+/// two); the rest of a burst is held and sent as one summary.
+const SINGLE_PER_MINUTE: usize = 10;
 /// A summary waits this long for the rest of its burst.
 const GATHER: Duration = Duration::from_secs(2);
 const MINUTE: Duration = Duration::from_secs(60);

@@ -157,8 +157,11 @@ pub async fn run_with_monitor(
     // minute per group; teloxide's default applies the group limit to private
     // chats too, which stalls an operator's `/newclient` for up to a minute after
     // 20 messages. In a private chat the per-second limit is the one that holds.
+    // teloxide holds supergroups (ops groups are) to 10 a minute, under
+    // Telegram's 20; the alert forwarder keeps its own budget below 20.
     let limits = Limits {
         messages_per_min_chat: 60,
+        messages_per_min_channel_or_supergroup: 20,
         ..Limits::default()
     };
     let bot = Bot::new(token.expose()).set_api_url(url).throttle(limits);
