@@ -4,6 +4,9 @@
 //! repeat it → `docker start` → RECOVERED with the downtime; a stop through MTP
 //! raises nothing. With fake cells: a Telegram 409 raises the channel alert,
 //! self-healing starts an exited cell, a slow cell does not delay the others.
+//! From Docker's events: a crash inside a real cell alerts at once (exit code,
+//! log tail) and one message says when it is back; stops, starts and restarts
+//! through MTP raise nothing; repeated crashes become one crash loop.
 
 mod common;
 
@@ -17,7 +20,7 @@ use common::{BOT_TOKEN, FAKE_IMAGE, OPENCLAW_IMAGE, TestEnv};
 use mtp::config::AdminConfig;
 use mtp::fleet::{self, Actor, App};
 use mtp::tenant::{BotToken, DmPolicy, SecretKind, TenantId, TenantSpec};
-use teloxide::types::ChatId;
+use teloxide::types::{ChatId, MessageId};
 use tokio::sync::oneshot;
 
 const ADMIN_TOKEN: &str = "900000001:AAAdminBotTokenForTestsOnly_abcdefg";
@@ -92,10 +95,15 @@ async fn metrics_text(addr: SocketAddr) -> String {
 
 /// This test's config with the bot pointed at the fake and a fast monitor.
 async fn app_with_monitor(env: &TestEnv, fake: &FakeTelegram, heal: bool) -> App {
+    app_sweeping_every(env, fake, heal, "1s").await
+}
+
+/// As `app_with_monitor`, sweeping every `interval`.
+async fn app_sweeping_every(env: &TestEnv, fake: &FakeTelegram, heal: bool, interval: &str) -> App {
     let config = std::fs::read_to_string(&env.config_path).unwrap();
     let end = config.rfind('}').unwrap();
     let config = format!(
-        "{}  telegram: {{ apiUrl: \"{}\", operators: [{OPERATOR}], opsChatId: {} }},\n  monitor: {{ interval: \"1s\", downAfter: 2, probeTimeout: \"3s\", heal: {heal}, httpAddr: \"127.0.0.1:0\" }},\n}}\n",
+        "{}  telegram: {{ apiUrl: \"{}\", operators: [{OPERATOR}], opsChatId: {} }},\n  monitor: {{ interval: \"{interval}\", downAfter: 2, probeTimeout: \"3s\", heal: {heal}, httpAddr: \"127.0.0.1:0\" }},\n}}\n",
         &config[..end],
         fake.url(),
         OPS_CHAT.0
@@ -431,8 +439,8 @@ fn assert_prometheus_text(text: &str) {
 }
 
 /// With a fake cell: `/health` lists it from the last sweep; a gateway that
-/// exits and is restarted by Docker's policy raises a crash-loop alert with its
-/// last log lines; while muted (`/mute`) a killed cell raises nothing; `/unmute`
+/// exits and is restarted by Docker's policy raises a crash alert with its
+/// last log lines (one crash is "crashed"; it was "crash loop" before issue 10); while muted (`/mute`) a killed cell raises nothing; `/unmute`
 /// turns alerts on again and the outage still going on is then reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn health_crash_loops_and_mute_with_a_fake_cell() {
@@ -461,11 +469,11 @@ async fn health_crash_loops_and_mute_with_a_fake_cell() {
         .unwrap();
     assert!(health.text.contains(id.as_str()), "{}", health.text);
 
-    // The gateway exits; Docker's restart policy brings it back: a crash loop.
+    // The gateway exits; Docker's restart policy brings it back: a crash.
     fake_control(&app, &id, "POST", "/__fake/shutdown", serde_json::json!({})).await;
     let crash = admin
         .wait_for_message(OPS_CHAT, DEADLINE, |m| {
-            m.text.contains("crash loop") && m.text.contains(id.as_str())
+            m.text.contains("crashed") && m.text.contains(id.as_str())
         })
         .await
         .unwrap();
@@ -503,4 +511,182 @@ async fn health_crash_loops_and_mute_with_a_fake_cell() {
     fleet::remove(&app, &Actor::System("test"), &id, true)
         .await
         .unwrap();
+}
+
+/// Kills the gateway process inside the cell (the child of `--init`'s
+/// docker-init, PID 1; node names itself "MainThread"), as a crash would: the container exits with 137 on its
+/// own, and Docker's restart policy starts it again. No Docker API signal.
+fn crash_inside(tenant: &TenantId) {
+    docker(&[
+        "exec",
+        &tenant.cell_name(),
+        "sh",
+        "-c",
+        r#"for d in /proc/[0-9]*; do set -- $(cat $d/stat 2>/dev/null); if [ "$4" = 1 ]; then kill -9 $1; fi; done"#,
+    ]);
+}
+
+/// Alerts in the ops chat about `tenant`, oldest first.
+fn alerts_about(admin: &FakeBot, tenant: &TenantId) -> Vec<String> {
+    admin
+        .messages_in(OPS_CHAT)
+        .into_iter()
+        .filter(|m| m.from_bot && m.text.contains(tenant.as_str()))
+        .map(|m| m.text)
+        .collect()
+}
+
+// See: issue 10 (a crash before the first sweep saw the tenant went unreported,
+// and nothing ever said the client's bot was back).
+/// A real OpenClaw cell created after the monitor's only sweep (it sweeps
+/// hourly) crashes inside: the alert comes at once from Docker's events,
+/// naming the exit code and the redacted log tail, without another sweep;
+/// once the gateway answers again, one message says so with the downtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_inside_a_real_cell_alerts_at_once_and_says_when_it_is_back() {
+    let env = TestEnv::new("monitor_events_real_crash", 20000, "180s");
+    let fake = FakeTelegram::start().await;
+    let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
+    let app = app_sweeping_every(&env, &fake, false, "1h").await;
+    let serving = Serving::start(&app).await;
+    serving.await_sweeps(1).await;
+    let id = create(&app, &env.tenant("real"), OPENCLAW_IMAGE, BOT_TOKEN).await;
+    let gateway_token = app
+        .store
+        .secret(&id, SecretKind::GatewayToken)
+        .unwrap()
+        .unwrap();
+
+    crash_inside(&id);
+    let crash = admin
+        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
+            m.text.contains("crashed") && m.text.contains(id.as_str())
+        })
+        .await
+        .unwrap();
+    assert!(
+        crash.text.contains("code 137"),
+        "the exit code: {}",
+        crash.text
+    );
+    assert!(
+        crash.text.contains("Last log lines") && !crash.text.contains("(no log lines)"),
+        "the log tail: {}",
+        crash.text
+    );
+    assert!(
+        !crash.text.contains(gateway_token.expose().as_str()) && !crash.text.contains(BOT_TOKEN),
+        "secrets in the alert: {}",
+        crash.text
+    );
+    assert_eq!(
+        serving.sweeps().await,
+        1,
+        "the crash was reported by a sweep, not by Docker's events"
+    );
+
+    let back = admin
+        .wait_for_message(OPS_CHAT, Duration::from_secs(180), |m| {
+            m.text.contains("is back") && m.text.contains(id.as_str())
+        })
+        .await
+        .unwrap();
+    assert!(back.text.contains("without it"), "{}", back.text);
+    assert!(
+        fleet::show(&app, &id).await.unwrap().health == fleet::Health::Ok,
+        "back means the gateway answers"
+    );
+    let about = alerts_about(&admin, &id);
+    assert_eq!(
+        about.len(),
+        2,
+        "one crash alert and one back message, nothing else: {about:#?}"
+    );
+    serving.stop().await;
+    fleet::remove(&app, &Actor::System("test"), &id, true)
+        .await
+        .unwrap();
+}
+
+/// Fake cells, a monitor that does not sweep in between: a restart, stop and
+/// start through MTP raise nothing (the next crash of another cell, reported
+/// in event order, shows the monitor has seen them); crashes of a cell that
+/// come back each time are "crashed" twice, then one "crash loop", each
+/// followed by a "back" message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stops_through_mtp_are_silent_and_repeated_crashes_become_a_crash_loop() {
+    const DEADLINE: Duration = Duration::from_secs(60);
+    let env = TestEnv::new("monitor_events_crash_loop", 20020, "60s");
+    let fake = FakeTelegram::start().await;
+    let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
+    let app = app_sweeping_every(&env, &fake, false, "1h").await;
+    let calm = create(
+        &app,
+        &env.tenant("calm"),
+        FAKE_IMAGE,
+        "7000000031:AAFakeTokenForTestsOnly_calmcell01",
+    )
+    .await;
+    let looping = create(
+        &app,
+        &env.tenant("loop"),
+        FAKE_IMAGE,
+        "7000000032:AAFakeTokenForTestsOnly_loopcell01",
+    )
+    .await;
+    let serving = Serving::start(&app).await;
+    serving.await_sweeps(1).await;
+    let actor = Actor::System("test");
+    fleet::restart(&app, &actor, &calm).await.unwrap();
+    fleet::stop(&app, &actor, &calm).await.unwrap();
+    fleet::start(&app, &actor, &calm).await.unwrap();
+
+    for round in 1..=3 {
+        let seen: Vec<MessageId> = admin.messages_in(OPS_CHAT).iter().map(|m| m.id).collect();
+        fake_control(
+            &app,
+            &looping,
+            "POST",
+            "/__fake/shutdown",
+            serde_json::json!({}),
+        )
+        .await;
+        let needle = if round < 3 { "crashed" } else { "crash loop" };
+        let new_alert = |needle: &'static str| {
+            let seen = &seen;
+            let looping = &looping;
+            move |m: &common::fake_telegram::ChatMessage| {
+                m.text.contains(needle)
+                    && m.text.contains(looping.as_str())
+                    && !seen.contains(&m.id)
+            }
+        };
+        let alert = admin
+            .wait_for_message(OPS_CHAT, DEADLINE, new_alert(needle))
+            .await
+            .unwrap_or_else(|err| panic!("round {round}: {err}"));
+        if round == 3 {
+            assert!(alert.text.contains("3 crashes"), "{}", alert.text);
+        }
+        admin
+            .wait_for_message(OPS_CHAT, DEADLINE, new_alert("is back"))
+            .await
+            .unwrap_or_else(|err| panic!("round {round}: {err}"));
+    }
+    assert_eq!(
+        alerts_about(&admin, &calm),
+        Vec::<String>::new(),
+        "a restart, stop and start through MTP raise nothing"
+    );
+    assert_eq!(alerts_in(&admin, "crashed", &looping), 2);
+    assert_eq!(alerts_in(&admin, "crash loop", &looping), 1);
+    assert_eq!(
+        serving.sweeps().await,
+        1,
+        "all of it came from Docker's events"
+    );
+    serving.stop().await;
+    for id in [calm, looping] {
+        fleet::remove(&app, &actor, &id, true).await.unwrap();
+    }
 }

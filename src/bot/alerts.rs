@@ -1,38 +1,191 @@
 //! Renders the monitor's reports (alerts, digests) for the ops group, with
 //! Restart / Logs / Mute buttons; `/health`, `/mute` and `/unmute`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use crate::bot::{Ctx, HandlerResult, Tg, send};
+use crate::bot::send::split_html;
+use crate::bot::{Ctx, HandlerResult, MAX_MESSAGE, Tg, send};
 use crate::fleet::health::TenantHealth;
 use crate::fleet::{self, Actor};
 use crate::monitor::{Alert, AlertKind, Digest, Report};
 use crate::tenant::{CellState, Check, TenantId};
 
-/// Sends every report to the ops group (or, without one, to each operator).
+/// Telegram lets a bot send about 20 messages a minute to one group; beyond
+/// that it answers 429, and teloxide's throttle then holds every request of
+/// the bot (operators' replies too) for the wait. Alerts keep under that,
+/// leaving room for replies to commands typed in the group.
+const CHAT_PER_MINUTE: usize = 15;
+/// Alerts sent one by one to a chat per minute (a crash and its "back" are
+/// two); the rest of a burst is held and sent as one summary.
+const SINGLE_PER_MINUTE: usize = 10;
+/// A summary waits this long for the rest of its burst.
+const GATHER: Duration = Duration::from_secs(2);
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Sends every report to the ops group (or, without one, to each operator),
+/// within each chat's budget: the first alerts of a burst one by one, the
+/// rest as one summary.
 pub async fn forward(bot: Tg, ctx: Arc<Ctx>, mut reports: mpsc::Receiver<Report>) {
-    while let Some(report) = reports.recv().await {
-        let (text, markup) = match &report {
-            Report::Alert(alert) => (
-                render_alert(&ctx, alert),
-                Some(alert_buttons(&ctx, &alert.tenant)),
-            ),
-            Report::Digest(digest) => (render_digest(&ctx, digest), None),
+    let targets: Vec<ChatId> = match ctx.app.config.telegram.ops_chat_id {
+        Some(chat) => vec![ChatId(chat)],
+        None => ctx.operators.iter().map(|id| ChatId(*id as i64)).collect(),
+    };
+    let mut outboxes: Vec<Outbox> = targets.into_iter().map(Outbox::new).collect();
+    loop {
+        let due = outboxes.iter().filter_map(Outbox::due).min();
+        let report = tokio::select! {
+            report = reports.recv() => match report {
+                Some(report) => Some(report),
+                None => return,
+            },
+            _ = sleep_until(due), if due.is_some() => None,
         };
-        let targets: Vec<ChatId> = match ctx.app.config.telegram.ops_chat_id {
-            Some(chat) => vec![ChatId(chat)],
-            None => ctx.operators.iter().map(|id| ChatId(*id as i64)).collect(),
-        };
-        for chat in targets {
-            if let Err(err) = send(&bot, chat, text.clone(), markup.clone()).await {
-                tracing::error!(cause = %err, chat = chat.0, "cannot deliver an alert");
+        for outbox in &mut outboxes {
+            if let Some(report) = &report {
+                outbox.offer(&bot, &ctx, report).await;
             }
+            outbox.flush_due(&bot, &ctx).await;
         }
     }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// One chat's share of the alerts: what went out in the last minute and
+/// what is held for the next summary.
+struct Outbox {
+    chat: ChatId,
+    /// When each message of the last minute went, and whether it was a single alert.
+    sent: VecDeque<(Instant, bool)>,
+    held: Vec<Alert>,
+    held_since: Option<Instant>,
+}
+
+impl Outbox {
+    fn new(chat: ChatId) -> Outbox {
+        Outbox {
+            chat,
+            sent: VecDeque::new(),
+            held: Vec::new(),
+            held_since: None,
+        }
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) >= MINUTE)
+        {
+            self.sent.pop_front();
+        }
+    }
+
+    /// When the held alerts may go as a summary: after the gather time, and
+    /// once the minute has room.
+    fn due(&self) -> Option<Instant> {
+        let since = self.held_since?;
+        let room = match self.sent.len() >= CHAT_PER_MINUTE {
+            true => self.sent.front().map(|(at, _)| *at + MINUTE),
+            false => None,
+        };
+        Some(room.map_or(since + GATHER, |room| room.max(since + GATHER)))
+    }
+
+    async fn offer(&mut self, bot: &Tg, ctx: &Ctx, report: &Report) {
+        let now = Instant::now();
+        self.prune(now);
+        let alert = match report {
+            // Once a day: always sent.
+            Report::Digest(digest) => {
+                self.deliver(bot, render_digest(ctx, digest), None, false)
+                    .await;
+                return;
+            }
+            Report::Alert(alert) => alert,
+        };
+        let singles = self.sent.iter().filter(|(_, single)| *single).count();
+        let alone = self.held.is_empty()
+            && singles < SINGLE_PER_MINUTE
+            && self.sent.len() < CHAT_PER_MINUTE;
+        if alone {
+            let markup = alert_buttons(ctx, &alert.tenant);
+            self.deliver(bot, render_alert(ctx, alert), Some(markup), true)
+                .await;
+            return;
+        }
+        self.held.push(alert.clone());
+        self.held_since.get_or_insert(now);
+    }
+
+    async fn flush_due(&mut self, bot: &Tg, ctx: &Ctx) {
+        let now = Instant::now();
+        self.prune(now);
+        if self.due().is_none_or(|due| due > now) {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        self.held_since = None;
+        self.deliver(bot, render_summary(ctx, &held), None, false)
+            .await;
+    }
+
+    async fn deliver(
+        &mut self,
+        bot: &Tg,
+        text: String,
+        markup: Option<InlineKeyboardMarkup>,
+        single: bool,
+    ) {
+        let parts = split_html(&text, MAX_MESSAGE).len();
+        let now = Instant::now();
+        self.sent
+            .extend(std::iter::repeat_n((now, single), parts.max(1)));
+        if let Err(err) = send(bot, self.chat, text, markup).await {
+            tracing::error!(cause = %err, chat = self.chat.0, "cannot deliver an alert");
+        }
+    }
+}
+
+/// Held alerts in one message: per kind of alert, the tenants it concerns.
+fn render_summary(ctx: &Ctx, alerts: &[Alert]) -> String {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for alert in alerts {
+        let what = format!("{} {}", alert.check.as_str(), alert.kind.as_str());
+        let id = alert.tenant.as_str();
+        match groups.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, ids)) if !ids.contains(&id) => ids.push(id),
+            Some(_) => {}
+            None => groups.push((what, vec![id])),
+        }
+    }
+    let lines: Vec<String> = groups
+        .iter()
+        .map(|(what, ids)| {
+            ctx.texts.get(
+                "monitor.summary_line",
+                &[("what", what), ("ids", &ids.join(", "))],
+            )
+        })
+        .collect();
+    ctx.texts.get_html(
+        "monitor.summary",
+        &[
+            ("count", &alerts.len().to_string()),
+            ("lines", &lines.join("\n")),
+        ],
+    )
 }
 
 fn alert_buttons(ctx: &Ctx, tenant: &TenantId) -> InlineKeyboardMarkup {
@@ -99,14 +252,39 @@ pub fn render_alert(ctx: &Ctx, alert: &Alert) -> String {
             ],
         ),
         AlertKind::Stable => texts.get("monitor.alert_stable", &[("id", id), ("check", check)]),
-        AlertKind::CrashLoop { restarts, log_tail } => texts.get(
+        AlertKind::Crashed {
+            exit_code,
+            oom,
+            log_tail,
+        } => texts.get(
+            "monitor.alert_crashed",
+            &[
+                ("id", id),
+                ("code", &exit_code.to_string()),
+                ("oom", &oom_note(ctx, *oom)),
+                ("log", &log_text(ctx, log_tail)),
+            ],
+        ),
+        AlertKind::CrashLoop {
+            crashes,
+            window,
+            exit_code,
+            oom,
+            log_tail,
+        } => texts.get(
             "monitor.alert_crash_loop",
             &[
                 ("id", id),
-                ("restarts", &restarts.to_string()),
-                ("error", &error),
-                ("log", &log_tail.join("\n")),
+                ("crashes", &crashes.to_string()),
+                ("window", &duration(*window)),
+                ("code", &exit_code.to_string()),
+                ("oom", &oom_note(ctx, *oom)),
+                ("log", &log_text(ctx, log_tail)),
             ],
+        ),
+        AlertKind::Back { down_for } => texts.get(
+            "monitor.alert_back",
+            &[("id", id), ("duration", &duration(*down_for))],
         ),
         AlertKind::OomKilled => texts.get("monitor.alert_oom", &[("id", id), ("error", &error)]),
         AlertKind::Healed => texts.get("monitor.alert_healed", &[("id", id)]),
@@ -114,6 +292,23 @@ pub fn render_alert(ctx: &Ctx, alert: &Alert) -> String {
             "monitor.alert_heal_failed",
             &[("id", id), ("error", &error)],
         ),
+    }
+}
+
+/// Said after the exit code when the OOM killer ended the cell.
+fn oom_note(ctx: &Ctx, oom: bool) -> String {
+    if oom {
+        ctx.texts.plain("monitor.oom_note")
+    } else {
+        String::new()
+    }
+}
+
+fn log_text(ctx: &Ctx, log_tail: &[String]) -> String {
+    if log_tail.is_empty() {
+        ctx.texts.plain("monitor.no_log")
+    } else {
+        log_tail.join("\n")
     }
 }
 

@@ -8,6 +8,7 @@
 mod alerts;
 mod clients;
 mod newclient;
+mod send;
 mod state;
 mod storage;
 pub mod texts;
@@ -24,10 +25,10 @@ use teloxide::adaptors::throttle::Limits;
 use teloxide::dispatching::dialogue::Dialogue;
 use teloxide::dispatching::{HandlerExt, UpdateFilterExt, UpdateHandler};
 use teloxide::prelude::*;
-use teloxide::types::{InlineKeyboardMarkup, MessageId, ParseMode};
 use teloxide::utils::command::BotCommands;
 
 use crate::fleet::{self, Actor, App};
+use send::{edit, send};
 use state::State;
 use storage::DialogueStorage;
 use texts::Texts;
@@ -156,8 +157,11 @@ pub async fn run_with_monitor(
     // minute per group; teloxide's default applies the group limit to private
     // chats too, which stalls an operator's `/newclient` for up to a minute after
     // 20 messages. In a private chat the per-second limit is the one that holds.
+    // teloxide holds supergroups (ops groups are) to 10 a minute, under
+    // Telegram's 20; the alert forwarder keeps its own budget below 20.
     let limits = Limits {
         messages_per_min_chat: 60,
+        messages_per_min_channel_or_supergroup: 20,
         ..Limits::default()
     };
     let bot = Bot::new(token.expose()).set_api_url(url).throttle(limits);
@@ -674,88 +678,9 @@ async fn tenant_arg(
     }
 }
 
-/// Sends HTML text (split at line breaks when over Telegram's limit).
-pub async fn send(
-    bot: &Tg,
-    chat: ChatId,
-    text: String,
-    markup: Option<InlineKeyboardMarkup>,
-) -> Result<Message, teloxide::RequestError> {
-    let mut parts = split_message(&text);
-    let last = parts.pop().unwrap_or_default();
-    for part in parts {
-        bot.send_message(chat, part)
-            .parse_mode(ParseMode::Html)
-            .await?;
-    }
-    let request = bot.send_message(chat, last).parse_mode(ParseMode::Html);
-    match markup {
-        Some(markup) => request.reply_markup(markup).await,
-        None => request.await,
-    }
-}
-
-/// Replaces a message's text (and buttons).
-pub async fn edit(
-    bot: &Tg,
-    chat: ChatId,
-    message: MessageId,
-    text: String,
-    markup: Option<InlineKeyboardMarkup>,
-) -> Result<(), teloxide::RequestError> {
-    let request = bot
-        .edit_message_text(chat, message, text)
-        .parse_mode(ParseMode::Html);
-    let result = match markup {
-        Some(markup) => request.reply_markup(markup).await,
-        None => request.await,
-    };
-    match result {
-        Ok(_) => Ok(()),
-        // Editing to the same text is not an error worth surfacing.
-        Err(teloxide::RequestError::Api(teloxide::ApiError::MessageNotModified)) => Ok(()),
-        Err(err) => Err(err),
-    }
-}
-
-/// Splits text at line breaks into pieces under Telegram's limit.
-fn split_message(text: &str) -> Vec<String> {
-    let limit = MAX_MESSAGE - 96;
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    for line in text.split_inclusive('\n') {
-        if current.len() + line.len() > limit && !current.is_empty() {
-            parts.push(std::mem::take(&mut current));
-        }
-        let mut line = line;
-        while line.len() > limit {
-            let mut cut = limit;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            parts.push(line[..cut].to_string());
-            line = &line[cut..];
-        }
-        current.push_str(line);
-    }
-    if !current.is_empty() || parts.is_empty() {
-        parts.push(current);
-    }
-    parts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_messages_are_split_under_the_limit() {
-        let text = "line of text\n".repeat(1000);
-        let parts = split_message(&text);
-        assert!(parts.len() > 1);
-        assert!(parts.iter().all(|p| p.len() < MAX_MESSAGE));
-        assert_eq!(parts.concat(), text);
-    }
 
     /// Building the dispatcher runs dptree's type check: a handler asking for a
     /// dependency nobody provides fails here, not at the operator's first message.

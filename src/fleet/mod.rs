@@ -10,6 +10,7 @@ mod alerts;
 pub mod catalog;
 pub(crate) mod cell_gateway;
 mod create;
+pub mod events;
 pub mod health;
 mod hooks;
 mod inventory;

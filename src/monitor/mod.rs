@@ -1,11 +1,15 @@
 //! The fleet monitor inside `mtp serve`: a health sweep every interval, the
-//! alert state machine per (tenant, check), crash-loop, OOM and memory
-//! warnings, self-healing, and the daily digest. It never sends a Telegram
-//! message: alerts and digests are values on a channel; `bot/` renders them.
+//! alert state machine per (tenant, check), memory warnings, self-healing and
+//! the daily digest; beside the sweeps, Docker's events, so a crash is reported
+//! as it happens (exit code, OOM, log tail) and its end once the gateway
+//! answers again. One loop selects over a closed set of events (`Event`). It
+//! never sends a Telegram message: alerts and digests are values on a
+//! channel; `bot/` renders them.
 //!
 //! Architecture invariant: `monitor/` asks `fleet` for everything; it never
 //! touches the store, Docker or a gateway itself.
 
+pub mod crashes;
 pub mod metrics;
 pub mod rules;
 
@@ -16,9 +20,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MonitorSettings;
+use crate::fleet::events::{CellChange, CellEvent, Watched};
 use crate::fleet::health::{Sweep, SweepSettings, TenantHealth};
 use crate::fleet::{self, App};
 use crate::tenant::{AlertState, AlertStatus, CellState, Check, TenantId};
+use crashes::{Crashes, Verdict};
 use rules::{Rules, Transition};
 
 /// After a container (re)starts, its gateway needs about 20 s to answer (FACTS.md);
@@ -26,8 +32,11 @@ use rules::{Rules, Transition};
 const STARTUP_GRACE_SECS: i64 = 90;
 /// Memory use, as a share of the limit, that raises a warning.
 const MEMORY_WARN: f64 = 0.90;
-/// A crash loop is reported at most once per this many seconds per tenant.
-const CRASH_LOOP_QUIET_SECS: i64 = 30 * 60;
+/// Log lines that come with a crash alert.
+const CRASH_LOG_LINES: usize = 10;
+/// How often a crashed cell's gateway is asked whether it answers again: it
+/// boots in 10-20 s (FACTS.md), so the "back" message is at most this late.
+const RECHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// Transitions within the window that make a check flapping, and the window.
 const FLAP_TRANSITIONS: usize = 4;
 const FLAP_WINDOW_SECS: i64 = 30 * 60;
@@ -62,9 +71,24 @@ pub enum AlertKind {
         transitions: usize,
     },
     Stable,
-    CrashLoop {
-        restarts: i64,
+    /// The gateway died on its own (not by a stop or kill asked through
+    /// Docker); Docker's restart policy brings it back.
+    Crashed {
+        exit_code: i64,
+        oom: bool,
         log_tail: Vec<String>,
+    },
+    /// `crashes` crashes within `window` seconds.
+    CrashLoop {
+        crashes: usize,
+        window: i64,
+        exit_code: i64,
+        oom: bool,
+        log_tail: Vec<String>,
+    },
+    /// The gateway answers again after a crash; `down_for` seconds without it.
+    Back {
+        down_for: i64,
     },
     OomKilled,
     Healed,
@@ -79,7 +103,9 @@ impl AlertKind {
             AlertKind::Recovered { .. } => "recovered",
             AlertKind::Flapping { .. } => "flapping",
             AlertKind::Stable => "stable",
+            AlertKind::Crashed { .. } => "crashed",
             AlertKind::CrashLoop { .. } => "crash loop",
+            AlertKind::Back { .. } => "back",
             AlertKind::OomKilled => "oom killed",
             AlertKind::Healed => "healed",
             AlertKind::HealFailed => "heal failed",
@@ -112,11 +138,26 @@ pub const DIGEST_TOP_COSTS: usize = 5;
 /// What survives between sweeps in memory (the alert states live in the store).
 #[derive(Default)]
 struct Memory {
-    restart_counts: HashMap<TenantId, i64>,
-    crash_loop_reported: HashMap<TenantId, i64>,
+    /// Per tenant: the container and its restart count the last sweep saw
+    /// (plus the crashes reported by events since).
+    restart_counts: HashMap<TenantId, (String, i64)>,
     oom_reported: HashMap<TenantId, String>,
     heal: HashMap<TenantId, (u32, u32)>,
     last_digest_day: Option<chrono::NaiveDate>,
+    crashes: Crashes,
+    /// Docker's event stream is open: crashes come from it, not from counts.
+    events_live: bool,
+}
+
+/// Everything the monitor's loop reacts to.
+enum Event {
+    /// Time for a sweep.
+    Tick,
+    /// Something from Docker's event stream (or about it).
+    Docker(Watched),
+    /// Time to ask crashed cells whether their gateway answers again.
+    Recheck,
+    Shutdown,
 }
 
 /// Runs sweeps until `shutdown` is cancelled. Each sweep is published on
@@ -136,30 +177,230 @@ pub async fn run(
     };
     let mut interval = tokio::time::interval(settings.interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut events = fleet::events::watch(&app, shutdown.clone());
+    let mut events_open = true;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        let sweep = match sweep_once(&app, &settings, &reports, &mut memory).await {
-            Ok((sweep, firing)) => {
-                for health in &sweep.tenants {
-                    let tenant = health.record.id.as_str();
-                    metrics.set_firing(tenant, firing.get(&health.record.id).copied().unwrap_or(0));
+        let outages = !memory.crashes.outages().is_empty();
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => Event::Shutdown,
+            _ = interval.tick() => Event::Tick,
+            watched = events.recv(), if events_open => match watched {
+                Some(watched) => Event::Docker(watched),
+                // The watcher ends only at shutdown.
+                None => {
+                    events_open = false;
+                    continue;
                 }
-                sweep
-            }
-            Err(err) => {
-                tracing::error!(cause = %format!("{err:#}"), "health sweep failed");
-                continue;
-            }
+            },
+            _ = recheck.tick(), if outages => Event::Recheck,
         };
-        metrics.observe(&sweep);
-        let _ = latest.send(Some(Arc::new(sweep)));
-        if let Some(digest) = due_digest(&app, &settings, &latest, &mut memory) {
-            let _ = reports.send(Report::Digest(digest)).await;
+        match event {
+            Event::Shutdown => return,
+            Event::Tick => {
+                let count_crashes = !memory.events_live;
+                sweep(
+                    &app,
+                    &settings,
+                    &reports,
+                    &latest,
+                    &metrics,
+                    &mut memory,
+                    count_crashes,
+                )
+                .await;
+            }
+            Event::Docker(Watched::Cell(event)) => {
+                if let Some(alert) = on_cell_event(&app, &mut memory, event).await {
+                    emit(&app, &reports, vec![alert]).await;
+                }
+            }
+            Event::Docker(Watched::Connected { after_gap }) => {
+                memory.events_live = true;
+                if after_gap {
+                    // Events in the gap are lost: a sweep re-syncs, judging
+                    // crashes by the containers' restart counts.
+                    sweep(
+                        &app,
+                        &settings,
+                        &reports,
+                        &latest,
+                        &metrics,
+                        &mut memory,
+                        true,
+                    )
+                    .await;
+                }
+            }
+            Event::Docker(Watched::Lost { .. }) => memory.events_live = false,
+            Event::Recheck => {
+                let alerts = recheck_outages(&app, &mut memory).await;
+                emit(&app, &reports, alerts).await;
+            }
         }
     }
+}
+
+/// One sweep and what follows it: metrics, the latest sweep, the digest.
+async fn sweep(
+    app: &App,
+    settings: &MonitorSettings,
+    reports: &mpsc::Sender<Report>,
+    latest: &watch::Sender<Option<Arc<Sweep>>>,
+    metrics: &metrics::Metrics,
+    memory: &mut Memory,
+    count_crashes: bool,
+) {
+    let sweep = match sweep_once(app, settings, reports, memory, count_crashes).await {
+        Ok((sweep, firing)) => {
+            for health in &sweep.tenants {
+                let tenant = health.record.id.as_str();
+                metrics.set_firing(tenant, firing.get(&health.record.id).copied().unwrap_or(0));
+            }
+            sweep
+        }
+        Err(err) => {
+            tracing::error!(cause = %format!("{err:#}"), "health sweep failed");
+            return;
+        }
+    };
+    metrics.observe(&sweep);
+    let _ = latest.send(Some(Arc::new(sweep)));
+    if let Some(digest) = due_digest(app, settings, latest, memory) {
+        let _ = reports.send(Report::Digest(digest)).await;
+    }
+}
+
+/// Writes alerts to the audit log and hands them to the notifier.
+async fn emit(app: &App, reports: &mpsc::Sender<Report>, alerts: Vec<Alert>) {
+    for alert in alerts {
+        fleet::record_alert(
+            app,
+            &alert.tenant,
+            &format!("{} {}", alert.kind.as_str(), alert.check.as_str()),
+        );
+        let _ = reports.send(Report::Alert(alert)).await;
+    }
+}
+
+/// True while the tenant is meant to run and its alerts are on.
+fn watched(record: &crate::tenant::TenantRecord, now: i64) -> bool {
+    record.state == CellState::Running && record.muted_until.is_none_or(|until| until <= now)
+}
+
+/// One Docker event: a crash alerts at once; a stop asked for raises nothing.
+async fn on_cell_event(app: &App, memory: &mut Memory, event: CellEvent) -> Option<Alert> {
+    let tenant = &event.tenant;
+    let exit_code = match event.change {
+        CellChange::Signalled => {
+            memory.crashes.signalled(tenant, event.at);
+            return None;
+        }
+        CellChange::OomKilled => {
+            memory.crashes.oom(tenant, event.at);
+            return None;
+        }
+        CellChange::Started => return None,
+        CellChange::Died { exit_code } => exit_code,
+    };
+    if memory.crashes.asked(tenant, event.at) {
+        return None;
+    }
+    let record = match fleet::events::record(app, tenant) {
+        Ok(Some(record)) => record,
+        Ok(None) => return None,
+        Err(err) => {
+            tracing::error!(cause = %format!("{err:#}"), %tenant, "cannot read the tenant after its cell died");
+            return None;
+        }
+    };
+    // Being created, stopped through MTP, muted (an upgrade mutes): not a crash to report.
+    if !watched(&record, fleet::now()) {
+        memory.crashes.forget(tenant);
+        return None;
+    }
+    // Docker's restart of this crash is accounted for: no second report by count.
+    if let Some((_, count)) = memory.restart_counts.get_mut(tenant) {
+        *count += 1;
+    }
+    let verdict = memory.crashes.crashed(tenant, event.at);
+    crash_alert(app, tenant, verdict, exit_code, event.at).await
+}
+
+/// The alert for a crash verdict, with the (redacted) last log lines.
+async fn crash_alert(
+    app: &App,
+    tenant: &TenantId,
+    verdict: Verdict,
+    exit_code: i64,
+    at: i64,
+) -> Option<Alert> {
+    if verdict == Verdict::Quiet {
+        return None;
+    }
+    let log_tail = fleet::logs(app, tenant, Some(CRASH_LOG_LINES), None)
+        .await
+        .map(|lines| lines.into_iter().map(|l| l.text).collect())
+        .unwrap_or_default();
+    let kind = match verdict {
+        Verdict::Crashed { oom } => AlertKind::Crashed {
+            exit_code,
+            oom,
+            log_tail,
+        },
+        Verdict::CrashLoop { crashes, oom } => AlertKind::CrashLoop {
+            crashes,
+            window: crashes::LOOP_WINDOW_SECS,
+            exit_code,
+            oom,
+            log_tail,
+        },
+        Verdict::Quiet => return None,
+    };
+    Some(Alert {
+        tenant: tenant.clone(),
+        check: Check::Container,
+        kind,
+        since: at,
+        last_error: Some(format!("exit code {exit_code}")),
+    })
+}
+
+/// Asks each crashed cell's gateway whether it answers again; one "back" each.
+async fn recheck_outages(app: &App, memory: &mut Memory) -> Vec<Alert> {
+    let now = fleet::now();
+    let mut asking = Vec::new();
+    for (tenant, since) in memory.crashes.outages() {
+        match fleet::events::record(app, &tenant) {
+            Ok(Some(record)) if watched(&record, now) => asking.push((tenant, since)),
+            Ok(_) => memory.crashes.forget(&tenant),
+            Err(err) => {
+                tracing::error!(cause = %format!("{err:#}"), %tenant, "cannot read the tenant");
+            }
+        }
+    }
+    let answers = futures_util::future::join_all(
+        asking
+            .iter()
+            .map(|(tenant, _)| fleet::events::gateway_answers(app, tenant)),
+    )
+    .await;
+    let mut res = Vec::new();
+    for ((tenant, since), answers) in asking.into_iter().zip(answers) {
+        if answers.unwrap_or(false) && memory.crashes.back(&tenant).is_some() {
+            res.push(Alert {
+                tenant,
+                check: Check::Container,
+                kind: AlertKind::Back {
+                    down_for: fleet::now() - since,
+                },
+                since,
+                last_error: None,
+            });
+        }
+    }
+    res
 }
 
 /// One sweep: probe, run the rules, persist, emit, heal.
@@ -168,6 +409,7 @@ async fn sweep_once(
     settings: &MonitorSettings,
     reports: &mpsc::Sender<Report>,
     memory: &mut Memory,
+    count_crashes: bool,
 ) -> anyhow::Result<(Sweep, HashMap<TenantId, usize>)> {
     let sweep = fleet::health::sweep(
         app,
@@ -204,9 +446,13 @@ async fn sweep_once(
                 }
             }
             memory.heal.remove(tenant);
+            memory.crashes.forget(tenant);
             continue;
         }
         let muted = health.record.quiet_until().is_some_and(|until| until > now);
+        if muted {
+            memory.crashes.forget(tenant);
+        }
         for (check, result) in observations(health, now) {
             let state = states.entry((tenant.clone(), check)).or_default();
             let transition = rules::observe(state, &rules, now, result);
@@ -233,8 +479,9 @@ async fn sweep_once(
                 });
             }
         }
+        let missed = missed_crashes(health, memory, count_crashes, now);
         if !muted {
-            alerts.extend(container_events(app, health, memory, now).await);
+            alerts.extend(missed);
         }
         // A muted tenant is in the operator's hands (or in an upgrade's): no healing.
         if settings.heal
@@ -251,14 +498,11 @@ async fn sweep_once(
             *firing.entry(tenant.clone()).or_default() += 1;
         }
     }
+    let mut with_logs = Vec::with_capacity(alerts.len());
     for alert in alerts {
-        fleet::record_alert(
-            app,
-            &alert.tenant,
-            &format!("{} {}", alert.kind.as_str(), alert.check.as_str()),
-        );
-        let _ = reports.send(Report::Alert(alert)).await;
+        with_logs.push(with_log_tail(app, alert).await);
     }
+    emit(app, reports, with_logs).await;
     Ok((sweep, firing))
 }
 
@@ -356,11 +600,13 @@ fn observations(health: &TenantHealth, now: i64) -> Vec<(Check, Result<(), Strin
     res
 }
 
-/// Crash loops (restart count rising) and OOM kills.
-async fn container_events(
-    app: &App,
+/// Crashes the event stream did not deliver (it was down, or not yet open),
+/// judged from the container's restart count, and OOM kills seen by inspect.
+/// With the stream open, this only keeps the counts current.
+fn missed_crashes(
     health: &TenantHealth,
     memory: &mut Memory,
+    count_crashes: bool,
     now: i64,
 ) -> Vec<Alert> {
     let mut res = Vec::new();
@@ -368,30 +614,62 @@ async fn container_events(
     let Ok(Some(status)) = &health.container else {
         return res;
     };
-    let previous = memory
-        .restart_counts
-        .insert(tenant.clone(), status.restart_count);
-    let rising = previous.is_some_and(|before| status.restart_count > before);
-    let quiet = memory
-        .crash_loop_reported
-        .get(tenant)
-        .is_some_and(|at| now - at < CRASH_LOOP_QUIET_SECS);
-    if rising && !quiet {
-        memory.crash_loop_reported.insert(tenant.clone(), now);
-        let log_tail = fleet::logs(app, tenant, Some(10), None)
-            .await
-            .map(|lines| lines.into_iter().map(|l| l.text).collect())
-            .unwrap_or_default();
-        res.push(Alert {
-            tenant: tenant.clone(),
-            check: Check::Container,
-            kind: AlertKind::CrashLoop {
-                restarts: status.restart_count,
-                log_tail,
-            },
-            since: now,
-            last_error: Some(format!("exit code {}", status.exit_code)),
-        });
+    let previous = memory.restart_counts.insert(
+        tenant.clone(),
+        (status.container_id.clone(), status.restart_count),
+    );
+    let missed = match previous {
+        // The same container, restarted more often than events told.
+        Some((container, before)) if container == status.container_id => {
+            let missed = status.restart_count - before;
+            if missed < 0 {
+                // Events counted a restart Docker has not made yet.
+                memory
+                    .restart_counts
+                    .insert(tenant.clone(), (container, before));
+            }
+            missed
+        }
+        _ => 0,
+    };
+    if !count_crashes {
+        return res;
+    }
+    if missed > 0 {
+        // At most a loop's worth: each counts toward the crash-loop verdict.
+        let verdicts: Vec<Verdict> = (0..missed.min(crashes::LOOP_CRASHES as i64))
+            .map(|_| memory.crashes.crashed(tenant, now))
+            .collect();
+        let verdict = verdicts
+            .iter()
+            .copied()
+            .find(|v| matches!(v, Verdict::CrashLoop { .. }))
+            .or_else(|| verdicts.iter().copied().find(|v| *v != Verdict::Quiet));
+        let oom = status.oom_killed;
+        let kind = match verdict {
+            Some(Verdict::CrashLoop { crashes, .. }) => Some(AlertKind::CrashLoop {
+                crashes,
+                window: crashes::LOOP_WINDOW_SECS,
+                exit_code: status.exit_code,
+                oom,
+                log_tail: Vec::new(),
+            }),
+            Some(Verdict::Crashed { .. }) => Some(AlertKind::Crashed {
+                exit_code: status.exit_code,
+                oom,
+                log_tail: Vec::new(),
+            }),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            res.push(Alert {
+                tenant: tenant.clone(),
+                check: Check::Container,
+                kind,
+                since: now,
+                last_error: Some(format!("exit code {}", status.exit_code)),
+            });
+        }
     }
     let started = status.started_at.clone().unwrap_or_default();
     if status.oom_killed && memory.oom_reported.get(tenant) != Some(&started) {
@@ -408,6 +686,19 @@ async fn container_events(
         });
     }
     res
+}
+
+/// Fills in the log tail of a crash alert made from counts.
+async fn with_log_tail(app: &App, mut alert: Alert) -> Alert {
+    if let AlertKind::Crashed { log_tail, .. } | AlertKind::CrashLoop { log_tail, .. } =
+        &mut alert.kind
+    {
+        *log_tail = fleet::logs(app, &alert.tenant, Some(CRASH_LOG_LINES), None)
+            .await
+            .map(|lines| lines.into_iter().map(|l| l.text).collect())
+            .unwrap_or_default();
+    }
+    alert
 }
 
 /// Starts a cell that exited and stayed down (after its DOWN alert), with backoff.

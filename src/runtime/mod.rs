@@ -6,6 +6,7 @@
 //! the config file; it gets a `CellSpec` and reports what Docker says.
 
 mod cell;
+mod events;
 mod network;
 mod ports;
 
@@ -16,6 +17,7 @@ use bollard::Docker;
 pub use cell::{
     CellInfo, CellSpec, CellStatus, ExecOutput, GATEWAY_PORT, LogLine, Mount, Started, Stopped,
 };
+pub use events::{CellEvent, CellEventKind};
 pub use ports::port_is_free;
 
 use crate::tenant::TenantId;

@@ -534,6 +534,12 @@ impl FakeBot {
         });
     }
 
+    /// From now on, more than `per_minute` messages a minute to one group
+    /// (a negative chat id) get 429 with `retry_after`, as Telegram answers.
+    pub fn limit_group_rate(&self, per_minute: usize) {
+        self.with_bot(|bot| bot.group_rate = Some(per_minute));
+    }
+
     /// Waits until this bot has a `getUpdates` call waiting for updates: the
     /// bot is up and polling.
     ///
@@ -891,6 +897,11 @@ struct BotState {
     failures: HashMap<String, VecDeque<Failure>>,
     /// Command lists by scope and language.
     commands: HashMap<String, Value>,
+    /// Messages a minute this bot may send to one group (negative chat id)
+    /// before `sendMessage` answers 429, as Telegram does; off unless set.
+    group_rate: Option<usize>,
+    /// When messages went to each group in the last minute.
+    group_sends: HashMap<i64, VecDeque<Instant>>,
 }
 
 struct ChatState {
@@ -1027,7 +1038,35 @@ impl BotState {
             next_file: 0,
             failures: HashMap::new(),
             commands: HashMap::new(),
+            group_rate: None,
+            group_sends: HashMap::new(),
         }
+    }
+
+    /// Counts a message to a group against the rate, or refuses it with 429.
+    fn group_message(&mut self, params: &Map<String, Value>) -> Result<(), Failure> {
+        let (Some(rate), Ok(chat)) = (self.group_rate, chat_id_param(params)) else {
+            return Ok(());
+        };
+        if chat >= 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let sends = self.group_sends.entry(chat).or_default();
+        while sends
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(60))
+        {
+            sends.pop_front();
+        }
+        if sends.len() >= rate {
+            let wait = sends
+                .front()
+                .map_or(1, |at| 60 - now.duration_since(*at).as_secs().min(59));
+            return Err(Failure::retry_after(u32::try_from(wait).unwrap_or(60)));
+        }
+        sends.push_back(now);
+        Ok(())
     }
 
     fn user_json(&self) -> Value {
@@ -1208,7 +1247,9 @@ fn answer(
 ) -> (Answer, Option<Upload>) {
     let response = match method.to_ascii_lowercase().as_str() {
         "getme" => Ok(bot.me_json()),
-        "sendmessage" => send_message(bot, params),
+        "sendmessage" => bot
+            .group_message(params)
+            .and_then(|()| send_message(bot, params)),
         "editmessagetext" => edit_message_text(bot, params),
         "editmessagereplymarkup" => edit_message_reply_markup(bot, params),
         "deletemessage" => delete_message(bot, params),
