@@ -367,6 +367,27 @@ impl FakeBot {
         self.push_text(chat, from, text)
     }
 
+    /// Many users each write to the bot in their private chats: pushed under
+    /// one lock and announced with one wake-up, as a flood arrives. Returns the
+    /// message ids in order.
+    ///
+    /// # Panics
+    ///
+    /// If a user id does not fit a chat id.
+    pub fn push_messages(&self, messages: &[(UserId, &str)]) -> Vec<MessageId> {
+        let ids = self.with_bot(|bot| {
+            messages
+                .iter()
+                .map(|(from, text)| {
+                    let chat = ChatId(i64::try_from(from.0).expect("a user id fits a chat id"));
+                    bot.push_text(chat, *from, text)
+                })
+                .collect()
+        });
+        self.shared.wake_polls();
+        ids
+    }
+
     /// The user `from` writes `text` in the group `chat` (a negative id; below
     /// -1000000000000 a supergroup).
     ///
@@ -618,35 +639,7 @@ impl FakeBot {
     }
 
     fn push_text(&self, chat: ChatId, from: UserId, text: &str) -> MessageId {
-        let message_id = self.with_bot(|bot| {
-            let chat_state = bot.chat_mut(chat.0);
-            let message_id = chat_state.allocate_id();
-            let mut message = json!({
-                "message_id": message_id.0,
-                "from": user_json(from.0),
-                "chat": chat_json(chat.0),
-                "date": unix_now(),
-                "text": text,
-            });
-            if let Some(command) = text.split_whitespace().next().filter(|word| word.starts_with('/')) {
-                message["entities"] =
-                    json!([{ "type": "bot_command", "offset": 0, "length": command.encode_utf16().count() }]);
-            }
-            chat_state.messages.push(ChatMessage {
-                id: message_id,
-                from_bot: false,
-                text: text.to_owned(),
-                raw_text: text.to_owned(),
-                parse_mode: None,
-                history: vec![text.to_owned()],
-                keyboard: Vec::new(),
-                upload: None,
-                deleted: false,
-                json: message.clone(),
-            });
-            bot.enqueue("message", message);
-            message_id
-        });
+        let message_id = self.with_bot(|bot| bot.push_text(chat, from, text));
         self.shared.wake_polls();
         message_id
     }
@@ -1074,6 +1067,40 @@ impl BotState {
         update.insert(kind.to_owned(), payload);
         self.updates.push_back((update_id, Value::Object(update)));
         Some(update_id)
+    }
+
+    /// A user's text message in `chat`, kept in the chat and queued as an update.
+    fn push_text(&mut self, chat: ChatId, from: UserId, text: &str) -> MessageId {
+        let chat_state = self.chat_mut(chat.0);
+        let message_id = chat_state.allocate_id();
+        let mut message = json!({
+            "message_id": message_id.0,
+            "from": user_json(from.0),
+            "chat": chat_json(chat.0),
+            "date": unix_now(),
+            "text": text,
+        });
+        if let Some(command) = text
+            .split_whitespace()
+            .next()
+            .filter(|word| word.starts_with('/'))
+        {
+            message["entities"] = json!([{ "type": "bot_command", "offset": 0, "length": command.encode_utf16().count() }]);
+        }
+        chat_state.messages.push(ChatMessage {
+            id: message_id,
+            from_bot: false,
+            text: text.to_owned(),
+            raw_text: text.to_owned(),
+            parse_mode: None,
+            history: vec![text.to_owned()],
+            keyboard: Vec::new(),
+            upload: None,
+            deleted: false,
+            json: message.clone(),
+        });
+        self.enqueue("message", message);
+        message_id
     }
 
     /// Forgets updates as `getUpdates`' `offset` says.
