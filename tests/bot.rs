@@ -1163,7 +1163,7 @@ async fn a_flood_of_strangers_costs_a_bounded_amount_and_does_not_delay_operator
     let telegram = Telegram::start().await;
     let env = TestEnv::new("bot_stranger_flood", 20440, "3s");
     let app = env.app().await;
-    let strangers = std::sync::Arc::new(mtp::bot::Strangers::new());
+    let strangers = std::sync::Arc::new(mtp::bot::strangers::Strangers::new());
     let bot = InProcess::start_sharing(
         &telegram,
         config(&env, &telegram.vars(&[])),
@@ -1198,12 +1198,12 @@ async fn a_flood_of_strangers_costs_a_bounded_amount_and_does_not_delay_operator
     bot.stop().await;
     let minutes = started.elapsed().as_secs() / 60 + 1;
     assert!(
-        strangers.tracked() <= mtp::bot::MAX_TRACKED,
+        strangers.tracked() <= mtp::bot::strangers::MAX_TRACKED,
         "{} strangers remembered",
         strangers.tracked()
     );
     let rows = app.store.audit_log(None, 100_000).unwrap();
-    let bound = minutes as usize * (mtp::bot::REFUSALS_PER_MINUTE + 1);
+    let bound = minutes as usize * (mtp::bot::strangers::REFUSALS_PER_MINUTE + 1);
     assert!(
         !rows.is_empty() && rows.len() <= bound,
         "{} audit entries for 10 000 strangers in {minutes} minute(s), at most {bound} allowed",
@@ -1217,7 +1217,7 @@ async fn a_flood_of_strangers_costs_a_bounded_amount_and_does_not_delay_operator
         .filter(|call| call.chat_id() != Some(chat.id()))
         .count();
     assert!(
-        refusals <= minutes as usize * mtp::bot::REFUSALS_PER_MINUTE,
+        refusals <= minutes as usize * mtp::bot::strangers::REFUSALS_PER_MINUTE,
         "{refusals} refusals sent"
     );
 }
@@ -1536,14 +1536,19 @@ struct InProcess {
 
 impl InProcess {
     async fn start(telegram: &Telegram, config: AdminConfig) -> InProcess {
-        InProcess::start_sharing(telegram, config, Arc::new(mtp::bot::Strangers::new())).await
+        InProcess::start_sharing(
+            telegram,
+            config,
+            Arc::new(mtp::bot::strangers::Strangers::new()),
+        )
+        .await
     }
 
     /// Starts the bot with `strangers` as its gate for non-operators.
     async fn start_sharing(
         telegram: &Telegram,
         config: AdminConfig,
-        strangers: Arc<mtp::bot::Strangers>,
+        strangers: Arc<mtp::bot::strangers::Strangers>,
     ) -> InProcess {
         let since = telegram.fake.calls().len();
         let app = App::open(config).await.expect("app opens");

@@ -17,7 +17,7 @@ mod newclient;
 mod pasted;
 mod state;
 mod storage;
-mod strangers;
+pub mod strangers;
 pub mod texts;
 mod usage;
 
@@ -37,7 +37,7 @@ use teloxide::utils::command::BotCommands;
 use crate::fleet::{self, Actor, App};
 use state::State;
 use storage::DialogueStorage;
-pub use strangers::{MAX_TRACKED, REFUSALS_PER_MINUTE, Strangers};
+use strangers::Strangers;
 use texts::Texts;
 
 /// The bot client every handler gets: teloxide's `Bot` behind its throttle, so

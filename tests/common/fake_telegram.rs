@@ -9,7 +9,8 @@
 //! What it does, as Telegram does it:
 //! - `getMe` for registered tokens; any method with an unknown token is 401
 //!   `Unauthorized`;
-//! - long polling: updates pushed by the test (`push_message`, `push_callback`)
+//! - long polling: updates pushed by the test (`push_message`, `push_callback`,
+//!   `push_messages` for a flood in one go)
 //!   are served by `getUpdates` with `offset`, `limit`, `timeout` (a waiting
 //!   poll wakes as soon as an update is pushed) and a remembered
 //!   `allowed_updates`; a newer poll ends an older one with 409 Conflict;
