@@ -26,6 +26,14 @@ struct RawConfig {
     telegram: Option<RawTelegram>,
     monitor: Option<RawMonitor>,
     usage: Option<RawUsage>,
+    audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawAudit {
+    keep_days: Option<u32>,
+    max_rows: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +116,17 @@ pub struct AdminConfig {
     pub telegram: TelegramSettings,
     pub monitor: MonitorSettings,
     pub usage: UsageSettings,
+    pub audit: AuditSettings,
+}
+
+/// How much of the audit log is kept (`audit` in the config file); `mtp serve`
+/// prunes the rest hourly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Entries older than this many days go (default 365).
+    pub keep_days: u32,
+    /// At most this many entries are kept, the newest (default 100 000).
+    pub max_rows: u64,
 }
 
 /// Usage collection, pricing and budgets (`usage` in the config file).
@@ -475,6 +494,7 @@ fn check(
     let telegram = check_telegram(raw.telegram.unwrap_or_default(), env)?;
     let monitor = check_monitor(raw.monitor.unwrap_or_default(), env)?;
     let usage = check_usage(raw.usage.unwrap_or_default(), env)?;
+    let audit = check_audit(raw.audit.unwrap_or_default())?;
 
     Ok(AdminConfig {
         data_dir,
@@ -482,6 +502,7 @@ fn check(
         telegram,
         monitor,
         usage,
+        audit,
         cell: CellDefaults {
             image,
             port_start,
@@ -760,6 +781,21 @@ fn check_usage(raw: RawUsage, env: &BTreeMap<String, String>) -> anyhow::Result<
     })
 }
 
+fn check_audit(raw: RawAudit) -> anyhow::Result<AuditSettings> {
+    let keep_days = raw.keep_days.unwrap_or(365);
+    if !(1..=36_500).contains(&keep_days) {
+        bail!("at key `audit.keepDays`: {keep_days} is outside 1..=36500");
+    }
+    let max_rows = raw.max_rows.unwrap_or(100_000);
+    if !(10..=100_000_000).contains(&max_rows) {
+        bail!("at key `audit.maxRows`: {max_rows} is outside 10..=100000000");
+    }
+    Ok(AuditSettings {
+        keep_days,
+        max_rows,
+    })
+}
+
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     if path.is_absolute() {
         return Ok(path.to_path_buf());
@@ -842,6 +878,13 @@ mod tests {
         assert_eq!(config.cell.image, DEFAULT_CELL_IMAGE);
         assert_eq!(config.cell.log_max_bytes, 10 * 1024 * 1024);
         assert_eq!(config.cell.log_max_files, 3);
+        assert_eq!(
+            config.audit,
+            AuditSettings {
+                keep_days: 365,
+                max_rows: 100_000
+            }
+        );
     }
 
     // See: issue 10 (log rotation for every cell).
@@ -891,6 +934,9 @@ mod tests {
             ("{ cell: { healthTimeout: 'soon' } }", "cell.healthTimeout"),
             ("{ cell: { portStart: 80 } }", "cell.portStart"),
             ("{ cell: { portStart: 'x' } }", "cell.portStart"),
+            ("{ audit: { keepDays: 0 } }", "audit.keepDays"),
+            ("{ audit: { maxRows: 1 } }", "audit.maxRows"),
+            ("{ audit: { keep: 1 } }", "audit"),
         ] {
             let err = AdminConfig::from_json5(input).unwrap_err();
             let text = format!("{err:#}");

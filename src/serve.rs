@@ -1,7 +1,7 @@
 //! `mtp serve`: the long-running admin. It reconciles, then runs side by side
 //! the fleet monitor (sweeps, alerts, digest), the usage loop (collection,
 //! budgets), the admin's `/healthz` and `/metrics` listener, a periodic
-//! reconcile, and the Telegram bot, which renders the monitor's reports and
+//! reconcile, the audit log's retention, and the Telegram bot, which renders the monitor's reports and
 //! the usage loop's budget alerts. One cancellation token stops them all; the
 //! bot finishes in-flight work first.
 
@@ -19,6 +19,9 @@ use crate::usage;
 
 /// How often the store and Docker are compared while serving.
 const RECONCILE_EVERY: Duration = Duration::from_secs(300);
+/// How often the audit log's retention is applied (once at start, then this
+/// often): often enough that a flood never waits long, rare enough to cost nothing.
+const PRUNE_AUDIT_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs until `shutdown` resolves.
 ///
@@ -66,6 +69,7 @@ pub async fn run_reporting(
     let (usage_tx, usage_rx) = mpsc::channel(64);
     let usage_loop = tokio::spawn(usage::run(app.clone(), usage_tx, token.clone()));
     let reconciler = tokio::spawn(reconcile_every(app.clone(), token.clone()));
+    let pruner = tokio::spawn(prune_audit_every(app.clone(), token.clone()));
     {
         let token = token.clone();
         tokio::spawn(async move {
@@ -83,7 +87,28 @@ pub async fn run_reporting(
     let _ = monitor.await;
     let _ = usage_loop.await;
     let _ = reconciler.await;
+    let _ = pruner.await;
     result
+}
+
+async fn prune_audit_every(app: App, token: CancellationToken) {
+    let mut interval = tokio::time::interval(PRUNE_AUDIT_EVERY);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let app = app.clone();
+        // redb is synchronous and commits with fsync: off the async workers.
+        match tokio::task::spawn_blocking(move || fleet::prune_audit(&app)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => tracing::info!(removed, "audit log pruned"),
+            Ok(Err(err)) => {
+                tracing::error!(cause = %format!("{err:#}"), "pruning the audit log failed")
+            }
+            Err(err) => tracing::error!(cause = %err, "pruning the audit log panicked"),
+        }
+    }
 }
 
 async fn reconcile_every(app: App, token: CancellationToken) {

@@ -11,6 +11,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -45,6 +46,12 @@ const SECOND_OPERATOR: UserId = UserId(4343);
 const STRANGER: UserId = UserId(6666);
 /// A group the stranger writes in.
 const GROUP: ChatId = ChatId(-1_001_234_567_890);
+/// The ops group (`telegram.opsChatId`) of the tests that configure one: a
+/// basic group, not a supergroup, whose 10 messages a minute (teloxide's
+/// throttle keeps to them) would slow a test that talks a lot.
+const OPS_GROUP: ChatId = ChatId(-4_000_020_460);
+/// Another group the admin bot was added to.
+const OTHER_GROUP: ChatId = ChatId(-4_000_020_461);
 /// Every wait ends as soon as its condition holds; the deadline is only for
 /// a machine busy booting a cell.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -59,7 +66,7 @@ const CELL_DEADLINE: Duration = Duration::from_secs(180);
 /// one message is edited step by step until it shows the @username, a t.me
 /// link and the status. The same cell then serves the rest: the same bot under
 /// a new token is refused, `/clients`, `/client`, `/logs` and bad arguments
-/// answer, a stranger gets one refusal and nothing runs, `mtp serve` finishes
+/// answer, a stranger gets one refusal (and one audit entry) and nothing runs, `mtp serve` finishes
 /// an in-flight stop after SIGTERM and exits 0, and `/remove` purges it once the
 /// id is typed, while a tenant whose create failed is removed with its data kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -323,11 +330,12 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         .flatten()
         .filter_map(|button| button.callback_data.as_deref())
         .collect();
+    let stamp = format!("{}.{}", record.generation, record.created_at);
     let expected_buttons = [
-        format!("t:r:{id}"),
-        format!("t:s:{id}"),
-        format!("t:l:{id}"),
-        format!("t:x:{id}"),
+        format!("t:r:{stamp}:{id}"),
+        format!("t:s:{stamp}:{id}"),
+        format!("t:l:{stamp}:{id}"),
+        format!("t:x:{stamp}:{id}"),
     ];
     assert_eq!(
         buttons,
@@ -339,10 +347,12 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
     );
     let logs = chat.send_and_reply(&format!("/logs {id} 20")).await;
     assert_is_log(&logs);
-    chat.press(&details, &format!("t:l:{id}"));
+    chat.press(&details, &format!("t:l:{stamp}:{id}"));
     assert_is_log(&chat.reply().await);
     // Forged or stale buttons from an operator do nothing either.
     chat.press_forged(details.id, "t:r:../etc");
+    chat.expect(&["cannot read that button"]).await;
+    chat.press_forged(details.id, &format!("t:r:{id}"));
     chat.expect(&["This button has expired"]).await;
     chat.press_forged(details.id, "nc:model:99");
     chat.expect(&["This button has expired"]).await;
@@ -400,11 +410,11 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         .filter(|entry| entry.actor == format!("tg:{}", STRANGER.0))
         .collect();
     assert!(
-        by_stranger.len() >= 6
+        by_stranger.len() == 1
             && by_stranger
                 .iter()
                 .all(|entry| entry.outcome == Outcome::Refused),
-        "{by_stranger:#?}"
+        "one audit entry a minute per stranger: {by_stranger:#?}"
     );
 
     // `mtp serve`: SIGTERM in the middle of a stop; the stop finishes, exit 0.
@@ -463,7 +473,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         .await;
     chat.tap(
         &ask,
-        &format!("rm:p:{id}"),
+        &button_data(&ask, "rm:p:"),
         &["Type the client id to confirm"],
     )
     .await;
@@ -478,7 +488,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         .await;
     chat.tap(
         &ask,
-        &format!("rm:p:{id}"),
+        &button_data(&ask, "rm:p:"),
         &["Type the client id to confirm"],
     )
     .await;
@@ -512,7 +522,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
     let removing = chat
         .tap(
             &ask,
-            &format!("rm:k:{failed}"),
+            &button_data(&ask, "rm:k:"),
             &[&format!("Removing {failed}")],
         )
         .await;
@@ -951,6 +961,558 @@ async fn serve_refuses_to_start_without_a_working_token_and_operators() {
     assert_eq!(telegram.admin.call_count("getUpdates"), 0);
 }
 
+// See: issue 10 (a BotFather token pasted at another step stayed in the chat and could become a display name).
+/// A bot token pasted where none was asked for (outside any dialogue, in a
+/// sentence, in a command, at the name, model and key steps, in an edited
+/// message, in a dialogue that has expired) is deleted at once with a warning
+/// and goes no further: the step stays where it was, and the token is in no
+/// dialogue state, record or audit entry and is never proven. At the token
+/// step a token is taken as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pasted_bot_token_is_deleted_wherever_it_was_not_asked_for() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_stray_token_deleted", 20400, "3s");
+    let app = env.app().await;
+    let bot = InProcess::start(&telegram, config(&env, &telegram.vars(&[]))).await;
+    let chat = telegram.chat(OPERATOR);
+    let id = env.tenant("acme");
+    let warned = "I deleted your message: it held a bot token";
+
+    // Outside any dialogue: alone, in a sentence, in a URL, in a command.
+    for text in [
+        UNKNOWN_TOKEN.to_string(),
+        format!("the new one is {REISSUED_TOKEN}, thanks"),
+        format!("https://api.telegram.org/bot{UNKNOWN_TOKEN}/getMe"),
+        format!("/client {UNKNOWN_TOKEN}"),
+    ] {
+        let pasted = chat.send(&text);
+        chat.expect(&[warned]).await;
+        chat.assert_deleted_before_the_next_answer(pasted);
+    }
+
+    // At the name step: not the display name; the question stays.
+    chat.say("/newclient", &["step 1/7"]).await;
+    chat.say(&id, &["step 2/7"]).await;
+    let pasted = chat.send(UNKNOWN_TOKEN);
+    chat.expect(&[warned]).await;
+    chat.assert_deleted_before_the_next_answer(pasted);
+    chat.say("Acme Corp", &["step 3/7"]).await;
+    // At the token step, a token is the answer.
+    let asked = chat.send(TENANT_TOKEN);
+    chat.expect(&["Token received and your message deleted"])
+        .await;
+    chat.assert_deleted_before_the_next_answer(asked);
+    chat.expect(&["is valid"]).await;
+    let models = chat.expect(&["step 4/7"]).await;
+    // At the model step (buttons) and at the key step: deleted, not a key.
+    let pasted = chat.send(REISSUED_TOKEN);
+    chat.expect(&[warned]).await;
+    chat.assert_deleted_before_the_next_answer(pasted);
+    let key = chat.tap(&models, "nc:model:0", &["step 5/7"]).await;
+    let pasted = chat.send(UNKNOWN_TOKEN);
+    chat.expect(&[warned]).await;
+    chat.assert_deleted_before_the_next_answer(pasted);
+    let skills = chat.tap(&key, "nc:key:skip", &["step 6/7"]).await;
+    let stored = String::from_utf8(
+        app.store
+            .dialogue(chat.id().0)
+            .unwrap()
+            .expect("the dialogue is stored"),
+    )
+    .unwrap();
+    assert!(
+        stored.contains("\"name\":\"Acme Corp\"") && stored.contains("\"key\":\"None\""),
+        "{stored}"
+    );
+    for token in [UNKNOWN_TOKEN, REISSUED_TOKEN] {
+        assert!(
+            !stored.contains(token),
+            "a pasted token in the dialogue state"
+        );
+    }
+    chat.tap(&skills, "nc:cancel", &["Cancelled"]).await;
+
+    // An edited message that now holds a token.
+    let note = chat.send("hello");
+    chat.expect(&["I did not understand that"]).await;
+    telegram.admin.push_update(
+        "edited_message",
+        json!({
+            "message_id": note.0,
+            "from": { "id": OPERATOR.0, "is_bot": false, "first_name": "Op" },
+            "chat": { "id": OPERATOR.0, "type": "private", "first_name": "Op" },
+            "date": 1,
+            "edit_date": 2,
+            "text": format!("hello {UNKNOWN_TOKEN}"),
+        }),
+    );
+    chat.expect(&[warned]).await;
+    assert!(chat.admin.message(chat.id(), note).unwrap().deleted);
+
+    // A dialogue at the token step that has expired (and is not swept yet)
+    // does not take the token as its answer, nor leave it in the chat.
+    let expired = json!({ "v": 1, "state": { "NewClient": {
+        "step": "Token", "touched_at": 1, "id": id, "name": null, "token": null,
+        "bot_id": null, "username": null, "model": null, "key": "None",
+        "skills": [], "allowlist": null,
+    } } });
+    app.store
+        .put_dialogue(chat.id().0, expired.to_string().as_bytes())
+        .unwrap();
+    let pasted = chat.send(TENANT_TOKEN);
+    chat.until(warned).await;
+    assert!(chat.admin.message(chat.id(), pasted).unwrap().deleted);
+    bot.stop().await;
+
+    assert_eq!(app.store.tenants().unwrap().len(), 0);
+    let audit = format!("{:?}", app.store.audit_log(None, 1000).unwrap());
+    for token in [UNKNOWN_TOKEN, REISSUED_TOKEN, TENANT_TOKEN] {
+        assert!(!audit.contains(token), "a token in the audit log: {audit}");
+    }
+    for call in telegram.admin.all_calls() {
+        let params = call.params.to_string();
+        for token in [UNKNOWN_TOKEN, REISSUED_TOKEN, TENANT_TOKEN] {
+            assert!(!params.contains(token), "a token in a Bot API call: {call}");
+        }
+    }
+    assert_eq!(
+        telegram
+            .fake
+            .calls()
+            .iter()
+            .filter(|call| call.token == UNKNOWN_TOKEN)
+            .count(),
+        0,
+        "a pasted token was used"
+    );
+    assert_eq!(
+        telegram.tenant.call_count("getMe"),
+        1,
+        "only the token step proves a token"
+    );
+}
+
+// See: issue 10 (`/start <arg>`, what Telegram sends for a deep link, started a cell).
+/// `/start`, whatever follows it, is the greeting (Telegram sends it when
+/// someone first opens the bot and for `t.me/<bot>?start=…` links): a stopped
+/// cell stays stopped. `/startcell <id>` starts it; `/help` and the command
+/// list name `/startcell`, not `/start`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_is_a_greeting_and_startcell_starts_a_cell() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_start_is_a_greeting", 20420, "60s");
+    let app = env.app().await;
+    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_421).await;
+    mtp::fleet::stop(&app, &mtp::fleet::Actor::System("test"), &id)
+        .await
+        .unwrap();
+    assert_eq!(running(id.as_str()), Some(false));
+    let bot = InProcess::start(&telegram, config(&env, &telegram.vars(&[]))).await;
+    let chat = telegram.chat(OPERATOR);
+
+    for text in [
+        format!("/start {id}"),
+        "/start".to_string(),
+        "/start ref-42".to_string(),
+    ] {
+        let greeting = chat
+            .say(&text, &["MTP Admin", "/startcell — start a client's cell"])
+            .await;
+        assert!(
+            !greeting
+                .text
+                .lines()
+                .any(|line| line.starts_with("/start ")),
+            "/start is not a command to list:\n{greeting}"
+        );
+    }
+    assert_eq!(
+        running(id.as_str()),
+        Some(false),
+        "a greeting started a cell"
+    );
+    let commands: Vec<String> = telegram
+        .admin
+        .commands()
+        .into_iter()
+        .map(|(command, _)| command)
+        .collect();
+    assert!(
+        commands.contains(&"startcell".to_string()) && !commands.contains(&"start".to_string()),
+        "{commands:?}"
+    );
+    let working = chat
+        .say(&format!("/startcell {id}"), &[&format!("Starting {id}")])
+        .await;
+    chat.edited(&working, DEADLINE, &format!("Started {id}"))
+        .await;
+    assert_eq!(running(id.as_str()), Some(true));
+    bot.stop().await;
+    mtp::fleet::remove(&app, &mtp::fleet::Actor::System("test"), &id, true)
+        .await
+        .unwrap();
+}
+
+// See: issue 10 (every stranger's update wrote an fsync'd audit entry, queued a refusal and stayed in memory for good).
+/// Ten thousand updates from as many strangers, an operator's command in the
+/// middle of them: the operator is answered within the usual deadline, the
+/// audit log gets at most the ration and one summary per minute, refusals stay
+/// within the ration, and the bot remembers a bounded number of strangers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_strangers_costs_a_bounded_amount_and_does_not_delay_operators() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_stranger_flood", 20440, "3s");
+    let app = env.app().await;
+    let strangers = std::sync::Arc::new(mtp::bot::strangers::Strangers::new());
+    let bot = InProcess::start_sharing(
+        &telegram,
+        config(&env, &telegram.vars(&[])),
+        strangers.clone(),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let flood: Vec<(UserId, &str)> = (0..10_000u64)
+        .map(|n| (UserId(1_000_000 + n), "/clients"))
+        .collect();
+    let chat = telegram.chat(OPERATOR);
+    telegram.admin.push_messages(&flood[..5_000]);
+    chat.send("/help");
+    telegram.admin.push_messages(&flood[5_000..]);
+    chat.expect(&["MTP Admin"]).await;
+    // Every update fetched, then every handler done (stopping waits for them).
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while telegram.admin.pending_updates() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} updates still pending",
+            telegram.admin.pending_updates()
+        );
+        let next = telegram.fake.calls().len() as u64;
+        let _ = telegram
+            .admin
+            .wait_for(DEADLINE, |call| {
+                call.seq >= next && call.method.eq_ignore_ascii_case("getUpdates")
+            })
+            .await;
+    }
+    bot.stop().await;
+    let minutes = started.elapsed().as_secs() / 60 + 1;
+    assert!(
+        strangers.tracked() <= mtp::bot::strangers::MAX_TRACKED,
+        "{} strangers remembered",
+        strangers.tracked()
+    );
+    let rows = app.store.audit_log(None, 100_000).unwrap();
+    let bound = minutes as usize * (mtp::bot::strangers::REFUSALS_PER_MINUTE + 1);
+    assert!(
+        !rows.is_empty() && rows.len() <= bound,
+        "{} audit entries for 10 000 strangers in {minutes} minute(s), at most {bound} allowed",
+        rows.len()
+    );
+    assert!(rows.iter().all(|entry| entry.outcome == Outcome::Refused));
+    let refusals = telegram
+        .admin
+        .calls("sendMessage")
+        .into_iter()
+        .filter(|call| call.chat_id() != Some(chat.id()))
+        .count();
+    assert!(
+        refusals <= minutes as usize * mtp::bot::strangers::REFUSALS_PER_MINUTE,
+        "{refusals} refusals sent"
+    );
+}
+
+// See: issue 10 (tenant details, logs and usage answered in any group the bot was added to).
+/// In a group that is not the ops group, commands that show or act on
+/// tenants get no answer at all and nothing runs; in the ops group they work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_commands_get_no_answer_outside_operator_chats_and_the_ops_group() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_commands_only_in_trusted_chats", 20460, "60s");
+    let app = env.app().await;
+    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_461).await;
+    let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
+    let ops = Group {
+        admin: telegram.admin.clone(),
+        chat: OPS_GROUP,
+    };
+    let other = Group {
+        admin: telegram.admin.clone(),
+        chat: OTHER_GROUP,
+    };
+
+    // Another group: silence, and nothing runs.
+    for command in [
+        "/clients".to_string(),
+        format!("/client {id}"),
+        format!("/logs {id}"),
+        "/health".to_string(),
+        "/usage".to_string(),
+        format!("/usage {id} 7d csv"),
+        format!("/restart {id}"),
+        format!("/stop {id}"),
+        format!("/remove {id}"),
+        format!("/mute {id} 1h"),
+    ] {
+        other.send(OPERATOR, &command);
+    }
+    // One chat's updates are handled in order: the help comes after all of them.
+    other.say(OPERATOR, "/help", &["MTP Admin"]).await;
+    let answers: Vec<ChatMessage> = telegram
+        .admin
+        .messages_in(OTHER_GROUP)
+        .into_iter()
+        .filter(|message| message.from_bot)
+        .collect();
+    assert_eq!(answers.len(), 1, "{answers:#?}");
+    assert_eq!(running(id.as_str()), Some(true));
+    assert_eq!(mtp::fleet::record(&app, &id).unwrap().muted_until, None);
+
+    ops.say(OPERATOR, "/clients", &["Clients (1)", id.as_str()])
+        .await;
+    bot.stop().await;
+    mtp::fleet::remove(&app, &mtp::fleet::Actor::System("test"), &id, true)
+        .await
+        .unwrap();
+}
+
+// See: issue 10 (a button pressed after its tenant was replaced acted on the new one).
+/// Tenant buttons carry the tenant's stamp: pressed after the tenant was
+/// upgraded, or removed and created again, they are refused and change
+/// nothing (Stop, Mute, Restart); callback data the bot never made is refused
+/// as such, and a button of the old stampless format has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_buttons_carry_stamps", 20520, "60s");
+    let app = env.app().await;
+    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_521).await;
+    let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
+    let ops = Group {
+        admin: telegram.admin.clone(),
+        chat: OPS_GROUP,
+    };
+    let system = mtp::fleet::Actor::System("test");
+
+    // The ops group: details with stamped buttons.
+    let details = ops
+        .say(OPERATOR, &format!("/client {id}"), &["State: running"])
+        .await;
+    let first_stop = button_data(&details, "t:s:");
+    let first_stamp = stamp_of(&first_stop, &id);
+
+    // Callback data the bot never made, and a button of the old stampless format.
+    ops.press(OPERATOR, details.id, &format!("t:s:zz:{id}"));
+    ops.expect(&["cannot read that button"]).await;
+    ops.press(OPERATOR, details.id, "t:s:1.2:../etc");
+    ops.expect(&["cannot read that button"]).await;
+    ops.press(OPERATOR, details.id, &format!("t:s:{id}"));
+    ops.expect(&["This button has expired"]).await;
+    assert_eq!(running(id.as_str()), Some(true));
+
+    // Upgraded (a new generation): the old buttons act on nothing.
+    let next = format!("mtp-test/fake-gateway:{}", env.prefix);
+    let tagged = std::process::Command::new("docker")
+        .args(["tag", common::FAKE_IMAGE, &next])
+        .status()
+        .unwrap();
+    assert!(tagged.success());
+    let upgraded = mtp::fleet::upgrade(&app, &system, &id, Some(&next), &mut |_| {})
+        .await
+        .unwrap_or_else(|err| panic!("{err:?}"));
+    assert_eq!(upgraded.generation, 2);
+    ops.press(OPERATOR, details.id, &first_stop);
+    ops.expect(&["made for an earlier", id.as_str()]).await;
+    ops.press(OPERATOR, details.id, &format!("m:1h:{first_stamp}:{id}"));
+    ops.expect(&["made for an earlier"]).await;
+    assert_eq!(
+        running(id.as_str()),
+        Some(true),
+        "an old Stop button stopped the cell"
+    );
+    assert_eq!(mtp::fleet::record(&app, &id).unwrap().muted_until, None);
+
+    // Removed and created again (generation 1 anew): the upgraded one's buttons act on nothing.
+    let details = ops
+        .say(OPERATOR, &format!("/client {id}"), &["State: running"])
+        .await;
+    let second_restart = button_data(&details, "t:r:");
+    assert_ne!(stamp_of(&second_restart, &id), first_stamp);
+    mtp::fleet::remove(&app, &system, &id, true).await.unwrap();
+    fake_cell(&app, id.as_str(), 7_000_020_522).await;
+    ops.press(OPERATOR, details.id, &second_restart);
+    ops.expect(&["made for an earlier"]).await;
+    let restarts = app
+        .store
+        .audit_log(None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.action == "restart")
+        .count();
+    assert_eq!(restarts, 0, "an old Restart button restarted the new cell");
+    bot.stop().await;
+    mtp::fleet::remove(&app, &system, &id, true).await.unwrap();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", &next])
+        .output();
+}
+
+// See: issue 10 (in the ops group, any operator typing the id confirmed another's purge).
+/// A purge chosen by one operator is not confirmed by another operator typing
+/// the id in the same group; the one who chose it confirms it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_is_confirmed_only_by_the_operator_who_chose_it() {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new("bot_purge_bound_to_its_operator", 20540, "60s");
+    let app = env.app().await;
+    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_541).await;
+    let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
+    let ops = Group {
+        admin: telegram.admin.clone(),
+        chat: OPS_GROUP,
+    };
+
+    // Purge: chosen by one operator, not confirmed by another typing the id.
+    let ask = ops
+        .say(
+            OPERATOR,
+            &format!("/remove {id}"),
+            &[&format!("Remove {id}?")],
+        )
+        .await;
+    let purge = button_data(&ask, "rm:p:");
+    ops.press(OPERATOR, ask.id, &purge);
+    ops.expect(&["Type the client id to confirm"]).await;
+    ops.say(
+        SECOND_OPERATOR,
+        id.as_str(),
+        &["Only the operator who chose to purge"],
+    )
+    .await;
+    assert_eq!(
+        running(id.as_str()),
+        Some(true),
+        "another operator's words purged it"
+    );
+    assert!(mtp::fleet::record(&app, &id).is_ok());
+    let removing = ops
+        .say(OPERATOR, id.as_str(), &[&format!("Removing {id}")])
+        .await;
+    telegram
+        .admin
+        .wait_for_message(OPS_GROUP, DEADLINE, |now| {
+            now.id == removing.id && now.text.contains("purged its data")
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(running(id.as_str()), None);
+    bot.stop().await;
+}
+
+/// The operators (`OPERATOR`, `SECOND_OPERATOR`) and `OPS_GROUP` as the ops group.
+fn ops_vars(telegram: &Telegram) -> BTreeMap<String, String> {
+    let operators = format!("{},{}", OPERATOR.0, SECOND_OPERATOR.0);
+    let ops_chat = OPS_GROUP.0.to_string();
+    telegram.vars(&[
+        ("MTP_OPERATORS", &operators),
+        ("MTP_OPS_CHAT_ID", &ops_chat),
+    ])
+}
+
+/// A tenant whose cell is the fake gateway, created as an operator would;
+/// every tenant needs its own bot, hence `bot_id`.
+async fn fake_cell(app: &App, id: &str, bot_id: u64) -> TenantId {
+    let image = std::process::Command::new("docker")
+        .args(["image", "inspect", common::FAKE_IMAGE])
+        .output()
+        .expect("docker CLI");
+    assert!(
+        image.status.success(),
+        "image {} is missing; run scripts/build-fake-image.sh",
+        common::FAKE_IMAGE
+    );
+    let id: TenantId = id.parse().unwrap();
+    let token = common::BOT_TOKEN.replacen("7000000001", &bot_id.to_string(), 1);
+    let spec = mtp::tenant::TenantSpec {
+        id: id.clone(),
+        display_name: None,
+        bot_token: mtp::tenant::BotToken::parse(&token).unwrap(),
+        provider_key: None,
+        model: app.config.cell.model.clone(),
+        image: Some(common::FAKE_IMAGE.to_string()),
+        limits: None,
+        dm_policy: mtp::tenant::DmPolicy::Pairing,
+        skills: None,
+        bot_username: None,
+        keep_failed: false,
+    };
+    mtp::fleet::create(app, &mtp::fleet::Actor::System("test"), spec, &mut |_| {})
+        .await
+        .expect("the fake cell is created");
+    id
+}
+
+/// The callback data of the button under `message` whose data starts with `prefix`.
+#[track_caller]
+fn button_data(message: &ChatMessage, prefix: &str) -> String {
+    message
+        .keyboard
+        .iter()
+        .flatten()
+        .filter_map(|button| button.callback_data.clone())
+        .find(|data| data.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}… button under:\n{message}"))
+}
+
+/// The stamp in a tenant button's data, `kind:verb:<stamp>:<id>`.
+#[track_caller]
+fn stamp_of(data: &str, id: &TenantId) -> String {
+    let parts: Vec<&str> = data.split(':').collect();
+    assert!(
+        parts.len() == 4 && parts[3] == id.as_str(),
+        "not a stamped button of {id}: {data}"
+    );
+    parts[2].to_string()
+}
+
+/// A group with the admin bot in it, as its members see it.
+struct Group {
+    admin: FakeBot,
+    chat: ChatId,
+}
+
+impl Group {
+    fn send(&self, from: UserId, text: &str) -> MessageId {
+        self.admin.push_group_message(self.chat, from, text)
+    }
+
+    /// The bot's next message in the group, which must contain every piece of `expected`.
+    async fn expect(&self, expected: &[&str]) -> ChatMessage {
+        let message = self
+            .admin
+            .next_message_to(self.chat, DEADLINE)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+        for piece in expected {
+            assert!(
+                message.text.contains(piece),
+                "expected {piece:?} in the bot's next message, got:\n{message}"
+            );
+        }
+        message
+    }
+
+    async fn say(&self, from: UserId, text: &str, expected: &[&str]) -> ChatMessage {
+        self.send(from, text);
+        self.expect(expected).await
+    }
+
+    /// `from` presses a button with `data` under `message` (made by the bot or not).
+    fn press(&self, from: UserId, message: MessageId, data: &str) -> String {
+        self.admin.push_callback(self.chat, from, message, data)
+    }
+}
+
 /// The fake Bot API with the admin bot and the client's bot registered.
 struct Telegram {
     fake: FakeTelegram,
@@ -1017,10 +1579,24 @@ struct InProcess {
 
 impl InProcess {
     async fn start(telegram: &Telegram, config: AdminConfig) -> InProcess {
+        InProcess::start_sharing(
+            telegram,
+            config,
+            Arc::new(mtp::bot::strangers::Strangers::new()),
+        )
+        .await
+    }
+
+    /// Starts the bot with `strangers` as its gate for non-operators.
+    async fn start_sharing(
+        telegram: &Telegram,
+        config: AdminConfig,
+        strangers: Arc<mtp::bot::strangers::Strangers>,
+    ) -> InProcess {
         let since = telegram.fake.calls().len();
         let app = App::open(config).await.expect("app opens");
         let (stop, stopped) = oneshot::channel::<()>();
-        let mut task = tokio::spawn(mtp::bot::run(app, async move {
+        let mut task = tokio::spawn(mtp::bot::run_with_strangers(app, strangers, async move {
             let _ = stopped.await;
         }));
         tokio::select! {

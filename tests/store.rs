@@ -130,3 +130,106 @@ fn many_processes_share_one_store() {
         .count();
     assert_eq!(pokes, 50);
 }
+
+fn entry(at: i64, actor: &str, action: &str, tenant: Option<&str>) -> AuditEntry {
+    AuditEntry {
+        at,
+        actor: actor.into(),
+        action: action.into(),
+        tenant: tenant.map(str::to_string),
+        outcome: Outcome::Ok,
+        step: None,
+        error: None,
+    }
+}
+
+// See: issue 10 (the digest read the newest 10 000 audit rows; a flood of refusals hid the day's restarts).
+/// The digest's tally counts the day's restarts and alerts however many other
+/// entries came after them, and nothing older than the day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_digest_tally_counts_the_whole_day_whatever_else_filled_the_log() {
+    let env = TestEnv::new("digest_tally_counts_the_day", 20480, "3s");
+    let app = env.app().await;
+    let now = mtp::fleet::now();
+    let day_ago = now - 86_400;
+    let store = &app.store;
+    for (at, action, tenant) in [
+        (day_ago - 3_600, "restart", "acme"),
+        (day_ago - 3_600, "alert: acme container down", "acme"),
+        (now - 600, "restart", "acme"),
+        (now - 500, "heal: start", "beta"),
+        (now - 400, "start", "acme"),
+        (now - 300, "alert: acme container down", "acme"),
+        (now - 200, "stop", "acme"),
+    ] {
+        store
+            .audit(&entry(at, "system:test", action, Some(tenant)))
+            .unwrap();
+    }
+    // Refusals after them. The digest used to read the newest 10 000 rows, so
+    // 10 000 of these hid everything above (run once with 10 050: it passes, and
+    // takes five minutes of fsyncs; a hundred keep the test quick).
+    for n in 0..100 {
+        store
+            .audit(&entry(
+                now - 100,
+                &format!("tg:{n}"),
+                "bot: not an operator",
+                None,
+            ))
+            .unwrap();
+    }
+    let tally = mtp::fleet::audit_tally(&app, day_ago).unwrap();
+    assert_eq!(
+        tally,
+        mtp::fleet::AuditTally {
+            restarts: vec![("acme".to_string(), 2), ("beta".to_string(), 1)],
+            alerts: 1,
+        }
+    );
+}
+
+// See: issue 10 (the audit log grew without end).
+/// Retention removes, in one go, what is older than `audit.keepDays` and the
+/// oldest beyond `audit.maxRows`, and keeps the rest in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_keeps_the_configured_days_and_rows() {
+    let env = TestEnv::new("audit_retention_days_and_rows", 20500, "3s");
+    let config = std::fs::read_to_string(&env.config_path).unwrap();
+    let end = config.rfind('}').unwrap();
+    std::fs::write(
+        &env.config_path,
+        format!(
+            "{}  audit: {{ keepDays: 7, maxRows: 20 }},\n}}\n",
+            &config[..end]
+        ),
+    )
+    .unwrap();
+    let app = env.app().await;
+    let now = mtp::fleet::now();
+    for n in 0..5 {
+        app.store
+            .audit(&entry(now - 8 * 86_400, "test", &format!("old {n}"), None))
+            .unwrap();
+    }
+    for n in 0..30 {
+        app.store
+            .audit(&entry(now - 86_400, "test", &format!("recent {n}"), None))
+            .unwrap();
+    }
+    assert_eq!(mtp::fleet::prune_audit(&app).unwrap(), 15);
+    let kept: Vec<String> = app
+        .store
+        .audit_log(None, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.action)
+        .collect();
+    let expected: Vec<String> = (10..30).map(|n| format!("recent {n}")).collect();
+    assert_eq!(kept, expected);
+    assert_eq!(
+        mtp::fleet::prune_audit(&app).unwrap(),
+        0,
+        "nothing more to prune"
+    );
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use teloxide::prelude::*;
-use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+use teloxide::types::InlineKeyboardMarkup;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -188,21 +188,9 @@ fn render_summary(ctx: &Ctx, alerts: &[Alert]) -> String {
     )
 }
 
+/// Restart, Logs and Mute 1h, stamped with the tenant's generation (see `clients`).
 fn alert_buttons(ctx: &Ctx, tenant: &TenantId) -> InlineKeyboardMarkup {
-    InlineKeyboardMarkup::new([vec![
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("clients.btn_restart"),
-            format!("t:r:{tenant}"),
-        ),
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("clients.btn_logs"),
-            format!("t:l:{tenant}"),
-        ),
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("monitor.btn_mute"),
-            format!("m:1h:{tenant}"),
-        ),
-    ]])
+    crate::bot::clients::alert_buttons(ctx, tenant)
 }
 
 /// The text of one alert: tenant, check, since when, last error.

@@ -1,5 +1,11 @@
 //! `/clients`, `/client <id>` and the tenant actions behind commands and inline
-//! buttons: restart, stop, start, logs, remove (with confirmation).
+//! buttons: restart, stop, start, logs, remove (with confirmation), and the
+//! alerts' mute.
+//!
+//! Every button that acts on a tenant carries the tenant's stamp (generation
+//! and creation time) in its callback data, `kind:verb:stamp:id`: a button
+//! pressed after the tenant was upgraded, or removed and created again, acts on
+//! nothing and says why.
 
 use std::sync::Arc;
 
@@ -13,7 +19,7 @@ use crate::fleet::{
     self, Actor, Health, Started, Stopped, TenantView, UnknownTenant, UpgradeError, UpgradeStep,
     ViewState,
 };
-use crate::tenant::TenantId;
+use crate::tenant::{TenantId, TenantRecord};
 
 /// A tenant action an operator can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,44 +37,194 @@ pub enum Button {
     AskRemove(TenantId),
     RemoveKeep(TenantId),
     AskPurge(TenantId),
+    /// The alerts' Mute 1h.
+    Mute(TenantId),
 }
 
-/// Parses callback data; anything malformed is `None` (the caller says the
-/// button expired), so a forged button never reaches `fleet`.
+impl Button {
+    fn tenant(&self) -> &TenantId {
+        match self {
+            Button::Act(_, id)
+            | Button::Logs(id)
+            | Button::AskRemove(id)
+            | Button::RemoveKeep(id)
+            | Button::AskPurge(id)
+            | Button::Mute(id) => id,
+        }
+    }
+}
+
+/// A button press: what it asks for, and of which tenant's incarnation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pressed {
+    pub button: Button,
+    pub stamp: Stamp,
+}
+
+/// Which incarnation of a tenant a button was made for: its generation (an
+/// upgrade raises it) and its creation time (a tenant removed and created
+/// again starts at generation 1 anew). Written `<generation>.<created_at>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    generation: u64,
+    created_at: i64,
+}
+
+impl Stamp {
+    #[must_use]
+    pub fn of(record: &TenantRecord) -> Stamp {
+        Stamp {
+            generation: record.generation,
+            created_at: record.created_at,
+        }
+    }
+
+    fn parse(text: &str) -> Option<Stamp> {
+        let (generation, created_at) = text.split_once('.')?;
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(generation) || !digits(created_at) {
+            return None;
+        }
+        Some(Stamp {
+            generation: generation.parse().ok()?,
+            created_at: created_at.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.generation, self.created_at)
+    }
+}
+
+/// Callback data that is not a button of this bot as it is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadButton {
+    /// Not a button this bot makes (forged, damaged).
+    Malformed,
+    /// A button of an earlier version of the bot, made before buttons carried stamps.
+    Outdated,
+}
+
+/// The callback data of a tenant button.
+fn data(kind: &str, stamp: Stamp, id: &TenantId) -> String {
+    format!("{kind}:{stamp}:{id}")
+}
+
+/// Parses callback data strictly, so a forged button never reaches `fleet`.
+///
+/// # Errors
+///
+/// `Outdated` for a button of the stampless format, `Malformed` for anything else.
+pub fn parse_button(data: &str) -> Result<Pressed, BadButton> {
+    let parts: Vec<&str> = data.split(':').collect();
+    let (kind, stamp, id) = match parts[..] {
+        [a, b, stamp, id] => ((a, b), Some(stamp), id),
+        [a, b, id] => ((a, b), None, id),
+        _ => return Err(BadButton::Malformed),
+    };
+    let id: TenantId = id.parse().map_err(|_| BadButton::Malformed)?;
+    let button = match kind {
+        ("t", "r") => Button::Act(Action::Restart, id),
+        ("t", "s") => Button::Act(Action::Stop, id),
+        ("t", "g") => Button::Act(Action::Start, id),
+        ("t", "l") => Button::Logs(id),
+        ("t", "x") => Button::AskRemove(id),
+        ("rm", "k") => Button::RemoveKeep(id),
+        ("rm", "p") => Button::AskPurge(id),
+        ("m", "1h") => Button::Mute(id),
+        _ => return Err(BadButton::Malformed),
+    };
+    let Some(stamp) = stamp else {
+        return Err(BadButton::Outdated);
+    };
+    let stamp = Stamp::parse(stamp).ok_or(BadButton::Malformed)?;
+    Ok(Pressed { button, stamp })
+}
+
+/// The stamp of a tenant now, for the buttons of a message about it; `None`
+/// when it is gone.
+pub fn stamp_now(ctx: &Ctx, id: &TenantId) -> Option<Stamp> {
+    fleet::record(&ctx.app, id)
+        .ok()
+        .map(|record| Stamp::of(&record))
+}
+
+/// An alert's buttons: Restart, Logs, Mute 1h, stamped like every tenant button.
 #[must_use]
-pub fn parse_button(data: &str) -> Option<Button> {
-    let (kind, id) = data.rsplit_once(':')?;
-    let id: TenantId = id.parse().ok()?;
-    Some(match kind {
-        "t:r" => Button::Act(Action::Restart, id),
-        "t:s" => Button::Act(Action::Stop, id),
-        "t:g" => Button::Act(Action::Start, id),
-        "t:l" => Button::Logs(id),
-        "t:x" => Button::AskRemove(id),
-        "rm:k" => Button::RemoveKeep(id),
-        "rm:p" => Button::AskPurge(id),
-        _ => return None,
-    })
+pub fn alert_buttons(ctx: &Ctx, tenant: &TenantId) -> InlineKeyboardMarkup {
+    // A tenant gone since the alert: buttons that no tenant matches.
+    let stamp = stamp_now(ctx, tenant).unwrap_or(Stamp {
+        generation: 0,
+        created_at: 0,
+    });
+    InlineKeyboardMarkup::new([vec![
+        InlineKeyboardButton::callback(
+            ctx.texts.plain("clients.btn_restart"),
+            data("t:r", stamp, tenant),
+        ),
+        InlineKeyboardButton::callback(
+            ctx.texts.plain("clients.btn_logs"),
+            data("t:l", stamp, tenant),
+        ),
+        InlineKeyboardButton::callback(
+            ctx.texts.plain("monitor.btn_mute"),
+            data("m:1h", stamp, tenant),
+        ),
+    ]])
 }
 
+/// A tenant button: acts only if the tenant is still the one the button was made for.
 pub async fn on_button(
     bot: &Tg,
     chat: ChatId,
     dialogue: &Dlg,
     ctx: &Arc<Ctx>,
-    actor: &Actor,
-    button: Button,
+    user: u64,
+    pressed: Pressed,
 ) -> HandlerResult {
-    match button {
-        Button::Act(action, id) => act(bot, chat, ctx, actor, action, &id).await?,
+    let actor = Actor::Telegram(user);
+    let id = pressed.button.tenant().clone();
+    let record = match fleet::record(&ctx.app, &id) {
+        Ok(record) => record,
+        Err(err) => return failed(bot, chat, ctx, "The button", &err).await,
+    };
+    if Stamp::of(&record) != pressed.stamp {
+        send(
+            bot,
+            chat,
+            ctx.texts
+                .get("clients.replaced_button", &[("id", id.as_str())]),
+            None,
+        )
+        .await?;
+        return Ok(());
+    }
+    match pressed.button {
+        Button::Act(action, id) => act(bot, chat, ctx, &actor, action, &id).await?,
         Button::Logs(id) => logs(bot, chat, ctx, &id, 50).await?,
         Button::AskRemove(id) => ask_remove(bot, chat, ctx, &id).await?,
-        Button::RemoveKeep(id) => remove(bot, chat, ctx, actor, &id, false).await?,
+        Button::RemoveKeep(id) => remove(bot, chat, ctx, &actor, &id, false).await?,
+        Button::Mute(id) => {
+            crate::bot::alerts::mute(
+                bot,
+                chat,
+                ctx,
+                &actor,
+                &id,
+                std::time::Duration::from_secs(3600),
+            )
+            .await?;
+        }
         Button::AskPurge(id) => {
             dialogue
                 .update(State::ConfirmPurge {
                     tenant: id.to_string(),
                     touched_at: fleet::now(),
+                    by: user,
+                    stamp: pressed.stamp.to_string(),
                 })
                 .await?;
             send(
@@ -157,27 +313,28 @@ pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Handle
         ],
     );
     let running = view.state == ViewState::Running;
+    let stamp = Stamp::of(record);
     let toggle = if running {
-        InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_stop"), format!("t:s:{id}"))
+        InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_stop"), data("t:s", stamp, id))
     } else {
-        InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_start"), format!("t:g:{id}"))
+        InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_start"), data("t:g", stamp, id))
     };
     let markup = InlineKeyboardMarkup::new([
         vec![
             InlineKeyboardButton::callback(
                 ctx.texts.plain("clients.btn_restart"),
-                format!("t:r:{id}"),
+                data("t:r", stamp, id),
             ),
             toggle,
         ],
         vec![
             InlineKeyboardButton::callback(
                 ctx.texts.plain("clients.btn_logs"),
-                format!("t:l:{id}"),
+                data("t:l", stamp, id),
             ),
             InlineKeyboardButton::callback(
                 ctx.texts.plain("clients.btn_remove"),
-                format!("t:x:{id}"),
+                data("t:x", stamp, id),
             ),
         ],
     ]);
@@ -382,17 +539,18 @@ pub async fn logs(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId, lines: usize
 }
 
 pub async fn ask_remove(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> HandlerResult {
-    if let Err(err) = fleet::show(&ctx.app, id).await {
-        return failed(bot, chat, ctx, "/remove", &err).await;
-    }
+    let stamp = match fleet::record(&ctx.app, id) {
+        Ok(record) => Stamp::of(&record),
+        Err(err) => return failed(bot, chat, ctx, "/remove", &err).await,
+    };
     let markup = InlineKeyboardMarkup::new([vec![
         InlineKeyboardButton::callback(
             ctx.texts.plain("clients.remove_keep"),
-            format!("rm:k:{id}"),
+            data("rm:k", stamp, id),
         ),
         InlineKeyboardButton::callback(
             ctx.texts.plain("clients.remove_purge"),
-            format!("rm:p:{id}"),
+            data("rm:p", stamp, id),
         ),
     ]]);
     send(
@@ -405,13 +563,15 @@ pub async fn ask_remove(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Han
     Ok(())
 }
 
-/// The operator typed something after choosing purge: only the exact id purges.
+/// The operator who chose purge typed something: only the exact id purges,
+/// and only the tenant the purge was chosen for.
 pub async fn confirm_purge(
     bot: &Tg,
     chat: ChatId,
     ctx: &Ctx,
     actor: &Actor,
     tenant: &str,
+    stamp: &str,
     typed: &str,
 ) -> HandlerResult {
     let Ok(id) = tenant.parse::<TenantId>() else {
@@ -423,6 +583,17 @@ pub async fn confirm_purge(
             chat,
             ctx.texts
                 .get("clients.purge_mismatch", &[("id", id.as_str())]),
+            None,
+        )
+        .await?;
+        return Ok(());
+    }
+    if stamp_now(ctx, &id).map(|now| now.to_string()).as_deref() != Some(stamp) {
+        send(
+            bot,
+            chat,
+            ctx.texts
+                .get("clients.replaced_button", &[("id", id.as_str())]),
             None,
         )
         .await?;
@@ -540,15 +711,59 @@ mod tests {
     #[test]
     fn buttons_parse_strictly() {
         let acme: TenantId = "acme".parse().unwrap();
+        let stamp = Stamp {
+            generation: 2,
+            created_at: 1_764_750_000,
+        };
         assert_eq!(
-            parse_button("t:r:acme"),
-            Some(Button::Act(Action::Restart, acme.clone()))
+            parse_button("t:r:2.1764750000:acme"),
+            Ok(Pressed {
+                button: Button::Act(Action::Restart, acme.clone()),
+                stamp
+            })
         );
-        assert_eq!(parse_button("rm:p:acme"), Some(Button::AskPurge(acme)));
+        assert_eq!(
+            parse_button(&data("m:1h", stamp, &acme)),
+            Ok(Pressed {
+                button: Button::Mute(acme.clone()),
+                stamp
+            })
+        );
+        for old in ["t:r:acme", "rm:p:acme", "m:1h:acme"] {
+            assert_eq!(parse_button(old), Err(BadButton::Outdated), "{old:?}");
+        }
         for bad in [
-            "", "t:r:", "t:r:Acme", "t:z:acme", "t:r:../x", "rm:k:a_b", "nonsense",
+            "",
+            "t:r:",
+            "t:r:Acme",
+            "t:z:acme",
+            "t:r:../x",
+            "rm:k:a_b",
+            "nonsense",
+            "t:r:2:acme",
+            "t:r:x.1:acme",
+            "t:r:2.-1:acme",
+            "t:r:.:acme",
+            "t:r:2.1:acme:more",
+            "t:z:2.1:acme",
+            "t:r:2.1:Acme",
         ] {
-            assert_eq!(parse_button(bad), None, "{bad:?}");
+            assert_eq!(parse_button(bad), Err(BadButton::Malformed), "{bad:?}");
+        }
+    }
+
+    /// The longest button data (a 40-character id, a large generation) fits
+    /// Telegram's 64 bytes.
+    #[test]
+    fn button_data_fits_telegrams_limit() {
+        let id: TenantId = "a".repeat(40).parse().unwrap();
+        let stamp = Stamp {
+            generation: 99_999,
+            created_at: 9_999_999_999,
+        };
+        for kind in ["t:r", "t:s", "t:g", "t:l", "t:x", "rm:k", "rm:p", "m:1h"] {
+            let data = data(kind, stamp, &id);
+            assert!(data.len() <= 64, "{data} is {} bytes", data.len());
         }
     }
 }

@@ -2,22 +2,29 @@
 //! the `/newclient` dialogue, tenant actions behind inline buttons. It parses
 //! and renders; every action is a `fleet` call.
 //!
+//! Where things work: everything that shows or acts on tenants answers only in
+//! an operator's private chat or the ops group (`telegram.opsChatId`); in any
+//! other group the bot was added to it stays silent. `/help`, `/start` (the
+//! greeting Telegram sends for deep links and first contact), `/cancel` and
+//! `/newclient` (which points to a private chat) answer anywhere.
+//!
 //! Architecture invariant: `bot/` never uses `runtime`, `gateway` or `store`,
 //! except `storage.rs`, which keeps dialogue state in the store's dialogue table.
 
 mod alerts;
 mod clients;
 mod newclient;
+mod pasted;
 mod send;
 mod state;
 mod storage;
+pub mod strangers;
 pub mod texts;
 mod usage;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use teloxide::adaptors::Throttle;
@@ -31,6 +38,7 @@ use crate::fleet::{self, Actor, App};
 use send::{edit, send};
 use state::State;
 use storage::DialogueStorage;
+use strangers::Strangers;
 use texts::Texts;
 
 /// The bot client every handler gets: teloxide's `Bot` behind its throttle, so
@@ -41,8 +49,6 @@ type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// How often idle dialogues are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(20);
-/// A non-operator gets at most one refusal per this long.
-const REFUSAL_EVERY: Duration = Duration::from_secs(60);
 /// Telegram's limit for one message's text.
 pub const MAX_MESSAGE: usize = 4096;
 
@@ -52,6 +58,11 @@ pub const MAX_MESSAGE: usize = 4096;
 pub enum Command {
     #[command(description = "show this help")]
     Help,
+    /// What Telegram sends when someone first opens the bot or follows a deep
+    /// link (`t.me/<bot>?start=…`): the greeting, whatever the argument. It never
+    /// starts a cell (that is `/startcell`).
+    #[command(hide)]
+    Start(String),
     #[command(description = "onboard a new client step by step")]
     NewClient,
     #[command(description = "list all clients")]
@@ -62,8 +73,8 @@ pub enum Command {
     Restart(String),
     #[command(description = "stop a client's cell: /stop <id>")]
     Stop(String),
-    #[command(description = "start a client's cell: /start <id>")]
-    Start(String),
+    #[command(description = "start a client's cell: /startcell <id>")]
+    StartCell(String),
     #[command(description = "move a client's cell to another pinned image: /upgrade <id> [image]")]
     Upgrade(String),
     #[command(description = "remove a client (asks first): /remove <id>")]
@@ -96,8 +107,8 @@ pub struct Ctx {
     pub texts: Texts,
     operators: Vec<u64>,
     idle: Duration,
-    /// When each non-operator was last refused.
-    refused: Mutex<HashMap<u64, Instant>>,
+    /// The gate for non-operators: who was refused lately, and the ration.
+    strangers: Arc<Strangers>,
     /// The monitor's last sweep, when the monitor runs in this process.
     latest: Option<LatestSweep>,
 }
@@ -116,6 +127,12 @@ pub struct MonitorLink {
 impl Ctx {
     fn is_operator(&self, user: Option<&teloxide::types::User>) -> bool {
         user.is_some_and(|user| self.operators.contains(&user.id.0))
+    }
+
+    /// Operators' private chats and the ops group: where tenants are shown and
+    /// acted on. (The operator filter has run: a private chat is the operator's own.)
+    fn trusted_chat(&self, chat: &teloxide::types::Chat) -> bool {
+        chat.is_private() || self.app.config.telegram.ops_chat_id == Some(chat.id.0)
     }
 }
 
@@ -141,6 +158,29 @@ pub async fn run(
 pub async fn run_with_monitor(
     app: App,
     monitor: Option<MonitorLink>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_inner(app, monitor, Arc::new(Strangers::new()), shutdown).await
+}
+
+/// As `run`, with the caller's gate for non-operators, so that a test can see
+/// how many strangers it remembers.
+///
+/// # Errors
+///
+/// As `run`.
+pub async fn run_with_strangers(
+    app: App,
+    strangers: Arc<Strangers>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_inner(app, None, strangers, shutdown).await
+}
+
+async fn run_inner(
+    app: App,
+    monitor: Option<MonitorLink>,
+    strangers: Arc<Strangers>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (token, operators) = app.config.telegram.require()?;
@@ -179,7 +219,7 @@ pub async fn run_with_monitor(
         texts,
         operators,
         idle: app.config.telegram.dialogue_idle,
-        refused: Mutex::new(HashMap::new()),
+        strangers,
         latest: monitor.as_ref().map(|link| link.latest.clone()),
     });
     let mut monitor = monitor;
@@ -274,8 +314,9 @@ fn get_me_failure(
     anyhow::anyhow!(fleet::redact(&message, std::slice::from_ref(token)))
 }
 
-/// The handler tree: the operator filter first, then commands, dialogue steps
-/// and buttons; everyone else gets one polite refusal.
+/// The handler tree: the operator filter first, then the stray-token filter,
+/// then commands, dialogue steps and buttons; everyone else gets one polite
+/// refusal.
 pub fn schema() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'static>> {
     let commands = teloxide::filter_command::<Command, _>().endpoint(on_command);
     let messages = Update::filter_message()
@@ -289,6 +330,8 @@ pub fn schema() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'stat
     dptree::entry()
         .branch(
             dptree::filter(is_operator)
+                // Before anything reads the text: a pasted token is deleted, never taken.
+                .branch(dptree::filter_async(pasted::stray_token).endpoint(pasted::delete))
                 .branch(messages)
                 .branch(callbacks),
         )
@@ -305,34 +348,45 @@ async fn refuse(bot: Tg, update: Update, ctx: Arc<Ctx>) -> HandlerResult {
         return Ok(());
     };
     let user_id = user.id.0;
-    fleet::record_refusal(&ctx.app, &Actor::Telegram(user_id), "bot: not an operator");
-    let chat_private = match &update.kind {
-        teloxide::types::UpdateKind::Message(msg) => msg.chat.is_private(),
-        teloxide::types::UpdateKind::CallbackQuery(_) => true,
-        _ => false,
+    let (private, query) = match &update.kind {
+        teloxide::types::UpdateKind::Message(msg) => (msg.chat.is_private(), None),
+        teloxide::types::UpdateKind::CallbackQuery(q) => (true, Some(q.id.clone())),
+        _ => (false, None),
     };
-    if let teloxide::types::UpdateKind::CallbackQuery(q) = &update.kind {
-        bot.answer_callback_query(q.id.clone()).await?;
+    // Judged before anything is written or sent: the ration bounds the cost.
+    let verdict = ctx.strangers.judge(user_id, private);
+    if verdict.unrecorded > 0 {
+        record_unrecorded(&ctx, verdict.unrecorded).await;
     }
-    if !chat_private {
-        // Others chatting in the ops group are not talking to us.
-        return Ok(());
+    if verdict.record {
+        let app = ctx.app.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            fleet::record_refusal(&app, &Actor::Telegram(user_id), "bot: not an operator");
+        })
+        .await;
     }
-    let due = {
-        let mut refused = ctx.refused.lock().unwrap_or_else(|p| p.into_inner());
-        let due = refused
-            .get(&user_id)
-            .is_none_or(|at| at.elapsed() >= REFUSAL_EVERY);
-        if due {
-            refused.insert(user_id, Instant::now());
-        }
-        due
-    };
-    if due {
+    // A pressed button spins until answered; answering writes nothing.
+    if let Some(query) = query {
+        bot.answer_callback_query(query).await?;
+    }
+    if verdict.reply {
         bot.send_message(UserId(user_id), ctx.texts.plain("common.refused"))
             .await?;
     }
     Ok(())
+}
+
+/// One audit entry for the strangers' updates that got none of their own.
+async fn record_unrecorded(ctx: &Ctx, count: u64) {
+    let app = ctx.app.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        fleet::record_refusal(
+            &app,
+            &Actor::System("bot"),
+            &format!("bot: {count} more updates from non-operators, not recorded one by one"),
+        );
+    })
+    .await;
 }
 
 async fn on_command(
@@ -344,11 +398,21 @@ async fn on_command(
 ) -> HandlerResult {
     let chat = msg.chat.id;
     let actor = actor_of(msg.from.as_ref());
+    let anywhere = matches!(
+        cmd,
+        Command::Help | Command::Start(_) | Command::Cancel | Command::NewClient
+    );
+    if !anywhere && !ctx.trusted_chat(&msg.chat) {
+        // Another group the bot was added to: tenants are not shown or touched
+        // there, and the silence tells its members nothing either.
+        tracing::info!(
+            chat = chat.0,
+            "a tenant command outside operators' chats and the ops group, ignored"
+        );
+        return Ok(());
+    }
     match cmd {
-        Command::Help => {
-            send(&bot, chat, help(&ctx), None).await?;
-        }
-        Command::Start(arg) if arg.trim().is_empty() => {
+        Command::Help | Command::Start(_) => {
             send(&bot, chat, help(&ctx), None).await?;
         }
         Command::Cancel => {
@@ -382,8 +446,8 @@ async fn on_command(
                 clients::act(&bot, chat, &ctx, &actor, clients::Action::Stop, &id).await?;
             }
         }
-        Command::Start(arg) => {
-            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/start <id>").await? {
+        Command::StartCell(arg) => {
+            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/startcell <id>").await? {
                 clients::act(&bot, chat, &ctx, &actor, clients::Action::Start, &id).await?;
             }
         }
@@ -518,7 +582,24 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
             }
             newclient::on_message(&bot, &msg, &dialogue, &ctx, draft).await?;
         }
-        State::ConfirmPurge { tenant, touched_at } => {
+        State::ConfirmPurge {
+            tenant,
+            touched_at,
+            by,
+            stamp,
+        } => {
+            if msg.from.as_ref().map(|user| user.id.0) != Some(by) {
+                // The confirmation belongs to the operator who chose purge (in
+                // the ops group others write too); theirs stays pending.
+                send(
+                    &bot,
+                    msg.chat.id,
+                    ctx.texts.plain("clients.purge_not_yours"),
+                    None,
+                )
+                .await?;
+                return Ok(());
+            }
             dialogue.exit().await?;
             if expired(&ctx, touched_at) {
                 send(&bot, msg.chat.id, ctx.texts.plain("common.cancelled"), None).await?;
@@ -531,6 +612,7 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
                 &ctx,
                 &actor,
                 &tenant,
+                &stamp,
                 msg.text().unwrap_or_default(),
             )
             .await?;
@@ -569,16 +651,19 @@ async fn on_callback(bot: Tg, q: CallbackQuery, dialogue: Dlg, ctx: Arc<Ctx>) ->
         )
         .await;
     }
-    if let Some(id) = data
-        .strip_prefix("m:1h:")
-        .and_then(|id| id.parse::<crate::tenant::TenantId>().ok())
-    {
-        return alerts::mute(&bot, chat, &ctx, &actor, &id, Duration::from_secs(3600)).await;
-    }
     match clients::parse_button(data) {
-        Some(button) => clients::on_button(&bot, chat, &dialogue, &ctx, &actor, button).await,
-        None => {
+        Ok(pressed) => {
+            if !ctx.trusted_chat(message.chat()) {
+                return Ok(());
+            }
+            clients::on_button(&bot, chat, &dialogue, &ctx, q.from.id.0, pressed).await
+        }
+        Err(clients::BadButton::Outdated) => {
             send(&bot, chat, ctx.texts.plain("common.stale_button"), None).await?;
+            Ok(())
+        }
+        Err(clients::BadButton::Malformed) => {
+            send(&bot, chat, ctx.texts.plain("common.bad_button"), None).await?;
             Ok(())
         }
     }
@@ -602,6 +687,10 @@ async fn sweep_idle(bot: Tg, ctx: Arc<Ctx>, storage: Arc<DialogueStorage>) {
     let mut interval = tokio::time::interval(SWEEP_EVERY.min(ctx.idle));
     loop {
         interval.tick().await;
+        let unrecorded = ctx.strangers.take_unrecorded();
+        if unrecorded > 0 {
+            record_unrecorded(&ctx, unrecorded).await;
+        }
         for (chat, state) in storage.all().await {
             let touched_at = match state {
                 State::NewClient(draft) if draft.step != state::Step::Provisioning => {
@@ -617,7 +706,7 @@ async fn sweep_idle(bot: Tg, ctx: Arc<Ctx>, storage: Arc<DialogueStorage>) {
     }
 }
 
-fn expired(ctx: &Ctx, touched_at: i64) -> bool {
+pub(crate) fn expired(ctx: &Ctx, touched_at: i64) -> bool {
     fleet::now() - touched_at >= i64::try_from(ctx.idle.as_secs()).unwrap_or(i64::MAX)
 }
 
@@ -698,7 +787,7 @@ mod tests {
             texts: Texts::load().unwrap(),
             operators: vec![1],
             idle: Duration::from_secs(60),
-            refused: Mutex::new(HashMap::new()),
+            strangers: Arc::new(Strangers::new()),
             latest: None,
         });
         let _ = Dispatcher::builder(bot, schema())

@@ -14,8 +14,15 @@ pub enum State {
     Idle,
     /// The `/newclient` dialogue.
     NewClient(Draft),
-    /// `/remove <id>` chose purge; the operator must type the id.
-    ConfirmPurge { tenant: String, touched_at: i64 },
+    /// `/remove <id>` chose purge; the operator who chose it (`by`, a user id)
+    /// must type the id. `stamp` is the tenant's as the purge was chosen: a
+    /// tenant replaced meanwhile is not purged.
+    ConfirmPurge {
+        tenant: String,
+        touched_at: i64,
+        by: u64,
+        stamp: String,
+    },
     /// A stored state this binary cannot read (another version); never stored.
     #[serde(skip)]
     Unreadable,

@@ -135,6 +135,16 @@ pub fn exists(app: &App, tenant: &TenantId) -> anyhow::Result<bool> {
     Ok(app.store.tenant(tenant)?.is_some())
 }
 
+/// The stored record of a tenant (no Docker call); an unknown id is
+/// `UnknownTenant` with the closest known ids.
+///
+/// # Errors
+///
+/// An unknown tenant, a store failure.
+pub fn record(app: &App, tenant: &TenantId) -> anyhow::Result<TenantRecord> {
+    known(app, tenant)
+}
+
 pub(crate) fn known(app: &App, tenant: &TenantId) -> anyhow::Result<TenantRecord> {
     if let Some(record) = app.store.tenant(tenant)? {
         return Ok(record);

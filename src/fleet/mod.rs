@@ -7,6 +7,7 @@
 //! runtime and the gateway together.
 
 mod alerts;
+mod audit;
 pub mod catalog;
 pub(crate) mod cell_gateway;
 mod create;
@@ -37,9 +38,11 @@ pub use crate::store::{
 pub use alerts::{
     alert_states, audit_log, audit_since, heal, mute, record_alert, save_alert_states,
 };
+pub use audit::{AuditTally, audit_tally, prune_audit};
 pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc};
 pub use create::{CreateError, CreateStep, create};
 pub use hooks::{hook_agent, set_hooks, wake};
+pub use inventory::record;
 pub use inventory::{
     Health, IdAvailability, TenantView, UnknownTenant, ViewState, exists, id_availability, list,
     show,

@@ -761,17 +761,7 @@ fn due_digest(
     memory.last_digest_day = Some(today);
     let sweep = latest.borrow().clone()?;
     let day_ago = fleet::now() - 86_400;
-    let entries = fleet::audit_since(app, day_ago).unwrap_or_default();
-    let mut restarts: HashMap<String, usize> = HashMap::new();
-    for entry in &entries {
-        if matches!(entry.action.as_str(), "restart" | "heal: start" | "start")
-            && let Some(tenant) = &entry.tenant
-        {
-            *restarts.entry(tenant.clone()).or_default() += 1;
-        }
-    }
-    let mut restarts: Vec<(String, usize)> = restarts.into_iter().collect();
-    restarts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let tally = fleet::audit_tally(app, day_ago).unwrap_or_default();
     let running: Vec<&TenantHealth> = sweep
         .tenants
         .iter()
@@ -796,11 +786,8 @@ fn due_digest(
             .iter()
             .filter(|t| t.record.state == CellState::Stopped)
             .count(),
-        restarts,
-        alerts: entries
-            .iter()
-            .filter(|e| e.action.starts_with("alert: "))
-            .count(),
+        restarts: tally.restarts,
+        alerts: tally.alerts,
         cost_day,
         top_costs: costs.into_iter().take(DIGEST_TOP_COSTS).collect(),
         fleet_cost,

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::backoff::{Attempt, Backoff, GaveUp};
 use crate::tenant::{AlertState, Check, Secret, SecretKind, TenantId, TenantRecord};
@@ -47,6 +47,10 @@ const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
 const SECRETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("secrets");
 /// Key: sequence number; append-only.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// How far out of time order the audit log may be: entries come from more than
+/// one process (the CLI and `mtp serve`), each stamping its own clock reading
+/// before it waits for the file.
+const AUDIT_CLOCK_SLACK: i64 = 300;
 /// Key: (tenant id, check name).
 const ALERTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("alerts");
 /// Key: Telegram chat id of an operator; value: the bot's encoded dialogue state.
@@ -459,6 +463,68 @@ impl Store {
             }
             res.reverse();
             Ok(res)
+        })
+    }
+}
+
+impl Store {
+    /// Visits the audit entries written at or after `since` (unix seconds),
+    /// newest first. The log is appended in time order, so the walk stops a
+    /// little past the first older entry: its cost is that of the range, not of
+    /// the log.
+    pub fn visit_audit_since(&self, since: i64, mut visit: impl FnMut(AuditEntry)) -> Result<()> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = match txn.open_table(AUDIT) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+                Err(err) => return Err(err.into()),
+            };
+            for row in table.iter()?.rev() {
+                let (_, value) = row?;
+                let entry = records::decode_audit(value.value())?;
+                if entry.at < since - AUDIT_CLOCK_SLACK {
+                    break;
+                }
+                if entry.at >= since {
+                    visit(entry);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes, in one transaction, the audit entries older than `before`
+    /// (unix seconds) and the oldest beyond the newest `max_rows`; returns how
+    /// many went.
+    pub fn prune_audit(&self, before: i64, max_rows: u64) -> Result<u64> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            let removed = {
+                let mut table = txn.open_table(AUDIT)?;
+                let mut rows = table.len()?;
+                let mut removed = 0;
+                loop {
+                    let (key, old) = match table.first()? {
+                        Some((key, value)) => (
+                            key.value(),
+                            // An entry this binary cannot read goes only when the log is too long.
+                            records::decode_audit(value.value())
+                                .is_ok_and(|entry| entry.at < before),
+                        ),
+                        None => break,
+                    };
+                    if !old && rows <= max_rows {
+                        break;
+                    }
+                    table.remove(key)?;
+                    rows -= 1;
+                    removed += 1;
+                }
+                removed
+            };
+            txn.commit()?;
+            Ok(removed)
         })
     }
 }

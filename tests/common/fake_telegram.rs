@@ -9,7 +9,8 @@
 //! What it does, as Telegram does it:
 //! - `getMe` for registered tokens; any method with an unknown token is 401
 //!   `Unauthorized`;
-//! - long polling: updates pushed by the test (`push_message`, `push_callback`)
+//! - long polling: updates pushed by the test (`push_message`, `push_callback`,
+//!   `push_messages` for a flood in one go)
 //!   are served by `getUpdates` with `offset`, `limit`, `timeout` (a waiting
 //!   poll wakes as soon as an update is pushed) and a remembered
 //!   `allowed_updates`; a newer poll ends an older one with 409 Conflict;
@@ -367,6 +368,27 @@ impl FakeBot {
         self.push_text(chat, from, text)
     }
 
+    /// Many users each write to the bot in their private chats: pushed under
+    /// one lock and announced with one wake-up, as a flood arrives. Returns the
+    /// message ids in order.
+    ///
+    /// # Panics
+    ///
+    /// If a user id does not fit a chat id.
+    pub fn push_messages(&self, messages: &[(UserId, &str)]) -> Vec<MessageId> {
+        let ids = self.with_bot(|bot| {
+            messages
+                .iter()
+                .map(|(from, text)| {
+                    let chat = ChatId(i64::try_from(from.0).expect("a user id fits a chat id"));
+                    bot.push_text(chat, *from, text)
+                })
+                .collect()
+        });
+        self.shared.wake_polls();
+        ids
+    }
+
     /// The user `from` writes `text` in the group `chat` (a negative id; below
     /// -1000000000000 a supergroup).
     ///
@@ -624,35 +646,7 @@ impl FakeBot {
     }
 
     fn push_text(&self, chat: ChatId, from: UserId, text: &str) -> MessageId {
-        let message_id = self.with_bot(|bot| {
-            let chat_state = bot.chat_mut(chat.0);
-            let message_id = chat_state.allocate_id();
-            let mut message = json!({
-                "message_id": message_id.0,
-                "from": user_json(from.0),
-                "chat": chat_json(chat.0),
-                "date": unix_now(),
-                "text": text,
-            });
-            if let Some(command) = text.split_whitespace().next().filter(|word| word.starts_with('/')) {
-                message["entities"] =
-                    json!([{ "type": "bot_command", "offset": 0, "length": command.encode_utf16().count() }]);
-            }
-            chat_state.messages.push(ChatMessage {
-                id: message_id,
-                from_bot: false,
-                text: text.to_owned(),
-                raw_text: text.to_owned(),
-                parse_mode: None,
-                history: vec![text.to_owned()],
-                keyboard: Vec::new(),
-                upload: None,
-                deleted: false,
-                json: message.clone(),
-            });
-            bot.enqueue("message", message);
-            message_id
-        });
+        let message_id = self.with_bot(|bot| bot.push_text(chat, from, text));
         self.shared.wake_polls();
         message_id
     }
@@ -1113,6 +1107,40 @@ impl BotState {
         update.insert(kind.to_owned(), payload);
         self.updates.push_back((update_id, Value::Object(update)));
         Some(update_id)
+    }
+
+    /// A user's text message in `chat`, kept in the chat and queued as an update.
+    fn push_text(&mut self, chat: ChatId, from: UserId, text: &str) -> MessageId {
+        let chat_state = self.chat_mut(chat.0);
+        let message_id = chat_state.allocate_id();
+        let mut message = json!({
+            "message_id": message_id.0,
+            "from": user_json(from.0),
+            "chat": chat_json(chat.0),
+            "date": unix_now(),
+            "text": text,
+        });
+        if let Some(command) = text
+            .split_whitespace()
+            .next()
+            .filter(|word| word.starts_with('/'))
+        {
+            message["entities"] = json!([{ "type": "bot_command", "offset": 0, "length": command.encode_utf16().count() }]);
+        }
+        chat_state.messages.push(ChatMessage {
+            id: message_id,
+            from_bot: false,
+            text: text.to_owned(),
+            raw_text: text.to_owned(),
+            parse_mode: None,
+            history: vec![text.to_owned()],
+            keyboard: Vec::new(),
+            upload: None,
+            deleted: false,
+            json: message.clone(),
+        });
+        self.enqueue("message", message);
+        message_id
     }
 
     /// Forgets updates as `getUpdates`' `offset` says.
