@@ -589,8 +589,8 @@ async fn cell_networks_outlast_dockers_default_pools() {
 /// Cheap cells of the fake gateway (a real container each, same profile): two
 /// tenants get different ports; `mtp audit` names every action and holds no
 /// secret; start, stop and restart refuse a same-named container without our
-/// labels and leave it alone; reconcile reports a record whose container is gone
-/// and a labelled network nobody owns; `rm --purge` refuses a data dir that is
+/// labels and leave it alone; reconcile remakes a record's lost container and
+/// reports a labelled network nobody owns; `rm --purge` refuses a data dir that is
 /// a symlink and deletes nothing through it.
 #[test]
 fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
@@ -762,7 +762,8 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
             .success()
     );
 
-    // Reconcile: b is recorded but has no container; a labelled network has no owner.
+    // Reconcile: b is recorded but has no container (it is made again from the
+    // record, issue 10); a labelled network has no owner (reported).
     let stray = env.tenant("stray");
     let network = format!("mtp-cell-{stray}");
     let made = Command::new("docker")
@@ -780,7 +781,7 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
     assert!(made.status.success(), "{}", stdout_of(&made));
     let report = json(&env.mtp(&["tenant", "reconcile", "--json"]));
     assert!(
-        report["missing"]
+        report["repaired"]
             .as_array()
             .unwrap()
             .contains(&serde_json::json!(b)),
@@ -794,7 +795,8 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
         "{report}"
     );
     let shown = json(&env.mtp(&["tenant", "show", &b, "--json"]));
-    assert_eq!(shown["state"], "missing", "{shown}");
+    assert_eq!(shown["state"], "running", "{shown}");
+    assert_eq!(shown["container"]["state"], "running", "{shown}");
 
     // The purge guard: a's data dir swapped for a symlink to something else.
     assert_ok(&env.mtp(&["tenant", "rm", &a, "--yes"]));

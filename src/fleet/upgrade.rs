@@ -249,6 +249,12 @@ async fn replace(
     let step = UpgradeStep::Replace;
     app.pool.close(&tenant);
     fault_point("upgrade:remove");
+    // A graceful stop first: the gateway releases its owner lease and closes
+    // its SQLite stores, so the next generation starts at once on the same
+    // state dir. A container already gone or stopped is fine.
+    if let Err(err) = app.runtime.stop(&tenant).await {
+        tracing::debug!(cause = %err, %tenant, "upgrade: no graceful stop before removal");
+    }
     app.runtime
         .remove_cell(&tenant)
         .await

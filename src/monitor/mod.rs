@@ -286,7 +286,7 @@ async fn emit(app: &App, reports: &mpsc::Sender<Report>, alerts: Vec<Alert>) {
 
 /// True while the tenant is meant to run and its alerts are on.
 fn watched(record: &crate::tenant::TenantRecord, now: i64) -> bool {
-    record.state == CellState::Running && record.muted_until.is_none_or(|until| until <= now)
+    record.state == CellState::Running && record.quiet_until().is_none_or(|until| until <= now)
 }
 
 /// One Docker event: a crash alerts at once; a stop asked for raises nothing.

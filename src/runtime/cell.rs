@@ -217,6 +217,12 @@ impl Runtime {
             ..Default::default()
         };
         let body = ContainerCreateBody {
+            // A stable hostname across generations: the gateway's owner lease in
+            // its state dir names the host, and only a lease of this host whose
+            // process is gone is reclaimed at start. With Docker's per-container
+            // hostname, a cell made anew (upgrade, repair) was refused for up to
+            // five minutes ("Another Gateway owner lease is still active").
+            hostname: Some(name.clone()),
             image: Some(spec.image.clone()),
             cmd: Some(spec.command.clone()),
             env: Some(env),
