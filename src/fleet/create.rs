@@ -12,11 +12,12 @@
 //! marks name.
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use rand::RngCore;
 
+use crate::backoff::{Attempt, Backoff, GaveUp};
 use crate::fleet::lock::{self, Op};
 use crate::fleet::template::{self, TemplateInput};
 use crate::fleet::{Actor, App, TenantView, audit, ensure_private_dir, fault_point, now, redact};
@@ -557,41 +558,43 @@ pub(crate) async fn wait_healthy(
     port: u16,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
-    loop {
-        if crate::fleet::inventory::probe_healthz(app, port).await {
-            return Ok(());
-        }
-        match app.runtime.inspect(tenant).await? {
-            None => bail!("the container disappeared while booting"),
-            Some(status) if status.restart_count > 0 || (!status.running && !status.restarting) => {
-                let lines = app
-                    .runtime
-                    .logs(tenant, Some(8), None)
-                    .await
-                    .unwrap_or_default();
-                let tail: Vec<String> = lines.into_iter().map(|line| line.text).collect();
-                bail!(
-                    "the gateway exited (code {}, {} restarts) instead of becoming healthy; last log lines: {}",
-                    status.exit_code,
-                    status.restart_count,
-                    if tail.is_empty() {
-                        "(none)".to_string()
-                    } else {
-                        tail.join(" | ")
-                    }
-                );
+    let polling = Backoff::polling(HEALTH_POLL, timeout);
+    let waited = polling
+        .retry(|| async {
+            if crate::fleet::inventory::probe_healthz(app, port).await {
+                return Attempt::Done(());
             }
-            Some(_) => {}
-        }
-        if started.elapsed() >= timeout {
-            bail!(
-                "the gateway did not answer /healthz within {}s",
-                timeout.as_secs()
-            );
-        }
-        tokio::time::sleep(HEALTH_POLL).await;
-    }
+            match app.runtime.inspect(tenant).await {
+                Err(err) => Attempt::Fail(anyhow!(err)),
+                Ok(None) => Attempt::Fail(anyhow!("the container disappeared while booting")),
+                Ok(Some(status))
+                    if status.restart_count > 0 || (!status.running && !status.restarting) =>
+                {
+                    let lines = app
+                        .runtime
+                        .logs(tenant, Some(8), None)
+                        .await
+                        .unwrap_or_default();
+                    let tail: Vec<String> = lines.into_iter().map(|line| line.text).collect();
+                    Attempt::Fail(anyhow!(
+                        "the gateway exited (code {}, {} restarts) instead of becoming healthy; last log lines: {}",
+                        status.exit_code,
+                        status.restart_count,
+                        if tail.is_empty() {
+                            "(none)".to_string()
+                        } else {
+                            tail.join(" | ")
+                        }
+                    ))
+                }
+                Ok(Some(_)) => Attempt::Retry(anyhow!(
+                    "the gateway did not answer /healthz within {}s",
+                    timeout.as_secs()
+                )),
+            }
+        })
+        .await;
+    waited.map_err(GaveUp::into_inner)
 }
 
 /// Removes what a failed or abandoned create made, in reverse order, then the
