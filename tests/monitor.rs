@@ -6,7 +6,8 @@
 //! self-healing starts an exited cell, a slow cell does not delay the others.
 //! From Docker's events: a crash inside a real cell alerts at once (exit code,
 //! log tail) and one message says when it is back; stops, starts and restarts
-//! through MTP raise nothing; repeated crashes become one crash loop.
+//! through MTP raise nothing; repeated crashes become one crash loop. A
+//! container removed behind MTP's back is made again once, with one alert.
 
 mod common;
 

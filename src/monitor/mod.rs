@@ -1,8 +1,9 @@
 //! The fleet monitor inside `mtp serve`: a health sweep every interval, the
 //! alert state machine per (tenant, check), memory warnings, self-healing and
-//! the daily digest; beside the sweeps, Docker's events, so a crash is reported
-//! as it happens (exit code, OOM, log tail) and its end once the gateway
-//! answers again. One loop selects over a closed set of events (`Event`). It
+//! the daily digest, the repair of a running tenant's missing container
+//! (once per disappearance, with one alert); beside the sweeps, Docker's
+//! events, so a crash is reported as it happens (exit code, OOM, log tail)
+//! and its end once the gateway answers again. One loop selects over a closed set of events (`Event`). It
 //! never sends a Telegram message: alerts and digests are values on a
 //! channel; `bot/` renders them.
 //!
