@@ -6,7 +6,8 @@
 //! self-healing starts an exited cell, a slow cell does not delay the others.
 //! From Docker's events: a crash inside a real cell alerts at once (exit code,
 //! log tail) and one message says when it is back; stops, starts and restarts
-//! through MTP raise nothing; repeated crashes become one crash loop.
+//! through MTP raise nothing; repeated crashes become one crash loop. A
+//! container removed behind MTP's back is made again once, with one alert.
 
 mod common;
 
@@ -689,4 +690,143 @@ async fn stops_through_mtp_are_silent_and_repeated_crashes_become_a_crash_loop()
     for id in [calm, looping] {
         fleet::remove(&app, &actor, &id, true).await.unwrap();
     }
+}
+
+/// `docker inspect` of the cell: (container id, running, generation label).
+fn cell_inspect(tenant: &TenantId) -> Option<(String, bool, String)> {
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.Id}} {{.State.Running}} {{index .Config.Labels \"mtp.generation\"}}",
+            &tenant.cell_name(),
+        ])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace();
+    Some((
+        parts.next()?.to_string(),
+        parts.next()? == "true",
+        parts.next()?.to_string(),
+    ))
+}
+
+/// A running tenant's container removed behind MTP's back (`docker rm -f`)
+/// is made again by the monitor, once, from the record (same generation),
+/// started, and its gateway answers; one alert says so; no DOWN, no
+/// self-heal attempt (there was nothing to start), and later sweeps neither
+/// repair nor alert again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_container_is_made_again_once_with_one_alert() {
+    const DEADLINE: Duration = Duration::from_secs(60);
+    let env = TestEnv::new("monitor_missing_repair", 21400, "60s");
+    let fake = FakeTelegram::start().await;
+    let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
+    let app = app_with_monitor(&env, &fake, true).await;
+    let id = create(
+        &app,
+        &env.tenant("gone"),
+        FAKE_IMAGE,
+        "7000000031:AAFakeTokenForTestsOnly_missing01",
+    )
+    .await;
+    let generation = fleet::record(&app, &id).unwrap().generation.to_string();
+    let (before, _, _) = cell_inspect(&id).expect("the cell exists");
+    let serving = Serving::start(&app).await;
+    serving.await_sweeps(2).await;
+
+    docker(&["rm", "-f", &id.cell_name()]);
+    let alert = admin
+        .wait_for_message(OPS_CHAT, DEADLINE, |m| {
+            m.text.contains("was missing") && m.text.contains(id.as_str())
+        })
+        .await
+        .unwrap();
+    assert!(alert.text.contains("made it again"), "{}", alert.text);
+    let (after, running, label) = cell_inspect(&id).expect("the cell was made again");
+    assert_ne!(after, before, "a new container");
+    assert!(running, "the new container runs");
+    assert_eq!(label, generation, "the recorded generation");
+    let deadline = Instant::now() + DEADLINE;
+    while !fleet::events::gateway_answers(&app, &id).await.unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "/healthz of the new cell never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    serving.await_sweeps(4).await;
+    assert_eq!(
+        alerts_in(&admin, "missing", &id),
+        1,
+        "one alert per disappearance"
+    );
+    assert_eq!(
+        cell_inspect(&id).map(|(container, ..)| container),
+        Some(after),
+        "no second repair"
+    );
+    assert_eq!(
+        alerts_in(&admin, "DOWN", &id),
+        0,
+        "repaired at once: no DOWN"
+    );
+    assert_eq!(
+        alerts_in(&admin, "start it", &id),
+        0,
+        "no self-heal attempt"
+    );
+    assert_eq!(
+        alerts_in(&admin, "started it again", &id),
+        0,
+        "no self-heal"
+    );
+
+    // A second disappearance, one that cannot be repaired (its data dir is
+    // gone): one alert saying why, no attempt each sweep, and the container
+    // check's DOWN as for any outage; still no self-heal.
+    let state = app.tenant_dir(&id).join("state");
+    let aside = app.tenant_dir(&id).join("state.aside");
+    std::fs::rename(&state, &aside).unwrap();
+    docker(&["rm", "-f", &id.cell_name()]);
+    let failed = admin
+        .wait_for_message(OPS_CHAT, DEADLINE, |m| {
+            m.text.contains("could not make it again") && m.text.contains(id.as_str())
+        })
+        .await
+        .unwrap();
+    assert!(
+        failed.text.contains("data dir"),
+        "says why: {}",
+        failed.text
+    );
+    admin
+        .wait_for_message(OPS_CHAT, DEADLINE, |m| {
+            m.text.contains("DOWN") && m.text.contains(id.as_str())
+        })
+        .await
+        .unwrap();
+    serving.await_sweeps(3).await;
+    assert_eq!(
+        alerts_in(&admin, "could not make it again", &id),
+        1,
+        "tried once for this disappearance"
+    );
+    assert_eq!(alerts_in(&admin, "was missing", &id), 1);
+    assert!(cell_inspect(&id).is_none(), "nothing was made");
+    assert_eq!(
+        alerts_in(&admin, "start it", &id),
+        0,
+        "no self-heal attempt"
+    );
+    std::fs::rename(&aside, &state).unwrap();
+    serving.stop().await;
+    fleet::remove(&app, &Actor::System("test"), &id, true)
+        .await
+        .unwrap();
 }

@@ -280,6 +280,13 @@ pub fn render_alert(ctx: &Ctx, alert: &Alert) -> String {
             "monitor.alert_heal_failed",
             &[("id", id), ("error", &error)],
         ),
+        AlertKind::Missing { made_again: true } => {
+            texts.get("monitor.alert_missing_made_again", &[("id", id)])
+        }
+        AlertKind::Missing { made_again: false } => texts.get(
+            "monitor.alert_missing_failed",
+            &[("id", id), ("error", &error)],
+        ),
     }
 }
 

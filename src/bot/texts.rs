@@ -168,6 +168,8 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("monitor", "alert_oom", &["id", "error"]),
     ("monitor", "alert_healed", &["id"]),
     ("monitor", "alert_heal_failed", &["id", "error"]),
+    ("monitor", "alert_missing_made_again", &["id"]),
+    ("monitor", "alert_missing_failed", &["id", "error"]),
     ("monitor", "btn_mute", &[]),
     ("monitor", "summary", &["count", "lines"]),
     ("monitor", "summary_line", &["what", "ids"]),

@@ -1,8 +1,9 @@
 //! The fleet monitor inside `mtp serve`: a health sweep every interval, the
 //! alert state machine per (tenant, check), memory warnings, self-healing and
-//! the daily digest; beside the sweeps, Docker's events, so a crash is reported
-//! as it happens (exit code, OOM, log tail) and its end once the gateway
-//! answers again. One loop selects over a closed set of events (`Event`). It
+//! the daily digest, the repair of a running tenant's missing container
+//! (once per disappearance, with one alert); beside the sweeps, Docker's
+//! events, so a crash is reported as it happens (exit code, OOM, log tail)
+//! and its end once the gateway answers again. One loop selects over a closed set of events (`Event`). It
 //! never sends a Telegram message: alerts and digests are values on a
 //! channel; `bot/` renders them.
 //!
@@ -13,7 +14,7 @@ pub mod crashes;
 pub mod metrics;
 pub mod rules;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
@@ -93,6 +94,12 @@ pub enum AlertKind {
     OomKilled,
     Healed,
     HealFailed,
+    /// The container of a running tenant was gone (removed behind MTP's
+    /// back, or left so by a dead action); the monitor tried once to make it
+    /// again from the record. `made_again` false: `last_error` says why not.
+    Missing {
+        made_again: bool,
+    },
 }
 
 impl AlertKind {
@@ -109,6 +116,8 @@ impl AlertKind {
             AlertKind::OomKilled => "oom killed",
             AlertKind::Healed => "healed",
             AlertKind::HealFailed => "heal failed",
+            AlertKind::Missing { made_again: true } => "missing, made again",
+            AlertKind::Missing { made_again: false } => "missing",
         }
     }
 }
@@ -143,6 +152,10 @@ struct Memory {
     restart_counts: HashMap<TenantId, (String, i64)>,
     oom_reported: HashMap<TenantId, String>,
     heal: HashMap<TenantId, (u32, u32)>,
+    /// Tenants whose container is missing and was repaired (or tried) for
+    /// this disappearance: one attempt and one alert each, until a container
+    /// exists again.
+    missing: HashSet<TenantId>,
     last_digest_day: Option<chrono::NaiveDate>,
     crashes: Crashes,
     /// Docker's event stream is open: crashes come from it, not from counts.
@@ -447,11 +460,22 @@ async fn sweep_once(
             }
             memory.heal.remove(tenant);
             memory.crashes.forget(tenant);
+            memory.missing.remove(tenant);
             continue;
         }
         let muted = health.record.quiet_until().is_some_and(|until| until > now);
         if muted {
             memory.crashes.forget(tenant);
+        }
+        // A muted tenant is in the operator's hands (or in an upgrade's): no repair.
+        if !muted && let Some(alert) = repair_missing(app, health, memory, now).await {
+            let made_again = alert.kind == AlertKind::Missing { made_again: true };
+            alerts.push(alert);
+            if made_again {
+                // The new container is judged by the next sweep; this one's
+                // "missing" is told by the alert, not counted toward a DOWN.
+                continue;
+            }
         }
         for (check, result) in observations(health, now) {
             let state = states.entry((tenant.clone(), check)).or_default();
@@ -701,7 +725,65 @@ async fn with_log_tail(app: &App, mut alert: Alert) -> Alert {
     alert
 }
 
+/// Makes a running tenant's missing container again, once per disappearance
+/// (until a container exists again). An operator's action holding the tenant
+/// is waited out: the next sweep tries. A failure is told once; the
+/// container check's DOWN follows as for any outage.
+async fn repair_missing(
+    app: &App,
+    health: &TenantHealth,
+    memory: &mut Memory,
+    now: i64,
+) -> Option<Alert> {
+    let tenant = &health.record.id;
+    match &health.container {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            memory.missing.remove(tenant);
+            return None;
+        }
+        // Docker could not say: nothing known to repair.
+        Err(_) => return None,
+    }
+    if !memory.missing.insert(tenant.clone()) {
+        return None;
+    }
+    let actor = fleet::Actor::System("monitor");
+    let (made_again, last_error) = match fleet::repair(app, &actor, tenant).await {
+        Ok(fleet::Repaired::Recreated | fleet::Repaired::Started) => (true, None),
+        // A container exists again (an operator's action since the sweep).
+        Ok(fleet::Repaired::Nothing) => {
+            memory.missing.remove(tenant);
+            return None;
+        }
+        Err(err) if fleet::lock::busy(&err).is_some() => {
+            memory.missing.remove(tenant);
+            return None;
+        }
+        Err(err) => {
+            // Stopped, muted or removed since the sweep: not the monitor's to repair.
+            let still_watched = matches!(
+                fleet::events::record(app, tenant),
+                Ok(Some(record)) if watched(&record, fleet::now())
+            );
+            if !still_watched {
+                memory.missing.remove(tenant);
+                return None;
+            }
+            (false, Some(format!("{err:#}")))
+        }
+    };
+    Some(Alert {
+        tenant: tenant.clone(),
+        check: Check::Container,
+        kind: AlertKind::Missing { made_again },
+        since: now,
+        last_error,
+    })
+}
+
 /// Starts a cell that exited and stayed down (after its DOWN alert), with backoff.
+/// Only an existing container: a missing one is `repair_missing`'s.
 async fn heal(
     app: &App,
     health: &TenantHealth,
