@@ -191,12 +191,15 @@ async fn a_killed_cell_alerts_once_and_recovers_across_an_admin_restart() {
         .flatten()
         .filter_map(|b| b.callback_data.clone())
         .collect();
+    // Each button carries the tenant's stamp (generation and creation time).
+    let record = fleet::record(&app, &id).unwrap();
+    let stamp = format!("{}.{}", record.generation, record.created_at);
     assert_eq!(
         buttons,
         [
-            format!("t:r:{id}"),
-            format!("t:l:{id}"),
-            format!("m:1h:{id}")
+            format!("t:r:{stamp}:{id}"),
+            format!("t:l:{stamp}:{id}"),
+            format!("m:1h:{stamp}:{id}")
         ]
     );
 
