@@ -374,3 +374,58 @@ fn a_waiting_store_call_does_not_stall_the_runtime() {
         "the other task ran only after the store call gave up its worker"
     );
 }
+
+// See: issue 10 — start and restart returned the raw log tail of a failed
+// health wait, with the cell's secrets in it.
+/// A start and a restart whose gateway dies while booting say why, with the
+/// log tail, and without any of the tenant's secrets.
+#[test]
+fn a_failed_start_or_restart_redacts_the_log_tail() {
+    let env = TestEnv::new("failed_start_redacts", 21240, "20s");
+    let id = env.tenant("crash");
+    let created = env.mtp(&[
+        "tenant",
+        "create",
+        &id,
+        "--bot-token-file",
+        env.token_file().to_str().unwrap(),
+        "--image",
+        common::CRASH_IMAGE,
+        "--keep-failed",
+    ]);
+    assert_eq!(created.status.code(), Some(1), "{}", stderr(&created));
+    let store = Store::open(&env.data_dir().join("mtp.redb")).unwrap();
+    let tenant: TenantId = id.parse().unwrap();
+    let secrets: Vec<String> = store
+        .secrets(&tenant)
+        .unwrap()
+        .into_iter()
+        .map(|(_, value)| value.expose().clone())
+        .collect();
+    drop(store);
+    assert!(!secrets.is_empty());
+    for action in ["start", "restart"] {
+        let output = env.mtp(&["tenant", action, &id]);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{action}: {}",
+            stderr(&output)
+        );
+        let err = stderr(&output);
+        assert!(
+            err.contains("booting with OPENCLAW_GATEWAY_TOKEN=<redacted>"),
+            "{action}: the log tail is shown, redacted: {err}"
+        );
+        for secret in &secrets {
+            assert!(
+                !err.contains(secret.as_str()),
+                "{action} leaked a secret: {err}"
+            );
+        }
+        let audit = env.mtp(&["audit", "--tenant", &id, "--json"]);
+        for secret in &secrets {
+            assert!(!stdout(&audit).contains(secret.as_str()));
+        }
+    }
+}
