@@ -795,8 +795,9 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
         "{report}"
     );
     let shown = json(&env.mtp(&["tenant", "show", &b, "--json"]));
-    assert_eq!(shown["state"], "running", "{shown}");
-    assert_eq!(shown["container"]["state"], "running", "{shown}");
+    // The refused stop above recorded b as stopped: made again, left stopped.
+    assert_eq!(shown["state"], "stopped", "{shown}");
+    assert_eq!(shown["container"]["state"], "created", "{shown}");
 
     // The purge guard: a's data dir swapped for a symlink to something else.
     assert_ok(&env.mtp(&["tenant", "rm", &a, "--yes"]));
