@@ -102,17 +102,8 @@ fn assert_complete(env: &TestEnv, id: &str, context: &str) -> serde_json::Value 
         serde_json::Value::Null,
         "{context}: {shown}"
     );
-    let label = std::process::Command::new("docker")
-        .args([
-            "inspect",
-            "--format",
-            "{{index .Config.Labels \"mtp.generation\"}}",
-            &format!("mtp-cell-{id}"),
-        ])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&label.stdout).trim(),
+        common::cell_generation(id),
         shown["generation"].to_string(),
         "{context}: the container is not of the recorded generation"
     );

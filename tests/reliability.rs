@@ -229,19 +229,7 @@ async fn a_real_cell_survives_namespaces_races_and_a_killed_upgrade() {
         fleet::show(&app, &tenant).await.unwrap().health == fleet::Health::Ok
     })
     .await;
-    let label = Command::new("docker")
-        .args([
-            "inspect",
-            "--format",
-            "{{index .Config.Labels \"mtp.generation\"}}",
-            &format!("mtp-cell-{id}"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&label.stdout).trim(),
-        generation.to_string()
-    );
+    assert_eq!(common::cell_generation(&id), generation.to_string());
     // Still paired: the admin's device reaches the gateway with its stored token.
     let health = env.mtp(&["rpc", &id, "health"]);
     assert_ok(&health);

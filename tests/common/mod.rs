@@ -183,6 +183,21 @@ fn cleanup_docker(prefix: &str) {
     }
 }
 
+/// The `mtp.generation` label of a tenant's container ("" when there is none).
+pub fn cell_generation(id: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "container",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"mtp.generation\"}}",
+            &format!("mtp-cell-{id}"),
+        ])
+        .output()
+        .expect("docker CLI");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
