@@ -10,10 +10,11 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::fleet::App;
 use crate::fleet::inventory::probe_healthz;
 use crate::runtime::CellEventKind;
-use crate::tenant::{TenantId, TenantRecord};
+use crate::tenant::TenantId;
 
 /// One thing Docker says happened to a tenant's container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,23 +54,18 @@ pub enum Watched {
     },
 }
 
-/// The reconnect delays: `first`, doubled after each failure up to `cap`,
-/// back to `first` once a subscription has lasted `steady`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub first: Duration,
-    pub cap: Duration,
-    pub steady: Duration,
-}
-
-/// One second is enough for a restarting engine to come back; a minute keeps
-/// a long outage from flooding the log; a subscription that lived 30 s was a
-/// real one, not a connection refused at once.
+/// The reconnect delays: one second is enough for a restarting engine to
+/// come back; a minute keeps a long outage from flooding the log. The watcher
+/// never gives up, so `give_up_after` is unused.
 pub const BACKOFF: Backoff = Backoff {
     first: Duration::from_secs(1),
-    cap: Duration::from_secs(60),
-    steady: Duration::from_secs(30),
+    max: Duration::from_secs(60),
+    give_up_after: Duration::MAX,
 };
+
+/// A subscription that lived this long was a real one, not a connection
+/// refused at once: the delays start again from the first.
+const STEADY: Duration = Duration::from_secs(30);
 
 /// Watches the cells' Docker events until `shutdown`, reconnecting forever.
 /// The receiver gets events in Docker's order.
@@ -115,7 +111,7 @@ async fn watch_with<F, Fut, S>(
     Fut: Future<Output = anyhow::Result<S>>,
     S: Stream<Item = anyhow::Result<CellEvent>>,
 {
-    let mut delay = backoff.first;
+    let mut failures = 0;
     let mut after_gap = false;
     loop {
         let attempt = tokio::select! {
@@ -145,13 +141,14 @@ async fn watch_with<F, Fut, S>(
                         None => break "the Docker event stream ended".to_string(),
                     }
                 };
-                if opened.elapsed() >= backoff.steady {
-                    delay = backoff.first;
+                if opened.elapsed() >= STEADY {
+                    failures = 0;
                 }
                 cause
             }
         };
         after_gap = true;
+        let delay = backoff.delay(failures);
         tracing::warn!(cause = %cause, retry_in = ?delay, "docker events: subscription lost");
         let lost = Watched::Lost {
             cause,
@@ -164,17 +161,8 @@ async fn watch_with<F, Fut, S>(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
         }
-        delay = (delay * 2).min(backoff.cap);
+        failures = failures.saturating_add(1);
     }
-}
-
-/// The tenant's record as stored (the intent: running, stopped, muted), if any.
-///
-/// # Errors
-///
-/// A store failure.
-pub fn record(app: &App, tenant: &TenantId) -> anyhow::Result<Option<TenantRecord>> {
-    Ok(app.store.tenant(tenant)?)
 }
 
 /// True when the tenant's gateway answers `GET /healthz` now.
@@ -183,7 +171,7 @@ pub fn record(app: &App, tenant: &TenantId) -> anyhow::Result<Option<TenantRecor
 ///
 /// A store failure, or a tenant with no record.
 pub async fn gateway_answers(app: &App, tenant: &TenantId) -> anyhow::Result<bool> {
-    let Some(record) = record(app, tenant)? else {
+    let Some(record) = crate::fleet::find_record(app, tenant)? else {
         anyhow::bail!("no tenant {tenant}");
     };
     Ok(probe_healthz(app, record.port).await)
@@ -246,8 +234,8 @@ mod tests {
         };
         let backoff = Backoff {
             first: Duration::from_secs(1),
-            cap: Duration::from_secs(4),
-            steady: Duration::from_secs(30),
+            max: Duration::from_secs(4),
+            give_up_after: Duration::MAX,
         };
         let (tx, mut rx) = mpsc::channel(16);
         let shutdown = CancellationToken::new();
@@ -305,8 +293,8 @@ mod tests {
         };
         let backoff = Backoff {
             first: Duration::from_secs(1),
-            cap: Duration::from_secs(60),
-            steady: Duration::from_secs(30),
+            max: Duration::from_secs(60),
+            give_up_after: Duration::MAX,
         };
         let (tx, mut rx) = mpsc::channel(16);
         let shutdown = CancellationToken::new();

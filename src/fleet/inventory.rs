@@ -145,6 +145,16 @@ pub fn record(app: &App, tenant: &TenantId) -> anyhow::Result<TenantRecord> {
     known(app, tenant)
 }
 
+/// The tenant's record as stored, or `None` for an unknown tenant (no
+/// "did you mean" search): for loops that meet tenants coming and going.
+///
+/// # Errors
+///
+/// A store failure.
+pub fn find_record(app: &App, tenant: &TenantId) -> anyhow::Result<Option<TenantRecord>> {
+    Ok(app.store.tenant(tenant)?)
+}
+
 pub(crate) fn known(app: &App, tenant: &TenantId) -> anyhow::Result<TenantRecord> {
     if let Some(record) = app.store.tenant(tenant)? {
         return Ok(record);

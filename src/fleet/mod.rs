@@ -42,11 +42,11 @@ pub use audit::{AuditTally, audit_tally, prune_audit};
 pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc};
 pub use create::{CreateError, CreateStep, create};
 pub use hooks::{hook_agent, set_hooks, wake};
-pub use inventory::record;
 pub use inventory::{
     Health, IdAvailability, TenantView, UnknownTenant, ViewState, exists, id_availability, list,
     show,
 };
+pub use inventory::{find_record, record};
 pub use lifecycle::{Removed, follow_logs, logs, remove, restart, start, stop};
 pub use lock::Busy;
 pub use reconcile::{ReconcileReport, Repaired, reconcile, repair};

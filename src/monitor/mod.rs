@@ -320,7 +320,7 @@ async fn on_cell_event(app: &App, memory: &mut Memory, event: CellEvent) -> Opti
     if memory.crashes.asked(tenant, event.at) {
         return None;
     }
-    let record = match fleet::events::record(app, tenant) {
+    let record = match fleet::find_record(app, tenant) {
         Ok(Some(record)) => record,
         Ok(None) => return None,
         Err(err) => {
@@ -385,7 +385,7 @@ async fn recheck_outages(app: &App, memory: &mut Memory) -> Vec<Alert> {
     let now = fleet::now();
     let mut asking = Vec::new();
     for (tenant, since) in memory.crashes.outages() {
-        match fleet::events::record(app, &tenant) {
+        match fleet::find_record(app, &tenant) {
             Ok(Some(record)) if watched(&record, now) => asking.push((tenant, since)),
             Ok(_) => memory.crashes.forget(&tenant),
             Err(err) => {
@@ -763,7 +763,7 @@ async fn repair_missing(
         Err(err) => {
             // Stopped, muted or removed since the sweep: not the monitor's to repair.
             let still_watched = matches!(
-                fleet::events::record(app, tenant),
+                fleet::find_record(app, tenant),
                 Ok(Some(record)) if watched(&record, fleet::now())
             );
             if !still_watched {
