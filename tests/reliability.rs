@@ -59,22 +59,25 @@ async fn a_real_cell_survives_namespaces_races_and_a_killed_upgrade() {
     let id = env.tenant("real");
     let tenant: TenantId = id.parse().unwrap();
 
+    let token_file = env.token_file();
+    let create = [
+        "tenant",
+        "create",
+        &id,
+        "--bot-token-file",
+        token_file.to_str().unwrap(),
+        "--image",
+        OPENCLAW_IMAGE,
+        "--json",
+    ];
+
     // 1. The create runs as PID 1 of its own PID namespace, with its own /proc.
     let child = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc"])
         .arg(env!("CARGO_BIN_EXE_mtp"))
         .arg("--config")
         .arg(&env.config_path)
-        .args([
-            "tenant",
-            "create",
-            &id,
-            "--bot-token-file",
-            env.token_file().to_str().unwrap(),
-            "--image",
-            OPENCLAW_IMAGE,
-            "--json",
-        ])
+        .args(create)
         .current_dir(&env.dir)
         .env_remove("MTP_DATA_DIR")
         .stdout(Stdio::piped())
@@ -104,15 +107,7 @@ async fn a_real_cell_survives_namespaces_races_and_a_killed_upgrade() {
         "{}",
         stderr(&rm)
     );
-    let again = env.mtp(&[
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        env.token_file().to_str().unwrap(),
-        "--image",
-        OPENCLAW_IMAGE,
-    ]);
+    let again = env.mtp(&create);
     assert!(!again.status.success());
     assert!(
         stderr(&again).contains("is being created"),

@@ -192,15 +192,7 @@ pub async fn on_button(
         Err(err) => return failed(bot, chat, ctx, "The button", &err).await,
     };
     if Stamp::of(&record) != pressed.stamp {
-        send(
-            bot,
-            chat,
-            ctx.texts
-                .get("clients.replaced_button", &[("id", id.as_str())]),
-            None,
-        )
-        .await?;
-        return Ok(());
+        return replaced_button(bot, chat, ctx, &id).await;
     }
     match pressed.button {
         Button::Act(action, id) => act(bot, chat, ctx, &actor, action, &id).await?,
@@ -589,17 +581,23 @@ pub async fn confirm_purge(
         return Ok(());
     }
     if stamp_now(ctx, &id).map(|now| now.to_string()).as_deref() != Some(stamp) {
-        send(
-            bot,
-            chat,
-            ctx.texts
-                .get("clients.replaced_button", &[("id", id.as_str())]),
-            None,
-        )
-        .await?;
-        return Ok(());
+        return replaced_button(bot, chat, ctx, &id).await;
     }
     remove(bot, chat, ctx, actor, &id, true).await
+}
+
+/// A button of a tenant that was replaced (upgraded, or removed and made
+/// again) since the button was drawn: refused, nothing done.
+async fn replaced_button(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> HandlerResult {
+    send(
+        bot,
+        chat,
+        ctx.texts
+            .get("clients.replaced_button", &[("id", id.as_str())]),
+        None,
+    )
+    .await?;
+    Ok(())
 }
 
 async fn remove(
