@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use crate::fleet::inventory::known;
+use crate::fleet::lifecycle::Started;
 use crate::fleet::{Actor, App, audit, now};
-use crate::runtime::Started;
-use crate::store::{AuditEntry, Outcome};
+use crate::store;
 use crate::tenant::{AlertState, Check, TenantId};
 
 /// Every stored (tenant, check) alert state.
@@ -74,7 +74,12 @@ pub async fn heal(app: &App, tenant: &TenantId) -> anyhow::Result<Started> {
     if record.state != crate::tenant::CellState::Running {
         anyhow::bail!("{tenant} is {} now, not meant to run", record.state);
     }
-    let result = app.runtime.start(tenant).await.map_err(anyhow::Error::from);
+    let result = app
+        .runtime
+        .start(tenant)
+        .await
+        .map(Started::from)
+        .map_err(anyhow::Error::from);
     match &result {
         Ok(_) => audit(app, &actor, "heal: start", Some(tenant), Ok(())),
         Err(err) => audit(
@@ -90,39 +95,16 @@ pub async fn heal(app: &App, tenant: &TenantId) -> anyhow::Result<Started> {
 
 /// Writes an alert to the audit log (the daily digest counts them).
 pub fn record_alert(app: &App, tenant: &TenantId, what: &str) {
-    let entry = AuditEntry {
+    let entry = store::AuditEntry {
         at: now(),
         actor: "system:monitor".to_string(),
         action: format!("alert: {what}"),
         tenant: Some(tenant.to_string()),
-        outcome: Outcome::Ok,
+        outcome: store::Outcome::Ok,
         step: None,
         error: None,
     };
     if let Err(err) = app.store.audit(&entry) {
         tracing::error!(cause = %err, "cannot write the audit log");
     }
-}
-
-/// The last `limit` audit entries (of one tenant, or of all), oldest first.
-///
-/// # Errors
-///
-/// A store failure.
-pub fn audit_log(
-    app: &App,
-    tenant: Option<&TenantId>,
-    limit: usize,
-) -> anyhow::Result<Vec<AuditEntry>> {
-    Ok(app.store.audit_log(tenant, limit)?)
-}
-
-/// Audit entries newer than `since` (unix seconds), oldest first: the whole
-/// range, read by time rather than by a count of the newest rows.
-pub fn audit_since(app: &App, since: i64) -> anyhow::Result<Vec<AuditEntry>> {
-    let mut entries = Vec::new();
-    app.store
-        .visit_audit_since(since, |entry| entries.push(entry))?;
-    entries.reverse();
-    Ok(entries)
 }

@@ -12,16 +12,17 @@
 //! marks name.
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use rand::RngCore;
 
-use crate::backoff::{Attempt, Backoff, GaveUp};
+use crate::fleet::cell::{
+    PROVIDER_KEYS, check_pinned, make_container, provider_key_env, undo, wait_healthy,
+};
 use crate::fleet::lock::{self, Op};
 use crate::fleet::template::{self, TemplateInput};
 use crate::fleet::{Actor, App, TenantView, audit, ensure_private_dir, fault_point, now, redact};
-use crate::runtime::{self, CellSpec, Mount};
+use crate::runtime;
 use crate::store;
 use crate::tenant::{
     CellState, CreateProgress, Limits, Secret, SecretKind, TenantId, TenantRecord, TenantSpec,
@@ -109,14 +110,8 @@ fn failed_message(tenant: &TenantId, step: CreateStep, reason: &str, kept: bool)
     )
 }
 
-/// Where the cell's dirs are mounted inside the container.
-const STATE_MOUNT: &str = "/home/node/.openclaw";
-const AUTH_MOUNT: &str = "/home/node/.config/openclaw";
 /// The uid/gid the gateway runs as in the image.
 const CELL_UID: u32 = 1000;
-
-/// How often create polls `/healthz` while the gateway boots (about 18 s).
-const HEALTH_POLL: Duration = Duration::from_millis(250);
 
 /// Creates the tenant's cell and returns it once `/healthz` answers.
 ///
@@ -430,26 +425,6 @@ async fn run_steps(
     Ok(())
 }
 
-/// Creates `record`'s container running `image` and records the image id used.
-pub(crate) async fn make_container(
-    app: &App,
-    record: &mut TenantRecord,
-    image: &str,
-    secrets: &[(SecretKind, Secret<String>)],
-) -> anyhow::Result<()> {
-    let cell = cell_spec(app, record, image, secrets);
-    let (_, image_id) = app.runtime.create_cell(&cell).await?;
-    record.image_id = Some(image_id.clone());
-    let (generation, image) = (record.generation, record.image.clone());
-    app.store.update_tenant(&record.id, |record| {
-        record.image_id = Some(image_id);
-        record.image = image;
-        record.generation = generation;
-        Ok(())
-    })?;
-    Ok(())
-}
-
 /// Marks a create step in the record before it is taken, so an undo knows it.
 fn mark_progress(
     app: &App,
@@ -465,167 +440,7 @@ fn mark_progress(
     Ok(())
 }
 
-/// The container of `record`'s cell running `image`: the cell profile of
-/// ARCHITECTURE.md, its two mounts, the pinned environment and the secrets
-/// (gateway token, bot token, the provider key under its provider's variable).
-fn cell_spec(
-    app: &App,
-    record: &TenantRecord,
-    image: &str,
-    secrets: &[(SecretKind, Secret<String>)],
-) -> CellSpec {
-    let tenant_dir = app.tenant_dir(&record.id);
-    let state_dir = tenant_dir.join("state");
-    let auth_dir = tenant_dir.join("auth");
-    let provider_env = record
-        .model
-        .split_once('/')
-        .and_then(|(provider, _)| provider_key_env(provider));
-    let mut env: Vec<(String, String)> = [
-        ("HOME", "/home/node"),
-        ("OPENCLAW_HOME", "/home/node"),
-        ("OPENCLAW_STATE_DIR", STATE_MOUNT),
-        ("OPENCLAW_CONFIG_PATH", "/home/node/.openclaw/openclaw.json"),
-        ("OPENCLAW_WORKSPACE_DIR", "/home/node/.openclaw/workspace"),
-        ("XDG_CACHE_HOME", "/home/node/.openclaw/cache"),
-        ("OPENCLAW_NO_AUTO_UPDATE", "1"),
-        ("OPENCLAW_DISABLE_BONJOUR", "1"),
-        ("DO_NOT_TRACK", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    env.extend(
-        app.config
-            .cell
-            .extra_env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
-    let mut secret_env = Vec::new();
-    for (kind, value) in secrets {
-        let name = match kind {
-            SecretKind::GatewayToken => "OPENCLAW_GATEWAY_TOKEN",
-            SecretKind::BotToken => "TELEGRAM_BOT_TOKEN",
-            SecretKind::ProviderKey => match provider_env {
-                Some(name) => name,
-                None => continue,
-            },
-            SecretKind::HooksToken => "OPENCLAW_HOOKS_TOKEN",
-            SecretKind::DeviceToken => continue,
-        };
-        secret_env.push((name.to_string(), value.clone()));
-    }
-    CellSpec {
-        tenant: record.id.clone(),
-        generation: record.generation,
-        image: image.to_string(),
-        port: record.port,
-        subnet: record.subnet.clone(),
-        limits: record.limits.clone(),
-        mounts: vec![
-            Mount {
-                source: state_dir.clone(),
-                target: STATE_MOUNT.to_string(),
-            },
-            Mount {
-                source: auth_dir.clone(),
-                target: AUTH_MOUNT.to_string(),
-            },
-        ],
-        env,
-        secret_env,
-        command: [
-            "node",
-            "dist/index.js",
-            "gateway",
-            "--bind",
-            "lan",
-            "--port",
-            "18789",
-        ]
-        .map(String::from)
-        .to_vec(),
-        log_max_bytes: app.config.cell.log_max_bytes,
-        log_max_files: app.config.cell.log_max_files,
-    }
-}
-
-/// Waits until `/healthz` answers 200, the cell dies, or the timeout passes.
-pub(crate) async fn wait_healthy(
-    app: &App,
-    tenant: &TenantId,
-    port: u16,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    let polling = Backoff::polling(HEALTH_POLL, timeout);
-    let waited = polling
-        .retry(|| async {
-            if crate::fleet::inventory::probe_healthz(app, port).await {
-                return Attempt::Done(());
-            }
-            match app.runtime.inspect(tenant).await {
-                Err(err) => Attempt::Fail(anyhow!(err)),
-                Ok(None) => Attempt::Fail(anyhow!("the container disappeared while booting")),
-                Ok(Some(status))
-                    if status.restart_count > 0 || (!status.running && !status.restarting) =>
-                {
-                    let lines = app
-                        .runtime
-                        .logs(tenant, Some(8), None)
-                        .await
-                        .unwrap_or_default();
-                    let tail: Vec<String> = lines.into_iter().map(|line| line.text).collect();
-                    Attempt::Fail(anyhow!(
-                        "the gateway exited (code {}, {} restarts) instead of becoming healthy; last log lines: {}",
-                        status.exit_code,
-                        status.restart_count,
-                        if tail.is_empty() {
-                            "(none)".to_string()
-                        } else {
-                            tail.join(" | ")
-                        }
-                    ))
-                }
-                Ok(Some(_)) => Attempt::Retry(anyhow!(
-                    "the gateway did not answer /healthz within {}s",
-                    timeout.as_secs()
-                )),
-            }
-        })
-        .await;
-    waited.map_err(GaveUp::into_inner)
-}
-
-/// Removes what a failed or abandoned create made, in reverse order, then the
-/// record and its secrets. Nothing the marks do not name is touched.
-pub(crate) async fn undo(app: &App, tenant: &TenantId, made: &CreateProgress) {
-    if made.container
-        && let Err(err) = app.runtime.remove_cell(tenant).await
-    {
-        tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove container");
-    }
-    if made.network
-        && let Err(err) = app.runtime.remove_network(tenant).await
-    {
-        tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove network");
-    }
-    if made.dirs
-        && let Err(err) = crate::fleet::lifecycle::purge_dirs(app, tenant)
-    {
-        tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove dirs");
-    }
-    if let Err(err) = app.store.remove_tenant(tenant, false) {
-        tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove record");
-    }
-}
-
 type Validated = (String, Limits, String);
-
-/// Refuses an image that is not a well-formed, pinned reference.
-pub(crate) fn check_pinned(image: &str) -> anyhow::Result<()> {
-    Ok(crate::tenant::check_pinned_image(image)?)
-}
 
 fn validate(app: &App, spec: &TenantSpec) -> anyhow::Result<Validated> {
     let image = spec
@@ -685,25 +500,6 @@ fn validate(app: &App, spec: &TenantSpec) -> anyhow::Result<Validated> {
         skills: spec.skills.as_deref(),
     })?;
     Ok((image, limits, config_text))
-}
-
-/// Model providers and the environment variable OpenClaw reads their key from.
-const PROVIDER_KEYS: [(&str, &str); 8] = [
-    ("anthropic", "ANTHROPIC_API_KEY"),
-    ("openai", "OPENAI_API_KEY"),
-    ("google", "GEMINI_API_KEY"),
-    ("openrouter", "OPENROUTER_API_KEY"),
-    ("mistral", "MISTRAL_API_KEY"),
-    ("groq", "GROQ_API_KEY"),
-    ("xai", "XAI_API_KEY"),
-    ("deepseek", "DEEPSEEK_API_KEY"),
-];
-
-fn provider_key_env(provider: &str) -> Option<&'static str> {
-    PROVIDER_KEYS
-        .iter()
-        .find(|(p, _)| *p == provider)
-        .map(|(_, env)| *env)
 }
 
 fn allocate_port(app: &App, existing: &[TenantRecord]) -> anyhow::Result<u16> {

@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use crate::fleet::{App, ChannelInfo, now};
+use crate::fleet::{App, ChannelInfo, ContainerStatus, now};
 use crate::gateway;
-use crate::runtime::CellStatus;
 use crate::tenant::{BudgetAction, CellState, SecretKind, TenantId, TenantRecord};
 
 /// Bounds of one sweep.
@@ -46,7 +45,7 @@ pub struct Sweep {
 pub struct TenantHealth {
     pub record: TenantRecord,
     /// `Ok(None)`: no container.
-    pub container: Result<Option<CellStatus>, String>,
+    pub container: Result<Option<ContainerStatus>, String>,
     /// Bytes in use and limit.
     pub memory: Option<(u64, u64)>,
     pub healthz: Option<ProbeResult>,
@@ -217,7 +216,7 @@ async fn probe_tenant(
         return health;
     }
     health.container = match tokio::time::timeout(timeout, app.runtime.inspect(&tenant)).await {
-        Ok(Ok(status)) => Ok(status),
+        Ok(Ok(status)) => Ok(status.map(ContainerStatus::from)),
         Ok(Err(err)) => Err(err.to_string()),
         Err(_) => Err(format!(
             "docker inspect timed out after {}s",

@@ -3,12 +3,97 @@
 //! the bearer token MTP generated at create and gave the cell as
 //! `OPENCLAW_HOOKS_TOKEN`, so the token never sits in the config file.
 
+use std::time::Duration;
+
 use anyhow::{Context, anyhow, bail};
+use serde_json::Value;
 
 use crate::fleet::inventory::known;
 use crate::fleet::{Actor, App, audit};
-use crate::gateway::{CallError, ConfigPatch, HookAgent, HookAgentAccepted, Wake, WakeAccepted};
+use crate::gateway::{self, CallError, ConfigPatch};
 use crate::tenant::{SecretKind, TenantId};
+
+/// A wake of the tenant's agent (`POST /hooks/wake`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wake {
+    /// The system event text given to the agent.
+    pub text: String,
+    /// Wake now (the default) or at the next heartbeat.
+    pub next_heartbeat: bool,
+    pub agent_id: Option<String>,
+}
+
+/// The gateway took the wake.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WakeAccepted {
+    /// `now` or `next-heartbeat`.
+    pub mode: String,
+    /// `queued`, or `coalesced` into a wake already pending.
+    pub event_outcome: String,
+}
+
+/// An agent run started from outside (`POST /hooks/agent`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HookAgent {
+    pub message: String,
+    /// Label of the run (the gateway defaults to "Hook").
+    pub name: Option<String>,
+    pub agent_id: Option<String>,
+    /// Deliver the reply to a channel (the gateway defaults to true).
+    pub deliver: Option<bool>,
+    pub channel: Option<String>,
+    pub to: Option<String>,
+    /// Makes a retried hook run once.
+    pub idempotency_key: Option<String>,
+    /// Wait for the run to finish, up to this long, and report its completion.
+    pub wait_for_completion: Option<Duration>,
+}
+
+/// The gateway took the agent run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HookAgentAccepted {
+    pub run_id: String,
+    /// With `wait_for_completion`: `{status, replyDisposition, delivered?, …}`.
+    pub completion: Option<Value>,
+}
+
+/// Why a hook call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HookError {
+    #[error("hooks token refused by the gateway (401); check the cell's hooks.token")]
+    Unauthorized,
+    #[error("hooks are not enabled on this gateway (404); enable hooks in the cell config")]
+    Disabled,
+    #[error("the gateway refused the hook request: {message}")]
+    BadRequest { message: String },
+    #[error("too many hook requests; retry in {retry_after:?}")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("hook request failed with HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("gateway unreachable: {reason}")]
+    Unreachable { reason: String },
+    #[error("no answer from the gateway within {0:?}")]
+    Timeout(Duration),
+    #[error("unexpected hook answer: {0}")]
+    Malformed(String),
+}
+
+impl From<gateway::HookError> for HookError {
+    fn from(err: gateway::HookError) -> HookError {
+        match err {
+            gateway::HookError::Unauthorized => HookError::Unauthorized,
+            gateway::HookError::Disabled => HookError::Disabled,
+            gateway::HookError::BadRequest { message } => HookError::BadRequest { message },
+            gateway::HookError::RateLimited { retry_after } => {
+                HookError::RateLimited { retry_after }
+            }
+            gateway::HookError::Status { status, body } => HookError::Status { status, body },
+            gateway::HookError::Unreachable { reason } => HookError::Unreachable { reason },
+            gateway::HookError::Timeout(after) => HookError::Timeout(after),
+            gateway::HookError::Malformed(what) => HookError::Malformed(what),
+        }
+    }
+}
 
 /// Attempts of a patch whose `baseHash` went stale meanwhile.
 const PATCH_ATTEMPTS: usize = 3;
@@ -93,11 +178,20 @@ pub async fn wake(
     wake: &Wake,
 ) -> anyhow::Result<WakeAccepted> {
     let (port, token) = hook_target(app, tenant)?;
+    let wake = gateway::Wake {
+        text: wake.text.clone(),
+        next_heartbeat: wake.next_heartbeat,
+        agent_id: wake.agent_id.clone(),
+    };
     let result = app
         .http
-        .wake(port, &token, wake)
+        .wake(port, &token, &wake)
         .await
-        .map_err(anyhow::Error::from);
+        .map(|accepted| WakeAccepted {
+            mode: accepted.mode,
+            event_outcome: accepted.event_outcome,
+        })
+        .map_err(|err| anyhow::Error::from(HookError::from(err)));
     match &result {
         Ok(_) => audit(app, actor, "hooks: wake", Some(tenant), Ok(())),
         Err(err) => audit(
@@ -123,11 +217,25 @@ pub async fn hook_agent(
     run: &HookAgent,
 ) -> anyhow::Result<HookAgentAccepted> {
     let (port, token) = hook_target(app, tenant)?;
+    let run = gateway::HookAgent {
+        message: run.message.clone(),
+        name: run.name.clone(),
+        agent_id: run.agent_id.clone(),
+        deliver: run.deliver,
+        channel: run.channel.clone(),
+        to: run.to.clone(),
+        idempotency_key: run.idempotency_key.clone(),
+        wait_for_completion: run.wait_for_completion,
+    };
     let result = app
         .http
-        .hook_agent(port, &token, run)
+        .hook_agent(port, &token, &run)
         .await
-        .map_err(anyhow::Error::from);
+        .map(|accepted| HookAgentAccepted {
+            run_id: accepted.run_id,
+            completion: accepted.completion,
+        })
+        .map_err(|err| anyhow::Error::from(HookError::from(err)));
     match &result {
         Ok(_) => audit(app, actor, "hooks: agent", Some(tenant), Ok(())),
         Err(err) => audit(

@@ -5,7 +5,7 @@ use anyhow::Context;
 use futures_util::future::join_all;
 
 use crate::fleet::App;
-use crate::runtime::CellStatus;
+use crate::runtime;
 use crate::tenant::{CellState, TenantId, TenantRecord};
 
 /// The observed state of a tenant.
@@ -60,7 +60,42 @@ pub struct TenantView {
     pub state: ViewState,
     pub health: Health,
     /// Docker's view, when the container exists.
-    pub container: Option<CellStatus>,
+    pub container: Option<ContainerStatus>,
+}
+
+/// What Docker says of a tenant's container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerStatus {
+    pub container_id: String,
+    pub image_id: String,
+    pub running: bool,
+    pub restarting: bool,
+    /// Docker's word for it: `running`, `exited`, `restarting`, …
+    pub state: String,
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    pub restart_count: i64,
+    /// RFC 3339, as Docker reports it.
+    pub started_at: Option<String>,
+    /// The `mtp.generation` label: which make of the tenant's cell this is.
+    pub generation: u64,
+}
+
+impl From<runtime::CellStatus> for ContainerStatus {
+    fn from(status: runtime::CellStatus) -> ContainerStatus {
+        ContainerStatus {
+            container_id: status.container_id,
+            image_id: status.image_id,
+            running: status.running,
+            restarting: status.restarting,
+            state: status.state,
+            exit_code: status.exit_code,
+            oom_killed: status.oom_killed,
+            restart_count: status.restart_count,
+            started_at: status.started_at,
+            generation: status.generation,
+        }
+    }
 }
 
 impl TenantView {
@@ -197,8 +232,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 async fn view(app: &App, record: TenantRecord) -> anyhow::Result<TenantView> {
     let container = match app.runtime.inspect(&record.id).await {
-        Ok(container) => container,
-        Err(crate::runtime::Error::Foreign { .. }) => None,
+        Ok(container) => container.map(ContainerStatus::from),
+        Err(runtime::Error::Foreign { .. }) => None,
         Err(err) => {
             return Err(err).with_context(|| format!("cannot inspect the cell of {}", record.id));
         }

@@ -1,16 +1,54 @@
 //! Start, stop, restart, remove and logs of one tenant's cell. Each acts on the
 //! labelled container of that tenant only.
 
-use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-
+use crate::fleet::cell::{purge_dirs, wait_healthy};
 use crate::fleet::inventory::known;
 use crate::fleet::lock::{self, Op};
 use crate::fleet::{Actor, App, audit, now, redact};
-use crate::runtime::{self, LogLine, Started, Stopped};
+use crate::runtime;
 use crate::tenant::{CellState, TenantId};
+
+/// How `start` went; a cell that already runs is not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    Started,
+    AlreadyRunning,
+}
+
+/// How `stop` went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    Stopped,
+    AlreadyStopped,
+}
+
+/// One line of a cell's log, secrets redacted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    /// The line came on stderr.
+    pub stderr: bool,
+    pub text: String,
+}
+
+impl From<runtime::Started> for Started {
+    fn from(started: runtime::Started) -> Started {
+        match started {
+            runtime::Started::Started => Started::Started,
+            runtime::Started::AlreadyRunning => Started::AlreadyRunning,
+        }
+    }
+}
+
+impl From<runtime::Stopped> for Stopped {
+    fn from(stopped: runtime::Stopped) -> Stopped {
+        match stopped {
+            runtime::Stopped::Stopped => Stopped::Stopped,
+            runtime::Stopped::AlreadyStopped => Stopped::AlreadyStopped,
+        }
+    }
+}
 
 /// What `remove` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,14 +80,8 @@ pub(crate) async fn start_locked(
     let record = known(app, tenant)?;
     let result = async {
         let started = app.runtime.start(tenant).await?;
-        crate::fleet::create::wait_healthy(
-            app,
-            tenant,
-            record.port,
-            app.config.cell.health_timeout,
-        )
-        .await?;
-        anyhow::Ok(started)
+        wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await?;
+        anyhow::Ok(Started::from(started))
     }
     .await;
     let started = finish(app, actor, "start", tenant, result)?;
@@ -78,7 +110,12 @@ pub(crate) async fn stop_locked(
     // Record the intent first, so a monitor never alerts on a stop we asked for.
     set_state(app, tenant, CellState::Stopped)?;
     app.pool.close(tenant);
-    let result = app.runtime.stop(tenant).await.map_err(anyhow::Error::from);
+    let result = app
+        .runtime
+        .stop(tenant)
+        .await
+        .map(Stopped::from)
+        .map_err(anyhow::Error::from);
     finish(app, actor, "stop", tenant, result)
 }
 
@@ -94,8 +131,7 @@ pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Res
     let record = known(app, tenant)?;
     let result = async {
         app.runtime.restart(tenant).await?;
-        crate::fleet::create::wait_healthy(app, tenant, record.port, app.config.cell.health_timeout)
-            .await
+        wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await
     }
     .await;
     finish(app, actor, "restart", tenant, result)?;
@@ -220,7 +256,7 @@ pub async fn follow_logs(
 fn redactor(
     app: &App,
     tenant: &TenantId,
-) -> anyhow::Result<impl Fn(LogLine) -> LogLine + Send + 'static> {
+) -> anyhow::Result<impl Fn(runtime::LogLine) -> LogLine + Send + 'static> {
     known(app, tenant)?;
     let secrets: Vec<_> = app
         .store
@@ -228,7 +264,7 @@ fn redactor(
         .into_iter()
         .map(|(_, value)| value)
         .collect();
-    Ok(move |line: LogLine| LogLine {
+    Ok(move |line: runtime::LogLine| LogLine {
         stderr: line.stderr,
         text: redact(&line.text, &secrets),
     })
@@ -237,55 +273,6 @@ fn redactor(
 /// `since` ago, as the unix seconds Docker takes.
 fn since_unix(since: Option<Duration>) -> Option<i64> {
     since.map(|ago| now() - i64::try_from(ago.as_secs()).unwrap_or(i64::MAX / 2))
-}
-
-/// Deletes `<data>/tenants/<id>` after checking it is exactly that leaf and no
-/// symlink, so a bad record can never delete anything else.
-pub(crate) fn purge_dirs(app: &App, tenant: &TenantId) -> anyhow::Result<()> {
-    let tenants_dir = app.config.tenants_dir();
-    let dir = app.tenant_dir(tenant);
-    let meta = match std::fs::symlink_metadata(&dir) {
-        Ok(meta) => meta,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(err).with_context(|| format!("cannot stat {}", dir.display())),
-    };
-    if meta.file_type().is_symlink() || !meta.is_dir() {
-        bail!(
-            "{} is not a plain directory (a symlink?); refusing to delete it, remove it by hand",
-            dir.display()
-        );
-    }
-    let canonical_parent = tenants_dir
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", tenants_dir.display()))?;
-    let canonical = dir
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", dir.display()))?;
-    if canonical.parent() != Some(canonical_parent.as_path())
-        || canonical.file_name() != Some(tenant.as_str().as_ref())
-    {
-        bail!(
-            "{} does not resolve to a tenant dir inside {}; refusing to delete it",
-            dir.display(),
-            tenants_dir.display()
-        );
-    }
-    for leaf in ["state", "auth"] {
-        let path = dir.join(leaf);
-        if let Ok(meta) = std::fs::symlink_metadata(&path)
-            && meta.file_type().is_symlink()
-        {
-            bail!(
-                "{} is a symlink; refusing to delete it, remove it by hand",
-                path.display()
-            );
-        }
-    }
-    remove_tree(&canonical)
-}
-
-fn remove_tree(path: &Path) -> anyhow::Result<()> {
-    std::fs::remove_dir_all(path).with_context(|| format!("cannot delete {}", path.display()))
 }
 
 /// Audits the outcome and hands it back, a failure with the tenant's secrets

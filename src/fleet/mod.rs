@@ -9,6 +9,7 @@
 mod alerts;
 mod audit;
 pub mod catalog;
+mod cell;
 pub(crate) mod cell_gateway;
 mod create;
 pub mod events;
@@ -29,25 +30,24 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-pub use crate::gateway::{HookAgent, HookAgentAccepted, HookError, Wake, WakeAccepted};
-/// How start and stop went, as the runtime reports it.
-pub use crate::runtime::{LogLine, Started, Stopped};
-pub use crate::store::{
-    AuditEntry, DayUsage, ModelDayUsage, Outcome, Ratcheted, Suspension, UsageFigures,
+pub use crate::store::{DayUsage, ModelDayUsage, Ratcheted, Suspension, UsageFigures};
+pub use alerts::{alert_states, heal, mute, record_alert, save_alert_states};
+pub use audit::{
+    AuditEntry, AuditTally, Outcome, audit_log, audit_since, audit_tally, prune_audit,
 };
-pub use alerts::{
-    alert_states, audit_log, audit_since, heal, mute, record_alert, save_alert_states,
-};
-pub use audit::{AuditTally, audit_tally, prune_audit};
 pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc};
 pub use create::{CreateError, CreateStep, create};
-pub use hooks::{hook_agent, set_hooks, wake};
+pub use hooks::{
+    HookAgent, HookAgentAccepted, HookError, Wake, WakeAccepted, hook_agent, set_hooks, wake,
+};
 pub use inventory::{
-    Health, IdAvailability, TenantView, UnknownTenant, ViewState, exists, id_availability, list,
-    show,
+    ContainerStatus, Health, IdAvailability, TenantView, UnknownTenant, ViewState, exists,
+    id_availability, list, show,
 };
 pub use inventory::{find_record, record};
-pub use lifecycle::{Removed, follow_logs, logs, remove, restart, start, stop};
+pub use lifecycle::{
+    LogLine, Removed, Started, Stopped, follow_logs, logs, remove, restart, start, stop,
+};
 pub use lock::Busy;
 pub use reconcile::{ReconcileReport, Repaired, reconcile, repair};
 pub use telegram::{ProveError, ProvenBot, prove_bot_token};
@@ -61,7 +61,7 @@ pub use usage::{
 use crate::config::AdminConfig;
 use crate::gateway::{self, DeviceIdentity};
 use crate::runtime::Runtime;
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::tenant::{Secret, TenantId};
 
 /// Everything an action needs; cheap to clone, built once per process.
@@ -169,14 +169,14 @@ fn audit(
     result: Result<(), (&str, &str)>,
 ) {
     let (outcome, step, error) = match result {
-        Ok(()) => (Outcome::Ok, None, None),
+        Ok(()) => (store::Outcome::Ok, None, None),
         Err((step, error)) => (
-            Outcome::Failed,
+            store::Outcome::Failed,
             Some(step.to_string()),
             Some(error.to_string()),
         ),
     };
-    let entry = AuditEntry {
+    let entry = store::AuditEntry {
         at: now(),
         actor: actor.label(),
         action: action.to_string(),
@@ -192,12 +192,12 @@ fn audit(
 
 /// Records that someone who is not an operator tried to act.
 pub fn record_refusal(app: &App, actor: &Actor, what: &str) {
-    let entry = AuditEntry {
+    let entry = store::AuditEntry {
         at: now(),
         actor: actor.label(),
         action: what.to_string(),
         tenant: None,
-        outcome: Outcome::Refused,
+        outcome: store::Outcome::Refused,
         step: None,
         error: None,
     };

@@ -12,7 +12,7 @@
 
 use anyhow::{Context, bail};
 
-use crate::fleet::create::{make_container, undo};
+use crate::fleet::cell::{make_container, purge_dirs, undo};
 use crate::fleet::lock::{self, Op};
 use crate::fleet::{Actor, App, audit, now};
 use crate::runtime::CellStatus;
@@ -300,7 +300,7 @@ pub(crate) async fn finish_removal(app: &App, record: &TenantRecord) -> anyhow::
     app.runtime.remove_network(tenant).await?;
     if record.purge_on_remove {
         crate::fleet::fault_point("rm:dirs");
-        crate::fleet::lifecycle::purge_dirs(app, tenant)?;
+        purge_dirs(app, tenant)?;
     }
     crate::fleet::fault_point("rm:record");
     app.store

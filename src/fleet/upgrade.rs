@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 
-use crate::fleet::create::{check_pinned, make_container, wait_healthy};
+use crate::fleet::cell::{check_pinned, make_container, wait_healthy};
 use crate::fleet::inventory::known;
 use crate::fleet::lock::{self, Op};
 use crate::fleet::{Actor, App, audit, fault_point, now, redact};

@@ -881,8 +881,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::fleet::ContainerStatus;
     use crate::fleet::health::ProbeResult;
-    use crate::runtime::CellStatus;
     use crate::tenant::{Limits, TenantRecord};
 
     fn running_cell(memory: Option<(u64, u64)>, oom_killed: bool) -> TenantHealth {
@@ -918,7 +918,7 @@ mod tests {
                 muted_until: None,
                 maintenance_until: None,
             },
-            container: Ok(Some(CellStatus {
+            container: Ok(Some(ContainerStatus {
                 container_id: "c".into(),
                 image_id: "i".into(),
                 running: true,
