@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use mtp::config::AdminConfig;
 use mtp::fleet::{self, Actor, App};
-use mtp::gateway::{self, Client, DeviceIdentity, Options};
-use mtp::tenant::{BotToken, DmPolicy, TenantId, TenantSpec};
+use mtp::gateway::{self, Client, DeviceIdentity, Endpoint, Options};
+use mtp::store::Store;
+use mtp::tenant::{BotToken, DmPolicy, SecretKind, TenantId, TenantSpec};
 
 use fake_gateway::FakeGateway;
 
@@ -124,7 +125,19 @@ async fn cells() -> anyhow::Result<()> {
         let result = async {
             fleet::create(&app, &actor, spec, &mut |_| {}).await?;
             let created = started.elapsed();
-            let client = fleet::client(&app, &tenant).await?;
+            // The admin's device, with the tokens create stored.
+            let store = Store::open(&app.config().store_path())?;
+            let identity =
+                DeviceIdentity::load_or_create(&app.config().data_dir.join("device.key"))?;
+            let record = fleet::record(&app, &tenant)?;
+            let endpoint = Endpoint {
+                port: record.port,
+                gateway_token: store
+                    .secret(&tenant, SecretKind::GatewayToken)?
+                    .ok_or_else(|| anyhow::anyhow!("no gateway token stored"))?,
+                device_token: store.secret(&tenant, SecretKind::DeviceToken)?,
+            };
+            let client = Client::connect(&endpoint, &identity, Options::default()).await?;
             let latencies = health_latencies(&client).await?;
             anyhow::Ok((created, latencies))
         }

@@ -12,6 +12,8 @@ use futures_util::StreamExt;
 use mtp::config::AdminConfig;
 use mtp::fleet::health::SweepSettings;
 use mtp::fleet::{self, Actor, App};
+use mtp::runtime::Runtime;
+use mtp::store::Store;
 use mtp::tenant::{BotToken, DmPolicy, TenantId, TenantSpec};
 
 fn main() -> anyhow::Result<()> {
@@ -85,7 +87,11 @@ async fn run() -> anyhow::Result<()> {
         // As between the monitor's sweeps (30 s apart by default): the first
         // background round of memory samples finishes.
         let deadline = Instant::now() + Duration::from_secs(60);
-        while app.memory.sampled_cells() < ids.len() {
+        loop {
+            let sweep = fleet::health::sweep(&app, settings).await?;
+            if sweep.tenants.iter().all(|tenant| tenant.memory.is_some()) {
+                break;
+            }
             assert!(
                 Instant::now() < deadline,
                 "memory samples did not come within 60 s"
@@ -148,20 +154,19 @@ async fn run() -> anyhow::Result<()> {
     // Where a tenant's probe time goes: each part alone over every cell, 16 at a
     // time (memory is sampled in the background, outside the sweep's wall time).
     let mut parts = Vec::new();
+    let docker = Runtime::connect(app.config().docker_host.as_deref()).await?;
+    let store = Store::open(&app.config().store_path())?;
     for part in ["inspect", "memory", "budget", "channels"] {
         let started = Instant::now();
         let results: Vec<bool> = futures_util::stream::iter(ids.clone())
             .map(|id| {
-                let app = app.clone();
+                let (app, docker, store) = (app.clone(), docker.clone(), store.clone());
                 async move {
                     match part {
-                        "inspect" => app.runtime.inspect(&id).await.is_ok(),
-                        "memory" => app.runtime.memory(&id).await.is_ok(),
-                        "budget" => app.store.budget_record(&id).is_ok(),
-                        _ => match fleet::client(&app, &id).await {
-                            Ok(client) => client.channels_status(&Default::default()).await.is_ok(),
-                            Err(_) => false,
-                        },
+                        "inspect" => docker.inspect(&id).await.is_ok(),
+                        "memory" => docker.memory(&id).await.is_ok(),
+                        "budget" => store.budget_record(&id).is_ok(),
+                        _ => fleet::gateway_info(&app, &id).await.is_ok(),
                     }
                 }
             })

@@ -690,7 +690,7 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
         .period
         .parse()
         .map_err(|err: mtp::usage::period::PeriodError| BadInput(format!("--period: {err}")))?;
-    let zone = app.config.usage.time_zone.name();
+    let zone = app.config().usage.time_zone.name();
     if args.all {
         let (period, summaries) = mtp::usage::tenant_summaries(app, spec, now)?;
         let fleet_summary = mtp::usage::report::rank(period, &summaries);
@@ -915,17 +915,17 @@ fn create_spec(
         let memory_bytes = match &args.memory {
             Some(text) => mtp::config::parse_memory(text)
                 .map_err(|err| BadInput(format!("--memory {text:?}: {err:#}")))?,
-            None => app.config.cell.memory_bytes,
+            None => app.config().cell.memory_bytes,
         };
         let nano_cpus = match args.cpus {
             Some(cpus) => mtp::config::cpus_to_nano(cpus)
                 .map_err(|err| BadInput(format!("--cpus: {err:#}")))?,
-            None => app.config.cell.nano_cpus,
+            None => app.config().cell.nano_cpus,
         };
         Some(Limits {
             memory_bytes,
             nano_cpus,
-            pids: app.config.cell.pids_limit,
+            pids: app.config().cell.pids_limit,
         })
     } else {
         None
@@ -943,7 +943,7 @@ fn create_spec(
         model: args
             .model
             .clone()
-            .unwrap_or_else(|| app.config.cell.model.clone()),
+            .unwrap_or_else(|| app.config().cell.model.clone()),
         image: args.image.clone(),
         limits,
         dm_policy,

@@ -41,7 +41,7 @@ pub async fn run_reporting(
     shutdown: impl Future<Output = ()> + Send + 'static,
     bound: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
-    app.config.telegram.require()?;
+    app.config().telegram.require()?;
     let report = fleet::reconcile(&app).await?;
     if !report.is_clean() {
         tracing::warn!(?report, "reconcile at start found differences");
@@ -49,9 +49,9 @@ pub async fn run_reporting(
     let token = CancellationToken::new();
     let metrics = Metrics::new()?;
     let addr = monitor::metrics::serve(
-        app.config.monitor.http_addr,
+        app.config().monitor.http_addr,
         metrics.clone(),
-        app.config.monitor.interval,
+        app.config().monitor.interval,
         token.clone(),
     )
     .await?;
@@ -60,7 +60,7 @@ pub async fn run_reporting(
     let (latest_tx, latest_rx) = watch::channel(None);
     let monitor = tokio::spawn(monitor::run(
         app.clone(),
-        app.config.monitor.clone(),
+        app.config().monitor.clone(),
         reports_tx,
         latest_tx,
         metrics,

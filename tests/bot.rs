@@ -266,8 +266,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         live.history
     );
     assert_eq!(running(&id), Some(true), "the cell runs");
-    let record = app
-        .store
+    let record = common::store_of(&app)
         .tenant(&id.parse().unwrap())
         .unwrap()
         .expect("the tenant's record");
@@ -289,8 +288,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         "{}",
         String::from_utf8_lossy(&failing.stderr)
     );
-    let ids: Vec<String> = app
-        .store
+    let ids: Vec<String> = common::store_of(&app)
         .tenants()
         .unwrap()
         .into_iter()
@@ -402,8 +400,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         })
         .await
         .expect("the group is told to use a DM");
-    let by_stranger: Vec<_> = app
-        .store
+    let by_stranger: Vec<_> = common::store_of(&app)
         .audit_log(None, 1000)
         .unwrap()
         .into_iter()
@@ -449,8 +446,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         "{stopped}"
     );
     assert_eq!(running(&id), Some(false));
-    let stops: Vec<_> = app
-        .store
+    let stops: Vec<_> = common::store_of(&app)
         .audit_log(None, 1000)
         .unwrap()
         .into_iter()
@@ -505,7 +501,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         "purge deletes the data"
     );
     assert_eq!(
-        app.store
+        common::store_of(&app)
             .tenant(&id.parse().unwrap())
             .unwrap()
             .map(|record| record.id),
@@ -605,9 +601,10 @@ async fn cancel_at_any_step_of_newclient_leaves_nothing() {
         config(&env, &telegram.vars(&[("MTP_OPERATORS", &list)])),
     )
     .await;
+    let store = common::store_of(&app);
     let cancels = walks.iter().map(|&(at, button, user)| {
         let chat = telegram.chat(user);
-        let (acts, store) = (&acts[..=at], &app.store);
+        let (acts, store) = (&acts[..=at], &store);
         async move {
             let asked = chat.walk(acts).await;
             if button {
@@ -645,7 +642,7 @@ async fn cancel_at_any_step_of_newclient_leaves_nothing() {
     chat.say("/cancel", &["Nothing to cancel."]).await;
     bot.stop().await;
 
-    assert_eq!(app.store.tenants().unwrap().len(), 0);
+    assert_eq!(common::store_of(&app).tenants().unwrap().len(), 0);
     let tenants_dir = env.data_dir().join("tenants");
     assert!(
         !tenants_dir.exists() || std::fs::read_dir(&tenants_dir).unwrap().count() == 0,
@@ -653,7 +650,7 @@ async fn cancel_at_any_step_of_newclient_leaves_nothing() {
     );
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
     assert!(
-        app.store
+        common::store_of(&app)
             .audit_log(None, 100)
             .unwrap()
             .iter()
@@ -745,7 +742,7 @@ async fn an_idle_dialogue_expires_with_a_message() {
     chat.say("/newclient", &["step 1/7"]).await;
     let name = chat.say(&env.tenant("acme"), &["step 2/7"]).await;
     chat.expect(&["⌛", "idle for 2s and has expired"]).await;
-    assert_eq!(app.store.dialogue(chat.id().0).unwrap(), None);
+    assert_eq!(common::store_of(&app).dialogue(chat.id().0).unwrap(), None);
     chat.tap(&name, "nc:skip", &["This button has expired"])
         .await;
     chat.say("Acme Corp", &["I did not understand that"]).await;
@@ -882,7 +879,7 @@ async fn an_operators_unhandled_update_is_ignored_not_refused() {
         chat.admin_messages()
     );
     assert!(
-        app.store
+        common::store_of(&app)
             .audit_log(None, 100)
             .unwrap()
             .iter()
@@ -1014,7 +1011,7 @@ async fn a_pasted_bot_token_is_deleted_wherever_it_was_not_asked_for() {
     chat.assert_deleted_before_the_next_answer(pasted);
     let skills = chat.tap(&key, "nc:key:skip", &["step 6/7"]).await;
     let stored = String::from_utf8(
-        app.store
+        common::store_of(&app)
             .dialogue(chat.id().0)
             .unwrap()
             .expect("the dialogue is stored"),
@@ -1056,7 +1053,7 @@ async fn a_pasted_bot_token_is_deleted_wherever_it_was_not_asked_for() {
         "bot_id": null, "username": null, "model": null, "key": "None",
         "skills": [], "allowlist": null,
     } } });
-    app.store
+    common::store_of(&app)
         .put_dialogue(chat.id().0, expired.to_string().as_bytes())
         .unwrap();
     let pasted = chat.send(TENANT_TOKEN);
@@ -1064,8 +1061,11 @@ async fn a_pasted_bot_token_is_deleted_wherever_it_was_not_asked_for() {
     assert!(chat.admin.message(chat.id(), pasted).unwrap().deleted);
     bot.stop().await;
 
-    assert_eq!(app.store.tenants().unwrap().len(), 0);
-    let audit = format!("{:?}", app.store.audit_log(None, 1000).unwrap());
+    assert_eq!(common::store_of(&app).tenants().unwrap().len(), 0);
+    let audit = format!(
+        "{:?}",
+        common::store_of(&app).audit_log(None, 1000).unwrap()
+    );
     for token in [UNKNOWN_TOKEN, REISSUED_TOKEN, TENANT_TOKEN] {
         assert!(!audit.contains(token), "a token in the audit log: {audit}");
     }
@@ -1202,7 +1202,7 @@ async fn a_flood_of_strangers_costs_a_bounded_amount_and_does_not_delay_operator
         "{} strangers remembered",
         strangers.tracked()
     );
-    let rows = app.store.audit_log(None, 100_000).unwrap();
+    let rows = common::store_of(&app).audit_log(None, 100_000).unwrap();
     let bound = minutes as usize * (mtp::bot::strangers::REFUSALS_PER_MINUTE + 1);
     assert!(
         !rows.is_empty() && rows.len() <= bound,
@@ -1342,8 +1342,7 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
     fake_cell(&app, id.as_str(), 7_000_020_522).await;
     ops.press(OPERATOR, details.id, &second_restart);
     ops.expect(&["made for an earlier"]).await;
-    let restarts = app
-        .store
+    let restarts = common::store_of(&app)
         .audit_log(None, 1000)
         .unwrap()
         .into_iter()
@@ -1438,7 +1437,7 @@ async fn fake_cell(app: &App, id: &str, bot_id: u64) -> TenantId {
         display_name: None,
         bot_token: mtp::tenant::BotToken::parse(&token).unwrap(),
         provider_key: None,
-        model: app.config.cell.model.clone(),
+        model: app.config().cell.model.clone(),
         image: Some(common::FAKE_IMAGE.to_string()),
         limits: None,
         dm_policy: mtp::tenant::DmPolicy::Pairing,

@@ -555,9 +555,12 @@ fn reconcile_reports_orphans_and_foreign_containers_are_never_touched() {
 #[tokio::test]
 async fn cell_networks_outlast_dockers_default_pools() {
     let env = TestEnv::new("cell_networks_outlast_default_pools", 19340, "3s");
-    let app = env.app().await;
-    let pool = app.config.cell.subnet_pool;
-    let used = app.runtime.used_subnets().await.unwrap();
+    let config = env.config();
+    let pool = config.cell.subnet_pool;
+    let runtime = mtp::runtime::Runtime::connect(config.docker_host.as_deref())
+        .await
+        .unwrap();
+    let used = runtime.used_subnets().await.unwrap();
     let mut made = Vec::new();
     let mut index = 0;
     while made.len() < 40 {
@@ -568,10 +571,7 @@ async fn cell_networks_outlast_dockers_default_pools() {
         }
         let tenant: mtp::tenant::TenantId = env.tenant(&format!("n{index}")).parse().unwrap();
         assert!(
-            app.runtime
-                .create_network(&tenant, 1, &subnet)
-                .await
-                .unwrap(),
+            runtime.create_network(&tenant, 1, &subnet).await.unwrap(),
             "subnet {subnet} overlapped"
         );
         made.push(tenant);
@@ -579,9 +579,9 @@ async fn cell_networks_outlast_dockers_default_pools() {
     // Asking for a subnet that is in use reports an overlap instead of failing.
     let clash: mtp::tenant::TenantId = env.tenant("clash").parse().unwrap();
     let taken = pool.subnet(4000);
-    assert!(!app.runtime.create_network(&clash, 1, &taken).await.unwrap());
+    assert!(!runtime.create_network(&clash, 1, &taken).await.unwrap());
     for tenant in &made {
-        assert!(app.runtime.remove_network(tenant).await.unwrap());
+        assert!(runtime.remove_network(tenant).await.unwrap());
     }
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
 }

@@ -23,9 +23,10 @@ use futures_util::{SinkExt, StreamExt};
 use mtp::fleet::{self, Actor, App};
 use mtp::gateway::{
     AgentScope, CallError, ChannelsQuery, Client, ConfigPatch, ConnectError, DeviceIdentity,
-    Endpoint, Event, Options, Probe, SCOPES, SendMessage, SendOutcome, SkillInstall, SkillUpdate,
-    State, UsagePeriod, UsageQuery,
+    Endpoint, Event, Options, Pool, Probe, SCOPES, SendMessage, SendOutcome, SkillInstall,
+    SkillUpdate, State, UsagePeriod, UsageQuery,
 };
+use mtp::store::Store;
 use mtp::tenant::{BotToken, DmPolicy, Secret, SecretKind, TenantId, TenantSpec};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -60,11 +61,17 @@ async fn the_fake_cell_passes_the_same_conformance_suite() {
     check_all(&target).await;
 }
 
-/// One cell made by `fleet::create`, and the admin that made it.
+/// One cell made by `fleet::create`, and the admin that made it. The suite
+/// talks to the cell through the gateway module itself, with the admin's
+/// device identity and the tokens create stored.
 struct Target {
     name: &'static str,
     env: TestEnv,
     app: App,
+    store: Store,
+    identity: DeviceIdentity,
+    /// A connection pool as the admin keeps one, for the suite's calls.
+    pool: Pool,
     tenant: TenantId,
 }
 
@@ -101,17 +108,44 @@ impl Target {
             view.record.paired,
             "[{name}] create returns a paired tenant"
         );
-        Target {
+        let store = env.store();
+        let identity = admin_identity(&env);
+        let (pool, mut tokens) = Pool::new(identity.clone(), Options::default());
+        // As the admin does: a device token the cell rotates is kept.
+        let token_store = store.clone();
+        tokio::spawn(async move {
+            while let Some(issued) = tokens.recv().await {
+                token_store
+                    .put_secret(
+                        &issued.tenant,
+                        SecretKind::DeviceToken,
+                        &issued.device_token,
+                    )
+                    .expect("store a rotated device token");
+            }
+        });
+        let target = Target {
             name,
             env,
             app,
+            store,
+            identity,
+            pool,
             tenant,
-        }
+        };
+        target.pool.set_endpoint(
+            target.tenant.clone(),
+            Endpoint {
+                port: target.port(),
+                gateway_token: target.gateway_token(),
+                device_token: target.stored_device_token(),
+            },
+        );
+        target
     }
 
     fn port(&self) -> u16 {
-        self.app
-            .store
+        self.store
             .tenant(&self.tenant)
             .expect("store readable")
             .expect("the tenant exists")
@@ -119,26 +153,30 @@ impl Target {
     }
 
     fn gateway_token(&self) -> Secret<String> {
-        self.app
-            .store
+        self.store
             .secret(&self.tenant, SecretKind::GatewayToken)
             .expect("store readable")
             .expect("create stored the gateway token")
     }
 
     fn stored_device_token(&self) -> Option<Secret<String>> {
-        self.app
-            .store
+        self.store
             .secret(&self.tenant, SecretKind::DeviceToken)
             .expect("store readable")
     }
 
-    /// The tenant's pooled connection, as every part of the admin gets it.
+    /// The tenant's pooled connection, as the admin's parts get theirs.
     async fn client(&self) -> Client {
-        fleet::client(&self.app, &self.tenant)
+        self.pool
+            .client(&self.tenant)
             .await
             .unwrap_or_else(|err| panic!("[{}] no pooled client: {err:#}", self.name))
     }
+}
+
+/// The admin's device identity, as every admin process on this data dir loads it.
+fn admin_identity(env: &TestEnv) -> DeviceIdentity {
+    DeviceIdentity::load_or_create(&env.data_dir().join("device.key")).expect("device key loads")
 }
 
 /// The suite. The order matters only at the end: the restart and the admin restart
@@ -250,8 +288,17 @@ async fn check_hooks(target: &Target) {
     let http = mtp::gateway::Http::new(Duration::from_secs(5)).unwrap();
     let wrong = Secret::new("wrong-hooks-token-0123456789abcdef0123".to_string());
     assert_eq!(
-        http.wake(target.port(), &wrong, &wake).await,
-        Err(fleet::HookError::Unauthorized)
+        http.wake(
+            target.port(),
+            &wrong,
+            &mtp::gateway::Wake {
+                text: wake.text.clone(),
+                next_heartbeat: wake.next_heartbeat,
+                agent_id: wake.agent_id.clone(),
+            }
+        )
+        .await,
+        Err(mtp::gateway::HookError::Unauthorized)
     );
     assert!(
         fleet::set_hooks(app, &actor, tenant, false)
@@ -321,7 +368,7 @@ async fn check_paired_from_scratch(target: &Target) {
     );
     let client = target.client().await;
     assert_eq!(client.hello().auth_method, "device-token");
-    let device_id = target.app.identity.device_id();
+    let device_id = target.identity.device_id();
     let list = client.device_pair_list().await.expect("device.pair.list");
     let ours: Vec<_> = list
         .paired
@@ -330,7 +377,7 @@ async fn check_paired_from_scratch(target: &Target) {
         .collect();
     assert_eq!(ours.len(), 1, "{list:?}");
     let device = ours[0];
-    assert_eq!(device.public_key, target.app.identity.public_key());
+    assert_eq!(device.public_key, target.identity.public_key());
     assert_eq!(device.client_id.as_deref(), Some("gateway-client"));
     assert_eq!(device.client_mode.as_deref(), Some("backend"));
     assert_eq!(device.platform.as_deref(), Some("linux"));
@@ -706,7 +753,7 @@ async fn check_wrong_credentials(target: &Target) {
         gateway_token: Secret::new("0".repeat(64)),
         device_token: None,
     };
-    let refused = Client::connect(&wrong, &target.app.identity, options()).await;
+    let refused = Client::connect(&wrong, &target.identity, options()).await;
     assert_eq!(
         refused.map(|_| ()),
         Err(ConnectError::TokenMismatch),
@@ -718,7 +765,7 @@ async fn check_wrong_credentials(target: &Target) {
         gateway_token: target.gateway_token(),
         device_token: Some(Secret::new("stale-device-token-0123456789".to_string())),
     };
-    let client = Client::connect(&stale_device, &target.app.identity, options())
+    let client = Client::connect(&stale_device, &target.identity, options())
         .await
         .expect("the gateway token replaces a refused device token");
     let hello = client.hello();
@@ -892,17 +939,23 @@ async fn next_event(
 /// reaches the cell with the stored device token: no pairing again.
 async fn check_device_token_survives_admin_restart(target: &Target) {
     let restarted = target.env.app().await;
-    assert_eq!(
-        restarted.identity.device_id(),
-        target.app.identity.device_id()
-    );
-    let client = fleet::client(&restarted, &target.tenant)
+    fleet::gateway_info(&restarted, &target.tenant)
         .await
         .expect("the restarted admin connects");
+    let identity = admin_identity(&target.env);
+    assert_eq!(identity.device_id(), target.identity.device_id());
+    let endpoint = Endpoint {
+        port: target.port(),
+        gateway_token: target.gateway_token(),
+        device_token: target.stored_device_token(),
+    };
+    let client = Client::connect(&endpoint, &identity, options())
+        .await
+        .expect("the stored device token connects");
     assert_eq!(client.hello().auth_method, "device-token");
     assert!(client.health().await.expect("health").ok);
     let list = client.device_pair_list().await.expect("device.pair.list");
-    let device_id = restarted.identity.device_id();
+    let device_id = identity.device_id();
     assert_eq!(
         list.paired
             .iter()

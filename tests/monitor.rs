@@ -384,9 +384,8 @@ async fn fake_control(
     path: &str,
     body: serde_json::Value,
 ) {
-    let record = app.store.tenant(tenant).unwrap().unwrap();
-    let token = app
-        .store
+    let record = common::store_of(&app).tenant(tenant).unwrap().unwrap();
+    let token = common::store_of(&app)
         .secret(tenant, SecretKind::GatewayToken)
         .unwrap()
         .unwrap();
@@ -555,8 +554,7 @@ async fn a_crash_inside_a_real_cell_alerts_at_once_and_says_when_it_is_back() {
     let serving = Serving::start(&app).await;
     serving.await_sweeps(1).await;
     let id = create(&app, &env.tenant("real"), OPENCLAW_IMAGE, BOT_TOKEN).await;
-    let gateway_token = app
-        .store
+    let gateway_token = common::store_of(&app)
         .secret(&id, SecretKind::GatewayToken)
         .unwrap()
         .unwrap();

@@ -152,7 +152,7 @@ async fn the_digest_tally_counts_the_whole_day_whatever_else_filled_the_log() {
     let app = env.app().await;
     let now = mtp::fleet::now();
     let day_ago = now - 86_400;
-    let store = &app.store;
+    let store = env.store();
     for (at, action, tenant) in [
         (day_ago - 3_600, "restart", "acme"),
         (day_ago - 3_600, "alert: acme container down", "acme"),
@@ -206,20 +206,20 @@ async fn the_audit_log_keeps_the_configured_days_and_rows() {
     )
     .unwrap();
     let app = env.app().await;
+    let store = env.store();
     let now = mtp::fleet::now();
     for n in 0..5 {
-        app.store
+        store
             .audit(&entry(now - 8 * 86_400, "test", &format!("old {n}"), None))
             .unwrap();
     }
     for n in 0..30 {
-        app.store
+        store
             .audit(&entry(now - 86_400, "test", &format!("recent {n}"), None))
             .unwrap();
     }
     assert_eq!(mtp::fleet::prune_audit(&app).unwrap(), 15);
-    let kept: Vec<String> = app
-        .store
+    let kept: Vec<String> = store
         .audit_log(None, 1000)
         .unwrap()
         .into_iter()

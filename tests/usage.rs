@@ -108,7 +108,7 @@ async fn fake_cell(app: &App, id: &str, bot_id: u64) -> TenantId {
         bot_token: BotToken::parse(&BOT_TOKEN.replacen("7000000001", &bot_id.to_string(), 1))
             .unwrap(),
         provider_key: None,
-        model: app.config.cell.model.clone(),
+        model: app.config().cell.model.clone(),
         image: Some(FAKE_IMAGE.to_string()),
         limits: None,
         dm_policy: DmPolicy::Pairing,
@@ -151,9 +151,8 @@ async fn control(
     path: &str,
     body: Value,
 ) -> Value {
-    let port = app.store.tenant(id).unwrap().unwrap().port;
-    let token = app
-        .store
+    let port = common::store_of(&app).tenant(id).unwrap().unwrap().port;
+    let token = common::store_of(&app)
         .secret(id, SecretKind::GatewayToken)
         .unwrap()
         .unwrap();
@@ -192,7 +191,7 @@ fn close(a: f64, b: f64) -> bool {
 /// A tenant on record, stopped and with no container: collection skips it
 /// without touching Docker, and its ledger is filled by the test.
 fn stopped_tenant(app: &App, id: &TenantId) {
-    app.store
+    common::store_of(&app)
         .insert_tenant(id, |_| {
             Ok(mtp::tenant::TenantRecord {
                 id: id.clone(),
@@ -202,7 +201,7 @@ fn stopped_tenant(app: &App, id: &TenantId) {
                 subnet: "10.213.0.0/28".to_string(),
                 image: FAKE_IMAGE.to_string(),
                 image_id: None,
-                model: app.config.cell.model.clone(),
+                model: app.config().cell.model.clone(),
                 limits: mtp::tenant::Limits {
                     memory_bytes: 1 << 30,
                     nano_cpus: 1_000_000_000,
@@ -620,7 +619,7 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
         "one alert naming the highest threshold"
     );
     assert_eq!(
-        app.store.tenant(&cell).unwrap().unwrap().state,
+        common::store_of(&app).tenant(&cell).unwrap().unwrap().state,
         CellState::Stopped
     );
     assert_eq!(collect(&app, &cell).await, Collected::NotRunning);
@@ -629,7 +628,7 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
         fleet::Resumed::Resumed(BudgetAction::StopCell)
     );
     assert_eq!(
-        app.store.tenant(&cell).unwrap().unwrap().state,
+        common::store_of(&app).tenant(&cell).unwrap().unwrap().state,
         CellState::Running
     );
     assert!(matches!(collect(&app, &cell).await, Collected::Read { .. }));
@@ -655,10 +654,10 @@ async fn the_usage_loop_runs_every_interval() {
     let id: TenantId = env.tenant("timer").parse().unwrap();
     stopped_tenant(&app, &id);
     fleet::set_budget(&app, &Actor::System("test"), &id, Some(10.0), None).unwrap();
-    app.store
+    common::store_of(&app)
         .ratchet_usage(&id, &[(today(), figures(1, 1, 6.0))], &[], 1)
         .unwrap();
-    assert_eq!(app.config.usage.interval, Duration::from_secs(3600));
+    assert_eq!(app.config().usage.interval, Duration::from_secs(3600));
 
     tokio::time::pause();
     let (tx, mut rx) = mpsc::channel(8);
@@ -672,7 +671,7 @@ async fn the_usage_loop_runs_every_interval() {
     };
     assert_eq!(first.threshold, 50);
 
-    app.store
+    common::store_of(&app)
         .ratchet_usage(&id, &[(today(), figures(1, 1, 9.0))], &[], 2)
         .unwrap();
     let early = tokio::time::timeout(Duration::from_secs(59 * 60), rx.recv()).await;
@@ -717,7 +716,7 @@ async fn the_bot_shows_usage_charts_csv_budgets_and_alerts() {
         (d1, OPUS.to_string(), figures(1000, 100, 2.5)),
         (d2, SONNET.to_string(), figures(500, 50, 0.5)),
     ];
-    app.store
+    common::store_of(&app)
         .ratchet_usage(
             &id,
             &[(d1, figures(1000, 100, 2.5)), (d2, figures(500, 50, 0.5))],
@@ -822,7 +821,7 @@ async fn the_bot_shows_usage_charts_csv_budgets_and_alerts() {
         "{alerted}"
     );
 
-    app.store
+    common::store_of(&app)
         .update_budget_record(&id, |record| {
             record.suspended = Some(fleet::Suspension {
                 since: fleet::now(),
@@ -868,7 +867,7 @@ async fn the_bot_upgrades_step_by_step_and_the_digest_names_yesterdays_costs() {
     let gone: TenantId = env.tenant("gone").parse().unwrap();
     let yesterday = fleet::yesterday(&app, Utc::now());
     for (tenant, cost) in [(&id, 4.25), (&gone, 1.5)] {
-        app.store
+        common::store_of(&app)
             .ratchet_usage(
                 tenant,
                 &[(yesterday, figures(100, 10, cost))],

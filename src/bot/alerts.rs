@@ -33,7 +33,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// within each chat's budget: the first alerts of a burst one by one, the
 /// rest as one summary.
 pub async fn forward(bot: Tg, ctx: Arc<Ctx>, mut reports: mpsc::Receiver<Report>) {
-    let targets: Vec<ChatId> = match ctx.app.config.telegram.ops_chat_id {
+    let targets: Vec<ChatId> = match ctx.app.config().telegram.ops_chat_id {
         Some(chat) => vec![ChatId(chat)],
         None => ctx.operators.iter().map(|id| ChatId(*id as i64)).collect(),
     };
@@ -368,7 +368,7 @@ pub async fn health(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
     };
     let sweep = latest.borrow().clone();
     let Some(sweep) = sweep else {
-        let interval = format!("{}s", ctx.app.config.monitor.interval.as_secs());
+        let interval = format!("{}s", ctx.app.config().monitor.interval.as_secs());
         send(
             bot,
             chat,

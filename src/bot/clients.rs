@@ -404,7 +404,7 @@ pub async fn upgrade(
     id: &TenantId,
     image: Option<&str>,
 ) -> HandlerResult {
-    let target = image.map_or_else(|| ctx.app.config.cell.image.clone(), str::to_string);
+    let target = image.map_or_else(|| ctx.app.config().cell.image.clone(), str::to_string);
     let message = send(bot, chat, upgrade_text(ctx, id, &target, None), None).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<UpgradeStep>();
     let work = async move {

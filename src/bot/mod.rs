@@ -132,7 +132,7 @@ impl Ctx {
     /// Operators' private chats and the ops group: where tenants are shown and
     /// acted on. (The operator filter has run: a private chat is the operator's own.)
     fn trusted_chat(&self, chat: &teloxide::types::Chat) -> bool {
-        chat.is_private() || self.app.config.telegram.ops_chat_id == Some(chat.id.0)
+        chat.is_private() || self.app.config().telegram.ops_chat_id == Some(chat.id.0)
     }
 }
 
@@ -183,12 +183,12 @@ async fn run_inner(
     strangers: Arc<Strangers>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (token, operators) = app.config.telegram.require()?;
+    let (token, operators) = app.config().telegram.require()?;
     let operators = operators.to_vec();
     let texts = Texts::load()?;
     fleet::catalog::check()?;
     let url = app
-        .config
+        .config()
         .telegram
         .api_url
         .parse()
@@ -208,7 +208,7 @@ async fn run_inner(
     let me = bot
         .get_me()
         .await
-        .map_err(|err| get_me_failure(&err, &app.config.telegram.api_url, token))?;
+        .map_err(|err| get_me_failure(&err, &app.config().telegram.api_url, token))?;
     tracing::info!(bot = %me.user.username.clone().unwrap_or_default(), "admin bot connected");
     bot.set_my_commands(Command::bot_commands())
         .await
@@ -218,7 +218,7 @@ async fn run_inner(
         app: app.clone(),
         texts,
         operators,
-        idle: app.config.telegram.dialogue_idle,
+        idle: app.config().telegram.dialogue_idle,
         strangers,
         latest: monitor.as_ref().map(|link| link.latest.clone()),
     });
@@ -229,7 +229,7 @@ async fn run_inner(
         .map(|reports| tokio::spawn(usage::forward(bot.clone(), ctx.clone(), reports)));
     let forwarder =
         monitor.map(|link| tokio::spawn(alerts::forward(bot.clone(), ctx.clone(), link.reports)));
-    let storage = DialogueStorage::new(app.store.clone());
+    let storage = DialogueStorage::new(fleet::dialogues(&app));
 
     let mut dispatcher = Dispatcher::builder(bot.clone(), schema())
         .dependencies(dptree::deps![ctx.clone(), storage.clone()])
@@ -781,7 +781,7 @@ mod tests {
             crate::config::AdminConfig::from_json5(&format!("{{ dataDir: {:?} }}", dir.path()))
                 .unwrap();
         let app = App::open(config).await.unwrap();
-        let store = app.store.clone();
+        let dialogues = crate::fleet::dialogues(&app);
         let ctx = Arc::new(Ctx {
             app,
             texts: Texts::load().unwrap(),
@@ -791,7 +791,7 @@ mod tests {
             latest: None,
         });
         let _ = Dispatcher::builder(bot, schema())
-            .dependencies(dptree::deps![ctx, DialogueStorage::new(store)])
+            .dependencies(dptree::deps![ctx, DialogueStorage::new(dialogues)])
             .build();
     }
 }

@@ -233,7 +233,7 @@ pub async fn on_button(
             }
         },
         (Step::Key, "key")
-            if arg == "shared" && ctx.app.config.telegram.shared_provider_key.is_some() =>
+            if arg == "shared" && ctx.app.config().telegram.shared_provider_key.is_some() =>
         {
             draft.key = KeyChoice::Shared;
             return advance(bot, chat, dialogue, ctx, draft, Step::Skills).await;
@@ -375,7 +375,7 @@ async fn prompt(bot: &Tg, chat: ChatId, ctx: &Ctx, draft: &Draft) -> HandlerResu
                 .map_or("provider", |(p, _)| p)
                 .to_string();
             let mut first = Vec::new();
-            let key = if ctx.app.config.telegram.shared_provider_key.is_some() {
+            let key = if ctx.app.config().telegram.shared_provider_key.is_some() {
                 first.push(button(
                     texts.plain("newclient.use_shared_key"),
                     "nc:key:shared",
@@ -645,7 +645,7 @@ fn spec_of(ctx: &Ctx, draft: &Draft) -> Option<TenantSpec> {
     let token = BotToken::parse(draft.token.as_ref()?.0.expose()).ok()?;
     let provider_key = match &draft.key {
         KeyChoice::None => None,
-        KeyChoice::Shared => ctx.app.config.telegram.shared_provider_key.clone(),
+        KeyChoice::Shared => ctx.app.config().telegram.shared_provider_key.clone(),
         KeyChoice::Own(key) => Some(key.0.clone()),
     };
     Some(TenantSpec {

@@ -1,5 +1,5 @@
-//! teloxide's `Storage` for dialogue state, over the store's dialogue table (the
-//! stated exception: `bot/` may call `store/`'s dialogue table directly).
+//! teloxide's `Storage` for dialogue state, over fleet's dialogue table
+//! (`fleet::dialogues`: raw bytes keyed by chat).
 //! Encoding: JSON `{"v": 1, "state": …}`; an unknown version or a broken record
 //! reads as `State::Unreadable`, which the handlers reset with a message.
 
@@ -11,7 +11,7 @@ use teloxide::dispatching::dialogue::Storage;
 use teloxide::types::ChatId;
 
 use crate::bot::state::State;
-use crate::store::Store;
+use crate::fleet::DialogueStore;
 
 /// The encoding version of stored dialogue state.
 const VERSION: u32 = 1;
@@ -24,12 +24,12 @@ struct Stored {
 
 /// Dialogue state in redb, keyed by chat.
 pub struct DialogueStorage {
-    store: Store,
+    store: DialogueStore,
 }
 
 impl DialogueStorage {
     #[must_use]
-    pub fn new(store: Store) -> Arc<DialogueStorage> {
+    pub fn new(store: DialogueStore) -> Arc<DialogueStorage> {
         Arc::new(DialogueStorage { store })
     }
 }
@@ -60,7 +60,7 @@ impl DialogueStorage {
     /// Every stored dialogue, decoded (for the idle sweep and the start-up check).
     pub async fn all(&self) -> Vec<(ChatId, State)> {
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.dialogues()).await {
+        match tokio::task::spawn_blocking(move || store.all()).await {
             Ok(Ok(rows)) => rows
                 .into_iter()
                 .map(|(chat, bytes)| (ChatId(chat), decode(&bytes)))
@@ -73,7 +73,7 @@ impl DialogueStorage {
     pub async fn forget(&self, chat: ChatId) -> bool {
         let store = self.store.clone();
         matches!(
-            tokio::task::spawn_blocking(move || store.remove_dialogue(chat.0)).await,
+            tokio::task::spawn_blocking(move || store.remove(chat.0)).await,
             Ok(Ok(()))
         )
     }
@@ -88,7 +88,7 @@ impl Storage<State> for DialogueStorage {
     ) -> BoxFuture<'static, Result<(), StorageError>> {
         Box::pin(async move {
             let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.remove_dialogue(chat_id.0))
+            tokio::task::spawn_blocking(move || store.remove(chat_id.0))
                 .await
                 .map_err(|err| StorageError(err.to_string()))?
                 .map_err(|err| StorageError(err.to_string()))
@@ -103,13 +103,13 @@ impl Storage<State> for DialogueStorage {
         Box::pin(async move {
             let store = self.store.clone();
             if matches!(dialogue, State::Idle | State::Unreadable) {
-                return tokio::task::spawn_blocking(move || store.remove_dialogue(chat_id.0))
+                return tokio::task::spawn_blocking(move || store.remove(chat_id.0))
                     .await
                     .map_err(|err| StorageError(err.to_string()))?
                     .map_err(|err| StorageError(err.to_string()));
             }
             let bytes = encode(&dialogue);
-            tokio::task::spawn_blocking(move || store.put_dialogue(chat_id.0, &bytes))
+            tokio::task::spawn_blocking(move || store.put(chat_id.0, &bytes))
                 .await
                 .map_err(|err| StorageError(err.to_string()))?
                 .map_err(|err| StorageError(err.to_string()))
@@ -122,7 +122,7 @@ impl Storage<State> for DialogueStorage {
     ) -> BoxFuture<'static, Result<Option<State>, StorageError>> {
         Box::pin(async move {
             let store = self.store.clone();
-            let bytes = tokio::task::spawn_blocking(move || store.dialogue(chat_id.0))
+            let bytes = tokio::task::spawn_blocking(move || store.get(chat_id.0))
                 .await
                 .map_err(|err| StorageError(err.to_string()))?
                 .map_err(|err| StorageError(err.to_string()))?;

@@ -27,7 +27,7 @@ pub async fn forward(bot: Tg, ctx: Arc<Ctx>, mut reports: mpsc::Receiver<Report>
         let text = match &report {
             Report::Budget(alert) => render_alert(&ctx, alert),
         };
-        let targets: Vec<ChatId> = match ctx.app.config.telegram.ops_chat_id {
+        let targets: Vec<ChatId> = match ctx.app.config().telegram.ops_chat_id {
             Some(chat) => vec![ChatId(chat)],
             None => ctx.operators.iter().map(|id| ChatId(*id as i64)).collect(),
         };
@@ -176,7 +176,7 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
     let title = format!(
         "{id} · cost per day · {} ({})",
         summary.period,
-        ctx.app.config.usage.time_zone.name()
+        ctx.app.config().usage.time_zone.name()
     );
     let days: Vec<_> = summary
         .daily
@@ -221,7 +221,7 @@ fn render_summary(
             &[
                 ("id", id),
                 ("period", &period_text(spec, &summary.period)),
-                ("zone", ctx.app.config.usage.time_zone.name()),
+                ("zone", ctx.app.config().usage.time_zone.name()),
             ],
         ),
         texts.get(
@@ -289,7 +289,7 @@ fn render_summary(
             "usage.never_read",
             &[(
                 "interval",
-                &humantime::format_duration(ctx.app.config.usage.interval).to_string(),
+                &humantime::format_duration(ctx.app.config().usage.interval).to_string(),
             )],
         ),
     });
@@ -338,7 +338,7 @@ async fn fleet_usage(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> Han
         "usage.fleet_header",
         &[
             ("period", &period_text(&spec, &fleet.period)),
-            ("zone", ctx.app.config.usage.time_zone.name()),
+            ("zone", ctx.app.config().usage.time_zone.name()),
         ],
     )];
     for (rank, tenant) in fleet.tenants.iter().enumerate() {
@@ -545,7 +545,7 @@ fn period_text(spec: &PeriodSpec, period: &Period) -> String {
 fn clock(ctx: &Ctx, unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
         .map(|t| {
-            t.with_timezone(&ctx.app.config.usage.time_zone)
+            t.with_timezone(&ctx.app.config().usage.time_zone)
                 .format("%Y-%m-%d %H:%M %Z")
                 .to_string()
         })

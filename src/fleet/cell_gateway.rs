@@ -154,7 +154,7 @@ pub(crate) async fn pair_cell(
 /// # Errors
 ///
 /// Unknown tenant, not paired, or the gateway refusing.
-pub async fn client(app: &App, tenant: &TenantId) -> anyhow::Result<gateway::Client> {
+pub(crate) async fn client(app: &App, tenant: &TenantId) -> anyhow::Result<gateway::Client> {
     let record = known(app, tenant)?;
     register(app, &record)?;
     app.pool

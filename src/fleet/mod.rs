@@ -12,6 +12,7 @@ pub mod catalog;
 mod cell;
 pub(crate) mod cell_gateway;
 mod create;
+mod dialogues;
 pub mod events;
 pub mod health;
 mod hooks;
@@ -35,8 +36,11 @@ pub use alerts::{alert_states, heal, mute, record_alert, save_alert_states};
 pub use audit::{
     AuditEntry, AuditTally, Outcome, audit_log, audit_since, audit_tally, prune_audit,
 };
-pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc};
+/// The pooled gateway client stays inside fleet: adapters call fleet's actions.
+pub(crate) use cell_gateway::client;
+pub use cell_gateway::{ChannelInfo, GatewayInfo, gateway_info, pair, rpc};
 pub use create::{CreateError, CreateStep, create};
+pub use dialogues::{DialogueStore, dialogues};
 pub use hooks::{
     HookAgent, HookAgentAccepted, HookError, Wake, WakeAccepted, hook_agent, set_hooks, wake,
 };
@@ -65,19 +69,21 @@ use crate::store::{self, Store};
 use crate::tenant::{Secret, TenantId};
 
 /// Everything an action needs; cheap to clone, built once per process.
+/// Its parts are fleet's own: adapters reach them only through fleet's
+/// functions (and read the config through `config()`).
 #[derive(Clone)]
 pub struct App {
-    pub config: AdminConfig,
-    pub store: Store,
-    pub runtime: Runtime,
+    config: AdminConfig,
+    store: Store,
+    runtime: Runtime,
     /// The admin's Ed25519 device identity (`<data>/device.key`, 0600).
-    pub identity: DeviceIdentity,
+    identity: DeviceIdentity,
     /// One gateway connection per tenant, shared by every caller.
-    pub pool: gateway::Pool,
+    pool: gateway::Pool,
     /// HTTP probes of cells (`/healthz`, `/readyz`).
-    pub http: gateway::Http,
+    http: gateway::Http,
     /// The cells' newest memory samples (taken in the background by sweeps).
-    pub memory: Arc<health::MemorySamples>,
+    memory: Arc<health::MemorySamples>,
 }
 
 impl App {
@@ -116,6 +122,12 @@ impl App {
             http,
             memory: Arc::default(),
         })
+    }
+
+    /// The configuration the app was opened with, as checked at start.
+    #[must_use]
+    pub fn config(&self) -> &AdminConfig {
+        &self.config
     }
 
     /// The tenant's own directory under the data dir.

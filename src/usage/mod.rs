@@ -56,10 +56,10 @@ pub enum BudgetOutcome {
     },
 }
 
-/// Collects every `app.config.usage.interval` (the first time at once), then
+/// Collects every `app.config().usage.interval` (the first time at once), then
 /// checks budgets, until `shutdown`. Budget alerts go to `reports`.
 pub async fn run(app: App, reports: mpsc::Sender<Report>, shutdown: CancellationToken) {
-    let mut interval = tokio::time::interval(app.config.usage.interval);
+    let mut interval = tokio::time::interval(app.config().usage.interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -116,7 +116,7 @@ pub fn crossed(spend: f64, budget: f64) -> Vec<u8> {
 ///
 /// A store failure; a failed suspension is in the alert.
 pub async fn check_budgets(app: &App, now: DateTime<Utc>) -> anyhow::Result<Vec<BudgetAlert>> {
-    let today = period::today(app.config.usage.time_zone, now);
+    let today = period::today(app.config().usage.time_zone, now);
     let month = Period::month_of(today);
     let month_key = period::month_key(today);
     let mut res = Vec::new();
@@ -187,13 +187,13 @@ pub fn tenant_summary(
     spec: PeriodSpec,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Summary> {
-    let period = spec.resolve(period::today(app.config.usage.time_zone, now));
+    let period = spec.resolve(period::today(app.config().usage.time_zone, now));
     let ledger = fleet::ledger(app, tenant, period.start, period.end)?;
     Ok(report::summarize(
         tenant,
         period,
         &ledger,
-        app.config.usage.pricing(tenant),
+        app.config().usage.pricing(tenant),
     ))
 }
 
@@ -207,11 +207,11 @@ pub fn tenant_summaries(
     spec: PeriodSpec,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(Period, Vec<Summary>)> {
-    let period = spec.resolve(period::today(app.config.usage.time_zone, now));
+    let period = spec.resolve(period::today(app.config().usage.time_zone, now));
     let summaries = fleet::ledgers(app, period.start, period.end)?
         .iter()
         .map(|(tenant, ledger)| {
-            report::summarize(tenant, period, ledger, app.config.usage.pricing(tenant))
+            report::summarize(tenant, period, ledger, app.config().usage.pricing(tenant))
         })
         .collect();
     Ok((period, summaries))
@@ -251,7 +251,7 @@ pub fn budget_status(
     tenant: &TenantId,
     now: DateTime<Utc>,
 ) -> anyhow::Result<BudgetStatus> {
-    let today = period::today(app.config.usage.time_zone, now);
+    let today = period::today(app.config().usage.time_zone, now);
     let month = Period::month_of(today);
     let month_key = period::month_key(today);
     let budget = fleet::budget(app, tenant)?;

@@ -15,6 +15,7 @@ use std::process::{Command, Output};
 
 use mtp::config::AdminConfig;
 use mtp::fleet::App;
+use mtp::store::Store;
 
 pub const OPENCLAW_IMAGE: &str = "mtp-test/openclaw:2026.9.6";
 pub const HANG_IMAGE: &str = "mtp-test/hang:1";
@@ -111,6 +112,13 @@ impl TestEnv {
         App::open(self.config()).await.expect("app opens")
     }
 
+    /// This test's store, to seed or inspect beside an `App` (the store opens
+    /// its file per call, so both handles work at once). Open the app first:
+    /// it makes the data dir.
+    pub fn store(&self) -> Store {
+        Store::open(&self.config().store_path()).expect("store opens")
+    }
+
     /// Runs `mtp --config <this test's config> args…`.
     pub fn mtp(&self, args: &[&str]) -> Output {
         self.mtp_command(args).output().expect("run mtp")
@@ -131,6 +139,12 @@ impl TestEnv {
     pub fn docker_leftovers(&self) -> Vec<String> {
         docker_names(&self.prefix)
     }
+}
+
+/// The store of `app`'s data dir, to seed or inspect beside it (the store
+/// opens its file per call, so both handles work at once).
+pub fn store_of(app: &App) -> Store {
+    Store::open(&app.config().store_path()).expect("store opens")
 }
 
 impl Drop for TestEnv {
