@@ -255,7 +255,10 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
+            match hint(&err) {
+                Some(hint) => eprintln!("error: {err:#}; {hint}"),
+                None => eprintln!("error: {err:#}"),
+            }
             let bad_input = err.downcast_ref::<BadInput>().is_some()
                 || matches!(
                     err.downcast_ref::<CreateError>(),
@@ -264,6 +267,59 @@ fn main() -> ExitCode {
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
+}
+
+/// What the operator can do about a failure, in the CLI's words: fleet
+/// reports the facts (an unknown id and the close ones, what a failed create
+/// kept, an obstacle), the commands to run are named here.
+fn hint(err: &anyhow::Error) -> Option<String> {
+    let obstacle_hint = |obstacle: &fleet::Obstacle| match obstacle {
+        fleet::Obstacle::DockerUnreachable => {
+            "start it (for example `sudo scripts/docker-up.sh`) or set MTP_DOCKER_HOST".to_string()
+        }
+        fleet::Obstacle::ImageMissing { .. } => {
+            "build it first (scripts/build-test-image.sh for the test image)".to_string()
+        }
+        fleet::Obstacle::NotPaired { tenant } => format!("run `mtp tenant pair {tenant}`"),
+        fleet::Obstacle::CellUser { uid } => format!("run mtp as root or as uid {uid}"),
+    };
+    if let Some(unknown) = err.downcast_ref::<fleet::UnknownTenant>() {
+        if unknown.similar.is_empty() {
+            return Some("`mtp tenant list` shows the tenants there are".to_string());
+        }
+        let names: Vec<&str> = unknown.similar.iter().map(TenantId::as_str).collect();
+        return Some(format!("did you mean {}?", names.join(" or ")));
+    }
+    match err.downcast_ref::<CreateError>() {
+        Some(CreateError::Exists(id)) => {
+            return Some(format!(
+                "pick another id or remove it first (mtp tenant rm {id})"
+            ));
+        }
+        Some(CreateError::Failed {
+            tenant,
+            kept,
+            obstacle,
+            ..
+        }) => {
+            let mut hints = Vec::new();
+            if *kept {
+                hints.push(format!("remove them with `mtp tenant rm {tenant} --purge`"));
+            }
+            hints.extend(obstacle.as_ref().map(obstacle_hint));
+            return (!hints.is_empty()).then(|| hints.join("; "));
+        }
+        _ => {}
+    }
+    if let Some(fleet::UpgradeError::Failed {
+        tenant,
+        outcome: fleet::Rollback::Failed { .. },
+        ..
+    }) = err.downcast_ref::<fleet::UpgradeError>()
+    {
+        return Some(format!("see `mtp tenant logs {tenant}`"));
+    }
+    fleet::obstacle(err).as_ref().map(obstacle_hint)
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -16,8 +16,8 @@ use crate::bot::state::State;
 use crate::bot::texts::escape;
 use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, send};
 use crate::fleet::{
-    self, Actor, Health, Started, Stopped, TenantView, UnknownTenant, UpgradeError, UpgradeStep,
-    ViewState,
+    self, Actor, Health, Obstacle, Rollback, Started, Stopped, TenantView, UnknownTenant,
+    UpgradeError, UpgradeStep, ViewState,
 };
 use crate::tenant::{TenantId, TenantRecord};
 
@@ -452,15 +452,31 @@ pub async fn upgrade(
             reason,
             outcome,
             ..
-        }) => ctx.texts.get(
-            "clients.upgrade_failed",
-            &[
-                ("id", id.as_str()),
-                ("step", step.as_str()),
-                ("reason", &reason),
-                ("outcome", &outcome),
-            ],
-        ),
+        }) => {
+            let outcome = match &outcome {
+                Rollback::Done { from } => {
+                    ctx.texts.get("clients.upgrade_rolled_back", &[("from", from)])
+                }
+                Rollback::Failed { from, step, reason } => ctx.texts.get(
+                    "clients.upgrade_rollback_failed",
+                    &[
+                        ("id", id.as_str()),
+                        ("from", from),
+                        ("step", step.as_str()),
+                        ("reason", reason),
+                    ],
+                ),
+            };
+            ctx.texts.get_html(
+                "clients.upgrade_failed",
+                &[
+                    ("id", &escape(id.as_str())),
+                    ("step", step.as_str()),
+                    ("reason", &escape(&reason)),
+                    ("outcome", &outcome),
+                ],
+            )
+        }
     };
     edit(bot, chat, message.id, text, None).await?;
     Ok(())
@@ -642,31 +658,63 @@ async fn failed(
     Ok(())
 }
 
-/// An unknown tenant gets its own text with suggestions; anything else the error chain.
 fn failure_text(ctx: &Ctx, what: &str, err: &anyhow::Error) -> String {
+    error_text(ctx, what, err, "/client")
+}
+
+/// An unknown tenant gets its own text, offering the close ids as `command <id>`;
+/// anything else the error chain, and what to do about a known obstacle.
+pub(crate) fn error_text(ctx: &Ctx, what: &str, err: &anyhow::Error, command: &str) -> String {
     if let Some(unknown) = err.downcast_ref::<UnknownTenant>() {
-        let hint = if unknown.similar.is_empty() {
-            "/clients lists them.".to_string()
-        } else {
-            format!(
-                "Did you mean {}?",
-                unknown
-                    .similar
-                    .iter()
-                    .map(|id| format!("/client {id}"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )
-        };
-        return ctx.texts.get(
-            "common.unknown_tenant",
-            &[("id", unknown.id.as_str()), ("hint", &hint)],
-        );
+        return unknown_tenant_text(ctx, unknown, command);
     }
-    ctx.texts.get(
+    let text = ctx.texts.get(
         "common.error",
         &[("what", what), ("reason", &format!("{err:#}"))],
+    );
+    match fleet::obstacle(err) {
+        Some(obstacle) => format!("{text}\n{}", obstacle_hint(ctx, &obstacle)),
+        None => text,
+    }
+}
+
+/// No such tenant: did the operator mean a close id (`command <id>`), or
+/// should they look at the list?
+pub(crate) fn unknown_tenant_text(ctx: &Ctx, unknown: &UnknownTenant, command: &str) -> String {
+    if unknown.similar.is_empty() {
+        return ctx
+            .texts
+            .get("common.unknown_tenant", &[("id", unknown.id.as_str())]);
+    }
+    let similar: Vec<String> = unknown
+        .similar
+        .iter()
+        .map(|id| format!("{command} {id}"))
+        .collect();
+    ctx.texts.get(
+        "common.unknown_tenant_similar",
+        &[
+            ("id", unknown.id.as_str()),
+            (
+                "similar",
+                &similar.join(&ctx.texts.plain("common.similar_separator")),
+            ),
+        ],
     )
+}
+
+/// What the operator can do about an obstacle fleet found, in the bot's words.
+pub(crate) fn obstacle_hint(ctx: &Ctx, obstacle: &Obstacle) -> String {
+    match obstacle {
+        Obstacle::DockerUnreachable => ctx.texts.plain("common.hint_docker"),
+        Obstacle::ImageMissing { image } => ctx.texts.get("common.hint_image", &[("image", image)]),
+        Obstacle::NotPaired { tenant } => ctx
+            .texts
+            .get("common.hint_not_paired", &[("id", tenant.as_str())]),
+        Obstacle::CellUser { uid } => ctx
+            .texts
+            .get("common.hint_cell_user", &[("uid", &uid.to_string())]),
+    }
 }
 
 fn emoji(view: &TenantView) -> &'static str {

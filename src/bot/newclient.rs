@@ -587,23 +587,37 @@ async fn provision(
             ],
         ),
         Err(CreateError::Failed {
-            step, reason, kept, ..
-        }) => ctx.texts.get(
-            "newclient.failed",
-            &[
-                ("id", id.as_str()),
-                ("step", step.as_str()),
-                ("reason", &reason),
-                (
-                    "cleanup",
-                    &ctx.texts.plain(if kept {
-                        "newclient.failed_kept"
-                    } else {
-                        "newclient.failed_cleaned"
-                    }),
+            step,
+            reason,
+            kept,
+            obstacle,
+            ..
+        }) => {
+            let text = ctx.texts.get(
+                "newclient.failed",
+                &[
+                    ("id", id.as_str()),
+                    ("step", step.as_str()),
+                    ("reason", &reason),
+                    (
+                        "cleanup",
+                        &ctx.texts.plain(if kept {
+                            "newclient.failed_kept"
+                        } else {
+                            "newclient.failed_cleaned"
+                        }),
+                    ),
+                ],
+            );
+            match obstacle {
+                Some(obstacle) => format!(
+                    "{text}\n{}",
+                    crate::bot::clients::obstacle_hint(ctx, &obstacle)
                 ),
-            ],
-        ),
+                None => text,
+            }
+        }
+        Err(CreateError::Exists(id)) => ctx.texts.get("newclient.exists", &[("id", id.as_str())]),
         Err(err) => ctx.texts.get(
             "newclient.failed",
             &[

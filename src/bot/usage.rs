@@ -500,31 +500,7 @@ async fn failed(
     what: &str,
     err: &anyhow::Error,
 ) -> HandlerResult {
-    let text = match err.downcast_ref::<UnknownTenant>() {
-        Some(unknown) => {
-            let hint = if unknown.similar.is_empty() {
-                "/clients lists them.".to_string()
-            } else {
-                format!(
-                    "Did you mean {}?",
-                    unknown
-                        .similar
-                        .iter()
-                        .map(|id| format!("/usage {id}"))
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                )
-            };
-            ctx.texts.get(
-                "common.unknown_tenant",
-                &[("id", unknown.id.as_str()), ("hint", &hint)],
-            )
-        }
-        None => ctx.texts.get(
-            "common.error",
-            &[("what", what), ("reason", &format!("{err:#}"))],
-        ),
-    };
+    let text = crate::bot::clients::error_text(ctx, what, err, "/usage");
     send(bot, chat, text, None).await?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 
 use crate::fleet::inventory::known;
+use crate::fleet::obstacle::NotPaired;
 use crate::fleet::{Actor, App, audit, now, redact};
 use crate::gateway::{self, ConnectError, Endpoint};
 use crate::tenant::{SecretKind, TenantId, TenantRecord};
@@ -172,7 +173,10 @@ pub(crate) fn register(app: &App, record: &TenantRecord) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("tenant {tenant} has no gateway token in the store"))?;
     let device_token = app.store.secret(tenant, SecretKind::DeviceToken)?;
     if device_token.is_none() {
-        bail!("the admin is not paired with {tenant}; run `mtp tenant pair {tenant}`");
+        return Err(NotPaired {
+            tenant: tenant.clone(),
+        }
+        .into());
     }
     app.pool.set_endpoint(
         tenant.clone(),

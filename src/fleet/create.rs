@@ -20,6 +20,7 @@ use crate::fleet::cell::{
     PROVIDER_KEYS, check_pinned, make_container, provider_key_env, undo, wait_healthy,
 };
 use crate::fleet::lock::{self, Op};
+use crate::fleet::obstacle::CellUser;
 use crate::fleet::template::{self, TemplateInput};
 use crate::fleet::{Actor, App, TenantView, audit, ensure_private_dir, fault_point, now, redact};
 use crate::runtime;
@@ -78,7 +79,7 @@ impl CreateStep {
 /// it made (or kept it, when asked).
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
-    #[error("tenant {0} already exists; pick another id or remove it first (mtp tenant rm {0})")]
+    #[error("tenant {0} already exists")]
     Exists(TenantId),
     /// Another action holds the tenant's lock (a create of the same id, a removal).
     #[error(transparent)]
@@ -89,8 +90,12 @@ pub enum CreateError {
     Failed {
         tenant: TenantId,
         step: CreateStep,
+        /// Why, with secrets redacted.
         reason: String,
+        /// What was made is kept for inspection (`keep_failed`), not undone.
         kept: bool,
+        /// A cause the operator can remove, when fleet knows it.
+        obstacle: Option<crate::fleet::Obstacle>,
     },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -98,9 +103,7 @@ pub enum CreateError {
 
 fn failed_message(tenant: &TenantId, step: CreateStep, reason: &str, kept: bool) -> String {
     let after = if kept {
-        format!(
-            "its container, network and dirs were kept for inspection; remove them with `mtp tenant rm {tenant} --purge`"
-        )
+        "its container, network and dirs were kept for inspection".to_string()
     } else {
         "everything it made was removed".to_string()
     };
@@ -253,6 +256,7 @@ pub async fn create(
             let secret_values: Vec<Secret<String>> =
                 secrets.iter().map(|(_, v)| v.clone()).collect();
             let reason = redact(&format!("{err:#}"), &secret_values);
+            let obstacle = crate::fleet::obstacle(&err);
             audit(
                 app,
                 actor,
@@ -283,6 +287,7 @@ pub async fn create(
                 step,
                 reason,
                 kept: spec.keep_failed,
+                obstacle,
             });
         }
     }
@@ -551,8 +556,9 @@ fn random_token() -> String {
 
 /// Hands a path to the cell's user (uid/gid 1000).
 fn give_to_cell(path: &std::path::Path) -> anyhow::Result<()> {
-    std::os::unix::fs::chown(path, Some(CELL_UID), Some(CELL_UID)).with_context(|| {
-        format!("cannot give {} to uid {CELL_UID} (the cell's user); run mtp as root or as uid {CELL_UID}", path.display())
+    std::os::unix::fs::chown(path, Some(CELL_UID), Some(CELL_UID)).with_context(|| CellUser {
+        path: path.to_path_buf(),
+        uid: CELL_UID,
     })?;
     if path.is_dir() {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;

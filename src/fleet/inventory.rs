@@ -123,21 +123,21 @@ pub async fn show(app: &App, tenant: &TenantId) -> anyhow::Result<TenantView> {
     view(app, record).await
 }
 
-/// No tenant has this id; `similar` are the closest known ids.
+/// No tenant has this id. Adapters offer `similar` ("did you mean"), or
+/// their list of tenants when it is empty.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no tenant {id}; {}", suggestion(.similar))]
+#[error("no tenant {id}")]
 pub struct UnknownTenant {
     pub id: TenantId,
+    /// The closest known ids, at most `MAX_SIMILAR`, in id order.
     pub similar: Vec<TenantId>,
 }
 
-fn suggestion(similar: &[TenantId]) -> String {
-    if similar.is_empty() {
-        return "`mtp tenant list` shows the tenants there are".to_string();
-    }
-    let names: Vec<&str> = similar.iter().map(TenantId::as_str).collect();
-    format!("did you mean {}?", names.join(" or "))
-}
+/// How many close ids an unknown id is answered with.
+const MAX_SIMILAR: usize = 3;
+
+/// Ids this many single-character edits apart count as close: a typo or two.
+const MAX_EDITS: usize = 2;
 
 /// Whether a new tenant may take this id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +201,7 @@ pub(crate) fn known(app: &App, tenant: &TenantId) -> anyhow::Result<TenantRecord
         .map(|r| r.id)
         .filter(|id| similar(id.as_str(), tenant.as_str()))
         .collect();
-    similar.truncate(3);
+    similar.truncate(MAX_SIMILAR);
     Err(UnknownTenant {
         id: tenant.clone(),
         similar,
@@ -209,25 +209,9 @@ pub(crate) fn known(app: &App, tenant: &TenantId) -> anyhow::Result<TenantRecord
     .into())
 }
 
+/// One id holds the other, or they are a typo or two apart.
 fn similar(a: &str, b: &str) -> bool {
-    a.contains(b) || b.contains(a) || edit_distance(a, b) <= 2
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let next = (prev + usize::from(ca != *cb))
-                .min(row[j] + 1)
-                .min(row[j + 1] + 1);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
+    a.contains(b) || b.contains(a) || strsim::levenshtein(a, b) <= MAX_EDITS
 }
 
 async fn view(app: &App, record: TenantRecord) -> anyhow::Result<TenantView> {
@@ -273,4 +257,19 @@ pub(crate) async fn probe_healthz(app: &App, port: u16) -> bool {
         app.http.healthz(port).await,
         crate::gateway::Probe::Ok { .. }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::similar;
+
+    #[test]
+    fn close_ids_are_parts_or_a_typo_or_two_apart() {
+        assert!(similar("acme", "acme-corp"));
+        assert!(similar("acme", "acne"));
+        assert!(similar("acme", "cme"));
+        assert!(similar("acme", "axmy"));
+        assert!(!similar("acme", "globex"));
+        assert!(!similar("acme", "zzzz"));
+    }
 }

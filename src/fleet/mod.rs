@@ -19,6 +19,7 @@ mod hooks;
 mod inventory;
 mod lifecycle;
 pub mod lock;
+mod obstacle;
 mod reconcile;
 mod telegram;
 pub mod template;
@@ -53,9 +54,10 @@ pub use lifecycle::{
     LogLine, Removed, Started, Stopped, follow_logs, logs, remove, restart, start, stop,
 };
 pub use lock::Busy;
+pub use obstacle::{Obstacle, obstacle};
 pub use reconcile::{ReconcileReport, Repaired, reconcile, repair};
 pub use telegram::{ProveError, ProvenBot, prove_bot_token};
-pub use upgrade::{UpgradeError, UpgradeStep, Upgraded, upgrade};
+pub use upgrade::{Rollback, UpgradeError, UpgradeStep, Upgraded, upgrade};
 pub use usage::{
     Budget, CollectReport, Collected, Ledger, Resumed, UNATTRIBUTED, budget, budget_notices,
     budgets, collect_tenant_usage, collect_usage, costs_on, keep_suspended, ledger, ledgers,

@@ -62,8 +62,26 @@ pub enum UpgradeError {
         tenant: TenantId,
         image: String,
         step: UpgradeStep,
+        /// Why, with secrets redacted.
         reason: String,
-        outcome: String,
+        /// What became of the cell: back on the old image, or not.
+        outcome: Rollback,
+    },
+}
+
+/// How the way back to the image that worked went, after a failed upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rollback {
+    /// The cell runs its old image again.
+    #[error("rolled back to {from}, which runs again")]
+    Done { from: String },
+    /// The rollback failed too: the cell is down until the operator looks.
+    #[error("the rollback to {from} failed too at step {step}: {reason}", step = .step.as_str())]
+    Failed {
+        from: String,
+        step: UpgradeStep,
+        /// Why, with secrets redacted.
+        reason: String,
     },
 }
 
@@ -142,12 +160,12 @@ pub async fn upgrade(
             let mut noop = |_| {};
             let back = replace(app, &mut record, &from, &secrets, start, &mut noop).await;
             let outcome = match back {
-                Ok(()) => format!("rolled back to {from}, which runs again"),
-                Err((back_step, back_err)) => format!(
-                    "the rollback to {from} failed too at step {}: {}; see `mtp tenant logs {tenant}`",
-                    back_step.as_str(),
-                    redact(&format!("{back_err:#}"), &secret_values)
-                ),
+                Ok(()) => Rollback::Done { from: from.clone() },
+                Err((back_step, back_err)) => Rollback::Failed {
+                    from: from.clone(),
+                    step: back_step,
+                    reason: redact(&format!("{back_err:#}"), &secret_values),
+                },
             };
             Some((*step, reason, outcome))
         }

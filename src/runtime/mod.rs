@@ -30,9 +30,7 @@ pub const LABEL_GENERATION: &str = "mtp.generation";
 /// Failures a caller branches on. Docker's own failures keep their status and message.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(
-        "cannot reach the Docker engine ({cause}); start it (for example `sudo scripts/docker-up.sh`) or set MTP_DOCKER_HOST"
-    )]
+    #[error("cannot reach the Docker engine ({cause})")]
     Unreachable { cause: String },
     #[error("no cell for tenant {0} exists in Docker")]
     NotFound(TenantId),
@@ -40,9 +38,7 @@ pub enum Error {
         "a container or network named {name} exists but was not made by MTP (no mtp.tenant label); rename or remove it by hand"
     )]
     Foreign { name: String },
-    #[error(
-        "the image {image} is not on this Docker host; build it first (scripts/build-test-image.sh for the test image)"
-    )]
+    #[error("the image {image} is not on this Docker host")]
     NoImage { image: String },
     #[error("docker: {0}")]
     Docker(#[from] bollard::errors::Error),
@@ -64,7 +60,7 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// `Unreachable` when there is no engine, with what to do about it.
+    /// `Unreachable` when there is no engine.
     pub async fn connect(docker_host: Option<&str>) -> Result<Runtime> {
         let unreachable = |err: bollard::errors::Error| Error::Unreachable {
             cause: err.to_string(),
