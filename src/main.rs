@@ -395,7 +395,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         TenantCommand::Create(args) => {
             let spec = create_spec(&app, args.id.as_str(), &args, &env)?;
-            reconcile_quietly(&app).await?;
             let view = create_with_progress(&app, &actor, spec, args.json).await?;
             if args.json {
                 print_json(&tenant_json(&view))
@@ -489,7 +488,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         TenantCommand::Start { id } => {
             let id = parse_id(&id)?;
-            reconcile_quietly(&app).await?;
             let started = fleet::start(&app, &actor, &id).await?;
             print_line(&match started {
                 fleet::Started::Started => format!("started {id}; gateway healthy"),
@@ -500,7 +498,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         TenantCommand::Stop { id } => {
             let id = parse_id(&id)?;
-            reconcile_quietly(&app).await?;
             let stopped = fleet::stop(&app, &actor, &id).await?;
             print_line(&match stopped {
                 fleet::Stopped::Stopped => format!("stopped {id}"),
@@ -509,7 +506,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         TenantCommand::Restart { id } => {
             let id = parse_id(&id)?;
-            reconcile_quietly(&app).await?;
             fleet::restart(&app, &actor, &id).await?;
             print_line(&format!("restarted {id}; gateway healthy"))
         }
@@ -551,7 +547,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         TenantCommand::Upgrade { id, image } => {
             let id = parse_id(&id)?;
-            reconcile_quietly(&app).await?;
             let upgraded = upgrade_with_progress(&app, &actor, &id, image.as_deref()).await?;
             let how = if upgraded.left_stopped {
                 "made anew, left stopped as it was"
@@ -565,7 +560,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         TenantCommand::Rm { id, purge, yes } => {
             let id = parse_id(&id)?;
-            reconcile_quietly(&app).await?;
             if !yes {
                 confirm_removal(&id, purge)?;
             }
@@ -1039,16 +1033,6 @@ fn read_secret(
         bail!(BadInput(format!("the {what} is empty")));
     }
     Ok(Some(Secret::new(text)))
-}
-
-async fn reconcile_quietly(app: &App) -> anyhow::Result<()> {
-    let report = fleet::reconcile(app)
-        .await
-        .context("reconcile before the command failed")?;
-    if !report.is_clean() {
-        eprintln!("{}", render_reconcile(&report));
-    }
-    Ok(())
 }
 
 async fn create_with_progress(

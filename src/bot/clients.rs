@@ -454,9 +454,9 @@ pub async fn upgrade(
             ..
         }) => {
             let outcome = match &outcome {
-                Rollback::Done { from } => {
-                    ctx.texts.get("clients.upgrade_rolled_back", &[("from", from)])
-                }
+                Rollback::Done { from } => ctx
+                    .texts
+                    .get("clients.upgrade_rolled_back", &[("from", from)]),
                 Rollback::Failed { from, step, reason } => ctx.texts.get(
                     "clients.upgrade_rollback_failed",
                     &[

@@ -5,6 +5,8 @@
 //! record `running`. Each step that makes something is undone on failure, in
 //! reverse, unless the operator asked to keep it.
 //!
+//! An operator's create reconciles the fleet first (`reconcile::reconcile_first`).
+//!
 //! The create holds the tenant's operation lock (`fleet::lock`) from before the
 //! record exists until it is `running`, and marks each step that leaves
 //! something behind in the record before taking it. A crash leaves a
@@ -128,6 +130,9 @@ pub async fn create(
     spec: TenantSpec,
     progress: &mut (dyn FnMut(CreateStep) + Send),
 ) -> Result<TenantView, CreateError> {
+    crate::fleet::reconcile::reconcile_first(app, actor)
+        .await
+        .map_err(CreateError::Other)?;
     progress(CreateStep::Validate);
     let result = validate(app, &spec);
     let (image, limits, config_text) = match result {

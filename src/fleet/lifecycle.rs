@@ -1,11 +1,13 @@
 //! Start, stop, restart, remove and logs of one tenant's cell. Each acts on the
-//! labelled container of that tenant only.
+//! labelled container of that tenant only. An operator's start, stop, restart
+//! or remove reconciles the fleet first (`reconcile::reconcile_first`).
 
 use std::time::Duration;
 
 use crate::fleet::cell::{purge_dirs, wait_healthy};
 use crate::fleet::inventory::known;
 use crate::fleet::lock::{self, Op};
+use crate::fleet::reconcile::reconcile_first;
 use crate::fleet::{Actor, App, audit, now, redact};
 use crate::runtime;
 use crate::tenant::{CellState, TenantId};
@@ -67,6 +69,7 @@ pub struct Removed {
 /// Docker refusing; a gateway that does not become healthy (its log tail in
 /// the error, secrets redacted).
 pub async fn start(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<Started> {
+    reconcile_first(app, actor).await?;
     let _guard = lock::acquire(app, tenant, Op::Start, actor)?;
     start_locked(app, actor, tenant).await
 }
@@ -96,6 +99,7 @@ pub(crate) async fn start_locked(
 /// `lock::Busy` while another action runs on the tenant; an unknown tenant;
 /// Docker refusing.
 pub async fn stop(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<Stopped> {
+    reconcile_first(app, actor).await?;
     let _guard = lock::acquire(app, tenant, Op::Stop, actor)?;
     stop_locked(app, actor, tenant).await
 }
@@ -127,6 +131,7 @@ pub(crate) async fn stop_locked(
 /// Docker refusing; a gateway that does not become healthy (its log tail in
 /// the error, secrets redacted).
 pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<()> {
+    reconcile_first(app, actor).await?;
     let _guard = lock::acquire(app, tenant, Op::Restart, actor)?;
     let record = known(app, tenant)?;
     let result = async {
@@ -167,6 +172,7 @@ pub async fn remove(
     tenant: &TenantId,
     purge: bool,
 ) -> anyhow::Result<Removed> {
+    reconcile_first(app, actor).await?;
     let _guard = lock::acquire(app, tenant, Op::Remove, actor)?;
     let record = match known(app, tenant) {
         Ok(record) => Some(record),

@@ -61,6 +61,31 @@ pub enum Repaired {
     Nothing,
 }
 
+/// Fleet's policy before an operator's action (create, start, stop, restart,
+/// upgrade, remove; from the CLI and the bot alike): reconcile first, so the
+/// action meets the fleet as it is, not as a crash left it. The admin's own
+/// actions (`Actor::System`: the monitor, reconcile itself, tests' fixtures)
+/// skip it. What reconcile did goes to the log.
+///
+/// # Errors
+///
+/// Reconcile failed (the store or Docker cannot be read); nothing was done.
+pub(crate) async fn reconcile_first(app: &App, actor: &Actor) -> anyhow::Result<()> {
+    if matches!(actor, Actor::System(_)) {
+        return Ok(());
+    }
+    let report = reconcile(app)
+        .await
+        .context("reconcile before the action failed")?;
+    if !report.is_clean() {
+        tracing::warn!(
+            ?report,
+            "reconcile before an operator's action found differences"
+        );
+    }
+    Ok(())
+}
+
 /// Compares store and Docker, finishes or undoes what dead actions left,
 /// reports the rest.
 ///

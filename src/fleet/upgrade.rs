@@ -104,6 +104,10 @@ pub async fn upgrade(
     image: Option<&str>,
     progress: &mut (dyn FnMut(UpgradeStep) + Send),
 ) -> Result<Upgraded, UpgradeError> {
+    // A failed reconcile changed nothing of this tenant: a refusal.
+    crate::fleet::reconcile::reconcile_first(app, actor)
+        .await
+        .map_err(|err| UpgradeError::Refused(format!("{err:#}")))?;
     progress(UpgradeStep::Validate);
     let _guard = match lock::acquire(app, tenant, Op::Upgrade, actor) {
         Ok(guard) => guard,
