@@ -59,6 +59,41 @@ const RULES: &[(&str, &str, &str)] = &[
     ("fleet/", "dptree", "dispatching belongs to bot/"),
     (
         "fleet/",
+        "pub use crate::store",
+        "fleet/'s API uses its own types, converted at the boundary",
+    ),
+    (
+        "fleet/",
+        "pub use crate::runtime",
+        "fleet/'s API uses its own types, converted at the boundary",
+    ),
+    (
+        "fleet/",
+        "pub use crate::gateway",
+        "fleet/'s API uses its own types, converted at the boundary",
+    ),
+    (
+        "fleet/",
+        "mtp tenant",
+        "fleet/ returns facts; the CLI names its commands",
+    ),
+    (
+        "fleet/",
+        "run mtp",
+        "fleet/ returns facts; the CLI names its commands",
+    ),
+    (
+        "runtime/",
+        "MTP_",
+        "runtime/ reports what Docker says; the CLI names settings",
+    ),
+    (
+        "runtime/",
+        "scripts/",
+        "runtime/ reports what Docker says; the CLI names scripts",
+    ),
+    (
+        "fleet/",
         "dialogues/",
         "fleet/ writes no sentence for a human",
     ),
@@ -87,7 +122,7 @@ const RULES: &[(&str, &str, &str)] = &[
     (
         "bot/",
         "crate::store",
-        "bot/ calls fleet/ (only storage.rs keeps dialogues in the store)",
+        "bot/ calls fleet/ (its dialogue storage goes through fleet::dialogues)",
     ),
     ("bot/", "crate::runtime", "bot/ calls fleet/"),
     ("bot/", "crate::gateway", "bot/ calls fleet/"),
@@ -95,6 +130,15 @@ const RULES: &[(&str, &str, &str)] = &[
     ("main.rs", "mtp::gateway", "the CLI calls fleet/"),
     ("main.rs", "mtp::store", "the CLI calls fleet/"),
 ];
+
+/// FIXME(issue 14, the usage part): the usage and billing types become fleet's
+/// own there; then this line goes, and so does this exception.
+const PENDING_PUB_USE: &str =
+    "pub use crate::store::{DayUsage, ModelDayUsage, Ratcheted, Suspension, UsageFigures};";
+
+/// The parts of `App` only fleet/ reaches; adapters call fleet's functions
+/// (and read the config through `app.config()`).
+const APP_PARTS: [&str; 6] = ["store", "runtime", "pool", "http", "identity", "memory"];
 
 /// Crates that belong to one place only: (crate path, allowed prefixes).
 const CRATES: &[(&str, &[&str])] = &[
@@ -114,8 +158,7 @@ fn module_edges_hold() {
         let text = std::fs::read_to_string(&file).unwrap();
         for (line_no, line) in code_lines(&text) {
             for (prefix, forbidden, why) in RULES {
-                // The stated exception: bot/'s dialogue Storage adapter uses the store.
-                let exception = rel == "bot/storage.rs" && *forbidden == "crate::store";
+                let exception = line.trim() == PENDING_PUB_USE;
                 if rel.starts_with(prefix) && line.contains(forbidden) && !exception {
                     problems.push(format!("src/{rel}:{line_no}: uses {forbidden}: {why}"));
                 }
@@ -134,6 +177,51 @@ fn module_edges_hold() {
     assert!(
         problems.is_empty(),
         "module edges broken:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// `app.store`, `ctx.app.runtime`, `app\n    .pool` … outside fleet/: an
+/// adapter reaching past fleet (the fields are private, too; this names the
+/// rule where the compiler only says "private field").
+#[test]
+fn only_fleet_reaches_the_parts_of_app() {
+    let mut problems = Vec::new();
+    for file in rust_files(&src()) {
+        let rel = relative(&file);
+        if rel.starts_with("fleet/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut previous = "";
+        for (line_no, line) in code_lines(&text) {
+            for part in APP_PARTS {
+                let field = |rest: &str| {
+                    rest.strip_prefix(part).is_some_and(|after| {
+                        !after.starts_with(|c: char| c == '(' || c == '_' || c.is_alphanumeric())
+                    })
+                };
+                let on_this_line = line
+                    .match_indices("app.")
+                    .filter(|(at, _)| {
+                        *at == 0
+                            || !line[..*at].ends_with(|c: char| c == '_' || c.is_alphanumeric())
+                    })
+                    .any(|(at, _)| field(&line[at + "app.".len()..]));
+                let after_a_break = previous.trim_end().ends_with("app")
+                    && line.trim_start().strip_prefix('.').is_some_and(field);
+                if on_this_line || after_a_break {
+                    problems.push(format!(
+                        "src/{rel}:{line_no}: reaches app.{part}: adapters call fleet/"
+                    ));
+                }
+            }
+            previous = line;
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "App's parts reached outside fleet/:\n{}",
         problems.join("\n")
     );
 }
