@@ -384,8 +384,8 @@ async fn fake_control(
     path: &str,
     body: serde_json::Value,
 ) {
-    let record = common::store_of(&app).tenant(tenant).unwrap().unwrap();
-    let token = common::store_of(&app)
+    let record = common::store_of(app).tenant(tenant).unwrap().unwrap();
+    let token = common::store_of(app)
         .secret(tenant, SecretKind::GatewayToken)
         .unwrap()
         .unwrap();

@@ -151,8 +151,8 @@ async fn control(
     path: &str,
     body: Value,
 ) -> Value {
-    let port = common::store_of(&app).tenant(id).unwrap().unwrap().port;
-    let token = common::store_of(&app)
+    let port = common::store_of(app).tenant(id).unwrap().unwrap().port;
+    let token = common::store_of(app)
         .secret(id, SecretKind::GatewayToken)
         .unwrap()
         .unwrap();
@@ -191,7 +191,7 @@ fn close(a: f64, b: f64) -> bool {
 /// A tenant on record, stopped and with no container: collection skips it
 /// without touching Docker, and its ledger is filled by the test.
 fn stopped_tenant(app: &App, id: &TenantId) {
-    common::store_of(&app)
+    common::store_of(app)
         .insert_tenant(id, |_| {
             Ok(mtp::tenant::TenantRecord {
                 id: id.clone(),
