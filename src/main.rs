@@ -284,11 +284,7 @@ fn hint(err: &anyhow::Error) -> Option<String> {
         fleet::Obstacle::CellUser { uid } => format!("run mtp as root or as uid {uid}"),
     };
     if let Some(unknown) = err.downcast_ref::<fleet::UnknownTenant>() {
-        if unknown.similar.is_empty() {
-            return Some("`mtp tenant list` shows the tenants there are".to_string());
-        }
-        let names: Vec<&str> = unknown.similar.iter().map(TenantId::as_str).collect();
-        return Some(format!("did you mean {}?", names.join(" or ")));
+        return Some(unknown_tenant_hint(unknown));
     }
     match err.downcast_ref::<CreateError>() {
         Some(CreateError::Exists(id)) => {
@@ -320,6 +316,15 @@ fn hint(err: &anyhow::Error) -> Option<String> {
         return Some(format!("see `mtp tenant logs {tenant}`"));
     }
     fleet::obstacle(err).as_ref().map(obstacle_hint)
+}
+
+/// The close ids of an unknown one, or where to see them all.
+fn unknown_tenant_hint(unknown: &fleet::UnknownTenant) -> String {
+    if unknown.similar.is_empty() {
+        return "`mtp tenant list` shows the tenants there are".to_string();
+    }
+    let names: Vec<&str> = unknown.similar.iter().map(TenantId::as_str).collect();
+    format!("did you mean {}?", names.join(" or "))
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -1091,6 +1096,9 @@ async fn upgrade_with_progress(
     match result {
         Ok(upgraded) => Ok(upgraded),
         Err(fleet::UpgradeError::Refused(reason)) => Err(BadInput(reason).into()),
+        Err(fleet::UpgradeError::UnknownTenant(unknown)) => {
+            Err(BadInput(format!("{unknown}; {}", unknown_tenant_hint(&unknown))).into())
+        }
         Err(err) => Err(err.into()),
     }
 }

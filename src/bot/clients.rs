@@ -443,6 +443,7 @@ pub async fn upgrade(
                 ("generation", &done.generation.to_string()),
             ],
         ),
+        Err(UpgradeError::UnknownTenant(unknown)) => unknown_tenant_text(ctx, &unknown, "/upgrade"),
         Err(UpgradeError::Refused(reason)) => ctx.texts.get(
             "clients.upgrade_refused",
             &[("id", id.as_str()), ("reason", &reason)],

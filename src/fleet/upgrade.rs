@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 
 use crate::fleet::cell::{check_pinned, make_container, wait_healthy};
-use crate::fleet::inventory::known;
+use crate::fleet::inventory::{UnknownTenant, known};
 use crate::fleet::lock::{self, Op};
 use crate::fleet::{Actor, App, audit, fault_point, now, redact};
 use crate::gateway::{ConnectError, PoolError};
@@ -57,6 +57,9 @@ pub struct Upgraded {
 pub enum UpgradeError {
     #[error("{0}")]
     Refused(String),
+    /// No tenant has this id (nothing changed); adapters offer the close ids.
+    #[error(transparent)]
+    UnknownTenant(UnknownTenant),
     #[error("upgrade of {tenant} to {image} failed at step {step}: {reason}; {outcome}", step = .step.as_str())]
     Failed {
         tenant: TenantId,
@@ -124,6 +127,9 @@ pub async fn upgrade(
                 Some(tenant),
                 Err(("validate", &reason)),
             );
+            if let Some(unknown) = err.downcast_ref::<UnknownTenant>() {
+                return Err(UpgradeError::UnknownTenant(unknown.clone()));
+            }
             return Err(UpgradeError::Refused(reason));
         }
     };
