@@ -511,7 +511,13 @@ impl Usd {
 
     /// The largest amount one may type or configure: a billion dollars is a
     /// typo, not a budget.
-    pub const MAX: Usd = Usd(rust_decimal::Decimal::from_parts(1_000_000_000, 0, 0, false, 0));
+    pub const MAX: Usd = Usd(rust_decimal::Decimal::from_parts(
+        1_000_000_000,
+        0,
+        0,
+        false,
+        0,
+    ));
 
     /// Decimals kept of a float from the gateway: beyond them a float carries
     /// only binary noise (0.1 + 0.2 = 0.30000000000000004).
@@ -577,14 +583,17 @@ impl Usd {
     /// Rounded to `decimals`, half away from zero (the rounding of a bill).
     #[must_use]
     pub fn round(self, decimals: u32) -> Usd {
-        Usd(self
-            .0
-            .round_dp_with_strategy(decimals, rust_decimal::RoundingStrategy::MidpointAwayFromZero))
+        Usd(self.0.round_dp_with_strategy(
+            decimals,
+            rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+        ))
     }
 
     /// `self` with `percent` added (a markup: 20 makes $1.00 into $1.20).
+    /// The percent is a configured float, taken to 10 decimals.
     #[must_use]
-    pub fn plus_percent(self, percent: rust_decimal::Decimal) -> Usd {
+    pub fn plus_percent(self, percent: f64) -> Usd {
+        let percent = Usd::from_f64(percent).0;
         Usd(self.0 + self.0 * percent / rust_decimal::Decimal::ONE_HUNDRED)
     }
 
@@ -594,7 +603,15 @@ impl Usd {
         if denominator == 0 {
             return Usd::ZERO;
         }
-        Usd(self.0 * rust_decimal::Decimal::from(numerator) / rust_decimal::Decimal::from(denominator))
+        Usd(self.0 * rust_decimal::Decimal::from(numerator)
+            / rust_decimal::Decimal::from(denominator))
+    }
+
+    /// `self` is at least `percent` of `whole`, compared exactly.
+    #[must_use]
+    pub fn reaches_percent(self, percent: u8, whole: Usd) -> bool {
+        self.0 * rust_decimal::Decimal::ONE_HUNDRED
+            >= rust_decimal::Decimal::from(percent) * whole.0
     }
 
     /// What percent `self` is of `whole` (for display); `None` for a zero whole.

@@ -8,6 +8,8 @@
 
 mod alerts;
 mod audit;
+mod billing;
+mod budget;
 pub mod catalog;
 pub(crate) mod cell_gateway;
 mod create;
@@ -32,13 +34,20 @@ use anyhow::Context;
 pub use crate::gateway::{HookAgent, HookAgentAccepted, HookError, Wake, WakeAccepted};
 /// How start and stop went, as the runtime reports it.
 pub use crate::runtime::{LogLine, Started, Stopped};
-pub use crate::store::{
-    AuditEntry, DayUsage, ModelDayUsage, Outcome, Ratcheted, Suspension, UsageFigures,
-};
+pub use crate::store::{AuditEntry, Outcome};
 pub use alerts::{
     alert_states, audit_log, audit_since, heal, mute, record_alert, save_alert_states,
 };
 pub use audit::{AuditTally, audit_tally, prune_audit};
+pub use billing::{
+    Bill, FleetSummary, Period, Ranked, Summary, bill, fleet_summary, month_key, rank, summarize,
+    tenant_summaries, tenant_summary, today, today_in,
+};
+pub use budget::{
+    Budget, BudgetAlert, BudgetOutcome, BudgetStatus, Resumed, Suspension, THRESHOLDS, budget,
+    budget_status, check_budget, check_budgets, crossed, keep_suspended, resume, set_budget,
+    suspensions,
+};
 pub use cell_gateway::{ChannelInfo, GatewayInfo, client, gateway_info, pair, rpc};
 pub use create::{CreateError, CreateStep, create};
 pub use hooks::{hook_agent, set_hooks, wake};
@@ -53,9 +62,8 @@ pub use reconcile::{ReconcileReport, Repaired, reconcile, repair};
 pub use telegram::{ProveError, ProvenBot, prove_bot_token};
 pub use upgrade::{UpgradeError, UpgradeStep, Upgraded, upgrade};
 pub use usage::{
-    Budget, CollectReport, Collected, Ledger, Resumed, UNATTRIBUTED, budget, budget_notices,
-    budgets, collect_tenant_usage, collect_usage, costs_on, keep_suspended, ledger, ledgers,
-    mark_budget_notices, resume, set_budget, suspend, suspensions, yesterday,
+    CollectReport, Collected, DayUsage, Ledger, ModelDayUsage, Ratcheted, UNATTRIBUTED,
+    UsageFigures, collect_tenant_usage, collect_usage, costs_on, ledger, ledgers, yesterday,
 };
 
 use crate::config::AdminConfig;
