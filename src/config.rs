@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::tenant::{BudgetAction, Secret, TenantId};
+use crate::tenant::{BudgetAction, Limits, Secret, TenantId, Usd};
 
 /// The pinned default cell image: the locally built OpenClaw gateway.
 pub const DEFAULT_CELL_IMAGE: &str = "mtp-test/openclaw:2026.9.6";
@@ -150,8 +150,8 @@ pub struct UsageSettings {
 pub struct Pricing {
     /// Added to the gateway's cost, in percent (20 bills $1.20 per $1.00).
     pub markup_percent: f64,
-    /// A fixed amount per calendar month, in US dollars.
-    pub monthly_fee: f64,
+    /// A fixed amount per calendar month.
+    pub monthly_fee: Usd,
 }
 
 /// One tenant's entry under `usage.tenants`.
@@ -159,9 +159,9 @@ pub struct Pricing {
 pub struct TenantUsage {
     pub plan: Option<String>,
     pub markup_percent: Option<f64>,
-    pub monthly_fee: Option<f64>,
-    /// Monthly budget in US dollars (an operator's `/budget` wins over it).
-    pub budget: Option<f64>,
+    pub monthly_fee: Option<Usd>,
+    /// Monthly budget (an operator's `/budget` wins over it).
+    pub budget: Option<Usd>,
     pub on_budget: Option<BudgetAction>,
 }
 
@@ -178,7 +178,7 @@ impl UsageSettings {
             .copied()
             .unwrap_or(Pricing {
                 markup_percent: 0.0,
-                monthly_fee: 0.0,
+                monthly_fee: Usd::ZERO,
             });
         Pricing {
             markup_percent: entry
@@ -278,6 +278,20 @@ pub struct CellDefaults {
     /// ... and keeps this many files (`cell.logMaxFiles`, default 3), so a
     /// chatty or crash-looping cell cannot fill the disk.
     pub log_max_files: u32,
+}
+
+impl CellDefaults {
+    /// A cell's limits: the operator's memory and CPUs where given, else these
+    /// defaults; the pids limit is always the default. The one place a
+    /// tenant's limits fall back to config (create, the CLI, the bot).
+    #[must_use]
+    pub fn limits(&self, memory_bytes: Option<i64>, nano_cpus: Option<i64>) -> Limits {
+        Limits {
+            memory_bytes: memory_bytes.unwrap_or(self.memory_bytes),
+            nano_cpus: nano_cpus.unwrap_or(self.nano_cpus),
+            pids: self.pids_limit,
+        }
+    }
 }
 
 /// An IPv4 network (`10.213.0.0/16`) cut into /28s for cell networks.
@@ -698,22 +712,20 @@ fn check_usage(raw: RawUsage, env: &BTreeMap<String, String>) -> anyhow::Result<
     let time_zone: chrono_tz::Tz = zone_text
         .parse()
         .map_err(|_| anyhow::anyhow!("at key `usage.timeZone`: {zone_text:?} is not an IANA time zone such as \"UTC\" or \"Europe/Berlin\""))?;
-    let check_pricing = |markup: Option<f64>, fee: Option<f64>, key: &str| -> anyhow::Result<()> {
-        if let Some(markup) = markup
-            && !(markup.is_finite() && (0.0..=1000.0).contains(&markup))
-        {
-            bail!("at key `{key}.markupPercent`: {markup} is outside 0..=1000");
-        }
-        if let Some(fee) = fee
-            && !(fee.is_finite() && fee >= 0.0)
-        {
-            bail!("at key `{key}.monthlyFee`: {fee} must be 0 or more (US dollars)");
-        }
-        Ok(())
-    };
+    let check_pricing =
+        |markup: Option<f64>, fee: Option<f64>, key: &str| -> anyhow::Result<Option<Usd>> {
+            if let Some(markup) = markup
+                && !(markup.is_finite() && (0.0..=1000.0).contains(&markup))
+            {
+                bail!("at key `{key}.markupPercent`: {markup} is outside 0..=1000");
+            }
+            fee.map(Usd::try_from)
+                .transpose()
+                .with_context(|| format!("at key `{key}.monthlyFee`"))
+        };
     let mut plans = BTreeMap::new();
     for (name, plan) in raw.plans.unwrap_or_default() {
-        check_pricing(
+        let monthly_fee = check_pricing(
             plan.markup_percent,
             plan.monthly_fee,
             &format!("usage.plans.{name}"),
@@ -722,7 +734,7 @@ fn check_usage(raw: RawUsage, env: &BTreeMap<String, String>) -> anyhow::Result<
             name,
             Pricing {
                 markup_percent: plan.markup_percent.unwrap_or(0.0),
-                monthly_fee: plan.monthly_fee.unwrap_or(0.0),
+                monthly_fee: monthly_fee.unwrap_or(Usd::ZERO),
             },
         );
     }
@@ -741,7 +753,7 @@ fn check_usage(raw: RawUsage, env: &BTreeMap<String, String>) -> anyhow::Result<
         let tenant: TenantId = id
             .parse()
             .with_context(|| format!("at key `{key}`: {id:?} is not a tenant id"))?;
-        check_pricing(entry.markup_percent, entry.monthly_fee, &key)?;
+        let monthly_fee = check_pricing(entry.markup_percent, entry.monthly_fee, &key)?;
         if let Some(name) = &entry.plan
             && !plans.contains_key(name)
         {
@@ -750,10 +762,16 @@ fn check_usage(raw: RawUsage, env: &BTreeMap<String, String>) -> anyhow::Result<
                 known_plans()
             );
         }
-        if let Some(budget) = entry.budget
-            && !(budget.is_finite() && budget > 0.0)
-        {
-            bail!("at key `{key}.budget`: {budget} must be more than 0 (US dollars a month)");
+        let budget = entry
+            .budget
+            .map(Usd::try_from)
+            .transpose()
+            .with_context(|| format!("at key `{key}.budget`"))?;
+        if budget.is_some_and(Usd::is_zero) {
+            bail!(
+                "at key `{key}.budget`: a budget must be more than {}",
+                Usd::ZERO
+            );
         }
         let on_budget = match &entry.on_budget {
             Some(text) => Some(BudgetAction::parse(text).with_context(|| {
@@ -766,8 +784,8 @@ fn check_usage(raw: RawUsage, env: &BTreeMap<String, String>) -> anyhow::Result<
             TenantUsage {
                 plan: entry.plan,
                 markup_percent: entry.markup_percent,
-                monthly_fee: entry.monthly_fee,
-                budget: entry.budget,
+                monthly_fee,
+                budget,
                 on_budget,
             },
         );
@@ -972,14 +990,14 @@ mod tests {
             config.usage.pricing(&acme),
             Pricing {
                 markup_percent: 5.0,
-                monthly_fee: 99.0
+                monthly_fee: Usd::cents(9900)
             }
         );
         assert_eq!(
             config.usage.pricing(&other),
             Pricing {
                 markup_percent: 20.0,
-                monthly_fee: 10.0
+                monthly_fee: Usd::cents(1000)
             }
         );
         assert_eq!(

@@ -11,7 +11,7 @@
 //! - `fleet`: the use-cases every adapter calls (create, lifecycle, reconcile, …).
 //! - `bot`: the Telegram admin bot (teloxide), an adapter over `fleet`.
 //! - `monitor`: health sweeps, alert rules, self-healing, digest, `/metrics`.
-//! - `usage`: usage collection loop, periods, pricing, budgets, CSV and PNG charts.
+//! - `usage`: the usage loop, the periods an operator types, CSV and PNG charts (bills and budgets are `fleet`'s).
 //! - `serve`: `mtp serve`, the bot and the monitor side by side.
 //!
 //! Dependencies point one way: adapters → `fleet` → `runtime`, `gateway`, `store`.

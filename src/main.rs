@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use mtp::config::AdminConfig;
 use mtp::fleet::{self, Actor, App, CreateError, CreateStep, ReconcileReport, TenantView};
-use mtp::tenant::{BotToken, BudgetAction, DmPolicy, Limits, Secret, TenantId, TenantSpec};
+use mtp::tenant::{BotToken, BudgetAction, DmPolicy, Secret, TenantId, TenantSpec, Usd};
 use mtp::usage::period::PeriodSpec;
 
 #[derive(Parser)]
@@ -683,20 +683,17 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
                 let amount = match amount.as_deref() {
                     Some("none") => None,
                     Some(text) => Some(
-                        text.trim_start_matches('$')
-                            .parse::<f64>()
-                            .ok()
-                            .filter(|a| a.is_finite() && *a > 0.0)
-                            .ok_or_else(|| BadInput(format!("{text:?} is not an amount; write US dollars like 50 or 49.90, or none")))?,
+                        text.parse::<Usd>()
+                            .map_err(|err| BadInput(format!("{err}, or none")))?,
                     ),
                     None => current.amount.filter(|_| current.set_by_operator),
                 };
                 fleet::set_budget(app, &actor, &id, amount, action)?;
             }
-            let status = mtp::usage::budget_status(app, &id, now)?;
+            let status = fleet::budget_status(app, &id, now)?;
             return print_line(&match status.budget.amount {
                 Some(amount) => format!(
-                    "{id}: budget ${amount:.2} a month ({}), at 100%: {}; spent ${:.2} in {} ({:.1}%); alerts sent: {}{}",
+                    "{id}: budget {amount} a month ({}), at 100%: {}; spent {} in {} ({:.1}%); alerts sent: {}{}",
                     if status.budget.set_by_operator {
                         "set here"
                     } else {
@@ -705,7 +702,7 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
                     status.budget.action.as_str(),
                     status.spend,
                     status.month,
-                    status.spend * 100.0 / amount,
+                    status.spend.percent_of(amount).unwrap_or_default(),
                     if status.notified.is_empty() {
                         "-".to_string()
                     } else {
@@ -747,8 +744,9 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
         .map_err(|err: mtp::usage::period::PeriodError| BadInput(format!("--period: {err}")))?;
     let zone = app.config().usage.time_zone.name();
     if args.all {
-        let (period, summaries) = mtp::usage::tenant_summaries(app, spec, now)?;
-        let fleet_summary = mtp::usage::report::rank(period, &summaries);
+        let period = spec.resolve(fleet::today(app, now));
+        let summaries = fleet::tenant_summaries(app, period)?;
+        let fleet_summary = fleet::rank(period, &summaries);
         return match args.format {
             UsageFormat::Json => print_json(&json!({
                 "period": period_json(&spec, &period, zone),
@@ -776,16 +774,16 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
                     out.push_str(&format!(
                         "{:<40} {:>12} {:>12} {:>14}\n",
                         t.tenant.as_str(),
-                        format!("${:.2}", t.cost),
-                        format!("${:.2}", t.billable),
+                        t.cost.to_string(),
+                        t.billable.to_string(),
                         t.tokens
                     ));
                 }
                 out.push_str(&format!(
                     "{:<40} {:>12} {:>12}",
                     "TOTAL",
-                    format!("${:.2}", fleet_summary.cost),
-                    format!("${:.2}", fleet_summary.billable)
+                    fleet_summary.cost.to_string(),
+                    fleet_summary.billable.to_string()
                 ));
                 print_line(&out)
             }
@@ -797,7 +795,7 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
         ));
     };
     let id = parse_id(&id)?;
-    let summary = mtp::usage::tenant_summary(app, &id, spec, now)?;
+    let summary = fleet::tenant_summary(app, &id, spec.resolve(fleet::today(app, now)))?;
     match args.format {
         UsageFormat::Csv => {
             let mut stdout = std::io::stdout().lock();
@@ -805,7 +803,7 @@ async fn usage_command(app: &App, args: UsageArgs) -> anyhow::Result<()> {
             Ok(())
         }
         UsageFormat::Json => {
-            let status = mtp::usage::budget_status(app, &id, now)?;
+            let status = fleet::budget_status(app, &id, now)?;
             print_json(&usage_json(&spec, zone, &summary, &status))
         }
         UsageFormat::Table => print_line(&render_usage(&spec, zone, &summary)),
@@ -860,7 +858,7 @@ fn collect_json(report: &fleet::CollectReport) -> Value {
     })
 }
 
-fn period_json(spec: &PeriodSpec, period: &mtp::usage::period::Period, zone: &str) -> Value {
+fn period_json(spec: &PeriodSpec, period: &fleet::Period, zone: &str) -> Value {
     json!({ "spec": spec.to_string(), "start": period.start.to_string(), "end": period.end.to_string(), "time_zone": zone })
 }
 
@@ -879,8 +877,8 @@ fn figures_json(figures: &fleet::UsageFigures) -> Value {
 fn usage_json(
     spec: &PeriodSpec,
     zone: &str,
-    summary: &mtp::usage::report::Summary,
-    status: &mtp::usage::BudgetStatus,
+    summary: &fleet::Summary,
+    status: &fleet::BudgetStatus,
 ) -> Value {
     let with = |mut value: Value, key: &str, extra: Value| {
         value[key] = extra;
@@ -908,7 +906,7 @@ fn usage_json(
     })
 }
 
-fn render_usage(spec: &PeriodSpec, zone: &str, summary: &mtp::usage::report::Summary) -> String {
+fn render_usage(spec: &PeriodSpec, zone: &str, summary: &fleet::Summary) -> String {
     let totals = &summary.totals;
     let bill = &summary.bill;
     let mut lines = vec![
@@ -920,9 +918,9 @@ fn render_usage(spec: &PeriodSpec, zone: &str, summary: &mtp::usage::report::Sum
             "tokens     {} in, {} out, {} cache read, {} cache write",
             totals.input, totals.output, totals.cache_read, totals.cache_write
         ),
-        format!("cost       ${:.2}", totals.cost),
+        format!("cost       {}", totals.cost),
         format!(
-            "billable   ${:.2} = ${:.2} usage ({}% markup) + ${:.2} fee",
+            "billable   {} = {} usage ({}% markup) + {} fee",
             bill.total, bill.usage, bill.markup_percent, bill.fee
         ),
         format!(
@@ -938,7 +936,7 @@ fn render_usage(spec: &PeriodSpec, zone: &str, summary: &mtp::usage::report::Sum
         for (model, figures) in &summary.models {
             lines.push(format!(
                 "{model:<48} {:>12} {:>14}",
-                format!("${:.4}", figures.cost),
+                format!("{:.4}", figures.cost),
                 figures.tokens()
             ));
         }
@@ -966,25 +964,21 @@ fn create_spec(
         env.get("MTP_TENANT_PROVIDER_KEY"),
         "provider key",
     )?;
-    let limits = if args.memory.is_some() || args.cpus.is_some() {
-        let memory_bytes = match &args.memory {
-            Some(text) => mtp::config::parse_memory(text)
+    let memory_bytes = match &args.memory {
+        Some(text) => Some(
+            mtp::config::parse_memory(text)
                 .map_err(|err| BadInput(format!("--memory {text:?}: {err:#}")))?,
-            None => app.config().cell.memory_bytes,
-        };
-        let nano_cpus = match args.cpus {
-            Some(cpus) => mtp::config::cpus_to_nano(cpus)
-                .map_err(|err| BadInput(format!("--cpus: {err:#}")))?,
-            None => app.config().cell.nano_cpus,
-        };
-        Some(Limits {
-            memory_bytes,
-            nano_cpus,
-            pids: app.config().cell.pids_limit,
-        })
-    } else {
-        None
+        ),
+        None => None,
     };
+    let nano_cpus = match args.cpus {
+        Some(cpus) => Some(
+            mtp::config::cpus_to_nano(cpus).map_err(|err| BadInput(format!("--cpus: {err:#}")))?,
+        ),
+        None => None,
+    };
+    let limits = (memory_bytes.is_some() || nano_cpus.is_some())
+        .then(|| app.config().cell.limits(memory_bytes, nano_cpus));
     let dm_policy = if args.allow_from.is_empty() {
         DmPolicy::Pairing
     } else {

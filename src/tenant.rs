@@ -485,6 +485,239 @@ impl BudgetAction {
     }
 }
 
+/// An amount of US dollars, exact: a decimal, not a float, so a month's bill
+/// is the sum of its days to the cent however many tiny per-token costs went
+/// into it. Budgets, prices, costs and bills are all `Usd`.
+///
+/// Full precision is kept (a price per million tokens may need more than two
+/// decimals); only display rounds: `Display` shows cents (`$12.34`, or more
+/// decimals with `{:.4}`), rounding half away from zero, as a bill does.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Usd(rust_decimal::Decimal);
+
+/// Why a text is not an amount of money; the message says what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsdError {
+    #[error("{0:?} is not an amount; write US dollars like 50 or 49.90")]
+    NotAnAmount(String),
+    #[error("{0:?} is negative; an amount is 0 or more US dollars")]
+    Negative(String),
+    #[error("{0:?} is more than {max}", max = Usd::MAX)]
+    TooLarge(String),
+}
+
+impl Usd {
+    pub const ZERO: Usd = Usd(rust_decimal::Decimal::ZERO);
+
+    /// The largest amount one may type or configure: a billion dollars is a
+    /// typo, not a budget.
+    pub const MAX: Usd = Usd(rust_decimal::Decimal::from_parts(
+        1_000_000_000,
+        0,
+        0,
+        false,
+        0,
+    ));
+
+    /// Decimals kept of a float from the gateway: beyond them a float carries
+    /// only binary noise (0.1 + 0.2 = 0.30000000000000004).
+    const FLOAT_DECIMALS: u32 = 10;
+
+    /// An exact amount.
+    #[must_use]
+    pub fn new(amount: rust_decimal::Decimal) -> Usd {
+        Usd(amount)
+    }
+
+    /// Whole cents: `Usd::cents(1234)` is $12.34.
+    #[must_use]
+    pub fn cents(cents: i64) -> Usd {
+        Usd(rust_decimal::Decimal::new(cents, 2))
+    }
+
+    /// An amount the gateway or a config file gave as a float, to 10 decimals
+    /// (NaN and infinities are zero: no real cost is either).
+    #[must_use]
+    pub fn from_f64(amount: f64) -> Usd {
+        use rust_decimal::prelude::FromPrimitive;
+        Usd(rust_decimal::Decimal::from_f64(amount)
+            .unwrap_or_default()
+            .round_dp(Usd::FLOAT_DECIMALS)
+            .normalize())
+    }
+
+    /// Checks an amount a person gave (typed or configured): 0 or more, at
+    /// most `Usd::MAX`. `text` names it in the error. The one validation of money.
+    ///
+    /// # Errors
+    ///
+    /// A negative or too large amount.
+    pub fn checked(amount: rust_decimal::Decimal, text: &str) -> Result<Usd, UsdError> {
+        if amount.is_sign_negative() && !amount.is_zero() {
+            return Err(UsdError::Negative(text.to_string()));
+        }
+        if amount > Usd::MAX.0 {
+            return Err(UsdError::TooLarge(text.to_string()));
+        }
+        Ok(Usd(amount.normalize()))
+    }
+
+    /// The exact decimal.
+    #[must_use]
+    pub fn decimal(self) -> rust_decimal::Decimal {
+        self.0
+    }
+
+    /// A float, for charts and JSON numbers; never for arithmetic.
+    #[must_use]
+    pub fn to_f64(self) -> f64 {
+        use rust_decimal::prelude::ToPrimitive;
+        self.0.to_f64().unwrap_or_default()
+    }
+
+    #[must_use]
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+
+    /// Rounded to `decimals`, half away from zero (the rounding of a bill).
+    #[must_use]
+    pub fn round(self, decimals: u32) -> Usd {
+        Usd(self.0.round_dp_with_strategy(
+            decimals,
+            rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+        ))
+    }
+
+    /// `self` with `percent` added (a markup: 20 makes $1.00 into $1.20).
+    /// The percent is a configured float, taken to 10 decimals.
+    #[must_use]
+    pub fn plus_percent(self, percent: f64) -> Usd {
+        let percent = Usd::from_f64(percent).0;
+        Usd(self.0 + self.0 * percent / rust_decimal::Decimal::ONE_HUNDRED)
+    }
+
+    /// `self * numerator / denominator` (a monthly fee pro rata for some days).
+    #[must_use]
+    pub fn pro_rata(self, numerator: i64, denominator: i64) -> Usd {
+        if denominator == 0 {
+            return Usd::ZERO;
+        }
+        Usd(self.0 * rust_decimal::Decimal::from(numerator)
+            / rust_decimal::Decimal::from(denominator))
+    }
+
+    /// `self` is at least `percent` of `whole`, compared exactly.
+    #[must_use]
+    pub fn reaches_percent(self, percent: u8, whole: Usd) -> bool {
+        self.0 * rust_decimal::Decimal::ONE_HUNDRED
+            >= rust_decimal::Decimal::from(percent) * whole.0
+    }
+
+    /// What percent `self` is of `whole` (for display); `None` for a zero whole.
+    #[must_use]
+    pub fn percent_of(self, whole: Usd) -> Option<f64> {
+        use rust_decimal::prelude::ToPrimitive;
+        if whole.0 <= rust_decimal::Decimal::ZERO {
+            return None;
+        }
+        (self.0 * rust_decimal::Decimal::ONE_HUNDRED / whole.0).to_f64()
+    }
+}
+
+impl FromStr for Usd {
+    type Err = UsdError;
+
+    /// `50`, `49.90`, `$49.90`, `0.000015`: a plain decimal, an optional `$`.
+    fn from_str(text: &str) -> Result<Usd, UsdError> {
+        let trimmed = text.trim();
+        let digits = trimmed.strip_prefix('$').unwrap_or(trimmed);
+        let plain = !digits.is_empty()
+            && digits
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+');
+        let amount = plain
+            .then(|| rust_decimal::Decimal::from_str_exact(digits).ok())
+            .flatten()
+            .ok_or_else(|| UsdError::NotAnAmount(text.to_string()))?;
+        Usd::checked(amount, text)
+    }
+}
+
+impl TryFrom<f64> for Usd {
+    type Error = UsdError;
+
+    /// A configured amount (a JSON number), under the same bound as typed text.
+    fn try_from(amount: f64) -> Result<Usd, UsdError> {
+        use rust_decimal::prelude::FromPrimitive;
+        let text = amount.to_string();
+        let decimal = rust_decimal::Decimal::from_f64(amount)
+            .ok_or_else(|| UsdError::NotAnAmount(text.clone()))?;
+        Usd::checked(decimal, &text)
+    }
+}
+
+impl fmt::Display for Usd {
+    /// `$12.34`; `{:.4}` shows four decimals. Rounds half away from zero.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let decimals = f.precision().unwrap_or(2);
+        let rounded = self.round(u32::try_from(decimals).unwrap_or(u32::MAX)).0;
+        let sign = if rounded.is_sign_negative() && !rounded.is_zero() {
+            "-"
+        } else {
+            ""
+        };
+        write!(f, "{sign}${:.decimals$}", rounded.abs())
+    }
+}
+
+impl fmt::Debug for Usd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Usd({})", self.0)
+    }
+}
+
+impl std::ops::Add for Usd {
+    type Output = Usd;
+
+    fn add(self, other: Usd) -> Usd {
+        Usd(self.0 + other.0)
+    }
+}
+
+impl std::ops::AddAssign for Usd {
+    fn add_assign(&mut self, other: Usd) {
+        self.0 += other.0;
+    }
+}
+
+impl std::ops::Sub for Usd {
+    type Output = Usd;
+
+    fn sub(self, other: Usd) -> Usd {
+        Usd(self.0 - other.0)
+    }
+}
+
+impl std::iter::Sum for Usd {
+    fn sum<I: Iterator<Item = Usd>>(iter: I) -> Usd {
+        iter.fold(Usd::ZERO, |sum, amount| sum + amount)
+    }
+}
+
+impl<'a> std::iter::Sum<&'a Usd> for Usd {
+    fn sum<I: Iterator<Item = &'a Usd>>(iter: I) -> Usd {
+        iter.fold(Usd::ZERO, |sum, amount| sum + *amount)
+    }
+}
+
+impl Serialize for Usd {
+    /// A JSON number, as the CLI's documented shapes have it.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.to_f64())
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -585,5 +818,64 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn money_parses_one_way_with_one_bound() {
+        let usd = |text: &str| text.parse::<Usd>();
+        assert_eq!(usd("50"), Ok(Usd::cents(5000)));
+        assert_eq!(usd("$49.90"), Ok(Usd::cents(4990)));
+        assert_eq!(usd(" 0 "), Ok(Usd::ZERO));
+        assert_eq!(
+            usd("0.000015").map(Usd::decimal),
+            Ok(rust_decimal::Decimal::new(15, 6))
+        );
+        assert_eq!(usd("1000000000"), Ok(Usd::MAX));
+        for (bad, why) in [
+            ("lots", "is not an amount"),
+            ("", "is not an amount"),
+            ("1e3", "is not an amount"),
+            ("$", "is not an amount"),
+            ("-1", "is negative"),
+            ("1000000000.01", "is more than $1000000000.00"),
+        ] {
+            let err = usd(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        assert_eq!(Usd::try_from(29.5), Ok(Usd::cents(2950)));
+        assert!(Usd::try_from(-1.0).is_err());
+        assert!(Usd::try_from(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn money_shows_cents_rounded_half_away_from_zero() {
+        assert_eq!(Usd::cents(1234).to_string(), "$12.34");
+        assert_eq!(Usd::ZERO.to_string(), "$0.00");
+        assert_eq!("12.345".parse::<Usd>().unwrap().to_string(), "$12.35");
+        assert_eq!("0.125".parse::<Usd>().unwrap().to_string(), "$0.13");
+        assert_eq!(format!("{:.4}", Usd::from_f64(0.0042)), "$0.0042");
+        assert_eq!(Usd::from_f64(-0.25).to_string(), "-$0.25");
+        assert_eq!(Usd::from_f64(0.1 + 0.2), Usd::from_f64(0.3));
+    }
+
+    /// A month of tiny per-token costs: in f64 the sum drifts off the exact
+    /// total and rounds to the wrong cent; in `Usd` the days add up to the
+    /// month exactly.
+    #[test]
+    fn many_small_costs_add_up_to_the_cent() {
+        // 1015 calls at a tenth of a cent: $1.015 exactly, $1.02 on the bill.
+        let price = "0.001".parse::<Usd>().unwrap();
+        let exact: Usd = std::iter::repeat_n(price, 1015).sum();
+        assert_eq!(exact, "1.015".parse().unwrap());
+        assert_eq!(exact.to_string(), "$1.02");
+        let float: f64 = std::iter::repeat_n(0.001_f64, 1015).sum();
+        assert!(float < 1.015, "f64 drifts below the exact sum: {float}");
+        assert_eq!(format!("${float:.2}"), "$1.01", "and bills the wrong cent");
+        // Thirty days of 1000 calls each: the days add up to the month.
+        let day: Usd = std::iter::repeat_n("0.000015".parse::<Usd>().unwrap(), 1000).sum();
+        let days = vec![day; 30];
+        let month: Usd = std::iter::repeat_n("0.000015".parse::<Usd>().unwrap(), 30_000).sum();
+        assert_eq!(days.iter().sum::<Usd>(), month);
+        assert_eq!(month, "0.45".parse().unwrap());
     }
 }

@@ -233,3 +233,88 @@ async fn the_audit_log_keeps_the_configured_days_and_rows() {
         "nothing more to prune"
     );
 }
+
+// See: issue 14 (a budget check is one store transaction).
+/// Two processes checking the same tenant's budget at once (two store handles,
+/// as two processes hold them, on two threads) hand each threshold out once
+/// and record one suspension: the check reads and marks in one transaction.
+#[test]
+fn two_budget_checks_at_once_notify_and_suspend_once() {
+    use mtp::store::{BudgetMarks, Suspension, UsageFigures};
+    use mtp::tenant::{BudgetAction, Usd};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mtp.redb");
+    let day = |text: &str| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+    let spend = UsageFigures {
+        input: 1,
+        output: 1,
+        cache_read: 0,
+        cache_write: 0,
+        cost: Usd::cents(1200),
+    };
+    let tenants: Vec<TenantId> = (0..10).map(|n| format!("t{n}").parse().unwrap()).collect();
+    for tenant in &tenants {
+        Store::open(&path)
+            .unwrap()
+            .ratchet_usage(tenant, &[(day("2026-11-02"), spend)], &[], 1)
+            .unwrap();
+    }
+    let month = "2026-11";
+    // The month's spend past 100% of $10: every threshold, and a suspension.
+    let check = |store: &Store, tenant: &TenantId| {
+        store
+            .check_budget(
+                tenant,
+                month,
+                day("2026-11-01"),
+                day("2026-11-30"),
+                |facts| {
+                    assert_eq!(facts.spend, Usd::cents(1200));
+                    BudgetMarks {
+                        notify: [50, 80, 100]
+                            .into_iter()
+                            .filter(|t| !facts.notified.contains(t))
+                            .collect(),
+                        suspend: facts.record.suspended.is_none().then(|| Suspension {
+                            since: 1,
+                            how: BudgetAction::StopCell,
+                            month: month.to_string(),
+                        }),
+                    }
+                },
+            )
+            .unwrap()
+            .1
+    };
+    for (round, tenant) in tenants.iter().enumerate() {
+        let barrier = std::sync::Barrier::new(2);
+        let (first, second) = std::thread::scope(|scope| {
+            let both = [(); 2].map(|()| {
+                scope.spawn(|| {
+                    let store = Store::open(&path).unwrap();
+                    barrier.wait();
+                    check(&store, tenant)
+                })
+            });
+            let [a, b] = both.map(|handle| handle.join().unwrap());
+            (a, b)
+        });
+        let mut notified = [first.notify.clone(), second.notify.clone()].concat();
+        notified.sort_unstable();
+        assert_eq!(
+            notified,
+            vec![50, 80, 100],
+            "round {round}: {first:?} {second:?}"
+        );
+        assert!(
+            first.notify.is_empty() || second.notify.is_empty(),
+            "one check notifies: {first:?} {second:?}"
+        );
+        assert_eq!(
+            usize::from(first.suspend.is_some()) + usize::from(second.suspend.is_some()),
+            1,
+            "one suspension: {first:?} {second:?}"
+        );
+    }
+}

@@ -20,10 +20,13 @@ use tokio_util::sync::CancellationToken;
 use common::fake_telegram::{Failure, FakeTelegram};
 use common::{BOT_TOKEN, FAKE_IMAGE, TestEnv, json, stdout};
 use mtp::config::AdminConfig;
-use mtp::fleet::{self, Actor, App, Collected, UsageFigures};
-use mtp::tenant::{BotToken, BudgetAction, CellState, DmPolicy, SecretKind, TenantId, TenantSpec};
+use mtp::fleet::{self, Actor, App, BudgetAlert, BudgetOutcome, Collected, Period, UsageFigures};
+use mtp::store;
+use mtp::tenant::{
+    BotToken, BudgetAction, CellState, DmPolicy, SecretKind, TenantId, TenantSpec, Usd,
+};
 use mtp::usage::period::PeriodSpec;
-use mtp::usage::{self, BudgetOutcome, Report};
+use mtp::usage::{self, Report};
 
 const OPUS: &str = "anthropic/claude-opus-4-6";
 const SONNET: &str = "anthropic/claude-sonnet-4-6";
@@ -174,18 +177,24 @@ async fn collect(app: &App, id: &TenantId) -> Collected {
     report.tenants.into_iter().next().unwrap().1
 }
 
-fn figures(input: u64, output: u64, cost: f64) -> UsageFigures {
-    UsageFigures {
+/// Ledger figures as the store takes them (tests fill the ledger directly).
+fn figures(input: u64, output: u64, cost: f64) -> store::UsageFigures {
+    store::UsageFigures {
         input,
         output,
         cache_read: 0,
         cache_write: 0,
-        cost,
+        cost: Usd::from_f64(cost),
     }
 }
 
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() < 1e-9
+fn close(a: Usd, b: f64) -> bool {
+    (a.to_f64() - b).abs() < 1e-9
+}
+
+/// The days `spec` covers today, in the usage time zone.
+fn resolve(app: &App, spec: PeriodSpec) -> Period {
+    spec.resolve(fleet::today(app, Utc::now()))
 }
 
 /// A tenant on record, stopped and with no container: collection skips it
@@ -271,7 +280,7 @@ fn a_real_cell_is_collected_and_reports_zero_usage() {
     assert_eq!(shown["totals"]["total_tokens"], 0, "{shown}");
     assert!(shown["as_of"].is_string(), "read just now: {shown}");
     assert_eq!(shown["period"]["spec"], "this-month");
-    let month = mtp::usage::period::Period::month_of(today());
+    let month = Period::month_of(today());
     assert_eq!(
         shown["daily"].as_array().unwrap().len() as i64,
         month.len_days()
@@ -322,24 +331,29 @@ async fn the_ledger_adds_up_days_and_models_and_never_goes_down() {
     assert_eq!(ratcheted.held, 0);
 
     let range: PeriodSpec = format!("{d0}..{d2}").parse().unwrap();
-    let summary = usage::tenant_summary(&app, &id, range, Utc::now()).unwrap();
+    let summary = fleet::tenant_summary(&app, &id, resolve(&app, range)).unwrap();
     assert_eq!((summary.totals.input, summary.totals.output), (1900, 250));
     assert!(close(summary.totals.cost, 3.85), "{:?}", summary.totals);
     let models: Vec<(&str, f64)> = summary
         .models
         .iter()
-        .map(|(m, f)| (m.as_str(), f.cost))
+        .map(|(m, f)| (m.as_str(), f.cost.to_f64()))
         .collect();
     assert_eq!(models.len(), 2, "{models:?}");
     assert_eq!(models[0].0, OPUS);
     assert!(
-        close(models[0].1, 3.25) && close(models[1].1, 0.6),
+        (models[0].1 - 3.25).abs() < 1e-9 && (models[1].1 - 0.6).abs() < 1e-9,
         "{models:?}"
     );
-    let daily: Vec<f64> = summary.daily.iter().map(|(_, f)| f.cost).collect();
+    let daily: Vec<Usd> = summary.daily.iter().map(|(_, f)| f.cost).collect();
     assert!(
         close(daily[0], 3.5) && close(daily[1], 0.25) && close(daily[2], 0.1),
         "{daily:?}"
+    );
+    assert_eq!(
+        daily.iter().sum::<Usd>(),
+        summary.totals.cost,
+        "the days add up to the total"
     );
     assert!(
         close(summary.bill.total, 3.85 * 1.2),
@@ -395,7 +409,7 @@ async fn the_ledger_adds_up_days_and_models_and_never_goes_down() {
         panic!("read")
     };
     assert!(ratcheted.held >= 2, "{ratcheted:?}");
-    let again = usage::tenant_summary(&app, &id, range, Utc::now()).unwrap();
+    let again = fleet::tenant_summary(&app, &id, resolve(&app, range)).unwrap();
     assert_eq!(
         (again.totals, again.models.clone()),
         (summary.totals, summary.models.clone())
@@ -404,11 +418,11 @@ async fn the_ledger_adds_up_days_and_models_and_never_goes_down() {
     // More usage today raises today only.
     program(&app, &id, &[(d2, SONNET, 900, 40, 0.4)]).await;
     collect(&app, &id).await;
-    let raised = usage::tenant_summary(&app, &id, range, Utc::now()).unwrap();
+    let raised = fleet::tenant_summary(&app, &id, resolve(&app, range)).unwrap();
     assert!(close(raised.totals.cost, 4.15), "{:?}", raised.totals);
     assert_eq!(
         raised.rows.iter().find(|r| r.day == d2).unwrap().figures,
-        figures(900, 40, 0.4)
+        UsageFigures::from(figures(900, 40, 0.4))
     );
 
     // A cell that fails is skipped; its figures stay.
@@ -422,7 +436,7 @@ async fn the_ledger_adds_up_days_and_models_and_never_goes_down() {
     .await;
     assert!(matches!(collect(&app, &id).await, Collected::Failed(_)));
     assert_eq!(
-        usage::tenant_summary(&app, &id, range, Utc::now())
+        fleet::tenant_summary(&app, &id, resolve(&app, range))
             .unwrap()
             .totals,
         raised.totals
@@ -438,7 +452,11 @@ async fn the_ledger_adds_up_days_and_models_and_never_goes_down() {
     assert!(matches!(collect(&app, &id).await, Collected::Read { .. }));
 
     // The chart of the summary is a PNG of the documented size.
-    let days: Vec<(NaiveDate, f64)> = raised.daily.iter().map(|(day, f)| (*day, f.cost)).collect();
+    let days: Vec<(NaiveDate, f64)> = raised
+        .daily
+        .iter()
+        .map(|(day, f)| (*day, f.cost.to_f64()))
+        .collect();
     let png = usage::chart::cost_per_day("ledger", &days).unwrap();
     let reader = png::Decoder::new(png.as_slice()).read_info().unwrap();
     assert_eq!(
@@ -452,7 +470,7 @@ async fn the_ledger_adds_up_days_and_models_and_never_goes_down() {
         .unwrap();
     assert_eq!(collect(&app, &id).await, Collected::NotRunning);
     assert_eq!(
-        usage::tenant_summary(&app, &id, range, Utc::now())
+        fleet::tenant_summary(&app, &id, resolve(&app, range))
             .unwrap()
             .totals,
         raised.totals
@@ -480,12 +498,12 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
         &app,
         &operator,
         &chan,
-        Some(10.0),
+        Some(Usd::cents(1000)),
         Some(BudgetAction::StopChannel),
     )
     .unwrap();
     assert!(budget.set_by_operator);
-    let thresholds = |alerts: &[usage::BudgetAlert], id: &TenantId| -> Vec<u8> {
+    let thresholds = |alerts: &[BudgetAlert], id: &TenantId| -> Vec<u8> {
         alerts
             .iter()
             .filter(|a| &a.tenant == id)
@@ -495,12 +513,12 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
 
     program(&app, &chan, &[(today(), OPUS, 1000, 10, 5.5)]).await;
     collect(&app, &chan).await;
-    let alerts = usage::check_budgets(&app, Utc::now()).await.unwrap();
+    let alerts = fleet::check_budgets(&app, Utc::now()).await.unwrap();
     assert_eq!(thresholds(&alerts, &chan), vec![50], "{alerts:?}");
     assert_eq!(alerts[0].outcome, BudgetOutcome::Notified);
     assert!(close(alerts[0].spend, 5.5) && close(alerts[0].budget, 10.0));
     assert!(
-        usage::check_budgets(&app, Utc::now())
+        fleet::check_budgets(&app, Utc::now())
             .await
             .unwrap()
             .is_empty(),
@@ -511,7 +529,7 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
     drop(app);
     let app = env.app().await;
     assert!(
-        usage::check_budgets(&app, Utc::now())
+        fleet::check_budgets(&app, Utc::now())
             .await
             .unwrap()
             .is_empty(),
@@ -521,7 +539,7 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
     collect(&app, &chan).await;
     assert_eq!(
         thresholds(
-            &usage::check_budgets(&app, Utc::now()).await.unwrap(),
+            &fleet::check_budgets(&app, Utc::now()).await.unwrap(),
             &chan
         ),
         vec![80]
@@ -531,7 +549,7 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
     assert_eq!(channel_running(&app, &chan).await, Some(true));
     program(&app, &chan, &[(today(), OPUS, 1000, 10, 12.0)]).await;
     collect(&app, &chan).await;
-    let alerts = usage::check_budgets(&app, Utc::now()).await.unwrap();
+    let alerts = fleet::check_budgets(&app, Utc::now()).await.unwrap();
     let alert = alerts
         .iter()
         .find(|a| a.tenant == chan)
@@ -547,7 +565,7 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
         .map(|(id, _)| id)
         .collect();
     assert_eq!(suspended, vec![chan.clone()]);
-    let status = usage::budget_status(&app, &chan, Utc::now()).unwrap();
+    let status = fleet::budget_status(&app, &chan, Utc::now()).unwrap();
     assert_eq!(status.notified, vec![50, 80, 100]);
     // The monitor does not take a channel stopped for the budget for an outage.
     let sweep = fleet::health::sweep(
@@ -574,7 +592,7 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
     assert_eq!(channel_running(&app, &chan).await, Some(true));
     assert!(
         thresholds(
-            &usage::check_budgets(&app, Utc::now()).await.unwrap(),
+            &fleet::check_budgets(&app, Utc::now()).await.unwrap(),
             &chan
         )
         .is_empty()
@@ -590,7 +608,7 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
     assert!(fleet::suspensions(&app).unwrap().is_empty());
     assert!(
         thresholds(
-            &usage::check_budgets(&app, Utc::now()).await.unwrap(),
+            &fleet::check_budgets(&app, Utc::now()).await.unwrap(),
             &chan
         )
         .is_empty()
@@ -604,7 +622,7 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
     // The config budget of the other tenant: past 100% at once, one alert, the cell stopped.
     program(&app, &cell, &[(today(), SONNET, 10, 10, 2.0)]).await;
     collect(&app, &cell).await;
-    let alerts = usage::check_budgets(&app, Utc::now()).await.unwrap();
+    let alerts = fleet::check_budgets(&app, Utc::now()).await.unwrap();
     let alert = alerts
         .iter()
         .find(|a| a.tenant == cell)
@@ -653,7 +671,14 @@ async fn the_usage_loop_runs_every_interval() {
     let app = env.app().await;
     let id: TenantId = env.tenant("timer").parse().unwrap();
     stopped_tenant(&app, &id);
-    fleet::set_budget(&app, &Actor::System("test"), &id, Some(10.0), None).unwrap();
+    fleet::set_budget(
+        &app,
+        &Actor::System("test"),
+        &id,
+        Some(Usd::cents(1000)),
+        None,
+    )
+    .unwrap();
     common::store_of(&app)
         .ratchet_usage(&id, &[(today(), figures(1, 1, 6.0))], &[], 1)
         .unwrap();
@@ -804,12 +829,12 @@ async fn the_bot_shows_usage_charts_csv_budgets_and_alerts() {
     );
 
     // An alert of the usage loop reaches the operator (no ops group configured).
-    let alert = usage::BudgetAlert {
+    let alert = BudgetAlert {
         tenant: id.clone(),
         month: "2026-11".to_string(),
         threshold: 100,
-        spend: 10.5,
-        budget: 10.0,
+        spend: Usd::cents(1050),
+        budget: Usd::cents(1000),
         outcome: BudgetOutcome::Suspended(BudgetAction::StopChannel),
     };
     usage_tx.send(Report::Budget(alert)).await.unwrap();
@@ -823,7 +848,7 @@ async fn the_bot_shows_usage_charts_csv_budgets_and_alerts() {
 
     common::store_of(&app)
         .update_budget_record(&id, |record| {
-            record.suspended = Some(fleet::Suspension {
+            record.suspended = Some(store::Suspension {
                 since: fleet::now(),
                 how: BudgetAction::StopChannel,
                 month: "2026-11".into(),
@@ -878,7 +903,10 @@ async fn the_bot_upgrades_step_by_step_and_the_digest_names_yesterdays_costs() {
     }
     assert_eq!(
         fleet::costs_on(&app, yesterday).unwrap(),
-        vec![(id.clone(), 4.25), (gone.clone(), 1.5)]
+        vec![
+            (id.clone(), Usd::cents(425)),
+            (gone.clone(), Usd::cents(150))
+        ]
     );
 
     let (monitor_tx, monitor_rx) = mpsc::channel(4);
@@ -992,14 +1020,13 @@ async fn the_bot_upgrades_step_by_step_and_the_digest_names_yesterdays_costs() {
     fleet::remove(&app, &Actor::System("test"), &id, false)
         .await
         .unwrap();
-    let kept = usage::tenant_summary(
+    let kept = fleet::tenant_summary(
         &app,
         &id,
-        PeriodSpec::Range {
+        Period {
             start: yesterday,
             end: yesterday,
         },
-        Utc::now(),
     )
     .unwrap();
     assert!(close(kept.bill.cost, 4.25), "{:?}", kept.bill);

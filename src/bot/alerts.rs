@@ -337,7 +337,7 @@ fn render_digest(ctx: &Ctx, digest: &Digest) -> String {
             .map(|(id, cost)| {
                 ctx.texts.get(
                     "monitor.digest_cost_line",
-                    &[("id", id.as_str()), ("cost", &format!("{cost:.2}"))],
+                    &[("id", id.as_str()), ("cost", &cost.to_string())],
                 )
             })
             .collect::<Vec<_>>()
@@ -347,7 +347,7 @@ fn render_digest(ctx: &Ctx, digest: &Digest) -> String {
         "monitor.digest",
         &[
             ("cost_day", &digest.cost_day.to_string()),
-            ("fleet_cost", &format!("{:.2}", digest.fleet_cost)),
+            ("fleet_cost", &digest.fleet_cost.to_string()),
             ("costs", &costs),
             ("tenants", &digest.tenants.to_string()),
             ("up", &digest.up.to_string()),

@@ -10,11 +10,12 @@ use teloxide::types::InputFile;
 use tokio::sync::mpsc;
 
 use crate::bot::{Ctx, HandlerResult, Tg, send};
-use crate::fleet::{self, Actor, Resumed, UnknownTenant};
-use crate::tenant::{BudgetAction, TenantId};
-use crate::usage::period::{Period, PeriodSpec};
-use crate::usage::report::{self, Summary};
-use crate::usage::{self, BudgetAlert, BudgetOutcome, Report};
+use crate::fleet::{
+    self, Actor, BudgetAlert, BudgetOutcome, BudgetStatus, Period, Resumed, Summary, UnknownTenant,
+};
+use crate::tenant::{BudgetAction, TenantId, Usd};
+use crate::usage::period::PeriodSpec;
+use crate::usage::{self, Report, report};
 
 /// The usage line of `/help`-style errors.
 const USAGE_USAGE: &str =
@@ -140,7 +141,8 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
         }
     };
     let spec = spec.unwrap_or_default();
-    let summary = match usage::tenant_summary(&ctx.app, &id, spec, Utc::now()) {
+    let period = spec.resolve(fleet::today(&ctx.app, Utc::now()));
+    let summary = match fleet::tenant_summary(&ctx.app, &id, period) {
         Ok(summary) => summary,
         // A period-shaped word that is no tenant asks for the whole fleet.
         Err(err)
@@ -165,7 +167,7 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
         bot.send_document(chat, file).caption(caption).await?;
         return Ok(());
     }
-    let budget = usage::budget_status(&ctx.app, &id, Utc::now()).ok();
+    let budget = fleet::budget_status(&ctx.app, &id, Utc::now()).ok();
     send(
         bot,
         chat,
@@ -181,7 +183,7 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
     let days: Vec<_> = summary
         .daily
         .iter()
-        .map(|(day, figures)| (*day, figures.cost))
+        .map(|(day, figures)| (*day, figures.cost.to_f64()))
         .collect();
     match usage::chart::cost_per_day(&title, &days) {
         Ok(png) => {
@@ -210,7 +212,7 @@ fn render_summary(
     ctx: &Ctx,
     spec: &PeriodSpec,
     summary: &Summary,
-    budget: Option<&usage::BudgetStatus>,
+    budget: Option<&BudgetStatus>,
 ) -> String {
     let texts = &ctx.texts;
     let id = summary.tenant.as_str();
@@ -310,7 +312,8 @@ async fn bad_period(
 }
 
 async fn fleet_csv(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> HandlerResult {
-    let (period, summaries) = match usage::tenant_summaries(&ctx.app, spec, Utc::now()) {
+    let period = spec.resolve(fleet::today(&ctx.app, Utc::now()));
+    let summaries = match fleet::tenant_summaries(&ctx.app, period) {
         Ok(found) => found,
         Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
     };
@@ -325,7 +328,8 @@ async fn fleet_csv(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> Handl
 }
 
 async fn fleet_usage(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> HandlerResult {
-    let fleet = match usage::fleet_summary(&ctx.app, spec, Utc::now()) {
+    let period = spec.resolve(fleet::today(&ctx.app, Utc::now()));
+    let fleet = match fleet::fleet_summary(&ctx.app, period) {
         Ok(fleet) => fleet,
         Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
     };
@@ -385,9 +389,9 @@ pub async fn budget_command(
     if let Some(word) = rest.first() {
         let amount = match *word {
             "none" => None,
-            word => match parse_amount(word) {
-                Some(amount) => Some(amount),
-                None => {
+            word => match word.parse::<Usd>() {
+                Ok(amount) => Some(amount),
+                Err(_) => {
                     send(
                         bot,
                         chat,
@@ -419,7 +423,7 @@ pub async fn budget_command(
             return failed(bot, chat, ctx, "/budget", &err).await;
         }
     }
-    let status = match usage::budget_status(&ctx.app, id, Utc::now()) {
+    let status = match fleet::budget_status(&ctx.app, id, Utc::now()) {
         Ok(status) => status,
         Err(err) => return failed(bot, chat, ctx, "/budget", &err).await,
     };
@@ -438,16 +442,7 @@ pub async fn budget_command(
     } else {
         "usage.source_config"
     };
-    let notified = if status.notified.is_empty() {
-        "-".to_string()
-    } else {
-        status
-            .notified
-            .iter()
-            .map(|t| format!("{t}%"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let notified = notified_text(ctx, &status.notified);
     let text = ctx.texts.get(
         "usage.budget_status",
         &[
@@ -513,6 +508,23 @@ fn action_text(ctx: &Ctx, action: BudgetAction) -> String {
     })
 }
 
+/// The thresholds notified this month, as `usage.json5` words them.
+fn notified_text(ctx: &Ctx, notified: &[u8]) -> String {
+    if notified.is_empty() {
+        return ctx.texts.plain("usage.notified_none");
+    }
+    notified
+        .iter()
+        .map(|threshold| {
+            ctx.texts.get(
+                "usage.notified_threshold",
+                &[("threshold", &threshold.to_string())],
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(&ctx.texts.plain("usage.notified_separator"))
+}
+
 /// `this-month (2026-11-01 – 2026-11-30)`.
 fn period_text(spec: &PeriodSpec, period: &Period) -> String {
     format!("{spec} ({period})")
@@ -528,27 +540,20 @@ fn clock(ctx: &Ctx, unix: i64) -> String {
         .unwrap_or_default()
 }
 
-/// An amount typed by the operator: `50`, `49.90`, `$50`.
-fn parse_amount(text: &str) -> Option<f64> {
-    let amount: f64 = text.trim_start_matches('$').parse().ok()?;
-    (amount.is_finite() && amount > 0.0 && amount <= 1e9).then_some(amount)
-}
-
-/// US dollars: cents, or four decimals under a dollar so small spend shows.
+/// Cents, or four decimals under a dollar so small spend shows.
 #[must_use]
-pub fn money(amount: f64) -> String {
-    if amount > 0.0 && amount < 1.0 {
-        format!("${amount:.4}")
+pub fn money(amount: Usd) -> String {
+    if amount > Usd::ZERO && amount < Usd::cents(100) {
+        format!("{amount:.4}")
     } else {
-        format!("${amount:.2}")
+        amount.to_string()
     }
 }
 
-fn percent(part: f64, whole: f64) -> String {
-    if whole > 0.0 {
-        format!("{:.1}%", part * 100.0 / whole)
-    } else {
-        "-".to_string()
+fn percent(part: Usd, whole: Usd) -> String {
+    match part.percent_of(whole) {
+        Some(percent) => format!("{percent:.1}%"),
+        None => "-".to_string(),
     }
 }
 
@@ -579,14 +584,12 @@ mod tests {
         assert_eq!(count(0), "0");
         assert_eq!(count(1234), "1,234");
         assert_eq!(count(12_345_678), "12,345,678");
-        assert_eq!(money(0.0), "$0.00");
-        assert_eq!(money(0.0042), "$0.0042");
-        assert_eq!(money(12.345), "$12.35");
+        assert_eq!(money(Usd::ZERO), "$0.00");
+        assert_eq!(money(Usd::from_f64(0.0042)), "$0.0042");
+        assert_eq!(money(Usd::from_f64(12.345)), "$12.35");
         assert_eq!(trim_number(20.0), "20");
         assert_eq!(trim_number(12.5), "12.5");
-        assert_eq!(percent(1.0, 4.0), "25.0%");
-        assert_eq!(parse_amount("$49.90"), Some(49.9));
-        assert_eq!(parse_amount("0"), None);
-        assert_eq!(parse_amount("lots"), None);
+        assert_eq!(percent(Usd::cents(100), Usd::cents(400)), "25.0%");
+        assert_eq!(percent(Usd::cents(100), Usd::ZERO), "-");
     }
 }

@@ -458,11 +458,10 @@ fn validate(app: &App, spec: &TenantSpec) -> anyhow::Result<Validated> {
         .clone()
         .unwrap_or_else(|| app.config.cell.image.clone());
     check_pinned(&image)?;
-    let limits = spec.limits.clone().unwrap_or(Limits {
-        memory_bytes: app.config.cell.memory_bytes,
-        nano_cpus: app.config.cell.nano_cpus,
-        pids: app.config.cell.pids_limit,
-    });
+    let limits = spec
+        .limits
+        .clone()
+        .unwrap_or_else(|| app.config.cell.limits(None, None));
     let Some((provider, model_name)) = spec.model.split_once('/') else {
         bail!(
             "model {:?} must look like provider/model, e.g. anthropic/claude-opus-4-6",

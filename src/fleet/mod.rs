@@ -8,6 +8,8 @@
 
 mod alerts;
 mod audit;
+mod billing;
+mod budget;
 pub mod catalog;
 mod cell;
 pub(crate) mod cell_gateway;
@@ -32,10 +34,18 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-pub use crate::store::{DayUsage, ModelDayUsage, Ratcheted, Suspension, UsageFigures};
 pub use alerts::{alert_states, heal, mute, record_alert, save_alert_states};
 pub use audit::{
     AuditEntry, AuditTally, Outcome, audit_log, audit_since, audit_tally, prune_audit,
+};
+pub use billing::{
+    Bill, FleetSummary, Period, Ranked, Summary, bill, fleet_summary, month_key, rank, summarize,
+    tenant_summaries, tenant_summary, today, today_in,
+};
+pub use budget::{
+    Budget, BudgetAlert, BudgetOutcome, BudgetStatus, Resumed, Suspension, THRESHOLDS, budget,
+    budget_status, check_budget, check_budgets, crossed, keep_suspended, resume, set_budget,
+    suspensions,
 };
 /// The pooled gateway client stays inside fleet: adapters call fleet's actions.
 pub(crate) use cell_gateway::client;
@@ -59,9 +69,8 @@ pub use reconcile::{ReconcileReport, Repaired, reconcile, repair};
 pub use telegram::{ProveError, ProvenBot, prove_bot_token};
 pub use upgrade::{Rollback, UpgradeError, UpgradeStep, Upgraded, upgrade};
 pub use usage::{
-    Budget, CollectReport, Collected, Ledger, Resumed, UNATTRIBUTED, budget, budget_notices,
-    budgets, collect_tenant_usage, collect_usage, costs_on, keep_suspended, ledger, ledgers,
-    mark_budget_notices, resume, set_budget, suspend, suspensions, yesterday,
+    CollectReport, Collected, DayUsage, Ledger, ModelDayUsage, Ratcheted, UNATTRIBUTED,
+    UsageFigures, collect_tenant_usage, collect_usage, costs_on, ledger, ledgers, yesterday,
 };
 
 use crate::config::AdminConfig;

@@ -1,24 +1,23 @@
-//! Usage and budgets as fleet actions: reading each running tenant's
-//! `usage.cost` and `sessions.usage` into the ledger (figures only ever go up),
-//! reading the ledger back, budgets per tenant (config or operator), the
-//! thresholds already notified per month, and suspending a tenant that reached
-//! its budget (its Telegram channel or its cell) until an operator resumes it.
+//! Usage as fleet actions: reading each running tenant's `usage.cost` and
+//! `sessions.usage` into the ledger (figures only ever go up), and reading the
+//! ledger back, in fleet's own types (`UsageFigures`, `DayUsage`, …) converted
+//! here from the store's.
 //!
-//! What a period means, pricing, charts and when to collect live in `usage/`.
+//! Bills are in `billing.rs`, budgets in `budget.rs`; what the operator types
+//! for a period, CSV, charts and when to collect live in `usage/`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{Datelike, NaiveDate};
 use futures_util::StreamExt;
-use serde_json::json;
 
 use crate::fleet::inventory::known;
-use crate::fleet::{Actor, App, audit, now};
+use crate::fleet::{App, now};
 use crate::gateway::{AgentScope, UsagePeriod, UsageQuery, UsageTotals};
-use crate::store::{DayUsage, ModelDayUsage, Ratcheted, Suspension, UsageFigures};
-use crate::tenant::{BudgetAction, CellState, TenantId, TenantRecord};
+use crate::store;
+use crate::tenant::{CellState, TenantId, TenantRecord, Usd};
 
 /// Tenants read at the same time. Each reading is a few RPCs; a small bound keeps
 /// an hourly collection from loading the host.
@@ -67,24 +66,91 @@ pub struct Ledger {
     pub models: Vec<ModelDayUsage>,
 }
 
-/// A tenant's budget as it applies now: an operator's (`/budget`) wins over config.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Budget {
-    /// Monthly budget in US dollars, if any.
-    pub amount: Option<f64>,
-    /// The amount was set by an operator (else it comes from config).
-    pub set_by_operator: bool,
-    /// What happens at 100%.
-    pub action: BudgetAction,
-    pub suspended: Option<Suspension>,
+/// Tokens and cost of one day (or one model on one day).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct UsageFigures {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    /// As priced by the gateway.
+    pub cost: Usd,
 }
 
-/// What `resume` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resumed {
-    /// The channel or the cell runs again.
-    Resumed(BudgetAction),
-    NotSuspended,
+impl UsageFigures {
+    #[must_use]
+    pub fn tokens(&self) -> u64 {
+        self.input + self.output + self.cache_read + self.cache_write
+    }
+
+    pub fn add(&mut self, other: &UsageFigures) {
+        self.input += other.input;
+        self.output += other.output;
+        self.cache_read += other.cache_read;
+        self.cache_write += other.cache_write;
+        self.cost += other.cost;
+    }
+}
+
+/// One day of a tenant's ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayUsage {
+    pub day: NaiveDate,
+    pub figures: UsageFigures,
+    /// Unix seconds of the last reading of this day (raising it or not).
+    pub read_at: i64,
+}
+
+/// One model on one day of a tenant's ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelDayUsage {
+    pub day: NaiveDate,
+    /// `provider/model`, e.g. `anthropic/claude-opus-4-6`.
+    pub model: String,
+    pub figures: UsageFigures,
+    pub read_at: i64,
+}
+
+/// What one collection wrote to the ledger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ratcheted {
+    /// Rows new or raised by the reading.
+    pub raised: usize,
+    /// Rows where the reading was lower than the ledger in some field (kept).
+    pub held: usize,
+}
+
+impl From<store::UsageFigures> for UsageFigures {
+    fn from(figures: store::UsageFigures) -> UsageFigures {
+        UsageFigures {
+            input: figures.input,
+            output: figures.output,
+            cache_read: figures.cache_read,
+            cache_write: figures.cache_write,
+            cost: figures.cost,
+        }
+    }
+}
+
+impl From<store::DayUsage> for DayUsage {
+    fn from(day: store::DayUsage) -> DayUsage {
+        DayUsage {
+            day: day.day,
+            figures: day.figures.into(),
+            read_at: day.read_at,
+        }
+    }
+}
+
+impl From<store::ModelDayUsage> for ModelDayUsage {
+    fn from(row: store::ModelDayUsage) -> ModelDayUsage {
+        ModelDayUsage {
+            day: row.day,
+            model: row.model,
+            figures: row.figures.into(),
+            read_at: row.read_at,
+        }
+    }
 }
 
 /// Reads every running, paired tenant's usage from the first of last month
@@ -197,14 +263,14 @@ async fn read_usage(
         .await
         .with_context(|| format!("sessions.usage on {tenant} failed"))?;
     let in_window = |day: NaiveDate| start <= day && day <= end;
-    let days: Vec<(NaiveDate, UsageFigures)> = cost
+    let days: Vec<(NaiveDate, store::UsageFigures)> = cost
         .daily
         .iter()
         .filter(|day| in_window(day.date))
         .map(|day| (day.date, figures(&day.totals)))
         .collect();
 
-    let stored: HashMap<(NaiveDate, String), UsageFigures> = app
+    let stored: HashMap<(NaiveDate, String), store::UsageFigures> = app
         .store
         .usage_model_days(tenant, start, end)?
         .into_iter()
@@ -219,9 +285,9 @@ async fn read_usage(
             continue;
         }
         let model = model_name(row.provider.as_deref(), row.model.as_deref());
-        let known = stored
-            .get(&(day, model))
-            .is_some_and(|f| f.tokens() >= row.tokens && f.cost + COST_EPSILON >= row.cost);
+        let known = stored.get(&(day, model)).is_some_and(|f| {
+            f.tokens() >= row.tokens && f.cost.to_f64() + COST_EPSILON >= row.cost
+        });
         if !known {
             moved.insert(day);
         }
@@ -251,17 +317,21 @@ async fn read_usage(
     Ok(Collected::Read {
         days: days.len(),
         models: models.len(),
-        ratcheted,
+        ratcheted: Ratcheted {
+            raised: ratcheted.raised,
+            held: ratcheted.held,
+        },
     })
 }
 
-fn figures(totals: &UsageTotals) -> UsageFigures {
-    UsageFigures {
+/// The gateway's float cost becomes `Usd` here, at the boundary.
+fn figures(totals: &UsageTotals) -> store::UsageFigures {
+    store::UsageFigures {
         input: totals.input,
         output: totals.output,
         cache_read: totals.cache_read,
         cache_write: totals.cache_write,
-        cost: totals.total_cost.max(0.0),
+        cost: Usd::from_f64(totals.total_cost.max(0.0)),
     }
 }
 
@@ -295,9 +365,28 @@ pub fn ledger(
     {
         return Err(err);
     }
+    read_ledger(app, tenant, start, end)
+}
+
+fn read_ledger(
+    app: &App,
+    tenant: &TenantId,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> anyhow::Result<Ledger> {
     Ok(Ledger {
-        days: app.store.usage_days(tenant, start, end)?,
-        models: app.store.usage_model_days(tenant, start, end)?,
+        days: app
+            .store
+            .usage_days(tenant, start, end)?
+            .into_iter()
+            .map(DayUsage::from)
+            .collect(),
+        models: app
+            .store
+            .usage_model_days(tenant, start, end)?
+            .into_iter()
+            .map(ModelDayUsage::from)
+            .collect(),
     })
 }
 
@@ -321,10 +410,7 @@ pub fn ledgers(
     ids.extend(app.store.usage_tenants()?);
     let mut res = Vec::new();
     for id in ids {
-        let ledger = Ledger {
-            days: app.store.usage_days(&id, start, end)?,
-            models: app.store.usage_model_days(&id, start, end)?,
-        };
+        let ledger = read_ledger(app, &id, start, end)?;
         if app.store.tenant(&id)?.is_none() && ledger.days.is_empty() {
             continue;
         }
@@ -339,20 +425,20 @@ pub fn ledgers(
 /// # Errors
 ///
 /// A store failure.
-pub fn costs_on(app: &App, day: NaiveDate) -> anyhow::Result<Vec<(TenantId, f64)>> {
+pub fn costs_on(app: &App, day: NaiveDate) -> anyhow::Result<Vec<(TenantId, Usd)>> {
     let mut res = Vec::new();
     for id in app.store.usage_tenants()? {
-        let cost: f64 = app
+        let cost: Usd = app
             .store
             .usage_days(&id, day, day)?
             .iter()
             .map(|d| d.figures.cost)
             .sum();
-        if cost > 0.0 {
+        if cost > Usd::ZERO {
             res.push((id, cost));
         }
     }
-    res.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    res.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(res)
 }
 
@@ -361,270 +447,6 @@ pub fn costs_on(app: &App, day: NaiveDate) -> anyhow::Result<Vec<(TenantId, f64)
 pub fn yesterday(app: &App, now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
     let today = now.with_timezone(&app.config.usage.time_zone).date_naive();
     today.pred_opt().unwrap_or(today)
-}
-
-/// A tenant's budget: the operator's if set, else config's.
-///
-/// # Errors
-///
-/// An unknown tenant, a store failure.
-pub fn budget(app: &App, tenant: &TenantId) -> anyhow::Result<Budget> {
-    known(app, tenant)?;
-    let record = app.store.budget_record(tenant)?;
-    Ok(effective_budget(app, tenant, record))
-}
-
-/// Every tenant's budget, by tenant id.
-///
-/// # Errors
-///
-/// A store failure.
-pub fn budgets(app: &App) -> anyhow::Result<Vec<(TenantId, Budget)>> {
-    let mut stored: HashMap<TenantId, crate::store::BudgetRecord> =
-        app.store.budget_records()?.into_iter().collect();
-    let mut res = Vec::new();
-    for record in app.store.tenants()? {
-        let budget = effective_budget(
-            app,
-            &record.id,
-            stored.remove(&record.id).unwrap_or_default(),
-        );
-        res.push((record.id, budget));
-    }
-    Ok(res)
-}
-
-fn effective_budget(app: &App, tenant: &TenantId, record: crate::store::BudgetRecord) -> Budget {
-    let config = app.config.usage.tenants.get(tenant);
-    Budget {
-        amount: record.amount.or(config.and_then(|c| c.budget)),
-        set_by_operator: record.amount.is_some(),
-        action: record
-            .action
-            .or(config.and_then(|c| c.on_budget))
-            .unwrap_or_default(),
-        suspended: record.suspended,
-    }
-}
-
-/// Sets (or with `None` clears) the operator's monthly budget of a tenant, and
-/// its action at 100% when `action` is given. A cleared budget falls back to config.
-///
-/// # Errors
-///
-/// An unknown tenant, an amount that is not more than 0, a store failure.
-pub fn set_budget(
-    app: &App,
-    actor: &Actor,
-    tenant: &TenantId,
-    amount: Option<f64>,
-    action: Option<BudgetAction>,
-) -> anyhow::Result<Budget> {
-    known(app, tenant)?;
-    if let Some(amount) = amount
-        && !(amount.is_finite() && amount > 0.0)
-    {
-        bail!("a budget must be more than 0 US dollars, got {amount}");
-    }
-    let record = app.store.update_budget_record(tenant, |record| {
-        record.amount = amount;
-        if action.is_some() {
-            record.action = action;
-        }
-    })?;
-    audit(app, actor, "budget", Some(tenant), Ok(()));
-    Ok(effective_budget(app, tenant, record))
-}
-
-/// Marks the budget thresholds `crossed` (percent) as notified for a tenant's
-/// month (`YYYY-MM`) and returns those not notified before: the caller that gets
-/// a threshold back notifies it, once, however often the admin restarts.
-///
-/// # Errors
-///
-/// A store failure.
-pub fn mark_budget_notices(
-    app: &App,
-    tenant: &TenantId,
-    month: &str,
-    crossed: &[u8],
-) -> anyhow::Result<Vec<u8>> {
-    Ok(app.store.mark_budget_notices(tenant, month, crossed)?)
-}
-
-/// The thresholds already notified for a tenant's month.
-///
-/// # Errors
-///
-/// A store failure.
-pub fn budget_notices(app: &App, tenant: &TenantId, month: &str) -> anyhow::Result<Vec<u8>> {
-    Ok(app.store.budget_notices(tenant, month)?)
-}
-
-/// Suspends a tenant for reaching the budget of `month`: records the suspension
-/// first, then stops its Telegram channel (`StopChannel`) or its cell (`StopCell`).
-/// A failed stop leaves the suspension recorded; `keep_suspended` retries it.
-///
-/// # Errors
-///
-/// An unknown tenant, `Notify` (nothing to suspend with), the stop failing.
-pub async fn suspend(
-    app: &App,
-    actor: &Actor,
-    tenant: &TenantId,
-    how: BudgetAction,
-    month: &str,
-) -> anyhow::Result<()> {
-    let _guard = crate::fleet::lock::acquire(app, tenant, crate::fleet::lock::Op::Suspend, actor)?;
-    let record = known(app, tenant)?;
-    if how == BudgetAction::Notify {
-        bail!("notify does not suspend; use stop-channel or stop-cell");
-    }
-    let suspension = Suspension {
-        since: now(),
-        how,
-        month: month.to_string(),
-    };
-    app.store
-        .update_budget_record(tenant, |budget| budget.suspended = Some(suspension))?;
-    let result = match how {
-        BudgetAction::StopCell => crate::fleet::lifecycle::stop_locked(app, actor, tenant)
-            .await
-            .map(|_| ()),
-        _ if record.state != CellState::Running => Ok(()),
-        _ => channel(app, tenant, "channels.stop").await,
-    };
-    match &result {
-        Ok(()) => audit(
-            app,
-            actor,
-            &format!("suspend: {}", how.as_str()),
-            Some(tenant),
-            Ok(()),
-        ),
-        Err(err) => audit(
-            app,
-            actor,
-            &format!("suspend: {}", how.as_str()),
-            Some(tenant),
-            Err(("gateway", &format!("{err:#}"))),
-        ),
-    }
-    result
-}
-
-/// Undoes a suspension: starts the channel (or the cell) again, then forgets the
-/// suspension. The month's thresholds stay notified, so the tenant is not
-/// suspended again this month.
-///
-/// # Errors
-///
-/// An unknown tenant; the start failing (the suspension is kept, so `resume` can be retried).
-pub async fn resume(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result<Resumed> {
-    let _guard = crate::fleet::lock::acquire(app, tenant, crate::fleet::lock::Op::Resume, actor)?;
-    let record = known(app, tenant)?;
-    let Some(suspension) = app.store.budget_record(tenant)?.suspended else {
-        return Ok(Resumed::NotSuspended);
-    };
-    let result = match suspension.how {
-        BudgetAction::StopCell => crate::fleet::lifecycle::start_locked(app, actor, tenant)
-            .await
-            .map(|_| ()),
-        // A stopped cell starts its channel when it starts.
-        _ if record.state != CellState::Running => Ok(()),
-        _ => channel(app, tenant, "channels.start").await,
-    };
-    if let Err(err) = result {
-        audit(
-            app,
-            actor,
-            "resume",
-            Some(tenant),
-            Err(("gateway", &format!("{err:#}"))),
-        );
-        return Err(err);
-    }
-    app.store
-        .update_budget_record(tenant, |budget| budget.suspended = None)?;
-    audit(app, actor, "resume", Some(tenant), Ok(()));
-    Ok(Resumed::Resumed(suspension.how))
-}
-
-/// Every suspended tenant.
-///
-/// # Errors
-///
-/// A store failure.
-pub fn suspensions(app: &App) -> anyhow::Result<Vec<(TenantId, Suspension)>> {
-    Ok(app
-        .store
-        .budget_records()?
-        .into_iter()
-        .filter_map(|(tenant, record)| record.suspended.map(|s| (tenant, s)))
-        .collect())
-}
-
-/// Keeps a suspended tenant suspended: stops again the Telegram channel of one
-/// suspended with `StopChannel` when it runs (a restarted cell starts its
-/// channels), and the cell of one suspended with `StopCell` that runs (its stop
-/// failed, or it was started without `resume`). Returns whether it had to.
-///
-/// # Errors
-///
-/// The gateway not answering.
-pub async fn keep_suspended(app: &App, tenant: &TenantId) -> anyhow::Result<bool> {
-    let record = known(app, tenant)?;
-    let suspended = app.store.budget_record(tenant)?.suspended;
-    if suspended
-        .as_ref()
-        .is_some_and(|s| s.how == BudgetAction::StopCell)
-    {
-        // The stop at suspension failed, or the cell was started without `resume`.
-        if record.state != CellState::Running {
-            return Ok(false);
-        }
-        crate::fleet::stop(app, &Actor::System("usage"), tenant).await?;
-        audit(
-            app,
-            &Actor::System("usage"),
-            "suspend: stop-cell again",
-            Some(tenant),
-            Ok(()),
-        );
-        return Ok(true);
-    }
-    if !suspended.is_some_and(|s| s.how == BudgetAction::StopChannel)
-        || record.state != CellState::Running
-        || !record.paired
-    {
-        return Ok(false);
-    }
-    let info = crate::fleet::gateway_info(app, tenant).await?;
-    if info
-        .telegram
-        .is_none_or(|telegram| telegram.running == Some(false))
-    {
-        return Ok(false);
-    }
-    channel(app, tenant, "channels.stop").await?;
-    audit(
-        app,
-        &Actor::System("usage"),
-        "suspend: stop-channel again",
-        Some(tenant),
-        Ok(()),
-    );
-    Ok(true)
-}
-
-/// `channels.stop` or `channels.start` of the tenant's Telegram channel.
-async fn channel(app: &App, tenant: &TenantId, method: &str) -> anyhow::Result<()> {
-    let client = crate::fleet::client(app, tenant).await?;
-    client
-        .call(method, json!({"channel": "telegram"}))
-        .await
-        .with_context(|| format!("{method} on {tenant} failed"))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::config::MonitorSettings;
 use crate::fleet::events::{CellChange, CellEvent, Watched};
 use crate::fleet::health::{Sweep, SweepSettings, TenantHealth};
 use crate::fleet::{self, App};
-use crate::tenant::{AlertState, AlertStatus, CellState, Check, TenantId};
+use crate::tenant::{AlertState, AlertStatus, CellState, Check, TenantId, Usd};
 use crashes::{Crashes, Verdict};
 use rules::{Rules, Transition};
 
@@ -137,8 +137,8 @@ pub struct Digest {
     pub cost_day: chrono::NaiveDate,
     /// Yesterday's most expensive tenants (at most `DIGEST_TOP_COSTS`), and
     /// the whole fleet's cost that day.
-    pub top_costs: Vec<(TenantId, f64)>,
-    pub fleet_cost: f64,
+    pub top_costs: Vec<(TenantId, Usd)>,
+    pub fleet_cost: Usd,
 }
 
 /// How many tenants the digest names by cost.

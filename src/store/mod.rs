@@ -25,7 +25,10 @@ use crate::backoff::{Attempt, Backoff, GaveUp};
 use crate::tenant::{AlertState, Check, Secret, SecretKind, TenantId, TenantRecord};
 
 pub use records::{AuditEntry, Outcome};
-pub use usage::{BudgetRecord, DayUsage, ModelDayUsage, Ratcheted, Suspension, UsageFigures};
+pub use usage::{
+    BudgetFacts, BudgetMarks, BudgetRecord, DayUsage, ModelDayUsage, Ratcheted, Suspension,
+    UsageFigures,
+};
 
 /// The schema this binary writes. Raise it with a migration in `migrate`.
 pub const SCHEMA_VERSION: u64 = 1;

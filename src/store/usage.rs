@@ -4,14 +4,17 @@
 //!
 //! Days are calendar days in the admin's usage time zone, kept as `YYYY-MM-DD`
 //! keys (they sort as dates); months as `YYYY-MM`.
+//!
+//! Money is `Usd`, stored as decimal text (rows v2); rows v1 held floats and
+//! still read.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Result, Store};
-use crate::tenant::{BudgetAction, TenantId};
+use crate::tenant::{BudgetAction, TenantId, Usd};
 
 /// Key: (tenant id, day); value: `FiguresRow`.
 pub(super) const USAGE_DAILY: TableDefinition<(&str, &str), &[u8]> =
@@ -29,6 +32,10 @@ pub(super) const BUDGET_NOTICES: TableDefinition<(&str, &str), u8> =
 /// The thresholds a notice bit set can hold, bit 0 first.
 const THRESHOLD_BITS: [u8; 3] = [50, 80, 100];
 
+/// The encoding version of `FiguresRow` and `BudgetRow`. v2: money as decimal
+/// text (v1 rows hold floats and read as they are).
+const MONEY_ROW_VERSION: u32 = 2;
+
 /// Tokens and cost of one day (or one model on one day).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct UsageFigures {
@@ -36,8 +43,8 @@ pub struct UsageFigures {
     pub output: u64,
     pub cache_read: u64,
     pub cache_write: u64,
-    /// US dollars, as priced by the gateway.
-    pub cost: f64,
+    /// As priced by the gateway.
+    pub cost: Usd,
 }
 
 impl UsageFigures {
@@ -104,8 +111,8 @@ pub struct Ratcheted {
 /// A tenant's budget state as stored. Config budgets are not in here.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BudgetRecord {
-    /// Monthly budget in US dollars set by an operator (`/budget`); wins over config.
-    pub amount: Option<f64>,
+    /// Monthly budget set by an operator (`/budget`); wins over config.
+    pub amount: Option<Usd>,
     /// The action at 100% set by an operator; wins over config.
     pub action: Option<BudgetAction>,
     pub suspended: Option<Suspension>,
@@ -122,6 +129,25 @@ pub struct Suspension {
     pub month: String,
 }
 
+/// What a budget check reads of a tenant's month, in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetFacts {
+    /// The month's spend: the sum of its ledger days.
+    pub spend: Usd,
+    pub record: BudgetRecord,
+    /// Thresholds (percent) already notified that month.
+    pub notified: Vec<u8>,
+}
+
+/// What a budget check writes, in the same transaction as it read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetMarks {
+    /// Thresholds to mark notified; those already marked are dropped.
+    pub notify: Vec<u8>,
+    /// A suspension to record; dropped if the tenant already is suspended.
+    pub suspend: Option<Suspension>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct FiguresRow {
     v: u32,
@@ -129,14 +155,38 @@ struct FiguresRow {
     output: u64,
     cache_read: u64,
     cache_write: u64,
-    cost: f64,
+    cost: StoredUsd,
     read_at: i64,
+}
+
+/// An amount as a row holds it: decimal text (v2), or a float (v1).
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredUsd {
+    Text(String),
+    Float(f64),
+}
+
+impl StoredUsd {
+    fn new(amount: Usd) -> StoredUsd {
+        StoredUsd::Text(amount.decimal().to_string())
+    }
+
+    fn usd(&self) -> anyhow::Result<Usd> {
+        match self {
+            StoredUsd::Text(text) => Ok(Usd::new(
+                text.parse()
+                    .with_context(|| format!("corrupt amount {text:?}"))?,
+            )),
+            StoredUsd::Float(amount) => Ok(Usd::from_f64(*amount)),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 struct BudgetRow {
     v: u32,
-    amount: Option<f64>,
+    amount: Option<StoredUsd>,
     action: Option<String>,
     suspended: Option<SuspensionRow>,
 }
@@ -159,32 +209,38 @@ fn parse_day(text: &str) -> anyhow::Result<NaiveDate> {
 
 fn encode_figures(figures: &UsageFigures, read_at: i64) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(&FiguresRow {
-        v: 1,
+        v: MONEY_ROW_VERSION,
         input: figures.input,
         output: figures.output,
         cache_read: figures.cache_read,
         cache_write: figures.cache_write,
-        cost: figures.cost,
+        cost: StoredUsd::new(figures.cost),
         read_at,
     })?)
 }
 
 fn decode_figures(bytes: &[u8]) -> anyhow::Result<(UsageFigures, i64)> {
     let row: FiguresRow = serde_json::from_slice(bytes).context("corrupt usage figures")?;
+    if row.v > MONEY_ROW_VERSION {
+        bail!(
+            "usage figures have encoding v{}, newer than this binary",
+            row.v
+        );
+    }
     let figures = UsageFigures {
         input: row.input,
         output: row.output,
         cache_read: row.cache_read,
         cache_write: row.cache_write,
-        cost: row.cost,
+        cost: row.cost.usd()?,
     };
     Ok((figures, row.read_at))
 }
 
 fn encode_budget(record: &BudgetRecord) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(&BudgetRow {
-        v: 1,
-        amount: record.amount,
+        v: MONEY_ROW_VERSION,
+        amount: record.amount.map(StoredUsd::new),
         action: record.action.map(|action| action.as_str().to_string()),
         suspended: record.suspended.as_ref().map(|s| SuspensionRow {
             since: s.since,
@@ -196,12 +252,18 @@ fn encode_budget(record: &BudgetRecord) -> anyhow::Result<Vec<u8>> {
 
 fn decode_budget(bytes: &[u8]) -> anyhow::Result<BudgetRecord> {
     let row: BudgetRow = serde_json::from_slice(bytes).context("corrupt budget record")?;
+    if row.v > MONEY_ROW_VERSION {
+        bail!(
+            "a budget record has encoding v{}, newer than this binary",
+            row.v
+        );
+    }
     let action = |text: &str| {
         BudgetAction::parse(text)
             .with_context(|| format!("unknown budget action {text:?} in the store"))
     };
     Ok(BudgetRecord {
-        amount: row.amount,
+        amount: row.amount.as_ref().map(StoredUsd::usd).transpose()?,
         action: row.action.as_deref().map(action).transpose()?,
         suspended: match row.suspended {
             Some(s) => Some(Suspension {
@@ -440,64 +502,134 @@ impl Store {
         })
     }
 
-    /// Marks `thresholds` (percent, from 50, 80, 100) as notified for a tenant's
-    /// month and returns those that were not marked before, in one transaction:
-    /// whoever gets a threshold back is the one who notifies, once.
+    /// What a budget check of a tenant's month (`YYYY-MM`, its days `from` to
+    /// `to`) starts from: the month's spend, the stored budget, the thresholds
+    /// notified, read in one transaction.
     ///
     /// # Errors
     ///
-    /// I/O and redb failures.
-    pub fn mark_budget_notices(
+    /// I/O and redb failures, a corrupt row.
+    pub fn budget_facts(
         &self,
         tenant: &TenantId,
         month: &str,
-        thresholds: &[u8],
-    ) -> Result<Vec<u8>> {
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<BudgetFacts> {
         self.with_db(|db| {
-            let txn = db.begin_write()?;
-            let fresh = {
-                let mut table = txn.open_table(BUDGET_NOTICES)?;
-                let before = table
-                    .get((tenant.as_str(), month))?
-                    .map_or(0, |value| value.value());
-                let mut after = before;
-                let mut fresh = Vec::new();
-                for (bit, threshold) in THRESHOLD_BITS.iter().enumerate() {
-                    if thresholds.contains(threshold) && before & (1 << bit) == 0 {
-                        after |= 1 << bit;
-                        fresh.push(*threshold);
-                    }
-                }
-                if after != before {
-                    table.insert((tenant.as_str(), month), after)?;
-                }
-                fresh
-            };
-            txn.commit()?;
-            Ok(fresh)
+            let txn = db.begin_read()?;
+            read_budget_facts(
+                &txn.open_table(USAGE_DAILY)?,
+                &txn.open_table(BUDGETS)?,
+                &txn.open_table(BUDGET_NOTICES)?,
+                tenant,
+                month,
+                (from, to),
+            )
         })
     }
 
-    /// The thresholds already notified for a tenant's month.
+    /// One budget check of a tenant's month, atomic: reads the facts (as
+    /// `budget_facts`), lets `decide` say what to mark, and writes the new
+    /// notices and the suspension in the same write transaction. Two checks at
+    /// once (two processes, two tasks) are serialized by the store, so a
+    /// threshold is handed out once and a tenant suspended once. Returns the
+    /// facts read and the marks actually written.
     ///
     /// # Errors
     ///
-    /// I/O and redb failures.
-    pub fn budget_notices(&self, tenant: &TenantId, month: &str) -> Result<Vec<u8>> {
+    /// I/O and redb failures, a corrupt row.
+    pub fn check_budget(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        decide: impl FnOnce(&BudgetFacts) -> BudgetMarks,
+    ) -> Result<(BudgetFacts, BudgetMarks)> {
         self.with_db(|db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(BUDGET_NOTICES)?;
-            let bits = table
-                .get((tenant.as_str(), month))?
-                .map_or(0, |value| value.value());
-            Ok(THRESHOLD_BITS
-                .iter()
-                .enumerate()
-                .filter(|(bit, _)| bits & (1 << bit) != 0)
-                .map(|(_, t)| *t)
-                .collect())
+            let txn = db.begin_write()?;
+            let res = {
+                let mut budgets = txn.open_table(BUDGETS)?;
+                let mut notices = txn.open_table(BUDGET_NOTICES)?;
+                let facts = read_budget_facts(
+                    &txn.open_table(USAGE_DAILY)?,
+                    &budgets,
+                    &notices,
+                    tenant,
+                    month,
+                    (from, to),
+                )?;
+                let wanted = decide(&facts);
+                let mut marks = BudgetMarks::default();
+                let before = notice_bits(&facts.notified);
+                let mut after = before;
+                for (bit, threshold) in THRESHOLD_BITS.iter().enumerate() {
+                    if wanted.notify.contains(threshold) && before & (1 << bit) == 0 {
+                        after |= 1 << bit;
+                        marks.notify.push(*threshold);
+                    }
+                }
+                if after != before {
+                    notices.insert((tenant.as_str(), month), after)?;
+                }
+                if let Some(suspension) = wanted.suspend
+                    && facts.record.suspended.is_none()
+                {
+                    let record = BudgetRecord {
+                        suspended: Some(suspension.clone()),
+                        ..facts.record.clone()
+                    };
+                    budgets.insert(tenant.as_str(), encode_budget(&record)?.as_slice())?;
+                    marks.suspend = Some(suspension);
+                }
+                (facts, marks)
+            };
+            txn.commit()?;
+            Ok(res)
         })
     }
+}
+
+/// The facts of a budget check, from open tables of a read or a write transaction.
+fn read_budget_facts(
+    days: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    budgets: &impl ReadableTable<&'static str, &'static [u8]>,
+    notices: &impl ReadableTable<(&'static str, &'static str), u8>,
+    tenant: &TenantId,
+    month: &str,
+    (from, to): (NaiveDate, NaiveDate),
+) -> anyhow::Result<BudgetFacts> {
+    let (from, to) = (day_key(from), day_key(to));
+    let mut spend = Usd::ZERO;
+    for row in days.range((tenant.as_str(), from.as_str())..=(tenant.as_str(), to.as_str()))? {
+        spend += decode_figures(row?.1.value())?.0.cost;
+    }
+    let record = match budgets.get(tenant.as_str())? {
+        Some(value) => decode_budget(value.value())?,
+        None => BudgetRecord::default(),
+    };
+    let bits = notices
+        .get((tenant.as_str(), month))?
+        .map_or(0, |value| value.value());
+    Ok(BudgetFacts {
+        spend,
+        record,
+        notified: THRESHOLD_BITS
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| bits & (1 << bit) != 0)
+            .map(|(_, t)| *t)
+            .collect(),
+    })
+}
+
+fn notice_bits(thresholds: &[u8]) -> u8 {
+    THRESHOLD_BITS
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| thresholds.contains(t))
+        .fold(0, |bits, (bit, _)| bits | (1 << bit))
 }
 
 /// Removes every usage and budget row of a tenant inside the caller's transaction
@@ -524,7 +656,7 @@ mod tests {
             output,
             cache_read: 0,
             cache_write: 0,
-            cost,
+            cost: Usd::from_f64(cost),
         }
     }
 
@@ -652,30 +784,86 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
         let acme: TenantId = "acme".parse().unwrap();
-        assert_eq!(
-            store.mark_budget_notices(&acme, "2026-11", &[50]).unwrap(),
-            vec![50]
-        );
-        assert_eq!(
+        let (from, to) = (day("2026-11-01"), day("2026-11-30"));
+        let mark = |month: &str, thresholds: &[u8]| {
+            let marks = BudgetMarks {
+                notify: thresholds.to_vec(),
+                suspend: None,
+            };
             store
-                .mark_budget_notices(&acme, "2026-11", &[50, 80, 100])
-                .unwrap(),
-            vec![80, 100]
-        );
-        assert!(
-            store
-                .mark_budget_notices(&acme, "2026-11", &[50, 80, 100])
+                .check_budget(&acme, month, from, to, |_| marks)
                 .unwrap()
-                .is_empty()
-        );
+                .1
+                .notify
+        };
+        assert_eq!(mark("2026-11", &[50]), vec![50]);
+        assert_eq!(mark("2026-11", &[50, 80, 100]), vec![80, 100]);
+        assert!(mark("2026-11", &[50, 80, 100]).is_empty());
         assert_eq!(
-            store.budget_notices(&acme, "2026-11").unwrap(),
+            store
+                .budget_facts(&acme, "2026-11", from, to)
+                .unwrap()
+                .notified,
             vec![50, 80, 100]
         );
-        assert_eq!(
-            store.mark_budget_notices(&acme, "2026-12", &[50]).unwrap(),
-            vec![50]
+        assert_eq!(mark("2026-12", &[50]), vec![50]);
+    }
+
+    /// A check reads the month's spend and records a suspension once.
+    #[test]
+    fn a_check_sums_the_month_and_suspends_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let acme: TenantId = "acme".parse().unwrap();
+        let days: Vec<_> = ["2026-10-31", "2026-11-01", "2026-11-30"]
+            .iter()
+            .map(|d| (day(d), figures(1, 1, 0.1)))
+            .collect();
+        store.ratchet_usage(&acme, &days, &[], 1).unwrap();
+        let suspension = Suspension {
+            since: 5,
+            how: BudgetAction::StopCell,
+            month: "2026-11".to_string(),
+        };
+        let check = || {
+            store
+                .check_budget(
+                    &acme,
+                    "2026-11",
+                    day("2026-11-01"),
+                    day("2026-11-30"),
+                    |_| BudgetMarks {
+                        notify: vec![100],
+                        suspend: Some(suspension.clone()),
+                    },
+                )
+                .unwrap()
+        };
+        let (facts, marks) = check();
+        assert_eq!(facts.spend, "0.2".parse().unwrap());
+        assert_eq!(marks.suspend, Some(suspension.clone()));
+        let (facts, marks) = check();
+        assert_eq!(facts.record.suspended, Some(suspension));
+        assert_eq!(marks, BudgetMarks::default());
+    }
+
+    /// Rows written before money was decimal (v1, floats) still read.
+    #[test]
+    fn v1_rows_with_float_money_still_read() {
+        let (figures_v1, read_at) = decode_figures(
+            br#"{"v":1,"input":1,"output":2,"cache_read":0,"cache_write":0,"cost":1.5,"read_at":7}"#,
+        )
+        .unwrap();
+        assert_eq!((figures_v1, read_at), (figures(1, 2, 1.5), 7));
+        let budget =
+            decode_budget(br#"{"v":1,"amount":49.9,"action":null,"suspended":null}"#).unwrap();
+        assert_eq!(budget.amount, Some(Usd::cents(4990)));
+        let written = encode_figures(&figures(1, 2, 0.1), 7).unwrap();
+        assert!(
+            String::from_utf8_lossy(&written).contains(r#""cost":"0.1""#),
+            "v2 writes decimal text"
         );
+        assert_eq!(decode_figures(&written).unwrap().0, figures(1, 2, 0.1));
     }
 
     #[test]
@@ -690,7 +878,7 @@ mod tests {
         };
         store
             .update_budget_record(&acme, |record| {
-                record.amount = Some(50.0);
+                record.amount = Some(Usd::cents(5000));
                 record.suspended = Some(suspension.clone());
             })
             .unwrap();
@@ -698,7 +886,7 @@ mod tests {
         assert_eq!(
             record,
             BudgetRecord {
-                amount: Some(50.0),
+                amount: Some(Usd::cents(5000)),
                 action: None,
                 suspended: Some(suspension)
             }

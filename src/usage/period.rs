@@ -1,11 +1,14 @@
-//! Billing periods: what the operator types (`7d`, `30d`, `this-month`,
-//! `last-month`, `YYYY-MM`, `YYYY-MM-DD..YYYY-MM-DD`) and the calendar days it
-//! covers in the usage time zone. Pure functions of the text and "today".
+//! Billing periods as the operator types them (`7d`, `30d`, `this-month`,
+//! `last-month`, `YYYY-MM`, `YYYY-MM-DD..YYYY-MM-DD`) and the calendar days
+//! (`fleet::Period`) they cover on a given day. Pure functions of the text and
+//! "today" (`fleet::today`).
 
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc};
+use chrono::{Datelike, Days, NaiveDate};
+
+use crate::fleet::Period;
 
 /// The longest period one can ask for, in days (ten years).
 const MAX_DAYS: i64 = 3660;
@@ -29,13 +32,6 @@ pub enum PeriodSpec {
         start: NaiveDate,
         end: NaiveDate,
     },
-}
-
-/// Calendar days from `start` to `end`, both included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
-    pub start: NaiveDate,
-    pub end: NaiveDate,
 }
 
 /// Why a period did not parse; the message says what is accepted.
@@ -148,73 +144,11 @@ impl PeriodSpec {
     }
 }
 
-impl Period {
-    /// The calendar month `day` is in.
-    #[must_use]
-    pub fn month_of(day: NaiveDate) -> Period {
-        let start = day.with_day(1).unwrap_or(day);
-        let end = start
-            .checked_add_months(Months::new(1))
-            .and_then(|next| next.pred_opt())
-            .unwrap_or(start);
-        Period { start, end }
-    }
-
-    /// Every day, oldest first.
-    pub fn days(&self) -> impl Iterator<Item = NaiveDate> + use<> {
-        let end = self.end;
-        self.start.iter_days().take_while(move |day| *day <= end)
-    }
-
-    #[must_use]
-    pub fn len_days(&self) -> i64 {
-        (self.end - self.start).num_days() + 1
-    }
-
-    #[must_use]
-    pub fn contains(&self, day: NaiveDate) -> bool {
-        self.start <= day && day <= self.end
-    }
-
-    /// The calendar months the period touches, each cut to the period.
-    #[must_use]
-    pub fn months(&self) -> Vec<Period> {
-        let mut res = Vec::new();
-        let mut day = self.start;
-        while day <= self.end {
-            let month = Period::month_of(day);
-            let end = month.end.min(self.end);
-            res.push(Period { start: day, end });
-            match end.succ_opt() {
-                Some(next) => day = next,
-                None => break,
-            }
-        }
-        res
-    }
-}
-
-impl fmt::Display for Period {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} – {}", self.start, self.end)
-    }
-}
-
-/// Today's date in `time_zone` at the instant `now`.
-#[must_use]
-pub fn today(time_zone: chrono_tz::Tz, now: DateTime<Utc>) -> NaiveDate {
-    now.with_timezone(&time_zone).date_naive()
-}
-
-/// `YYYY-MM` of `day`: how months are keyed (budget notices, suspensions).
-#[must_use]
-pub fn month_key(day: NaiveDate) -> String {
-    format!("{:04}-{:02}", day.year(), day.month())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::{month_key, today_in};
+    use chrono::{DateTime, Utc};
 
     fn day(text: &str) -> NaiveDate {
         NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
@@ -318,8 +252,8 @@ mod tests {
         let late = DateTime::parse_from_rfc3339("2026-03-31T22:30:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        assert_eq!(today(chrono_tz::UTC, late), day("2026-03-31"));
-        let berlin = today(chrono_tz::Europe::Berlin, late);
+        assert_eq!(today_in(chrono_tz::UTC, late), day("2026-03-31"));
+        let berlin = today_in(chrono_tz::Europe::Berlin, late);
         assert_eq!(berlin, day("2026-04-01"));
         assert_eq!(
             PeriodSpec::ThisMonth.resolve(berlin),
@@ -331,7 +265,7 @@ mod tests {
         let early = DateTime::parse_from_rfc3339("2024-03-01T03:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let new_york = today(chrono_tz::America::New_York, early);
+        let new_york = today_in(chrono_tz::America::New_York, early);
         assert_eq!(new_york, day("2024-02-29"));
         assert_eq!(
             PeriodSpec::ThisMonth.resolve(new_york).end,

@@ -1,202 +1,19 @@
-//! A tenant's usage over a period, made from its ledger: totals, cost per
-//! model, cost per day, the billable amount under its pricing, and "as of";
-//! the fleet ranked by cost; and the per-day, per-model rows as CSV.
+//! A tenant's (or the fleet's) per-day, per-model usage rows as CSV: RFC 4180
+//! by the `csv` crate, with model names a spreadsheet would run as formulas
+//! defused. The rows themselves are `fleet::Summary`'s.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
-use chrono::NaiveDate;
-
-use crate::config::Pricing;
-use crate::fleet::{Ledger, ModelDayUsage, UNATTRIBUTED, UsageFigures};
-use crate::tenant::TenantId;
-use crate::usage::period::Period;
-
-/// Token counts below this many and costs below `COST_EPSILON` are no remainder.
-const COST_EPSILON: f64 = 1e-9;
-
-/// What a tenant is billed for a period.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bill {
-    /// The gateway's cost (US dollars).
-    pub cost: f64,
-    pub markup_percent: f64,
-    /// Cost with markup.
-    pub usage: f64,
-    /// The monthly fee, pro rata for the days of each month the period covers.
-    pub fee: f64,
-    /// `usage + fee`.
-    pub total: f64,
-}
-
-/// A tenant's usage over a period.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    pub tenant: TenantId,
-    pub period: Period,
-    pub totals: UsageFigures,
-    /// Per model over the period, most expensive first; figures no model
-    /// accounts for are under `UNATTRIBUTED`.
-    pub models: Vec<(String, UsageFigures)>,
-    /// Every day of the period, oldest first (zero where nothing was recorded).
-    pub daily: Vec<(NaiveDate, UsageFigures)>,
-    /// Per day, per model (with the `UNATTRIBUTED` remainder of a day).
-    pub rows: Vec<ModelDayUsage>,
-    pub bill: Bill,
-    /// Unix seconds of the latest reading of any day of the period.
-    pub as_of: Option<i64>,
-}
-
-/// One tenant in the fleet ranking.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ranked {
-    pub tenant: TenantId,
-    pub cost: f64,
-    pub tokens: u64,
-    pub billable: f64,
-    pub as_of: Option<i64>,
-}
-
-/// Every tenant over a period, most expensive first, with the totals.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FleetSummary {
-    pub period: Period,
-    pub tenants: Vec<Ranked>,
-    pub cost: f64,
-    pub billable: f64,
-}
-
-/// The bill for `cost` over `period`: markup on the cost, plus the monthly fee
-/// for each month the period touches, pro rata for the days it covers.
-#[must_use]
-pub fn bill(cost: f64, pricing: Pricing, period: &Period) -> Bill {
-    let usage = cost * (1.0 + pricing.markup_percent / 100.0);
-    let fee = period.months().iter().fold(0.0, |sum, part| {
-        let whole = Period::month_of(part.start).len_days() as f64;
-        sum + pricing.monthly_fee * part.len_days() as f64 / whole
-    });
-    Bill {
-        cost,
-        markup_percent: pricing.markup_percent,
-        usage,
-        fee,
-        total: usage + fee,
-    }
-}
-
-/// Makes a tenant's summary from its ledger over `period`.
-#[must_use]
-pub fn summarize(tenant: &TenantId, period: Period, ledger: &Ledger, pricing: Pricing) -> Summary {
-    let by_day: BTreeMap<NaiveDate, UsageFigures> = ledger
-        .days
-        .iter()
-        .filter(|d| period.contains(d.day))
-        .map(|d| (d.day, d.figures))
-        .collect();
-    let daily: Vec<(NaiveDate, UsageFigures)> = period
-        .days()
-        .map(|day| (day, by_day.get(&day).copied().unwrap_or_default()))
-        .collect();
-    let mut totals = UsageFigures::default();
-    for (_, figures) in &daily {
-        totals.add(figures);
-    }
-    let mut rows: Vec<ModelDayUsage> = ledger
-        .models
-        .iter()
-        .filter(|m| period.contains(m.day))
-        .cloned()
-        .collect();
-    // What the day's total has beyond its models: the gateway counted it but
-    // named no model for it (or a model's reading was reaped before it was read).
-    for day in &ledger.days {
-        if !period.contains(day.day) {
-            continue;
-        }
-        let mut attributed = UsageFigures::default();
-        for row in rows.iter().filter(|row| row.day == day.day) {
-            attributed.add(&row.figures);
-        }
-        let rest = UsageFigures {
-            input: day.figures.input.saturating_sub(attributed.input),
-            output: day.figures.output.saturating_sub(attributed.output),
-            cache_read: day.figures.cache_read.saturating_sub(attributed.cache_read),
-            cache_write: day
-                .figures
-                .cache_write
-                .saturating_sub(attributed.cache_write),
-            cost: (day.figures.cost - attributed.cost).max(0.0),
-        };
-        if rest.tokens() > 0 || rest.cost > COST_EPSILON {
-            rows.push(ModelDayUsage {
-                day: day.day,
-                model: UNATTRIBUTED.to_string(),
-                figures: rest,
-                read_at: day.read_at,
-            });
-        }
-    }
-    rows.sort_by(|a, b| a.day.cmp(&b.day).then_with(|| a.model.cmp(&b.model)));
-    let mut models: BTreeMap<String, UsageFigures> = BTreeMap::new();
-    for row in &rows {
-        models
-            .entry(row.model.clone())
-            .or_default()
-            .add(&row.figures);
-    }
-    let mut models: Vec<(String, UsageFigures)> = models.into_iter().collect();
-    models.sort_by(|a, b| b.1.cost.total_cmp(&a.1.cost).then_with(|| a.0.cmp(&b.0)));
-    let as_of = ledger
-        .days
-        .iter()
-        .filter(|d| period.contains(d.day))
-        .map(|d| d.read_at)
-        .max();
-    Summary {
-        tenant: tenant.clone(),
-        period,
-        totals,
-        models,
-        daily,
-        rows,
-        bill: bill(totals.cost, pricing, &period),
-        as_of,
-    }
-}
-
-/// Ranks tenants by cost (ties by id).
-#[must_use]
-pub fn rank(period: Period, summaries: &[Summary]) -> FleetSummary {
-    let mut tenants: Vec<Ranked> = summaries
-        .iter()
-        .map(|s| Ranked {
-            tenant: s.tenant.clone(),
-            cost: s.totals.cost,
-            tokens: s.totals.tokens(),
-            billable: s.bill.total,
-            as_of: s.as_of,
-        })
-        .collect();
-    tenants.sort_by(|a, b| {
-        b.cost
-            .total_cmp(&a.cost)
-            .then_with(|| a.tenant.cmp(&b.tenant))
-    });
-    // `fold` from +0.0: an empty `sum` of floats is -0.0, which prints as "$-0.00".
-    let cost = tenants.iter().fold(0.0, |sum, t| sum + t.cost);
-    let billable = tenants.iter().fold(0.0, |sum, t| sum + t.billable);
-    FleetSummary {
-        period,
-        tenants,
-        cost,
-        billable,
-    }
-}
+use crate::fleet::Summary;
 
 /// The CSV header, one row per (day, model).
 pub const CSV_HEADER: &str = "tenant,date,model,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,total_tokens,cost_usd";
 
+/// Decimals of the cost column: sub-cent costs of single days and models show.
+const COST_DECIMALS: u32 = 6;
+
 /// The per-day, per-model rows of a summary as CSV (RFC 4180, `\n` line ends).
-/// Text a spreadsheet would run as a formula starts with `'` (see `csv_field`).
+/// Text a spreadsheet would run as a formula starts with `'` (see `defuse`).
 #[must_use]
 pub fn csv(summary: &Summary) -> String {
     csv_all(std::slice::from_ref(summary))
@@ -205,32 +22,49 @@ pub fn csv(summary: &Summary) -> String {
 /// The rows of every summary under one header (the fleet's CSV).
 #[must_use]
 pub fn csv_all(summaries: &[Summary]) -> String {
-    let mut out = String::from(CSV_HEADER);
-    out.push('\n');
+    let mut writer = writer();
+    let mut records = vec![
+        CSV_HEADER
+            .split(',')
+            .map(str::to_string)
+            .collect::<Vec<_>>(),
+    ];
     for summary in summaries {
-        csv_rows(summary, &mut out);
+        for row in &summary.rows {
+            let f = &row.figures;
+            records.push(vec![
+                summary.tenant.to_string(),
+                row.day.to_string(),
+                row.model.clone(),
+                f.input.to_string(),
+                f.output.to_string(),
+                f.cache_read.to_string(),
+                f.cache_write.to_string(),
+                f.tokens().to_string(),
+                format!(
+                    "{:.prec$}",
+                    f.cost.round(COST_DECIMALS).decimal(),
+                    prec = COST_DECIMALS as usize
+                ),
+            ]);
+        }
     }
-    out
+    for record in records {
+        // Writing to a `Vec` cannot fail.
+        let _ = writer.write_record(record.iter().map(|field| defuse(field).into_owned()));
+    }
+    into_text(writer)
 }
 
-fn csv_rows(summary: &Summary, out: &mut String) {
-    for row in &summary.rows {
-        let f = &row.figures;
-        let fields = [
-            summary.tenant.to_string(),
-            row.day.to_string(),
-            row.model.clone(),
-            f.input.to_string(),
-            f.output.to_string(),
-            f.cache_read.to_string(),
-            f.cache_write.to_string(),
-            f.tokens().to_string(),
-            format!("{:.6}", f.cost),
-        ];
-        let fields: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
-        out.push_str(&fields.join(","));
-        out.push('\n');
-    }
+fn writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new())
+}
+
+fn into_text(writer: csv::Writer<Vec<u8>>) -> String {
+    let bytes = writer.into_inner().unwrap_or_default();
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// Characters that make a spreadsheet read a cell as a formula (OWASP, "CSV
@@ -238,28 +72,36 @@ fn csv_rows(summary: &Summary, out: &mut String) {
 /// report must open as text, not run.
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
-/// One CSV field: a would-be formula gets a leading `'` (OWASP), so the
-/// spreadsheet shows it as text; then RFC 4180 quoting. A field that is a
-/// plain number (`-1.500000`, a negative cost) is left as it is: it is no
-/// formula, and a quote would turn it into text and break sums.
-fn csv_field(text: &str) -> String {
+/// A would-be formula gets a leading `'` (OWASP), so the spreadsheet shows it
+/// as text. A field that is a plain number (`-1.500000`, a negative cost) is
+/// left as it is: it is no formula, and a quote would turn it into text and
+/// break sums. Quoting is the `csv` writer's.
+fn defuse(text: &str) -> Cow<'_, str> {
     let is_number = text.parse::<f64>().is_ok_and(f64::is_finite);
-    let text = if text.starts_with(FORMULA_STARTS) && !is_number {
-        format!("'{text}")
+    if text.starts_with(FORMULA_STARTS) && !is_number {
+        Cow::Owned(format!("'{text}"))
     } else {
-        text.to_string()
-    };
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
+        Cow::Borrowed(text)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::DayUsage;
+    use chrono::NaiveDate;
+
+    use crate::config::Pricing;
+    use crate::fleet::{
+        DayUsage, Ledger, ModelDayUsage, Period, UNATTRIBUTED, UsageFigures, bill, rank, summarize,
+    };
+    use crate::tenant::{TenantId, Usd};
+
+    /// One field as the CSV writer writes it (defused and quoted).
+    fn csv_field(text: &str) -> String {
+        let mut writer = writer();
+        writer.write_record([defuse(text).as_ref()]).unwrap();
+        into_text(writer).trim_end_matches('\n').to_string()
+    }
 
     fn day(text: &str) -> NaiveDate {
         NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
@@ -271,7 +113,7 @@ mod tests {
             output,
             cache_read: 0,
             cache_write: 0,
-            cost,
+            cost: Usd::from_f64(cost),
         }
     }
 
@@ -284,25 +126,28 @@ mod tests {
 
     const NONE: Pricing = Pricing {
         markup_percent: 0.0,
-        monthly_fee: 0.0,
+        monthly_fee: Usd::ZERO,
     };
 
     #[test]
     fn the_fee_is_pro_rata_per_month() {
         let fee = Pricing {
             markup_percent: 0.0,
-            monthly_fee: 29.0,
+            monthly_fee: Usd::cents(2900),
         };
-        assert!((bill(0.0, fee, &period("2024-02-01", "2024-02-29")).fee - 29.0).abs() < 1e-9);
+        assert_eq!(
+            bill(Usd::ZERO, fee, &period("2024-02-01", "2024-02-29")).fee,
+            Usd::cents(2900)
+        );
         // Half of a 30-day month and a whole 31-day one.
         let fee = Pricing {
             markup_percent: 25.0,
-            monthly_fee: 30.0,
+            monthly_fee: Usd::cents(3000),
         };
-        let bill = bill(10.0, fee, &period("2026-04-16", "2026-05-31"));
-        assert!((bill.fee - 45.0).abs() < 1e-9, "{bill:?}");
-        assert!((bill.usage - 12.5).abs() < 1e-9);
-        assert!((bill.total - 57.5).abs() < 1e-9);
+        let bill = bill(Usd::cents(1000), fee, &period("2026-04-16", "2026-05-31"));
+        assert_eq!(bill.fee, Usd::cents(4500), "{bill:?}");
+        assert_eq!(bill.usage, Usd::cents(1250));
+        assert_eq!(bill.total, Usd::cents(5750));
     }
 
     /// Days are zero-filled, models ranked by cost, and a day's total beyond its
@@ -356,14 +201,18 @@ mod tests {
             summary.daily[2],
             (day("2026-03-02"), UsageFigures::default())
         );
-        let models: Vec<(&str, f64)> = summary
+        let models: Vec<(&str, Usd)> = summary
             .models
             .iter()
             .map(|(m, f)| (m.as_str(), f.cost))
             .collect();
         assert_eq!(
             models,
-            vec![("a/cheap", 2.0), ("b/dear", 2.0), (UNATTRIBUTED, 0.5)]
+            vec![
+                ("a/cheap", Usd::cents(200)),
+                ("b/dear", Usd::cents(200)),
+                (UNATTRIBUTED, Usd::cents(50))
+            ]
         );
         assert_eq!(summary.rows.len(), 4);
         assert_eq!(
@@ -380,6 +229,36 @@ mod tests {
             "acme,2026-03-01,(unattributed),40,0,0,0,40,0.500000"
         );
         assert_eq!(lines.len(), 5);
+    }
+
+    /// A month of tiny per-call costs: the days of the summary add up to its
+    /// total, and the bill to the cent, exactly.
+    #[test]
+    fn the_days_of_a_month_add_up_to_its_total() {
+        let acme: TenantId = "acme".parse().unwrap();
+        let march = period("2026-03-01", "2026-03-31");
+        let per_call = "0.000015".parse::<Usd>().unwrap();
+        let ledger = Ledger {
+            days: march
+                .days()
+                .map(|d| DayUsage {
+                    day: d,
+                    figures: UsageFigures {
+                        cost: std::iter::repeat_n(per_call, 1001).sum(),
+                        ..UsageFigures::default()
+                    },
+                    read_at: 1,
+                })
+                .collect(),
+            models: vec![],
+        };
+        let summary = summarize(&acme, march, &ledger, NONE);
+        let days: Usd = summary.daily.iter().map(|(_, f)| f.cost).sum();
+        assert_eq!(days, summary.totals.cost);
+        assert_eq!(summary.totals.cost, "0.465465".parse().unwrap());
+        assert_eq!(summary.bill.total.to_string(), "$0.47");
+        let floats: f64 = (0..31 * 1001).map(|_| 0.000015_f64).sum();
+        assert_ne!(floats, 0.465465, "f64 would be off");
     }
 
     #[test]
@@ -400,15 +279,15 @@ mod tests {
                 &ledger,
                 Pricing {
                     markup_percent: 10.0,
-                    monthly_fee: 0.0,
+                    monthly_fee: Usd::ZERO,
                 },
             )
         };
         let fleet = rank(p, &[make("b", 1.0), make("a", 3.0), make("c", 1.0)]);
         let order: Vec<&str> = fleet.tenants.iter().map(|t| t.tenant.as_str()).collect();
         assert_eq!(order, vec!["a", "b", "c"]);
-        assert!((fleet.cost - 5.0).abs() < 1e-9);
-        assert!((fleet.billable - 5.5).abs() < 1e-9);
+        assert_eq!(fleet.cost, Usd::cents(500));
+        assert_eq!(fleet.billable, Usd::cents(550));
     }
 
     #[test]
