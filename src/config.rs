@@ -823,6 +823,8 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Parses `512m`, `2g`, `1.5g`, `1073741824` into bytes.
+/// Docker's units: `g` is GiB. Not `bytesize`, which reads `2g` as 2·10⁹ (SI) and
+/// would shrink every configured cell by 7%.
 pub fn parse_memory(text: &str) -> anyhow::Result<i64> {
     let text = text.trim().to_ascii_lowercase();
     let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
