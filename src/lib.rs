@@ -10,6 +10,7 @@
 //! - `gateway`: the OpenClaw client (WebSocket RPC, device identity, HTTP probes).
 //! - `fleet`: the use-cases every adapter calls (create, lifecycle, reconcile, …).
 //! - `bot`: the Telegram admin bot (teloxide), an adapter over `fleet`.
+//! - `cli`: the `mtp` command line (clap), the other adapter over `fleet`.
 //! - `monitor`: health sweeps, alert rules, self-healing, digest, `/metrics`.
 //! - `usage`: the usage loop, the periods an operator types, CSV and PNG charts (bills and budgets are `fleet`'s).
 //! - `serve`: `mtp serve`, the bot and the monitor side by side.
@@ -18,6 +19,7 @@
 
 pub mod backoff;
 pub mod bot;
+pub mod cli;
 pub mod config;
 pub mod fleet;
 pub mod gateway;

@@ -13,6 +13,7 @@
 
 mod alerts;
 mod clients;
+mod commands;
 mod newclient;
 mod pasted;
 mod send;
@@ -318,10 +319,9 @@ fn get_me_failure(
 /// then commands, dialogue steps and buttons; everyone else gets one polite
 /// refusal.
 pub fn schema() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'static>> {
-    let commands = teloxide::filter_command::<Command, _>().endpoint(on_command);
     let messages = Update::filter_message()
         .enter_dialogue::<Message, DialogueStorage, State>()
-        .branch(commands)
+        .branch(commands::handler())
         .endpoint(on_message);
     let callbacks = Update::filter_callback_query()
         .enter_dialogue::<CallbackQuery, DialogueStorage, State>()
@@ -387,173 +387,6 @@ async fn record_unrecorded(ctx: &Ctx, count: u64) {
         );
     })
     .await;
-}
-
-async fn on_command(
-    bot: Tg,
-    msg: Message,
-    cmd: Command,
-    dialogue: Dlg,
-    ctx: Arc<Ctx>,
-) -> HandlerResult {
-    let chat = msg.chat.id;
-    let actor = actor_of(msg.from.as_ref());
-    let anywhere = matches!(
-        cmd,
-        Command::Help | Command::Start(_) | Command::Cancel | Command::NewClient
-    );
-    if !anywhere && !ctx.trusted_chat(&msg.chat) {
-        // Another group the bot was added to: tenants are not shown or touched
-        // there, and the silence tells its members nothing either.
-        tracing::info!(
-            chat = chat.0,
-            "a tenant command outside operators' chats and the ops group, ignored"
-        );
-        return Ok(());
-    }
-    match cmd {
-        Command::Help | Command::Start(_) => {
-            send(&bot, chat, help(&ctx), None).await?;
-        }
-        Command::Cancel => {
-            let had = !matches!(dialogue.get().await?, None | Some(State::Idle));
-            dialogue.exit().await?;
-            let key = if had {
-                "common.cancelled"
-            } else {
-                "common.nothing_to_cancel"
-            };
-            send(&bot, chat, ctx.texts.plain(key), None).await?;
-        }
-        // Onboarding asks for secrets: only in a private chat with the bot.
-        Command::NewClient if !msg.chat.is_private() => {
-            send(&bot, chat, ctx.texts.plain("newclient.private_only"), None).await?;
-        }
-        Command::NewClient => newclient::begin(&bot, chat, &dialogue, &ctx).await?,
-        Command::Clients => clients::list(&bot, chat, &ctx).await?,
-        Command::Client(arg) => {
-            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/client <id>").await? {
-                clients::details(&bot, chat, &ctx, &id).await?;
-            }
-        }
-        Command::Restart(arg) => {
-            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/restart <id>").await? {
-                clients::act(&bot, chat, &ctx, &actor, clients::Action::Restart, &id).await?;
-            }
-        }
-        Command::Stop(arg) => {
-            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/stop <id>").await? {
-                clients::act(&bot, chat, &ctx, &actor, clients::Action::Stop, &id).await?;
-            }
-        }
-        Command::StartCell(arg) => {
-            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/startcell <id>").await? {
-                clients::act(&bot, chat, &ctx, &actor, clients::Action::Start, &id).await?;
-            }
-        }
-        Command::Remove(arg) => {
-            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/remove <id>").await? {
-                clients::ask_remove(&bot, chat, &ctx, &id).await?;
-            }
-        }
-        Command::Health => alerts::health(&bot, chat, &ctx).await?,
-        Command::Mute(arg) => {
-            let mut words = arg.split_whitespace();
-            let id_text = words.next().unwrap_or_default().to_string();
-            let duration = words
-                .next()
-                .and_then(|text| humantime::parse_duration(text).ok())
-                .filter(|d| d.as_secs() >= 60 && d.as_secs() <= 30 * 86_400);
-            let Some(duration) = duration else {
-                send(
-                    &bot,
-                    chat,
-                    ctx.texts.get(
-                        "common.usage",
-                        &[("usage", "/mute <id> <duration from 1m to 30d, e.g. 2h>")],
-                    ),
-                    None,
-                )
-                .await?;
-                return Ok(());
-            };
-            if let Some(id) =
-                tenant_arg(&bot, chat, &ctx, &id_text, "/mute <id> <duration>").await?
-            {
-                alerts::mute(&bot, chat, &ctx, &actor, &id, duration).await?;
-            }
-        }
-        Command::Usage(arg) => usage::usage_command(&bot, chat, &ctx, &arg).await?,
-        Command::Budget(arg) => {
-            let words: Vec<&str> = arg.split_whitespace().collect();
-            let usage = "/budget <id> [amount|none] [notify|stop-channel|stop-cell]";
-            if let Some(id) = tenant_arg(
-                &bot,
-                chat,
-                &ctx,
-                words.first().copied().unwrap_or_default(),
-                usage,
-            )
-            .await?
-            {
-                usage::budget_command(&bot, chat, &ctx, &actor, &id, &words[1..]).await?;
-            }
-        }
-        Command::Resume(arg) => {
-            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/resume <id>").await? {
-                usage::resume_command(&bot, chat, &ctx, &actor, &id).await?;
-            }
-        }
-        Command::Unmute(arg) => {
-            if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/unmute <id>").await? {
-                alerts::unmute(&bot, chat, &ctx, &actor, &id).await?;
-            }
-        }
-        Command::Upgrade(arg) => {
-            let mut words = arg.split_whitespace();
-            let id_text = words.next().unwrap_or_default().to_string();
-            let image = words.next().map(str::to_string);
-            if words.next().is_some() {
-                send(
-                    &bot,
-                    chat,
-                    ctx.texts
-                        .get("common.usage", &[("usage", "/upgrade <id> [image]")]),
-                    None,
-                )
-                .await?;
-                return Ok(());
-            }
-            if let Some(id) =
-                tenant_arg(&bot, chat, &ctx, &id_text, "/upgrade <id> [image]").await?
-            {
-                clients::upgrade(&bot, chat, &ctx, &actor, &id, image.as_deref()).await?;
-            }
-        }
-        Command::Logs(arg) => {
-            let mut words = arg.split_whitespace();
-            let id_text = words.next().unwrap_or_default().to_string();
-            let lines = match words.next().map(str::parse::<usize>) {
-                None => 50,
-                Some(Ok(n)) if (1..=2000).contains(&n) => n,
-                Some(_) => {
-                    send(
-                        &bot,
-                        chat,
-                        ctx.texts
-                            .get("common.usage", &[("usage", "/logs <id> [1-2000]")]),
-                        None,
-                    )
-                    .await?;
-                    return Ok(());
-                }
-            };
-            if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/logs <id> [lines]").await? {
-                clients::logs(&bot, chat, &ctx, &id, lines).await?;
-            }
-        }
-    }
-    Ok(())
 }
 
 async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {
@@ -718,53 +551,8 @@ fn expired_text(ctx: &Ctx) -> String {
     )
 }
 
-fn help(ctx: &Ctx) -> String {
-    ctx.texts.get(
-        "common.help",
-        &[("commands", &Command::descriptions().to_string())],
-    )
-}
-
 fn actor_of(user: Option<&teloxide::types::User>) -> Actor {
     Actor::Telegram(user.map_or(0, |user| user.id.0))
-}
-
-/// Parses a tenant id argument, replying with the usage or the id rule if bad.
-async fn tenant_arg(
-    bot: &Tg,
-    chat: ChatId,
-    ctx: &Ctx,
-    arg: &str,
-    usage: &str,
-) -> Result<Option<crate::tenant::TenantId>, teloxide::RequestError> {
-    let arg = arg.trim();
-    if arg.is_empty() || arg.contains(char::is_whitespace) {
-        send(
-            bot,
-            chat,
-            ctx.texts.get("common.usage", &[("usage", usage)]),
-            None,
-        )
-        .await?;
-        return Ok(None);
-    }
-    match arg.parse() {
-        Ok(id) => Ok(Some(id)),
-        Err(err) => {
-            let err: crate::tenant::TenantIdError = err;
-            send(
-                bot,
-                chat,
-                ctx.texts.get(
-                    "common.bad_id",
-                    &[("input", arg), ("reason", &err.to_string())],
-                ),
-                None,
-            )
-            .await?;
-            Ok(None)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,302 @@
+//! The admin bot's commands: one dptree branch per command
+//! (`case![Command::…]`), each ending in its own small endpoint that checks
+//! the arguments and calls the module that does the work.
+//!
+//! Order matters: the commands that answer anywhere come first (`/help`,
+//! `/start`, `/cancel`, `/newclient`); then any other chat than an operator's
+//! private chat or the ops group is ignored; the tenant commands come last.
+
+use std::sync::Arc;
+
+use teloxide::dispatching::UpdateHandler;
+use teloxide::dptree::case;
+use teloxide::prelude::*;
+use teloxide::utils::command::BotCommands;
+
+use crate::bot::state::State;
+use crate::bot::{
+    Command, Ctx, Dlg, HandlerResult, Tg, actor_of, alerts, clients, newclient, send, usage,
+};
+use crate::tenant::{TenantId, TenantIdError};
+
+/// The shortest and longest mute: a minute to a month.
+const MUTE_SECONDS: std::ops::RangeInclusive<u64> = 60..=30 * 86_400;
+/// The most log lines `/logs` sends, and how many without a number.
+const MAX_LOG_LINES: usize = 2000;
+const DEFAULT_LOG_LINES: usize = 50;
+
+/// The command branch of the handler tree (after the operator filter and the
+/// dialogue).
+pub(crate) fn handler() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'static>> {
+    teloxide::filter_command::<Command, _>()
+        .branch(case![Command::Help].endpoint(help))
+        .branch(case![Command::Start(greeting)].endpoint(help))
+        .branch(case![Command::Cancel].endpoint(cancel))
+        .branch(case![Command::NewClient].endpoint(new_client))
+        .branch(
+            dptree::filter(|msg: Message, ctx: Arc<Ctx>| !ctx.trusted_chat(&msg.chat))
+                .endpoint(ignore_elsewhere),
+        )
+        .branch(case![Command::Clients].endpoint(clients_list))
+        .branch(case![Command::Client(arg)].endpoint(client))
+        .branch(case![Command::Restart(arg)].endpoint(
+            |bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String| {
+                act(
+                    bot,
+                    msg,
+                    ctx,
+                    arg,
+                    clients::Action::Restart,
+                    "/restart <id>",
+                )
+            },
+        ))
+        .branch(case![Command::Stop(arg)].endpoint(
+            |bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String| {
+                act(bot, msg, ctx, arg, clients::Action::Stop, "/stop <id>")
+            },
+        ))
+        .branch(case![Command::StartCell(arg)].endpoint(
+            |bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String| {
+                act(
+                    bot,
+                    msg,
+                    ctx,
+                    arg,
+                    clients::Action::Start,
+                    "/startcell <id>",
+                )
+            },
+        ))
+        .branch(case![Command::Upgrade(arg)].endpoint(upgrade))
+        .branch(case![Command::Remove(arg)].endpoint(remove))
+        .branch(case![Command::Logs(arg)].endpoint(logs))
+        .branch(case![Command::Health].endpoint(health))
+        .branch(case![Command::Mute(arg)].endpoint(mute))
+        .branch(case![Command::Unmute(arg)].endpoint(unmute))
+        .branch(case![Command::Usage(arg)].endpoint(usage_report))
+        .branch(case![Command::Budget(arg)].endpoint(budget))
+        .branch(case![Command::Resume(arg)].endpoint(resume))
+}
+
+async fn help(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
+    let text = ctx.texts.get(
+        "common.help",
+        &[("commands", &Command::descriptions().to_string())],
+    );
+    send(&bot, msg.chat.id, text, None).await?;
+    Ok(())
+}
+
+async fn cancel(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {
+    let had = !matches!(dialogue.get().await?, None | Some(State::Idle));
+    dialogue.exit().await?;
+    let key = if had {
+        "common.cancelled"
+    } else {
+        "common.nothing_to_cancel"
+    };
+    send(&bot, msg.chat.id, ctx.texts.plain(key), None).await?;
+    Ok(())
+}
+
+async fn new_client(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {
+    // Onboarding asks for secrets: only in a private chat with the bot.
+    if !msg.chat.is_private() {
+        send(
+            &bot,
+            msg.chat.id,
+            ctx.texts.plain("newclient.private_only"),
+            None,
+        )
+        .await?;
+        return Ok(());
+    }
+    newclient::begin(&bot, msg.chat.id, &dialogue, &ctx).await
+}
+
+/// Another group the bot was added to: tenants are not shown or touched
+/// there, and the silence tells its members nothing either.
+async fn ignore_elsewhere(msg: Message) -> HandlerResult {
+    tracing::info!(
+        chat = msg.chat.id.0,
+        "a tenant command outside operators' chats and the ops group, ignored"
+    );
+    Ok(())
+}
+
+async fn clients_list(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
+    clients::list(&bot, msg.chat.id, &ctx).await
+}
+
+async fn client(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    let chat = msg.chat.id;
+    if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/client <id>").await? {
+        clients::details(&bot, chat, &ctx, &id).await?;
+    }
+    Ok(())
+}
+
+/// `/restart`, `/stop`, `/startcell`.
+async fn act(
+    bot: Tg,
+    msg: Message,
+    ctx: Arc<Ctx>,
+    arg: String,
+    action: clients::Action,
+    usage: &'static str,
+) -> HandlerResult {
+    let chat = msg.chat.id;
+    if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, usage).await? {
+        let actor = actor_of(msg.from.as_ref());
+        clients::act(&bot, chat, &ctx, &actor, action, &id).await?;
+    }
+    Ok(())
+}
+
+async fn upgrade(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    let chat = msg.chat.id;
+    let mut words = arg.split_whitespace();
+    let id_text = words.next().unwrap_or_default().to_string();
+    let image = words.next().map(str::to_string);
+    if words.next().is_some() {
+        let text = ctx
+            .texts
+            .get("common.usage", &[("usage", "/upgrade <id> [image]")]);
+        send(&bot, chat, text, None).await?;
+        return Ok(());
+    }
+    if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/upgrade <id> [image]").await? {
+        let actor = actor_of(msg.from.as_ref());
+        clients::upgrade(&bot, chat, &ctx, &actor, &id, image.as_deref()).await?;
+    }
+    Ok(())
+}
+
+async fn remove(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    let chat = msg.chat.id;
+    if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/remove <id>").await? {
+        clients::ask_remove(&bot, chat, &ctx, &id).await?;
+    }
+    Ok(())
+}
+
+async fn logs(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    let chat = msg.chat.id;
+    let mut words = arg.split_whitespace();
+    let id_text = words.next().unwrap_or_default().to_string();
+    let lines = match words.next().map(str::parse::<usize>) {
+        None => DEFAULT_LOG_LINES,
+        Some(Ok(n)) if (1..=MAX_LOG_LINES).contains(&n) => n,
+        Some(_) => {
+            let text = ctx
+                .texts
+                .get("common.usage", &[("usage", "/logs <id> [1-2000]")]);
+            send(&bot, chat, text, None).await?;
+            return Ok(());
+        }
+    };
+    if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/logs <id> [lines]").await? {
+        clients::logs(&bot, chat, &ctx, &id, lines).await?;
+    }
+    Ok(())
+}
+
+async fn health(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
+    alerts::health(&bot, msg.chat.id, &ctx).await
+}
+
+async fn mute(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    let chat = msg.chat.id;
+    let mut words = arg.split_whitespace();
+    let id_text = words.next().unwrap_or_default().to_string();
+    let duration = words
+        .next()
+        .and_then(|text| humantime::parse_duration(text).ok())
+        .filter(|duration| MUTE_SECONDS.contains(&duration.as_secs()));
+    let Some(duration) = duration else {
+        let text = ctx.texts.get(
+            "common.usage",
+            &[("usage", "/mute <id> <duration from 1m to 30d, e.g. 2h>")],
+        );
+        send(&bot, chat, text, None).await?;
+        return Ok(());
+    };
+    if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/mute <id> <duration>").await? {
+        let actor = actor_of(msg.from.as_ref());
+        alerts::mute(&bot, chat, &ctx, &actor, &id, duration).await?;
+    }
+    Ok(())
+}
+
+async fn unmute(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    let chat = msg.chat.id;
+    if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/unmute <id>").await? {
+        let actor = actor_of(msg.from.as_ref());
+        alerts::unmute(&bot, chat, &ctx, &actor, &id).await?;
+    }
+    Ok(())
+}
+
+async fn usage_report(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    usage::usage_command(&bot, msg.chat.id, &ctx, &arg).await
+}
+
+async fn budget(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    let chat = msg.chat.id;
+    let words: Vec<&str> = arg.split_whitespace().collect();
+    let usage = "/budget <id> [amount|none] [notify|stop-channel|stop-cell]";
+    let id_text = words.first().copied().unwrap_or_default();
+    if let Some(id) = tenant_arg(&bot, chat, &ctx, id_text, usage).await? {
+        let actor = actor_of(msg.from.as_ref());
+        usage::budget_command(&bot, chat, &ctx, &actor, &id, &words[1..]).await?;
+    }
+    Ok(())
+}
+
+async fn resume(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    let chat = msg.chat.id;
+    if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/resume <id>").await? {
+        let actor = actor_of(msg.from.as_ref());
+        usage::resume_command(&bot, chat, &ctx, &actor, &id).await?;
+    }
+    Ok(())
+}
+
+/// Parses a tenant id argument, replying with the usage or the id rule if bad.
+async fn tenant_arg(
+    bot: &Tg,
+    chat: ChatId,
+    ctx: &Ctx,
+    arg: &str,
+    usage: &str,
+) -> Result<Option<TenantId>, teloxide::RequestError> {
+    let arg = arg.trim();
+    if arg.is_empty() || arg.contains(char::is_whitespace) {
+        send(
+            bot,
+            chat,
+            ctx.texts.get("common.usage", &[("usage", usage)]),
+            None,
+        )
+        .await?;
+        return Ok(None);
+    }
+    match arg.parse() {
+        Ok(id) => Ok(Some(id)),
+        Err(err) => {
+            let err: TenantIdError = err;
+            send(
+                bot,
+                chat,
+                ctx.texts.get(
+                    "common.bad_id",
+                    &[("input", arg), ("reason", &err.to_string())],
+                ),
+                None,
+            )
+            .await?;
+            Ok(None)
+        }
+    }
+}

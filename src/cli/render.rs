@@ -1,0 +1,509 @@
+//! Everything the CLI prints, in one place: the texts and tables of each
+//! command, the progress steps' words, and the two ways out (`print_json`
+//! for the `views` shapes, `print_line` for text). `fleet` returns facts;
+//! the words are chosen here.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::fleet::{self, CreateStep, GatewayInfo, ReconcileReport, TenantView};
+use crate::fleet::{BudgetStatus, FleetSummary, Summary};
+use crate::tenant::TenantId;
+use crate::usage::period::PeriodSpec;
+
+/// Prints one JSON document, pretty, on stdout.
+///
+/// # Errors
+///
+/// Stdout closed or failing.
+pub(crate) fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+    // Through `Value`, whose map keeps keys sorted: the order the CLI has
+    // always printed, whatever order a view declares its fields in.
+    let value = serde_json::to_value(value)?;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Prints `text` and a newline on stdout.
+///
+/// # Errors
+///
+/// Stdout closed or failing.
+pub(crate) fn print_line(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// Prints `text` as it is (rows that end in their own newlines, CSV).
+///
+/// # Errors
+///
+/// Stdout closed or failing.
+pub(crate) fn print_text(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Unix seconds as RFC 3339 in UTC (empty for a time out of range).
+pub(crate) fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
+}
+
+pub(crate) fn create_step(step: CreateStep) -> &'static str {
+    match step {
+        CreateStep::Validate => "checking input",
+        CreateStep::Record => "recording the tenant",
+        CreateStep::Dirs => "creating data dirs",
+        CreateStep::Config => "writing the OpenClaw config",
+        CreateStep::Network => "creating the network",
+        CreateStep::Container => "creating the container",
+        CreateStep::Start => "starting",
+        CreateStep::Health => "waiting for the gateway to be healthy",
+        CreateStep::Pair => "pairing the admin with the gateway",
+        CreateStep::Done => "done",
+    }
+}
+
+pub(crate) fn upgrade_step(step: fleet::UpgradeStep) -> &'static str {
+    match step {
+        fleet::UpgradeStep::Validate => "checking the image",
+        fleet::UpgradeStep::Maintenance => "muting the monitor",
+        fleet::UpgradeStep::Replace => "replacing the container",
+        fleet::UpgradeStep::Start => "starting",
+        fleet::UpgradeStep::Health => "waiting for the gateway to be healthy",
+        fleet::UpgradeStep::Gateway => "reaching the gateway",
+        fleet::UpgradeStep::Done => "done",
+    }
+}
+
+pub(crate) fn created(view: &TenantView) -> String {
+    format!(
+        "created {} on 127.0.0.1:{} ({})",
+        view.id(),
+        view.record.port,
+        view.health.as_str()
+    )
+}
+
+pub(crate) fn tenant_list(views: &[TenantView]) -> String {
+    let mut out =
+        String::from("ID                                       STATE     HEALTH   PORT   IMAGE\n");
+    for view in views {
+        let _ = writeln!(
+            out,
+            "{:<40} {:<9} {:<8} {:<6} {}",
+            view.id().as_str(),
+            view.state.as_str(),
+            view.health.as_str(),
+            view.record.port,
+            view.record.image
+        );
+    }
+    if views.is_empty() {
+        out.push_str(
+            "(no tenants yet; create one with `mtp tenant create <id> --bot-token-file F`)\n",
+        );
+    }
+    out.trim_end().to_string()
+}
+
+/// `tenant show`: the record, Docker's view, and the gateway's live facts
+/// when they were asked for.
+pub(crate) fn show(view: &TenantView, gateway: Option<&Result<GatewayInfo, String>>) -> String {
+    let record = &view.record;
+    let mut lines = vec![
+        format!("tenant     {}", record.id),
+        format!(
+            "name       {}",
+            record.display_name.as_deref().unwrap_or("-")
+        ),
+        format!("state      {}", view.state.as_str()),
+        format!("health     {}", view.health.as_str()),
+        format!("gateway    ws://127.0.0.1:{}/", record.port),
+        format!(
+            "image      {} ({})",
+            record.image,
+            record.image_id.as_deref().unwrap_or("-")
+        ),
+        format!("model      {}", record.model),
+        format!(
+            "limits     {} MiB, {} CPUs, {} pids",
+            record.limits.memory_bytes / (1024 * 1024),
+            record.limits.nano_cpus as f64 / 1e9,
+            record.limits.pids
+        ),
+        format!("network    mtp-cell-{} ({})", record.id, record.subnet),
+        format!("paired     {}", if record.paired { "yes" } else { "no" }),
+        format!("created    {}", rfc3339(record.created_at)),
+    ];
+    if let Some(container) = &view.container {
+        lines.push(format!(
+            "container  {} (restarts {}, exit code {}{})",
+            container.state,
+            container.restart_count,
+            container.exit_code,
+            if container.oom_killed {
+                ", OOM killed"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(error) = &record.last_error {
+        lines.push(format!("last error {error}"));
+    }
+    match gateway {
+        Some(Ok(info)) => {
+            lines.push(format!("gateway    OpenClaw {}", info.version));
+            if let Some(telegram) = &info.telegram {
+                let state = match (telegram.running, telegram.connected) {
+                    (Some(true), Some(true)) => "running, connected",
+                    (Some(true), _) => "running",
+                    _ => "not running",
+                };
+                let mut line = format!("telegram   {state}");
+                if let Some(error) = &telegram.last_error {
+                    let _ = write!(line, " (last error: {error})");
+                }
+                lines.push(line);
+            }
+        }
+        Some(Err(error)) => lines.push(format!("gateway    unreachable: {error}")),
+        None => {}
+    }
+    lines.join("\n")
+}
+
+pub(crate) fn started(id: &TenantId, started: &fleet::Started) -> String {
+    match started {
+        fleet::Started::Started => format!("started {id}; gateway healthy"),
+        fleet::Started::AlreadyRunning => format!("{id} was already running; gateway healthy"),
+    }
+}
+
+pub(crate) fn stopped(id: &TenantId, stopped: &fleet::Stopped) -> String {
+    match stopped {
+        fleet::Stopped::Stopped => format!("stopped {id}"),
+        fleet::Stopped::AlreadyStopped => format!("{id} was already stopped"),
+    }
+}
+
+pub(crate) fn hooks(id: &TenantId, on: bool, changed: bool) -> String {
+    let what = if on {
+        "on: /hooks/wake and /hooks/agent (agent main) answer the cell's hooks token"
+    } else {
+        "off"
+    };
+    let change = if changed { "" } else { " (no change)" };
+    format!("{id}: hooks {what}{change}")
+}
+
+pub(crate) fn upgraded(id: &TenantId, upgraded: &fleet::Upgraded) -> String {
+    let how = if upgraded.left_stopped {
+        "made anew, left stopped as it was"
+    } else {
+        "gateway healthy and paired"
+    };
+    format!(
+        "upgraded {id} from {} to {} (generation {}); {how}",
+        upgraded.from, upgraded.to, upgraded.generation
+    )
+}
+
+pub(crate) fn removal_prompt(id: &TenantId, purge: bool) -> String {
+    if purge {
+        format!(
+            "This deletes {id}'s container, network AND all its data. Type the tenant id to confirm: "
+        )
+    } else {
+        format!(
+            "Remove {id}'s container and network (data is kept)? Type the tenant id to confirm: "
+        )
+    }
+}
+
+pub(crate) fn removed(id: &TenantId, removed: &fleet::Removed, tenant_dir: &Path) -> String {
+    let data = if removed.purged {
+        "data deleted".to_string()
+    } else {
+        format!("data kept in {}", tenant_dir.display())
+    };
+    format!("removed {id}; {data}")
+}
+
+pub(crate) fn reconcile(report: &ReconcileReport) -> String {
+    if report.is_clean() && report.in_progress.is_empty() {
+        return "reconcile: store and Docker agree".to_string();
+    }
+    let mut lines = Vec::new();
+    for id in &report.cleaned {
+        lines.push(format!("reconcile: undid the abandoned create of {id}"));
+    }
+    for id in &report.removed {
+        lines.push(format!("reconcile: finished the abandoned removal of {id}"));
+    }
+    for id in &report.repaired {
+        lines.push(format!(
+            "reconcile: made the missing container of {id} again from its record"
+        ));
+    }
+    for id in &report.in_progress {
+        lines.push(format!(
+            "reconcile: an action on {id} is still running; left alone"
+        ));
+    }
+    for id in &report.orphan_containers {
+        lines.push(format!(
+            "reconcile: container mtp-cell-{id} has no record; inspect it, then `docker rm -f mtp-cell-{id}` if unwanted"
+        ));
+    }
+    for name in &report.orphan_networks {
+        lines.push(format!(
+            "reconcile: network {name} has no tenant; remove it with `docker network rm {name}`"
+        ));
+    }
+    for id in &report.missing {
+        lines.push(format!(
+            "reconcile: {id} has no container and it could not be made again (see `mtp audit --tenant {id}`); `mtp tenant rm {id}` forgets it (data is kept)"
+        ));
+    }
+    lines.join("\n")
+}
+
+/// The audit log as rows, each ending in a newline.
+pub(crate) fn audit(entries: &[fleet::AuditEntry]) -> String {
+    let mut out = String::new();
+    for entry in entries {
+        let failure = match (&entry.step, &entry.error) {
+            (Some(step), Some(error)) => format!(" at {step}: {error}"),
+            (None, Some(error)) => format!(": {error}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{}  {:<16} {:<24} {:<12} {}{failure}",
+            rfc3339(entry.at),
+            entry.actor,
+            entry.action,
+            entry.tenant.as_deref().unwrap_or("-"),
+            entry.outcome.as_str()
+        );
+    }
+    out
+}
+
+/// `usage collect`: one line per tenant.
+pub(crate) fn collected(report: &fleet::CollectReport) -> String {
+    if report.tenants.is_empty() {
+        return "no tenants".to_string();
+    }
+    report
+        .tenants
+        .iter()
+        .map(|(id, collected)| format!("{id}: {}", tenant_collected(collected)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn tenant_collected(collected: &fleet::Collected) -> String {
+    match collected {
+        fleet::Collected::Read {
+            days,
+            models,
+            ratcheted,
+        } => {
+            format!(
+                "read {days} days and {models} model rows ({} new or raised, {} lower readings kept)",
+                ratcheted.raised, ratcheted.held
+            )
+        }
+        fleet::Collected::NotRunning => "skipped: not running".to_string(),
+        fleet::Collected::NotPaired => "skipped: not paired (run `mtp tenant pair`)".to_string(),
+        fleet::Collected::Failed(error) => {
+            format!("failed, figures kept, retried next time: {error}")
+        }
+    }
+}
+
+/// `usage budget`: the budget, the month's spend, the alerts sent and a
+/// suspension.
+pub(crate) fn budget(id: &TenantId, status: &BudgetStatus) -> String {
+    let Some(amount) = status.budget.amount else {
+        return format!("{id}: no budget; set one with `mtp usage budget {id} <amount>`");
+    };
+    let source = if status.budget.set_by_operator {
+        "set here"
+    } else {
+        "from config"
+    };
+    let notified = if status.notified.is_empty() {
+        "-".to_string()
+    } else {
+        status
+            .notified
+            .iter()
+            .map(|threshold| format!("{threshold}%"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let suspended = status
+        .budget
+        .suspended
+        .as_ref()
+        .map(|suspension| {
+            format!(
+                "; suspended ({}) since {}",
+                suspension.how.as_str(),
+                rfc3339(suspension.since)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{id}: budget {amount} a month ({source}), at 100%: {}; spent {} in {} ({:.1}%); alerts sent: {notified}{suspended}",
+        status.budget.action.as_str(),
+        status.spend,
+        status.month,
+        status.spend.percent_of(amount).unwrap_or_default(),
+    )
+}
+
+pub(crate) fn resumed(id: &TenantId, resumed: &fleet::Resumed) -> String {
+    match resumed {
+        fleet::Resumed::Resumed(how) => {
+            format!("resumed {id} (it was suspended with {})", how.as_str())
+        }
+        fleet::Resumed::NotSuspended => format!("{id} is not suspended"),
+    }
+}
+
+/// `usage --all`: every tenant ranked by cost, and the total.
+pub(crate) fn fleet_usage(spec: &PeriodSpec, zone: &str, summary: &FleetSummary) -> String {
+    let mut out = format!(
+        "usage {spec} ({}, {zone})\n{:<40} {:>12} {:>12} {:>14}\n",
+        summary.period, "TENANT", "COST", "BILLABLE", "TOKENS"
+    );
+    for ranked in &summary.tenants {
+        let _ = writeln!(
+            out,
+            "{:<40} {:>12} {:>12} {:>14}",
+            ranked.tenant.as_str(),
+            ranked.cost.to_string(),
+            ranked.billable.to_string(),
+            ranked.tokens
+        );
+    }
+    let _ = write!(
+        out,
+        "{:<40} {:>12} {:>12}",
+        "TOTAL",
+        summary.cost.to_string(),
+        summary.billable.to_string()
+    );
+    out
+}
+
+/// `usage <id>`: tokens, cost, the bill and the cost per model.
+pub(crate) fn tenant_usage(spec: &PeriodSpec, zone: &str, summary: &Summary) -> String {
+    let totals = &summary.totals;
+    let bill = &summary.bill;
+    let mut lines = vec![
+        format!(
+            "usage of {} {spec} ({}, {zone})",
+            summary.tenant, summary.period
+        ),
+        format!(
+            "tokens     {} in, {} out, {} cache read, {} cache write",
+            totals.input, totals.output, totals.cache_read, totals.cache_write
+        ),
+        format!("cost       {}", totals.cost),
+        format!(
+            "billable   {} = {} usage ({}% markup) + {} fee",
+            bill.total, bill.usage, bill.markup_percent, bill.fee
+        ),
+        format!(
+            "as of      {}",
+            summary
+                .as_of
+                .map(rfc3339)
+                .unwrap_or_else(|| "never read".to_string())
+        ),
+    ];
+    if !summary.models.is_empty() {
+        lines.push(format!("{:<48} {:>12} {:>14}", "MODEL", "COST", "TOKENS"));
+        for (model, figures) in &summary.models {
+            lines.push(format!(
+                "{model:<48} {:>12} {:>14}",
+                format!("{:.4}", figures.cost),
+                figures.tokens()
+            ));
+        }
+    }
+    lines.join("\n")
+}
+
+/// What the operator can do about a failure, in the CLI's words: fleet
+/// reports the facts (an unknown id and the close ones, what a failed create
+/// kept, an obstacle); the commands to run are named here.
+pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
+    let obstacle_hint = |obstacle: &fleet::Obstacle| match obstacle {
+        fleet::Obstacle::DockerUnreachable => {
+            "start it (for example `sudo scripts/docker-up.sh`) or set MTP_DOCKER_HOST".to_string()
+        }
+        fleet::Obstacle::ImageMissing { .. } => {
+            "build it first (scripts/build-test-image.sh for the test image)".to_string()
+        }
+        fleet::Obstacle::NotPaired { tenant } => format!("run `mtp tenant pair {tenant}`"),
+        fleet::Obstacle::CellUser { uid } => format!("run mtp as root or as uid {uid}"),
+    };
+    if let Some(unknown) = err.downcast_ref::<fleet::UnknownTenant>() {
+        return Some(unknown_tenant_hint(unknown));
+    }
+    match err.downcast_ref::<fleet::CreateError>() {
+        Some(fleet::CreateError::Exists(id)) => {
+            return Some(format!(
+                "pick another id or remove it first (mtp tenant rm {id})"
+            ));
+        }
+        Some(fleet::CreateError::Failed {
+            tenant,
+            kept,
+            obstacle,
+            ..
+        }) => {
+            let mut hints = Vec::new();
+            if *kept {
+                hints.push(format!("remove them with `mtp tenant rm {tenant} --purge`"));
+            }
+            hints.extend(obstacle.as_ref().map(obstacle_hint));
+            return (!hints.is_empty()).then(|| hints.join("; "));
+        }
+        _ => {}
+    }
+    if let Some(fleet::UpgradeError::Failed {
+        tenant,
+        outcome: fleet::Rollback::Failed { .. },
+        ..
+    }) = err.downcast_ref::<fleet::UpgradeError>()
+    {
+        return Some(format!("see `mtp tenant logs {tenant}`"));
+    }
+    fleet::obstacle(err).as_ref().map(obstacle_hint)
+}
+
+/// The close ids of an unknown one, or where to see them all.
+pub(crate) fn unknown_tenant_hint(unknown: &fleet::UnknownTenant) -> String {
+    if unknown.similar.is_empty() {
+        return "`mtp tenant list` shows the tenants there are".to_string();
+    }
+    let names: Vec<&str> = unknown.similar.iter().map(TenantId::as_str).collect();
+    format!("did you mean {}?", names.join(" or "))
+}

@@ -1,0 +1,425 @@
+//! `mtp tenant …`: create, inspect and operate tenants' cells, and reconcile
+//! the store with Docker.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::cli::terminal::{self, Progress};
+use crate::cli::{BadInput, parse_id, render, views};
+use crate::config::AdminConfig;
+use crate::fleet::{self, Actor, App, CreateStep, TenantView};
+use crate::tenant::{BotToken, DmPolicy, Secret, TenantId, TenantSpec};
+
+#[derive(Subcommand)]
+pub(crate) enum TenantCommand {
+    /// Create a tenant's cell and wait until its gateway is healthy.
+    Create(CreateArgs),
+    /// List every tenant with state, port, image and health.
+    List(JsonFlag),
+    /// Show one tenant.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a stopped cell.
+    Start { id: String },
+    /// Stop a cell on purpose (the monitor will not alert).
+    Stop { id: String },
+    /// Restart a cell.
+    Restart { id: String },
+    /// Turn a cell's webhooks on or off (/hooks/wake, /hooks/agent, with the cell's own hooks token).
+    Hooks {
+        id: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Wake a tenant's agent through its webhook (hooks must be on).
+    Wake {
+        id: String,
+        /// The system event text the agent gets.
+        text: String,
+        /// Wake at the next heartbeat instead of now.
+        #[arg(long)]
+        next_heartbeat: bool,
+    },
+    /// Move a cell to another pinned image (data, port and pairing kept; rolled back if it fails).
+    Upgrade {
+        id: String,
+        /// The new image (default: cell.image of the config).
+        #[arg(long)]
+        image: Option<String>,
+    },
+    /// Remove a tenant's container and network; data stays unless --purge.
+    Rm {
+        id: String,
+        /// Also delete the tenant's data dirs.
+        #[arg(long)]
+        purge: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print a cell's log, secrets redacted.
+    Logs {
+        id: String,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+        /// Only lines newer than this (e.g. 10m, 2h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Keep printing new lines until the cell stops (or Ctrl-C).
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Compare the store with Docker; undo abandoned creates; report the rest.
+    Reconcile(JsonFlag),
+    /// Pair the admin's device with a tenant's gateway again (e.g. after its state was reset).
+    Pair { id: String },
+}
+
+#[derive(Args)]
+pub(crate) struct JsonFlag {
+    /// Machine-readable output (documented in the README).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct CreateArgs {
+    /// Tenant id: 1-40 chars of a-z, 0-9 and '-', not starting or ending with '-'.
+    id: String,
+    /// File holding the BotFather token ('-' for stdin). Or set MTP_TENANT_BOT_TOKEN.
+    #[arg(long)]
+    bot_token_file: Option<PathBuf>,
+    /// File holding the model provider's API key ('-' for stdin). Or MTP_TENANT_PROVIDER_KEY.
+    #[arg(long)]
+    provider_key_file: Option<PathBuf>,
+    /// Model as provider/model (default from config).
+    #[arg(long)]
+    model: Option<String>,
+    /// Cell image, pinned (default from config).
+    #[arg(long)]
+    image: Option<String>,
+    /// Memory limit, e.g. 2g.
+    #[arg(long)]
+    memory: Option<String>,
+    /// CPU limit, e.g. 2 or 0.5.
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Display name of the client.
+    #[arg(long)]
+    name: Option<String>,
+    /// Telegram user ids allowed to talk to the bot (comma-separated); default: pairing.
+    #[arg(long, value_delimiter = ',')]
+    allow_from: Vec<i64>,
+    /// Bundled skills to allow (comma-separated skill keys); default: OpenClaw's.
+    #[arg(long, value_delimiter = ',')]
+    skills: Option<Vec<String>>,
+    /// Keep the container and dirs of a failed create for inspection.
+    #[arg(long)]
+    keep_failed: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(
+    config: AdminConfig,
+    command: TenantCommand,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let app = App::open(config).await?;
+    let actor = Actor::cli();
+    match command {
+        TenantCommand::Create(args) => {
+            let spec = create_spec(&app, &args, env)?;
+            let view = create(&app, &actor, spec, args.json).await?;
+            if args.json {
+                render::print_json(&views::Tenant::new(&view))
+            } else {
+                render::print_line(&render::created(&view))
+            }
+        }
+        TenantCommand::List(flag) => {
+            let tenant_views = fleet::list(&app).await?;
+            if flag.json {
+                let rows: Vec<views::Tenant> =
+                    tenant_views.iter().map(views::Tenant::new).collect();
+                return render::print_json(&rows);
+            }
+            render::print_line(&render::tenant_list(&tenant_views))
+        }
+        TenantCommand::Show { id, json } => {
+            let id = parse_id(&id)?;
+            let view = fleet::show(&app, &id).await?;
+            // Live facts from the gateway, when the cell runs and the admin is paired.
+            let gateway = if view.state == fleet::ViewState::Running && view.record.paired {
+                Some(
+                    fleet::gateway_info(&app, &id)
+                        .await
+                        .map_err(|err| format!("{err:#}")),
+                )
+            } else {
+                None
+            };
+            if json {
+                return render::print_json(&views::Shown::new(&view, gateway.as_ref()));
+            }
+            render::print_line(&render::show(&view, gateway.as_ref()))
+        }
+        TenantCommand::Pair { id } => {
+            let id = parse_id(&id)?;
+            fleet::pair(&app, &actor, &id).await?;
+            render::print_line(&format!("paired the admin with {id}"))
+        }
+        TenantCommand::Start { id } => {
+            let id = parse_id(&id)?;
+            let started = fleet::start(&app, &actor, &id).await?;
+            render::print_line(&render::started(&id, &started))
+        }
+        TenantCommand::Stop { id } => {
+            let id = parse_id(&id)?;
+            let stopped = fleet::stop(&app, &actor, &id).await?;
+            render::print_line(&render::stopped(&id, &stopped))
+        }
+        TenantCommand::Restart { id } => {
+            let id = parse_id(&id)?;
+            fleet::restart(&app, &actor, &id).await?;
+            render::print_line(&format!("restarted {id}; gateway healthy"))
+        }
+        TenantCommand::Hooks { id, state } => {
+            let id = parse_id(&id)?;
+            let on = state == "on";
+            let changed = fleet::set_hooks(&app, &actor, &id, on).await?;
+            render::print_line(&render::hooks(&id, on, changed))
+        }
+        TenantCommand::Wake {
+            id,
+            text,
+            next_heartbeat,
+        } => {
+            let id = parse_id(&id)?;
+            if text.trim().is_empty() {
+                bail!(BadInput(
+                    "the wake text is empty; say what the agent should look at".into()
+                ));
+            }
+            let wake = fleet::Wake {
+                text,
+                next_heartbeat,
+                agent_id: None,
+            };
+            let accepted = fleet::wake(&app, &actor, &id, &wake).await?;
+            render::print_line(&format!(
+                "{id}: wake {} ({})",
+                accepted.event_outcome, accepted.mode
+            ))
+        }
+        TenantCommand::Upgrade { id, image } => {
+            let id = parse_id(&id)?;
+            let upgraded = upgrade(&app, &actor, &id, image.as_deref()).await?;
+            render::print_line(&render::upgraded(&id, &upgraded))
+        }
+        TenantCommand::Rm { id, purge, yes } => {
+            let id = parse_id(&id)?;
+            if !yes {
+                confirm_removal(&id, purge)?;
+            }
+            let removed = fleet::remove(&app, &actor, &id, purge).await?;
+            render::print_line(&render::removed(&id, &removed, &app.tenant_dir(&id)))
+        }
+        TenantCommand::Logs {
+            id,
+            tail,
+            since,
+            follow,
+        } => {
+            let id = parse_id(&id)?;
+            let since = match since {
+                Some(text) => Some(humantime::parse_duration(&text).map_err(|_| {
+                    BadInput(format!(
+                        "--since {text:?} is not a duration; write it like 10m or 2h"
+                    ))
+                })?),
+                None => None,
+            };
+            if follow {
+                use futures_util::StreamExt;
+                let mut lines = fleet::follow_logs(&app, &id, tail, since).await?;
+                while let Some(line) = lines.next().await {
+                    let line = line.context("the log stream broke")?;
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{}", line.text)?;
+                    out.flush()?;
+                }
+                return Ok(());
+            }
+            let lines = fleet::logs(&app, &id, tail, since).await?;
+            let mut out = std::io::stdout().lock();
+            for line in lines {
+                writeln!(out, "{}", line.text)?;
+            }
+            Ok(())
+        }
+        TenantCommand::Reconcile(flag) => {
+            let report = fleet::reconcile(&app).await?;
+            if flag.json {
+                return render::print_json(&views::Reconciled::new(&report));
+            }
+            render::print_line(&render::reconcile(&report))
+        }
+    }
+}
+
+async fn create(
+    app: &App,
+    actor: &Actor,
+    spec: TenantSpec,
+    quiet: bool,
+) -> anyhow::Result<TenantView> {
+    let progress = Progress::new(CreateStep::ALL.len(), quiet);
+    let id = spec.id.clone();
+    let mut report = |step: CreateStep| {
+        let done = CreateStep::ALL.iter().position(|s| *s == step).unwrap_or(0);
+        progress.show(done, format!("{id}: {}", render::create_step(step)));
+    };
+    Ok(fleet::create(app, actor, spec, &mut report).await?)
+}
+
+async fn upgrade(
+    app: &App,
+    actor: &Actor,
+    id: &TenantId,
+    image: Option<&str>,
+) -> anyhow::Result<fleet::Upgraded> {
+    /// The steps an upgrade reports (`fleet::UpgradeStep`'s variants).
+    const STEPS: usize = 7;
+    let progress = Progress::new(STEPS, false);
+    let mut done = 0;
+    let mut report = |step: fleet::UpgradeStep| {
+        done += 1;
+        progress.show(done, format!("{id}: {}", render::upgrade_step(step)));
+    };
+    match fleet::upgrade(app, actor, id, image, &mut report).await {
+        Ok(upgraded) => Ok(upgraded),
+        Err(fleet::UpgradeError::Refused(reason)) => Err(BadInput(reason).into()),
+        Err(fleet::UpgradeError::UnknownTenant(unknown)) => Err(BadInput(format!(
+            "{unknown}; {}",
+            render::unknown_tenant_hint(&unknown)
+        ))
+        .into()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Asks the operator to type the tenant id before a removal; without a
+/// terminal to ask on, refuses (`--yes` skips the question).
+fn confirm_removal(id: &TenantId, purge: bool) -> anyhow::Result<()> {
+    let prompt = render::removal_prompt(id, purge);
+    match terminal::confirm(&prompt, id.as_str())? {
+        terminal::Confirmed::Yes => Ok(()),
+        terminal::Confirmed::NoTerminal => bail!(BadInput(format!(
+            "refusing to remove {id} without confirmation; pass --yes"
+        ))),
+        terminal::Confirmed::No => bail!(BadInput("not confirmed; nothing was removed".into())),
+    }
+}
+
+fn create_spec(
+    app: &App,
+    args: &CreateArgs,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<TenantSpec> {
+    let id = parse_id(&args.id)?;
+    let raw_token = read_secret(
+        args.bot_token_file.as_deref(),
+        env.get("MTP_TENANT_BOT_TOKEN"),
+        "bot token",
+    )?
+    .ok_or_else(|| {
+        BadInput(
+            "no bot token: pass --bot-token-file FILE (or '-' for stdin) or set MTP_TENANT_BOT_TOKEN"
+                .into(),
+        )
+    })?;
+    let bot_token = BotToken::parse(raw_token.expose()).map_err(|err| BadInput(err.to_string()))?;
+    let provider_key = read_secret(
+        args.provider_key_file.as_deref(),
+        env.get("MTP_TENANT_PROVIDER_KEY"),
+        "provider key",
+    )?;
+    let memory_bytes = match &args.memory {
+        Some(text) => Some(
+            crate::config::parse_memory(text)
+                .map_err(|err| BadInput(format!("--memory {text:?}: {err:#}")))?,
+        ),
+        None => None,
+    };
+    let nano_cpus = match args.cpus {
+        Some(cpus) => Some(
+            crate::config::cpus_to_nano(cpus)
+                .map_err(|err| BadInput(format!("--cpus: {err:#}")))?,
+        ),
+        None => None,
+    };
+    let limits = (memory_bytes.is_some() || nano_cpus.is_some())
+        .then(|| app.config().cell.limits(memory_bytes, nano_cpus));
+    let dm_policy = if args.allow_from.is_empty() {
+        DmPolicy::Pairing
+    } else {
+        DmPolicy::Allowlist(args.allow_from.clone())
+    };
+    Ok(TenantSpec {
+        id,
+        display_name: args.name.clone(),
+        bot_token,
+        provider_key,
+        model: args
+            .model
+            .clone()
+            .unwrap_or_else(|| app.config().cell.model.clone()),
+        image: args.image.clone(),
+        limits,
+        dm_policy,
+        skills: args.skills.clone(),
+        bot_username: None,
+        keep_failed: args.keep_failed,
+    })
+}
+
+/// A secret from a file, '-' (stdin), or an env value; never from argv.
+fn read_secret(
+    file: Option<&Path>,
+    env_value: Option<&String>,
+    what: &str,
+) -> anyhow::Result<Option<Secret<String>>> {
+    let text = match file {
+        Some(path) if path == Path::new("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .with_context(|| format!("cannot read the {what} from stdin"))?;
+            text
+        }
+        Some(path) => std::fs::read_to_string(path).map_err(|err| {
+            BadInput(format!(
+                "cannot read the {what} from {}: {err}",
+                path.display()
+            ))
+        })?,
+        None => match env_value {
+            Some(value) => value.clone(),
+            None => return Ok(None),
+        },
+    };
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        bail!(BadInput(format!("the {what} is empty")));
+    }
+    Ok(Some(Secret::new(text)))
+}

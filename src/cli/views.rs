@@ -1,0 +1,458 @@
+//! The JSON the CLI prints (`--json`, `--format json`), one type per shape the
+//! README documents ("JSON output", "Usage and billing"). Fields are in the
+//! README's order; `render::print_json` prints keys sorted, as the CLI always
+//! has. These types are the CLI's wire: `fleet` types stay free of serde.
+
+use serde::Serialize;
+
+use crate::cli::render::rfc3339;
+use crate::fleet::{self, GatewayInfo, ReconcileReport, TenantView};
+use crate::fleet::{Bill, BudgetStatus, FleetSummary, Period as UsagePeriod, Summary};
+use crate::tenant::{TenantId, Usd};
+use crate::usage::period::PeriodSpec;
+
+/// A tenant: `list --json` (an array of them), `create --json`.
+#[derive(Serialize)]
+pub(crate) struct Tenant {
+    id: String,
+    name: Option<String>,
+    state: &'static str,
+    health: &'static str,
+    port: u16,
+    image: String,
+    image_id: Option<String>,
+    model: String,
+    paired: bool,
+    generation: u64,
+    muted_until: Option<String>,
+    memory_bytes: i64,
+    cpus: f64,
+    created_at: String,
+    last_error: Option<String>,
+    /// Docker's view; `null` when there is no container.
+    container: Option<Container>,
+}
+
+#[derive(Serialize)]
+struct Container {
+    id: String,
+    state: String,
+    restart_count: i64,
+    oom_killed: bool,
+    exit_code: i64,
+    started_at: Option<String>,
+}
+
+impl Tenant {
+    pub(crate) fn new(view: &TenantView) -> Tenant {
+        let record = &view.record;
+        Tenant {
+            id: record.id.as_str().to_string(),
+            name: record.display_name.clone(),
+            state: view.state.as_str(),
+            health: view.health.as_str(),
+            port: record.port,
+            image: record.image.clone(),
+            image_id: record.image_id.clone(),
+            model: record.model.clone(),
+            paired: record.paired,
+            generation: record.generation,
+            muted_until: record.quiet_until().map(rfc3339),
+            memory_bytes: record.limits.memory_bytes,
+            cpus: record.limits.nano_cpus as f64 / 1e9,
+            created_at: rfc3339(record.created_at),
+            last_error: record.last_error.clone(),
+            container: view.container.as_ref().map(|container| Container {
+                id: container.container_id.clone(),
+                state: container.state.clone(),
+                restart_count: container.restart_count,
+                oom_killed: container.oom_killed,
+                exit_code: container.exit_code,
+                started_at: container.started_at.clone(),
+            }),
+        }
+    }
+}
+
+/// `show --json`: the tenant, and the gateway's live facts (`null` unless the
+/// cell runs and the admin is paired).
+#[derive(Serialize)]
+pub(crate) struct Shown {
+    #[serde(flatten)]
+    tenant: Tenant,
+    gateway: Option<Gateway>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Gateway {
+    Reached {
+        version: String,
+        scopes: Vec<String>,
+        telegram: Option<Telegram>,
+    },
+    Unreachable {
+        error: String,
+    },
+}
+
+#[derive(Serialize)]
+struct Telegram {
+    running: Option<bool>,
+    connected: Option<bool>,
+    last_error: Option<String>,
+}
+
+impl Shown {
+    pub(crate) fn new(view: &TenantView, gateway: Option<&Result<GatewayInfo, String>>) -> Shown {
+        Shown {
+            tenant: Tenant::new(view),
+            gateway: gateway.map(|gateway| match gateway {
+                Ok(info) => Gateway::Reached {
+                    version: info.version.clone(),
+                    scopes: info.scopes.clone(),
+                    telegram: info.telegram.as_ref().map(|telegram| Telegram {
+                        running: telegram.running,
+                        connected: telegram.connected,
+                        last_error: telegram.last_error.clone(),
+                    }),
+                },
+                Err(error) => Gateway::Unreachable {
+                    error: error.clone(),
+                },
+            }),
+        }
+    }
+}
+
+/// `tenant reconcile --json`.
+#[derive(Serialize)]
+pub(crate) struct Reconciled {
+    cleaned: Vec<String>,
+    removed: Vec<String>,
+    repaired: Vec<String>,
+    in_progress: Vec<String>,
+    orphan_containers: Vec<String>,
+    orphan_networks: Vec<String>,
+    missing: Vec<String>,
+}
+
+impl Reconciled {
+    pub(crate) fn new(report: &ReconcileReport) -> Reconciled {
+        let ids = |ids: &[TenantId]| ids.iter().map(|id| id.as_str().to_string()).collect();
+        Reconciled {
+            cleaned: ids(&report.cleaned),
+            removed: ids(&report.removed),
+            repaired: ids(&report.repaired),
+            in_progress: ids(&report.in_progress),
+            orphan_containers: ids(&report.orphan_containers),
+            orphan_networks: report.orphan_networks.clone(),
+            missing: ids(&report.missing),
+        }
+    }
+}
+
+/// One entry of `audit --json` (an array of them).
+#[derive(Serialize)]
+pub(crate) struct AuditEntry {
+    at: String,
+    actor: String,
+    action: String,
+    tenant: Option<String>,
+    outcome: &'static str,
+    step: Option<String>,
+    error: Option<String>,
+}
+
+impl AuditEntry {
+    pub(crate) fn new(entry: &fleet::AuditEntry) -> AuditEntry {
+        AuditEntry {
+            at: rfc3339(entry.at),
+            actor: entry.actor.clone(),
+            action: entry.action.clone(),
+            tenant: entry.tenant.clone(),
+            outcome: entry.outcome.as_str(),
+            step: entry.step.clone(),
+            error: entry.error.clone(),
+        }
+    }
+}
+
+/// `usage collect --json`.
+#[derive(Serialize)]
+pub(crate) struct Collected {
+    at: String,
+    start: String,
+    end: String,
+    tenants: Vec<TenantCollected>,
+}
+
+/// One tenant's reading: the counts only for `read`, `error` only for `failed`.
+#[derive(Serialize)]
+struct TenantCollected {
+    tenant: String,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    days: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_rows: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raised: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Collected {
+    pub(crate) fn new(report: &fleet::CollectReport) -> Collected {
+        Collected {
+            at: rfc3339(report.at),
+            start: report.start.to_string(),
+            end: report.end.to_string(),
+            tenants: report
+                .tenants
+                .iter()
+                .map(|(id, collected)| {
+                    let mut res = TenantCollected {
+                        tenant: id.as_str().to_string(),
+                        outcome: "",
+                        days: None,
+                        model_rows: None,
+                        raised: None,
+                        held: None,
+                        error: None,
+                    };
+                    match collected {
+                        fleet::Collected::Read {
+                            days,
+                            models,
+                            ratcheted,
+                        } => {
+                            res.outcome = "read";
+                            res.days = Some(*days);
+                            res.model_rows = Some(*models);
+                            res.raised = Some(ratcheted.raised);
+                            res.held = Some(ratcheted.held);
+                        }
+                        fleet::Collected::NotRunning => res.outcome = "not_running",
+                        fleet::Collected::NotPaired => res.outcome = "not_paired",
+                        fleet::Collected::Failed(error) => {
+                            res.outcome = "failed";
+                            res.error = Some(error.clone());
+                        }
+                    }
+                    res
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The period of a usage report, with the zone its days are counted in.
+#[derive(Serialize)]
+struct Period {
+    spec: String,
+    start: String,
+    end: String,
+    time_zone: String,
+}
+
+impl Period {
+    fn new(spec: &PeriodSpec, period: &UsagePeriod, zone: &str) -> Period {
+        Period {
+            spec: spec.to_string(),
+            start: period.start.to_string(),
+            end: period.end.to_string(),
+            time_zone: zone.to_string(),
+        }
+    }
+}
+
+/// `usage --all --format json`: every tenant, most expensive first.
+#[derive(Serialize)]
+pub(crate) struct FleetUsage {
+    period: Period,
+    tenants: Vec<RankedTenant>,
+    total: Total,
+}
+
+#[derive(Serialize)]
+struct RankedTenant {
+    tenant: String,
+    cost: Usd,
+    billable: Usd,
+    total_tokens: u64,
+    as_of: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Total {
+    cost: Usd,
+    billable: Usd,
+}
+
+impl FleetUsage {
+    pub(crate) fn new(spec: &PeriodSpec, zone: &str, summary: &FleetSummary) -> FleetUsage {
+        FleetUsage {
+            period: Period::new(spec, &summary.period, zone),
+            tenants: summary
+                .tenants
+                .iter()
+                .map(|ranked| RankedTenant {
+                    tenant: ranked.tenant.as_str().to_string(),
+                    cost: ranked.cost,
+                    billable: ranked.billable,
+                    total_tokens: ranked.tokens,
+                    as_of: ranked.as_of.map(rfc3339),
+                })
+                .collect(),
+            total: Total {
+                cost: summary.cost,
+                billable: summary.billable,
+            },
+        }
+    }
+}
+
+/// `usage <id> --format json`.
+#[derive(Serialize)]
+pub(crate) struct TenantUsage {
+    tenant: String,
+    period: Period,
+    currency: &'static str,
+    as_of: Option<String>,
+    totals: Figures,
+    models: Vec<ModelFigures>,
+    daily: Vec<DayFigures>,
+    billable: Billable,
+    budget: Budget,
+}
+
+#[derive(Serialize)]
+struct Figures {
+    input_tokens: u64,
+    output_tokens: u64,
+    cache_read_tokens: u64,
+    cache_write_tokens: u64,
+    total_tokens: u64,
+    cost: Usd,
+}
+
+impl Figures {
+    fn new(figures: &fleet::UsageFigures) -> Figures {
+        Figures {
+            input_tokens: figures.input,
+            output_tokens: figures.output,
+            cache_read_tokens: figures.cache_read,
+            cache_write_tokens: figures.cache_write,
+            total_tokens: figures.tokens(),
+            cost: figures.cost,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ModelFigures {
+    model: String,
+    #[serde(flatten)]
+    figures: Figures,
+}
+
+#[derive(Serialize)]
+struct DayFigures {
+    date: String,
+    #[serde(flatten)]
+    figures: Figures,
+}
+
+#[derive(Serialize)]
+struct Billable {
+    cost: Usd,
+    markup_percent: f64,
+    usage: Usd,
+    fee: Usd,
+    total: Usd,
+}
+
+impl Billable {
+    fn new(bill: &Bill) -> Billable {
+        Billable {
+            cost: bill.cost,
+            markup_percent: bill.markup_percent,
+            usage: bill.usage,
+            fee: bill.fee,
+            total: bill.total,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Budget {
+    amount: Option<Usd>,
+    set_by_operator: bool,
+    on_budget: &'static str,
+    month: String,
+    month_spend: Usd,
+    notified: Vec<u8>,
+    /// `null` unless the tenant is suspended.
+    suspended: Option<Suspended>,
+}
+
+#[derive(Serialize)]
+struct Suspended {
+    since: String,
+    how: &'static str,
+    month: String,
+}
+
+impl TenantUsage {
+    pub(crate) fn new(
+        spec: &PeriodSpec,
+        zone: &str,
+        summary: &Summary,
+        status: &BudgetStatus,
+    ) -> TenantUsage {
+        TenantUsage {
+            tenant: summary.tenant.as_str().to_string(),
+            period: Period::new(spec, &summary.period, zone),
+            currency: "USD",
+            as_of: summary.as_of.map(rfc3339),
+            totals: Figures::new(&summary.totals),
+            models: summary
+                .models
+                .iter()
+                .map(|(model, figures)| ModelFigures {
+                    model: model.clone(),
+                    figures: Figures::new(figures),
+                })
+                .collect(),
+            daily: summary
+                .daily
+                .iter()
+                .map(|(day, figures)| DayFigures {
+                    date: day.to_string(),
+                    figures: Figures::new(figures),
+                })
+                .collect(),
+            billable: Billable::new(&summary.bill),
+            budget: Budget {
+                amount: status.budget.amount,
+                set_by_operator: status.budget.set_by_operator,
+                on_budget: status.budget.action.as_str(),
+                month: status.month.clone(),
+                month_spend: status.spend,
+                notified: status.notified.clone(),
+                suspended: status
+                    .budget
+                    .suspended
+                    .as_ref()
+                    .map(|suspension| Suspended {
+                        since: rfc3339(suspension.since),
+                        how: suspension.how.as_str(),
+                        month: suspension.month.clone(),
+                    }),
+            },
+        }
+    }
+}
