@@ -8,13 +8,15 @@
 #![allow(dead_code)]
 
 pub mod fake_gateway;
-pub mod fake_telegram;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mtp::config::AdminConfig;
 use mtp::fleet::App;
+
+/// The fake Bot API, under the name the test files have always used.
+pub use mtp_fake_telegram as fake_telegram;
 
 pub const OPENCLAW_IMAGE: &str = "mtp-test/openclaw:2026.9.6";
 pub const HANG_IMAGE: &str = "mtp-test/hang:1";

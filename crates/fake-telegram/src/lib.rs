@@ -44,7 +44,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::{Map, Value, json};
-use teloxide::types::{ChatId, MessageId, UserId};
+use teloxide_core::types::{ChatId, MessageId, UserId};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;

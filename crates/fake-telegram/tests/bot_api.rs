@@ -1,9 +1,6 @@
-//! Self-test of the fake Telegram Bot API in `tests/common/fake_telegram.rs`.
+//! Self-test of the fake Telegram Bot API of this crate.
 //! A real teloxide `Bot` talks to it over HTTP, so every answer checked here
 //! is one teloxide parses, and every refusal is the `ApiError` a bot would see.
-
-#[path = "common/fake_telegram.rs"]
-mod fake_telegram;
 
 use std::time::Duration;
 
@@ -15,7 +12,7 @@ use teloxide::types::{
 };
 use teloxide::{ApiError, RequestError};
 
-use fake_telegram::{Failure, FakeBot, FakeTelegram};
+use mtp_fake_telegram::{Failure, FakeBot, FakeTelegram};
 
 const ADMIN_TOKEN: &str = "7000000001:AAFakeAdminTokenForTestsOnly_abcdefgh";
 const TENANT_TOKEN: &str = "7000000002:AAFakeTenantTokenForTestsOnly_abcdefg";
