@@ -155,7 +155,9 @@ fn every_file_opens_with_a_module_doc() {
         files.extend(rust_files(&krate.join("tests")));
     }
     assert!(
-        files.iter().any(|file| file.starts_with(root.join("crates"))),
+        files
+            .iter()
+            .any(|file| file.starts_with(root.join("crates"))),
         "no file of {crates:?} was checked"
     );
     let mut missing = Vec::new();

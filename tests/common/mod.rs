@@ -16,6 +16,8 @@ use mtp::config::AdminConfig;
 use mtp::fleet::App;
 
 /// The fake Bot API, under the name the test files have always used.
+// Not every test binary talks to the Bot API.
+#[allow(unused_imports)]
 pub use mtp_fake_telegram as fake_telegram;
 
 pub const OPENCLAW_IMAGE: &str = "mtp-test/openclaw:2026.9.6";
