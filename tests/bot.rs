@@ -1,5 +1,5 @@
 //! The Telegram admin bot end to end: real long polling against the fake Bot
-//! API of `tests/common/fake_telegram.rs`, real Docker and the real OpenClaw
+//! API of `crates/fake-telegram`, real Docker and the real OpenClaw
 //! image. The bot runs in this process (`mtp::bot::run`, as `mtp serve` runs
 //! it) or as the `mtp serve` binary; the tests play the operator (and a
 //! stranger) by pushing updates, and read the chat as the user sees it.

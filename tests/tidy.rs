@@ -1,6 +1,7 @@
 //! Tidy checks over `src/`, run by `cargo test`: the module edges of
 //! ARCHITECTURE.md and STYLE.md (who may use what), and a `//!` doc at the top
-//! of every file. A forbidden `use` fails here, not in review.
+//! of every file (of `src/`, `tests/` and each crate's `src/` and `tests/`
+//! under `crates/`). A forbidden `use` fails here, not in review.
 
 use std::path::{Path, PathBuf};
 
@@ -262,10 +263,27 @@ fn main_only_starts_the_cli() {
 
 #[test]
 fn every_file_opens_with_a_module_doc() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = rust_files(&src());
+    files.extend(rust_files(&root.join("tests")));
+    // The workspace's other crates, crates/*: their src/ and tests/.
+    let crates: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
+        .expect("crates/ holds the workspace's other crates")
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    for krate in &crates {
+        files.extend(rust_files(&krate.join("src")));
+        files.extend(rust_files(&krate.join("tests")));
+    }
+    assert!(
+        files
+            .iter()
+            .any(|file| file.starts_with(root.join("crates"))),
+        "no file of {crates:?} was checked"
+    );
     let mut missing = Vec::new();
-    for file in rust_files(&src()).into_iter().chain(rust_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"),
-    )) {
+    for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let first = text
             .lines()

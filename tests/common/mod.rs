@@ -8,7 +8,6 @@
 #![allow(dead_code)]
 
 pub mod fake_gateway;
-pub mod fake_telegram;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,6 +15,11 @@ use std::process::{Command, Output};
 use mtp::config::AdminConfig;
 use mtp::fleet::App;
 use mtp::store::Store;
+
+/// The fake Bot API, under the name the test files have always used.
+// Not every test binary talks to the Bot API.
+#[allow(unused_imports)]
+pub use mtp_fake_telegram as fake_telegram;
 
 pub const OPENCLAW_IMAGE: &str = "mtp-test/openclaw:2026.9.6";
 pub const HANG_IMAGE: &str = "mtp-test/hang:1";

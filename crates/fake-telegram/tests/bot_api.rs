@@ -1,9 +1,6 @@
-//! Self-test of the fake Telegram Bot API in `tests/common/fake_telegram.rs`.
+//! Self-test of the fake Telegram Bot API of this crate.
 //! A real teloxide `Bot` talks to it over HTTP, so every answer checked here
 //! is one teloxide parses, and every refusal is the `ApiError` a bot would see.
-
-#[path = "common/fake_telegram.rs"]
-mod fake_telegram;
 
 use std::time::Duration;
 
@@ -15,7 +12,7 @@ use teloxide::types::{
 };
 use teloxide::{ApiError, RequestError};
 
-use fake_telegram::{Failure, FakeBot, FakeTelegram};
+use mtp_fake_telegram::{Failure, FakeBot, FakeTelegram};
 
 const ADMIN_TOKEN: &str = "7000000001:AAFakeAdminTokenForTestsOnly_abcdefgh";
 const TENANT_TOKEN: &str = "7000000002:AAFakeTenantTokenForTestsOnly_abcdefg";
@@ -621,6 +618,115 @@ async fn a_timed_out_wait_lists_every_call() {
         !err.contains("AAFakeAdminToken"),
         "a token leaked into the listing: {err}"
     );
+}
+
+/// The Bot API takes a method's parameters as a query string, a urlencoded
+/// form, JSON or multipart: each is recorded alike (JSON-valued parameters
+/// parsed, the body's values over the query's); a blank body is no body, and a
+/// body the fake cannot read is a 400, after the token is checked.
+#[tokio::test]
+async fn parameters_arrive_as_query_form_json_or_multipart() {
+    let (fake, admin, _bot) = start().await;
+    let http = reqwest::Client::new();
+    let send_message = format!("{}bot{ADMIN_TOKEN}/sendMessage", fake.url());
+    let keyboard = r#"{"inline_keyboard":[[{"text":"Go","callback_data":"go"}]]}"#;
+    let json_body = |body: &'static str| {
+        http.post(&send_message)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let sent = [
+        http.post(&send_message).query(&[
+            ("chat_id", "4242"),
+            ("text", "by query & more"),
+            ("reply_markup", keyboard),
+        ]),
+        http.post(&send_message)
+            .form(&[("chat_id", "4242"), ("text", "by form")]),
+        json_body(r#"{"chat_id": 4242, "text": "by json"}"#),
+        http.post(format!("{send_message}?text=from+query"))
+            .form(&[("chat_id", "4242"), ("text", "from the form")]),
+        http.post(format!("{}bot{ADMIN_TOKEN}/sendDocument", fake.url()))
+            .multipart(
+                reqwest::multipart::Form::new()
+                    .text("chat_id", "4242")
+                    .text("caption", "by multipart")
+                    .part(
+                        "document",
+                        reqwest::multipart::Part::bytes(b"rows".to_vec()).file_name("usage.csv"),
+                    ),
+            ),
+    ];
+    for request in sent {
+        let response = request.send().await.expect("the fake answers");
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    }
+    let texts: Vec<String> = admin
+        .messages_in(OPERATOR_CHAT)
+        .into_iter()
+        .map(|message| message.text)
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "by query & more",
+            "by form",
+            "by json",
+            "from the form",
+            "by multipart"
+        ]
+    );
+    let by_query = &admin.calls("sendMessage")[0];
+    assert_eq!(
+        by_query.params["reply_markup"]["inline_keyboard"][0][0]["text"],
+        "Go"
+    );
+    assert_eq!(
+        by_query.keyboard()[0][0].callback_data.as_deref(),
+        Some("go")
+    );
+    let upload = admin.calls("sendDocument")[0].upload.clone();
+    assert_eq!(
+        upload.map(|upload| (upload.file_name, upload.bytes)),
+        Some(("usage.csv".to_owned(), b"rows".to_vec()))
+    );
+
+    let blank = http
+        .post(format!("{}bot{ADMIN_TOKEN}/getMe", fake.url()))
+        .header("content-type", "application/json")
+        .body(" \n")
+        .send()
+        .await
+        .expect("the fake answers");
+    assert_eq!(blank.status(), 200);
+    for (request, code, description) in [
+        (
+            json_body("{\"chat_id\": "),
+            400,
+            "Bad Request: can't parse JSON body",
+        ),
+        (
+            http.post(&send_message)
+                .header("content-type", "text/plain")
+                .body("chat_id=4242"),
+            400,
+            "Bad Request: unsupported content type \"text/plain\"",
+        ),
+        (
+            http.post(format!("{}bot7000000009:AAUnknown/sendMessage", fake.url()))
+                .header("content-type", "application/json")
+                .body("{"),
+            401,
+            "Unauthorized",
+        ),
+    ] {
+        let response = request.send().await.expect("the fake answers");
+        assert_eq!(response.status(), code);
+        let body: serde_json::Value = response.json().await.expect("a JSON answer");
+        assert_eq!(body["ok"], false, "{body}");
+        let said = body["description"].as_str().unwrap_or_default();
+        assert!(said.starts_with(description), "{body}");
+    }
 }
 
 async fn start() -> (FakeTelegram, FakeBot, Bot) {
