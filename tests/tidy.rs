@@ -1,6 +1,7 @@
 //! Tidy checks over `src/`, run by `cargo test`: the module edges of
-//! ARCHITECTURE.md and STYLE.md (who may use what), and a `//!` doc at the top
-//! of every file. A forbidden `use` fails here, not in review.
+//! ARCHITECTURE.md and STYLE.md (who may use what), a `//!` doc at the top of
+//! every file (also in the workspace's `crates/`), and the test doubles in
+//! `crates/` kept independent of `mtp`. A forbidden `use` fails here, not in review.
 
 use std::path::{Path, PathBuf};
 
@@ -100,7 +101,7 @@ const RULES: &[(&str, &str, &str)] = &[
 const CRATES: &[(&str, &[&str])] = &[
     ("bollard", &["runtime/"]),
     ("redb", &["store/"]),
-    ("tungstenite", &["gateway/", "bin/mtp-fake-gateway/"]),
+    ("tungstenite", &["gateway/"]),
     ("dptree", &["bot/"]),
     // The stated exception: fleet/telegram.rs proves a tenant token with getMe.
     ("teloxide", &["bot/", "fleet/telegram.rs"]),
@@ -141,9 +142,11 @@ fn module_edges_hold() {
 #[test]
 fn every_file_opens_with_a_module_doc() {
     let mut missing = Vec::new();
-    for file in rust_files(&src()).into_iter().chain(rust_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"),
-    )) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [src(), root.join("tests"), root.join("crates")]
+        .iter()
+        .flat_map(|dir| rust_files(dir))
+    {
         let text = std::fs::read_to_string(&file).unwrap();
         let first = text
             .lines()
@@ -157,6 +160,37 @@ fn every_file_opens_with_a_module_doc() {
         missing.is_empty(),
         "these files do not open with a //! doc:\n{}",
         missing.join("\n")
+    );
+}
+
+/// The doubles in `crates/` check the real client, so they never share its code: no
+/// `mtp` dependency in their manifests, no `mtp::` in their sources.
+#[test]
+fn test_doubles_stay_independent_of_mtp() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates");
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(&crates).unwrap().flatten() {
+        let manifest = entry.path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let names_mtp = |line: &str| line.split(['=', '.']).next().map(str::trim) == Some("mtp");
+        if text.lines().any(names_mtp) {
+            problems.push(format!("{}: depends on mtp", manifest.display()));
+        }
+        for file in rust_files(&entry.path()) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (line_no, line) in code_lines(&text) {
+                if line.contains("mtp::") {
+                    problems.push(format!("{}:{line_no}: uses mtp::", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "a test double uses the crate it checks:\n{}",
+        problems.join("\n")
     );
 }
 
