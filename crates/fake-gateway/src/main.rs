@@ -57,17 +57,20 @@
 //! the Control UI, OpenAI-compatible endpoints, config `$include`, `replacePaths`.
 
 mod approve;
-mod config_doc;
+mod config;
 mod connect;
 mod control;
 mod device;
 mod http;
 mod methods;
 mod pairing;
+mod params;
 mod payloads;
+mod persist;
 mod ratelimit;
 mod serve;
 mod state;
+mod usage;
 mod validate;
 mod ws;
 
