@@ -24,13 +24,16 @@ pub const FAKE_TOKEN: &str = "fake-gateway-test-token-0123456789abcdef";
 pub fn binary() -> PathBuf {
     let mtp = Path::new(env!("CARGO_BIN_EXE_mtp"));
     let binary = mtp.with_file_name("mtp-fake-gateway");
-    let profile = match mtp.parent().and_then(Path::file_name) {
-        Some(dir) if dir == "release" => " --release",
-        _ => "",
+    // The commands that build it with the features a root `cargo test` (or `cargo
+    // bench`) unifies, so they reuse that run's artifacts.
+    let build = match mtp.parent().and_then(Path::file_name) {
+        Some(dir) if dir == "release" => {
+            "build it with `cargo build --release --bin mtp-fake-gateway`"
+        }
+        _ => {
+            "build it with `cargo test --no-run` at the workspace root (a plain `cargo test` there builds it too)"
+        }
     };
-    let build = format!(
-        "build it with `cargo build{profile} -p mtp-fake-gateway` (a plain `cargo test` at the workspace root builds it too)"
-    );
     let built_at = std::fs::metadata(&binary)
         .and_then(|meta| meta.modified())
         .unwrap_or_else(|_| panic!("{} is missing: {build}", binary.display()));
