@@ -431,7 +431,7 @@ fn assert_prometheus_text(text: &str) {
         "mtp_tenant_up",
         "mtp_probe_latency_seconds",
         "mtp_sweep_duration_seconds",
-        "mtp_admin_rss_bytes",
+        "mtp_admin_process_resident_memory_bytes",
         "mtp_tenant_alerts_firing",
         "mtp_tenant_restarts",
     ] {

@@ -350,13 +350,8 @@ fn placeholders_of(text: &str) -> BTreeSet<String> {
     res
 }
 
-/// Escapes text for Telegram's HTML parse mode.
-#[must_use]
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
+/// Escapes text for Telegram's HTML parse mode (`&`, `<`, `>`).
+pub use teloxide::utils::html::escape;
 
 #[cfg(test)]
 mod tests {

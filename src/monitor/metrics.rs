@@ -1,6 +1,8 @@
 //! The admin's own HTTP listener on loopback: `/healthz` (the admin is alive and
 //! sweeping) and `/metrics` in Prometheus text format (per tenant: up, probe
-//! latency, memory, restarts, alerts firing; sweep duration; admin RSS).
+//! latency, memory, restarts, alerts firing; sweep duration) and the admin
+//! process's own figures from Prometheus' process collector
+//! (`mtp_admin_process_resident_memory_bytes`, CPU seconds, open fds, start time).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,7 +14,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use prometheus::process_collector::ProcessCollector;
 use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, Opts, Registry, TextEncoder};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::health::Sweep;
@@ -30,7 +34,6 @@ pub struct Metrics {
     sweep_duration: Gauge,
     sweeps: IntCounter,
     last_sweep: Gauge,
-    rss: Gauge,
     /// Tenants seen in the last sweep, to drop series of removed tenants.
     tenants: Mutex<Vec<String>>,
 }
@@ -89,13 +92,11 @@ impl Metrics {
             "health sweeps finished since the admin started",
         )?;
         registry.register(Box::new(sweeps.clone()))?;
-        let rss = Gauge::new(
-            "mtp_admin_rss_bytes",
-            "resident memory of the admin process",
-        )?;
-        for gauge in [&sweep_duration, &last_sweep, &rss] {
+        for gauge in [&sweep_duration, &last_sweep] {
             registry.register(Box::new(gauge.clone()))?;
         }
+        let pid = i32::try_from(std::process::id()).context("the admin's pid")?;
+        registry.register(Box::new(ProcessCollector::new(pid, "mtp_admin")))?;
         Ok(Arc::new(Metrics {
             registry,
             up,
@@ -107,7 +108,6 @@ impl Metrics {
             sweep_duration,
             sweeps,
             last_sweep,
-            rss,
             tenants: Mutex::new(Vec::new()),
         }))
     }
@@ -178,7 +178,6 @@ impl Metrics {
     /// The Prometheus text exposition.
     #[must_use]
     pub fn render(&self) -> String {
-        self.rss.set(admin_rss() as f64);
         let mut buffer = Vec::new();
         // Encoding gauges into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
@@ -189,23 +188,6 @@ impl Metrics {
         let last = self.last_sweep.get();
         (last > 0.0).then(|| chrono::Utc::now().timestamp() as f64 - last)
     }
-}
-
-/// Resident memory of this process, from `/proc/self/status`.
-#[must_use]
-pub fn admin_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 #[derive(Clone)]
@@ -251,16 +233,16 @@ async fn healthz(State(served): State<Served>) -> impl IntoResponse {
     match served.metrics.last_sweep_age() {
         Some(age) if age <= served.stale_after.as_secs_f64() => (
             StatusCode::OK,
-            format!("{{\"ok\":true,\"lastSweepAgeSeconds\":{age:.0}}}"),
+            json!({ "ok": true, "lastSweepAgeSeconds": age.round() as i64 }).to_string(),
         ),
         Some(age) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{{\"ok\":false,\"lastSweepAgeSeconds\":{age:.0}}}"),
+            json!({ "ok": false, "lastSweepAgeSeconds": age.round() as i64 }).to_string(),
         ),
         // Alive, still starting: the first sweep has not finished.
         None => (
             StatusCode::OK,
-            "{\"ok\":true,\"lastSweepAgeSeconds\":null}".to_string(),
+            json!({ "ok": true, "lastSweepAgeSeconds": null }).to_string(),
         ),
     }
 }

@@ -266,6 +266,11 @@ impl Runtime {
     }
 
     /// Stops the tenant's cell (SIGTERM, then SIGKILL after the grace period).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when the tenant has no cell, `Foreign` when the container is not ours,
+    /// `Docker` when the engine refuses or cannot be reached.
     pub async fn stop(&self, tenant: &TenantId) -> Result<Stopped> {
         let name = self.own_container(tenant).await?;
         let options = StopContainerOptionsBuilder::new()
@@ -278,6 +283,12 @@ impl Runtime {
         }
     }
 
+    /// Restarts the tenant's cell (SIGTERM, then SIGKILL after the grace period).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when the tenant has no cell, `Foreign` when the container is not ours,
+    /// `Docker` when the engine refuses or cannot be reached.
     pub async fn restart(&self, tenant: &TenantId) -> Result<()> {
         let name = self.own_container(tenant).await?;
         let options = RestartContainerOptionsBuilder::new()
@@ -290,6 +301,11 @@ impl Runtime {
     }
 
     /// Removes the tenant's container (running or not); `Ok(false)` when there was none.
+    ///
+    /// # Errors
+    ///
+    /// `Foreign` when a container of that name is not ours; `Docker` when the engine
+    /// refuses or cannot be reached.
     pub async fn remove_cell(&self, tenant: &TenantId) -> Result<bool> {
         let name = tenant.cell_name();
         match self.container_owner(&name).await? {
@@ -303,6 +319,11 @@ impl Runtime {
     }
 
     /// Inspects the tenant's cell; `Ok(None)` when it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// `Docker` when the engine cannot be reached or answers with an error other
+    /// than "no such container".
     pub async fn inspect(&self, tenant: &TenantId) -> Result<Option<CellStatus>> {
         let name = tenant.cell_name();
         let info = match self
@@ -344,6 +365,10 @@ impl Runtime {
     }
 
     /// Every container carrying `mtp.managed=true`, running or not.
+    ///
+    /// # Errors
+    ///
+    /// `Docker` when the engine cannot be reached.
     pub async fn list_cells(&self) -> Result<Vec<CellInfo>> {
         let filters = HashMap::from([("label", vec!["mtp.managed=true"])]);
         let options = ListContainersOptionsBuilder::new()
@@ -377,6 +402,12 @@ impl Runtime {
 
     /// The last `tail` lines of the cell's log (all with `None`), optionally only
     /// those since a unix time.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when the tenant has no cell, `Foreign` when the container is not ours,
+    /// `Docker` when the engine cannot be reached. Errors while reading come as
+    /// items of the stream.
     pub async fn logs(
         &self,
         tenant: &TenantId,
@@ -431,6 +462,11 @@ impl Runtime {
     }
 
     /// Runs `command` in the running cell as its own user and collects the output.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`/`Foreign` as for `stop`; `Docker` when the exec cannot be created,
+    /// started or inspected (a stopped container, say).
     pub async fn exec(&self, tenant: &TenantId, command: &[&str]) -> Result<ExecOutput> {
         let name = self.own_container(tenant).await?;
         let config = bollard::exec::CreateExecOptions {
@@ -465,6 +501,10 @@ impl Runtime {
 
     /// Memory in use and its limit, in bytes (one sample, no waiting), as
     /// `docker stats` counts it: usage minus the page cache.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`/`Foreign` as for `stop`; `Docker` when the engine cannot be reached.
     pub async fn memory(&self, tenant: &TenantId) -> Result<Option<(u64, u64)>> {
         let name = self.own_container(tenant).await?;
         let options = bollard::query_parameters::StatsOptionsBuilder::new()

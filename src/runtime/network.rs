@@ -11,6 +11,10 @@ use crate::tenant::TenantId;
 
 impl Runtime {
     /// Every subnet any Docker network on this host uses, ours or not.
+    ///
+    /// # Errors
+    ///
+    /// `Docker` when the engine cannot be reached.
     pub async fn used_subnets(&self) -> Result<Vec<String>> {
         let networks = self
             .docker()
@@ -105,6 +109,10 @@ impl Runtime {
     }
 
     /// Tenants that have a labelled network, for reconcile.
+    ///
+    /// # Errors
+    ///
+    /// `Docker` when the engine cannot be reached.
     pub async fn managed_networks(&self) -> Result<Vec<(String, Option<TenantId>)>> {
         let filters = HashMap::from([("label", vec!["mtp.managed=true"])]);
         let options = ListNetworksOptionsBuilder::new().filters(&filters).build();

@@ -204,6 +204,11 @@ impl Store {
     }
 
     /// All tenant records, ordered by id.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn tenants(&self) -> Result<Vec<TenantRecord>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
@@ -221,6 +226,12 @@ impl Store {
         })
     }
 
+    /// The record of one tenant, if there is one.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
@@ -239,6 +250,11 @@ impl Store {
     /// Inserts a new tenant, refusing an id that exists. `allocate` sees every
     /// existing record inside the same write transaction, so the port and subnet
     /// it picks cannot be taken by a concurrent create.
+    ///
+    /// # Errors
+    ///
+    /// `Exists` when a record with that id is there already; otherwise as
+    /// for [`Store::tenants`].
     pub fn insert_tenant(
         &self,
         id: &TenantId,
@@ -298,6 +314,11 @@ impl Store {
     }
 
     /// Replaces the record of an existing tenant.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn put_tenant(&self, record: &TenantRecord) -> Result<()> {
         self.with_db(|db| {
             let txn = db.begin_write()?;
@@ -316,6 +337,11 @@ impl Store {
     /// Removes a tenant's record, secrets and alert states in one transaction;
     /// its usage ledger and budget rows too unless `keep_ledger` (a removed
     /// client's spend stays billable until its data is purged).
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn remove_tenant(&self, id: &TenantId, keep_ledger: bool) -> Result<bool> {
         self.with_db(|db| {
             let txn = db.begin_write()?;
@@ -340,6 +366,12 @@ impl Store {
         })
     }
 
+    /// Stores (or replaces) one secret of a tenant.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn put_secret(
         &self,
         id: &TenantId,
@@ -357,6 +389,12 @@ impl Store {
         })
     }
 
+    /// Forgets one secret of a tenant (nothing to do when there is none).
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn remove_secret(&self, id: &TenantId, kind: SecretKind) -> Result<()> {
         self.with_db(|db| {
             let txn = db.begin_write()?;
@@ -369,6 +407,12 @@ impl Store {
         })
     }
 
+    /// One secret of a tenant, if it is stored.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn secret(&self, id: &TenantId, kind: SecretKind) -> Result<Option<Secret<String>>> {
         Ok(self
             .secrets(id)?
@@ -378,6 +422,11 @@ impl Store {
     }
 
     /// Every secret a tenant has, for redaction and for building its cell.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn secrets(&self, id: &TenantId) -> Result<Vec<(SecretKind, Secret<String>)>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
@@ -400,6 +449,11 @@ impl Store {
     }
 
     /// Every tenant's secrets in one read (for a sweep over the whole fleet).
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn all_secrets(&self) -> Result<Vec<(TenantId, SecretKind, Secret<String>)>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
@@ -424,6 +478,11 @@ impl Store {
     }
 
     /// Appends one entry to the audit log.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn audit(&self, entry: &AuditEntry) -> Result<()> {
         self.with_db(|db| {
             let txn = db.begin_write()?;
@@ -441,6 +500,11 @@ impl Store {
     }
 
     /// The last `limit` audit entries, oldest first; all of them for `tenant` if given.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn audit_log(&self, tenant: Option<&TenantId>, limit: usize) -> Result<Vec<AuditEntry>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
@@ -472,6 +536,11 @@ impl Store {
     /// newest first. The log is appended in time order, so the walk stops a
     /// little past the first older entry: its cost is that of the range, not of
     /// the log.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn visit_audit_since(&self, since: i64, mut visit: impl FnMut(AuditEntry)) -> Result<()> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
@@ -497,6 +566,11 @@ impl Store {
     /// Deletes, in one transaction, the audit entries older than `before`
     /// (unix seconds) and the oldest beyond the newest `max_rows`; returns how
     /// many went.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn prune_audit(&self, before: i64, max_rows: u64) -> Result<u64> {
         self.with_db(|db| {
             let txn = db.begin_write()?;
@@ -531,6 +605,11 @@ impl Store {
 
 impl Store {
     /// The raw dialogue state of an operator's chat (the bot encodes it).
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn dialogue(&self, chat_id: i64) -> Result<Option<Vec<u8>>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
@@ -539,6 +618,12 @@ impl Store {
         })
     }
 
+    /// Stores an operator's encoded dialogue state.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn put_dialogue(&self, chat_id: i64, bytes: &[u8]) -> Result<()> {
         self.with_db(|db| {
             let txn = db.begin_write()?;
@@ -548,6 +633,12 @@ impl Store {
         })
     }
 
+    /// Forgets an operator's dialogue state.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn remove_dialogue(&self, chat_id: i64) -> Result<()> {
         self.with_db(|db| {
             let txn = db.begin_write()?;
@@ -558,6 +649,11 @@ impl Store {
     }
 
     /// Every stored dialogue, for the idle-expiry sweep.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn dialogues(&self) -> Result<Vec<(i64, Vec<u8>)>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
@@ -574,6 +670,11 @@ impl Store {
 
 impl Store {
     /// Every stored alert state.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn alert_states(&self) -> Result<Vec<(TenantId, Check, AlertState)>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
@@ -593,6 +694,11 @@ impl Store {
     }
 
     /// Saves many alert states in one transaction (one sweep's worth).
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures or a row that does not decode.
     pub fn put_alert_states(&self, states: &[(TenantId, Check, AlertState)]) -> Result<()> {
         self.with_db(|db| {
             let txn = db.begin_write()?;
@@ -658,6 +764,10 @@ fn migrate(db: &Database) -> anyhow::Result<()> {
 }
 
 /// Sets the schema version; only for tests that prove a newer file is refused.
+///
+/// # Errors
+///
+/// The file cannot be opened or written.
 #[doc(hidden)]
 pub fn force_schema_version(path: &Path, version: u64) -> anyhow::Result<()> {
     let db = Database::create(path)?;
