@@ -12,5 +12,5 @@ cd "$(dirname "$0")/.."
 if [ -x scripts/build-fake-image.sh ]; then ./scripts/build-fake-image.sh; fi
 
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked -- --test-threads "${MTP_TEST_THREADS:-4}"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo test --locked --workspace -- --test-threads "${MTP_TEST_THREADS:-4}"
