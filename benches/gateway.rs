@@ -9,7 +9,10 @@
 //!    first with the pool opening every connection (connect + handshake + call), then
 //!    over the open connections (median of 20 rounds).
 //!
-//! Run: `cargo bench --bench gateway` (Docker up; `scripts/test.sh` built the images).
+//! Run: `cargo build --release --bin mtp-fake-gateway && cargo bench --bench gateway`
+//! (Docker up; `scripts/test.sh` built the images). The fake is a crate of its own
+//! that `mtp` does not depend on, so `cargo bench --bench gateway` alone does not
+//! build it; a plain `cargo bench` at the workspace root does.
 //! `MTP_BENCH_SKIP_CELLS=1` skips the two Docker cells; `MTP_BENCH_FAKES` changes the
 //! number of fake processes. Cells get ports 19860..19879 and are removed at the end.
 

@@ -6,10 +6,12 @@
 # --port 18789`) and pairs with `node dist/index.js devices approve <requestId>`.
 # There is no /bin/sh in the image.
 #
-# The binary is the normal dev build (target/debug, the artifacts `cargo test`
-# builds anyway, so a cold CI run compiles the dependency tree once, not twice),
-# with the shared libraries `ldd` lists copied beside it, as the real test image
-# does for node. It is built every time (quick when up to date) and the image
+# The binary comes from the workspace crate `crates/fake-gateway`, built exactly as
+# `cargo test` at the root builds it (target/debug, every member's tests, so the
+# features of the shared dependencies are unified the same way and a cold CI run
+# compiles the dependency tree once, not twice; `cargo build -p mtp-fake-gateway`
+# alone would resolve other features and compile much of it again), with the shared
+# libraries `ldd` lists copied beside it, as the real test image does for node. It is built every time (quick when up to date) and the image
 # rebuilt only when the binary changed (its sha256 is a label of the image);
 # MTP_FAKE_REBUILD=1 forces an image rebuild.
 set -euo pipefail
@@ -20,8 +22,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf 'build-fake-image: %s\n' "$*" >&2; }
 
 cd "$ROOT"
-log "cargo build --bin mtp-fake-gateway (dev profile, shared with cargo test)"
-cargo build --quiet --locked --bin mtp-fake-gateway
+log "cargo test --workspace --no-run (builds mtp-fake-gateway as cargo test does)"
+cargo test --quiet --locked --workspace --no-run
 BIN=$ROOT/target/debug/mtp-fake-gateway
 
 WORK=$(mktemp -d)

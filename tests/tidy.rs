@@ -1,7 +1,8 @@
 //! Tidy checks over `src/`, run by `cargo test`: the module edges of
-//! ARCHITECTURE.md and STYLE.md (who may use what), and a `//!` doc at the top
-//! of every file (of `src/`, `tests/` and each crate's `src/` and `tests/`
-//! under `crates/`). A forbidden `use` fails here, not in review.
+//! ARCHITECTURE.md and STYLE.md (who may use what), a `//!` doc at the top of
+//! every file (of `src/`, `tests/` and each crate's `src/` and `tests/` under
+//! `crates/`), and the test doubles in `crates/` kept independent of `mtp`. A
+//! forbidden `use` fails here, not in review.
 
 use std::path::{Path, PathBuf};
 
@@ -156,11 +157,11 @@ const APP_PARTS: [&str; 6] = ["store", "runtime", "pool", "http", "identity", "m
 const CRATES: &[(&str, &[&str])] = &[
     ("bollard", &["runtime/"]),
     ("redb", &["store/"]),
-    ("tungstenite", &["gateway/", "bin/mtp-fake-gateway/"]),
+    ("tungstenite", &["gateway/"]),
     ("dptree", &["bot/"]),
     // The command line and its drawing belong to the CLI adapter (and the fake
     // gateway's own small command line).
-    ("clap", &["cli/", "main.rs", "bin/mtp-fake-gateway/"]),
+    ("clap", &["cli/", "main.rs"]),
     ("indicatif", &["cli/"]),
     // The stated exception: fleet/telegram.rs proves a tenant token with getMe.
     ("teloxide", &["bot/", "fleet/telegram.rs"]),
@@ -297,6 +298,37 @@ fn every_file_opens_with_a_module_doc() {
         missing.is_empty(),
         "these files do not open with a //! doc:\n{}",
         missing.join("\n")
+    );
+}
+
+/// The doubles in `crates/` check the real client, so they never share its code: no
+/// `mtp` dependency in their manifests, no `mtp::` in their sources.
+#[test]
+fn test_doubles_stay_independent_of_mtp() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates");
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(&crates).unwrap().flatten() {
+        let manifest = entry.path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let names_mtp = |line: &str| line.split(['=', '.']).next().map(str::trim) == Some("mtp");
+        if text.lines().any(names_mtp) {
+            problems.push(format!("{}: depends on mtp", manifest.display()));
+        }
+        for file in rust_files(&entry.path()) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (line_no, line) in code_lines(&text) {
+                if line.contains("mtp::") {
+                    problems.push(format!("{}:{line_no}: uses mtp::", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "a test double uses the crate it checks:\n{}",
+        problems.join("\n")
     );
 }
 

@@ -1,8 +1,13 @@
 //! `mtp-fake-gateway` as a plain process on a free loopback port (no Docker), its
-//! control API (`/__fake/…`, see the binary's crate doc), and pairing a device with
-//! it. For tests and benchmarks where Docker is not the point.
+//! control API (`/__fake/…`, see the crate doc of `crates/fake-gateway`), and pairing
+//! a device with it. For tests and benchmarks where Docker is not the point.
+//!
+//! The fake is a workspace crate of its own that `mtp` does not depend on, so cargo
+//! sets no `CARGO_BIN_EXE_mtp-fake-gateway` here: [`binary`] finds it beside the `mtp`
+//! binary, where a plain `cargo test` (or `cargo bench`) at the workspace root puts it.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -12,6 +17,53 @@ use serde_json::{Value, json};
 
 /// The gateway token every fake process is started with.
 pub const FAKE_TOKEN: &str = "fake-gateway-test-token-0123456789abcdef";
+
+/// The fake's binary, built by this workspace into the same target dir and profile
+/// as `mtp`. Panics, naming the command that builds it, when it is missing or older
+/// than the fake's sources (a `cargo test -p mtp` or `--test X` run builds only `mtp`).
+pub fn binary() -> PathBuf {
+    let mtp = Path::new(env!("CARGO_BIN_EXE_mtp"));
+    let binary = mtp.with_file_name("mtp-fake-gateway");
+    // The commands that build it with the features a root `cargo test` (or `cargo
+    // bench`) unifies, so they reuse that run's artifacts.
+    let build = match mtp.parent().and_then(Path::file_name) {
+        Some(dir) if dir == "release" => {
+            "build it with `cargo build --release --bin mtp-fake-gateway`"
+        }
+        _ => {
+            "build it with `cargo test --no-run` at the workspace root (a plain `cargo test` there builds it too)"
+        }
+    };
+    let built_at = std::fs::metadata(&binary)
+        .and_then(|meta| meta.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {build}", binary.display()));
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/fake-gateway");
+    if let Some(newer) = newer_file(&sources, built_at) {
+        panic!(
+            "{} is older than {}: {build}",
+            binary.display(),
+            newer.display()
+        );
+    }
+    binary
+}
+
+/// A file under `dir` (its `Cargo.toml` and `src/`) modified after `than`.
+fn newer_file(dir: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
+    let mut pending = vec![dir.join("Cargo.toml"), dir.join("src")];
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            let entries = std::fs::read_dir(&path).into_iter().flatten().flatten();
+            pending.extend(entries.map(|entry| entry.path()));
+        } else if meta.modified().is_ok_and(|modified| modified > than) {
+            return Some(path);
+        }
+    }
+    None
+}
 
 /// A running `mtp-fake-gateway gateway --port 0 --allow-unconfigured`, state in
 /// memory, killed on drop.
@@ -24,7 +76,7 @@ impl FakeGateway {
     /// Starts the fake with extra flags (e.g. `["--restart-ms", "500"]`) and waits for
     /// the port it prints.
     pub fn start(extra_args: &[&str]) -> FakeGateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mtp-fake-gateway"))
+        let mut child = Command::new(binary())
             .args(["gateway", "--port", "0", "--allow-unconfigured"])
             .args(extra_args)
             .env("OPENCLAW_GATEWAY_TOKEN", FAKE_TOKEN)

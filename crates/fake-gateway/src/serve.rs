@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::config_doc::{ConfigDoc, write_atomically};
+use crate::config::ConfigDoc;
 use crate::pairing::PairingStore;
+use crate::persist::write_atomically;
 use crate::ratelimit::RateLimiter;
 use crate::state::{Gateway, Knobs, Phase, Settings, State};
 
@@ -114,7 +115,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 until: now + options.startup_delay,
             },
         },
-        boot_id: crate::pairing::uuid_v4(),
+        boot_id: uuid::Uuid::new_v4().to_string(),
         booted_at: now,
         pairing: PairingStore::load(pairing_path),
         limiter: RateLimiter::default(),

@@ -315,7 +315,7 @@ fn hook(
                     &json!({"ok": false, "error": format!("unknown agentId \"{agent}\"")}),
                 );
             }
-            let run_id = crate::pairing::uuid_v4();
+            let run_id = uuid::Uuid::new_v4().to_string();
             let mut body = json!({"ok": true, "runId": run_id});
             if payload.get("waitForCompletion") == Some(&json!(true)) {
                 body["completion"] = json!({"status": "ok", "replyDisposition": "visible"});

@@ -1,141 +1,22 @@
 //! The gateway config as the fake holds it: the file text, its parsed value, the
-//! `hash` clients pass back as `baseHash`, JSON-merge-patch with the recorded errors
-//! (no/stale `baseHash`, invalid config), `changedPaths`, redaction, and which
-//! changes need a restart. Written back as plain JSON, as the real gateway does.
+//! `hash` clients pass back as `baseHash`, and `config.patch` (a JSON merge patch)
+//! with the recorded errors (no/stale `baseHash`, invalid config). Written back as
+//! plain JSON, as the real gateway does. Its parts: the schema subset (`schema`),
+//! `changedPaths` and restarts (`paths`), secrets and redaction (`secrets`), `${VAR}`
+//! substitution (`env`).
 
-use std::path::{Path, PathBuf};
+mod env;
+mod paths;
+mod schema;
+mod secrets;
+
+use std::path::PathBuf;
 
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-
-pub const REDACTED: &str = "__OPENCLAW_REDACTED__";
-
-/// Root keys of the real config schema (OpenClaw 2026.9.6 `config.schema`); anything
-/// else is `Unrecognized key`. `$schema` is tolerated.
-const ROOT_KEYS: &[&str] = &[
-    "$schema",
-    "accessGroups",
-    "acp",
-    "agents",
-    "approvals",
-    "attachments",
-    "auth",
-    "bindings",
-    "broadcast",
-    "browser",
-    "channels",
-    "cloudWorkers",
-    "commands",
-    "cron",
-    "desktop",
-    "diagnostics",
-    "discovery",
-    "env",
-    "gateway",
-    "hooks",
-    "logging",
-    "mcp",
-    "memory",
-    "messages",
-    "meta",
-    "models",
-    "nodeHost",
-    "plugins",
-    "proxy",
-    "secrets",
-    "security",
-    "session",
-    "skills",
-    "surfaces",
-    "talk",
-    "telemetry",
-    "tools",
-    "transcripts",
-    "tts",
-    "ui",
-    "update",
-    "wizard",
-    "worktreeAcceleration",
-    "worktreeRoot",
-];
-
-/// Keys of `gateway` in the real schema.
-const GATEWAY_KEYS: &[&str] = &[
-    "allowRealIpFallback",
-    "auth",
-    "bind",
-    "cliAgents",
-    "controlUi",
-    "customBindHost",
-    "http",
-    "mode",
-    "nodes",
-    "port",
-    "portals",
-    "publicOrigin",
-    "push",
-    "reload",
-    "remote",
-    "roles",
-    "tailscale",
-    "terminal",
-    "tls",
-    "tools",
-    "trustedProxies",
-];
-
-/// Objects the real gateway's normalized config always holds, even when the file
-/// leaves them out. `changedPaths` descends into objects present on both sides and
-/// names any other added or removed object by its own path, so keys added under these
-/// are listed one by one, while a new object elsewhere is one path. Measured against
-/// OpenClaw 2026.9.6 (a file without `hooks`, `session`, `logging`, `tools`):
-/// `hooks.enabled`, `session.dmScope`, `gateway.controlUi.basePath`,
-/// `channels.telegram.accounts.second`, but `logging`, `tools`, `skills.entries` (when
-/// absent), `skills.entries.summarize` (when `entries` exists), `skills.install`,
-/// `channels.telegram.groups`, `agents.defaults.heartbeat`.
-const IMPLICIT_OBJECTS: &[&str] = &[
-    "commands",
-    "gateway.controlUi",
-    "hooks",
-    "messages",
-    "session",
-    "skills",
-];
-
-/// Whether `path` is an object the normalized config always holds (see
-/// `IMPLICIT_OBJECTS`; also every `channels.<id>.accounts`).
-fn is_implicit_object(path: &str) -> bool {
-    let channel_accounts = path
-        .strip_prefix("channels.")
-        .and_then(|rest| rest.strip_suffix(".accounts"))
-        .is_some_and(|channel| !channel.is_empty() && !channel.contains('.'));
-    channel_accounts || IMPLICIT_OBJECTS.contains(&path)
-}
-
-/// `gateway.*` paths that hot-apply; every other `gateway.*` change needs a restart
-/// (PROTOCOL.md §5.1).
-const HOT_GATEWAY_PATHS: &[&str] = &[
-    "gateway.auth.token",
-    "gateway.auth.password",
-    "gateway.http",
-    "gateway.reload",
-    "gateway.remote",
-];
-
-/// Keys whose string values are secrets in `config.get` and patch results.
-const SECRET_KEYS: &[&str] = &[
-    "token",
-    "password",
-    "apiKey",
-    "botToken",
-    "webhookSecret",
-    "secret",
-    "appToken",
-    "signingSecret",
-];
 
 pub struct ConfigDoc {
     /// Where the file lives (reported as `path`); written only when `persist`.
@@ -244,7 +125,7 @@ impl ConfigDoc {
         for key in dotted.split('.') {
             node = node.get(key)?;
         }
-        node.as_str().map(substitute_env)
+        node.as_str().map(env::substitute)
     }
 
     #[must_use]
@@ -288,8 +169,11 @@ impl ConfigDoc {
     /// The `config.get` payload (shape of transcripts/config-get.jsonl).
     #[must_use]
     pub fn get_payload(&self) -> Value {
-        let redacted_raw = self.raw.as_ref().map(|raw| redact_raw(raw, &self.parsed));
-        let runtime = redact(&self.runtime());
+        let redacted_raw = self
+            .raw
+            .as_ref()
+            .map(|raw| secrets::redact_raw(raw, &self.parsed));
+        let runtime = secrets::redact(&self.runtime());
         json!({
             "path": self.path.display().to_string(),
             "includedPaths": [],
@@ -298,9 +182,9 @@ impl ConfigDoc {
             "bindingsIncludeOwned": false,
             "exists": self.exists(),
             "raw": redacted_raw,
-            "parsed": redact(&self.parsed),
-            "sourceConfig": redact(&self.resolved()),
-            "resolved": redact(&self.resolved()),
+            "parsed": secrets::redact(&self.parsed),
+            "sourceConfig": secrets::redact(&self.resolved()),
+            "resolved": secrets::redact(&self.resolved()),
             "valid": true,
             "runtimeConfig": runtime,
             "config": runtime,
@@ -330,8 +214,7 @@ impl ConfigDoc {
                 )));
             }
         };
-        let mut leaves = Vec::new();
-        leaf_paths(&patch, "", &mut leaves);
+        let leaves = paths::leaves(&patch);
         let base_hash = params.get("baseHash").and_then(Value::as_str);
         let only_ui_prefs =
             !leaves.is_empty() && leaves.iter().all(|path| path.starts_with("ui.prefs."));
@@ -353,7 +236,7 @@ impl ConfigDoc {
         }
         let mut next = self.parsed.clone();
         merge_patch(&mut next, &patch);
-        let issues = validate_config(&next);
+        let issues = schema::issues(&next);
         if !issues.is_empty() {
             let summary: Vec<String> = issues
                 .iter()
@@ -369,27 +252,26 @@ impl ConfigDoc {
                 details: Some(json!({ "issues": issues })),
             });
         }
-        let mut changed = Vec::new();
-        changed_paths(&self.parsed, &next, "", &mut changed);
+        let changed = paths::changed(&self.parsed, &next);
         let path = self.path.display().to_string();
         if changed.is_empty() {
             return Ok(PatchOutcome {
                 result: json!({"ok": true, "noop": true, "changedPaths": [], "path": path,
-                    "config": redact(&self.runtime())}),
+                    "config": secrets::redact(&self.runtime())}),
                 new_hash: None,
                 requires_restart: false,
             });
         }
         let requires_restart = changed
             .iter()
-            .any(|changed_path| needs_restart(changed_path));
+            .any(|changed_path| paths::needs_restart(changed_path));
         self.replace(next);
         let note = params.get("note").cloned().unwrap_or(Value::Null);
         let mut result = json!({
             "ok": true,
             "path": path,
             "hash": self.hash(),
-            "config": redact(&self.parsed),
+            "config": secrets::redact(&self.parsed),
             "changedPaths": changed,
             "sentinel": {"persisted": self.persist, "payload": {
                 "kind": "config-patch", "status": "ok", "ts": now_ms, "message": note,
@@ -427,7 +309,7 @@ impl ConfigDoc {
         merge_patch(&mut next, &patch);
         self.replace(next);
         self.applied_revision = self.revision();
-        redact(&self.parsed["skills"]["entries"][skill_key])
+        secrets::redact(&self.parsed["skills"]["entries"][skill_key])
     }
 
     fn replace(&mut self, next: Value) {
@@ -436,7 +318,7 @@ impl ConfigDoc {
         self.raw = Some(text);
         if self.persist
             && let Some(raw) = &self.raw
-            && let Err(err) = write_atomically(&self.path, raw.as_bytes())
+            && let Err(err) = crate::persist::write_atomically(&self.path, raw.as_bytes())
         {
             tracing::warn!(cause = %err, path = %self.path.display(), "config write failed");
         }
@@ -458,279 +340,15 @@ pub fn parse_json5(text: &str) -> anyhow::Result<Value> {
     json5::from_str::<Value>(text).map_err(|err| anyhow::anyhow!("{err}"))
 }
 
-/// Replaces `${VAR}` (upper-case names only) from the environment; `$${VAR}` escapes.
-#[must_use]
-pub fn substitute_env(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find('$') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start..];
-        if after.starts_with("$${") {
-            rest = &after[1..];
-            let end = rest.find('}').map_or(rest.len(), |i| i + 1);
-            out.push_str(&rest[..end]);
-            rest = &rest[end..];
-            continue;
-        }
-        if let Some(body) = after.strip_prefix("${")
-            && let Some(end) = body.find('}')
-        {
-            let name = &body[..end];
-            let valid = !name.is_empty()
-                && name.chars().enumerate().all(|(i, c)| {
-                    c == '_' || c.is_ascii_uppercase() || (i > 0 && c.is_ascii_digit())
-                });
-            if valid {
-                out.push_str(&std::env::var(name).unwrap_or_default());
-                rest = &body[end + 1..];
-                continue;
-            }
-        }
-        out.push('$');
-        rest = &after[1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// RFC 7396 merge patch; `"__OPENCLAW_REDACTED__"` keeps the existing secret.
+/// RFC 7396 merge patch (`json_patch::merge`), except that a redacted placeholder
+/// keeps the secret already there (`secrets::keep_redacted`).
 fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch_map) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let Value::Object(target_map) = target else {
-        return;
-    };
-    for (key, value) in patch_map {
-        match value {
-            Value::Null => {
-                target_map.remove(key);
-            }
-            Value::String(text) if text == REDACTED && target_map.contains_key(key) => {}
-            Value::Object(_) => {
-                let slot = target_map.entry(key.clone()).or_insert(Value::Null);
-                merge_patch(slot, value);
-            }
-            _ => {
-                target_map.insert(key.clone(), value.clone());
-            }
-        }
-    }
+    let mut patch = patch.clone();
+    secrets::keep_redacted(&mut patch, target);
+    json_patch::merge(target, &patch);
 }
 
-fn join(prefix: &str, key: &str) -> String {
-    match prefix {
-        "" => key.to_string(),
-        _ => format!("{prefix}.{key}"),
-    }
-}
-
-fn leaf_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
-    match value {
-        Value::Object(map) if !map.is_empty() => {
-            for (key, child) in map {
-                leaf_paths(child, &join(prefix, key), out);
-            }
-        }
-        _ => out.push(prefix.to_string()),
-    }
-}
-
-fn changed_paths(old: &Value, new: &Value, prefix: &str, out: &mut Vec<String>) {
-    if old == new {
-        return;
-    }
-    let (old_map, new_map) = match (old, new) {
-        (Value::Object(old_map), Value::Object(new_map)) => (Some(old_map), Some(new_map)),
-        (Value::Null, Value::Object(new_map)) if is_implicit_object(prefix) => {
-            (None, Some(new_map))
-        }
-        (Value::Object(old_map), Value::Null) if is_implicit_object(prefix) => {
-            (Some(old_map), None)
-        }
-        _ => {
-            out.push(prefix.to_string());
-            return;
-        }
-    };
-    let empty = Map::new();
-    let old_map = old_map.unwrap_or(&empty);
-    let new_map = new_map.unwrap_or(&empty);
-    for (key, child) in new_map {
-        let before = old_map.get(key).unwrap_or(&Value::Null);
-        changed_paths(before, child, &join(prefix, key), out);
-    }
-    for (key, child) in old_map {
-        if !new_map.contains_key(key) {
-            changed_paths(child, &Value::Null, &join(prefix, key), out);
-        }
-    }
-}
-
-fn needs_restart(changed_path: &str) -> bool {
-    if !(changed_path == "gateway" || changed_path.starts_with("gateway.")) {
-        return false;
-    }
-    !HOT_GATEWAY_PATHS
-        .iter()
-        .any(|hot| changed_path == *hot || changed_path.starts_with(&format!("{hot}.")))
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-/// A small part of the real (zod) config schema: unknown root and `gateway` keys and
-/// the types of the leaves MTP templates. Issues are shaped as recorded
-/// (transcripts/config-patch-invalid.jsonl).
-fn validate_config(config: &Value) -> Vec<Value> {
-    let mut issues = Vec::new();
-    let expect_bool = |path: String, value: &Value, issues: &mut Vec<Value>| {
-        if !value.is_boolean() {
-            issues.push(json!({"path": path,
-                "message": format!("Invalid input: expected boolean, received {} (allowed: true, false)", type_name(value)),
-                "allowedValues": ["true", "false"], "allowedValuesHiddenCount": 0}));
-        }
-    };
-    let expect = |path: String, value: &Value, wanted: &str, issues: &mut Vec<Value>| {
-        let ok = match wanted {
-            "string" => value.is_string(),
-            "number" => value.is_number(),
-            "object" => value.is_object(),
-            "array" => value.is_array(),
-            _ => true,
-        };
-        if !ok {
-            issues.push(json!({"path": path,
-                "message": format!("Invalid input: expected {wanted}, received {}", type_name(value))}));
-        }
-    };
-    if let Some(Value::Object(entries)) = config.pointer("/skills/entries") {
-        for (key, entry) in entries {
-            let base = format!("skills.entries.{key}");
-            if let Some(enabled) = entry.get("enabled") {
-                expect_bool(format!("{base}.enabled"), enabled, &mut issues);
-            }
-            if let Some(api_key) = entry.get("apiKey") {
-                expect(format!("{base}.apiKey"), api_key, "string", &mut issues);
-            }
-        }
-    }
-    for (pointer, path) in [
-        ("/hooks/enabled", "hooks.enabled"),
-        ("/update/checkOnStart", "update.checkOnStart"),
-        ("/channels/telegram/enabled", "channels.telegram.enabled"),
-    ] {
-        if let Some(value) = config.pointer(pointer) {
-            expect_bool(path.to_string(), value, &mut issues);
-        }
-    }
-    for (pointer, path, wanted) in [
-        ("/gateway/mode", "gateway.mode", "string"),
-        ("/gateway/port", "gateway.port", "number"),
-        ("/gateway/bind", "gateway.bind", "string"),
-        ("/hooks/token", "hooks.token", "string"),
-        ("/hooks/path", "hooks.path", "string"),
-        ("/hooks/allowedAgentIds", "hooks.allowedAgentIds", "array"),
-        (
-            "/channels/telegram/botToken",
-            "channels.telegram.botToken",
-            "string",
-        ),
-        (
-            "/channels/telegram/allowFrom",
-            "channels.telegram.allowFrom",
-            "array",
-        ),
-    ] {
-        if let Some(value) = config.pointer(pointer) {
-            expect(path.to_string(), value, wanted, &mut issues);
-        }
-    }
-    if let Some(Value::Object(gateway)) = config.get("gateway") {
-        for key in gateway.keys() {
-            if !GATEWAY_KEYS.contains(&key.as_str()) {
-                issues.push(
-                    json!({"path": "gateway", "message": format!("Unrecognized key: \"{key}\"")}),
-                );
-            }
-        }
-    }
-    if let Value::Object(root) = config {
-        for key in root.keys() {
-            if !ROOT_KEYS.contains(&key.as_str()) {
-                issues.push(json!({"path": "", "message": format!("Unrecognized key: \"{key}\"")}));
-            }
-        }
-    }
-    issues
-}
-
-/// Replaces secret-looking string values with `__OPENCLAW_REDACTED__`.
-#[must_use]
-pub fn redact(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(key, child)| {
-                    let redacted = match child {
-                        Value::String(_) if SECRET_KEYS.contains(&key.as_str()) => {
-                            Value::String(REDACTED.to_string())
-                        }
-                        _ => redact(child),
-                    };
-                    (key.clone(), redacted)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
-        other => other.clone(),
-    }
-}
-
-/// The file text with every secret value replaced, comments and layout kept.
-fn redact_raw(raw: &str, parsed: &Value) -> String {
-    let mut secrets = Vec::new();
-    collect_secrets(parsed, &mut secrets);
-    let mut out = raw.to_string();
-    for secret in secrets {
-        if secret.is_empty() || secret == REDACTED {
-            continue;
-        }
-        out = out.replace(&secret, REDACTED);
-    }
-    out
-}
-
-fn collect_secrets(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map {
-                match child {
-                    Value::String(text) if SECRET_KEYS.contains(&key.as_str()) => {
-                        out.push(text.clone());
-                    }
-                    _ => collect_secrets(child, out),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|item| collect_secrets(item, out)),
-        _ => {}
-    }
-}
-
+/// Adds the keys of `defaults` that `target` lacks, at every depth.
 fn fill_defaults(target: &mut Value, defaults: &Value) {
     let (Value::Object(target_map), Value::Object(default_map)) = (target, defaults) else {
         return;
@@ -745,42 +363,14 @@ fn fill_defaults(target: &mut Value, defaults: &Value) {
     }
 }
 
-/// Writes `bytes` to `path` through a temp file and a rename, mode 0600.
-///
-/// # Errors
-/// Any I/O error.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A document loaded from `text` (not persisted: the dir goes when loaded).
     fn doc(text: &str) -> ConfigDoc {
-        let dir = std::env::temp_dir().join(format!(
-            "fake-gw-config-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("openclaw.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("openclaw.json");
         std::fs::write(&path, text).unwrap();
         ConfigDoc::load(path, false).unwrap()
     }
@@ -930,7 +520,10 @@ mod tests {
                 "hooks.token"
             ])
         );
-        assert_eq!(outcome.result["config"]["hooks"]["token"], json!(REDACTED));
+        assert_eq!(
+            outcome.result["config"]["hooks"]["token"],
+            json!(secrets::REDACTED)
+        );
     }
 
     /// transcripts/config-patch-invalid.jsonl
@@ -961,15 +554,27 @@ mod tests {
         assert_eq!(doc.applied_revision(), applied);
         doc.apply_all();
         assert_eq!(doc.applied_revision(), doc.revision());
-        assert!(!needs_restart("gateway.auth.token"));
-        assert!(needs_restart("gateway.port"));
-        assert!(!needs_restart("hooks.enabled"));
+        assert!(!paths::needs_restart("gateway.auth.token"));
+        assert!(paths::needs_restart("gateway.port"));
+        assert!(!paths::needs_restart("hooks.enabled"));
     }
 
+    /// RFC 7396 as `config.patch` needs it: `null` deletes, objects merge, anything
+    /// else replaces; the redacted placeholder keeps a secret that is there and is
+    /// taken literally where there is none.
     #[test]
-    fn env_substitution_follows_the_rules() {
-        assert_eq!(substitute_env("$${X}"), "${X}");
-        assert_eq!(substitute_env("a${lower}b"), "a${lower}b");
-        assert_eq!(substitute_env("plain"), "plain");
+    fn merge_patch_keeps_redacted_secrets() {
+        let mut config = json!({"gateway": {"auth": {"mode": "token", "token": "s3cret"}, "port": 1},
+            "hooks": {"token": "h00k", "path": "/hooks"}, "tools": ["a"]});
+        let patch = json!({"gateway": {"auth": {"token": secrets::REDACTED}, "port": null},
+            "hooks": {"token": "new", "path": null}, "tools": {"deny": []},
+            "channels": {"telegram": {"botToken": secrets::REDACTED}}});
+        merge_patch(&mut config, &patch);
+        assert_eq!(
+            config,
+            json!({"gateway": {"auth": {"mode": "token", "token": "s3cret"}},
+                "hooks": {"token": "new"}, "tools": {"deny": []},
+                "channels": {"telegram": {"botToken": secrets::REDACTED}}})
+        );
     }
 }

@@ -50,6 +50,16 @@
 //! | `GET /pairing` | | `device.pair.list` payload |
 //! | `POST /approve` | `{"requestId"}` | approve (404 on an unknown id) |
 //!
+//! # Layout
+//!
+//! `serve` (start-up rules, the listener), `http` (probes, hooks, the upgrade) and
+//! `control` (the `/__fake` API); `ws` (one socket), `connect` (the connect
+//! decision), `device` (identity proof), `pairing` and `ratelimit`; `methods/` (RPC
+//! dispatch, skills, send and agent), `params` and `validate` (the param schemas and
+//! their AJV-worded check), `payloads` and `usage` (result shapes); `config/` (the
+//! config document and `config.patch`); `state` (shared state, knobs), `persist`
+//! (state-dir files); `approve` (`devices approve`/`list`).
+//!
 //! # Left out
 //!
 //! Loopback exceptions (every peer is remote), password/trusted-proxy/bootstrap auth,
@@ -57,17 +67,20 @@
 //! the Control UI, OpenAI-compatible endpoints, config `$include`, `replacePaths`.
 
 mod approve;
-mod config_doc;
+mod config;
 mod connect;
 mod control;
 mod device;
 mod http;
 mod methods;
 mod pairing;
+mod params;
 mod payloads;
+mod persist;
 mod ratelimit;
 mod serve;
 mod state;
+mod usage;
 mod validate;
 mod ws;
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::config_doc::ConfigDoc;
+use crate::config::ConfigDoc;
 use crate::pairing::PairingStore;
 use crate::ratelimit::RateLimiter;
 
@@ -316,7 +316,7 @@ impl Gateway {
             Phase::Accepting => true,
             Phase::Starting { until } | Phase::Restarting { until } if now >= until => {
                 if matches!(state.phase, Phase::Restarting { .. }) {
-                    state.boot_id = crate::pairing::uuid_v4();
+                    state.boot_id = uuid::Uuid::new_v4().to_string();
                     state.booted_at = now;
                     state.config.apply_all();
                 }

@@ -2,6 +2,11 @@
 //! credential class, 10 wrong credentials within 60 s lock the class out for 5 min;
 //! missing credentials do not count; a success resets the class. Unlike the real
 //! gateway, loopback is not exempt: the fake treats every peer as remote.
+//!
+//! Hand-written rather than `governor`: its GCRA refills the budget continuously
+//! (10 per 60 s is one every 6 s), so 9 failures at 0 s and one at 59 s would pass
+//! where the gateway's sliding window locks out; and it has neither a lockout that
+//! outlasts the window nor a per-key reset on success.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -105,5 +110,27 @@ mod tests {
             limiter.locked(ip, Class::SharedSecret, start + Duration::from_secs(210)),
             None
         );
+    }
+
+    /// A sliding window, not a refilling budget: ten failures inside 60 s lock out
+    /// however they are spread; a success forgets the failures before it.
+    #[test]
+    fn the_window_slides_and_a_success_resets() {
+        let ip: IpAddr = "10.0.0.2".parse().unwrap();
+        let start = Instant::now();
+        let mut limiter = RateLimiter::default();
+        for _ in 0..9 {
+            limiter.record_failure(ip, Class::DeviceToken, start);
+        }
+        let late = start + Duration::from_secs(59);
+        limiter.record_failure(ip, Class::DeviceToken, late);
+        assert!(limiter.locked(ip, Class::DeviceToken, late).is_some());
+        limiter.clear();
+        for _ in 0..9 {
+            limiter.record_failure(ip, Class::DeviceToken, start);
+        }
+        limiter.reset(ip, Class::DeviceToken);
+        limiter.record_failure(ip, Class::DeviceToken, start);
+        assert_eq!(limiter.locked(ip, Class::DeviceToken, start), None);
     }
 }

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
 
 use crate::device::{self, PayloadInput};
 use crate::pairing::{self, Reason, Request};
@@ -269,7 +270,7 @@ pub fn decide(
                 Err(Failure::RateLimited {
                     retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 })
-            } else if constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+            } else if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
                 state.limiter.reset(peer, Class::SharedSecret);
                 Ok("token")
             } else {
@@ -327,7 +328,7 @@ pub fn decide(
             } else {
                 match state.pairing.token_for(device_id, &role) {
                     Some(token)
-                        if constant_time_eq(token.token.as_bytes(), candidate.as_bytes()) =>
+                        if bool::from(token.token.as_bytes().ct_eq(candidate.as_bytes())) =>
                     {
                         if scopes
                             .iter()
@@ -481,11 +482,4 @@ fn verify_proof(
         ));
     }
     Ok(())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

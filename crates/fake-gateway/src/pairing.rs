@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::config_doc::write_atomically;
+use crate::persist::write_atomically;
 
 /// Bounds the store so a hostile client cannot grow it without limit.
 const MAX_PENDING: usize = 512;
@@ -273,7 +273,7 @@ impl PairingStore {
             self.pending.remove(0);
         }
         let pending = Pending {
-            request_id: uuid_v4(),
+            request_id: uuid::Uuid::new_v4().to_string(),
             device_id: request.device_id.to_string(),
             public_key: request.public_key.to_string(),
             platform: request.platform.to_string(),
@@ -451,23 +451,6 @@ pub fn paired_json(device: &Paired) -> Value {
     value
 }
 
-/// A random UUID v4 string.
-#[must_use]
-pub fn uuid_v4() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
 /// 32 random bytes, base64url: the shape of the real device tokens.
 #[must_use]
 pub fn random_token() -> String {
@@ -501,8 +484,8 @@ mod tests {
     /// checks pass; a platform change needs re-approval.
     #[test]
     fn pairing_lifecycle() {
-        let dir = std::env::temp_dir().join(format!("fake-gw-pairing-{}", rand::random::<u64>()));
-        let path = dir.join("devices.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("devices.json");
         let mut store = PairingStore::load(Some(path.clone()));
         let scopes = scopes();
         assert_eq!(
@@ -532,7 +515,6 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -543,12 +525,5 @@ mod tests {
         assert!(scopes_cover(&write, "operator.read"));
         assert!(!scopes_cover(&write, "operator.admin"));
         assert!(!scopes_cover(&[], "operator.read"));
-    }
-
-    #[test]
-    fn uuid_has_the_v4_shape() {
-        let id = uuid_v4();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
     }
 }

@@ -18,7 +18,7 @@ use crate::connect::{self, Accepted, Rejection};
 use crate::methods::{self, Caller, Out};
 use crate::payloads::{self, HelloAuth, HelloDevice};
 use crate::state::{Audience, EventFault, Gateway, MAX_OVERSIZE_BYTES, Signal, now_ms};
-use crate::validate;
+use crate::{params, validate};
 
 /// Frames larger than this before hello-ok close the socket with 1009.
 const PREAUTH_MAX_BYTES: usize = 65_536;
@@ -108,8 +108,8 @@ async fn reject(socket: &mut WebSocket, id: &str, rejection: Rejection) {
 pub async fn serve_socket(gw: Gateway, mut socket: WebSocket, peer: SocketAddr, host: String) {
     let mut registration = Registration::new(&gw);
     let mut signals = gw.subscribe();
-    let conn_id = crate::pairing::uuid_v4();
-    let nonce = crate::pairing::uuid_v4();
+    let conn_id = uuid::Uuid::new_v4().to_string();
+    let nonce = uuid::Uuid::new_v4().to_string();
     let no_challenge = gw.state().knobs.no_challenge;
     if !no_challenge {
         let challenge = json!({"type": "event", "event": "connect.challenge",
@@ -221,7 +221,7 @@ async fn first_frame(
         let _ = socket.send(Message::Close(None)).await;
         return None;
     };
-    if validate::check(&validate::request_frame(), &parsed).is_some() {
+    if validate::check(&params::request_frame(), &parsed).is_some() {
         close(socket, 1008, "invalid request frame").await;
         return None;
     }
@@ -237,7 +237,7 @@ async fn first_frame(
         return None;
     }
     let params = parsed.get("params").cloned().unwrap_or(Value::Null);
-    if let Some(errors) = validate::check(&validate::connect_params(), &params) {
+    if let Some(errors) = validate::check(&params::connect_params(), &params) {
         let message = format!("invalid connect params: {errors}");
         let rejection = Rejection {
             error: json!({"code": "INVALID_REQUEST", "message": message}),
@@ -278,8 +278,10 @@ impl Events {
         self.seq += 1;
         match fault {
             Some(EventFault::Malformed) => {
+                // Cut off on purpose, so no JSON builder; the name is quoted as JSON.
                 let text = format!(
-                    "{{\"type\":\"event\",\"event\":\"{name}\",\"seq\":{},\"payload\":{{\"ts\":",
+                    "{{\"type\":\"event\",\"event\":{},\"seq\":{},\"payload\":{{\"ts\":",
+                    json!(name),
                     self.seq
                 );
                 socket.send(Message::Text(text.into())).await.is_ok()
@@ -395,7 +397,7 @@ async fn request(
         tracing::debug!(conn = %caller.conn_id, "unparsable frame ignored");
         return true;
     };
-    if let Some(errors) = validate::check(&validate::request_frame(), &parsed) {
+    if let Some(errors) = validate::check(&params::request_frame(), &parsed) {
         let id = parsed
             .get("id")
             .and_then(Value::as_str)
