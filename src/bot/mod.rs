@@ -568,7 +568,8 @@ mod tests {
         let config =
             crate::config::AdminConfig::from_json5(&format!("{{ dataDir: {:?} }}", dir.path()))
                 .unwrap();
-        let app = App::open(config).await.unwrap();
+        // No Docker needed: building the dispatcher calls nothing.
+        let app = App::open_without_docker(config).unwrap();
         let dialogues = crate::fleet::dialogues(&app);
         let ctx = Arc::new(Ctx {
             app,

@@ -107,6 +107,19 @@ impl App {
         ensure_private_dir(&config.data_dir)?;
         let store = Store::open(&config.store_path())?;
         let runtime = Runtime::connect(config.docker_host.as_deref()).await?;
+        App::assemble(config, store, runtime)
+    }
+
+    /// An app whose Docker connection is never made: for unit tests that need
+    /// an `App` and no engine (the first Docker call fails).
+    #[cfg(test)]
+    pub(crate) fn open_without_docker(config: AdminConfig) -> anyhow::Result<App> {
+        ensure_private_dir(&config.data_dir)?;
+        let store = Store::open(&config.store_path())?;
+        App::assemble(config, store, Runtime::unconnected())
+    }
+
+    fn assemble(config: AdminConfig, store: Store, runtime: Runtime) -> anyhow::Result<App> {
         let identity = DeviceIdentity::load_or_create(&config.data_dir.join("device.key"))?;
         let (pool, mut tokens) = gateway::Pool::new(identity.clone(), gateway::Options::default());
         // A cell may rotate the admin's device token on any connect; keep the newest.

@@ -79,6 +79,16 @@ impl Runtime {
         Ok(Runtime { docker })
     }
 
+    /// A handle that has not reached any engine (a closed loopback port; bollard
+    /// connects on the first call, which then fails). For unit tests.
+    #[cfg(test)]
+    pub(crate) fn unconnected() -> Runtime {
+        let docker =
+            Docker::connect_with_http("http://127.0.0.1:9", 1, bollard::API_DEFAULT_VERSION)
+                .expect("an http address is accepted without connecting");
+        Runtime { docker }
+    }
+
     pub(crate) fn docker(&self) -> &Docker {
         &self.docker
     }
