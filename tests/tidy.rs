@@ -376,3 +376,303 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     res.sort();
     res
 }
+
+/// What the adapters may use besides themselves: fleet/ (the use-cases), the
+/// shared vocabulary and config, the retry helper, and the values monitor/ and
+/// usage/ emit with the pure parts of usage/ (periods, CSV, the chart). An
+/// allow-list: a new module is out of the adapters' reach until named here.
+const ADAPTER_MAY_USE: &[&str] = &["fleet", "tenant", "config", "backoff", "monitor", "usage"];
+
+#[test]
+fn adapters_use_only_fleet_and_the_vocabulary() {
+    let mut problems = Vec::new();
+    for (adapter, also) in [("bot", &[][..]), ("cli", &["serve"][..])] {
+        for file in rust_files(&src().join(adapter)) {
+            let rel = relative(&file);
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (line_no, path) in crate_paths(&text) {
+                let allowed = path == adapter
+                    || path.starts_with(&format!("{adapter}::"))
+                    || ADAPTER_MAY_USE
+                        .iter()
+                        .chain(also)
+                        .any(|ok| path == *ok || path.starts_with(&format!("{ok}::")));
+                if !allowed {
+                    problems.push(format!(
+                        "src/{rel}:{line_no}: uses crate::{path}: {adapter}/ calls fleet/ (allowed: {ADAPTER_MAY_USE:?} {also:?})"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "adapters reach past fleet/:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn no_layer_re_exports_another() {
+    let mut problems = Vec::new();
+    for file in rust_files(&src()) {
+        let rel = relative(&file);
+        let own = rel.split('/').next().unwrap_or("").trim_end_matches(".rs");
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (line_no, line) in code_lines(&text) {
+            let Some(rest) = line.trim_start().strip_prefix("pub use crate::") else {
+                continue;
+            };
+            let module: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if module != own {
+                problems.push(format!(
+                    "src/{rel}:{line_no}: `pub use crate::{module}…` re-exports another layer's type; give {own}/ its own type"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn fallible_public_functions_say_their_errors() {
+    let mut missing = Vec::new();
+    for layer in ["fleet", "store", "runtime"] {
+        for file in rust_files(&src().join(layer)) {
+            let rel = relative(&file);
+            let text = std::fs::read_to_string(&file).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (line_no, line) in code_lines(&text) {
+                let trimmed = line.trim_start();
+                if !(trimmed.starts_with("pub fn ") || trimmed.starts_with("pub async fn ")) {
+                    continue;
+                }
+                // The signature runs to the first `{` or `;`.
+                let signature: String = lines[line_no - 1..]
+                    .iter()
+                    .scan(false, |done, l| {
+                        if *done {
+                            return None;
+                        }
+                        *done = l.contains('{') || l.trim_end().ends_with(';');
+                        Some(*l)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let returns = signature
+                    .rsplit_once("->")
+                    .map_or("", |(_, ret)| ret.trim_start());
+                let fallible = returns
+                    .split('<')
+                    .next()
+                    .is_some_and(|head| head.ends_with("Result"));
+                if !fallible {
+                    continue;
+                }
+                let documented = lines[..line_no - 1]
+                    .iter()
+                    .rev()
+                    .take_while(|l| {
+                        let l = l.trim_start();
+                        l.starts_with("///") || l.starts_with("#[")
+                    })
+                    .any(|l| l.contains("# Errors"));
+                if !documented {
+                    missing.push(format!(
+                        "src/{rel}:{line_no}: {}",
+                        trimmed.trim_end_matches('{')
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "these fallible public functions have no `# Errors` section in their doc:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// Every `crate::` path a file's code names, to its second segment, with the
+/// line it starts on; groups (`crate::{a, b::{c, d}}`) are expanded.
+fn crate_paths(text: &str) -> Vec<(usize, String)> {
+    let code: Vec<(usize, &str)> = code_lines(text);
+    let mut joined = String::new();
+    let mut line_of = Vec::new();
+    for (line_no, line) in &code {
+        for _ in 0..=line.len() {
+            line_of.push(*line_no);
+        }
+        joined.push_str(line);
+        joined.push('\n');
+    }
+    let mut res = Vec::new();
+    let mut from = 0;
+    while let Some(found) = joined[from..].find("crate::") {
+        let start = from + found;
+        let before = joined[..start].chars().next_back();
+        from = start + "crate::".len();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        for path in expand(&joined[from..]) {
+            res.push((line_of[start], path));
+        }
+    }
+    res
+}
+
+/// The paths a `use` tail stands for (`a::b`, `{a, b::c}`), cut to two segments.
+fn expand(tail: &str) -> Vec<String> {
+    let tail = tail.trim_start();
+    if let Some(group) = tail.strip_prefix('{') {
+        let mut depth = 0;
+        let mut items = Vec::new();
+        let mut item = String::new();
+        for c in group.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    items.push(std::mem::take(&mut item));
+                    continue;
+                }
+                _ => {}
+            }
+            item.push(c);
+        }
+        items.push(item);
+        return items
+            .iter()
+            .filter(|item| !item.trim().is_empty())
+            .flat_map(|item| expand(item))
+            .collect();
+    }
+    let first: String = tail
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let rest = &tail[first.len()..];
+    match rest.strip_prefix("::") {
+        Some(rest) if rest.trim_start().starts_with('{') => expand(rest)
+            .into_iter()
+            .map(|second| format!("{first}::{}", second.split("::").next().unwrap_or("")))
+            .collect(),
+        Some(rest) => {
+            let second: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            vec![format!("{first}::{second}")]
+        }
+        None => vec![first],
+    }
+}
+
+/// Statements whose string literals are not chat texts: log lines, errors
+/// (the CLI prints those), audit reasons, and the command menu's descriptions,
+/// which teloxide's derive takes as literals.
+const NOT_CHAT_TEXT: &[&str] = &[
+    "tracing::",
+    ".context(",
+    ".with_context(",
+    "bail!(",
+    "anyhow!(",
+    "#[command(",
+    "description =",
+    "record_refusal",
+    ".expect(",
+];
+
+/// Functions of bot/ that word errors for the CLI's stderr, not for a chat:
+/// the admin bot's own token refused at start.
+const BOT_ERROR_WORDING: &[&str] = &["fn get_me_failure("];
+
+/// Every sentence the bot sends lives in dialogues/: a string literal of three
+/// words or more in bot/'s code fails here unless it is one of the above or a
+/// command's syntax (`/usage <id> …`).
+#[test]
+fn the_bot_words_nothing_outside_dialogues() {
+    let mut problems = Vec::new();
+    for file in rust_files(&src().join("bot")) {
+        let rel = relative(&file);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut code = String::new();
+        let mut line_at = Vec::new();
+        for (line_no, line) in code_lines(&text) {
+            code.push_str(line);
+            code.push('\n');
+            line_at.resize(code.len(), line_no);
+        }
+        for (start, literal) in string_literals(&code) {
+            let words = literal
+                .split_whitespace()
+                .map(|word| word.trim_matches(|c: char| !c.is_alphabetic()))
+                .filter(|word| {
+                    word.len() > 1 && word.chars().all(|c| c.is_alphabetic() || c == '\'')
+                })
+                .count();
+            if words < 3 || literal.starts_with('/') {
+                continue;
+            }
+            let before = &code[..start];
+            let statement_start = [";", "}\n"]
+                .iter()
+                .filter_map(|end| before.rfind(end))
+                .max()
+                .unwrap_or(0);
+            let statement = &before[statement_start..];
+            let in_function = BOT_ERROR_WORDING.iter().any(|function| {
+                before.rfind(function).is_some_and(|at| {
+                    !before[at..].contains("\nfn ") && !before[at..].contains("\nasync fn ")
+                })
+            });
+            if in_function || NOT_CHAT_TEXT.iter().any(|not| statement.contains(not)) {
+                continue;
+            }
+            problems.push(format!(
+                "src/{rel}:{}: \"{literal}\": put the words in dialogues/ and fill them through Texts",
+                line_at[start]
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "operator-facing English outside dialogues/:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The string literals of some code, with the byte offset each starts at.
+fn string_literals(code: &str) -> Vec<(usize, String)> {
+    let mut res = Vec::new();
+    let mut chars = code.char_indices().peekable();
+    let mut previous = ' ';
+    while let Some((at, c)) = chars.next() {
+        // A char literal such as '"' is not the start of a string.
+        if c == '"' && previous != '\'' {
+            let mut literal = String::new();
+            while let Some((_, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            literal.push('\\');
+                            literal.push(escaped);
+                        }
+                    }
+                    '"' => break,
+                    c => literal.push(c),
+                }
+            }
+            res.push((at, literal));
+            previous = '"';
+        } else {
+            previous = c;
+        }
+    }
+    res
+}

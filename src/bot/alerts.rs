@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::bot::send::split_html;
+use crate::bot::texts::escape;
 use crate::bot::{Ctx, HandlerResult, MAX_MESSAGE, Tg, send};
 use crate::fleet::health::TenantHealth;
 use crate::fleet::{self, Actor};
@@ -403,51 +404,76 @@ pub async fn health(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
 
 /// One line of `/health` and its rank (problems first).
 fn line(ctx: &Ctx, health: &TenantHealth) -> (u8, String) {
+    let texts = &ctx.texts;
+    // Each part is rendered HTML (its values escaped); the line joins them as they are.
     let (rank, emoji, summary) = match health.record.state {
-        CellState::Stopped => (3, "⏹", "stopped on purpose".to_string()),
-        CellState::Creating => (2, "⏳", "being created".to_string()),
-        CellState::Failed => (0, "🔴", "create failed".to_string()),
-        CellState::Removing => (2, "⏳", "being removed".to_string()),
-        CellState::Running if !health.container_up() => (0, "🔴", "container down".to_string()),
+        CellState::Stopped => (3, "⏹", texts.plain("monitor.health_stopped")),
+        CellState::Creating => (2, "⏳", texts.plain("monitor.health_creating")),
+        CellState::Failed => (0, "🔴", texts.plain("monitor.health_failed")),
+        CellState::Removing => (2, "⏳", texts.plain("monitor.health_removing")),
+        CellState::Running if !health.container_up() => {
+            (0, "🔴", texts.plain("monitor.health_container_down"))
+        }
         CellState::Running => {
             let mut problems = Vec::new();
             for (name, probe) in [("healthz", &health.healthz), ("rpc", &health.rpc_health)] {
                 if let Some(probe) = probe.as_ref().filter(|p| !p.ok) {
-                    problems.push(format!(
-                        "{name}: {}",
-                        probe.error.clone().unwrap_or_default()
+                    problems.push(texts.get(
+                        "monitor.health_probe",
+                        &[
+                            ("check", name),
+                            ("error", probe.error.as_deref().unwrap_or_default()),
+                        ],
                     ));
                 }
             }
             if let Some(Ok(channel)) = &health.channel
                 && let Some(error) = &channel.last_error
             {
-                problems.push(format!("telegram: {error}"));
+                problems.push(texts.get("monitor.health_telegram", &[("error", error)]));
             }
             if let Some((used, limit)) = health.memory
                 && limit > 0
                 && used * 10 >= limit * 9
             {
-                problems.push(format!("memory {} of {} MiB", used >> 20, limit >> 20));
+                problems.push(texts.get(
+                    "monitor.health_memory",
+                    &[
+                        ("used", &(used >> 20).to_string()),
+                        ("limit", &(limit >> 20).to_string()),
+                    ],
+                ));
             }
             if problems.is_empty() {
-                let latency = health.healthz.as_ref().map_or(0, |p| p.latency.as_millis());
-                let memory = health
-                    .memory
-                    .map_or_else(String::new, |(used, _)| format!(", {} MiB", used >> 20));
-                (4, "🟢", format!("ok ({latency} ms{memory})"))
+                let latency = health
+                    .healthz
+                    .as_ref()
+                    .map_or(0, |p| p.latency.as_millis())
+                    .to_string();
+                let summary = match health.memory {
+                    Some((used, _)) => texts.get(
+                        "monitor.health_ok_memory",
+                        &[("latency", &latency), ("memory", &(used >> 20).to_string())],
+                    ),
+                    None => texts.get("monitor.health_ok", &[("latency", &latency)]),
+                };
+                (4, "🟢", summary)
             } else {
-                (1, "🟡", problems.join("; "))
+                (
+                    1,
+                    "🟡",
+                    problems.join(&texts.plain("monitor.health_separator")),
+                )
             }
         }
     };
     (
         rank,
-        ctx.texts.get(
+        texts.get_html(
             "monitor.health_line",
             &[
                 ("emoji", emoji),
-                ("id", health.record.id.as_str()),
+                ("id", &escape(health.record.id.as_str())),
                 ("summary", &summary),
             ],
         ),

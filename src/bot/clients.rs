@@ -13,7 +13,7 @@ use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 
 use crate::bot::state::State;
-use crate::bot::texts::escape;
+use crate::bot::texts::{Texts, escape};
 use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, send};
 use crate::fleet::{
     self, Actor, Health, Obstacle, Rollback, Started, Stopped, TenantView, UnknownTenant,
@@ -264,7 +264,7 @@ pub async fn list(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
                 ("id", view.id().as_str()),
                 ("port", &view.record.port.to_string()),
                 ("tag", tag),
-                ("uptime", &uptime(view)),
+                ("uptime", &uptime(&ctx.texts, view)),
             ],
         ));
         if suspended.contains(view.id()) {
@@ -301,7 +301,7 @@ pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Handle
             ("image", &record.image),
             ("port", &record.port.to_string()),
             ("paired", if record.paired { "yes" } else { "no" }),
-            ("uptime", &uptime(&view)),
+            ("uptime", &uptime(&ctx.texts, &view)),
         ],
     );
     let running = view.state == ViewState::Running;
@@ -728,27 +728,28 @@ fn emoji(view: &TenantView) -> &'static str {
     }
 }
 
-fn uptime(view: &TenantView) -> String {
+fn uptime(texts: &Texts, view: &TenantView) -> String {
     let Some(started) = view
         .container
         .as_ref()
         .filter(|c| c.running)
         .and_then(|c| c.started_at.as_deref())
     else {
-        return "down".to_string();
+        return texts.plain("clients.uptime_down");
     };
     let Ok(started) = chrono::DateTime::parse_from_rfc3339(started) else {
-        return "?".to_string();
+        return texts.plain("clients.uptime_unknown");
     };
     let secs = (chrono::Utc::now() - started.with_timezone(&chrono::Utc))
         .num_seconds()
         .max(0);
-    match secs {
-        s if s < 120 => format!("up {s}s"),
-        s if s < 7200 => format!("up {}m", s / 60),
-        s if s < 172_800 => format!("up {}h", s / 3600),
-        s => format!("up {}d", s / 86400),
-    }
+    let (key, n) = match secs {
+        s if s < 120 => ("clients.uptime_seconds", s),
+        s if s < 7200 => ("clients.uptime_minutes", s / 60),
+        s if s < 172_800 => ("clients.uptime_hours", s / 3600),
+        s => ("clients.uptime_days", s / 86400),
+    };
+    texts.get(key, &[("n", &n.to_string())])
 }
 
 #[cfg(test)]

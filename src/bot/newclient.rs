@@ -304,7 +304,10 @@ async fn take_id(
                 chat,
                 ctx.texts.get(
                     "common.error",
-                    &[("what", "checking the id"), ("reason", &reason)],
+                    &[
+                        ("what", &ctx.texts.plain("newclient.checking_id")),
+                        ("reason", &reason),
+                    ],
                 ),
                 None,
             )

@@ -9,6 +9,7 @@ use teloxide::prelude::*;
 use teloxide::types::InputFile;
 use tokio::sync::mpsc;
 
+use crate::bot::texts::escape;
 use crate::bot::{Ctx, HandlerResult, Tg, send};
 use crate::fleet::{
     self, Actor, BudgetAlert, BudgetOutcome, BudgetStatus, Period, Resumed, Summary, UnknownTenant,
@@ -126,14 +127,23 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
         }
         Err(err) => {
             let reason = match as_period {
-                Err(period_err) => format!("{err}; nor is it a period: {period_err}"),
-                Ok(_) => err.to_string(),
+                Err(period_err) => ctx.texts.get(
+                    "common.not_a_period",
+                    &[
+                        ("reason", &err.to_string()),
+                        ("period_error", &period_err.to_string()),
+                    ],
+                ),
+                Ok(_) => escape(&err.to_string()),
             };
             send(
                 bot,
                 chat,
-                ctx.texts
-                    .get("common.bad_id", &[("input", first), ("reason", &reason)]),
+                // `reason` is rendered HTML already.
+                ctx.texts.get_html(
+                    "common.bad_id",
+                    &[("input", &escape(first)), ("reason", &reason)],
+                ),
                 None,
             )
             .await?;
@@ -175,10 +185,14 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
         None,
     )
     .await?;
-    let title = format!(
-        "{id} · cost per day · {} ({})",
-        summary.period,
-        ctx.app.config().usage.time_zone.name()
+    // Drawn into the PNG, not sent as HTML: the values go in as they are.
+    let title = ctx.texts.get_html(
+        "usage.chart_title",
+        &[
+            ("id", id.as_str()),
+            ("period", &summary.period.to_string()),
+            ("zone", ctx.app.config().usage.time_zone.name()),
+        ],
     );
     let days: Vec<_> = summary
         .daily

@@ -10,11 +10,19 @@ use crate::store;
 use crate::tenant::{AlertState, Check, TenantId};
 
 /// Every stored (tenant, check) alert state.
+///
+/// # Errors
+///
+/// The store cannot be read.
 pub fn alert_states(app: &App) -> anyhow::Result<Vec<(TenantId, Check, AlertState)>> {
     Ok(app.store.alert_states()?)
 }
 
 /// Saves a sweep's alert states in one transaction.
+///
+/// # Errors
+///
+/// The store cannot be written.
 pub fn save_alert_states(
     app: &App,
     states: &[(TenantId, Check, AlertState)],
@@ -25,6 +33,10 @@ pub fn save_alert_states(
 /// Mutes a tenant's alerts for `duration` (or unmutes with `None`). Unmuting
 /// forgets the tenant's alert states, so a problem that began while muted is
 /// judged afresh and reported after `downAfter` failing sweeps.
+///
+/// # Errors
+///
+/// `UnknownTenant` for an id with no record; the store cannot be written.
 pub fn mute(
     app: &App,
     actor: &Actor,

@@ -133,6 +133,11 @@ impl TenantHealth {
 }
 
 /// Probes every tenant meant to run (and the containers of stopped ones).
+///
+/// # Errors
+///
+/// The store cannot be read (a cell that fails its probes is a result, not an
+/// error).
 pub async fn sweep(app: &App, settings: SweepSettings) -> anyhow::Result<Sweep> {
     let started = Instant::now();
     let at = now();

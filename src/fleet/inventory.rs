@@ -118,6 +118,11 @@ pub async fn list(app: &App) -> anyhow::Result<Vec<TenantView>> {
 }
 
 /// One tenant; an unknown id is an error that names the closest known ids.
+///
+/// # Errors
+///
+/// `UnknownTenant` (with the close ids) for an id with no record; the store
+/// cannot be read.
 pub async fn show(app: &App, tenant: &TenantId) -> anyhow::Result<TenantView> {
     let record = known(app, tenant)?;
     view(app, record).await
@@ -150,6 +155,10 @@ pub enum IdAvailability {
 }
 
 /// Checks an id before a create asks for everything else.
+///
+/// # Errors
+///
+/// The store cannot be read.
 pub fn id_availability(app: &App, tenant: &TenantId) -> anyhow::Result<IdAvailability> {
     if app.store.tenant(tenant)?.is_some() {
         return Ok(IdAvailability::Taken);

@@ -226,6 +226,11 @@ pub async fn remove(
 }
 
 /// The cell's log lines with the tenant's secrets replaced by `<redacted>`.
+///
+/// # Errors
+///
+/// `UnknownTenant` for an id with no record; Docker cannot be reached or has no
+/// container for the tenant.
 pub async fn logs(
     app: &App,
     tenant: &TenantId,
