@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use common::fake_telegram::{ChatMessage, FakeBot, FakeTelegram};
-use common::{CRASH_IMAGE, TestEnv};
+use common::{CRASH_IMAGE, TestEnv, cell_running};
 use mtp::config::AdminConfig;
 use mtp::fleet::App;
 use mtp::store::Outcome;
@@ -191,17 +191,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
     // whose create fails and is kept, for `/remove` below.
     let second = telegram.chat(SECOND_OPERATOR);
     let failed = env.tenant("crash");
-    let token_file = env.token_file();
-    let create_failing = env.mtp_command(&[
-        "tenant",
-        "create",
-        &failed,
-        "--bot-token-file",
-        token_file.to_str().unwrap(),
-        "--image",
-        CRASH_IMAGE,
-        "--keep-failed",
-    ]);
+    let create_failing = env.create_command(&failed, &["--image", CRASH_IMAGE, "--keep-failed"]);
     let (live, (), failing) = tokio::join!(
         chat.edited(&progress, CELL_DEADLINE, "is live"),
         async {
@@ -265,7 +255,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         "the message must show steps done before the end: {:#?}",
         live.history
     );
-    assert_eq!(running(&id), Some(true), "the cell runs");
+    assert_eq!(cell_running(&id), Some(true), "the cell runs");
     let record = common::store_of(&app)
         .tenant(&id.parse().unwrap())
         .unwrap()
@@ -384,7 +374,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         "Sorry, this bot is private. Nothing was done."
     );
     assert_eq!(
-        running(&id),
+        cell_running(&id),
         Some(true),
         "a stranger's stop button stops nothing"
     );
@@ -445,7 +435,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         format!("⏹ Stopped {id}. The monitor will not alert for it."),
         "{stopped}"
     );
-    assert_eq!(running(&id), Some(false));
+    assert_eq!(cell_running(&id), Some(false));
     let stops: Vec<_> = common::store_of(&app)
         .audit_log(None, 1000)
         .unwrap()
@@ -478,7 +468,11 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         &[&format!("That is not {id}. Nothing was removed.")],
     )
     .await;
-    assert_eq!(running(&id), Some(false), "the container is still there");
+    assert_eq!(
+        cell_running(&id),
+        Some(false),
+        "the container is still there"
+    );
     let ask = chat
         .say(&format!("/remove {id}"), &[&format!("Remove {id}?")])
         .await;
@@ -495,7 +489,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         &format!("Removed {id} and purged its data."),
     )
     .await;
-    assert_eq!(running(&id), None);
+    assert_eq!(cell_running(&id), None);
     assert!(
         !env.data_dir().join("tenants").join(&id).exists(),
         "purge deletes the data"
@@ -1106,7 +1100,7 @@ async fn start_is_a_greeting_and_startcell_starts_a_cell() {
     mtp::fleet::stop(&app, &mtp::fleet::Actor::System("test"), &id)
         .await
         .unwrap();
-    assert_eq!(running(id.as_str()), Some(false));
+    assert_eq!(cell_running(id.as_str()), Some(false));
     let bot = InProcess::start(&telegram, config(&env, &telegram.vars(&[]))).await;
     let chat = telegram.chat(OPERATOR);
 
@@ -1127,7 +1121,7 @@ async fn start_is_a_greeting_and_startcell_starts_a_cell() {
         );
     }
     assert_eq!(
-        running(id.as_str()),
+        cell_running(id.as_str()),
         Some(false),
         "a greeting started a cell"
     );
@@ -1146,7 +1140,7 @@ async fn start_is_a_greeting_and_startcell_starts_a_cell() {
         .await;
     chat.edited(&working, DEADLINE, &format!("Started {id}"))
         .await;
-    assert_eq!(running(id.as_str()), Some(true));
+    assert_eq!(cell_running(id.as_str()), Some(true));
     bot.stop().await;
     mtp::fleet::remove(&app, &mtp::fleet::Actor::System("test"), &id, true)
         .await
@@ -1265,7 +1259,7 @@ async fn tenant_commands_get_no_answer_outside_operator_chats_and_the_ops_group(
         .filter(|message| message.from_bot)
         .collect();
     assert_eq!(answers.len(), 1, "{answers:#?}");
-    assert_eq!(running(id.as_str()), Some(true));
+    assert_eq!(cell_running(id.as_str()), Some(true));
     assert_eq!(mtp::fleet::record(&app, &id).unwrap().muted_until, None);
 
     ops.say(OPERATOR, "/clients", &["Clients (1)", id.as_str()])
@@ -1308,15 +1302,11 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
     ops.expect(&["cannot read that button"]).await;
     ops.press(OPERATOR, details.id, &format!("t:s:{id}"));
     ops.expect(&["This button has expired"]).await;
-    assert_eq!(running(id.as_str()), Some(true));
+    assert_eq!(cell_running(id.as_str()), Some(true));
 
     // Upgraded (a new generation): the old buttons act on nothing.
     let next = format!("mtp-test/fake-gateway:{}", env.prefix);
-    let tagged = std::process::Command::new("docker")
-        .args(["tag", common::FAKE_IMAGE, &next])
-        .status()
-        .unwrap();
-    assert!(tagged.success());
+    common::docker_ok(&["tag", common::FAKE_IMAGE, &next]);
     let upgraded = mtp::fleet::upgrade(&app, &system, &id, Some(&next), &mut |_| {})
         .await
         .unwrap_or_else(|err| panic!("{err:?}"));
@@ -1326,7 +1316,7 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
     ops.press(OPERATOR, details.id, &format!("m:1h:{first_stamp}:{id}"));
     ops.expect(&["made for an earlier"]).await;
     assert_eq!(
-        running(id.as_str()),
+        cell_running(id.as_str()),
         Some(true),
         "an old Stop button stopped the cell"
     );
@@ -1351,9 +1341,7 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
     assert_eq!(restarts, 0, "an old Restart button restarted the new cell");
     bot.stop().await;
     mtp::fleet::remove(&app, &system, &id, true).await.unwrap();
-    let _ = std::process::Command::new("docker")
-        .args(["rmi", &next])
-        .output();
+    let _ = common::docker(&["rmi", &next]);
 }
 
 // See: issue 10 (in the ops group, any operator typing the id confirmed another's purge).
@@ -1389,7 +1377,7 @@ async fn a_purge_is_confirmed_only_by_the_operator_who_chose_it() {
     )
     .await;
     assert_eq!(
-        running(id.as_str()),
+        cell_running(id.as_str()),
         Some(true),
         "another operator's words purged it"
     );
@@ -1404,7 +1392,7 @@ async fn a_purge_is_confirmed_only_by_the_operator_who_chose_it() {
         })
         .await
         .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(running(id.as_str()), None);
+    assert_eq!(cell_running(id.as_str()), None);
     bot.stop().await;
 }
 
@@ -1421,10 +1409,7 @@ fn ops_vars(telegram: &Telegram) -> BTreeMap<String, String> {
 /// A tenant whose cell is the fake gateway, created as an operator would;
 /// every tenant needs its own bot, hence `bot_id`.
 async fn fake_cell(app: &App, id: &str, bot_id: u64) -> TenantId {
-    let image = std::process::Command::new("docker")
-        .args(["image", "inspect", common::FAKE_IMAGE])
-        .output()
-        .expect("docker CLI");
+    let image = common::docker(&["image", "inspect", common::FAKE_IMAGE]);
     assert!(
         image.status.success(),
         "image {} is missing; run scripts/build-fake-image.sh",
@@ -1660,21 +1645,11 @@ impl Serve {
 
 /// `mtp --config <test config> serve` with `vars` as its only `MTP_*` variables.
 fn serve_command(env: &TestEnv, vars: &BTreeMap<String, String>) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mtp"));
-    command
-        .arg("--config")
-        .arg(&env.config_path)
-        .arg("serve")
-        .current_dir(&env.dir);
-    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("MTP_")) {
-        command.env_remove(key);
-    }
+    let mut command = env.serve_command();
     command
         .envs(vars)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     command
 }
 
@@ -1901,17 +1876,4 @@ fn assert_is_log(message: &ChatMessage) {
             .unwrap_or_default()
     );
     assert!(!body.contains(TENANT_TOKEN), "the bot token is in the log");
-}
-
-/// Docker's `State.Running` of a tenant's container; `None` when there is none.
-fn running(tenant: &str) -> Option<bool> {
-    let id: TenantId = tenant.parse().expect("a tenant id");
-    let output = std::process::Command::new("docker")
-        .args(["inspect", "--format", "{{.State.Running}}", &id.cell_name()])
-        .output()
-        .expect("docker CLI");
-    if !output.status.success() {
-        return None;
-    }
-    Some(String::from_utf8_lossy(&output.stdout).trim() == "true")
 }

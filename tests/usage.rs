@@ -248,14 +248,7 @@ async fn channel_running(app: &App, id: &TenantId) -> Option<bool> {
 fn a_real_cell_is_collected_and_reports_zero_usage() {
     let env = TestEnv::new("usage_real_cell", 19700, "180s");
     let id = env.tenant("real");
-    let created = json(&env.mtp(&[
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        env.token_file().to_str().unwrap(),
-        "--json",
-    ]));
+    let created = json(&env.create(&id, &["--json"]));
     assert_eq!(created["paired"], true, "{created}");
 
     let collected = json(&env.mtp(&["usage", "collect", "--json"]));
