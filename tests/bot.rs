@@ -164,20 +164,20 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         .await;
     chat.say("12x", &["is not a list of numeric user ids"])
         .await;
-    let summary = chat.say("123456789, 987654321", &["Please confirm"]).await;
-    for piece in [
-        &format!("Client: {id} (Acme <Corp> & Sons)") as &str,
-        &format!("Bot: @{TENANT_USERNAME} (token {TENANT_BOT_ID}:••••)"),
-        "Model: Claude Opus 4.6 (anthropic/claude-opus-4-6)",
-        "Key: own key ••••",
-        "Skills: weather",
-        "Access: allowlist 123456789, 987654321",
-    ] {
-        assert!(
-            summary.text.contains(piece),
-            "expected {piece:?} in the summary:\n{summary}"
-        );
-    }
+    let summary = chat
+        .say(
+            "123456789, 987654321",
+            &[
+                "Please confirm",
+                &format!("Client: {id} (Acme <Corp> & Sons)"),
+                &format!("Bot: @{TENANT_USERNAME} (token {TENANT_BOT_ID}:••••)"),
+                "Model: Claude Opus 4.6 (anthropic/claude-opus-4-6)",
+                "Key: own key ••••",
+                "Skills: weather",
+                "Access: allowlist 123456789, 987654321",
+            ],
+        )
+        .await;
 
     // Confirm: one message, edited step by step, ends with the bot's link.
     chat.press(&summary, "nc:confirm");
@@ -238,16 +238,15 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         },
         tokio::process::Command::from(create_failing).output(),
     );
-    for piece in [
-        &format!("{id} is live") as &str,
-        &format!("Bot: @{TENANT_USERNAME} — https://t.me/{TENANT_USERNAME}"),
-        "Status: running, health ok",
-    ] {
-        assert!(
-            live.text.contains(piece),
-            "expected {piece:?} in the final message:\n{live}"
-        );
-    }
+    assert_has(
+        &live,
+        "the final message",
+        &[
+            &format!("{id} is live"),
+            &format!("Bot: @{TENANT_USERNAME} — https://t.me/{TENANT_USERNAME}"),
+            "Status: running, health ok",
+        ],
+    );
     assert!(
         live.history
             .iter()
@@ -454,15 +453,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         .await;
 
     // /remove with purge: a wrong id removes nothing; the id itself purges.
-    let ask = chat
-        .say(&format!("/remove {id}"), &[&format!("Remove {id}?")])
-        .await;
-    chat.tap(
-        &ask,
-        &button_data(&ask, "rm:p:"),
-        &["Type the client id to confirm"],
-    )
-    .await;
+    chat.choose_purge(&id).await;
     chat.say(
         "nope",
         &[&format!("That is not {id}. Nothing was removed.")],
@@ -473,15 +464,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         Some(false),
         "the container is still there"
     );
-    let ask = chat
-        .say(&format!("/remove {id}"), &[&format!("Remove {id}?")])
-        .await;
-    chat.tap(
-        &ask,
-        &button_data(&ask, "rm:p:"),
-        &["Type the client id to confirm"],
-    )
-    .await;
+    chat.choose_purge(&id).await;
     let removing = chat.say(&id, &[&format!("Removing {id}")]).await;
     chat.edited(
         &removing,
@@ -703,19 +686,18 @@ async fn back_returns_to_the_previous_question_at_every_step() {
     let skills = chat.tap(&key, "nc:key:shared", &["step 6/7"]).await;
     let access = chat.tap(&skills, "nc:skills:done", &["step 7/7"]).await;
     let summary = chat
-        .tap(&access, "nc:access:pairing", &["Please confirm"])
+        .tap(
+            &access,
+            "nc:access:pairing",
+            &[
+                "Please confirm",
+                &format!("Client: {other} ({other})"),
+                "Model: GPT-5 (openai/gpt-5)",
+                "Key: shared key",
+                "Access: pairing",
+            ],
+        )
         .await;
-    for piece in [
-        &format!("Client: {other} ({other})") as &str,
-        "Model: GPT-5 (openai/gpt-5)",
-        "Key: shared key",
-        "Access: pairing",
-    ] {
-        assert!(
-            summary.text.contains(piece),
-            "expected {piece:?} in the summary:\n{summary}"
-        );
-    }
     chat.tap(&summary, "nc:cancel", &["Cancelled"]).await;
     bot.stop().await;
 }
@@ -724,12 +706,10 @@ async fn back_returns_to_the_previous_question_at_every_step() {
 /// a message; its buttons have expired and text is no longer an answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_dialogue_expires_with_a_message() {
-    let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_idle_dialogue_expires", 19560, "3s");
-    let app = env.app().await;
-    let bot = InProcess::start(
-        &telegram,
-        config(&env, &telegram.vars(&[("MTP_DIALOGUE_IDLE", "2s")])),
+    let (telegram, env, app, bot) = bot_in_process(
+        "bot_idle_dialogue_expires",
+        19560,
+        &[("MTP_DIALOGUE_IDLE", "2s")],
     )
     .await;
     let chat = telegram.chat(OPERATOR);
@@ -772,12 +752,7 @@ async fn a_restarted_bot_resumes_the_dialogue_at_the_same_step() {
 
     // At the token step in `mtp serve`.
     let serve = Serve::start(&telegram, &env, &no_vars).await;
-    let commands: Vec<String> = telegram
-        .admin
-        .commands()
-        .into_iter()
-        .map(|(command, _)| command)
-        .collect();
+    let commands = telegram.command_names();
     let expected: Vec<String> = mtp::bot::Command::bot_commands()
         .into_iter()
         .map(|command| command.command.trim_start_matches('/').to_string())
@@ -815,21 +790,20 @@ async fn a_restarted_bot_resumes_the_dialogue_at_the_same_step() {
     let bot = InProcess::start(&telegram, config(&env, &no_vars)).await;
     let access = chat.tap(&skills, "nc:skills:done", &["step 7/7"]).await;
     let summary = chat
-        .tap(&access, "nc:access:pairing", &["Please confirm"])
+        .tap(
+            &access,
+            "nc:access:pairing",
+            &[
+                "Please confirm",
+                &format!("Client: {id} (Acme Corp)"),
+                &format!("Bot: @{TENANT_USERNAME}"),
+                "Model: Claude Sonnet 4.6",
+                "Key: none yet",
+                "Skills: weather",
+                "Access: pairing",
+            ],
+        )
         .await;
-    for piece in [
-        &format!("Client: {id} (Acme Corp)") as &str,
-        &format!("Bot: @{TENANT_USERNAME}"),
-        "Model: Claude Sonnet 4.6",
-        "Key: none yet",
-        "Skills: weather",
-        "Access: pairing",
-    ] {
-        assert!(
-            summary.text.contains(piece),
-            "expected {piece:?} in the summary:\n{summary}"
-        );
-    }
     chat.tap(&summary, "nc:cancel", &["Cancelled"]).await;
     chat.say("/help", &["MTP Admin", "/newclient — onboard a new client"])
         .await;
@@ -841,10 +815,7 @@ async fn a_restarted_bot_resumes_the_dialogue_at_the_same_step() {
 /// ignored, not refused and audited as if the operator were a stranger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operators_unhandled_update_is_ignored_not_refused() {
-    let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_operator_never_refused", 19580, "3s");
-    let app = env.app().await;
-    let bot = InProcess::start(&telegram, config(&env, &telegram.vars(&[]))).await;
+    let (telegram, _env, app, bot) = bot_in_process("bot_operator_never_refused", 19580, &[]).await;
     let chat = telegram.chat(OPERATOR);
     let sent = chat.send("/clinets");
     chat.expect(&["I did not understand that"]).await;
@@ -961,10 +932,7 @@ async fn serve_refuses_to_start_without_a_working_token_and_operators() {
 /// step a token is taken as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pasted_bot_token_is_deleted_wherever_it_was_not_asked_for() {
-    let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_stray_token_deleted", 20400, "3s");
-    let app = env.app().await;
-    let bot = InProcess::start(&telegram, config(&env, &telegram.vars(&[]))).await;
+    let (telegram, env, app, bot) = bot_in_process("bot_stray_token_deleted", 20400, &[]).await;
     let chat = telegram.chat(OPERATOR);
     let id = env.tenant("acme");
     let warned = "I deleted your message: it held a bot token";
@@ -1094,9 +1062,7 @@ async fn a_pasted_bot_token_is_deleted_wherever_it_was_not_asked_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_is_a_greeting_and_startcell_starts_a_cell() {
     let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_start_is_a_greeting", 20420, "60s");
-    let app = env.app().await;
-    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_421).await;
+    let (env, app, id) = one_fake_cell("bot_start_is_a_greeting", 20420, 7_000_020_421).await;
     mtp::fleet::stop(&app, &mtp::fleet::Actor::System("test"), &id)
         .await
         .unwrap();
@@ -1125,12 +1091,7 @@ async fn start_is_a_greeting_and_startcell_starts_a_cell() {
         Some(false),
         "a greeting started a cell"
     );
-    let commands: Vec<String> = telegram
-        .admin
-        .commands()
-        .into_iter()
-        .map(|(command, _)| command)
-        .collect();
+    let commands = telegram.command_names();
     assert!(
         commands.contains(&"startcell".to_string()) && !commands.contains(&"start".to_string()),
         "{commands:?}"
@@ -1142,9 +1103,7 @@ async fn start_is_a_greeting_and_startcell_starts_a_cell() {
         .await;
     assert_eq!(cell_running(id.as_str()), Some(true));
     bot.stop().await;
-    mtp::fleet::remove(&app, &mtp::fleet::Actor::System("test"), &id, true)
-        .await
-        .unwrap();
+    purge(&app, &id).await;
 }
 
 // See: issue 10 (every stranger's update wrote an fsync'd audit entry, queued a refusal and stayed in memory for good).
@@ -1222,18 +1181,11 @@ async fn a_flood_of_strangers_costs_a_bounded_amount_and_does_not_delay_operator
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_commands_get_no_answer_outside_operator_chats_and_the_ops_group() {
     let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_commands_only_in_trusted_chats", 20460, "60s");
-    let app = env.app().await;
-    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_461).await;
+    let (env, app, id) =
+        one_fake_cell("bot_commands_only_in_trusted_chats", 20460, 7_000_020_461).await;
     let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
-    let ops = Group {
-        admin: telegram.admin.clone(),
-        chat: OPS_GROUP,
-    };
-    let other = Group {
-        admin: telegram.admin.clone(),
-        chat: OTHER_GROUP,
-    };
+    let ops = telegram.group(OPS_GROUP);
+    let other = telegram.group(OTHER_GROUP);
 
     // Another group: silence, and nothing runs.
     for command in [
@@ -1265,9 +1217,7 @@ async fn tenant_commands_get_no_answer_outside_operator_chats_and_the_ops_group(
     ops.say(OPERATOR, "/clients", &["Clients (1)", id.as_str()])
         .await;
     bot.stop().await;
-    mtp::fleet::remove(&app, &mtp::fleet::Actor::System("test"), &id, true)
-        .await
-        .unwrap();
+    purge(&app, &id).await;
 }
 
 // See: issue 10 (a button pressed after its tenant was replaced acted on the new one).
@@ -1278,14 +1228,9 @@ async fn tenant_commands_get_no_answer_outside_operator_chats_and_the_ops_group(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
     let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_buttons_carry_stamps", 20520, "60s");
-    let app = env.app().await;
-    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_521).await;
+    let (env, app, id) = one_fake_cell("bot_buttons_carry_stamps", 20520, 7_000_020_521).await;
     let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
-    let ops = Group {
-        admin: telegram.admin.clone(),
-        chat: OPS_GROUP,
-    };
+    let ops = telegram.group(OPS_GROUP);
     let system = mtp::fleet::Actor::System("test");
 
     // The ops group: details with stamped buttons.
@@ -1328,7 +1273,7 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
         .await;
     let second_restart = button_data(&details, "t:r:");
     assert_ne!(stamp_of(&second_restart, &id), first_stamp);
-    mtp::fleet::remove(&app, &system, &id, true).await.unwrap();
+    purge(&app, &id).await;
     fake_cell(&app, id.as_str(), 7_000_020_522).await;
     ops.press(OPERATOR, details.id, &second_restart);
     ops.expect(&["made for an earlier"]).await;
@@ -1340,7 +1285,7 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
         .count();
     assert_eq!(restarts, 0, "an old Restart button restarted the new cell");
     bot.stop().await;
-    mtp::fleet::remove(&app, &system, &id, true).await.unwrap();
+    purge(&app, &id).await;
     let _ = common::docker(&["rmi", &next]);
 }
 
@@ -1350,14 +1295,10 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_is_confirmed_only_by_the_operator_who_chose_it() {
     let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_purge_bound_to_its_operator", 20540, "60s");
-    let app = env.app().await;
-    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_541).await;
+    let (env, app, id) =
+        one_fake_cell("bot_purge_bound_to_its_operator", 20540, 7_000_020_541).await;
     let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
-    let ops = Group {
-        admin: telegram.admin.clone(),
-        chat: OPS_GROUP,
-    };
+    let ops = telegram.group(OPS_GROUP);
 
     // Purge: chosen by one operator, not confirmed by another typing the id.
     let ask = ops
@@ -1404,6 +1345,36 @@ fn ops_vars(telegram: &Telegram) -> BTreeMap<String, String> {
         ("MTP_OPERATORS", &operators),
         ("MTP_OPS_CHAT_ID", &ops_chat),
     ])
+}
+
+/// The fake Bot API, this test's env (no cell boots: a 3 s health timeout) and
+/// app, and the admin bot in process with `extra` variables.
+async fn bot_in_process(
+    name: &str,
+    port_start: u16,
+    extra: &[(&str, &str)],
+) -> (Telegram, TestEnv, App, InProcess) {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new(name, port_start, "3s");
+    let app = env.app().await;
+    let bot = InProcess::start(&telegram, config(&env, &telegram.vars(extra))).await;
+    (telegram, env, app, bot)
+}
+
+/// This test's env and app with one tenant, "acme", whose cell is the fake
+/// gateway with its own bot (`bot_id`).
+async fn one_fake_cell(name: &str, port_start: u16, bot_id: u64) -> (TestEnv, App, TenantId) {
+    let env = TestEnv::new(name, port_start, "60s");
+    let app = env.app().await;
+    let id = fake_cell(&app, &env.tenant("acme"), bot_id).await;
+    (env, app, id)
+}
+
+/// Removes a tenant and purges its data, as the test's system actor.
+async fn purge(app: &App, id: &TenantId) {
+    mtp::fleet::remove(app, &mtp::fleet::Actor::System("test"), id, true)
+        .await
+        .unwrap();
 }
 
 /// A tenant whose cell is the fake gateway, created as an operator would;
@@ -1459,6 +1430,18 @@ fn stamp_of(data: &str, id: &TenantId) -> String {
     parts[2].to_string()
 }
 
+/// Asserts that `message` holds every one of `pieces`, printing it in full
+/// (`what` names it) when not.
+#[track_caller]
+fn assert_has(message: &ChatMessage, what: &str, pieces: &[&str]) {
+    for piece in pieces {
+        assert!(
+            message.text.contains(piece),
+            "expected {piece:?} in {what}:\n{message}"
+        );
+    }
+}
+
 /// A group with the admin bot in it, as its members see it.
 struct Group {
     admin: FakeBot,
@@ -1477,12 +1460,7 @@ impl Group {
             .next_message_to(self.chat, DEADLINE)
             .await
             .unwrap_or_else(|err| panic!("{err}"));
-        for piece in expected {
-            assert!(
-                message.text.contains(piece),
-                "expected {piece:?} in the bot's next message, got:\n{message}"
-            );
-        }
+        assert_has(&message, "the bot's next message", expected);
         message
     }
 
@@ -1532,6 +1510,23 @@ impl Telegram {
                 .map(|(key, value)| (key.to_string(), value.to_string())),
         );
         vars
+    }
+
+    /// The commands the admin bot registered, without their descriptions.
+    fn command_names(&self) -> Vec<String> {
+        self.admin
+            .commands()
+            .into_iter()
+            .map(|(command, _)| command)
+            .collect()
+    }
+
+    /// `chat`, a group with the admin bot in it.
+    fn group(&self, chat: ChatId) -> Group {
+        Group {
+            admin: self.admin.clone(),
+            chat,
+        }
     }
 
     /// `user`'s private chat with the admin bot.
@@ -1708,12 +1703,7 @@ impl Chat {
     /// The bot's next message, which must contain every piece of `expected`.
     async fn expect(&self, expected: &[&str]) -> ChatMessage {
         let message = self.reply().await;
-        for piece in expected {
-            assert!(
-                message.text.contains(piece),
-                "expected {piece:?} in the bot's next message, got:\n{message}"
-            );
-        }
+        assert_has(&message, "the bot's next message", expected);
         message
     }
 
@@ -1766,6 +1756,19 @@ impl Chat {
     fn press_forged(&self, message: MessageId, data: &str) -> String {
         self.admin
             .push_callback(self.id(), self.user, message, data)
+    }
+
+    /// `/remove <id>`, then the purge button: the bot asks for the id.
+    async fn choose_purge(&self, id: &str) {
+        let ask = self
+            .say(&format!("/remove {id}"), &[&format!("Remove {id}?")])
+            .await;
+        self.tap(
+            &ask,
+            &button_data(&ask, "rm:p:"),
+            &["Type the client id to confirm"],
+        )
+        .await;
     }
 
     /// Presses a button and checks the bot's answer.
