@@ -129,22 +129,22 @@ async fn serve_says_the_bot_api_is_unreachable() {
         listener.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{closed}");
-    let (code, stderr) = serve(&env, &url, ADMIN_TOKEN).await;
-    assert_ne!(code, Some(0), "{stderr}");
-    for wanted in [
-        &format!("cannot reach the Telegram Bot API at {url}"),
-        "Connection refused",
-        "MTP_TELEGRAM_API_URL",
-        "telegram.apiUrl",
-        "proxy",
-    ] {
-        assert!(stderr.contains(wanted), "{wanted:?} not in:\n{stderr}");
-    }
+    let stderr = serve_fails_saying(
+        &env,
+        &url,
+        &[
+            &format!("cannot reach the Telegram Bot API at {url}"),
+            "Connection refused",
+            "MTP_TELEGRAM_API_URL",
+            "telegram.apiUrl",
+            "proxy",
+        ],
+    )
+    .await;
     assert!(
         !stderr.contains("refused the admin bot's token"),
         "{stderr}"
     );
-    assert_no_token(&stderr, ADMIN_TOKEN);
 }
 
 // See: issue 10.
@@ -155,19 +155,19 @@ async fn serve_says_the_bot_api_refused_the_token() {
     let env = TestEnv::new("hardening_serve_refused", 20840, "3s");
     let telegram = FakeTelegram::start().await;
     // An unknown token: the fake answers 401 "Unauthorized", as Telegram does.
-    let (code, stderr) = serve(&env, telegram.url(), ADMIN_TOKEN).await;
-    assert_ne!(code, Some(0), "{stderr}");
-    for wanted in [
-        "refused the admin bot's token",
-        // teloxide's name for Telegram's "Unauthorized".
-        "Invalid bot token",
-        "@BotFather",
+    let stderr = serve_fails_saying(
+        &env,
         telegram.url(),
-    ] {
-        assert!(stderr.contains(wanted), "{wanted:?} not in:\n{stderr}");
-    }
+        &[
+            "refused the admin bot's token",
+            // teloxide's name for Telegram's "Unauthorized".
+            "Invalid bot token",
+            "@BotFather",
+            telegram.url(),
+        ],
+    )
+    .await;
     assert!(!stderr.contains("cannot reach"), "{stderr}");
-    assert_no_token(&stderr, ADMIN_TOKEN);
 
     // Any other description comes as the Bot API wrote it.
     let admin = telegram.add_bot(ADMIN_TOKEN, 7_000_000_800, "hardening_admin_bot");
@@ -176,17 +176,30 @@ async fn serve_says_the_bot_api_refused_the_token() {
         1,
         Failure::new(401, "Unauthorized: the token was revoked"),
     );
-    let (code, stderr) = serve(&env, telegram.url(), ADMIN_TOKEN).await;
+    serve_fails_saying(
+        &env,
+        telegram.url(),
+        &[
+            "refused the admin bot's token",
+            "\"Unauthorized: the token was revoked\"",
+            "@BotFather",
+        ],
+    )
+    .await;
+    telegram.shutdown().await;
+}
+
+/// Runs `mtp serve` with `ADMIN_TOKEN` against the Bot API at `api_url` and
+/// asserts that it failed, saying every one of `wanted`, without the token;
+/// returns its stderr.
+async fn serve_fails_saying(env: &TestEnv, api_url: &str, wanted: &[&str]) -> String {
+    let (code, stderr) = serve(env, api_url, ADMIN_TOKEN).await;
     assert_ne!(code, Some(0), "{stderr}");
-    for wanted in [
-        "refused the admin bot's token",
-        "\"Unauthorized: the token was revoked\"",
-        "@BotFather",
-    ] {
+    for wanted in wanted {
         assert!(stderr.contains(wanted), "{wanted:?} not in:\n{stderr}");
     }
     assert_no_token(&stderr, ADMIN_TOKEN);
-    telegram.shutdown().await;
+    stderr
 }
 
 /// Runs `mtp serve` against the Bot API at `api_url` until it exits; returns
