@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use common::fake_telegram::{ChatMessage, FakeBot, FakeTelegram};
-use common::{CRASH_IMAGE, TestEnv};
+use common::{CRASH_IMAGE, TestEnv, cell_running};
 use mtp::config::AdminConfig;
 use mtp::fleet::App;
 use mtp::store::Outcome;
@@ -164,20 +164,20 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         .await;
     chat.say("12x", &["is not a list of numeric user ids"])
         .await;
-    let summary = chat.say("123456789, 987654321", &["Please confirm"]).await;
-    for piece in [
-        &format!("Client: {id} (Acme <Corp> & Sons)") as &str,
-        &format!("Bot: @{TENANT_USERNAME} (token {TENANT_BOT_ID}:••••)"),
-        "Model: Claude Opus 4.6 (anthropic/claude-opus-4-6)",
-        "Key: own key ••••",
-        "Skills: weather",
-        "Access: allowlist 123456789, 987654321",
-    ] {
-        assert!(
-            summary.text.contains(piece),
-            "expected {piece:?} in the summary:\n{summary}"
-        );
-    }
+    let summary = chat
+        .say(
+            "123456789, 987654321",
+            &[
+                "Please confirm",
+                &format!("Client: {id} (Acme <Corp> & Sons)"),
+                &format!("Bot: @{TENANT_USERNAME} (token {TENANT_BOT_ID}:••••)"),
+                "Model: Claude Opus 4.6 (anthropic/claude-opus-4-6)",
+                "Key: own key ••••",
+                "Skills: weather",
+                "Access: allowlist 123456789, 987654321",
+            ],
+        )
+        .await;
 
     // Confirm: one message, edited step by step, ends with the bot's link.
     chat.press(&summary, "nc:confirm");
@@ -191,17 +191,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
     // whose create fails and is kept, for `/remove` below.
     let second = telegram.chat(SECOND_OPERATOR);
     let failed = env.tenant("crash");
-    let token_file = env.token_file();
-    let create_failing = env.mtp_command(&[
-        "tenant",
-        "create",
-        &failed,
-        "--bot-token-file",
-        token_file.to_str().unwrap(),
-        "--image",
-        CRASH_IMAGE,
-        "--keep-failed",
-    ]);
+    let create_failing = env.create_command(&failed, &["--image", CRASH_IMAGE, "--keep-failed"]);
     let (live, (), failing) = tokio::join!(
         chat.edited(&progress, CELL_DEADLINE, "is live"),
         async {
@@ -248,16 +238,15 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         },
         tokio::process::Command::from(create_failing).output(),
     );
-    for piece in [
-        &format!("{id} is live") as &str,
-        &format!("Bot: @{TENANT_USERNAME} — https://t.me/{TENANT_USERNAME}"),
-        "Status: running, health ok",
-    ] {
-        assert!(
-            live.text.contains(piece),
-            "expected {piece:?} in the final message:\n{live}"
-        );
-    }
+    assert_has(
+        &live,
+        "the final message",
+        &[
+            &format!("{id} is live"),
+            &format!("Bot: @{TENANT_USERNAME} — https://t.me/{TENANT_USERNAME}"),
+            "Status: running, health ok",
+        ],
+    );
     assert!(
         live.history
             .iter()
@@ -265,7 +254,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         "the message must show steps done before the end: {:#?}",
         live.history
     );
-    assert_eq!(running(&id), Some(true), "the cell runs");
+    assert_eq!(cell_running(&id), Some(true), "the cell runs");
     let record = common::store_of(&app)
         .tenant(&id.parse().unwrap())
         .unwrap()
@@ -384,7 +373,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         "Sorry, this bot is private. Nothing was done."
     );
     assert_eq!(
-        running(&id),
+        cell_running(&id),
         Some(true),
         "a stranger's stop button stops nothing"
     );
@@ -445,7 +434,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         format!("⏹ Stopped {id}. The monitor will not alert for it."),
         "{stopped}"
     );
-    assert_eq!(running(&id), Some(false));
+    assert_eq!(cell_running(&id), Some(false));
     let stops: Vec<_> = common::store_of(&app)
         .audit_log(None, 1000)
         .unwrap()
@@ -464,30 +453,18 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         .await;
 
     // /remove with purge: a wrong id removes nothing; the id itself purges.
-    let ask = chat
-        .say(&format!("/remove {id}"), &[&format!("Remove {id}?")])
-        .await;
-    chat.tap(
-        &ask,
-        &button_data(&ask, "rm:p:"),
-        &["Type the client id to confirm"],
-    )
-    .await;
+    chat.choose_purge(&id).await;
     chat.say(
         "nope",
         &[&format!("That is not {id}. Nothing was removed.")],
     )
     .await;
-    assert_eq!(running(&id), Some(false), "the container is still there");
-    let ask = chat
-        .say(&format!("/remove {id}"), &[&format!("Remove {id}?")])
-        .await;
-    chat.tap(
-        &ask,
-        &button_data(&ask, "rm:p:"),
-        &["Type the client id to confirm"],
-    )
-    .await;
+    assert_eq!(
+        cell_running(&id),
+        Some(false),
+        "the container is still there"
+    );
+    chat.choose_purge(&id).await;
     let removing = chat.say(&id, &[&format!("Removing {id}")]).await;
     chat.edited(
         &removing,
@@ -495,7 +472,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         &format!("Removed {id} and purged its data."),
     )
     .await;
-    assert_eq!(running(&id), None);
+    assert_eq!(cell_running(&id), None);
     assert!(
         !env.data_dir().join("tenants").join(&id).exists(),
         "purge deletes the data"
@@ -709,19 +686,18 @@ async fn back_returns_to_the_previous_question_at_every_step() {
     let skills = chat.tap(&key, "nc:key:shared", &["step 6/7"]).await;
     let access = chat.tap(&skills, "nc:skills:done", &["step 7/7"]).await;
     let summary = chat
-        .tap(&access, "nc:access:pairing", &["Please confirm"])
+        .tap(
+            &access,
+            "nc:access:pairing",
+            &[
+                "Please confirm",
+                &format!("Client: {other} ({other})"),
+                "Model: GPT-5 (openai/gpt-5)",
+                "Key: shared key",
+                "Access: pairing",
+            ],
+        )
         .await;
-    for piece in [
-        &format!("Client: {other} ({other})") as &str,
-        "Model: GPT-5 (openai/gpt-5)",
-        "Key: shared key",
-        "Access: pairing",
-    ] {
-        assert!(
-            summary.text.contains(piece),
-            "expected {piece:?} in the summary:\n{summary}"
-        );
-    }
     chat.tap(&summary, "nc:cancel", &["Cancelled"]).await;
     bot.stop().await;
 }
@@ -730,12 +706,10 @@ async fn back_returns_to_the_previous_question_at_every_step() {
 /// a message; its buttons have expired and text is no longer an answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_dialogue_expires_with_a_message() {
-    let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_idle_dialogue_expires", 19560, "3s");
-    let app = env.app().await;
-    let bot = InProcess::start(
-        &telegram,
-        config(&env, &telegram.vars(&[("MTP_DIALOGUE_IDLE", "2s")])),
+    let (telegram, env, app, bot) = bot_in_process(
+        "bot_idle_dialogue_expires",
+        19560,
+        &[("MTP_DIALOGUE_IDLE", "2s")],
     )
     .await;
     let chat = telegram.chat(OPERATOR);
@@ -778,12 +752,7 @@ async fn a_restarted_bot_resumes_the_dialogue_at_the_same_step() {
 
     // At the token step in `mtp serve`.
     let serve = Serve::start(&telegram, &env, &no_vars).await;
-    let commands: Vec<String> = telegram
-        .admin
-        .commands()
-        .into_iter()
-        .map(|(command, _)| command)
-        .collect();
+    let commands = telegram.command_names();
     let expected: Vec<String> = mtp::bot::Command::bot_commands()
         .into_iter()
         .map(|command| command.command.trim_start_matches('/').to_string())
@@ -821,21 +790,20 @@ async fn a_restarted_bot_resumes_the_dialogue_at_the_same_step() {
     let bot = InProcess::start(&telegram, config(&env, &no_vars)).await;
     let access = chat.tap(&skills, "nc:skills:done", &["step 7/7"]).await;
     let summary = chat
-        .tap(&access, "nc:access:pairing", &["Please confirm"])
+        .tap(
+            &access,
+            "nc:access:pairing",
+            &[
+                "Please confirm",
+                &format!("Client: {id} (Acme Corp)"),
+                &format!("Bot: @{TENANT_USERNAME}"),
+                "Model: Claude Sonnet 4.6",
+                "Key: none yet",
+                "Skills: weather",
+                "Access: pairing",
+            ],
+        )
         .await;
-    for piece in [
-        &format!("Client: {id} (Acme Corp)") as &str,
-        &format!("Bot: @{TENANT_USERNAME}"),
-        "Model: Claude Sonnet 4.6",
-        "Key: none yet",
-        "Skills: weather",
-        "Access: pairing",
-    ] {
-        assert!(
-            summary.text.contains(piece),
-            "expected {piece:?} in the summary:\n{summary}"
-        );
-    }
     chat.tap(&summary, "nc:cancel", &["Cancelled"]).await;
     chat.say("/help", &["MTP Admin", "/newclient — onboard a new client"])
         .await;
@@ -847,10 +815,7 @@ async fn a_restarted_bot_resumes_the_dialogue_at_the_same_step() {
 /// ignored, not refused and audited as if the operator were a stranger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operators_unhandled_update_is_ignored_not_refused() {
-    let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_operator_never_refused", 19580, "3s");
-    let app = env.app().await;
-    let bot = InProcess::start(&telegram, config(&env, &telegram.vars(&[]))).await;
+    let (telegram, _env, app, bot) = bot_in_process("bot_operator_never_refused", 19580, &[]).await;
     let chat = telegram.chat(OPERATOR);
     let sent = chat.send("/clinets");
     chat.expect(&["I did not understand that"]).await;
@@ -967,10 +932,7 @@ async fn serve_refuses_to_start_without_a_working_token_and_operators() {
 /// step a token is taken as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pasted_bot_token_is_deleted_wherever_it_was_not_asked_for() {
-    let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_stray_token_deleted", 20400, "3s");
-    let app = env.app().await;
-    let bot = InProcess::start(&telegram, config(&env, &telegram.vars(&[]))).await;
+    let (telegram, env, app, bot) = bot_in_process("bot_stray_token_deleted", 20400, &[]).await;
     let chat = telegram.chat(OPERATOR);
     let id = env.tenant("acme");
     let warned = "I deleted your message: it held a bot token";
@@ -1100,13 +1062,11 @@ async fn a_pasted_bot_token_is_deleted_wherever_it_was_not_asked_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_is_a_greeting_and_startcell_starts_a_cell() {
     let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_start_is_a_greeting", 20420, "60s");
-    let app = env.app().await;
-    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_421).await;
+    let (env, app, id) = one_fake_cell("bot_start_is_a_greeting", 20420, 7_000_020_421).await;
     mtp::fleet::stop(&app, &mtp::fleet::Actor::System("test"), &id)
         .await
         .unwrap();
-    assert_eq!(running(id.as_str()), Some(false));
+    assert_eq!(cell_running(id.as_str()), Some(false));
     let bot = InProcess::start(&telegram, config(&env, &telegram.vars(&[]))).await;
     let chat = telegram.chat(OPERATOR);
 
@@ -1127,16 +1087,11 @@ async fn start_is_a_greeting_and_startcell_starts_a_cell() {
         );
     }
     assert_eq!(
-        running(id.as_str()),
+        cell_running(id.as_str()),
         Some(false),
         "a greeting started a cell"
     );
-    let commands: Vec<String> = telegram
-        .admin
-        .commands()
-        .into_iter()
-        .map(|(command, _)| command)
-        .collect();
+    let commands = telegram.command_names();
     assert!(
         commands.contains(&"startcell".to_string()) && !commands.contains(&"start".to_string()),
         "{commands:?}"
@@ -1146,11 +1101,9 @@ async fn start_is_a_greeting_and_startcell_starts_a_cell() {
         .await;
     chat.edited(&working, DEADLINE, &format!("Started {id}"))
         .await;
-    assert_eq!(running(id.as_str()), Some(true));
+    assert_eq!(cell_running(id.as_str()), Some(true));
     bot.stop().await;
-    mtp::fleet::remove(&app, &mtp::fleet::Actor::System("test"), &id, true)
-        .await
-        .unwrap();
+    purge(&app, &id).await;
 }
 
 // See: issue 10 (every stranger's update wrote an fsync'd audit entry, queued a refusal and stayed in memory for good).
@@ -1228,18 +1181,11 @@ async fn a_flood_of_strangers_costs_a_bounded_amount_and_does_not_delay_operator
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_commands_get_no_answer_outside_operator_chats_and_the_ops_group() {
     let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_commands_only_in_trusted_chats", 20460, "60s");
-    let app = env.app().await;
-    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_461).await;
+    let (env, app, id) =
+        one_fake_cell("bot_commands_only_in_trusted_chats", 20460, 7_000_020_461).await;
     let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
-    let ops = Group {
-        admin: telegram.admin.clone(),
-        chat: OPS_GROUP,
-    };
-    let other = Group {
-        admin: telegram.admin.clone(),
-        chat: OTHER_GROUP,
-    };
+    let ops = telegram.group(OPS_GROUP);
+    let other = telegram.group(OTHER_GROUP);
 
     // Another group: silence, and nothing runs.
     for command in [
@@ -1265,15 +1211,13 @@ async fn tenant_commands_get_no_answer_outside_operator_chats_and_the_ops_group(
         .filter(|message| message.from_bot)
         .collect();
     assert_eq!(answers.len(), 1, "{answers:#?}");
-    assert_eq!(running(id.as_str()), Some(true));
+    assert_eq!(cell_running(id.as_str()), Some(true));
     assert_eq!(mtp::fleet::record(&app, &id).unwrap().muted_until, None);
 
     ops.say(OPERATOR, "/clients", &["Clients (1)", id.as_str()])
         .await;
     bot.stop().await;
-    mtp::fleet::remove(&app, &mtp::fleet::Actor::System("test"), &id, true)
-        .await
-        .unwrap();
+    purge(&app, &id).await;
 }
 
 // See: issue 10 (a button pressed after its tenant was replaced acted on the new one).
@@ -1284,14 +1228,9 @@ async fn tenant_commands_get_no_answer_outside_operator_chats_and_the_ops_group(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
     let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_buttons_carry_stamps", 20520, "60s");
-    let app = env.app().await;
-    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_521).await;
+    let (env, app, id) = one_fake_cell("bot_buttons_carry_stamps", 20520, 7_000_020_521).await;
     let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
-    let ops = Group {
-        admin: telegram.admin.clone(),
-        chat: OPS_GROUP,
-    };
+    let ops = telegram.group(OPS_GROUP);
     let system = mtp::fleet::Actor::System("test");
 
     // The ops group: details with stamped buttons.
@@ -1308,15 +1247,11 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
     ops.expect(&["cannot read that button"]).await;
     ops.press(OPERATOR, details.id, &format!("t:s:{id}"));
     ops.expect(&["This button has expired"]).await;
-    assert_eq!(running(id.as_str()), Some(true));
+    assert_eq!(cell_running(id.as_str()), Some(true));
 
     // Upgraded (a new generation): the old buttons act on nothing.
     let next = format!("mtp-test/fake-gateway:{}", env.prefix);
-    let tagged = std::process::Command::new("docker")
-        .args(["tag", common::FAKE_IMAGE, &next])
-        .status()
-        .unwrap();
-    assert!(tagged.success());
+    common::docker_ok(&["tag", common::FAKE_IMAGE, &next]);
     let upgraded = mtp::fleet::upgrade(&app, &system, &id, Some(&next), &mut |_| {})
         .await
         .unwrap_or_else(|err| panic!("{err:?}"));
@@ -1326,7 +1261,7 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
     ops.press(OPERATOR, details.id, &format!("m:1h:{first_stamp}:{id}"));
     ops.expect(&["made for an earlier"]).await;
     assert_eq!(
-        running(id.as_str()),
+        cell_running(id.as_str()),
         Some(true),
         "an old Stop button stopped the cell"
     );
@@ -1338,7 +1273,7 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
         .await;
     let second_restart = button_data(&details, "t:r:");
     assert_ne!(stamp_of(&second_restart, &id), first_stamp);
-    mtp::fleet::remove(&app, &system, &id, true).await.unwrap();
+    purge(&app, &id).await;
     fake_cell(&app, id.as_str(), 7_000_020_522).await;
     ops.press(OPERATOR, details.id, &second_restart);
     ops.expect(&["made for an earlier"]).await;
@@ -1350,10 +1285,8 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
         .count();
     assert_eq!(restarts, 0, "an old Restart button restarted the new cell");
     bot.stop().await;
-    mtp::fleet::remove(&app, &system, &id, true).await.unwrap();
-    let _ = std::process::Command::new("docker")
-        .args(["rmi", &next])
-        .output();
+    purge(&app, &id).await;
+    let _ = common::docker(&["rmi", &next]);
 }
 
 // See: issue 10 (in the ops group, any operator typing the id confirmed another's purge).
@@ -1362,14 +1295,10 @@ async fn tenant_buttons_act_only_on_the_tenant_they_were_made_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_is_confirmed_only_by_the_operator_who_chose_it() {
     let telegram = Telegram::start().await;
-    let env = TestEnv::new("bot_purge_bound_to_its_operator", 20540, "60s");
-    let app = env.app().await;
-    let id = fake_cell(&app, &env.tenant("acme"), 7_000_020_541).await;
+    let (env, app, id) =
+        one_fake_cell("bot_purge_bound_to_its_operator", 20540, 7_000_020_541).await;
     let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
-    let ops = Group {
-        admin: telegram.admin.clone(),
-        chat: OPS_GROUP,
-    };
+    let ops = telegram.group(OPS_GROUP);
 
     // Purge: chosen by one operator, not confirmed by another typing the id.
     let ask = ops
@@ -1389,7 +1318,7 @@ async fn a_purge_is_confirmed_only_by_the_operator_who_chose_it() {
     )
     .await;
     assert_eq!(
-        running(id.as_str()),
+        cell_running(id.as_str()),
         Some(true),
         "another operator's words purged it"
     );
@@ -1404,7 +1333,7 @@ async fn a_purge_is_confirmed_only_by_the_operator_who_chose_it() {
         })
         .await
         .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(running(id.as_str()), None);
+    assert_eq!(cell_running(id.as_str()), None);
     bot.stop().await;
 }
 
@@ -1418,13 +1347,40 @@ fn ops_vars(telegram: &Telegram) -> BTreeMap<String, String> {
     ])
 }
 
+/// The fake Bot API, this test's env (no cell boots: a 3 s health timeout) and
+/// app, and the admin bot in process with `extra` variables.
+async fn bot_in_process(
+    name: &str,
+    port_start: u16,
+    extra: &[(&str, &str)],
+) -> (Telegram, TestEnv, App, InProcess) {
+    let telegram = Telegram::start().await;
+    let env = TestEnv::new(name, port_start, "3s");
+    let app = env.app().await;
+    let bot = InProcess::start(&telegram, config(&env, &telegram.vars(extra))).await;
+    (telegram, env, app, bot)
+}
+
+/// This test's env and app with one tenant, "acme", whose cell is the fake
+/// gateway with its own bot (`bot_id`).
+async fn one_fake_cell(name: &str, port_start: u16, bot_id: u64) -> (TestEnv, App, TenantId) {
+    let env = TestEnv::new(name, port_start, "60s");
+    let app = env.app().await;
+    let id = fake_cell(&app, &env.tenant("acme"), bot_id).await;
+    (env, app, id)
+}
+
+/// Removes a tenant and purges its data, as the test's system actor.
+async fn purge(app: &App, id: &TenantId) {
+    mtp::fleet::remove(app, &mtp::fleet::Actor::System("test"), id, true)
+        .await
+        .unwrap();
+}
+
 /// A tenant whose cell is the fake gateway, created as an operator would;
 /// every tenant needs its own bot, hence `bot_id`.
 async fn fake_cell(app: &App, id: &str, bot_id: u64) -> TenantId {
-    let image = std::process::Command::new("docker")
-        .args(["image", "inspect", common::FAKE_IMAGE])
-        .output()
-        .expect("docker CLI");
+    let image = common::docker(&["image", "inspect", common::FAKE_IMAGE]);
     assert!(
         image.status.success(),
         "image {} is missing; run scripts/build-fake-image.sh",
@@ -1474,6 +1430,18 @@ fn stamp_of(data: &str, id: &TenantId) -> String {
     parts[2].to_string()
 }
 
+/// Asserts that `message` holds every one of `pieces`, printing it in full
+/// (`what` names it) when not.
+#[track_caller]
+fn assert_has(message: &ChatMessage, what: &str, pieces: &[&str]) {
+    for piece in pieces {
+        assert!(
+            message.text.contains(piece),
+            "expected {piece:?} in {what}:\n{message}"
+        );
+    }
+}
+
 /// A group with the admin bot in it, as its members see it.
 struct Group {
     admin: FakeBot,
@@ -1492,12 +1460,7 @@ impl Group {
             .next_message_to(self.chat, DEADLINE)
             .await
             .unwrap_or_else(|err| panic!("{err}"));
-        for piece in expected {
-            assert!(
-                message.text.contains(piece),
-                "expected {piece:?} in the bot's next message, got:\n{message}"
-            );
-        }
+        assert_has(&message, "the bot's next message", expected);
         message
     }
 
@@ -1547,6 +1510,23 @@ impl Telegram {
                 .map(|(key, value)| (key.to_string(), value.to_string())),
         );
         vars
+    }
+
+    /// The commands the admin bot registered, without their descriptions.
+    fn command_names(&self) -> Vec<String> {
+        self.admin
+            .commands()
+            .into_iter()
+            .map(|(command, _)| command)
+            .collect()
+    }
+
+    /// `chat`, a group with the admin bot in it.
+    fn group(&self, chat: ChatId) -> Group {
+        Group {
+            admin: self.admin.clone(),
+            chat,
+        }
     }
 
     /// `user`'s private chat with the admin bot.
@@ -1660,21 +1640,11 @@ impl Serve {
 
 /// `mtp --config <test config> serve` with `vars` as its only `MTP_*` variables.
 fn serve_command(env: &TestEnv, vars: &BTreeMap<String, String>) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mtp"));
-    command
-        .arg("--config")
-        .arg(&env.config_path)
-        .arg("serve")
-        .current_dir(&env.dir);
-    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("MTP_")) {
-        command.env_remove(key);
-    }
+    let mut command = env.serve_command();
     command
         .envs(vars)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     command
 }
 
@@ -1733,12 +1703,7 @@ impl Chat {
     /// The bot's next message, which must contain every piece of `expected`.
     async fn expect(&self, expected: &[&str]) -> ChatMessage {
         let message = self.reply().await;
-        for piece in expected {
-            assert!(
-                message.text.contains(piece),
-                "expected {piece:?} in the bot's next message, got:\n{message}"
-            );
-        }
+        assert_has(&message, "the bot's next message", expected);
         message
     }
 
@@ -1791,6 +1756,19 @@ impl Chat {
     fn press_forged(&self, message: MessageId, data: &str) -> String {
         self.admin
             .push_callback(self.id(), self.user, message, data)
+    }
+
+    /// `/remove <id>`, then the purge button: the bot asks for the id.
+    async fn choose_purge(&self, id: &str) {
+        let ask = self
+            .say(&format!("/remove {id}"), &[&format!("Remove {id}?")])
+            .await;
+        self.tap(
+            &ask,
+            &button_data(&ask, "rm:p:"),
+            &["Type the client id to confirm"],
+        )
+        .await;
     }
 
     /// Presses a button and checks the bot's answer.
@@ -1901,17 +1879,4 @@ fn assert_is_log(message: &ChatMessage) {
             .unwrap_or_default()
     );
     assert!(!body.contains(TENANT_TOKEN), "the bot token is in the log");
-}
-
-/// Docker's `State.Running` of a tenant's container; `None` when there is none.
-fn running(tenant: &str) -> Option<bool> {
-    let id: TenantId = tenant.parse().expect("a tenant id");
-    let output = std::process::Command::new("docker")
-        .args(["inspect", "--format", "{{.State.Running}}", &id.cell_name()])
-        .output()
-        .expect("docker CLI");
-    if !output.status.success() {
-        return None;
-    }
-    Some(String::from_utf8_lossy(&output.stdout).trim() == "true")
 }

@@ -7,11 +7,11 @@ mod common;
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    BOT_TOKEN, CRASH_IMAGE, FAKE_IMAGE, HANG_IMAGE, TestEnv, assert_ok, json, stderr, stdout,
+    BOT_TOKEN, CRASH_IMAGE, FAKE_IMAGE, HANG_IMAGE, TestEnv, assert_fails_with, assert_ok, docker,
+    docker_ok, gateway_token, json, stderr, stdout,
 };
 
 /// The whole life of a tenant: create → healthy → listed as running with its
@@ -24,20 +24,18 @@ fn a_tenant_lives_from_create_to_purge() {
     let id = env.tenant("acme");
     let foreign = TcpListener::bind("127.0.0.1:19200").expect("hold the first port");
 
-    let created = json(&env.mtp(&[
-        "tenant",
-        "create",
+    let created = json(&env.create(
         &id,
-        "--bot-token-file",
-        env.token_file().to_str().unwrap(),
-        "--name",
-        "Acme Corp",
-        "--skills",
-        "weather,summarize",
-        "--allow-from",
-        "123456789",
-        "--json",
-    ]));
+        &[
+            "--name",
+            "Acme Corp",
+            "--skills",
+            "weather,summarize",
+            "--allow-from",
+            "123456789",
+            "--json",
+        ],
+    ));
     assert_eq!(created["id"], id.as_str());
     assert_eq!(created["state"], "running");
     assert_eq!(created["health"], "ok");
@@ -65,10 +63,7 @@ fn a_tenant_lives_from_create_to_purge() {
     assert_eq!(bad_params.status.code(), Some(2), "{}", stderr(&bad_params));
 
     // The cell profile, as Docker reports it.
-    let inspect = Command::new("docker")
-        .args(["inspect", &format!("mtp-cell-{id}")])
-        .output()
-        .unwrap();
+    let inspect = docker(&["inspect", &format!("mtp-cell-{id}")]);
     let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     let host = &inspect[0]["HostConfig"];
     assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
@@ -128,25 +123,7 @@ fn a_tenant_lives_from_create_to_purge() {
     assert!(status.is_object(), "{status}");
 
     // Secrets: not in list/show/logs output, not in the audit log; store is 0600.
-    let gateway_token = {
-        let inspect = Command::new("docker")
-            .args([
-                "inspect",
-                "--format",
-                "{{json .Config.Env}}",
-                &format!("mtp-cell-{id}"),
-            ])
-            .output()
-            .unwrap();
-        let env_list: Vec<String> = serde_json::from_slice(&inspect.stdout).unwrap();
-        env_list
-            .iter()
-            .find_map(|kv| {
-                kv.strip_prefix("OPENCLAW_GATEWAY_TOKEN=")
-                    .map(str::to_string)
-            })
-            .unwrap()
-    };
+    let gateway_token = gateway_token(&id);
     assert_eq!(gateway_token.len(), 64);
     let mut outputs = String::new();
     for args in [
@@ -246,12 +223,7 @@ fn bad_ids_and_duplicates_are_refused_and_leave_nothing() {
         "--bot-token-file",
         env.dir.join("bad-token").to_str().unwrap(),
     ]);
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("does not look like a bot token"),
-        "{}",
-        stderr(&output)
-    );
+    assert_fails_with(&output, 2, "does not look like a bot token");
     assert!(
         !stderr(&output).contains("not-a-token"),
         "the pasted value must not be echoed"
@@ -259,25 +231,11 @@ fn bad_ids_and_duplicates_are_refused_and_leave_nothing() {
 
     // A duplicate: the first create fails but is kept, so the id is taken.
     let id = env.tenant("dup");
-    let first = env.mtp(&[
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        token,
-        "--image",
-        HANG_IMAGE,
-        "--keep-failed",
-    ]);
+    let first = env.create(&id, &["--image", HANG_IMAGE, "--keep-failed"]);
     assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
     let leftovers_before = env.docker_leftovers();
-    let second = env.mtp(&["tenant", "create", &id, "--bot-token-file", token]);
-    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
-    assert!(
-        stderr(&second).contains("already exists"),
-        "{}",
-        stderr(&second)
-    );
+    let second = env.create(&id, &[]);
+    assert_fails_with(&second, 2, "already exists");
     assert_eq!(
         env.docker_leftovers(),
         leftovers_before,
@@ -293,24 +251,10 @@ fn bad_ids_and_duplicates_are_refused_and_leave_nothing() {
 #[test]
 fn a_cell_that_never_gets_healthy_fails_and_leaves_nothing() {
     let env = TestEnv::new("a_cell_that_never_gets_healthy", 19260, "4s");
-    let token = env.token_file();
     let id = env.tenant("hang");
     let started = Instant::now();
-    let output = env.mtp(&[
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        token.to_str().unwrap(),
-        "--image",
-        HANG_IMAGE,
-    ]);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("failed at step health"),
-        "{}",
-        stderr(&output)
-    );
+    let output = env.create(&id, &["--image", HANG_IMAGE]);
+    assert_fails_with(&output, 1, "failed at step health");
     assert!(
         stderr(&output).contains("everything it made was removed"),
         "{}",
@@ -327,22 +271,8 @@ fn a_cell_that_never_gets_healthy_fails_and_leaves_nothing() {
         serde_json::json!([])
     );
 
-    let output = env.mtp(&[
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        token.to_str().unwrap(),
-        "--image",
-        HANG_IMAGE,
-        "--keep-failed",
-    ]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("kept for inspection"),
-        "{}",
-        stderr(&output)
-    );
+    let output = env.create(&id, &["--image", HANG_IMAGE, "--keep-failed"]);
+    assert_fails_with(&output, 1, "kept for inspection");
     let name = format!("mtp-cell-{id}");
     assert!(
         env.docker_leftovers().contains(&name),
@@ -365,16 +295,7 @@ fn a_crashing_gateway_fails_fast_with_its_log_redacted() {
     let env = TestEnv::new("a_crashing_gateway_fails_fast", 19280, "120s");
     let id = env.tenant("crash");
     let started = Instant::now();
-    let output = env.mtp(&[
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        env.token_file().to_str().unwrap(),
-        "--image",
-        CRASH_IMAGE,
-        "--keep-failed",
-    ]);
+    let output = env.create(&id, &["--image", CRASH_IMAGE, "--keep-failed"]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
         started.elapsed() < Duration::from_secs(60),
@@ -421,30 +342,19 @@ fn a_killed_create_is_undone_by_the_next_command() {
     let env = TestEnv::new("a_killed_create_is_undone", 19300, "300s");
     let id = env.tenant("killed");
     let mut child = env
-        .mtp_command(&[
-            "tenant",
-            "create",
-            &id,
-            "--bot-token-file",
-            env.token_file().to_str().unwrap(),
-            "--image",
-            HANG_IMAGE,
-        ])
+        .create_command(&id, &["--image", HANG_IMAGE])
         .spawn()
         .unwrap();
     let name = format!("mtp-cell-{id}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let out = Command::new("docker")
-            .args([
-                "ps",
-                "--filter",
-                &format!("name=^{name}$"),
-                "--format",
-                "{{.Names}}",
-            ])
-            .output()
-            .unwrap();
+        let out = docker(&[
+            "ps",
+            "--filter",
+            &format!("name=^{name}$"),
+            "--format",
+            "{{.Names}}",
+        ]);
         if String::from_utf8_lossy(&out.stdout).trim() == name {
             break;
         }
@@ -476,34 +386,22 @@ fn reconcile_reports_orphans_and_foreign_containers_are_never_touched() {
     let env = TestEnv::new("reconcile_reports_orphans", 19320, "3s");
     let orphan = env.tenant("orphan");
     let foreign = env.tenant("foreign");
-    let out = Command::new("docker")
-        .args([
-            "create",
-            "--name",
-            &format!("mtp-cell-{orphan}"),
-            "--label",
-            "mtp.managed=true",
-            "--label",
-            &format!("mtp.tenant={orphan}"),
-            HANG_IMAGE,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new("docker")
-        .args([
-            "create",
-            "--name",
-            &format!("mtp-cell-{foreign}"),
-            HANG_IMAGE,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    docker_ok(&[
+        "create",
+        "--name",
+        &format!("mtp-cell-{orphan}"),
+        "--label",
+        "mtp.managed=true",
+        "--label",
+        &format!("mtp.tenant={orphan}"),
+        HANG_IMAGE,
+    ]);
+    docker_ok(&[
+        "create",
+        "--name",
+        &format!("mtp-cell-{foreign}"),
+        HANG_IMAGE,
+    ]);
 
     let report = json(&env.mtp(&["tenant", "reconcile", "--json"]));
     assert!(
@@ -522,31 +420,14 @@ fn reconcile_reports_orphans_and_foreign_containers_are_never_touched() {
     );
 
     // A tenant whose record exists but whose container is someone else's.
-    let token = env.token_file();
-    let output = env.mtp(&[
-        "tenant",
-        "create",
-        &foreign,
-        "--bot-token-file",
-        token.to_str().unwrap(),
-        "--image",
-        HANG_IMAGE,
+    let output = env.create(&foreign, &["--image", HANG_IMAGE]);
+    assert_fails_with(&output, 1, "was not made by MTP");
+    let still = docker(&[
+        "inspect",
+        "--format",
+        "{{.Name}}",
+        &format!("mtp-cell-{foreign}"),
     ]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("was not made by MTP"),
-        "{}",
-        stderr(&output)
-    );
-    let still = Command::new("docker")
-        .args([
-            "inspect",
-            "--format",
-            "{{.Name}}",
-            &format!("mtp-cell-{foreign}"),
-        ])
-        .output()
-        .unwrap();
     assert!(still.status.success(), "the foreign container must survive");
 }
 
@@ -620,28 +501,7 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
     assert_eq!(ports, [19360, 19361], "each tenant gets its own port");
 
     // The audit log: both creates, by the CLI, and no secret anywhere in it.
-    let gateway_tokens: Vec<String> = [&a, &b]
-        .iter()
-        .map(|id| {
-            let inspect = Command::new("docker")
-                .args([
-                    "inspect",
-                    "--format",
-                    "{{json .Config.Env}}",
-                    &format!("mtp-cell-{id}"),
-                ])
-                .output()
-                .unwrap();
-            let env_list: Vec<String> = serde_json::from_slice(&inspect.stdout).unwrap();
-            env_list
-                .iter()
-                .find_map(|kv| {
-                    kv.strip_prefix("OPENCLAW_GATEWAY_TOKEN=")
-                        .map(str::to_string)
-                })
-                .unwrap()
-        })
-        .collect();
+    let gateway_tokens: Vec<String> = [&a, &b].iter().map(|id| gateway_token(id)).collect();
     assert_ok(&env.mtp(&["tenant", "restart", &a]));
     let audit = json(&env.mtp(&["audit", "--json"]));
     let actions: Vec<(String, String, String)> = audit
@@ -714,22 +574,8 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
 
     // b's container is replaced by a foreign one of the same name.
     let cell_b = format!("mtp-cell-{b}");
-    assert!(
-        Command::new("docker")
-            .args(["rm", "-f", &cell_b])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
-    assert!(
-        Command::new("docker")
-            .args(["create", "--name", &cell_b, HANG_IMAGE])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    docker_ok(&["rm", "-f", &cell_b]);
+    docker_ok(&["create", "--name", &cell_b, HANG_IMAGE]);
     for action in ["start", "stop", "restart"] {
         let output = env.mtp(&["tenant", action, &b]);
         assert_eq!(
@@ -744,41 +590,27 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
             stderr(&output)
         );
     }
-    let state = Command::new("docker")
-        .args(["inspect", "--format", "{{.State.Status}}", &cell_b])
-        .output()
-        .unwrap();
+    let state = docker(&["inspect", "--format", "{{.State.Status}}", &cell_b]);
     assert_eq!(
         stdout_of(&state).trim(),
         "created",
         "the foreign container is untouched"
     );
-    assert!(
-        Command::new("docker")
-            .args(["rm", "-f", &cell_b])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    docker_ok(&["rm", "-f", &cell_b]);
 
     // Reconcile: b is recorded but has no container (it is made again from the
     // record, issue 10); a labelled network has no owner (reported).
     let stray = env.tenant("stray");
     let network = format!("mtp-cell-{stray}");
-    let made = Command::new("docker")
-        .args([
-            "network",
-            "create",
-            "--label",
-            "mtp.managed=true",
-            "--label",
-            &format!("mtp.tenant={stray}"),
-            &network,
-        ])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", stdout_of(&made));
+    docker_ok(&[
+        "network",
+        "create",
+        "--label",
+        "mtp.managed=true",
+        "--label",
+        &format!("mtp.tenant={stray}"),
+        &network,
+    ]);
     let report = json(&env.mtp(&["tenant", "reconcile", "--json"]));
     assert!(
         report["repaired"]
@@ -806,8 +638,7 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
     std::fs::rename(&tenant_dir, &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &tenant_dir).unwrap();
     let output = env.mtp(&["tenant", "rm", &a, "--purge", "--yes"]);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(stderr(&output).contains("symlink"), "{}", stderr(&output));
+    assert_fails_with(&output, 1, "symlink");
     assert!(
         elsewhere.join("state").exists(),
         "nothing deleted through the symlink"
@@ -817,9 +648,7 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
     assert_ok(&env.mtp(&["tenant", "rm", &a, "--purge", "--yes"]));
     assert!(!tenant_dir.exists());
     assert_ok(&env.mtp(&["tenant", "rm", &b, "--purge", "--yes"]));
-    let _ = Command::new("docker")
-        .args(["network", "rm", &network])
-        .output();
+    let _ = docker(&["network", "rm", &network]);
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
 }
 
@@ -836,25 +665,8 @@ fn an_upgrade_keeps_data_and_pairing_and_rolls_back_a_bad_image() {
     let env = TestEnv::new("an_upgrade_keeps_data_and_pairing", 19380, "60s");
     let id = env.tenant("up");
     let next = "mtp-test/fake-gateway:upgrade-test";
-    assert!(
-        Command::new("docker")
-            .args(["tag", FAKE_IMAGE, next])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
-    let token = env.token_file();
-    let created = json(&env.mtp(&[
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        token.to_str().unwrap(),
-        "--image",
-        FAKE_IMAGE,
-        "--json",
-    ]));
+    docker_ok(&["tag", FAKE_IMAGE, next]);
+    let created = json(&env.create(&id, &["--image", FAKE_IMAGE, "--json"]));
     let port = created["port"].clone();
     let marker = env
         .data_dir()
@@ -864,15 +676,12 @@ fn an_upgrade_keeps_data_and_pairing_and_rolls_back_a_bad_image() {
         .join("operator-note.txt");
     std::fs::write(&marker, "kept").unwrap();
     let label = |id: &str| {
-        let out = Command::new("docker")
-            .args([
-                "inspect",
-                "--format",
-                "{{index .Config.Labels \"mtp.generation\"}} {{.Config.Image}}",
-                &format!("mtp-cell-{id}"),
-            ])
-            .output()
-            .unwrap();
+        let out = docker(&[
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"mtp.generation\"}} {{.Config.Image}}",
+            &format!("mtp-cell-{id}"),
+        ]);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
 
@@ -912,12 +721,7 @@ fn an_upgrade_keeps_data_and_pairing_and_rolls_back_a_bad_image() {
         "--image",
         "mtp-test/no-such-image:1",
     ]);
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("has no image"),
-        "{}",
-        stderr(&output)
-    );
+    assert_fails_with(&output, 2, "has no image");
     assert_eq!(label(&id), format!("2 {next}"));
     let output = env.mtp(&["tenant", "upgrade", &id, "--image", next]);
     assert_eq!(
@@ -929,12 +733,7 @@ fn an_upgrade_keeps_data_and_pairing_and_rolls_back_a_bad_image() {
 
     // A gateway that dies at once: rolled back to the image that worked.
     let output = env.mtp(&["tenant", "upgrade", &id, "--image", CRASH_IMAGE]);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("rolled back to"),
-        "{}",
-        stderr(&output)
-    );
+    assert_fails_with(&output, 1, "rolled back to");
     let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
     assert_eq!(
         state_health_image(&shown),
@@ -976,7 +775,7 @@ fn an_upgrade_keeps_data_and_pairing_and_rolls_back_a_bad_image() {
     assert_eq!(json(&env.mtp(&["rpc", &id, "health"]))["ok"], true);
 
     assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
-    let _ = Command::new("docker").args(["rmi", next]).output();
+    let _ = docker(&["rmi", next]);
     assert_eq!(env.docker_leftovers(), Vec::<String>::new());
 }
 

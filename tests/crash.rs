@@ -9,24 +9,24 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::Output;
+use std::process::{Command, Output};
 
-use common::{FAKE_IMAGE, TestEnv, assert_ok, json, stderr, stdout};
+use common::{FAKE_IMAGE, TestEnv, assert_ok, docker_ok, json, stderr, stdout};
 use mtp::store::Store;
 use mtp::tenant::TenantId;
 
-/// Runs `mtp args…` with the kill point set and checks it died by SIGKILL there.
+/// Runs `command` (an `mtp` command) with the kill point set and checks it
+/// died by SIGKILL there.
 #[track_caller]
-fn killed_at(env: &TestEnv, point: &str, args: &[&str]) {
-    let output = env
-        .mtp_command(args)
+fn killed_at(point: &str, mut command: Command) {
+    let output = command
         .env("MTP_TEST_KILL_AT", point)
         .output()
         .expect("run mtp");
     assert_eq!(
         output.status.signal(),
         Some(libc::SIGKILL),
-        "mtp {args:?} was to die at {point}\nstatus {:?}\nstdout:\n{}\nstderr:\n{}",
+        "{command:?} was to die at {point}\nstatus {:?}\nstdout:\n{}\nstderr:\n{}",
         output.status,
         stdout(&output),
         stderr(&output)
@@ -34,16 +34,7 @@ fn killed_at(env: &TestEnv, point: &str, args: &[&str]) {
 }
 
 fn create(env: &TestEnv, id: &str) -> Output {
-    env.mtp(&[
-        "tenant",
-        "create",
-        id,
-        "--bot-token-file",
-        env.token_file().to_str().unwrap(),
-        "--image",
-        FAKE_IMAGE,
-        "--json",
-    ])
+    env.create(id, &["--image", FAKE_IMAGE, "--json"])
 }
 
 fn reconcile(env: &TestEnv) -> serde_json::Value {
@@ -115,16 +106,7 @@ fn assert_complete(env: &TestEnv, id: &str, context: &str) -> serde_json::Value 
 fn a_create_killed_at_any_step_is_undone_by_reconcile() {
     let env = TestEnv::new("a_create_killed_at_any_step", 21300, "60s");
     let id = env.tenant("c");
-    let token = env.token_file();
-    let args = [
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        token.to_str().unwrap(),
-        "--image",
-        FAKE_IMAGE,
-    ];
+    let create_command = || env.create_command(&id, &["--image", FAKE_IMAGE]);
     for point in [
         "create:record",
         "create:dirs",
@@ -136,7 +118,7 @@ fn a_create_killed_at_any_step_is_undone_by_reconcile() {
         "create:pair",
         "create:running",
     ] {
-        killed_at(&env, point, &args);
+        killed_at(point, create_command());
         let report = reconcile(&env);
         let cleaned = report["cleaned"].as_array().unwrap();
         // Killed before the record was written, there is nothing to clean.
@@ -147,7 +129,7 @@ fn a_create_killed_at_any_step_is_undone_by_reconcile() {
     }
 
     // Killed after the record says running: the tenant is complete.
-    killed_at(&env, "create:done", &args);
+    killed_at("create:done", create_command());
     let report = reconcile(&env);
     assert_eq!(report["cleaned"], serde_json::json!([]), "{report}");
     assert_complete(&env, &id, "create:done");
@@ -170,17 +152,8 @@ fn an_undone_create_keeps_data_it_did_not_make() {
     std::fs::write(leftover.join("MEMORY.md"), "the client's memory").unwrap();
     // Killed after the record is written but before the dirs step looks.
     killed_at(
-        &env,
         "create:dirs",
-        &[
-            "tenant",
-            "create",
-            &id,
-            "--bot-token-file",
-            env.token_file().to_str().unwrap(),
-            "--image",
-            FAKE_IMAGE,
-        ],
+        env.create_command(&id, &["--image", FAKE_IMAGE]),
     );
     let report = reconcile(&env);
     assert_eq!(report["cleaned"], serde_json::json!([id]), "{report}");
@@ -204,11 +177,7 @@ fn an_upgrade_killed_at_any_step_is_made_whole_by_reconcile() {
         "mtp-test/fake-gateway:crash-b",
     ];
     for image in images {
-        let tagged = std::process::Command::new("docker")
-            .args(["tag", FAKE_IMAGE, image])
-            .status()
-            .unwrap();
-        assert!(tagged.success());
+        docker_ok(&["tag", FAKE_IMAGE, image]);
     }
     for (n, point) in [
         "upgrade:maintenance",
@@ -222,7 +191,10 @@ fn an_upgrade_killed_at_any_step_is_made_whole_by_reconcile() {
     .enumerate()
     {
         let image = images[n % 2];
-        killed_at(&env, point, &["tenant", "upgrade", &id, "--image", image]);
+        killed_at(
+            point,
+            env.mtp_command(&["tenant", "upgrade", &id, "--image", image]),
+        );
         let report = reconcile(&env);
         assert_eq!(
             report["missing"],
@@ -252,7 +224,10 @@ fn an_rm_killed_at_any_step_is_finished_by_reconcile() {
     let id = env.tenant("r");
     for point in ["rm:container", "rm:network", "rm:dirs", "rm:record"] {
         assert_ok(&create(&env, &id));
-        killed_at(&env, point, &["tenant", "rm", &id, "--purge", "--yes"]);
+        killed_at(
+            point,
+            env.mtp_command(&["tenant", "rm", &id, "--purge", "--yes"]),
+        );
         let report = reconcile(&env);
         assert_eq!(
             report["removed"],
@@ -263,7 +238,10 @@ fn an_rm_killed_at_any_step_is_finished_by_reconcile() {
     }
     // Without --purge the data stays, and so does the ledger, as with any rm.
     assert_ok(&create(&env, &id));
-    killed_at(&env, "rm:network", &["tenant", "rm", &id, "--yes"]);
+    killed_at(
+        "rm:network",
+        env.mtp_command(&["tenant", "rm", &id, "--yes"]),
+    );
     reconcile(&env);
     assert_gone(&env, &id, false, "rm without purge");
     assert!(env.data_dir().join("tenants").join(&id).exists());

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::fake_telegram::{Failure, FakeTelegram};
-use common::{BOT_TOKEN, FAKE_IMAGE, TestEnv, assert_ok, json, stderr};
+use common::{BOT_TOKEN, FAKE_IMAGE, TestEnv, assert_ok, docker, json, stderr};
 
 /// The admin bot's token in the `serve` tests: right shape, never issued.
 const ADMIN_TOKEN: &str = "7000000800:AAHardeningAdminTokenForTests_abcdefg";
@@ -21,16 +21,7 @@ fn a_cells_log_is_rotated_as_configured() {
     let env = TestEnv::new("hardening_log_rotation", 20800, "60s");
     set_cell_keys(&env, "logMaxSize: \"1m\",\n    logMaxFiles: 2,");
     let id = env.tenant("logs");
-    let created = json(&env.mtp(&[
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        env.token_file().to_str().unwrap(),
-        "--image",
-        FAKE_IMAGE,
-        "--json",
-    ]));
+    let created = json(&env.create(&id, &["--image", FAKE_IMAGE, "--json"]));
     assert_eq!(created["state"], "running", "{created}");
     let host = host_config(&id);
     assert_eq!(
@@ -52,14 +43,7 @@ fn a_cells_log_is_rotated_as_configured() {
 fn a_real_cell_runs_on_a_read_only_root() {
     let env = TestEnv::new("hardening_read_only_root", 20900, "180s");
     let id = env.tenant("ro");
-    let created = json(&env.mtp(&[
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        env.token_file().to_str().unwrap(),
-        "--json",
-    ]));
+    let created = json(&env.create(&id, &["--json"]));
     assert_eq!(
         (&created["state"], &created["health"], &created["paired"]),
         (
@@ -85,12 +69,7 @@ fn a_real_cell_runs_on_a_read_only_root() {
         "{host}"
     );
     let cell = format!("mtp-cell-{id}");
-    let write = |path: &str| {
-        Command::new("docker")
-            .args(["exec", &cell, "sh", "-c", &format!("echo x > {path}")])
-            .output()
-            .unwrap()
-    };
+    let write = |path: &str| docker(&["exec", &cell, "sh", "-c", &format!("echo x > {path}")]);
     let root = write("/probe");
     assert!(!root.status.success(), "a write to / worked");
     assert!(
@@ -132,10 +111,7 @@ fn set_cell_keys(env: &TestEnv, keys: &str) {
 
 /// `docker inspect`'s `HostConfig` of the tenant's cell.
 fn host_config(id: &str) -> serde_json::Value {
-    let inspect = Command::new("docker")
-        .args(["inspect", &format!("mtp-cell-{id}")])
-        .output()
-        .unwrap();
+    let inspect = docker(&["inspect", &format!("mtp-cell-{id}")]);
     assert!(inspect.status.success(), "{}", stderr(&inspect));
     let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     inspect[0]["HostConfig"].clone()
@@ -153,22 +129,22 @@ async fn serve_says_the_bot_api_is_unreachable() {
         listener.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{closed}");
-    let (code, stderr) = serve(&env, &url, ADMIN_TOKEN).await;
-    assert_ne!(code, Some(0), "{stderr}");
-    for wanted in [
-        &format!("cannot reach the Telegram Bot API at {url}"),
-        "Connection refused",
-        "MTP_TELEGRAM_API_URL",
-        "telegram.apiUrl",
-        "proxy",
-    ] {
-        assert!(stderr.contains(wanted), "{wanted:?} not in:\n{stderr}");
-    }
+    let stderr = serve_fails_saying(
+        &env,
+        &url,
+        &[
+            &format!("cannot reach the Telegram Bot API at {url}"),
+            "Connection refused",
+            "MTP_TELEGRAM_API_URL",
+            "telegram.apiUrl",
+            "proxy",
+        ],
+    )
+    .await;
     assert!(
         !stderr.contains("refused the admin bot's token"),
         "{stderr}"
     );
-    assert_no_token(&stderr, ADMIN_TOKEN);
 }
 
 // See: issue 10.
@@ -179,19 +155,19 @@ async fn serve_says_the_bot_api_refused_the_token() {
     let env = TestEnv::new("hardening_serve_refused", 20840, "3s");
     let telegram = FakeTelegram::start().await;
     // An unknown token: the fake answers 401 "Unauthorized", as Telegram does.
-    let (code, stderr) = serve(&env, telegram.url(), ADMIN_TOKEN).await;
-    assert_ne!(code, Some(0), "{stderr}");
-    for wanted in [
-        "refused the admin bot's token",
-        // teloxide's name for Telegram's "Unauthorized".
-        "Invalid bot token",
-        "@BotFather",
+    let stderr = serve_fails_saying(
+        &env,
         telegram.url(),
-    ] {
-        assert!(stderr.contains(wanted), "{wanted:?} not in:\n{stderr}");
-    }
+        &[
+            "refused the admin bot's token",
+            // teloxide's name for Telegram's "Unauthorized".
+            "Invalid bot token",
+            "@BotFather",
+            telegram.url(),
+        ],
+    )
+    .await;
     assert!(!stderr.contains("cannot reach"), "{stderr}");
-    assert_no_token(&stderr, ADMIN_TOKEN);
 
     // Any other description comes as the Bot API wrote it.
     let admin = telegram.add_bot(ADMIN_TOKEN, 7_000_000_800, "hardening_admin_bot");
@@ -200,38 +176,41 @@ async fn serve_says_the_bot_api_refused_the_token() {
         1,
         Failure::new(401, "Unauthorized: the token was revoked"),
     );
-    let (code, stderr) = serve(&env, telegram.url(), ADMIN_TOKEN).await;
+    serve_fails_saying(
+        &env,
+        telegram.url(),
+        &[
+            "refused the admin bot's token",
+            "\"Unauthorized: the token was revoked\"",
+            "@BotFather",
+        ],
+    )
+    .await;
+    telegram.shutdown().await;
+}
+
+/// Runs `mtp serve` with `ADMIN_TOKEN` against the Bot API at `api_url` and
+/// asserts that it failed, saying every one of `wanted`, without the token;
+/// returns its stderr.
+async fn serve_fails_saying(env: &TestEnv, api_url: &str, wanted: &[&str]) -> String {
+    let (code, stderr) = serve(env, api_url, ADMIN_TOKEN).await;
     assert_ne!(code, Some(0), "{stderr}");
-    for wanted in [
-        "refused the admin bot's token",
-        "\"Unauthorized: the token was revoked\"",
-        "@BotFather",
-    ] {
+    for wanted in wanted {
         assert!(stderr.contains(wanted), "{wanted:?} not in:\n{stderr}");
     }
     assert_no_token(&stderr, ADMIN_TOKEN);
-    telegram.shutdown().await;
+    stderr
 }
 
 /// Runs `mtp serve` against the Bot API at `api_url` until it exits; returns
 /// its exit code and stderr.
 async fn serve(env: &TestEnv, api_url: &str, token: &str) -> (Option<i32>, String) {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mtp"));
-    command
-        .arg("--config")
-        .arg(&env.config_path)
-        .arg("serve")
-        .current_dir(&env.dir);
-    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("MTP_")) {
-        command.env_remove(key);
-    }
+    let mut command = env.serve_command();
     command
         .env("MTP_TELEGRAM_TOKEN", token)
         .env("MTP_OPERATORS", "4242")
         .env("MTP_TELEGRAM_API_URL", api_url)
-        .env("MTP_HTTP_ADDR", "127.0.0.1:0")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+        .env("MTP_HTTP_ADDR", "127.0.0.1:0");
     let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
         .await
         .expect("mtp serve gives up within a minute")

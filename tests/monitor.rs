@@ -13,11 +13,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::fake_telegram::{FakeBot, FakeTelegram};
-use common::{BOT_TOKEN, FAKE_IMAGE, OPENCLAW_IMAGE, TestEnv};
+use common::{BOT_TOKEN, FAKE_IMAGE, OPENCLAW_IMAGE, TestEnv, docker, docker_ok};
 use mtp::config::AdminConfig;
 use mtp::fleet::{self, Actor, App};
 use mtp::tenant::{BotToken, DmPolicy, SecretKind, TenantId, TenantSpec};
@@ -136,13 +135,34 @@ async fn create(app: &App, id: &str, image: &str, bot_token: &str) -> TenantId {
     id
 }
 
-fn docker(args: &[&str]) {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// The fake Bot API with the admin bot registered.
+async fn fake_telegram() -> (FakeTelegram, FakeBot) {
+    let fake = FakeTelegram::start().await;
+    let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
+    (fake, admin)
+}
+
+/// Removes a tenant and purges its data, as the test's system actor.
+async fn purge(app: &App, id: &TenantId) {
+    fleet::remove(app, &Actor::System("test"), id, true)
+        .await
+        .unwrap();
+}
+
+/// Waits up to `within` for a message in the ops chat that names `tenant` and
+/// holds `needle`.
+async fn ops_alert(
+    admin: &FakeBot,
+    needle: &str,
+    tenant: &TenantId,
+    within: Duration,
+) -> common::fake_telegram::ChatMessage {
+    admin
+        .wait_for_message(OPS_CHAT, within, |m| {
+            m.text.contains(needle) && m.text.contains(tenant.as_str())
+        })
+        .await
+        .unwrap()
 }
 
 fn alerts_in(admin: &FakeBot, needle: &str, tenant: &TenantId) -> usize {
@@ -159,8 +179,7 @@ fn alerts_in(admin: &FakeBot, needle: &str, tenant: &TenantId) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_cell_alerts_once_and_recovers_across_an_admin_restart() {
     let env = TestEnv::new("a_killed_cell_alerts_once", 19600, "180s");
-    let fake = FakeTelegram::start().await;
-    let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
+    let (fake, admin) = fake_telegram().await;
     let app = app_with_monitor(&env, &fake, false).await;
     let id = create(&app, &env.tenant("real"), OPENCLAW_IMAGE, BOT_TOKEN).await;
 
@@ -172,13 +191,8 @@ async fn a_killed_cell_alerts_once_and_recovers_across_an_admin_restart() {
         "a healthy cell raises nothing"
     );
 
-    docker(&["kill", &id.cell_name()]);
-    let down = admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
-            m.text.contains("DOWN") && m.text.contains(id.as_str())
-        })
-        .await
-        .unwrap();
+    docker_ok(&["kill", &id.cell_name()]);
+    let down = ops_alert(&admin, "DOWN", &id, Duration::from_secs(60)).await;
     assert!(
         down.text.contains("container"),
         "the alert names the check: {}",
@@ -213,13 +227,8 @@ async fn a_killed_cell_alerts_once_and_recovers_across_an_admin_restart() {
         "an admin restart must not repeat an open alert"
     );
 
-    docker(&["start", &id.cell_name()]);
-    let recovered = admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(120), |m| {
-            m.text.contains("RECOVERED") && m.text.contains(id.as_str())
-        })
-        .await
-        .unwrap();
+    docker_ok(&["start", &id.cell_name()]);
+    let recovered = ops_alert(&admin, "RECOVERED", &id, Duration::from_secs(120)).await;
     assert!(recovered.text.contains("after"), "{}", recovered.text);
 
     // Stopped through MTP: silence.
@@ -240,9 +249,7 @@ async fn a_killed_cell_alerts_once_and_recovers_across_an_admin_restart() {
         "{metrics}"
     );
     serving.stop().await;
-    fleet::remove(&app, &Actor::System("test"), &id, true)
-        .await
-        .unwrap();
+    purge(&app, &id).await;
 }
 
 /// Fake cells: a Telegram 409 conflict raises the channel alert naming it; a
@@ -251,8 +258,7 @@ async fn a_killed_cell_alerts_once_and_recovers_across_an_admin_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn channel_conflicts_alert_exited_cells_heal_and_slow_cells_do_not_block() {
     let env = TestEnv::new("channel_conflicts_alert", 19620, "60s");
-    let fake = FakeTelegram::start().await;
-    let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
+    let (fake, admin) = fake_telegram().await;
     let app = app_with_monitor(&env, &fake, true).await;
     let conflict = create(
         &app,
@@ -337,42 +343,26 @@ async fn channel_conflicts_alert_exited_cells_heal_and_slow_cells_do_not_block()
         serde_json::json!({ "preset": "conflict" }),
     )
     .await;
-    let alert = admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
-            m.text.contains("channel DOWN") && m.text.contains(conflict.as_str())
-        })
-        .await
-        .unwrap();
+    let alert = ops_alert(&admin, "channel DOWN", &conflict, Duration::from_secs(60)).await;
     assert!(
         alert.text.contains("409") || alert.text.to_lowercase().contains("conflict"),
         "{}",
         alert.text
     );
 
-    docker(&["kill", &crashed.cell_name()]);
-    admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
-            m.text.contains("DOWN") && m.text.contains(crashed.as_str())
-        })
-        .await
-        .unwrap();
-    admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
-            m.text.contains("started it again") && m.text.contains(crashed.as_str())
-        })
-        .await
-        .unwrap();
-    admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
-            m.text.contains("RECOVERED") && m.text.contains(crashed.as_str())
-        })
-        .await
-        .unwrap();
+    docker_ok(&["kill", &crashed.cell_name()]);
+    ops_alert(&admin, "DOWN", &crashed, Duration::from_secs(60)).await;
+    ops_alert(
+        &admin,
+        "started it again",
+        &crashed,
+        Duration::from_secs(60),
+    )
+    .await;
+    ops_alert(&admin, "RECOVERED", &crashed, Duration::from_secs(60)).await;
     serving.stop().await;
     for id in [conflict, crashed, slow] {
-        fleet::remove(&app, &Actor::System("test"), &id, true)
-            .await
-            .unwrap();
+        purge(&app, &id).await;
     }
 }
 
@@ -449,8 +439,7 @@ fn assert_prometheus_text(text: &str) {
 async fn health_crash_loops_and_mute_with_a_fake_cell() {
     const DEADLINE: Duration = Duration::from_secs(60);
     let env = TestEnv::new("monitor_health_mute", 19640, "60s");
-    let fake = FakeTelegram::start().await;
-    let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
+    let (fake, admin) = fake_telegram().await;
     let app = app_with_monitor(&env, &fake, false).await;
     let id = create(
         &app,
@@ -474,12 +463,7 @@ async fn health_crash_loops_and_mute_with_a_fake_cell() {
 
     // The gateway exits; Docker's restart policy brings it back: a crash.
     fake_control(&app, &id, "POST", "/__fake/shutdown", serde_json::json!({})).await;
-    let crash = admin
-        .wait_for_message(OPS_CHAT, DEADLINE, |m| {
-            m.text.contains("crashed") && m.text.contains(id.as_str())
-        })
-        .await
-        .unwrap();
+    let crash = ops_alert(&admin, "crashed", &id, DEADLINE).await;
     assert!(
         crash.text.contains("[gateway] listening"),
         "the last log lines: {}",
@@ -494,7 +478,7 @@ async fn health_crash_loops_and_mute_with_a_fake_cell() {
         })
         .await
         .unwrap();
-    docker(&["kill", &id.cell_name()]);
+    docker_ok(&["kill", &id.cell_name()]);
     serving.await_sweeps(4).await;
     assert_eq!(alerts_in(&admin, "DOWN", &id), 0, "muted: no DOWN");
 
@@ -504,23 +488,16 @@ async fn health_crash_loops_and_mute_with_a_fake_cell() {
         .wait_for_message(dm, DEADLINE, |m| m.from_bot && m.text.contains("on again"))
         .await
         .unwrap();
-    admin
-        .wait_for_message(OPS_CHAT, DEADLINE, |m| {
-            m.text.contains("DOWN") && m.text.contains(id.as_str())
-        })
-        .await
-        .unwrap();
+    ops_alert(&admin, "DOWN", &id, DEADLINE).await;
     serving.stop().await;
-    fleet::remove(&app, &Actor::System("test"), &id, true)
-        .await
-        .unwrap();
+    purge(&app, &id).await;
 }
 
 /// Kills the gateway process inside the cell (the child of `--init`'s
 /// docker-init, PID 1; node names itself "MainThread"), as a crash would: the container exits with 137 on its
 /// own, and Docker's restart policy starts it again. No Docker API signal.
 fn crash_inside(tenant: &TenantId) {
-    docker(&[
+    docker_ok(&[
         "exec",
         &tenant.cell_name(),
         "sh",
@@ -548,8 +525,7 @@ fn alerts_about(admin: &FakeBot, tenant: &TenantId) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crash_inside_a_real_cell_alerts_at_once_and_says_when_it_is_back() {
     let env = TestEnv::new("monitor_events_real_crash", 20000, "180s");
-    let fake = FakeTelegram::start().await;
-    let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
+    let (fake, admin) = fake_telegram().await;
     let app = app_sweeping_every(&env, &fake, false, "1h").await;
     let serving = Serving::start(&app).await;
     serving.await_sweeps(1).await;
@@ -560,12 +536,7 @@ async fn a_crash_inside_a_real_cell_alerts_at_once_and_says_when_it_is_back() {
         .unwrap();
 
     crash_inside(&id);
-    let crash = admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(60), |m| {
-            m.text.contains("crashed") && m.text.contains(id.as_str())
-        })
-        .await
-        .unwrap();
+    let crash = ops_alert(&admin, "crashed", &id, Duration::from_secs(60)).await;
     assert!(
         crash.text.contains("code 137"),
         "the exit code: {}",
@@ -587,12 +558,7 @@ async fn a_crash_inside_a_real_cell_alerts_at_once_and_says_when_it_is_back() {
         "the crash was reported by a sweep, not by Docker's events"
     );
 
-    let back = admin
-        .wait_for_message(OPS_CHAT, Duration::from_secs(180), |m| {
-            m.text.contains("is back") && m.text.contains(id.as_str())
-        })
-        .await
-        .unwrap();
+    let back = ops_alert(&admin, "is back", &id, Duration::from_secs(180)).await;
     assert!(back.text.contains("without it"), "{}", back.text);
     assert!(
         fleet::show(&app, &id).await.unwrap().health == fleet::Health::Ok,
@@ -605,9 +571,7 @@ async fn a_crash_inside_a_real_cell_alerts_at_once_and_says_when_it_is_back() {
         "one crash alert and one back message, nothing else: {about:#?}"
     );
     serving.stop().await;
-    fleet::remove(&app, &Actor::System("test"), &id, true)
-        .await
-        .unwrap();
+    purge(&app, &id).await;
 }
 
 /// Fake cells, a monitor that does not sweep in between: a restart, stop and
@@ -619,8 +583,7 @@ async fn a_crash_inside_a_real_cell_alerts_at_once_and_says_when_it_is_back() {
 async fn stops_through_mtp_are_silent_and_repeated_crashes_become_a_crash_loop() {
     const DEADLINE: Duration = Duration::from_secs(60);
     let env = TestEnv::new("monitor_events_crash_loop", 20020, "60s");
-    let fake = FakeTelegram::start().await;
-    let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
+    let (fake, admin) = fake_telegram().await;
     let app = app_sweeping_every(&env, &fake, false, "1h").await;
     let calm = create(
         &app,
@@ -689,21 +652,18 @@ async fn stops_through_mtp_are_silent_and_repeated_crashes_become_a_crash_loop()
     );
     serving.stop().await;
     for id in [calm, looping] {
-        fleet::remove(&app, &actor, &id, true).await.unwrap();
+        purge(&app, &id).await;
     }
 }
 
 /// `docker inspect` of the cell: (container id, running, generation label).
 fn cell_inspect(tenant: &TenantId) -> Option<(String, bool, String)> {
-    let out = Command::new("docker")
-        .args([
-            "inspect",
-            "-f",
-            "{{.Id}} {{.State.Running}} {{index .Config.Labels \"mtp.generation\"}}",
-            &tenant.cell_name(),
-        ])
-        .output()
-        .unwrap();
+    let out = docker(&[
+        "inspect",
+        "-f",
+        "{{.Id}} {{.State.Running}} {{index .Config.Labels \"mtp.generation\"}}",
+        &tenant.cell_name(),
+    ]);
     if !out.status.success() {
         return None;
     }
@@ -725,8 +685,7 @@ fn cell_inspect(tenant: &TenantId) -> Option<(String, bool, String)> {
 async fn a_missing_container_is_made_again_once_with_one_alert() {
     const DEADLINE: Duration = Duration::from_secs(60);
     let env = TestEnv::new("monitor_missing_repair", 21400, "60s");
-    let fake = FakeTelegram::start().await;
-    let admin = fake.add_bot(ADMIN_TOKEN, 900_000_001, "mtp_admin_bot");
+    let (fake, admin) = fake_telegram().await;
     let app = app_with_monitor(&env, &fake, true).await;
     let id = create(
         &app,
@@ -740,13 +699,8 @@ async fn a_missing_container_is_made_again_once_with_one_alert() {
     let serving = Serving::start(&app).await;
     serving.await_sweeps(2).await;
 
-    docker(&["rm", "-f", &id.cell_name()]);
-    let alert = admin
-        .wait_for_message(OPS_CHAT, DEADLINE, |m| {
-            m.text.contains("was missing") && m.text.contains(id.as_str())
-        })
-        .await
-        .unwrap();
+    docker_ok(&["rm", "-f", &id.cell_name()]);
+    let alert = ops_alert(&admin, "was missing", &id, DEADLINE).await;
     assert!(alert.text.contains("made it again"), "{}", alert.text);
     let (after, running, label) = cell_inspect(&id).expect("the cell was made again");
     assert_ne!(after, before, "a new container");
@@ -794,24 +748,14 @@ async fn a_missing_container_is_made_again_once_with_one_alert() {
     let state = app.tenant_dir(&id).join("state");
     let aside = app.tenant_dir(&id).join("state.aside");
     std::fs::rename(&state, &aside).unwrap();
-    docker(&["rm", "-f", &id.cell_name()]);
-    let failed = admin
-        .wait_for_message(OPS_CHAT, DEADLINE, |m| {
-            m.text.contains("could not make it again") && m.text.contains(id.as_str())
-        })
-        .await
-        .unwrap();
+    docker_ok(&["rm", "-f", &id.cell_name()]);
+    let failed = ops_alert(&admin, "could not make it again", &id, DEADLINE).await;
     assert!(
         failed.text.contains("data dir"),
         "says why: {}",
         failed.text
     );
-    admin
-        .wait_for_message(OPS_CHAT, DEADLINE, |m| {
-            m.text.contains("DOWN") && m.text.contains(id.as_str())
-        })
-        .await
-        .unwrap();
+    ops_alert(&admin, "DOWN", &id, DEADLINE).await;
     serving.await_sweeps(3).await;
     assert_eq!(
         alerts_in(&admin, "could not make it again", &id),
@@ -827,7 +771,5 @@ async fn a_missing_container_is_made_again_once_with_one_alert() {
     );
     std::fs::rename(&aside, &state).unwrap();
     serving.stop().await;
-    fleet::remove(&app, &Actor::System("test"), &id, true)
-        .await
-        .unwrap();
+    purge(&app, &id).await;
 }

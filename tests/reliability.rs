@@ -28,16 +28,7 @@ async fn wait_for(what: &str, within: Duration, mut condition: impl AsyncFnMut()
 }
 
 fn container_running(id: &str) -> bool {
-    let out = Command::new("docker")
-        .args([
-            "inspect",
-            "--format",
-            "{{.State.Running}}",
-            &format!("mtp-cell-{id}"),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim() == "true"
+    common::cell_running(id) == Some(true)
 }
 
 async fn record(app: &App, id: &TenantId) -> mtp::tenant::TenantRecord {
@@ -158,13 +149,7 @@ async fn a_real_cell_survives_namespaces_races_and_a_killed_upgrade() {
     // 3. An unmute sent during an upgrade is not undone by it; a restart
     // meanwhile is refused, naming the upgrade.
     let next = "mtp-test/openclaw:reliability-next";
-    assert!(
-        Command::new("docker")
-            .args(["tag", OPENCLAW_IMAGE, next])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::docker_ok(&["tag", OPENCLAW_IMAGE, next]);
     let upgrading = {
         let (app, tenant) = (app.clone(), tenant.clone());
         tokio::spawn(async move {
@@ -231,16 +216,11 @@ async fn a_real_cell_survives_namespaces_races_and_a_killed_upgrade() {
     let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
     assert_eq!(shown["muted_until"], serde_json::Value::Null, "{shown}");
     assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
-    let _ = Command::new("docker").args(["rmi", next]).output();
+    let _ = common::docker(&["rmi", next]);
 }
 
 fn container_exists(id: &str) -> bool {
-    Command::new("docker")
-        .args(["container", "inspect", &format!("mtp-cell-{id}")])
-        .output()
-        .unwrap()
-        .status
-        .success()
+    common::cell_running(id).is_some()
 }
 
 // See: issue 10 — three of four processes failed with "cannot create the
@@ -366,16 +346,7 @@ fn a_waiting_store_call_does_not_stall_the_runtime() {
 fn a_failed_start_or_restart_redacts_the_log_tail() {
     let env = TestEnv::new("failed_start_redacts", 21240, "20s");
     let id = env.tenant("crash");
-    let created = env.mtp(&[
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        env.token_file().to_str().unwrap(),
-        "--image",
-        common::CRASH_IMAGE,
-        "--keep-failed",
-    ]);
+    let created = env.create(&id, &["--image", common::CRASH_IMAGE, "--keep-failed"]);
     assert_eq!(created.status.code(), Some(1), "{}", stderr(&created));
     let store = Store::open(&env.data_dir().join("mtp.redb")).unwrap();
     let tenant: TenantId = id.parse().unwrap();

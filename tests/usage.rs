@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Utc};
@@ -96,10 +95,7 @@ async fn start_bot(
 /// A tenant whose cell is the fake gateway, created as an operator would; every
 /// tenant needs its own bot, hence `bot_id`.
 async fn fake_cell(app: &App, id: &str, bot_id: u64) -> TenantId {
-    let image = Command::new("docker")
-        .args(["image", "inspect", FAKE_IMAGE])
-        .output()
-        .expect("docker CLI");
+    let image = common::docker(&["image", "inspect", FAKE_IMAGE]);
     assert!(
         image.status.success(),
         "image {FAKE_IMAGE} is missing; run scripts/build-fake-image.sh"
@@ -232,6 +228,41 @@ fn stopped_tenant(app: &App, id: &TenantId) {
         .unwrap();
 }
 
+/// The budget alerts of a check now.
+async fn check_budgets(app: &App) -> Vec<BudgetAlert> {
+    fleet::check_budgets(app, Utc::now()).await.unwrap()
+}
+
+/// Programs `entry` in the tenant's fake, collects it and checks the budgets;
+/// returns the alerts.
+async fn spend_and_check(
+    app: &App,
+    id: &TenantId,
+    entry: (NaiveDate, &str, u64, u64, f64),
+) -> Vec<BudgetAlert> {
+    program(app, id, &[entry]).await;
+    collect(app, id).await;
+    check_budgets(app).await
+}
+
+/// The alert among `alerts` that is about `id`.
+#[track_caller]
+fn alert_about<'a>(alerts: &'a [BudgetAlert], id: &TenantId) -> &'a BudgetAlert {
+    alerts
+        .iter()
+        .find(|a| &a.tenant == id)
+        .unwrap_or_else(|| panic!("no alert about {id} in {alerts:?}"))
+}
+
+/// The thresholds among `alerts` that are about `id`.
+fn thresholds(alerts: &[BudgetAlert], id: &TenantId) -> Vec<u8> {
+    alerts
+        .iter()
+        .filter(|a| &a.tenant == id)
+        .map(|a| a.threshold)
+        .collect()
+}
+
 /// Whether the tenant's Telegram channel runs, as `channels.status` says.
 async fn channel_running(app: &App, id: &TenantId) -> Option<bool> {
     fleet::gateway_info(app, id)
@@ -248,14 +279,7 @@ async fn channel_running(app: &App, id: &TenantId) -> Option<bool> {
 fn a_real_cell_is_collected_and_reports_zero_usage() {
     let env = TestEnv::new("usage_real_cell", 19700, "180s");
     let id = env.tenant("real");
-    let created = json(&env.mtp(&[
-        "tenant",
-        "create",
-        &id,
-        "--bot-token-file",
-        env.token_file().to_str().unwrap(),
-        "--json",
-    ]));
+    let created = json(&env.create(&id, &["--json"]));
     assert_eq!(created["paired"], true, "{created}");
 
     let collected = json(&env.mtp(&["usage", "collect", "--json"]));
@@ -503,43 +527,23 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
     )
     .unwrap();
     assert!(budget.set_by_operator);
-    let thresholds = |alerts: &[BudgetAlert], id: &TenantId| -> Vec<u8> {
-        alerts
-            .iter()
-            .filter(|a| &a.tenant == id)
-            .map(|a| a.threshold)
-            .collect()
-    };
 
-    program(&app, &chan, &[(today(), OPUS, 1000, 10, 5.5)]).await;
-    collect(&app, &chan).await;
-    let alerts = fleet::check_budgets(&app, Utc::now()).await.unwrap();
+    let alerts = spend_and_check(&app, &chan, (today(), OPUS, 1000, 10, 5.5)).await;
     assert_eq!(thresholds(&alerts, &chan), vec![50], "{alerts:?}");
     assert_eq!(alerts[0].outcome, BudgetOutcome::Notified);
     assert!(close(alerts[0].spend, 5.5) && close(alerts[0].budget, 10.0));
-    assert!(
-        fleet::check_budgets(&app, Utc::now())
-            .await
-            .unwrap()
-            .is_empty(),
-        "once"
-    );
+    assert!(check_budgets(&app).await.is_empty(), "once");
 
     // The admin restarts: a new process reads the same store.
     drop(app);
     let app = env.app().await;
     assert!(
-        fleet::check_budgets(&app, Utc::now())
-            .await
-            .unwrap()
-            .is_empty(),
+        check_budgets(&app).await.is_empty(),
         "once, across restarts"
     );
-    program(&app, &chan, &[(today(), OPUS, 1000, 10, 8.5)]).await;
-    collect(&app, &chan).await;
     assert_eq!(
         thresholds(
-            &fleet::check_budgets(&app, Utc::now()).await.unwrap(),
+            &spend_and_check(&app, &chan, (today(), OPUS, 1000, 10, 8.5)).await,
             &chan
         ),
         vec![80]
@@ -547,13 +551,8 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
 
     // 100%: suspended by stopping the Telegram channel.
     assert_eq!(channel_running(&app, &chan).await, Some(true));
-    program(&app, &chan, &[(today(), OPUS, 1000, 10, 12.0)]).await;
-    collect(&app, &chan).await;
-    let alerts = fleet::check_budgets(&app, Utc::now()).await.unwrap();
-    let alert = alerts
-        .iter()
-        .find(|a| a.tenant == chan)
-        .expect("a 100% alert");
+    let alerts = spend_and_check(&app, &chan, (today(), OPUS, 1000, 10, 12.0)).await;
+    let alert = alert_about(&alerts, &chan);
     assert_eq!(
         (alert.threshold, &alert.outcome),
         (100, &BudgetOutcome::Suspended(BudgetAction::StopChannel))
@@ -590,13 +589,7 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
     .await
     .unwrap();
     assert_eq!(channel_running(&app, &chan).await, Some(true));
-    assert!(
-        thresholds(
-            &fleet::check_budgets(&app, Utc::now()).await.unwrap(),
-            &chan
-        )
-        .is_empty()
-    );
+    assert!(thresholds(&check_budgets(&app).await, &chan).is_empty());
     assert_eq!(channel_running(&app, &chan).await, Some(false));
 
     // Resume: the channel runs, and stays running for the rest of the month.
@@ -606,13 +599,7 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
     );
     assert_eq!(channel_running(&app, &chan).await, Some(true));
     assert!(fleet::suspensions(&app).unwrap().is_empty());
-    assert!(
-        thresholds(
-            &fleet::check_budgets(&app, Utc::now()).await.unwrap(),
-            &chan
-        )
-        .is_empty()
-    );
+    assert!(thresholds(&check_budgets(&app).await, &chan).is_empty());
     assert_eq!(channel_running(&app, &chan).await, Some(true));
     assert_eq!(
         fleet::resume(&app, &operator, &chan).await.unwrap(),
@@ -620,13 +607,8 @@ async fn budgets_notify_once_per_month_and_suspend_until_resumed() {
     );
 
     // The config budget of the other tenant: past 100% at once, one alert, the cell stopped.
-    program(&app, &cell, &[(today(), SONNET, 10, 10, 2.0)]).await;
-    collect(&app, &cell).await;
-    let alerts = fleet::check_budgets(&app, Utc::now()).await.unwrap();
-    let alert = alerts
-        .iter()
-        .find(|a| a.tenant == cell)
-        .expect("an alert for the cell tenant");
+    let alerts = spend_and_check(&app, &cell, (today(), SONNET, 10, 10, 2.0)).await;
+    let alert = alert_about(&alerts, &cell);
     assert_eq!(
         (alert.threshold, &alert.outcome),
         (100, &BudgetOutcome::Suspended(BudgetAction::StopCell))
@@ -966,14 +948,7 @@ async fn the_bot_upgrades_step_by_step_and_the_digest_names_yesterdays_costs() {
 
     // An upgrade, one message edited step by step.
     let next = "mtp-test/fake-gateway:bot-upgrade";
-    assert!(
-        Command::new("docker")
-            .args(["tag", FAKE_IMAGE, next])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    common::docker_ok(&["tag", FAKE_IMAGE, next]);
     admin.push_message(chat, user, &format!("/upgrade {id} {next}"));
     let first = admin.next_message_to(chat, DEADLINE).await.unwrap();
     assert!(first.text.contains("Upgrading"), "{}", first.text);
@@ -1044,5 +1019,5 @@ async fn the_bot_upgrades_step_by_step_and_the_digest_names_yesterdays_costs() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let _ = Command::new("docker").args(["rmi", next]).output();
+    let _ = common::docker(&["rmi", next]);
 }

@@ -10,7 +10,7 @@
 pub mod fake_gateway;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use mtp::config::AdminConfig;
 use mtp::fleet::App;
@@ -41,10 +41,7 @@ impl TestEnv {
     /// `health_timeout` like "180s".
     pub fn new(name: &str, port_start: u16, health_timeout: &str) -> TestEnv {
         for image in [OPENCLAW_IMAGE, HANG_IMAGE, CRASH_IMAGE] {
-            let status = Command::new("docker")
-                .args(["image", "inspect", image])
-                .output()
-                .expect("docker CLI");
+            let status = docker(&["image", "inspect", image]);
             assert!(
                 status.status.success(),
                 "image {image} is missing; run scripts/test.sh (or scripts/build-test-image.sh and scripts/build-failure-images.sh)"
@@ -128,6 +125,35 @@ impl TestEnv {
         self.mtp_command(args).output().expect("run mtp")
     }
 
+    /// Runs `mtp tenant create <id> --bot-token-file <this test's token> extra…`.
+    pub fn create(&self, id: &str, extra: &[&str]) -> Output {
+        self.create_command(id, extra).output().expect("run mtp")
+    }
+
+    /// `mtp tenant create <id> --bot-token-file <this test's token> extra…`, to
+    /// spawn or to run with more settings.
+    pub fn create_command(&self, id: &str, extra: &[&str]) -> Command {
+        let mut command = self.mtp_command(&["tenant", "create", id, "--bot-token-file"]);
+        command.arg(self.token_file()).args(extra);
+        command
+    }
+
+    /// `mtp --config <this test's config> serve` with no `MTP_*` variable of
+    /// the outer environment, stdin closed, killed when dropped.
+    pub fn serve_command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mtp"));
+        command
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve")
+            .current_dir(&self.dir);
+        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("MTP_")) {
+            command.env_remove(key);
+        }
+        command.stdin(Stdio::null()).kill_on_drop(true);
+        command
+    }
+
     pub fn mtp_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_mtp"));
         command
@@ -179,10 +205,7 @@ fn docker_names(prefix: &str) -> Vec<String> {
             "{{.Name}}",
         ],
     ] {
-        let out = Command::new("docker")
-            .args(&args)
-            .output()
-            .expect("docker CLI");
+        let out = docker(&args);
         res.extend(
             String::from_utf8_lossy(&out.stdout)
                 .lines()
@@ -194,25 +217,71 @@ fn docker_names(prefix: &str) -> Vec<String> {
 
 fn cleanup_docker(prefix: &str) {
     for name in docker_names(prefix) {
-        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
-        let _ = Command::new("docker")
-            .args(["network", "rm", &name])
-            .output();
+        let _ = docker(&["rm", "-f", &name]);
+        let _ = docker(&["network", "rm", &name]);
     }
+}
+
+/// Runs `docker args…`.
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI")
+}
+
+/// Runs `docker args…` and asserts it succeeded, printing its stderr when not.
+#[track_caller]
+pub fn docker_ok(args: &[&str]) {
+    let output = docker(args);
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        stderr(&output)
+    );
+}
+
+/// The `OPENCLAW_GATEWAY_TOKEN` in the environment of a tenant's container.
+pub fn gateway_token(id: &str) -> String {
+    let inspect = docker(&[
+        "inspect",
+        "--format",
+        "{{json .Config.Env}}",
+        &format!("mtp-cell-{id}"),
+    ]);
+    let env_list: Vec<String> = serde_json::from_slice(&inspect.stdout).unwrap();
+    env_list
+        .iter()
+        .find_map(|kv| {
+            kv.strip_prefix("OPENCLAW_GATEWAY_TOKEN=")
+                .map(str::to_string)
+        })
+        .unwrap()
+}
+
+/// Docker's `State.Running` of a tenant's container; `None` when there is none.
+pub fn cell_running(id: &str) -> Option<bool> {
+    let output = docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Running}}",
+        &format!("mtp-cell-{id}"),
+    ]);
+    if !output.status.success() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&output.stdout).trim() == "true")
 }
 
 /// The `mtp.generation` label of a tenant's container ("" when there is none).
 pub fn cell_generation(id: &str) -> String {
-    let out = Command::new("docker")
-        .args([
-            "container",
-            "inspect",
-            "--format",
-            "{{index .Config.Labels \"mtp.generation\"}}",
-            &format!("mtp-cell-{id}"),
-        ])
-        .output()
-        .expect("docker CLI");
+    let out = docker(&[
+        "container",
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"mtp.generation\"}}",
+        &format!("mtp-cell-{id}"),
+    ]);
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -232,6 +301,18 @@ pub fn assert_ok(output: &Output) {
         "mtp failed ({:?})\nstdout:\n{}\nstderr:\n{}",
         output.status.code(),
         stdout(output),
+        stderr(output)
+    );
+}
+
+/// Asserts the exit code and that stderr holds `wanted`, printing stderr in
+/// full when not.
+#[track_caller]
+pub fn assert_fails_with(output: &Output, code: i32, wanted: &str) {
+    assert_eq!(output.status.code(), Some(code), "{}", stderr(output));
+    assert!(
+        stderr(output).contains(wanted),
+        "{wanted:?} not in stderr:\n{}",
         stderr(output)
     );
 }
