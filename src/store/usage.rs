@@ -65,14 +65,6 @@ impl UsageFigures {
         }
     }
 
-    pub fn add(&mut self, other: &UsageFigures) {
-        self.input += other.input;
-        self.output += other.output;
-        self.cache_read += other.cache_read;
-        self.cache_write += other.cache_write;
-        self.cost += other.cost;
-    }
-
     /// Every field of `self` is at least that of `other`.
     #[must_use]
     pub fn covers(&self, other: &UsageFigures) -> bool {
