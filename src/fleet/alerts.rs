@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::fleet::inventory::known;
 use crate::fleet::lifecycle::Started;
-use crate::fleet::{Actor, App, audit, now};
+use crate::fleet::{Actor, App, audit, audit_result, now};
 use crate::store;
 use crate::tenant::{AlertState, Check, TenantId};
 
@@ -92,16 +92,7 @@ pub async fn heal(app: &App, tenant: &TenantId) -> anyhow::Result<Started> {
         .await
         .map(Started::from)
         .map_err(anyhow::Error::from);
-    match &result {
-        Ok(_) => audit(app, &actor, "heal: start", Some(tenant), Ok(())),
-        Err(err) => audit(
-            app,
-            &actor,
-            "heal: start",
-            Some(tenant),
-            Err(("container", &format!("{err:#}"))),
-        ),
-    }
+    audit_result(app, &actor, "heal: start", tenant, "container", &result);
     result
 }
 

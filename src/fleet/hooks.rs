@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 
 use crate::fleet::inventory::known;
-use crate::fleet::{Actor, App, audit};
+use crate::fleet::{Actor, App, audit_result};
 use crate::gateway::{self, CallError, ConfigPatch};
 use crate::tenant::{SecretKind, TenantId};
 
@@ -114,16 +114,7 @@ pub async fn set_hooks(
     let _guard = crate::fleet::lock::acquire(app, tenant, crate::fleet::lock::Op::Hooks, actor)?;
     let result = patch_hooks(app, tenant, enabled).await;
     let action = if enabled { "hooks on" } else { "hooks off" };
-    match &result {
-        Ok(_) => audit(app, actor, action, Some(tenant), Ok(())),
-        Err(err) => audit(
-            app,
-            actor,
-            action,
-            Some(tenant),
-            Err(("gateway", &format!("{err:#}"))),
-        ),
-    }
+    audit_result(app, actor, action, tenant, "gateway", &result);
     result
 }
 
@@ -192,16 +183,7 @@ pub async fn wake(
             event_outcome: accepted.event_outcome,
         })
         .map_err(|err| anyhow::Error::from(HookError::from(err)));
-    match &result {
-        Ok(_) => audit(app, actor, "hooks: wake", Some(tenant), Ok(())),
-        Err(err) => audit(
-            app,
-            actor,
-            "hooks: wake",
-            Some(tenant),
-            Err(("hooks", &format!("{err:#}"))),
-        ),
-    }
+    audit_result(app, actor, "hooks: wake", tenant, "hooks", &result);
     result
 }
 
@@ -236,16 +218,7 @@ pub async fn hook_agent(
             completion: accepted.completion,
         })
         .map_err(|err| anyhow::Error::from(HookError::from(err)));
-    match &result {
-        Ok(_) => audit(app, actor, "hooks: agent", Some(tenant), Ok(())),
-        Err(err) => audit(
-            app,
-            actor,
-            "hooks: agent",
-            Some(tenant),
-            Err(("hooks", &format!("{err:#}"))),
-        ),
-    }
+    audit_result(app, actor, "hooks: agent", tenant, "hooks", &result);
     result
 }
 
