@@ -174,17 +174,12 @@ pub async fn wake(
         next_heartbeat: wake.next_heartbeat,
         agent_id: wake.agent_id.clone(),
     };
-    let result = app
-        .http
-        .wake(port, &token, &wake)
-        .await
-        .map(|accepted| WakeAccepted {
-            mode: accepted.mode,
-            event_outcome: accepted.event_outcome,
-        })
-        .map_err(|err| anyhow::Error::from(HookError::from(err)));
-    audit_result(app, actor, "hooks: wake", tenant, "hooks", &result);
-    result
+    let answer = app.http.wake(port, &token, &wake).await;
+    let accepted = audited(app, actor, "hooks: wake", tenant, answer)?;
+    Ok(WakeAccepted {
+        mode: accepted.mode,
+        event_outcome: accepted.event_outcome,
+    })
 }
 
 /// Starts an agent run through `POST /hooks/agent`.
@@ -209,16 +204,25 @@ pub async fn hook_agent(
         idempotency_key: run.idempotency_key.clone(),
         wait_for_completion: run.wait_for_completion,
     };
-    let result = app
-        .http
-        .hook_agent(port, &token, &run)
-        .await
-        .map(|accepted| HookAgentAccepted {
-            run_id: accepted.run_id,
-            completion: accepted.completion,
-        })
-        .map_err(|err| anyhow::Error::from(HookError::from(err)));
-    audit_result(app, actor, "hooks: agent", tenant, "hooks", &result);
+    let answer = app.http.hook_agent(port, &token, &run).await;
+    let accepted = audited(app, actor, "hooks: agent", tenant, answer)?;
+    Ok(HookAgentAccepted {
+        run_id: accepted.run_id,
+        completion: accepted.completion,
+    })
+}
+
+/// Audits a hook call as `action` and hands its answer back, a failure as
+/// fleet's `HookError`.
+fn audited<T>(
+    app: &App,
+    actor: &Actor,
+    action: &str,
+    tenant: &TenantId,
+    answer: Result<T, gateway::HookError>,
+) -> anyhow::Result<T> {
+    let result = answer.map_err(|err| anyhow::Error::from(HookError::from(err)));
+    audit_result(app, actor, action, tenant, "hooks", &result);
     result
 }
 
