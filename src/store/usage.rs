@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Result, Store};
+use crate::store::{Result, Store, read_all};
 use crate::tenant::{BudgetAction, TenantId, Usd};
 
 /// Key: (tenant id, day); value: `FiguresRow`.
@@ -448,17 +448,12 @@ impl Store {
     /// I/O and redb failures, a corrupt row.
     pub fn budget_records(&self) -> Result<Vec<(TenantId, BudgetRecord)>> {
         self.with_db(|db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(BUDGETS)?;
-            let mut res = Vec::new();
-            for row in table.iter()? {
-                let (key, value) = row?;
+            read_all(db, BUDGETS, |key, value| {
                 let Ok(tenant) = key.value().parse::<TenantId>() else {
-                    continue;
+                    return Ok(None);
                 };
-                res.push((tenant, decode_budget(value.value())?));
-            }
-            Ok(res)
+                Ok(Some((tenant, decode_budget(value.value())?)))
+            })
         })
     }
 
