@@ -659,23 +659,15 @@ mod tests {
         let acme: TenantId = "acme".parse().unwrap();
         let d1 = day("2024-02-29");
         let model = "anthropic/claude-opus-4-6".to_string();
-        let first = store
-            .ratchet_usage(
-                &acme,
-                &[(d1, figures(100, 50, 1.5))],
-                &[(d1, model.clone(), figures(100, 50, 1.5))],
-                10,
-            )
-            .unwrap();
+        // One reading of day `d1`: its total and the one model's share.
+        let ratchet = |day: UsageFigures, by_model: UsageFigures, at: i64| {
+            store
+                .ratchet_usage(&acme, &[(d1, day)], &[(d1, model.clone(), by_model)], at)
+                .unwrap()
+        };
+        let first = ratchet(figures(100, 50, 1.5), figures(100, 50, 1.5), 10);
         assert_eq!(first, Ratcheted { raised: 2, held: 0 });
-        let lower = store
-            .ratchet_usage(
-                &acme,
-                &[(d1, figures(40, 60, 1.0))],
-                &[(d1, model.clone(), figures(10, 5, 0.1))],
-                20,
-            )
-            .unwrap();
+        let lower = ratchet(figures(40, 60, 1.0), figures(10, 5, 0.1), 20);
         assert_eq!(lower, Ratcheted { raised: 1, held: 2 });
         let days = store.usage_days(&acme, d1, d1).unwrap();
         assert_eq!(
