@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use crate::fleet::inventory::known;
 use crate::fleet::lifecycle::Started;
-use crate::fleet::{Actor, App, audit, now};
-use crate::store;
+use crate::fleet::{Actor, App, audit, audit_result, now};
 use crate::tenant::{AlertState, Check, TenantId};
 
 /// Every stored (tenant, check) alert state.
@@ -92,31 +91,12 @@ pub async fn heal(app: &App, tenant: &TenantId) -> anyhow::Result<Started> {
         .await
         .map(Started::from)
         .map_err(anyhow::Error::from);
-    match &result {
-        Ok(_) => audit(app, &actor, "heal: start", Some(tenant), Ok(())),
-        Err(err) => audit(
-            app,
-            &actor,
-            "heal: start",
-            Some(tenant),
-            Err(("container", &format!("{err:#}"))),
-        ),
-    }
+    audit_result(app, &actor, "heal: start", tenant, "container", &result);
     result
 }
 
 /// Writes an alert to the audit log (the daily digest counts them).
 pub fn record_alert(app: &App, tenant: &TenantId, what: &str) {
-    let entry = store::AuditEntry {
-        at: now(),
-        actor: "system:monitor".to_string(),
-        action: format!("alert: {what}"),
-        tenant: Some(tenant.to_string()),
-        outcome: store::Outcome::Ok,
-        step: None,
-        error: None,
-    };
-    if let Err(err) = app.store.audit(&entry) {
-        tracing::error!(cause = %err, "cannot write the audit log");
-    }
+    let actor = Actor::System("monitor");
+    audit(app, &actor, &format!("alert: {what}"), Some(tenant), Ok(()));
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::config::TenantUsage;
 use crate::fleet::inventory::known;
-use crate::fleet::{Actor, App, Period, audit, month_key, today};
+use crate::fleet::{Actor, App, Period, audit, audit_result, month_key, today};
 use crate::store::{self, BudgetMarks};
 use crate::tenant::{BudgetAction, CellState, TenantId, Usd};
 
@@ -312,22 +312,8 @@ async fn stop_suspended(
         }
     }
     .await;
-    match &result {
-        Ok(()) => audit(
-            app,
-            actor,
-            &format!("suspend: {}", how.as_str()),
-            Some(tenant),
-            Ok(()),
-        ),
-        Err(err) => audit(
-            app,
-            actor,
-            &format!("suspend: {}", how.as_str()),
-            Some(tenant),
-            Err(("gateway", &format!("{err:#}"))),
-        ),
-    }
+    let action = format!("suspend: {}", how.as_str());
+    audit_result(app, actor, &action, tenant, "gateway", &result);
     result
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::fleet::inventory::known;
 use crate::fleet::obstacle::NotPaired;
-use crate::fleet::{Actor, App, audit, now, redact};
+use crate::fleet::{Actor, App, audit_result, now, redact, secret_values};
 use crate::gateway::{self, ConnectError, Endpoint};
 use crate::tenant::{SecretKind, TenantId, TenantRecord};
 
@@ -45,23 +45,14 @@ pub async fn pair(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Result
     let _guard = crate::fleet::lock::acquire(app, tenant, crate::fleet::lock::Op::Pair, actor)?;
     let record = known(app, tenant)?;
     let result = pair_cell(app, &record, app.config.cell.health_timeout).await;
-    match &result {
-        Ok(()) => {
-            app.store.update_tenant(tenant, |record| {
-                record.paired = true;
-                record.updated_at = now();
-                Ok(())
-            })?;
-            audit(app, actor, "pair", Some(tenant), Ok(()));
-        }
-        Err(err) => audit(
-            app,
-            actor,
-            "pair",
-            Some(tenant),
-            Err(("pair", &format!("{err:#}"))),
-        ),
+    if result.is_ok() {
+        app.store.update_tenant(tenant, |record| {
+            record.paired = true;
+            record.updated_at = now();
+            Ok(())
+        })?;
     }
+    audit_result(app, actor, "pair", tenant, "pair", &result);
     result
 }
 
@@ -129,13 +120,7 @@ pub(crate) async fn pair_cell(
                     .await
                     .context("cannot run the approve command in the cell")?;
                 if output.exit_code != 0 {
-                    let secrets: Vec<_> = app
-                        .store
-                        .secrets(tenant)?
-                        .into_iter()
-                        .map(|(_, v)| v)
-                        .collect();
-                    let text = redact(output.output.trim(), &secrets);
+                    let text = redact(output.output.trim(), &secret_values(app, tenant)?);
                     bail!(
                         "approving the admin's device in the cell failed (exit {}): {text}",
                         output.exit_code

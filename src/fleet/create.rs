@@ -133,21 +133,16 @@ pub async fn create(
     crate::fleet::reconcile::reconcile_first(app, actor)
         .await
         .map_err(CreateError::Other)?;
+    // A refusal is audited at the step that refused; nothing was made yet.
+    let refuse = |step: &str, err: &dyn std::fmt::Display| {
+        let reason = format!("{err:#}");
+        audit(app, actor, "create", Some(&spec.id), Err((step, &reason)));
+        CreateError::Refused(reason)
+    };
     progress(CreateStep::Validate);
-    let result = validate(app, &spec);
-    let (image, limits, config_text) = match result {
+    let (image, limits, config_text) = match validate(app, &spec) {
         Ok(ok) => ok,
-        Err(err) => {
-            let reason = format!("{err:#}");
-            audit(
-                app,
-                actor,
-                "create",
-                Some(&spec.id),
-                Err(("validate", &reason)),
-            );
-            return Err(CreateError::Refused(reason));
-        }
+        Err(err) => return Err(refuse("validate", &err)),
     };
     let _lock = match lock::acquire(app, &spec.id, Op::Create, actor) {
         Ok(guard) => guard,
@@ -214,17 +209,7 @@ pub async fn create(
             );
             return Err(CreateError::Exists(id));
         }
-        Err(err) => {
-            let reason = format!("{err:#}");
-            audit(
-                app,
-                actor,
-                "create",
-                Some(&spec.id),
-                Err(("record", &reason)),
-            );
-            return Err(CreateError::Refused(reason));
-        }
+        Err(err) => return Err(refuse("record", &err)),
     };
 
     let mut secrets = vec![

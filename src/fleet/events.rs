@@ -194,6 +194,32 @@ mod tests {
         }
     }
 
+    /// Runs the watcher over `subscribe`, retrying after 1 s at first and
+    /// `max_delay` at most; the test reads what it reports and cancels it.
+    fn spawn_watch<F, Fut, S>(
+        subscribe: F,
+        max_delay: Duration,
+    ) -> (
+        mpsc::Receiver<Watched>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    )
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<S>> + Send + 'static,
+        S: Stream<Item = anyhow::Result<CellEvent>> + Send + 'static,
+    {
+        let backoff = Backoff {
+            first: Duration::from_secs(1),
+            max: max_delay,
+            give_up_after: Duration::MAX,
+        };
+        let (tx, rx) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(watch_with(subscribe, backoff, tx, shutdown.clone()));
+        (rx, shutdown, task)
+    }
+
     /// Subscriptions that fail twice, then deliver one event and drop, then
     /// stay open: each loss is reported with a doubling delay that is really
     /// waited, the reopened subscriptions say there was a gap, and events flow.
@@ -232,14 +258,7 @@ mod tests {
                 }
             }
         };
-        let backoff = Backoff {
-            first: Duration::from_secs(1),
-            max: Duration::from_secs(4),
-            give_up_after: Duration::MAX,
-        };
-        let (tx, mut rx) = mpsc::channel(16);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(watch_with(subscribe, backoff, tx, shutdown.clone()));
+        let (mut rx, shutdown, task) = spawn_watch(subscribe, Duration::from_secs(4));
         let mut got = Vec::new();
         while got.len() < 9 {
             got.push(rx.recv().await.expect("the watcher runs"));
@@ -291,14 +310,7 @@ mod tests {
                 }
             }
         };
-        let backoff = Backoff {
-            first: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-            give_up_after: Duration::MAX,
-        };
-        let (tx, mut rx) = mpsc::channel(16);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(watch_with(subscribe, backoff, tx, shutdown.clone()));
+        let (mut rx, shutdown, task) = spawn_watch(subscribe, Duration::from_secs(60));
         let mut delays = Vec::new();
         while delays.len() < 3 {
             if let Some(Watched::Lost { retry_in, .. }) = rx.recv().await {

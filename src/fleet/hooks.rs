@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 
 use crate::fleet::inventory::known;
-use crate::fleet::{Actor, App, audit};
+use crate::fleet::{Actor, App, audit_result};
 use crate::gateway::{self, CallError, ConfigPatch};
 use crate::tenant::{SecretKind, TenantId};
 
@@ -114,16 +114,7 @@ pub async fn set_hooks(
     let _guard = crate::fleet::lock::acquire(app, tenant, crate::fleet::lock::Op::Hooks, actor)?;
     let result = patch_hooks(app, tenant, enabled).await;
     let action = if enabled { "hooks on" } else { "hooks off" };
-    match &result {
-        Ok(_) => audit(app, actor, action, Some(tenant), Ok(())),
-        Err(err) => audit(
-            app,
-            actor,
-            action,
-            Some(tenant),
-            Err(("gateway", &format!("{err:#}"))),
-        ),
-    }
+    audit_result(app, actor, action, tenant, "gateway", &result);
     result
 }
 
@@ -183,26 +174,12 @@ pub async fn wake(
         next_heartbeat: wake.next_heartbeat,
         agent_id: wake.agent_id.clone(),
     };
-    let result = app
-        .http
-        .wake(port, &token, &wake)
-        .await
-        .map(|accepted| WakeAccepted {
-            mode: accepted.mode,
-            event_outcome: accepted.event_outcome,
-        })
-        .map_err(|err| anyhow::Error::from(HookError::from(err)));
-    match &result {
-        Ok(_) => audit(app, actor, "hooks: wake", Some(tenant), Ok(())),
-        Err(err) => audit(
-            app,
-            actor,
-            "hooks: wake",
-            Some(tenant),
-            Err(("hooks", &format!("{err:#}"))),
-        ),
-    }
-    result
+    let answer = app.http.wake(port, &token, &wake).await;
+    let accepted = audited(app, actor, "hooks: wake", tenant, answer)?;
+    Ok(WakeAccepted {
+        mode: accepted.mode,
+        event_outcome: accepted.event_outcome,
+    })
 }
 
 /// Starts an agent run through `POST /hooks/agent`.
@@ -227,25 +204,25 @@ pub async fn hook_agent(
         idempotency_key: run.idempotency_key.clone(),
         wait_for_completion: run.wait_for_completion,
     };
-    let result = app
-        .http
-        .hook_agent(port, &token, &run)
-        .await
-        .map(|accepted| HookAgentAccepted {
-            run_id: accepted.run_id,
-            completion: accepted.completion,
-        })
-        .map_err(|err| anyhow::Error::from(HookError::from(err)));
-    match &result {
-        Ok(_) => audit(app, actor, "hooks: agent", Some(tenant), Ok(())),
-        Err(err) => audit(
-            app,
-            actor,
-            "hooks: agent",
-            Some(tenant),
-            Err(("hooks", &format!("{err:#}"))),
-        ),
-    }
+    let answer = app.http.hook_agent(port, &token, &run).await;
+    let accepted = audited(app, actor, "hooks: agent", tenant, answer)?;
+    Ok(HookAgentAccepted {
+        run_id: accepted.run_id,
+        completion: accepted.completion,
+    })
+}
+
+/// Audits a hook call as `action` and hands its answer back, a failure as
+/// fleet's `HookError`.
+fn audited<T>(
+    app: &App,
+    actor: &Actor,
+    action: &str,
+    tenant: &TenantId,
+    answer: Result<T, gateway::HookError>,
+) -> anyhow::Result<T> {
+    let result = answer.map_err(|err| anyhow::Error::from(HookError::from(err)));
+    audit_result(app, actor, action, tenant, "hooks", &result);
     result
 }
 

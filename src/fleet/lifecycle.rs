@@ -8,7 +8,7 @@ use crate::fleet::cell::{purge_dirs, wait_healthy};
 use crate::fleet::inventory::known;
 use crate::fleet::lock::{self, Op};
 use crate::fleet::reconcile::reconcile_first;
-use crate::fleet::{Actor, App, audit, now, redact};
+use crate::fleet::{Actor, App, audit, now, redact, secret_values};
 use crate::runtime;
 use crate::tenant::{CellState, TenantId};
 
@@ -269,12 +269,7 @@ fn redactor(
     tenant: &TenantId,
 ) -> anyhow::Result<impl Fn(runtime::LogLine) -> LogLine + Send + 'static> {
     known(app, tenant)?;
-    let secrets: Vec<_> = app
-        .store
-        .secrets(tenant)?
-        .into_iter()
-        .map(|(_, value)| value)
-        .collect();
+    let secrets = secret_values(app, tenant)?;
     Ok(move |line: runtime::LogLine| LogLine {
         stderr: line.stderr,
         text: redact(&line.text, &secrets),
@@ -302,13 +297,7 @@ fn finish<T>(
             Ok(value)
         }
         Err(err) => {
-            let secrets: Vec<_> = app
-                .store
-                .secrets(tenant)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(_, v)| v)
-                .collect();
+            let secrets = secret_values(app, tenant).unwrap_or_default();
             let reason = redact(&format!("{err:#}"), &secrets);
             let step = match err.downcast_ref::<runtime::Error>() {
                 Some(runtime::Error::NotFound(_)) => "container",

@@ -226,6 +226,37 @@ fn audit(
     }
 }
 
+/// Audits how an action on `tenant` ended: a failure is recorded at
+/// `failed_step` with its error chain.
+fn audit_result<T>(
+    app: &App,
+    actor: &Actor,
+    action: &str,
+    tenant: &TenantId,
+    failed_step: &str,
+    result: &anyhow::Result<T>,
+) {
+    match result {
+        Ok(_) => audit(app, actor, action, Some(tenant), Ok(())),
+        Err(err) => {
+            let reason = format!("{err:#}");
+            audit(
+                app,
+                actor,
+                action,
+                Some(tenant),
+                Err((failed_step, &reason)),
+            );
+        }
+    }
+}
+
+/// The values of the tenant's secrets, for `redact`.
+fn secret_values(app: &App, tenant: &TenantId) -> anyhow::Result<Vec<Secret<String>>> {
+    let secrets = app.store.secrets(tenant)?;
+    Ok(secrets.into_iter().map(|(_, value)| value).collect())
+}
+
 /// Records that someone who is not an operator tried to act.
 pub fn record_refusal(app: &App, actor: &Actor, what: &str) {
     let entry = store::AuditEntry {

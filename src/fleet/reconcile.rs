@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 
 use crate::fleet::cell::{make_container, purge_dirs, undo};
 use crate::fleet::lock::{self, Op};
-use crate::fleet::{Actor, App, audit, now};
+use crate::fleet::{Actor, App, audit, audit_result, now};
 use crate::runtime::CellStatus;
 use crate::tenant::{CellState, SecretKind, TenantId, TenantRecord};
 
@@ -142,53 +142,27 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
                 );
                 report.cleaned.push(record.id.clone());
             }
-            CellState::Removing => match finish_removal(app, &record).await {
-                Ok(()) => {
-                    audit(
-                        app,
-                        &actor,
-                        "reconcile: finish abandoned rm",
-                        Some(&record.id),
-                        Ok(()),
-                    );
-                    report.removed.push(record.id.clone());
+            CellState::Removing => {
+                let result = finish_removal(app, &record).await;
+                let action = "reconcile: finish abandoned rm";
+                audit_result(app, &actor, action, &record.id, "rm", &result);
+                match result {
+                    Ok(()) => report.removed.push(record.id.clone()),
+                    Err(_) => report.missing.push(record.id.clone()),
                 }
-                Err(err) => {
-                    let reason = format!("{err:#}");
-                    audit(
-                        app,
-                        &actor,
-                        "reconcile: finish abandoned rm",
-                        Some(&record.id),
-                        Err(("rm", &reason)),
-                    );
-                    report.missing.push(record.id.clone());
-                }
-            },
+            }
             CellState::Running | CellState::Stopped => {
                 end_dead_maintenance(app, &record);
-                match repair_locked(app, &record).await {
+                let result = repair_locked(app, &record).await;
+                if !matches!(result, Ok(Repaired::Nothing)) {
+                    let action = "reconcile: remake container";
+                    audit_result(app, &actor, action, &record.id, "container", &result);
+                }
+                match result {
                     Ok(Repaired::Nothing) => {}
-                    Ok(_) => {
-                        audit(
-                            app,
-                            &actor,
-                            "reconcile: remake container",
-                            Some(&record.id),
-                            Ok(()),
-                        );
-                        report.repaired.push(record.id.clone());
-                    }
+                    Ok(_) => report.repaired.push(record.id.clone()),
                     Err(err) => {
-                        let reason = format!("{err:#}");
-                        tracing::warn!(cause = %reason, tenant = %record.id, "reconcile: cannot remake the container");
-                        audit(
-                            app,
-                            &actor,
-                            "reconcile: remake container",
-                            Some(&record.id),
-                            Err(("container", &reason)),
-                        );
+                        tracing::warn!(cause = %format!("{err:#}"), tenant = %record.id, "reconcile: cannot remake the container");
                         report.missing.push(record.id.clone());
                     }
                 }
@@ -225,16 +199,8 @@ pub async fn repair(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Resu
     let _guard = lock::acquire(app, tenant, Op::Repair, actor)?;
     let record = crate::fleet::inventory::known(app, tenant)?;
     let result = repair_locked(app, &record).await;
-    match &result {
-        Ok(Repaired::Nothing) => {}
-        Ok(_) => audit(app, actor, "repair", Some(tenant), Ok(())),
-        Err(err) => audit(
-            app,
-            actor,
-            "repair",
-            Some(tenant),
-            Err(("container", &format!("{err:#}"))),
-        ),
+    if !matches!(result, Ok(Repaired::Nothing)) {
+        audit_result(app, actor, "repair", tenant, "container", &result);
     }
     result
 }

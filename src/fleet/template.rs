@@ -110,14 +110,19 @@ mod tests {
         serde_json::from_str(&render(input).unwrap()).unwrap()
     }
 
-    #[test]
-    fn pairing_policy_leaves_out_allow_from_and_api_root() {
-        let config = render_value(&TemplateInput {
-            model: "anthropic/claude-opus-4-6",
+    /// The config for `model` with pairing, the real Bot API and OpenClaw's default skills.
+    fn render_plain(model: &str) -> Value {
+        render_value(&TemplateInput {
+            model,
             dm_policy: &DmPolicy::Pairing,
             telegram_api_root: None,
             skills: None,
-        });
+        })
+    }
+
+    #[test]
+    fn pairing_policy_leaves_out_allow_from_and_api_root() {
+        let config = render_plain("anthropic/claude-opus-4-6");
         assert_eq!(config["gateway"]["mode"], "local");
         assert_eq!(config["gateway"]["auth"]["mode"], "token");
         assert_eq!(
@@ -152,12 +157,7 @@ mod tests {
 
     #[test]
     fn model_text_cannot_inject_json() {
-        let config = render_value(&TemplateInput {
-            model: "a/b\", \"x\": \"y",
-            dm_policy: &DmPolicy::Pairing,
-            telegram_api_root: None,
-            skills: None,
-        });
+        let config = render_plain("a/b\", \"x\": \"y");
         assert_eq!(
             config["agents"]["defaults"]["model"]["primary"],
             "a/b\", \"x\": \"y"

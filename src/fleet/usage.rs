@@ -374,19 +374,11 @@ fn read_ledger(
     start: NaiveDate,
     end: NaiveDate,
 ) -> anyhow::Result<Ledger> {
+    let days = app.store.usage_days(tenant, start, end)?;
+    let models = app.store.usage_model_days(tenant, start, end)?;
     Ok(Ledger {
-        days: app
-            .store
-            .usage_days(tenant, start, end)?
-            .into_iter()
-            .map(DayUsage::from)
-            .collect(),
-        models: app
-            .store
-            .usage_model_days(tenant, start, end)?
-            .into_iter()
-            .map(ModelDayUsage::from)
-            .collect(),
+        days: days.into_iter().map(DayUsage::from).collect(),
+        models: models.into_iter().map(ModelDayUsage::from).collect(),
     })
 }
 

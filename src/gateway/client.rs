@@ -1120,6 +1120,7 @@ mod tests {
     use std::sync::Mutex;
 
     use serde_json::json;
+    use tokio::task::JoinHandle;
 
     use crate::gateway::testing::{
         FakeConnection, FakeGateway, endpoint, fast_options, hello_ok, identity, transcript_frames,
@@ -1134,6 +1135,33 @@ mod tests {
             .expect("test step timed out")
     }
 
+    /// Starts `Client::connect` on a task of its own, so the test can play the
+    /// gateway meanwhile.
+    fn spawn_connect(
+        endpoint: Endpoint,
+        options: Options,
+    ) -> JoinHandle<Result<Client, ConnectError>> {
+        tokio::spawn(async move { Client::connect(&endpoint, &identity(), options).await })
+    }
+
+    /// Starts a call on a task of its own, so the test can answer it meanwhile.
+    fn spawn_call(
+        client: &Client,
+        method: &'static str,
+        params: Value,
+    ) -> JoinHandle<Result<Value, CallError>> {
+        let client = client.clone();
+        tokio::spawn(async move { client.call(method, params).await })
+    }
+
+    /// Accepts the next connection and answers its `connect` with `answer`.
+    async fn answer_connect(gateway: &FakeGateway, answer: Value) -> FakeConnection {
+        let mut connection = within(gateway.accept()).await;
+        within(connection.challenge()).await;
+        connection.send(answer).await;
+        connection
+    }
+
     /// Connects a client to `gateway`, answering the handshake with `hello`.
     async fn connected_with(
         gateway: &FakeGateway,
@@ -1141,34 +1169,31 @@ mod tests {
         options: Options,
         hello: Value,
     ) -> (Client, FakeConnection) {
-        let connecting =
-            tokio::spawn(async move { Client::connect(&endpoint, &identity(), options).await });
+        let connecting = spawn_connect(endpoint, options);
         let mut connection = within(gateway.accept()).await;
         within(connection.handshake(hello)).await;
         let client = within(connecting).await.unwrap().unwrap();
         (client, connection)
     }
 
-    async fn connected(gateway: &FakeGateway) -> (Client, FakeConnection) {
-        connected_with(
-            gateway,
+    /// A fresh fake gateway and a client connected to it with the usual options.
+    async fn connected() -> (FakeGateway, Client, FakeConnection) {
+        let gateway = FakeGateway::start().await;
+        let (client, connection) = connected_with(
+            &gateway,
             endpoint(gateway.port),
             fast_options(),
             hello_ok("dt-1"),
         )
-        .await
+        .await;
+        (gateway, client, connection)
     }
 
     /// What `Client::connect` returns when the gateway answers `connect` with `answer`.
     async fn connect_answered(answer: Value) -> Result<Client, ConnectError> {
         let gateway = FakeGateway::start().await;
-        let port = gateway.port;
-        let connecting = tokio::spawn(async move {
-            Client::connect(&endpoint(port), &identity(), fast_options()).await
-        });
-        let mut connection = within(gateway.accept()).await;
-        within(connection.challenge()).await;
-        connection.send(answer).await;
+        let connecting = spawn_connect(endpoint(gateway.port), fast_options());
+        let mut connection = answer_connect(&gateway, answer).await;
         connection.close(1008, "refused").await;
         within(connecting).await.unwrap()
     }
@@ -1185,10 +1210,7 @@ mod tests {
     #[tokio::test]
     async fn connect_signs_the_challenge_and_reads_hello() {
         let gateway = FakeGateway::start().await;
-        let port = gateway.port;
-        let connecting = tokio::spawn(async move {
-            Client::connect(&endpoint(port), &identity(), fast_options()).await
-        });
+        let connecting = spawn_connect(endpoint(gateway.port), fast_options());
         let mut connection = within(gateway.accept()).await;
         let params = within(connection.handshake(hello_ok("dt-1"))).await;
         assert_eq!(params["auth"], json!({"token": "gw-token"}));
@@ -1298,11 +1320,7 @@ mod tests {
         let gateway = FakeGateway::start().await;
         let mut options = fast_options();
         options.connect_timeout = Duration::from_millis(200);
-        let port = gateway.port;
-        let connecting =
-            tokio::spawn(
-                async move { Client::connect(&endpoint(port), &identity(), options).await },
-            );
+        let connecting = spawn_connect(endpoint(gateway.port), options);
         let _silent = within(gateway.accept()).await;
         let got = within(connecting).await.unwrap().map(|_| ()).unwrap_err();
         assert_eq!(got, ConnectError::Timeout(Duration::from_millis(200)));
@@ -1312,18 +1330,15 @@ mod tests {
     #[tokio::test]
     async fn a_starting_gateway_is_retried() {
         let gateway = FakeGateway::start().await;
-        let port = gateway.port;
-        let connecting = tokio::spawn(async move {
-            Client::connect(&endpoint(port), &identity(), fast_options()).await
-        });
-        let mut starting = within(gateway.accept()).await;
-        within(starting.challenge()).await;
-        starting
-            .send(json!({"type": "res", "id": "c1", "ok": false,
-                         "error": {"code": "UNAVAILABLE", "message": "gateway starting; retry shortly",
-                                   "retryable": true, "retryAfterMs": 100,
-                                   "details": {"reason": "startup-sidecars"}}}))
-            .await;
+        let connecting = spawn_connect(endpoint(gateway.port), fast_options());
+        let mut starting = answer_connect(
+            &gateway,
+            json!({"type": "res", "id": "c1", "ok": false,
+                   "error": {"code": "UNAVAILABLE", "message": "gateway starting; retry shortly",
+                             "retryable": true, "retryAfterMs": 100,
+                             "details": {"reason": "startup-sidecars"}}}),
+        )
+        .await;
         starting.close(1013, "gateway starting").await;
         let mut ready = within(gateway.accept()).await;
         within(ready.handshake(hello_ok("dt-1"))).await;
@@ -1333,17 +1348,10 @@ mod tests {
     /// Answers are matched to calls by id, whatever their order.
     #[tokio::test]
     async fn responses_are_matched_by_id_in_any_order() {
-        let gateway = FakeGateway::start().await;
-        let (client, mut connection) = connected(&gateway).await;
-        let first = tokio::spawn({
-            let client = client.clone();
-            async move { client.call("health", Value::Null).await }
-        });
+        let (_gateway, client, mut connection) = connected().await;
+        let first = spawn_call(&client, "health", Value::Null);
         let first_request = within(connection.request()).await;
-        let second = tokio::spawn({
-            let client = client.clone();
-            async move { client.call("status", json!({})).await }
-        });
+        let second = spawn_call(&client, "status", json!({}));
         let second_request = within(connection.request()).await;
         assert_eq!(first_request["method"], "health");
         assert!(first_request.get("params").is_none(), "{first_request}");
@@ -1357,16 +1365,12 @@ mod tests {
     /// `agent`'s acceptance does not end the call; its final answer does.
     #[tokio::test]
     async fn agent_waits_for_its_final_response() {
-        let gateway = FakeGateway::start().await;
-        let (client, mut connection) = connected(&gateway).await;
-        let run = tokio::spawn({
-            let client = client.clone();
-            async move {
-                client
-                    .call("agent", json!({"message": "hi", "idempotencyKey": "run-1"}))
-                    .await
-            }
-        });
+        let (_gateway, client, mut connection) = connected().await;
+        let run = spawn_call(
+            &client,
+            "agent",
+            json!({"message": "hi", "idempotencyKey": "run-1"}),
+        );
         let request = within(connection.request()).await;
         connection
             .reply(
@@ -1387,12 +1391,8 @@ mod tests {
     /// Server errors reach the caller typed, and the connection stays up.
     #[tokio::test]
     async fn call_errors_are_typed() {
-        let gateway = FakeGateway::start().await;
-        let (client, mut connection) = connected(&gateway).await;
-        let call = tokio::spawn({
-            let client = client.clone();
-            async move { client.call("status", Value::Null).await }
-        });
+        let (_gateway, client, mut connection) = connected().await;
+        let call = spawn_call(&client, "status", Value::Null);
         let request = within(connection.request()).await;
         connection
             .send(json!({"type": "res", "id": request["id"], "ok": false,
@@ -1411,8 +1411,7 @@ mod tests {
     /// Events reach subscribers in order, with a gap reported where numbers skip.
     #[tokio::test]
     async fn events_are_forwarded_with_gaps_reported() {
-        let gateway = FakeGateway::start().await;
-        let (client, mut connection) = connected(&gateway).await;
+        let (_gateway, client, mut connection) = connected().await;
         let mut events = client.subscribe();
         for seq in [1, 2, 5] {
             connection
@@ -1446,8 +1445,7 @@ mod tests {
     /// meanwhile waits and is answered on the new connection.
     #[tokio::test]
     async fn reconnects_after_a_restart_and_queued_calls_wait() {
-        let gateway = FakeGateway::start().await;
-        let (client, mut connection) = connected(&gateway).await;
+        let (gateway, client, mut connection) = connected().await;
         let mut events = client.subscribe();
         connection
             .send(json!({"type": "event", "event": "shutdown",
@@ -1464,10 +1462,7 @@ mod tests {
                 }
             }
         );
-        let call = tokio::spawn({
-            let client = client.clone();
-            async move { client.call("health", Value::Null).await }
-        });
+        let call = spawn_call(&client, "health", Value::Null);
         let mut restarted = within(gateway.accept()).await;
         within(restarted.handshake(hello_ok("dt-1"))).await;
         let request = within(restarted.request()).await;
@@ -1484,12 +1479,8 @@ mod tests {
     /// A connection that drops mid-call fails that call with `Closed`.
     #[tokio::test]
     async fn a_drop_mid_call_fails_the_call() {
-        let gateway = FakeGateway::start().await;
-        let (client, mut connection) = connected(&gateway).await;
-        let call = tokio::spawn({
-            let client = client.clone();
-            async move { client.call("status", Value::Null).await }
-        });
+        let (_gateway, client, mut connection) = connected().await;
+        let call = spawn_call(&client, "status", Value::Null);
         within(connection.request()).await;
         drop(connection);
         let got = within(call).await.unwrap();
@@ -1502,12 +1493,8 @@ mod tests {
     /// Malformed JSON breaks the connection (the call gets `Protocol`), not the client.
     #[tokio::test]
     async fn malformed_frames_break_the_connection_not_the_client() {
-        let gateway = FakeGateway::start().await;
-        let (client, mut connection) = connected(&gateway).await;
-        let call = tokio::spawn({
-            let client = client.clone();
-            async move { client.call("status", Value::Null).await }
-        });
+        let (gateway, client, mut connection) = connected().await;
+        let call = spawn_call(&client, "status", Value::Null);
         within(connection.request()).await;
         connection.send_raw("{\"type\":\"res\",\"id\":").await;
         let got = within(call).await.unwrap();
@@ -1525,10 +1512,7 @@ mod tests {
         options.max_message_bytes = 32 * 1024;
         let (client, mut connection) =
             connected_with(&gateway, endpoint(gateway.port), options, hello_ok("dt-1")).await;
-        let call = tokio::spawn({
-            let client = client.clone();
-            async move { client.call("status", Value::Null).await }
-        });
+        let call = spawn_call(&client, "status", Value::Null);
         let request = within(connection.request()).await;
         connection
             .reply(&request, json!({"blob": "x".repeat(64 * 1024)}))
@@ -1543,8 +1527,7 @@ mod tests {
     /// A call nobody answers fails at its own deadline; the connection stays.
     #[tokio::test]
     async fn unanswered_calls_time_out() {
-        let gateway = FakeGateway::start().await;
-        let (client, mut connection) = connected(&gateway).await;
+        let (_gateway, client, mut connection) = connected().await;
         let call = tokio::spawn({
             let client = client.clone();
             async move {
@@ -1609,16 +1592,15 @@ mod tests {
     /// Pairing required on a reconnect stops the client; calls then fail with the cause.
     #[tokio::test]
     async fn pairing_required_on_reconnect_stops_the_client() {
-        let gateway = FakeGateway::start().await;
-        let (client, connection) = connected(&gateway).await;
+        let (gateway, client, connection) = connected().await;
         drop(connection);
-        let mut again = within(gateway.accept()).await;
-        within(again.challenge()).await;
-        again
-            .send(json!({"type": "res", "id": "c1", "ok": false,
-                         "error": {"code": "NOT_PAIRED", "message": "pairing required",
-                                   "details": {"code": "PAIRING_REQUIRED", "reason": "not-paired", "requestId": "req-9"}}}))
-            .await;
+        let _again = answer_connect(
+            &gateway,
+            json!({"type": "res", "id": "c1", "ok": false,
+                   "error": {"code": "NOT_PAIRED", "message": "pairing required",
+                             "details": {"code": "PAIRING_REQUIRED", "reason": "not-paired", "requestId": "req-9"}}}),
+        )
+        .await;
         let pairing = ConnectError::PairingRequired {
             request_id: "req-9".to_string(),
             reason: "not-paired".to_string(),
@@ -1640,8 +1622,7 @@ mod tests {
     /// While the gateway is down, a call waits for its deadline and then names the cause.
     #[tokio::test]
     async fn a_call_during_an_outage_names_the_cause_at_its_deadline() {
-        let gateway = FakeGateway::start().await;
-        let (client, connection) = connected(&gateway).await;
+        let (gateway, client, connection) = connected().await;
         drop(gateway);
         drop(connection);
         wait_state(&client, |state| {
@@ -1669,8 +1650,7 @@ mod tests {
     /// `close` sends a normal close, stops the client and fails later calls.
     #[tokio::test]
     async fn close_stops_the_client() {
-        let gateway = FakeGateway::start().await;
-        let (client, mut connection) = connected(&gateway).await;
+        let (_gateway, client, mut connection) = connected().await;
         client.close();
         assert_eq!(within(connection.recv()).await, None);
         let state = wait_state(&client, |state| matches!(state, State::Stopped { .. })).await;
@@ -1684,8 +1664,7 @@ mod tests {
     /// Dropping the last handle closes the socket.
     #[tokio::test]
     async fn dropping_every_handle_closes_the_socket() {
-        let gateway = FakeGateway::start().await;
-        let (client, mut connection) = connected(&gateway).await;
+        let (_gateway, client, mut connection) = connected().await;
         let clone = client.clone();
         drop(client);
         drop(clone);

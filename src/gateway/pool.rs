@@ -257,9 +257,12 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::{Value, json};
+    use tokio::task::JoinHandle;
 
     use crate::gateway::client::State;
-    use crate::gateway::testing::{FakeGateway, endpoint, fast_options, hello_ok, identity};
+    use crate::gateway::testing::{
+        FakeConnection, FakeGateway, endpoint, fast_options, hello_ok, identity,
+    };
 
     const TEST_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -273,21 +276,48 @@ mod tests {
         id.parse().unwrap()
     }
 
+    /// A fake gateway and a pool with tenant `acme` registered on it.
+    async fn acme_on_a_gateway() -> (
+        FakeGateway,
+        Pool,
+        mpsc::UnboundedReceiver<DeviceTokenIssued>,
+        TenantId,
+    ) {
+        let gateway = FakeGateway::start().await;
+        let (pool, tokens) = Pool::new(identity(), fast_options());
+        let acme = tenant("acme");
+        pool.set_endpoint(acme.clone(), endpoint(gateway.port));
+        (gateway, pool, tokens, acme)
+    }
+
+    /// Asks for the tenant's client on a task of its own, so the test can play
+    /// the gateway meanwhile.
+    fn spawn_client(pool: &Pool, tenant: &TenantId) -> JoinHandle<Result<Client, PoolError>> {
+        let (pool, tenant) = (pool.clone(), tenant.clone());
+        tokio::spawn(async move { pool.client(&tenant).await })
+    }
+
+    /// The tenant's client over a new connection that `gateway` accepts and
+    /// greets with `device_token`.
+    async fn connect(
+        pool: &Pool,
+        tenant: &TenantId,
+        gateway: &FakeGateway,
+        device_token: &str,
+    ) -> (Client, FakeConnection) {
+        let opening = spawn_client(pool, tenant);
+        let mut connection = within(gateway.accept()).await;
+        within(connection.handshake(hello_ok(device_token))).await;
+        let client = within(opening).await.unwrap().unwrap();
+        (client, connection)
+    }
+
     /// Concurrent first uses share one connection, and its device token is reported.
     #[tokio::test]
     async fn opens_lazily_once_and_shares_the_connection() {
-        let gateway = FakeGateway::start().await;
-        let (pool, mut tokens) = Pool::new(identity(), fast_options());
-        let acme = tenant("acme");
-        pool.set_endpoint(acme.clone(), endpoint(gateway.port));
-        let first = tokio::spawn({
-            let (pool, acme) = (pool.clone(), acme.clone());
-            async move { pool.client(&acme).await }
-        });
-        let second = tokio::spawn({
-            let (pool, acme) = (pool.clone(), acme.clone());
-            async move { pool.client(&acme).await }
-        });
+        let (gateway, pool, mut tokens, acme) = acme_on_a_gateway().await;
+        let first = spawn_client(&pool, &acme);
+        let second = spawn_client(&pool, &acme);
         let mut connection = within(gateway.accept()).await;
         within(connection.handshake(hello_ok("dt-1"))).await;
         let first = within(first).await.unwrap().unwrap();
@@ -319,27 +349,12 @@ mod tests {
     /// `close` ends the connection; the next use opens a new one.
     #[tokio::test]
     async fn close_ends_the_connection_and_the_next_use_reopens() {
-        let gateway = FakeGateway::start().await;
-        let (pool, _tokens) = Pool::new(identity(), fast_options());
-        let acme = tenant("acme");
-        pool.set_endpoint(acme.clone(), endpoint(gateway.port));
-        let opening = tokio::spawn({
-            let (pool, acme) = (pool.clone(), acme.clone());
-            async move { pool.client(&acme).await }
-        });
-        let mut connection = within(gateway.accept()).await;
-        within(connection.handshake(hello_ok("dt-1"))).await;
-        let client = within(opening).await.unwrap().unwrap();
+        let (gateway, pool, _tokens, acme) = acme_on_a_gateway().await;
+        let (client, mut connection) = connect(&pool, &acme, &gateway, "dt-1").await;
         pool.close(&acme);
         assert_eq!(within(connection.recv()).await, None);
         assert!(client.is_stopped());
-        let reopening = tokio::spawn({
-            let (pool, acme) = (pool.clone(), acme.clone());
-            async move { pool.client(&acme).await }
-        });
-        let mut again = within(gateway.accept()).await;
-        within(again.handshake(hello_ok("dt-1"))).await;
-        let reopened = within(reopening).await.unwrap().unwrap();
+        let (reopened, mut again) = connect(&pool, &acme, &gateway, "dt-1").await;
         assert_eq!(*reopened.state().borrow(), State::Connected);
         pool.remove(&acme);
         assert_eq!(within(again.recv()).await, None);
@@ -352,14 +367,8 @@ mod tests {
     /// the admin out); a new gateway token connects at once.
     #[tokio::test]
     async fn a_token_mismatch_is_held_instead_of_retried() {
-        let gateway = FakeGateway::start().await;
-        let (pool, _tokens) = Pool::new(identity(), fast_options());
-        let acme = tenant("acme");
-        pool.set_endpoint(acme.clone(), endpoint(gateway.port));
-        let opening = tokio::spawn({
-            let (pool, acme) = (pool.clone(), acme.clone());
-            async move { pool.client(&acme).await.map(|_| ()) }
-        });
+        let (gateway, pool, _tokens, acme) = acme_on_a_gateway().await;
+        let opening = spawn_client(&pool, &acme);
         let mut connection = within(gateway.accept()).await;
         within(connection.challenge()).await;
         connection
@@ -369,7 +378,7 @@ mod tests {
             .await;
         connection.close(1008, "unauthorized").await;
         let refused = Err(PoolError::Connect(ConnectError::TokenMismatch));
-        assert_eq!(within(opening).await.unwrap(), refused);
+        assert_eq!(within(opening).await.unwrap().map(|_| ()), refused);
         for _ in 0..20 {
             assert_eq!(within(pool.client(&acme)).await.map(|_| ()), refused);
         }
@@ -383,29 +392,14 @@ mod tests {
         let mut fixed = endpoint(gateway.port);
         fixed.gateway_token = Secret::new("gw-token-2".to_string());
         pool.set_endpoint(acme.clone(), fixed);
-        let opening = tokio::spawn({
-            let (pool, acme) = (pool.clone(), acme.clone());
-            async move { pool.client(&acme).await.map(|_| ()) }
-        });
-        let mut again = within(gateway.accept()).await;
-        within(again.handshake(hello_ok("dt-1"))).await;
-        assert_eq!(within(opening).await.unwrap(), Ok(()));
+        connect(&pool, &acme, &gateway, "dt-1").await;
     }
 
     /// A new device token keeps the open connection; a new port replaces it.
     #[tokio::test]
     async fn only_a_new_port_or_gateway_token_replaces_the_connection() {
-        let old_gateway = FakeGateway::start().await;
-        let (pool, _tokens) = Pool::new(identity(), fast_options());
-        let acme = tenant("acme");
-        pool.set_endpoint(acme.clone(), endpoint(old_gateway.port));
-        let opening = tokio::spawn({
-            let (pool, acme) = (pool.clone(), acme.clone());
-            async move { pool.client(&acme).await }
-        });
-        let mut old_connection = within(old_gateway.accept()).await;
-        within(old_connection.handshake(hello_ok("dt-1"))).await;
-        let client = within(opening).await.unwrap().unwrap();
+        let (old_gateway, pool, _tokens, acme) = acme_on_a_gateway().await;
+        let (client, mut old_connection) = connect(&pool, &acme, &old_gateway, "dt-1").await;
 
         let mut same_port = endpoint(old_gateway.port);
         same_port.device_token = Some(Secret::new("dt-2".to_string()));
@@ -417,12 +411,6 @@ mod tests {
         let new_gateway = FakeGateway::start().await;
         pool.set_endpoint(acme.clone(), endpoint(new_gateway.port));
         assert_eq!(within(old_connection.recv()).await, None);
-        let opening = tokio::spawn({
-            let (pool, acme) = (pool.clone(), acme.clone());
-            async move { pool.client(&acme).await }
-        });
-        let mut new_connection = within(new_gateway.accept()).await;
-        within(new_connection.handshake(hello_ok("dt-3"))).await;
-        assert!(within(opening).await.unwrap().is_ok());
+        connect(&pool, &acme, &new_gateway, "dt-3").await;
     }
 }

@@ -209,48 +209,44 @@ pub async fn run(
             },
             _ = recheck.tick(), if outages => Event::Recheck,
         };
-        match event {
+        // Whether the event calls for a sweep, and if so whether that sweep
+        // judges crashes by the containers' restart counts.
+        let sweep_counting_crashes = match event {
             Event::Shutdown => return,
-            Event::Tick => {
-                let count_crashes = !memory.events_live;
-                sweep(
-                    &app,
-                    &settings,
-                    &reports,
-                    &latest,
-                    &metrics,
-                    &mut memory,
-                    count_crashes,
-                )
-                .await;
-            }
+            Event::Tick => Some(!memory.events_live),
             Event::Docker(Watched::Cell(event)) => {
                 if let Some(alert) = on_cell_event(&app, &mut memory, event).await {
                     emit(&app, &reports, vec![alert]).await;
                 }
+                None
             }
             Event::Docker(Watched::Connected { after_gap }) => {
                 memory.events_live = true;
-                if after_gap {
-                    // Events in the gap are lost: a sweep re-syncs, judging
-                    // crashes by the containers' restart counts.
-                    sweep(
-                        &app,
-                        &settings,
-                        &reports,
-                        &latest,
-                        &metrics,
-                        &mut memory,
-                        true,
-                    )
-                    .await;
-                }
+                // Events in the gap are lost: a sweep re-syncs, judging
+                // crashes by the containers' restart counts.
+                after_gap.then_some(true)
             }
-            Event::Docker(Watched::Lost { .. }) => memory.events_live = false,
+            Event::Docker(Watched::Lost { .. }) => {
+                memory.events_live = false;
+                None
+            }
             Event::Recheck => {
                 let alerts = recheck_outages(&app, &mut memory).await;
                 emit(&app, &reports, alerts).await;
+                None
             }
+        };
+        if let Some(count_crashes) = sweep_counting_crashes {
+            sweep(
+                &app,
+                &settings,
+                &reports,
+                &latest,
+                &metrics,
+                &mut memory,
+                count_crashes,
+            )
+            .await;
         }
     }
 }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{AccessGuard, Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::backoff::{Attempt, Backoff, GaveUp};
 use crate::tenant::{AlertState, Check, Secret, SecretKind, TenantId, TenantRecord};
@@ -215,10 +215,8 @@ impl Store {
     pub fn tenants(&self) -> Result<Vec<TenantRecord>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
-            let table = match txn.open_table(TENANTS) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(err) => return Err(err.into()),
+            let Some(table) = open_if_exists(&txn, TENANTS)? else {
+                return Ok(Vec::new());
             };
             let mut res = Vec::new();
             for row in table.iter()? {
@@ -238,10 +236,8 @@ impl Store {
     pub fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
-            let table = match txn.open_table(TENANTS) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(err) => return Err(err.into()),
+            let Some(table) = open_if_exists(&txn, TENANTS)? else {
+                return Ok(None);
             };
             match table.get(id.as_str())? {
                 Some(value) => Ok(Some(records::decode_tenant(value.value())?)),
@@ -433,10 +429,8 @@ impl Store {
     pub fn secrets(&self, id: &TenantId) -> Result<Vec<(SecretKind, Secret<String>)>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
-            let table = match txn.open_table(SECRETS) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(err) => return Err(err.into()),
+            let Some(table) = open_if_exists(&txn, SECRETS)? else {
+                return Ok(Vec::new());
             };
             let mut res = Vec::new();
             for kind in SecretKind::ALL {
@@ -459,24 +453,19 @@ impl Store {
     /// failures or a row that does not decode.
     pub fn all_secrets(&self) -> Result<Vec<(TenantId, SecretKind, Secret<String>)>> {
         self.with_db(|db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(SECRETS)?;
-            let mut res = Vec::new();
-            for row in table.iter()? {
-                let (key, value) = row?;
+            read_all(db, SECRETS, |key, value| {
                 let (tenant, kind) = key.value();
                 let (Ok(tenant), Some(kind)) = (
                     tenant.parse::<TenantId>(),
                     SecretKind::ALL.into_iter().find(|k| k.as_str() == kind),
                 ) else {
-                    continue;
+                    return Ok(None);
                 };
                 let Ok(text) = String::from_utf8(value.value().to_vec()) else {
-                    continue;
+                    return Ok(None);
                 };
-                res.push((tenant, kind, Secret::new(text)));
-            }
-            Ok(res)
+                Ok(Some((tenant, kind, Secret::new(text))))
+            })
         })
     }
 
@@ -511,10 +500,8 @@ impl Store {
     pub fn audit_log(&self, tenant: Option<&TenantId>, limit: usize) -> Result<Vec<AuditEntry>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
-            let table = match txn.open_table(AUDIT) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(err) => return Err(err.into()),
+            let Some(table) = open_if_exists(&txn, AUDIT)? else {
+                return Ok(Vec::new());
             };
             let mut res = Vec::new();
             for row in table.iter()?.rev() {
@@ -547,10 +534,8 @@ impl Store {
     pub fn visit_audit_since(&self, since: i64, mut visit: impl FnMut(AuditEntry)) -> Result<()> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
-            let table = match txn.open_table(AUDIT) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-                Err(err) => return Err(err.into()),
+            let Some(table) = open_if_exists(&txn, AUDIT)? else {
+                return Ok(());
             };
             for row in table.iter()?.rev() {
                 let (_, value) = row?;
@@ -659,14 +644,9 @@ impl Store {
     /// failures or a row that does not decode.
     pub fn dialogues(&self) -> Result<Vec<(i64, Vec<u8>)>> {
         self.with_db(|db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(DIALOGUES)?;
-            let mut res = Vec::new();
-            for row in table.iter()? {
-                let (key, value) = row?;
-                res.push((key.value(), value.value().to_vec()));
-            }
-            Ok(res)
+            read_all(db, DIALOGUES, |key, value| {
+                Ok(Some((key.value(), value.value().to_vec())))
+            })
         })
     }
 }
@@ -680,19 +660,14 @@ impl Store {
     /// failures or a row that does not decode.
     pub fn alert_states(&self) -> Result<Vec<(TenantId, Check, AlertState)>> {
         self.with_db(|db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(ALERTS)?;
-            let mut res = Vec::new();
-            for row in table.iter()? {
-                let (key, value) = row?;
+            read_all(db, ALERTS, |key, value| {
                 let (tenant, check) = key.value();
                 let (Ok(tenant), Some(check)) = (tenant.parse::<TenantId>(), Check::parse(check))
                 else {
-                    continue;
+                    return Ok(None);
                 };
-                res.push((tenant, check, records::decode_alert(value.value())?));
-            }
-            Ok(res)
+                Ok(Some((tenant, check, records::decode_alert(value.value())?)))
+            })
         })
     }
 
@@ -730,6 +705,35 @@ fn off_the_async_workers<T>(f: impl FnOnce() -> T) -> T {
         }
         _ => f(),
     }
+}
+
+/// Opens `definition` for reading; `None` when the table was never written.
+fn open_if_exists<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    definition: TableDefinition<K, V>,
+) -> anyhow::Result<Option<redb::ReadOnlyTable<K, V>>> {
+    match txn.open_table(definition) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Every row of a table in one read, as `decode` makes it; a row `decode`
+/// turns into `None` (a key this binary does not know) is skipped.
+fn read_all<K: redb::Key + 'static, V: redb::Value + 'static, T>(
+    db: &Database,
+    definition: TableDefinition<K, V>,
+    mut decode: impl FnMut(AccessGuard<'_, K>, AccessGuard<'_, V>) -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<Vec<T>> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(definition)?;
+    let mut res = Vec::new();
+    for row in table.iter()? {
+        let (key, value) = row?;
+        res.extend(decode(key, value)?);
+    }
+    Ok(res)
 }
 
 fn migrate(db: &Database) -> anyhow::Result<()> {

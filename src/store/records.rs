@@ -161,17 +161,6 @@ pub enum Outcome {
     Refused,
 }
 
-impl Outcome {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Failed => "failed",
-            Outcome::Refused => "refused",
-        }
-    }
-}
-
 pub(super) fn encode_audit(entry: &AuditEntry) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(entry)?)
 }

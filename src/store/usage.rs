@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Result, Store};
+use crate::store::{Result, Store, read_all};
 use crate::tenant::{BudgetAction, TenantId, Usd};
 
 /// Key: (tenant id, day); value: `FiguresRow`.
@@ -63,14 +63,6 @@ impl UsageFigures {
             cache_write: self.cache_write.max(other.cache_write),
             cost: self.cost.max(other.cost),
         }
-    }
-
-    pub fn add(&mut self, other: &UsageFigures) {
-        self.input += other.input;
-        self.output += other.output;
-        self.cache_read += other.cache_read;
-        self.cache_write += other.cache_write;
-        self.cost += other.cost;
     }
 
     /// Every field of `self` is at least that of `other`.
@@ -456,17 +448,12 @@ impl Store {
     /// I/O and redb failures, a corrupt row.
     pub fn budget_records(&self) -> Result<Vec<(TenantId, BudgetRecord)>> {
         self.with_db(|db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(BUDGETS)?;
-            let mut res = Vec::new();
-            for row in table.iter()? {
-                let (key, value) = row?;
+            read_all(db, BUDGETS, |key, value| {
                 let Ok(tenant) = key.value().parse::<TenantId>() else {
-                    continue;
+                    return Ok(None);
                 };
-                res.push((tenant, decode_budget(value.value())?));
-            }
-            Ok(res)
+                Ok(Some((tenant, decode_budget(value.value())?)))
+            })
         })
     }
 
@@ -672,23 +659,15 @@ mod tests {
         let acme: TenantId = "acme".parse().unwrap();
         let d1 = day("2024-02-29");
         let model = "anthropic/claude-opus-4-6".to_string();
-        let first = store
-            .ratchet_usage(
-                &acme,
-                &[(d1, figures(100, 50, 1.5))],
-                &[(d1, model.clone(), figures(100, 50, 1.5))],
-                10,
-            )
-            .unwrap();
+        // One reading of day `d1`: its total and the one model's share.
+        let ratchet = |day: UsageFigures, by_model: UsageFigures, at: i64| {
+            store
+                .ratchet_usage(&acme, &[(d1, day)], &[(d1, model.clone(), by_model)], at)
+                .unwrap()
+        };
+        let first = ratchet(figures(100, 50, 1.5), figures(100, 50, 1.5), 10);
         assert_eq!(first, Ratcheted { raised: 2, held: 0 });
-        let lower = store
-            .ratchet_usage(
-                &acme,
-                &[(d1, figures(40, 60, 1.0))],
-                &[(d1, model.clone(), figures(10, 5, 0.1))],
-                20,
-            )
-            .unwrap();
+        let lower = ratchet(figures(40, 60, 1.0), figures(10, 5, 0.1), 20);
         assert_eq!(lower, Ratcheted { raised: 1, held: 2 });
         let days = store.usage_days(&acme, d1, d1).unwrap();
         assert_eq!(
