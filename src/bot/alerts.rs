@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::bot::send::split_html;
 use crate::bot::texts::escape;
-use crate::bot::{Ctx, HandlerResult, MAX_MESSAGE, Tg, send};
+use crate::bot::{Ctx, HandlerResult, MAX_MESSAGE, Tg, say, send};
 use crate::fleet::health::TenantHealth;
 use crate::fleet::{self, Actor};
 use crate::monitor::{Alert, AlertKind, Digest, Report};
@@ -364,21 +364,18 @@ fn render_digest(ctx: &Ctx, digest: &Digest) -> String {
 /// `/health`: the fleet as of the last sweep, problems first.
 pub async fn health(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
     let Some(latest) = &ctx.latest else {
-        send(bot, chat, ctx.texts.plain("monitor.health_off"), None).await?;
-        return Ok(());
+        return say(bot, chat, ctx.texts.plain("monitor.health_off")).await;
     };
     let sweep = latest.borrow().clone();
     let Some(sweep) = sweep else {
         let interval = format!("{}s", ctx.app.config().monitor.interval.as_secs());
-        send(
+        return say(
             bot,
             chat,
             ctx.texts
                 .get("monitor.health_none", &[("interval", &interval)]),
-            None,
         )
-        .await?;
-        return Ok(());
+        .await;
     };
     let mut rows: Vec<(u8, String)> = sweep
         .tenants
@@ -398,8 +395,7 @@ pub async fn health(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
         text.push('\n');
         text.push_str(&row);
     }
-    send(bot, chat, text, None).await?;
-    Ok(())
+    say(bot, chat, text).await
 }
 
 /// One line of `/health` and its rank (problems first).

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 
+use crate::bot::send::follow_progress;
 use crate::bot::state::State;
 use crate::bot::texts::{Texts, escape};
-use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, send};
+use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, say, send};
 use crate::fleet::{
     self, Actor, Health, Obstacle, Rollback, Started, Stopped, TenantView, UnknownTenant,
     UpgradeError, UpgradeStep, ViewState,
@@ -237,8 +238,7 @@ pub async fn list(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
         Err(err) => return failed(bot, chat, ctx, "/clients", &err).await,
     };
     if views.is_empty() {
-        send(bot, chat, ctx.texts.plain("clients.list_empty"), None).await?;
-        return Ok(());
+        return say(bot, chat, ctx.texts.plain("clients.list_empty")).await;
     }
     let mut text = ctx.texts.get(
         "clients.list_header",
@@ -271,8 +271,7 @@ pub async fn list(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
             text.push_str(&crate::bot::usage::suspended_mark(ctx));
         }
     }
-    send(bot, chat, text, None).await?;
-    Ok(())
+    say(bot, chat, text).await
 }
 
 pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> HandlerResult {
@@ -406,28 +405,16 @@ pub async fn upgrade(
 ) -> HandlerResult {
     let target = image.map_or_else(|| ctx.app.config().cell.image.clone(), str::to_string);
     let message = send(bot, chat, upgrade_text(ctx, id, &target, None), None).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<UpgradeStep>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<UpgradeStep>();
     let work = async move {
         let mut progress = move |step: UpgradeStep| {
             let _ = tx.send(step);
         };
         fleet::upgrade(&ctx.app, actor, id, image, &mut progress).await
     };
-    let editor = async {
-        while let Some(mut step) = rx.recv().await {
-            while let Ok(next) = rx.try_recv() {
-                step = next;
-            }
-            let _ = edit(
-                bot,
-                chat,
-                message.id,
-                upgrade_text(ctx, id, &target, Some(step)),
-                None,
-            )
-            .await;
-        }
-    };
+    let editor = follow_progress(bot, chat, message.id, rx, |step| {
+        upgrade_text(ctx, id, &target, Some(step))
+    });
     let (result, ()) = tokio::join!(work, editor);
     let text = match result {
         Ok(done) => ctx.texts.get(
@@ -519,20 +506,17 @@ pub async fn logs(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId, lines: usize
         Err(err) => return failed(bot, chat, ctx, "/logs", &err).await,
     };
     if log.is_empty() {
-        send(
+        return say(
             bot,
             chat,
             ctx.texts.get("clients.logs_empty", &[("id", id.as_str())]),
-            None,
         )
-        .await?;
-        return Ok(());
+        .await;
     }
     let text: String = log.iter().map(|line| format!("{}\n", line.text)).collect();
     let html = format!("<pre>{}</pre>", escape(&text));
     if html.len() < crate::bot::MAX_MESSAGE - 64 {
-        send(bot, chat, html, None).await?;
-        return Ok(());
+        return say(bot, chat, html).await;
     }
     let caption = ctx.texts.get(
         "clients.logs_caption",
@@ -587,15 +571,13 @@ pub async fn confirm_purge(
         return Ok(());
     };
     if typed.trim() != id.as_str() {
-        send(
+        return say(
             bot,
             chat,
             ctx.texts
                 .get("clients.purge_mismatch", &[("id", id.as_str())]),
-            None,
         )
-        .await?;
-        return Ok(());
+        .await;
     }
     if stamp_now(ctx, &id).map(|now| now.to_string()).as_deref() != Some(stamp) {
         return replaced_button(bot, chat, ctx, &id).await;
@@ -606,15 +588,13 @@ pub async fn confirm_purge(
 /// A button of a tenant that was replaced (upgraded, or removed and made
 /// again) since the button was drawn: refused, nothing done.
 async fn replaced_button(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> HandlerResult {
-    send(
+    say(
         bot,
         chat,
         ctx.texts
             .get("clients.replaced_button", &[("id", id.as_str())]),
-        None,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 async fn remove(
@@ -655,8 +635,7 @@ async fn failed(
     what: &str,
     err: &anyhow::Error,
 ) -> HandlerResult {
-    send(bot, chat, failure_text(ctx, what, err), None).await?;
-    Ok(())
+    say(bot, chat, failure_text(ctx, what, err)).await
 }
 
 fn failure_text(ctx: &Ctx, what: &str, err: &anyhow::Error) -> String {

@@ -15,7 +15,7 @@ use teloxide::utils::command::BotCommands;
 
 use crate::bot::state::State;
 use crate::bot::{
-    Command, Ctx, Dlg, HandlerResult, Tg, actor_of, alerts, clients, newclient, send, usage,
+    Command, Ctx, Dlg, HandlerResult, Tg, actor_of, alerts, clients, newclient, say, send, usage,
 };
 use crate::tenant::{TenantId, TenantIdError};
 
@@ -84,8 +84,7 @@ async fn help(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
         "common.help",
         &[("commands", &Command::descriptions().to_string())],
     );
-    send(&bot, msg.chat.id, text, None).await?;
-    Ok(())
+    say(&bot, msg.chat.id, text).await
 }
 
 async fn cancel(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {
@@ -96,21 +95,13 @@ async fn cancel(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerR
     } else {
         "common.nothing_to_cancel"
     };
-    send(&bot, msg.chat.id, ctx.texts.plain(key), None).await?;
-    Ok(())
+    say(&bot, msg.chat.id, ctx.texts.plain(key)).await
 }
 
 async fn new_client(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {
     // Onboarding asks for secrets: only in a private chat with the bot.
     if !msg.chat.is_private() {
-        send(
-            &bot,
-            msg.chat.id,
-            ctx.texts.plain("newclient.private_only"),
-            None,
-        )
-        .await?;
-        return Ok(());
+        return say(&bot, msg.chat.id, ctx.texts.plain("newclient.private_only")).await;
     }
     newclient::begin(&bot, msg.chat.id, &dialogue, &ctx).await
 }
@@ -163,8 +154,7 @@ async fn upgrade(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerRe
         let text = ctx
             .texts
             .get("common.usage", &[("usage", "/upgrade <id> [image]")]);
-        send(&bot, chat, text, None).await?;
-        return Ok(());
+        return say(&bot, chat, text).await;
     }
     if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/upgrade <id> [image]").await? {
         let actor = actor_of(msg.from.as_ref());
@@ -192,8 +182,7 @@ async fn logs(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResul
             let text = ctx
                 .texts
                 .get("common.usage", &[("usage", "/logs <id> [1-2000]")]);
-            send(&bot, chat, text, None).await?;
-            return Ok(());
+            return say(&bot, chat, text).await;
         }
     };
     if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/logs <id> [lines]").await? {
@@ -219,8 +208,7 @@ async fn mute(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResul
             "common.usage",
             &[("usage", "/mute <id> <duration from 1m to 30d, e.g. 2h>")],
         );
-        send(&bot, chat, text, None).await?;
-        return Ok(());
+        return say(&bot, chat, text).await;
     };
     if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/mute <id> <duration>").await? {
         let actor = actor_of(msg.from.as_ref());

@@ -10,7 +10,7 @@ use teloxide::types::InputFile;
 use tokio::sync::mpsc;
 
 use crate::bot::texts::escape;
-use crate::bot::{Ctx, HandlerResult, Tg, send};
+use crate::bot::{Ctx, HandlerResult, Tg, say, send};
 use crate::fleet::{
     self, Actor, BudgetAlert, BudgetOutcome, BudgetStatus, Period, Resumed, Summary, UnknownTenant,
 };
@@ -108,14 +108,12 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
                 Err(err) => return bad_period(bot, chat, ctx, &err).await,
             },
             _ => {
-                send(
+                return say(
                     bot,
                     chat,
                     ctx.texts.get("common.usage", &[("usage", USAGE_USAGE)]),
-                    None,
                 )
-                .await?;
-                return Ok(());
+                .await;
             }
         }
     }
@@ -136,18 +134,12 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
                 ),
                 Ok(_) => escape(&err.to_string()),
             };
-            send(
-                bot,
-                chat,
-                // `reason` is rendered HTML already.
-                ctx.texts.get_html(
-                    "common.bad_id",
-                    &[("input", &escape(first)), ("reason", &reason)],
-                ),
-                None,
-            )
-            .await?;
-            return Ok(());
+            // `reason` is rendered HTML already.
+            let text = ctx.texts.get_html(
+                "common.bad_id",
+                &[("input", &escape(first)), ("reason", &reason)],
+            );
+            return say(bot, chat, text).await;
         }
     };
     let spec = spec.unwrap_or_default();
@@ -321,8 +313,7 @@ async fn bad_period(
     let text = ctx
         .texts
         .get("usage.bad_period", &[("reason", &err.to_string())]);
-    send(bot, chat, text, None).await?;
-    Ok(())
+    say(bot, chat, text).await
 }
 
 async fn fleet_csv(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> HandlerResult {
@@ -349,8 +340,7 @@ async fn fleet_usage(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> Han
     };
     let texts = &ctx.texts;
     if fleet.tenants.is_empty() {
-        send(bot, chat, texts.plain("usage.fleet_empty"), None).await?;
-        return Ok(());
+        return say(bot, chat, texts.plain("usage.fleet_empty")).await;
     }
     let mut lines = vec![texts.get(
         "usage.fleet_header",
@@ -377,8 +367,7 @@ async fn fleet_usage(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> Han
             ("billable", &money(fleet.billable)),
         ],
     ));
-    send(bot, chat, lines.join("\n"), None).await?;
-    Ok(())
+    say(bot, chat, lines.join("\n")).await
 }
 
 /// `/budget <id>` shows it; `/budget <id> <amount|none> [action]` sets it.
@@ -391,14 +380,12 @@ pub async fn budget_command(
     rest: &[&str],
 ) -> HandlerResult {
     if rest.len() > 2 {
-        send(
+        return say(
             bot,
             chat,
             ctx.texts.get("common.usage", &[("usage", BUDGET_USAGE)]),
-            None,
         )
-        .await?;
-        return Ok(());
+        .await;
     }
     if let Some(word) = rest.first() {
         let amount = match *word {
@@ -406,14 +393,12 @@ pub async fn budget_command(
             word => match word.parse::<Usd>() {
                 Ok(amount) => Some(amount),
                 Err(_) => {
-                    send(
+                    return say(
                         bot,
                         chat,
                         ctx.texts.get("usage.bad_amount", &[("input", word)]),
-                        None,
                     )
-                    .await?;
-                    return Ok(());
+                    .await;
                 }
             },
         };
@@ -422,14 +407,12 @@ pub async fn budget_command(
             Some(word) => match BudgetAction::parse(word) {
                 Some(action) => Some(action),
                 None => {
-                    send(
+                    return say(
                         bot,
                         chat,
                         ctx.texts.get("usage.bad_action", &[("input", word)]),
-                        None,
                     )
-                    .await?;
-                    return Ok(());
+                    .await;
                 }
             },
         };
@@ -442,14 +425,12 @@ pub async fn budget_command(
         Err(err) => return failed(bot, chat, ctx, "/budget", &err).await,
     };
     let Some(amount) = status.budget.amount else {
-        send(
+        return say(
             bot,
             chat,
             ctx.texts.get("usage.budget_none", &[("id", id.as_str())]),
-            None,
         )
-        .await?;
-        return Ok(());
+        .await;
     };
     let source = if status.budget.set_by_operator {
         "usage.source_operator"
@@ -470,8 +451,7 @@ pub async fn budget_command(
             ("notified", &notified),
         ],
     );
-    send(bot, chat, text, None).await?;
-    Ok(())
+    say(bot, chat, text).await
 }
 
 /// `/resume <id>`: undoes a budget suspension.
@@ -492,8 +472,7 @@ pub async fn resume_command(
         Ok(Resumed::NotSuspended) => ctx.texts.get("usage.not_suspended", &[("id", id.as_str())]),
         Err(err) => return failed(bot, chat, ctx, "/resume", &err).await,
     };
-    send(bot, chat, text, None).await?;
-    Ok(())
+    say(bot, chat, text).await
 }
 
 /// The mark `/clients` puts after a suspended tenant's line.
@@ -510,8 +489,7 @@ async fn failed(
     err: &anyhow::Error,
 ) -> HandlerResult {
     let text = crate::bot::clients::error_text(ctx, what, err, "/usage");
-    send(bot, chat, text, None).await?;
-    Ok(())
+    say(bot, chat, text).await
 }
 
 fn action_text(ctx: &Ctx, action: BudgetAction) -> String {
