@@ -543,6 +543,11 @@ fn expired_text(ctx: &Ctx) -> String {
     )
 }
 
+/// "Usage: …", for a command whose arguments do not fit `usage`.
+fn usage_text(ctx: &Ctx, usage: &str) -> String {
+    ctx.texts.get("common.usage", &[("usage", usage)])
+}
+
 fn actor_of(user: Option<&teloxide::types::User>) -> Actor {
     Actor::Telegram(user.map_or(0, |user| user.id.0))
 }

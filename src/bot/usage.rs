@@ -10,7 +10,7 @@ use teloxide::types::InputFile;
 use tokio::sync::mpsc;
 
 use crate::bot::texts::escape;
-use crate::bot::{Ctx, HandlerResult, Tg, say, send};
+use crate::bot::{Ctx, HandlerResult, Tg, say, send, usage_text};
 use crate::fleet::{
     self, Actor, BudgetAlert, BudgetOutcome, BudgetStatus, Period, Resumed, Summary, UnknownTenant,
 };
@@ -108,12 +108,7 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
                 Err(err) => return bad_period(bot, chat, ctx, &err).await,
             },
             _ => {
-                return say(
-                    bot,
-                    chat,
-                    ctx.texts.get("common.usage", &[("usage", USAGE_USAGE)]),
-                )
-                .await;
+                return say(bot, chat, usage_text(ctx, USAGE_USAGE)).await;
             }
         }
     }
@@ -380,12 +375,7 @@ pub async fn budget_command(
     rest: &[&str],
 ) -> HandlerResult {
     if rest.len() > 2 {
-        return say(
-            bot,
-            chat,
-            ctx.texts.get("common.usage", &[("usage", BUDGET_USAGE)]),
-        )
-        .await;
+        return say(bot, chat, usage_text(ctx, BUDGET_USAGE)).await;
     }
     if let Some(word) = rest.first() {
         let amount = match *word {
