@@ -114,6 +114,11 @@ fn data(kind: &str, stamp: Stamp, id: &TenantId) -> String {
     format!("{kind}:{stamp}:{id}")
 }
 
+/// A tenant button: its label (a text key) and its callback data.
+fn button(ctx: &Ctx, label: &str, kind: &str, stamp: Stamp, id: &TenantId) -> InlineKeyboardButton {
+    InlineKeyboardButton::callback(ctx.texts.plain(label), data(kind, stamp, id))
+}
+
 /// Parses callback data strictly, so a forged button never reaches `fleet`.
 ///
 /// # Errors
@@ -162,18 +167,9 @@ pub fn alert_buttons(ctx: &Ctx, tenant: &TenantId) -> InlineKeyboardMarkup {
         created_at: 0,
     });
     InlineKeyboardMarkup::new([vec![
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("clients.btn_restart"),
-            data("t:r", stamp, tenant),
-        ),
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("clients.btn_logs"),
-            data("t:l", stamp, tenant),
-        ),
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("monitor.btn_mute"),
-            data("m:1h", stamp, tenant),
-        ),
+        button(ctx, "clients.btn_restart", "t:r", stamp, tenant),
+        button(ctx, "clients.btn_logs", "t:l", stamp, tenant),
+        button(ctx, "monitor.btn_mute", "m:1h", stamp, tenant),
     ]])
 }
 
@@ -190,7 +186,7 @@ pub async fn on_button(
     let id = pressed.button.tenant().clone();
     let record = match fleet::record(&ctx.app, &id) {
         Ok(record) => record,
-        Err(err) => return failed(bot, chat, ctx, "The button", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "The button", &err)).await,
     };
     if Stamp::of(&record) != pressed.stamp {
         return replaced_button(bot, chat, ctx, &id).await;
@@ -235,7 +231,7 @@ pub async fn on_button(
 pub async fn list(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
     let views = match fleet::list(&ctx.app).await {
         Ok(views) => views,
-        Err(err) => return failed(bot, chat, ctx, "/clients", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/clients", &err)).await,
     };
     if views.is_empty() {
         return say(bot, chat, ctx.texts.plain("clients.list_empty")).await;
@@ -277,7 +273,7 @@ pub async fn list(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
 pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> HandlerResult {
     let view = match fleet::show(&ctx.app, id).await {
         Ok(view) => view,
-        Err(err) => return failed(bot, chat, ctx, "/client", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/client", &err)).await,
     };
     let record = &view.record;
     let bot_name = record
@@ -306,27 +302,15 @@ pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Handle
     let running = view.state == ViewState::Running;
     let stamp = Stamp::of(record);
     let toggle = if running {
-        InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_stop"), data("t:s", stamp, id))
+        button(ctx, "clients.btn_stop", "t:s", stamp, id)
     } else {
-        InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_start"), data("t:g", stamp, id))
+        button(ctx, "clients.btn_start", "t:g", stamp, id)
     };
     let markup = InlineKeyboardMarkup::new([
+        vec![button(ctx, "clients.btn_restart", "t:r", stamp, id), toggle],
         vec![
-            InlineKeyboardButton::callback(
-                ctx.texts.plain("clients.btn_restart"),
-                data("t:r", stamp, id),
-            ),
-            toggle,
-        ],
-        vec![
-            InlineKeyboardButton::callback(
-                ctx.texts.plain("clients.btn_logs"),
-                data("t:l", stamp, id),
-            ),
-            InlineKeyboardButton::callback(
-                ctx.texts.plain("clients.btn_remove"),
-                data("t:x", stamp, id),
-            ),
+            button(ctx, "clients.btn_logs", "t:l", stamp, id),
+            button(ctx, "clients.btn_remove", "t:x", stamp, id),
         ],
     ]);
     send(bot, chat, text, Some(markup)).await?;
@@ -503,7 +487,7 @@ fn upgrade_text(ctx: &Ctx, id: &TenantId, image: &str, current: Option<UpgradeSt
 pub async fn logs(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId, lines: usize) -> HandlerResult {
     let log = match fleet::logs(&ctx.app, id, Some(lines), None).await {
         Ok(log) => log,
-        Err(err) => return failed(bot, chat, ctx, "/logs", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/logs", &err)).await,
     };
     if log.is_empty() {
         return say(
@@ -534,17 +518,11 @@ pub async fn logs(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId, lines: usize
 pub async fn ask_remove(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> HandlerResult {
     let stamp = match fleet::record(&ctx.app, id) {
         Ok(record) => Stamp::of(&record),
-        Err(err) => return failed(bot, chat, ctx, "/remove", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/remove", &err)).await,
     };
     let markup = InlineKeyboardMarkup::new([vec![
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("clients.remove_keep"),
-            data("rm:k", stamp, id),
-        ),
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("clients.remove_purge"),
-            data("rm:p", stamp, id),
-        ),
+        button(ctx, "clients.remove_keep", "rm:k", stamp, id),
+        button(ctx, "clients.remove_purge", "rm:p", stamp, id),
     ]]);
     send(
         bot,
@@ -626,16 +604,6 @@ async fn remove(
     };
     edit(bot, chat, working.id, text, None).await?;
     Ok(())
-}
-
-async fn failed(
-    bot: &Tg,
-    chat: ChatId,
-    ctx: &Ctx,
-    what: &str,
-    err: &anyhow::Error,
-) -> HandlerResult {
-    say(bot, chat, failure_text(ctx, what, err)).await
 }
 
 fn failure_text(ctx: &Ctx, what: &str, err: &anyhow::Error) -> String {

@@ -85,7 +85,7 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
     // `/usage csv [period]`: every tenant's rows (unless a tenant is named "csv").
     let csv_tenant = match fleet::exists(&ctx.app, &"csv".parse()?) {
         Ok(exists) => exists,
-        Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/usage", &err)).await,
     };
     if *first == "csv" && words.len() <= 2 && !csv_tenant {
         let spec = match words
@@ -149,7 +149,7 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
         {
             return fleet_usage(bot, chat, ctx, as_period.unwrap_or_default()).await;
         }
-        Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/usage", &err)).await,
     };
     if csv {
         let caption = ctx.texts.get(
@@ -315,7 +315,7 @@ async fn fleet_csv(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> Handl
     let period = spec.resolve(fleet::today(&ctx.app, Utc::now()));
     let summaries = match fleet::tenant_summaries(&ctx.app, period) {
         Ok(found) => found,
-        Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/usage", &err)).await,
     };
     let caption = ctx.texts.get(
         "usage.csv_caption",
@@ -331,7 +331,7 @@ async fn fleet_usage(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> Han
     let period = spec.resolve(fleet::today(&ctx.app, Utc::now()));
     let fleet = match fleet::fleet_summary(&ctx.app, period) {
         Ok(fleet) => fleet,
-        Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/usage", &err)).await,
     };
     let texts = &ctx.texts;
     if fleet.tenants.is_empty() {
@@ -407,12 +407,12 @@ pub async fn budget_command(
             },
         };
         if let Err(err) = fleet::set_budget(&ctx.app, actor, id, amount, action) {
-            return failed(bot, chat, ctx, "/budget", &err).await;
+            return say(bot, chat, failure_text(ctx, "/budget", &err)).await;
         }
     }
     let status = match fleet::budget_status(&ctx.app, id, Utc::now()) {
         Ok(status) => status,
-        Err(err) => return failed(bot, chat, ctx, "/budget", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/budget", &err)).await,
     };
     let Some(amount) = status.budget.amount else {
         return say(
@@ -460,7 +460,7 @@ pub async fn resume_command(
             .texts
             .get("usage.resumed_channel", &[("id", id.as_str())]),
         Ok(Resumed::NotSuspended) => ctx.texts.get("usage.not_suspended", &[("id", id.as_str())]),
-        Err(err) => return failed(bot, chat, ctx, "/resume", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/resume", &err)).await,
     };
     say(bot, chat, text).await
 }
@@ -471,15 +471,8 @@ pub fn suspended_mark(ctx: &Ctx) -> String {
     ctx.texts.plain("usage.suspended_mark")
 }
 
-async fn failed(
-    bot: &Tg,
-    chat: ChatId,
-    ctx: &Ctx,
-    what: &str,
-    err: &anyhow::Error,
-) -> HandlerResult {
-    let text = crate::bot::clients::error_text(ctx, what, err, "/usage");
-    say(bot, chat, text).await
+fn failure_text(ctx: &Ctx, what: &str, err: &anyhow::Error) -> String {
+    crate::bot::clients::error_text(ctx, what, err, "/usage")
 }
 
 fn action_text(ctx: &Ctx, action: BudgetAction) -> String {
