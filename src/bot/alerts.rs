@@ -309,41 +309,25 @@ fn log_text(ctx: &Ctx, log_tail: &[String]) -> String {
 }
 
 fn render_digest(ctx: &Ctx, digest: &Digest) -> String {
-    let down_list = if digest.down.is_empty() {
-        "-".to_string()
-    } else {
-        digest
-            .down
-            .iter()
-            .map(TenantId::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let restarts = if digest.restarts.is_empty() {
-        "0".to_string()
-    } else {
-        digest
-            .restarts
-            .iter()
-            .map(|(id, n)| format!("{id} ×{n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let costs = if digest.top_costs.is_empty() {
-        ctx.texts.plain("monitor.digest_no_costs")
-    } else {
-        digest
-            .top_costs
-            .iter()
-            .map(|(id, cost)| {
-                ctx.texts.get(
-                    "monitor.digest_cost_line",
-                    &[("id", id.as_str()), ("cost", &cost.to_string())],
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let down_list: Vec<String> = digest.down.iter().map(TenantId::to_string).collect();
+    let restarts: Vec<String> = digest
+        .restarts
+        .iter()
+        .map(|(id, n)| format!("{id} ×{n}"))
+        .collect();
+    let costs: Vec<String> = digest
+        .top_costs
+        .iter()
+        .map(|(id, cost)| {
+            ctx.texts.get(
+                "monitor.digest_cost_line",
+                &[("id", id.as_str()), ("cost", &cost.to_string())],
+            )
+        })
+        .collect();
+    let down_list = joined_or(&down_list, ", ", "-");
+    let restarts = joined_or(&restarts, ", ", "0");
+    let costs = joined_or(&costs, "\n", &ctx.texts.plain("monitor.digest_no_costs"));
     ctx.texts.get(
         "monitor.digest",
         &[
@@ -359,6 +343,15 @@ fn render_digest(ctx: &Ctx, digest: &Digest) -> String {
             ("alerts", &digest.alerts.to_string()),
         ],
     )
+}
+
+/// `items` joined by `separator`, or `none` when there are none.
+fn joined_or(items: &[String], separator: &str, none: &str) -> String {
+    if items.is_empty() {
+        none.to_string()
+    } else {
+        items.join(separator)
+    }
 }
 
 /// `/health`: the fleet as of the last sweep, problems first.
