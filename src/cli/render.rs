@@ -244,39 +244,42 @@ pub(crate) fn reconcile(report: &ReconcileReport) -> String {
     if report.is_clean() && report.in_progress.is_empty() {
         return "reconcile: store and Docker agree".to_string();
     }
-    let mut lines = Vec::new();
-    for id in &report.cleaned {
-        lines.push(format!("reconcile: undid the abandoned create of {id}"));
-    }
-    for id in &report.removed {
-        lines.push(format!("reconcile: finished the abandoned removal of {id}"));
-    }
-    for id in &report.repaired {
-        lines.push(format!(
-            "reconcile: made the missing container of {id} again from its record"
-        ));
-    }
-    for id in &report.in_progress {
-        lines.push(format!(
-            "reconcile: an action on {id} is still running; left alone"
-        ));
-    }
-    for id in &report.orphan_containers {
-        lines.push(format!(
-            "reconcile: container mtp-cell-{id} has no record; inspect it, then `docker rm -f mtp-cell-{id}` if unwanted"
-        ));
-    }
-    for name in &report.orphan_networks {
-        lines.push(format!(
-            "reconcile: network {name} has no tenant; remove it with `docker network rm {name}`"
-        ));
-    }
-    for id in &report.missing {
-        lines.push(format!(
-            "reconcile: {id} has no container and it could not be made again (see `mtp audit --tenant {id}`); `mtp tenant rm {id}` forgets it (data is kept)"
-        ));
-    }
-    lines.join("\n")
+    let ids = |ids: &[TenantId]| ids.iter().map(TenantId::to_string).collect::<Vec<_>>();
+    // Each finding, in the order they are told, and its line.
+    let findings: [(Vec<String>, fn(&str) -> String); 7] = [
+        (ids(&report.cleaned), |id| {
+            format!("reconcile: undid the abandoned create of {id}")
+        }),
+        (ids(&report.removed), |id| {
+            format!("reconcile: finished the abandoned removal of {id}")
+        }),
+        (ids(&report.repaired), |id| {
+            format!("reconcile: made the missing container of {id} again from its record")
+        }),
+        (ids(&report.in_progress), |id| {
+            format!("reconcile: an action on {id} is still running; left alone")
+        }),
+        (ids(&report.orphan_containers), |id| {
+            format!(
+                "reconcile: container mtp-cell-{id} has no record; inspect it, then `docker rm -f mtp-cell-{id}` if unwanted"
+            )
+        }),
+        (report.orphan_networks.clone(), |name| {
+            format!(
+                "reconcile: network {name} has no tenant; remove it with `docker network rm {name}`"
+            )
+        }),
+        (ids(&report.missing), |id| {
+            format!(
+                "reconcile: {id} has no container and it could not be made again (see `mtp audit --tenant {id}`); `mtp tenant rm {id}` forgets it (data is kept)"
+            )
+        }),
+    ];
+    findings
+        .iter()
+        .flat_map(|(names, line)| names.iter().map(|name| line(name)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The audit log as rows, each ending in a newline.
