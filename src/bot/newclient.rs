@@ -216,11 +216,7 @@ pub async fn on_button(
             draft.name = None;
             return advance(bot, chat, dialogue, ctx, draft, Step::Token).await;
         }
-        (Step::Model, "model") => match arg
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| catalog::models().get(i))
-        {
+        (Step::Model, "model") => match picked(catalog::models(), arg) {
             Some(model) => {
                 draft.model = Some(model.id.clone());
                 return advance(bot, chat, dialogue, ctx, draft, Step::Key).await;
@@ -239,11 +235,7 @@ pub async fn on_button(
             draft.key = KeyChoice::None;
             return advance(bot, chat, dialogue, ctx, draft, Step::Skills).await;
         }
-        (Step::Skills, "skill") => match arg
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| catalog::skills().get(i))
-        {
+        (Step::Skills, "skill") => match picked(catalog::skills(), arg) {
             Some(skill) => {
                 if let Some(at) = draft.skills.iter().position(|s| *s == skill.id) {
                     draft.skills.remove(at);
@@ -279,6 +271,14 @@ pub async fn on_button(
     }
     dialogue.update(State::NewClient(draft)).await?;
     Ok(())
+}
+
+/// The catalog entry a button names by its index; `None` for a button made
+/// from another catalog.
+fn picked<T>(catalog: &'static [T], arg: &str) -> Option<&'static T> {
+    arg.parse::<usize>()
+        .ok()
+        .and_then(|index| catalog.get(index))
 }
 
 async fn take_id(
