@@ -10,6 +10,7 @@ use teloxide::types::InlineKeyboardMarkup;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::bot::clients::chain_text;
 use crate::bot::send::split_html;
 use crate::bot::texts::escape;
 use crate::bot::{Ctx, HandlerResult, MAX_MESSAGE, Tg, say, send};
@@ -478,32 +479,15 @@ pub async fn mute(
     id: &TenantId,
     duration: std::time::Duration,
 ) -> HandlerResult {
-    match fleet::mute(&ctx.app, actor, id, Some(duration)) {
+    let text = match fleet::mute(&ctx.app, actor, id, Some(duration)) {
         Ok(until) => {
             let until = until.map(clock).unwrap_or_default();
-            send(
-                bot,
-                chat,
-                ctx.texts
-                    .get("monitor.muted", &[("id", id.as_str()), ("until", &until)]),
-                None,
-            )
-            .await?;
+            ctx.texts
+                .get("monitor.muted", &[("id", id.as_str()), ("until", &until)])
         }
-        Err(err) => {
-            send(
-                bot,
-                chat,
-                ctx.texts.get(
-                    "common.error",
-                    &[("what", "/mute"), ("reason", &format!("{err:#}"))],
-                ),
-                None,
-            )
-            .await?;
-        }
-    }
-    Ok(())
+        Err(err) => chain_text(ctx, "/mute", &err),
+    };
+    say(bot, chat, text).await
 }
 
 pub async fn unmute(
@@ -513,30 +497,11 @@ pub async fn unmute(
     actor: &Actor,
     id: &TenantId,
 ) -> HandlerResult {
-    match fleet::mute(&ctx.app, actor, id, None) {
-        Ok(_) => {
-            send(
-                bot,
-                chat,
-                ctx.texts.get("monitor.unmuted", &[("id", id.as_str())]),
-                None,
-            )
-            .await?
-        }
-        Err(err) => {
-            send(
-                bot,
-                chat,
-                ctx.texts.get(
-                    "common.error",
-                    &[("what", "/unmute"), ("reason", &format!("{err:#}"))],
-                ),
-                None,
-            )
-            .await?
-        }
+    let text = match fleet::mute(&ctx.app, actor, id, None) {
+        Ok(_) => ctx.texts.get("monitor.unmuted", &[("id", id.as_str())]),
+        Err(err) => chain_text(ctx, "/unmute", &err),
     };
-    Ok(())
+    say(bot, chat, text).await
 }
 
 fn clock(unix: i64) -> String {

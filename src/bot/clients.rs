@@ -616,14 +616,19 @@ pub(crate) fn error_text(ctx: &Ctx, what: &str, err: &anyhow::Error, command: &s
     if let Some(unknown) = err.downcast_ref::<UnknownTenant>() {
         return unknown_tenant_text(ctx, unknown, command);
     }
-    let text = ctx.texts.get(
-        "common.error",
-        &[("what", what), ("reason", &format!("{err:#}"))],
-    );
+    let text = chain_text(ctx, what, err);
     match fleet::obstacle(err) {
         Some(obstacle) => format!("{text}\n{}", obstacle_hint(ctx, &obstacle)),
         None => text,
     }
+}
+
+/// What failed and the error chain, nothing more.
+pub(crate) fn chain_text(ctx: &Ctx, what: &str, err: &anyhow::Error) -> String {
+    ctx.texts.get(
+        "common.error",
+        &[("what", what), ("reason", &format!("{err:#}"))],
+    )
 }
 
 /// No such tenant: did the operator mean a close id (`command <id>`), or
