@@ -245,8 +245,10 @@ pub(crate) fn reconcile(report: &ReconcileReport) -> String {
         return "reconcile: store and Docker agree".to_string();
     }
     let ids = |ids: &[TenantId]| ids.iter().map(TenantId::to_string).collect::<Vec<_>>();
-    // Each finding, in the order they are told, and its line.
-    let findings: [(Vec<String>, fn(&str) -> String); 7] = [
+    // Each kind of finding, in the order they are told: whom it names, and
+    // the line for each.
+    type Finding = (Vec<String>, fn(&str) -> String);
+    let findings: [Finding; 7] = [
         (ids(&report.cleaned), |id| {
             format!("reconcile: undid the abandoned create of {id}")
         }),
@@ -509,4 +511,39 @@ pub(crate) fn unknown_tenant_hint(unknown: &fleet::UnknownTenant) -> String {
     }
     let names: Vec<&str> = unknown.similar.iter().map(TenantId::as_str).collect();
     format!("did you mean {}?", names.join(" or "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of finding, one line each, in the order the CLI has always
+    /// told them.
+    #[test]
+    fn reconcile_tells_each_finding_in_order() {
+        let id = |text: &str| -> TenantId { text.parse().unwrap() };
+        let report = ReconcileReport {
+            cleaned: vec![id("a")],
+            removed: vec![id("b")],
+            repaired: vec![id("c")],
+            in_progress: vec![id("d")],
+            orphan_containers: vec![id("e")],
+            orphan_networks: vec!["mtp-net-f".to_string()],
+            missing: vec![id("g"), id("h")],
+        };
+        let expected = "\
+reconcile: undid the abandoned create of a
+reconcile: finished the abandoned removal of b
+reconcile: made the missing container of c again from its record
+reconcile: an action on d is still running; left alone
+reconcile: container mtp-cell-e has no record; inspect it, then `docker rm -f mtp-cell-e` if unwanted
+reconcile: network mtp-net-f has no tenant; remove it with `docker network rm mtp-net-f`
+reconcile: g has no container and it could not be made again (see `mtp audit --tenant g`); `mtp tenant rm g` forgets it (data is kept)
+reconcile: h has no container and it could not be made again (see `mtp audit --tenant h`); `mtp tenant rm h` forgets it (data is kept)";
+        assert_eq!(reconcile(&report), expected);
+        assert_eq!(
+            reconcile(&ReconcileReport::default()),
+            "reconcile: store and Docker agree"
+        );
+    }
 }
