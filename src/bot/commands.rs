@@ -1,6 +1,7 @@
 //! The admin bot's commands: one dptree branch per command
-//! (`case![Command::…]`), each ending in its own small endpoint that checks
-//! the arguments and calls the module that does the work.
+//! (`case![Command::…]`), each ending in a small endpoint that checks the
+//! arguments and calls the module that does the work. The commands that take
+//! one tenant id and nothing else share `on_tenant`; `OnTenant` says which.
 //!
 //! Order matters: the commands that answer anywhere come first (`/help`,
 //! `/start`, `/cancel`, `/newclient`); then any other chat than an operator's
