@@ -10,9 +10,10 @@ use teloxide::types::InlineKeyboardMarkup;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::bot::clients::chain_text;
 use crate::bot::send::split_html;
 use crate::bot::texts::escape;
-use crate::bot::{Ctx, HandlerResult, MAX_MESSAGE, Tg, send};
+use crate::bot::{Ctx, HandlerResult, MAX_MESSAGE, Tg, say, send};
 use crate::fleet::health::TenantHealth;
 use crate::fleet::{self, Actor};
 use crate::monitor::{Alert, AlertKind, Digest, Report};
@@ -309,41 +310,25 @@ fn log_text(ctx: &Ctx, log_tail: &[String]) -> String {
 }
 
 fn render_digest(ctx: &Ctx, digest: &Digest) -> String {
-    let down_list = if digest.down.is_empty() {
-        "-".to_string()
-    } else {
-        digest
-            .down
-            .iter()
-            .map(TenantId::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let restarts = if digest.restarts.is_empty() {
-        "0".to_string()
-    } else {
-        digest
-            .restarts
-            .iter()
-            .map(|(id, n)| format!("{id} ×{n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let costs = if digest.top_costs.is_empty() {
-        ctx.texts.plain("monitor.digest_no_costs")
-    } else {
-        digest
-            .top_costs
-            .iter()
-            .map(|(id, cost)| {
-                ctx.texts.get(
-                    "monitor.digest_cost_line",
-                    &[("id", id.as_str()), ("cost", &cost.to_string())],
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let down_list: Vec<String> = digest.down.iter().map(TenantId::to_string).collect();
+    let restarts: Vec<String> = digest
+        .restarts
+        .iter()
+        .map(|(id, n)| format!("{id} ×{n}"))
+        .collect();
+    let costs: Vec<String> = digest
+        .top_costs
+        .iter()
+        .map(|(id, cost)| {
+            ctx.texts.get(
+                "monitor.digest_cost_line",
+                &[("id", id.as_str()), ("cost", &cost.to_string())],
+            )
+        })
+        .collect();
+    let down_list = joined_or(&down_list, ", ", "-");
+    let restarts = joined_or(&restarts, ", ", "0");
+    let costs = joined_or(&costs, "\n", &ctx.texts.plain("monitor.digest_no_costs"));
     ctx.texts.get(
         "monitor.digest",
         &[
@@ -361,24 +346,30 @@ fn render_digest(ctx: &Ctx, digest: &Digest) -> String {
     )
 }
 
+/// `items` joined by `separator`, or `none` when there are none.
+fn joined_or(items: &[String], separator: &str, none: &str) -> String {
+    if items.is_empty() {
+        none.to_string()
+    } else {
+        items.join(separator)
+    }
+}
+
 /// `/health`: the fleet as of the last sweep, problems first.
 pub async fn health(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
     let Some(latest) = &ctx.latest else {
-        send(bot, chat, ctx.texts.plain("monitor.health_off"), None).await?;
-        return Ok(());
+        return say(bot, chat, ctx.texts.plain("monitor.health_off")).await;
     };
     let sweep = latest.borrow().clone();
     let Some(sweep) = sweep else {
         let interval = format!("{}s", ctx.app.config().monitor.interval.as_secs());
-        send(
+        return say(
             bot,
             chat,
             ctx.texts
                 .get("monitor.health_none", &[("interval", &interval)]),
-            None,
         )
-        .await?;
-        return Ok(());
+        .await;
     };
     let mut rows: Vec<(u8, String)> = sweep
         .tenants
@@ -398,8 +389,7 @@ pub async fn health(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
         text.push('\n');
         text.push_str(&row);
     }
-    send(bot, chat, text, None).await?;
-    Ok(())
+    say(bot, chat, text).await
 }
 
 /// One line of `/health` and its rank (problems first).
@@ -489,32 +479,15 @@ pub async fn mute(
     id: &TenantId,
     duration: std::time::Duration,
 ) -> HandlerResult {
-    match fleet::mute(&ctx.app, actor, id, Some(duration)) {
+    let text = match fleet::mute(&ctx.app, actor, id, Some(duration)) {
         Ok(until) => {
             let until = until.map(clock).unwrap_or_default();
-            send(
-                bot,
-                chat,
-                ctx.texts
-                    .get("monitor.muted", &[("id", id.as_str()), ("until", &until)]),
-                None,
-            )
-            .await?;
+            ctx.texts
+                .get("monitor.muted", &[("id", id.as_str()), ("until", &until)])
         }
-        Err(err) => {
-            send(
-                bot,
-                chat,
-                ctx.texts.get(
-                    "common.error",
-                    &[("what", "/mute"), ("reason", &format!("{err:#}"))],
-                ),
-                None,
-            )
-            .await?;
-        }
-    }
-    Ok(())
+        Err(err) => chain_text(ctx, "/mute", &err),
+    };
+    say(bot, chat, text).await
 }
 
 pub async fn unmute(
@@ -524,30 +497,11 @@ pub async fn unmute(
     actor: &Actor,
     id: &TenantId,
 ) -> HandlerResult {
-    match fleet::mute(&ctx.app, actor, id, None) {
-        Ok(_) => {
-            send(
-                bot,
-                chat,
-                ctx.texts.get("monitor.unmuted", &[("id", id.as_str())]),
-                None,
-            )
-            .await?
-        }
-        Err(err) => {
-            send(
-                bot,
-                chat,
-                ctx.texts.get(
-                    "common.error",
-                    &[("what", "/unmute"), ("reason", &format!("{err:#}"))],
-                ),
-                None,
-            )
-            .await?
-        }
+    let text = match fleet::mute(&ctx.app, actor, id, None) {
+        Ok(_) => ctx.texts.get("monitor.unmuted", &[("id", id.as_str())]),
+        Err(err) => chain_text(ctx, "/unmute", &err),
     };
-    Ok(())
+    say(bot, chat, text).await
 }
 
 fn clock(unix: i64) -> String {

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 
+use crate::bot::send::follow_progress;
 use crate::bot::state::State;
 use crate::bot::texts::{Texts, escape};
-use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, send};
+use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, say, send};
 use crate::fleet::{
     self, Actor, Health, Obstacle, Rollback, Started, Stopped, TenantView, UnknownTenant,
     UpgradeError, UpgradeStep, ViewState,
@@ -113,6 +114,11 @@ fn data(kind: &str, stamp: Stamp, id: &TenantId) -> String {
     format!("{kind}:{stamp}:{id}")
 }
 
+/// A tenant button: its label (a text key) and its callback data.
+fn button(ctx: &Ctx, label: &str, kind: &str, stamp: Stamp, id: &TenantId) -> InlineKeyboardButton {
+    InlineKeyboardButton::callback(ctx.texts.plain(label), data(kind, stamp, id))
+}
+
 /// Parses callback data strictly, so a forged button never reaches `fleet`.
 ///
 /// # Errors
@@ -161,18 +167,9 @@ pub fn alert_buttons(ctx: &Ctx, tenant: &TenantId) -> InlineKeyboardMarkup {
         created_at: 0,
     });
     InlineKeyboardMarkup::new([vec![
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("clients.btn_restart"),
-            data("t:r", stamp, tenant),
-        ),
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("clients.btn_logs"),
-            data("t:l", stamp, tenant),
-        ),
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("monitor.btn_mute"),
-            data("m:1h", stamp, tenant),
-        ),
+        button(ctx, "clients.btn_restart", "t:r", stamp, tenant),
+        button(ctx, "clients.btn_logs", "t:l", stamp, tenant),
+        button(ctx, "monitor.btn_mute", "m:1h", stamp, tenant),
     ]])
 }
 
@@ -189,7 +186,7 @@ pub async fn on_button(
     let id = pressed.button.tenant().clone();
     let record = match fleet::record(&ctx.app, &id) {
         Ok(record) => record,
-        Err(err) => return failed(bot, chat, ctx, "The button", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "The button", &err)).await,
     };
     if Stamp::of(&record) != pressed.stamp {
         return replaced_button(bot, chat, ctx, &id).await;
@@ -234,11 +231,10 @@ pub async fn on_button(
 pub async fn list(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
     let views = match fleet::list(&ctx.app).await {
         Ok(views) => views,
-        Err(err) => return failed(bot, chat, ctx, "/clients", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/clients", &err)).await,
     };
     if views.is_empty() {
-        send(bot, chat, ctx.texts.plain("clients.list_empty"), None).await?;
-        return Ok(());
+        return say(bot, chat, ctx.texts.plain("clients.list_empty")).await;
     }
     let mut text = ctx.texts.get(
         "clients.list_header",
@@ -271,14 +267,13 @@ pub async fn list(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
             text.push_str(&crate::bot::usage::suspended_mark(ctx));
         }
     }
-    send(bot, chat, text, None).await?;
-    Ok(())
+    say(bot, chat, text).await
 }
 
 pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> HandlerResult {
     let view = match fleet::show(&ctx.app, id).await {
         Ok(view) => view,
-        Err(err) => return failed(bot, chat, ctx, "/client", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/client", &err)).await,
     };
     let record = &view.record;
     let bot_name = record
@@ -307,27 +302,15 @@ pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Handle
     let running = view.state == ViewState::Running;
     let stamp = Stamp::of(record);
     let toggle = if running {
-        InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_stop"), data("t:s", stamp, id))
+        button(ctx, "clients.btn_stop", "t:s", stamp, id)
     } else {
-        InlineKeyboardButton::callback(ctx.texts.plain("clients.btn_start"), data("t:g", stamp, id))
+        button(ctx, "clients.btn_start", "t:g", stamp, id)
     };
     let markup = InlineKeyboardMarkup::new([
+        vec![button(ctx, "clients.btn_restart", "t:r", stamp, id), toggle],
         vec![
-            InlineKeyboardButton::callback(
-                ctx.texts.plain("clients.btn_restart"),
-                data("t:r", stamp, id),
-            ),
-            toggle,
-        ],
-        vec![
-            InlineKeyboardButton::callback(
-                ctx.texts.plain("clients.btn_logs"),
-                data("t:l", stamp, id),
-            ),
-            InlineKeyboardButton::callback(
-                ctx.texts.plain("clients.btn_remove"),
-                data("t:x", stamp, id),
-            ),
+            button(ctx, "clients.btn_logs", "t:l", stamp, id),
+            button(ctx, "clients.btn_remove", "t:x", stamp, id),
         ],
     ]);
     send(bot, chat, text, Some(markup)).await?;
@@ -406,28 +389,16 @@ pub async fn upgrade(
 ) -> HandlerResult {
     let target = image.map_or_else(|| ctx.app.config().cell.image.clone(), str::to_string);
     let message = send(bot, chat, upgrade_text(ctx, id, &target, None), None).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<UpgradeStep>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<UpgradeStep>();
     let work = async move {
         let mut progress = move |step: UpgradeStep| {
             let _ = tx.send(step);
         };
         fleet::upgrade(&ctx.app, actor, id, image, &mut progress).await
     };
-    let editor = async {
-        while let Some(mut step) = rx.recv().await {
-            while let Ok(next) = rx.try_recv() {
-                step = next;
-            }
-            let _ = edit(
-                bot,
-                chat,
-                message.id,
-                upgrade_text(ctx, id, &target, Some(step)),
-                None,
-            )
-            .await;
-        }
-    };
+    let editor = follow_progress(bot, chat, message.id, rx, |step| {
+        upgrade_text(ctx, id, &target, Some(step))
+    });
     let (result, ()) = tokio::join!(work, editor);
     let text = match result {
         Ok(done) => ctx.texts.get(
@@ -516,23 +487,20 @@ fn upgrade_text(ctx: &Ctx, id: &TenantId, image: &str, current: Option<UpgradeSt
 pub async fn logs(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId, lines: usize) -> HandlerResult {
     let log = match fleet::logs(&ctx.app, id, Some(lines), None).await {
         Ok(log) => log,
-        Err(err) => return failed(bot, chat, ctx, "/logs", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/logs", &err)).await,
     };
     if log.is_empty() {
-        send(
+        return say(
             bot,
             chat,
             ctx.texts.get("clients.logs_empty", &[("id", id.as_str())]),
-            None,
         )
-        .await?;
-        return Ok(());
+        .await;
     }
     let text: String = log.iter().map(|line| format!("{}\n", line.text)).collect();
     let html = format!("<pre>{}</pre>", escape(&text));
     if html.len() < crate::bot::MAX_MESSAGE - 64 {
-        send(bot, chat, html, None).await?;
-        return Ok(());
+        return say(bot, chat, html).await;
     }
     let caption = ctx.texts.get(
         "clients.logs_caption",
@@ -550,17 +518,11 @@ pub async fn logs(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId, lines: usize
 pub async fn ask_remove(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> HandlerResult {
     let stamp = match fleet::record(&ctx.app, id) {
         Ok(record) => Stamp::of(&record),
-        Err(err) => return failed(bot, chat, ctx, "/remove", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/remove", &err)).await,
     };
     let markup = InlineKeyboardMarkup::new([vec![
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("clients.remove_keep"),
-            data("rm:k", stamp, id),
-        ),
-        InlineKeyboardButton::callback(
-            ctx.texts.plain("clients.remove_purge"),
-            data("rm:p", stamp, id),
-        ),
+        button(ctx, "clients.remove_keep", "rm:k", stamp, id),
+        button(ctx, "clients.remove_purge", "rm:p", stamp, id),
     ]]);
     send(
         bot,
@@ -587,15 +549,13 @@ pub async fn confirm_purge(
         return Ok(());
     };
     if typed.trim() != id.as_str() {
-        send(
+        return say(
             bot,
             chat,
             ctx.texts
                 .get("clients.purge_mismatch", &[("id", id.as_str())]),
-            None,
         )
-        .await?;
-        return Ok(());
+        .await;
     }
     if stamp_now(ctx, &id).map(|now| now.to_string()).as_deref() != Some(stamp) {
         return replaced_button(bot, chat, ctx, &id).await;
@@ -606,15 +566,13 @@ pub async fn confirm_purge(
 /// A button of a tenant that was replaced (upgraded, or removed and made
 /// again) since the button was drawn: refused, nothing done.
 async fn replaced_button(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> HandlerResult {
-    send(
+    say(
         bot,
         chat,
         ctx.texts
             .get("clients.replaced_button", &[("id", id.as_str())]),
-        None,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 async fn remove(
@@ -648,17 +606,6 @@ async fn remove(
     Ok(())
 }
 
-async fn failed(
-    bot: &Tg,
-    chat: ChatId,
-    ctx: &Ctx,
-    what: &str,
-    err: &anyhow::Error,
-) -> HandlerResult {
-    send(bot, chat, failure_text(ctx, what, err), None).await?;
-    Ok(())
-}
-
 fn failure_text(ctx: &Ctx, what: &str, err: &anyhow::Error) -> String {
     error_text(ctx, what, err, "/client")
 }
@@ -669,14 +616,19 @@ pub(crate) fn error_text(ctx: &Ctx, what: &str, err: &anyhow::Error, command: &s
     if let Some(unknown) = err.downcast_ref::<UnknownTenant>() {
         return unknown_tenant_text(ctx, unknown, command);
     }
-    let text = ctx.texts.get(
-        "common.error",
-        &[("what", what), ("reason", &format!("{err:#}"))],
-    );
+    let text = chain_text(ctx, what, err);
     match fleet::obstacle(err) {
         Some(obstacle) => format!("{text}\n{}", obstacle_hint(ctx, &obstacle)),
         None => text,
     }
+}
+
+/// What failed and the error chain, nothing more.
+pub(crate) fn chain_text(ctx: &Ctx, what: &str, err: &anyhow::Error) -> String {
+    ctx.texts.get(
+        "common.error",
+        &[("what", what), ("reason", &format!("{err:#}"))],
+    )
 }
 
 /// No such tenant: did the operator mean a close id (`command <id>`), or

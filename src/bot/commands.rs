@@ -1,6 +1,7 @@
 //! The admin bot's commands: one dptree branch per command
-//! (`case![Command::…]`), each ending in its own small endpoint that checks
-//! the arguments and calls the module that does the work.
+//! (`case![Command::…]`), each ending in a small endpoint that checks the
+//! arguments and calls the module that does the work. The commands that take
+//! one tenant id and nothing else share `on_tenant`; `OnTenant` says which.
 //!
 //! Order matters: the commands that answer anywhere come first (`/help`,
 //! `/start`, `/cancel`, `/newclient`); then any other chat than an operator's
@@ -13,11 +14,15 @@ use teloxide::dptree::case;
 use teloxide::prelude::*;
 use teloxide::utils::command::BotCommands;
 
+use crate::bot::clients::Action;
 use crate::bot::state::State;
 use crate::bot::{
-    Command, Ctx, Dlg, HandlerResult, Tg, actor_of, alerts, clients, newclient, send, usage,
+    Command, Ctx, Dlg, HandlerResult, Tg, actor_of, alerts, clients, newclient, say, send, usage,
+    usage_text,
 };
 use crate::tenant::{TenantId, TenantIdError};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The shortest and longest mute: a minute to a month.
 const MUTE_SECONDS: std::ops::RangeInclusive<u64> = 60..=30 * 86_400;
@@ -25,9 +30,34 @@ const MUTE_SECONDS: std::ops::RangeInclusive<u64> = 60..=30 * 86_400;
 const MAX_LOG_LINES: usize = 2000;
 const DEFAULT_LOG_LINES: usize = 50;
 
+/// The commands that take one tenant id and nothing else: what each does.
+#[derive(Debug, Clone, Copy)]
+enum OnTenant {
+    Details,
+    Act(Action),
+    AskRemove,
+    Unmute,
+    Resume,
+}
+
+impl OnTenant {
+    /// The usage line shown when the argument is not one id.
+    fn usage(self) -> &'static str {
+        match self {
+            OnTenant::Details => "/client <id>",
+            OnTenant::Act(Action::Restart) => "/restart <id>",
+            OnTenant::Act(Action::Stop) => "/stop <id>",
+            OnTenant::Act(Action::Start) => "/startcell <id>",
+            OnTenant::AskRemove => "/remove <id>",
+            OnTenant::Unmute => "/unmute <id>",
+            OnTenant::Resume => "/resume <id>",
+        }
+    }
+}
+
 /// The command branch of the handler tree (after the operator filter and the
 /// dialogue).
-pub(crate) fn handler() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'static>> {
+pub(crate) fn handler() -> UpdateHandler<BoxError> {
     teloxide::filter_command::<Command, _>()
         .branch(case![Command::Help].endpoint(help))
         .branch(case![Command::Start(greeting)].endpoint(help))
@@ -38,45 +68,46 @@ pub(crate) fn handler() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync
                 .endpoint(ignore_elsewhere),
         )
         .branch(case![Command::Clients].endpoint(clients_list))
-        .branch(case![Command::Client(arg)].endpoint(client))
-        .branch(case![Command::Restart(arg)].endpoint(
-            |bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String| {
-                act(
-                    bot,
-                    msg,
-                    ctx,
-                    arg,
-                    clients::Action::Restart,
-                    "/restart <id>",
-                )
-            },
+        .branch(on_tenant_branch(
+            case![Command::Client(arg)],
+            OnTenant::Details,
         ))
-        .branch(case![Command::Stop(arg)].endpoint(
-            |bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String| {
-                act(bot, msg, ctx, arg, clients::Action::Stop, "/stop <id>")
-            },
+        .branch(on_tenant_branch(
+            case![Command::Restart(arg)],
+            OnTenant::Act(Action::Restart),
         ))
-        .branch(case![Command::StartCell(arg)].endpoint(
-            |bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String| {
-                act(
-                    bot,
-                    msg,
-                    ctx,
-                    arg,
-                    clients::Action::Start,
-                    "/startcell <id>",
-                )
-            },
+        .branch(on_tenant_branch(
+            case![Command::Stop(arg)],
+            OnTenant::Act(Action::Stop),
+        ))
+        .branch(on_tenant_branch(
+            case![Command::StartCell(arg)],
+            OnTenant::Act(Action::Start),
         ))
         .branch(case![Command::Upgrade(arg)].endpoint(upgrade))
-        .branch(case![Command::Remove(arg)].endpoint(remove))
+        .branch(on_tenant_branch(
+            case![Command::Remove(arg)],
+            OnTenant::AskRemove,
+        ))
         .branch(case![Command::Logs(arg)].endpoint(logs))
         .branch(case![Command::Health].endpoint(health))
         .branch(case![Command::Mute(arg)].endpoint(mute))
-        .branch(case![Command::Unmute(arg)].endpoint(unmute))
+        .branch(on_tenant_branch(
+            case![Command::Unmute(arg)],
+            OnTenant::Unmute,
+        ))
         .branch(case![Command::Usage(arg)].endpoint(usage_report))
         .branch(case![Command::Budget(arg)].endpoint(budget))
-        .branch(case![Command::Resume(arg)].endpoint(resume))
+        .branch(on_tenant_branch(
+            case![Command::Resume(arg)],
+            OnTenant::Resume,
+        ))
+}
+
+/// A command that takes one tenant id: its argument goes to `on_tenant`, with
+/// what to do.
+fn on_tenant_branch(command: UpdateHandler<BoxError>, what: OnTenant) -> UpdateHandler<BoxError> {
+    command.map(move || what).endpoint(on_tenant)
 }
 
 async fn help(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
@@ -84,8 +115,7 @@ async fn help(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
         "common.help",
         &[("commands", &Command::descriptions().to_string())],
     );
-    send(&bot, msg.chat.id, text, None).await?;
-    Ok(())
+    say(&bot, msg.chat.id, text).await
 }
 
 async fn cancel(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {
@@ -96,21 +126,13 @@ async fn cancel(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerR
     } else {
         "common.nothing_to_cancel"
     };
-    send(&bot, msg.chat.id, ctx.texts.plain(key), None).await?;
-    Ok(())
+    say(&bot, msg.chat.id, ctx.texts.plain(key)).await
 }
 
 async fn new_client(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {
     // Onboarding asks for secrets: only in a private chat with the bot.
     if !msg.chat.is_private() {
-        send(
-            &bot,
-            msg.chat.id,
-            ctx.texts.plain("newclient.private_only"),
-            None,
-        )
-        .await?;
-        return Ok(());
+        return say(&bot, msg.chat.id, ctx.texts.plain("newclient.private_only")).await;
     }
     newclient::begin(&bot, msg.chat.id, &dialogue, &ctx).await
 }
@@ -129,29 +151,26 @@ async fn clients_list(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
     clients::list(&bot, msg.chat.id, &ctx).await
 }
 
-async fn client(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
-    let chat = msg.chat.id;
-    if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/client <id>").await? {
-        clients::details(&bot, chat, &ctx, &id).await?;
-    }
-    Ok(())
-}
-
-/// `/restart`, `/stop`, `/startcell`.
-async fn act(
+/// `/client`, `/restart`, `/stop`, `/startcell`, `/remove`, `/unmute`, `/resume`.
+async fn on_tenant(
     bot: Tg,
     msg: Message,
     ctx: Arc<Ctx>,
     arg: String,
-    action: clients::Action,
-    usage: &'static str,
+    command: OnTenant,
 ) -> HandlerResult {
     let chat = msg.chat.id;
-    if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, usage).await? {
-        let actor = actor_of(msg.from.as_ref());
-        clients::act(&bot, chat, &ctx, &actor, action, &id).await?;
+    let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, command.usage()).await? else {
+        return Ok(());
+    };
+    let actor = actor_of(msg.from.as_ref());
+    match command {
+        OnTenant::Details => clients::details(&bot, chat, &ctx, &id).await,
+        OnTenant::Act(action) => clients::act(&bot, chat, &ctx, &actor, action, &id).await,
+        OnTenant::AskRemove => clients::ask_remove(&bot, chat, &ctx, &id).await,
+        OnTenant::Unmute => alerts::unmute(&bot, chat, &ctx, &actor, &id).await,
+        OnTenant::Resume => usage::resume_command(&bot, chat, &ctx, &actor, &id).await,
     }
-    Ok(())
 }
 
 async fn upgrade(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
@@ -160,23 +179,11 @@ async fn upgrade(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerRe
     let id_text = words.next().unwrap_or_default().to_string();
     let image = words.next().map(str::to_string);
     if words.next().is_some() {
-        let text = ctx
-            .texts
-            .get("common.usage", &[("usage", "/upgrade <id> [image]")]);
-        send(&bot, chat, text, None).await?;
-        return Ok(());
+        return say(&bot, chat, usage_text(&ctx, "/upgrade <id> [image]")).await;
     }
     if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/upgrade <id> [image]").await? {
         let actor = actor_of(msg.from.as_ref());
         clients::upgrade(&bot, chat, &ctx, &actor, &id, image.as_deref()).await?;
-    }
-    Ok(())
-}
-
-async fn remove(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
-    let chat = msg.chat.id;
-    if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/remove <id>").await? {
-        clients::ask_remove(&bot, chat, &ctx, &id).await?;
     }
     Ok(())
 }
@@ -189,11 +196,7 @@ async fn logs(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResul
         None => DEFAULT_LOG_LINES,
         Some(Ok(n)) if (1..=MAX_LOG_LINES).contains(&n) => n,
         Some(_) => {
-            let text = ctx
-                .texts
-                .get("common.usage", &[("usage", "/logs <id> [1-2000]")]);
-            send(&bot, chat, text, None).await?;
-            return Ok(());
+            return say(&bot, chat, usage_text(&ctx, "/logs <id> [1-2000]")).await;
         }
     };
     if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/logs <id> [lines]").await? {
@@ -215,25 +218,12 @@ async fn mute(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResul
         .and_then(|text| humantime::parse_duration(text).ok())
         .filter(|duration| MUTE_SECONDS.contains(&duration.as_secs()));
     let Some(duration) = duration else {
-        let text = ctx.texts.get(
-            "common.usage",
-            &[("usage", "/mute <id> <duration from 1m to 30d, e.g. 2h>")],
-        );
-        send(&bot, chat, text, None).await?;
-        return Ok(());
+        let usage = "/mute <id> <duration from 1m to 30d, e.g. 2h>";
+        return say(&bot, chat, usage_text(&ctx, usage)).await;
     };
     if let Some(id) = tenant_arg(&bot, chat, &ctx, &id_text, "/mute <id> <duration>").await? {
         let actor = actor_of(msg.from.as_ref());
         alerts::mute(&bot, chat, &ctx, &actor, &id, duration).await?;
-    }
-    Ok(())
-}
-
-async fn unmute(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
-    let chat = msg.chat.id;
-    if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/unmute <id>").await? {
-        let actor = actor_of(msg.from.as_ref());
-        alerts::unmute(&bot, chat, &ctx, &actor, &id).await?;
     }
     Ok(())
 }
@@ -254,15 +244,6 @@ async fn budget(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerRes
     Ok(())
 }
 
-async fn resume(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
-    let chat = msg.chat.id;
-    if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/resume <id>").await? {
-        let actor = actor_of(msg.from.as_ref());
-        usage::resume_command(&bot, chat, &ctx, &actor, &id).await?;
-    }
-    Ok(())
-}
-
 /// Parses a tenant id argument, replying with the usage or the id rule if bad.
 async fn tenant_arg(
     bot: &Tg,
@@ -273,13 +254,7 @@ async fn tenant_arg(
 ) -> Result<Option<TenantId>, teloxide::RequestError> {
     let arg = arg.trim();
     if arg.is_empty() || arg.contains(char::is_whitespace) {
-        send(
-            bot,
-            chat,
-            ctx.texts.get("common.usage", &[("usage", usage)]),
-            None,
-        )
-        .await?;
+        send(bot, chat, usage_text(ctx, usage), None).await?;
         return Ok(None);
     }
     match arg.parse() {

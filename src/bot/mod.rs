@@ -36,7 +36,7 @@ use teloxide::prelude::*;
 use teloxide::utils::command::BotCommands;
 
 use crate::fleet::{self, Actor, App};
-use send::{edit, send};
+use send::{edit, say, send};
 use state::State;
 use storage::DialogueStorage;
 use strangers::Strangers;
@@ -410,8 +410,7 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
         State::NewClient(draft) => {
             if expired(&ctx, draft.touched_at) && draft.step != state::Step::Provisioning {
                 dialogue.exit().await?;
-                send(&bot, msg.chat.id, expired_text(&ctx), None).await?;
-                return Ok(());
+                return say(&bot, msg.chat.id, expired_text(&ctx)).await;
             }
             newclient::on_message(&bot, &msg, &dialogue, &ctx, draft).await?;
         }
@@ -424,19 +423,16 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
             if msg.from.as_ref().map(|user| user.id.0) != Some(by) {
                 // The confirmation belongs to the operator who chose purge (in
                 // the ops group others write too); theirs stays pending.
-                send(
+                return say(
                     &bot,
                     msg.chat.id,
                     ctx.texts.plain("clients.purge_not_yours"),
-                    None,
                 )
-                .await?;
-                return Ok(());
+                .await;
             }
             dialogue.exit().await?;
             if expired(&ctx, touched_at) {
-                send(&bot, msg.chat.id, ctx.texts.plain("common.cancelled"), None).await?;
-                return Ok(());
+                return say(&bot, msg.chat.id, ctx.texts.plain("common.cancelled")).await;
             }
             let actor = actor_of(msg.from.as_ref());
             clients::confirm_purge(
@@ -464,13 +460,11 @@ async fn on_callback(bot: Tg, q: CallbackQuery, dialogue: Dlg, ctx: Arc<Ctx>) ->
     if let Some(rest) = data.strip_prefix("nc:") {
         let state = dialogue.get().await?.unwrap_or_default();
         let State::NewClient(draft) = state else {
-            send(&bot, chat, ctx.texts.plain("common.stale_button"), None).await?;
-            return Ok(());
+            return say(&bot, chat, ctx.texts.plain("common.stale_button")).await;
         };
         if expired(&ctx, draft.touched_at) && draft.step != state::Step::Provisioning {
             dialogue.exit().await?;
-            send(&bot, chat, expired_text(&ctx), None).await?;
-            return Ok(());
+            return say(&bot, chat, expired_text(&ctx)).await;
         }
         return newclient::on_button(
             &bot,
@@ -492,12 +486,10 @@ async fn on_callback(bot: Tg, q: CallbackQuery, dialogue: Dlg, ctx: Arc<Ctx>) ->
             clients::on_button(&bot, chat, &dialogue, &ctx, q.from.id.0, pressed).await
         }
         Err(clients::BadButton::Outdated) => {
-            send(&bot, chat, ctx.texts.plain("common.stale_button"), None).await?;
-            Ok(())
+            say(&bot, chat, ctx.texts.plain("common.stale_button")).await
         }
         Err(clients::BadButton::Malformed) => {
-            send(&bot, chat, ctx.texts.plain("common.bad_button"), None).await?;
-            Ok(())
+            say(&bot, chat, ctx.texts.plain("common.bad_button")).await
         }
     }
 }
@@ -549,6 +541,11 @@ fn expired_text(ctx: &Ctx) -> String {
         "common.expired",
         &[("idle", &humantime::format_duration(ctx.idle).to_string())],
     )
+}
+
+/// "Usage: …", for a command whose arguments do not fit `usage`.
+fn usage_text(ctx: &Ctx, usage: &str) -> String {
+    ctx.texts.get("common.usage", &[("usage", usage)])
 }
 
 fn actor_of(user: Option<&teloxide::types::User>) -> Actor {

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, MessageId};
 
+use crate::bot::send::follow_progress;
 use crate::bot::state::{Draft, KeyChoice, Sealed, State, Step};
-use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, send};
+use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, say, send};
 use crate::fleet::{self, Actor, CreateError, CreateStep, catalog};
 use crate::tenant::{BotToken, DmPolicy, Secret, TenantId, TenantSpec};
 
@@ -93,17 +94,15 @@ pub async fn on_message(
             let token = match BotToken::parse(&text) {
                 Ok(token) => token,
                 Err(err) => {
-                    send(
+                    return say(
                         bot,
                         chat,
                         ctx.texts.get(
                             "newclient.token_bad_format",
                             &[("reason", &err.to_string())],
                         ),
-                        None,
                     )
-                    .await?;
-                    return Ok(());
+                    .await;
                 }
             };
             send(bot, chat, ctx.texts.plain("newclient.token_deleted"), None).await?;
@@ -168,8 +167,7 @@ pub async fn on_message(
             }
         }
         Step::Provisioning => {
-            send(bot, chat, ctx.texts.plain("common.busy"), None).await?;
-            return Ok(());
+            return say(bot, chat, ctx.texts.plain("common.busy")).await;
         }
         // Steps answered with buttons: show the question again.
         Step::Model | Step::Skills | Step::Access | Step::Confirm => {
@@ -194,8 +192,7 @@ pub async fn on_button(
 ) -> HandlerResult {
     draft.touched_at = fleet::now();
     if draft.step == Step::Provisioning {
-        send(bot, chat, ctx.texts.plain("common.busy"), None).await?;
-        return Ok(());
+        return say(bot, chat, ctx.texts.plain("common.busy")).await;
     }
     let (action, arg) = data.split_once(':').unwrap_or((data, ""));
     match (draft.step, action) {
@@ -219,11 +216,7 @@ pub async fn on_button(
             draft.name = None;
             return advance(bot, chat, dialogue, ctx, draft, Step::Token).await;
         }
-        (Step::Model, "model") => match arg
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| catalog::models().get(i))
-        {
+        (Step::Model, "model") => match picked(catalog::models(), arg) {
             Some(model) => {
                 draft.model = Some(model.id.clone());
                 return advance(bot, chat, dialogue, ctx, draft, Step::Key).await;
@@ -242,11 +235,7 @@ pub async fn on_button(
             draft.key = KeyChoice::None;
             return advance(bot, chat, dialogue, ctx, draft, Step::Skills).await;
         }
-        (Step::Skills, "skill") => match arg
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| catalog::skills().get(i))
-        {
+        (Step::Skills, "skill") => match picked(catalog::skills(), arg) {
             Some(skill) => {
                 if let Some(at) = draft.skills.iter().position(|s| *s == skill.id) {
                     draft.skills.remove(at);
@@ -282,6 +271,14 @@ pub async fn on_button(
     }
     dialogue.update(State::NewClient(draft)).await?;
     Ok(())
+}
+
+/// The catalog entry a button names by its index; `None` for a button made
+/// from another catalog.
+fn picked<T>(catalog: &'static [T], arg: &str) -> Option<&'static T> {
+    arg.parse::<usize>()
+        .ok()
+        .and_then(|index| catalog.get(index))
 }
 
 async fn take_id(
@@ -543,8 +540,7 @@ async fn provision(
         None => {
             // A draft missing a piece cannot happen through the buttons; start over.
             dialogue.exit().await?;
-            send(bot, chat, ctx.texts.plain("common.reset"), None).await?;
-            return Ok(());
+            return say(bot, chat, ctx.texts.plain("common.reset")).await;
         }
     };
     draft.step = Step::Provisioning;
@@ -552,30 +548,16 @@ async fn provision(
     let id = spec.id.clone();
     let progress_message = send(bot, chat, progress_text(ctx, &id, None), None).await?;
 
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<CreateStep>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<CreateStep>();
     let create = async move {
         let mut progress = move |step: CreateStep| {
             let _ = tx.send(step);
         };
         fleet::create(&ctx.app, actor, spec, &mut progress).await
     };
-    let editor = async {
-        while let Some(step) = rx.recv().await {
-            // Coalesce: only the newest step matters.
-            let mut step = step;
-            while let Ok(next) = rx.try_recv() {
-                step = next;
-            }
-            let _ = edit(
-                bot,
-                chat,
-                progress_message.id,
-                progress_text(ctx, &id, Some(step)),
-                None,
-            )
-            .await;
-        }
-    };
+    let editor = follow_progress(bot, chat, progress_message.id, rx, |step| {
+        progress_text(ctx, &id, Some(step))
+    });
     let (result, ()) = tokio::join!(create, editor);
     dialogue.exit().await?;
     let text = match result {

@@ -13,7 +13,7 @@ use teloxide::types::UpdateKind;
 
 use crate::bot::state::{State, Step};
 use crate::bot::storage::DialogueStorage;
-use crate::bot::{Ctx, HandlerResult, Tg, expired, send};
+use crate::bot::{Ctx, HandlerResult, Tg, expired, say};
 
 /// The operator's message an update carries: new or edited.
 fn message_of(update: &Update) -> Option<&Message> {
@@ -58,8 +58,7 @@ pub async fn delete(bot: Tg, update: Update, ctx: Arc<Ctx>) -> HandlerResult {
             "common.token_not_deleted"
         }
     };
-    send(&bot, msg.chat.id, ctx.texts.plain(key), None).await?;
-    Ok(())
+    say(&bot, msg.chat.id, ctx.texts.plain(key)).await
 }
 
 /// Finds `<digits>:<30 or more of A-Z a-z 0-9 _ ->` anywhere in `text`,

@@ -8,7 +8,7 @@
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardMarkup, MessageId, ParseMode};
 
-use crate::bot::{MAX_MESSAGE, Tg};
+use crate::bot::{HandlerResult, MAX_MESSAGE, Tg};
 
 /// Sends HTML text, split when over Telegram's limit; buttons go under the last part.
 ///
@@ -32,6 +32,34 @@ pub async fn send(
     match markup {
         Some(markup) => request.reply_markup(markup).await,
         None => request.await,
+    }
+}
+
+/// Sends `text` without buttons, as a handler's whole answer.
+///
+/// # Errors
+///
+/// As `send`.
+pub async fn say(bot: &Tg, chat: ChatId, text: String) -> HandlerResult {
+    send(bot, chat, text, None).await?;
+    Ok(())
+}
+
+/// Keeps a progress message up to date: as steps arrive, the message is edited
+/// to the newest one (steps that queued meanwhile are skipped). Ends when the
+/// worker drops its sender. A failed edit is let go: the final text follows.
+pub async fn follow_progress<Step>(
+    bot: &Tg,
+    chat: ChatId,
+    message: MessageId,
+    mut steps: tokio::sync::mpsc::UnboundedReceiver<Step>,
+    text: impl Fn(Step) -> String,
+) {
+    while let Some(mut step) = steps.recv().await {
+        while let Ok(next) = steps.try_recv() {
+            step = next;
+        }
+        let _ = edit(bot, chat, message, text(step), None).await;
     }
 }
 

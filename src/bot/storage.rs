@@ -88,10 +88,7 @@ impl Storage<State> for DialogueStorage {
     ) -> BoxFuture<'static, Result<(), StorageError>> {
         Box::pin(async move {
             let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.remove(chat_id.0))
-                .await
-                .map_err(|err| StorageError(err.to_string()))?
-                .map_err(|err| StorageError(err.to_string()))
+            blocking(move || store.remove(chat_id.0)).await
         })
     }
 
@@ -103,16 +100,10 @@ impl Storage<State> for DialogueStorage {
         Box::pin(async move {
             let store = self.store.clone();
             if matches!(dialogue, State::Idle | State::Unreadable) {
-                return tokio::task::spawn_blocking(move || store.remove(chat_id.0))
-                    .await
-                    .map_err(|err| StorageError(err.to_string()))?
-                    .map_err(|err| StorageError(err.to_string()));
+                return blocking(move || store.remove(chat_id.0)).await;
             }
             let bytes = encode(&dialogue);
-            tokio::task::spawn_blocking(move || store.put(chat_id.0, &bytes))
-                .await
-                .map_err(|err| StorageError(err.to_string()))?
-                .map_err(|err| StorageError(err.to_string()))
+            blocking(move || store.put(chat_id.0, &bytes)).await
         })
     }
 
@@ -122,13 +113,21 @@ impl Storage<State> for DialogueStorage {
     ) -> BoxFuture<'static, Result<Option<State>, StorageError>> {
         Box::pin(async move {
             let store = self.store.clone();
-            let bytes = tokio::task::spawn_blocking(move || store.get(chat_id.0))
-                .await
-                .map_err(|err| StorageError(err.to_string()))?
-                .map_err(|err| StorageError(err.to_string()))?;
+            let bytes = blocking(move || store.get(chat_id.0)).await?;
             Ok(bytes.map(|bytes| decode(&bytes)))
         })
     }
+}
+
+/// Runs a store call off the async threads (redb commits fsync); a failed
+/// call and a task that died both become a `StorageError`.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|err| StorageError(err.to_string()))?
+        .map_err(|err| StorageError(err.to_string()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use teloxide::types::InputFile;
 use tokio::sync::mpsc;
 
 use crate::bot::texts::escape;
-use crate::bot::{Ctx, HandlerResult, Tg, send};
+use crate::bot::{Ctx, HandlerResult, Tg, say, send, usage_text};
 use crate::fleet::{
     self, Actor, BudgetAlert, BudgetOutcome, BudgetStatus, Period, Resumed, Summary, UnknownTenant,
 };
@@ -85,7 +85,7 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
     // `/usage csv [period]`: every tenant's rows (unless a tenant is named "csv").
     let csv_tenant = match fleet::exists(&ctx.app, &"csv".parse()?) {
         Ok(exists) => exists,
-        Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/usage", &err)).await,
     };
     if *first == "csv" && words.len() <= 2 && !csv_tenant {
         let spec = match words
@@ -108,14 +108,7 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
                 Err(err) => return bad_period(bot, chat, ctx, &err).await,
             },
             _ => {
-                send(
-                    bot,
-                    chat,
-                    ctx.texts.get("common.usage", &[("usage", USAGE_USAGE)]),
-                    None,
-                )
-                .await?;
-                return Ok(());
+                return say(bot, chat, usage_text(ctx, USAGE_USAGE)).await;
             }
         }
     }
@@ -136,18 +129,12 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
                 ),
                 Ok(_) => escape(&err.to_string()),
             };
-            send(
-                bot,
-                chat,
-                // `reason` is rendered HTML already.
-                ctx.texts.get_html(
-                    "common.bad_id",
-                    &[("input", &escape(first)), ("reason", &reason)],
-                ),
-                None,
-            )
-            .await?;
-            return Ok(());
+            // `reason` is rendered HTML already.
+            let text = ctx.texts.get_html(
+                "common.bad_id",
+                &[("input", &escape(first)), ("reason", &reason)],
+            );
+            return say(bot, chat, text).await;
         }
     };
     let spec = spec.unwrap_or_default();
@@ -162,7 +149,7 @@ pub async fn usage_command(bot: &Tg, chat: ChatId, ctx: &Ctx, arg: &str) -> Hand
         {
             return fleet_usage(bot, chat, ctx, as_period.unwrap_or_default()).await;
         }
-        Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/usage", &err)).await,
     };
     if csv {
         let caption = ctx.texts.get(
@@ -321,15 +308,14 @@ async fn bad_period(
     let text = ctx
         .texts
         .get("usage.bad_period", &[("reason", &err.to_string())]);
-    send(bot, chat, text, None).await?;
-    Ok(())
+    say(bot, chat, text).await
 }
 
 async fn fleet_csv(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> HandlerResult {
     let period = spec.resolve(fleet::today(&ctx.app, Utc::now()));
     let summaries = match fleet::tenant_summaries(&ctx.app, period) {
         Ok(found) => found,
-        Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/usage", &err)).await,
     };
     let caption = ctx.texts.get(
         "usage.csv_caption",
@@ -345,12 +331,11 @@ async fn fleet_usage(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> Han
     let period = spec.resolve(fleet::today(&ctx.app, Utc::now()));
     let fleet = match fleet::fleet_summary(&ctx.app, period) {
         Ok(fleet) => fleet,
-        Err(err) => return failed(bot, chat, ctx, "/usage", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/usage", &err)).await,
     };
     let texts = &ctx.texts;
     if fleet.tenants.is_empty() {
-        send(bot, chat, texts.plain("usage.fleet_empty"), None).await?;
-        return Ok(());
+        return say(bot, chat, texts.plain("usage.fleet_empty")).await;
     }
     let mut lines = vec![texts.get(
         "usage.fleet_header",
@@ -377,8 +362,7 @@ async fn fleet_usage(bot: &Tg, chat: ChatId, ctx: &Ctx, spec: PeriodSpec) -> Han
             ("billable", &money(fleet.billable)),
         ],
     ));
-    send(bot, chat, lines.join("\n"), None).await?;
-    Ok(())
+    say(bot, chat, lines.join("\n")).await
 }
 
 /// `/budget <id>` shows it; `/budget <id> <amount|none> [action]` sets it.
@@ -391,14 +375,7 @@ pub async fn budget_command(
     rest: &[&str],
 ) -> HandlerResult {
     if rest.len() > 2 {
-        send(
-            bot,
-            chat,
-            ctx.texts.get("common.usage", &[("usage", BUDGET_USAGE)]),
-            None,
-        )
-        .await?;
-        return Ok(());
+        return say(bot, chat, usage_text(ctx, BUDGET_USAGE)).await;
     }
     if let Some(word) = rest.first() {
         let amount = match *word {
@@ -406,14 +383,12 @@ pub async fn budget_command(
             word => match word.parse::<Usd>() {
                 Ok(amount) => Some(amount),
                 Err(_) => {
-                    send(
+                    return say(
                         bot,
                         chat,
                         ctx.texts.get("usage.bad_amount", &[("input", word)]),
-                        None,
                     )
-                    .await?;
-                    return Ok(());
+                    .await;
                 }
             },
         };
@@ -422,34 +397,30 @@ pub async fn budget_command(
             Some(word) => match BudgetAction::parse(word) {
                 Some(action) => Some(action),
                 None => {
-                    send(
+                    return say(
                         bot,
                         chat,
                         ctx.texts.get("usage.bad_action", &[("input", word)]),
-                        None,
                     )
-                    .await?;
-                    return Ok(());
+                    .await;
                 }
             },
         };
         if let Err(err) = fleet::set_budget(&ctx.app, actor, id, amount, action) {
-            return failed(bot, chat, ctx, "/budget", &err).await;
+            return say(bot, chat, failure_text(ctx, "/budget", &err)).await;
         }
     }
     let status = match fleet::budget_status(&ctx.app, id, Utc::now()) {
         Ok(status) => status,
-        Err(err) => return failed(bot, chat, ctx, "/budget", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/budget", &err)).await,
     };
     let Some(amount) = status.budget.amount else {
-        send(
+        return say(
             bot,
             chat,
             ctx.texts.get("usage.budget_none", &[("id", id.as_str())]),
-            None,
         )
-        .await?;
-        return Ok(());
+        .await;
     };
     let source = if status.budget.set_by_operator {
         "usage.source_operator"
@@ -470,8 +441,7 @@ pub async fn budget_command(
             ("notified", &notified),
         ],
     );
-    send(bot, chat, text, None).await?;
-    Ok(())
+    say(bot, chat, text).await
 }
 
 /// `/resume <id>`: undoes a budget suspension.
@@ -490,10 +460,9 @@ pub async fn resume_command(
             .texts
             .get("usage.resumed_channel", &[("id", id.as_str())]),
         Ok(Resumed::NotSuspended) => ctx.texts.get("usage.not_suspended", &[("id", id.as_str())]),
-        Err(err) => return failed(bot, chat, ctx, "/resume", &err).await,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/resume", &err)).await,
     };
-    send(bot, chat, text, None).await?;
-    Ok(())
+    say(bot, chat, text).await
 }
 
 /// The mark `/clients` puts after a suspended tenant's line.
@@ -502,16 +471,8 @@ pub fn suspended_mark(ctx: &Ctx) -> String {
     ctx.texts.plain("usage.suspended_mark")
 }
 
-async fn failed(
-    bot: &Tg,
-    chat: ChatId,
-    ctx: &Ctx,
-    what: &str,
-    err: &anyhow::Error,
-) -> HandlerResult {
-    let text = crate::bot::clients::error_text(ctx, what, err, "/usage");
-    send(bot, chat, text, None).await?;
-    Ok(())
+fn failure_text(ctx: &Ctx, what: &str, err: &anyhow::Error) -> String {
+    crate::bot::clients::error_text(ctx, what, err, "/usage")
 }
 
 fn action_text(ctx: &Ctx, action: BudgetAction) -> String {

@@ -244,39 +244,44 @@ pub(crate) fn reconcile(report: &ReconcileReport) -> String {
     if report.is_clean() && report.in_progress.is_empty() {
         return "reconcile: store and Docker agree".to_string();
     }
-    let mut lines = Vec::new();
-    for id in &report.cleaned {
-        lines.push(format!("reconcile: undid the abandoned create of {id}"));
-    }
-    for id in &report.removed {
-        lines.push(format!("reconcile: finished the abandoned removal of {id}"));
-    }
-    for id in &report.repaired {
-        lines.push(format!(
-            "reconcile: made the missing container of {id} again from its record"
-        ));
-    }
-    for id in &report.in_progress {
-        lines.push(format!(
-            "reconcile: an action on {id} is still running; left alone"
-        ));
-    }
-    for id in &report.orphan_containers {
-        lines.push(format!(
-            "reconcile: container mtp-cell-{id} has no record; inspect it, then `docker rm -f mtp-cell-{id}` if unwanted"
-        ));
-    }
-    for name in &report.orphan_networks {
-        lines.push(format!(
-            "reconcile: network {name} has no tenant; remove it with `docker network rm {name}`"
-        ));
-    }
-    for id in &report.missing {
-        lines.push(format!(
-            "reconcile: {id} has no container and it could not be made again (see `mtp audit --tenant {id}`); `mtp tenant rm {id}` forgets it (data is kept)"
-        ));
-    }
-    lines.join("\n")
+    let ids = |ids: &[TenantId]| ids.iter().map(TenantId::to_string).collect::<Vec<_>>();
+    // Each kind of finding, in the order they are told: whom it names, and
+    // the line for each.
+    type Finding = (Vec<String>, fn(&str) -> String);
+    let findings: [Finding; 7] = [
+        (ids(&report.cleaned), |id| {
+            format!("reconcile: undid the abandoned create of {id}")
+        }),
+        (ids(&report.removed), |id| {
+            format!("reconcile: finished the abandoned removal of {id}")
+        }),
+        (ids(&report.repaired), |id| {
+            format!("reconcile: made the missing container of {id} again from its record")
+        }),
+        (ids(&report.in_progress), |id| {
+            format!("reconcile: an action on {id} is still running; left alone")
+        }),
+        (ids(&report.orphan_containers), |id| {
+            format!(
+                "reconcile: container mtp-cell-{id} has no record; inspect it, then `docker rm -f mtp-cell-{id}` if unwanted"
+            )
+        }),
+        (report.orphan_networks.clone(), |name| {
+            format!(
+                "reconcile: network {name} has no tenant; remove it with `docker network rm {name}`"
+            )
+        }),
+        (ids(&report.missing), |id| {
+            format!(
+                "reconcile: {id} has no container and it could not be made again (see `mtp audit --tenant {id}`); `mtp tenant rm {id}` forgets it (data is kept)"
+            )
+        }),
+    ];
+    findings
+        .iter()
+        .flat_map(|(names, line)| names.iter().map(|name| line(name)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The audit log as rows, each ending in a newline.
@@ -506,4 +511,39 @@ pub(crate) fn unknown_tenant_hint(unknown: &fleet::UnknownTenant) -> String {
     }
     let names: Vec<&str> = unknown.similar.iter().map(TenantId::as_str).collect();
     format!("did you mean {}?", names.join(" or "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of finding, one line each, in the order the CLI has always
+    /// told them.
+    #[test]
+    fn reconcile_tells_each_finding_in_order() {
+        let id = |text: &str| -> TenantId { text.parse().unwrap() };
+        let report = ReconcileReport {
+            cleaned: vec![id("a")],
+            removed: vec![id("b")],
+            repaired: vec![id("c")],
+            in_progress: vec![id("d")],
+            orphan_containers: vec![id("e")],
+            orphan_networks: vec!["mtp-net-f".to_string()],
+            missing: vec![id("g"), id("h")],
+        };
+        let expected = "\
+reconcile: undid the abandoned create of a
+reconcile: finished the abandoned removal of b
+reconcile: made the missing container of c again from its record
+reconcile: an action on d is still running; left alone
+reconcile: container mtp-cell-e has no record; inspect it, then `docker rm -f mtp-cell-e` if unwanted
+reconcile: network mtp-net-f has no tenant; remove it with `docker network rm mtp-net-f`
+reconcile: g has no container and it could not be made again (see `mtp audit --tenant g`); `mtp tenant rm g` forgets it (data is kept)
+reconcile: h has no container and it could not be made again (see `mtp audit --tenant h`); `mtp tenant rm h` forgets it (data is kept)";
+        assert_eq!(reconcile(&report), expected);
+        assert_eq!(
+            reconcile(&ReconcileReport::default()),
+            "reconcile: store and Docker agree"
+        );
+    }
 }
