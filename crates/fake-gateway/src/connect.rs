@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::device::{self, PayloadInput};
-use crate::pairing::{self, Reason, Request};
+use crate::pairing::{self, Identity, Reason};
 use crate::ratelimit::Class;
 use crate::state::{Audience, Gateway, now_ms};
 
@@ -359,22 +359,22 @@ pub fn decide(
     };
 
     // Pairing.
-    let request = Request {
-        device_id,
-        public_key: &public_key_b64,
-        platform: text(params, "/client/platform").unwrap_or(""),
-        device_family: text(params, "/client/deviceFamily"),
-        client_id: text(params, "/client/id").unwrap_or(""),
-        client_mode: mode,
-        role: &role,
-        scopes: &scopes,
-        remote_ip: &peer.to_string(),
+    let request = Identity {
+        device_id: device_id.to_string(),
+        public_key: public_key_b64,
+        platform: text(params, "/client/platform").unwrap_or("").to_string(),
+        device_family: text(params, "/client/deviceFamily").map(str::to_string),
+        client_id: text(params, "/client/id").unwrap_or("").to_string(),
+        client_mode: mode.to_string(),
+        role: role.clone(),
+        scopes: scopes.clone(),
+        remote_ip: peer.to_string(),
     };
     if let Some(reason) = state.pairing.check(&request) {
-        let approved = state
-            .pairing
-            .paired(device_id)
-            .map(|device| (device.roles.clone(), pairing::sorted_unique(&device.scopes)));
+        let approved = state.pairing.paired(device_id).map(|device| {
+            let scopes = pairing::sorted_unique(&device.identity.scopes);
+            (device.roles.clone(), scopes)
+        });
         let (pending, created) = state.pairing.request(&request, reason, now_ms());
         drop(state);
         if created {

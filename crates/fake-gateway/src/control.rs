@@ -399,7 +399,9 @@ async fn approve(_: Authorized, State(gw): State<Gateway>, body: String) -> Resp
         return bad_request("requestId must be a string");
     };
     match crate::methods::approve(&gw, request_id) {
-        Some(device) => done(json!({"requestId": request_id, "deviceId": device.device_id})),
+        Some(device) => {
+            done(json!({"requestId": request_id, "deviceId": device.identity.device_id}))
+        }
         None => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"ok": false, "error": "unknown requestId", "requestId": request_id})),
