@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::device::{self, PayloadInput};
-use crate::pairing::{self, Reason, Request};
+use crate::pairing::{self, Identity, Reason};
 use crate::ratelimit::Class;
 use crate::state::{Audience, Gateway, now_ms};
 
@@ -44,25 +44,15 @@ enum Failure {
 }
 
 impl Failure {
-    fn reason(self) -> &'static str {
+    /// `details.authReason` and `details.code`.
+    fn reason_and_code(self) -> (&'static str, &'static str) {
         match self {
-            Failure::TokenMissing => "token_missing",
-            Failure::TokenMissingConfig => "token_missing_config",
-            Failure::TokenMismatch => "token_mismatch",
-            Failure::RateLimited { .. } => "rate_limited",
-            Failure::DeviceTokenMismatch => "device_token_mismatch",
-            Failure::ScopeMismatch => "scope_mismatch",
-        }
-    }
-
-    fn detail_code(self) -> &'static str {
-        match self {
-            Failure::TokenMissing => "AUTH_TOKEN_MISSING",
-            Failure::TokenMissingConfig => "AUTH_TOKEN_NOT_CONFIGURED",
-            Failure::TokenMismatch => "AUTH_TOKEN_MISMATCH",
-            Failure::RateLimited { .. } => "AUTH_RATE_LIMITED",
-            Failure::DeviceTokenMismatch => "AUTH_DEVICE_TOKEN_MISMATCH",
-            Failure::ScopeMismatch => "AUTH_SCOPE_MISMATCH",
+            Failure::TokenMissing => ("token_missing", "AUTH_TOKEN_MISSING"),
+            Failure::TokenMissingConfig => ("token_missing_config", "AUTH_TOKEN_NOT_CONFIGURED"),
+            Failure::TokenMismatch => ("token_mismatch", "AUTH_TOKEN_MISMATCH"),
+            Failure::RateLimited { .. } => ("rate_limited", "AUTH_RATE_LIMITED"),
+            Failure::DeviceTokenMismatch => ("device_token_mismatch", "AUTH_DEVICE_TOKEN_MISMATCH"),
+            Failure::ScopeMismatch => ("scope_mismatch", "AUTH_SCOPE_MISMATCH"),
         }
     }
 }
@@ -168,8 +158,9 @@ fn unauthorized(params: &Value, failure: Failure, has_device: bool) -> Rejection
             Failure::RateLimited { .. } => "wait_then_retry",
         }
     };
+    let (auth_reason, detail_code) = failure.reason_and_code();
     let mut error = json!({"code": "INVALID_REQUEST", "message": message,
-        "details": {"code": failure.detail_code(), "authReason": failure.reason(),
+        "details": {"code": detail_code, "authReason": auth_reason,
             "canRetryWithDeviceToken": can_retry, "recommendedNextStep": next_step}});
     if let Failure::RateLimited { retry_after_ms } = failure {
         error["retryable"] = json!(true);
@@ -227,14 +218,8 @@ pub fn decide(
     if !gw.admitting() {
         return Err(starting());
     }
-    let min = params
-        .get("minProtocol")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let max = params
-        .get("maxProtocol")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let min = params["minProtocol"].as_i64().unwrap_or(0);
+    let max = params["maxProtocol"].as_i64().unwrap_or(0);
     let mode = text(params, "/client/mode").unwrap_or("");
     let probe_ok = mode == "probe" && max >= 3 && min <= 4;
     let supported = (max >= 4 && min <= 4) || probe_ok;
@@ -359,22 +344,22 @@ pub fn decide(
     };
 
     // Pairing.
-    let request = Request {
-        device_id,
-        public_key: &public_key_b64,
-        platform: text(params, "/client/platform").unwrap_or(""),
-        device_family: text(params, "/client/deviceFamily"),
-        client_id: text(params, "/client/id").unwrap_or(""),
-        client_mode: mode,
-        role: &role,
-        scopes: &scopes,
-        remote_ip: &peer.to_string(),
+    let request = Identity {
+        device_id: device_id.to_string(),
+        public_key: public_key_b64,
+        platform: text(params, "/client/platform").unwrap_or("").to_string(),
+        device_family: text(params, "/client/deviceFamily").map(str::to_string),
+        client_id: text(params, "/client/id").unwrap_or("").to_string(),
+        client_mode: mode.to_string(),
+        role: role.clone(),
+        scopes: scopes.clone(),
+        remote_ip: peer.to_string(),
     };
     if let Some(reason) = state.pairing.check(&request) {
-        let approved = state
-            .pairing
-            .paired(device_id)
-            .map(|device| (device.roles.clone(), pairing::sorted_unique(&device.scopes)));
+        let approved = state.pairing.paired(device_id).map(|device| {
+            let scopes = pairing::sorted_unique(&device.identity.scopes);
+            (device.roles.clone(), scopes)
+        });
         let (pending, created) = state.pairing.request(&request, reason, now_ms());
         drop(state);
         if created {

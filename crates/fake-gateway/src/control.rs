@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -70,11 +70,23 @@ fn done(extra: Value) -> Response {
     json_response(StatusCode::OK, &body)
 }
 
-fn parse(body: &str) -> Result<Value, String> {
-    if body.trim().is_empty() {
-        return Ok(json!({}));
+/// The request body as JSON; an empty body is `{}`, one that is not JSON a 400.
+struct Body(Value);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let text = String::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if text.trim().is_empty() {
+            return Ok(Body(json!({})));
+        }
+        serde_json::from_str(&text)
+            .map(Body)
+            .map_err(|err| bad_request(format!("body is not JSON: {err}")))
     }
-    serde_json::from_str(body).map_err(|err| format!("body is not JSON: {err}"))
 }
 
 async fn state(_: Authorized, State(gw): State<Gateway>) -> Response {
@@ -103,11 +115,7 @@ async fn state(_: Authorized, State(gw): State<Gateway>) -> Response {
 
 /// Clears programmed behaviour, usage, channel overrides, faults and the rate
 /// limiter; `{"pairing": true}` also forgets paired devices and pending requests.
-async fn reset(_: Authorized, State(gw): State<Gateway>, body: String) -> Response {
-    let body = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn reset(_: Authorized, State(gw): State<Gateway>, Body(body): Body) -> Response {
     let mut state = gw.state();
     state.knobs = Knobs::default();
     state.usage.clear();
@@ -126,11 +134,7 @@ async fn reset(_: Authorized, State(gw): State<Gateway>, body: String) -> Respon
 /// {method: ms}, `dropOn` {method: n | "always"}, `errors` {method: {code, message,
 /// details?, retryable?, retryAfterMs?}}, `noChallenge` bool, `agent` {outcome,
 /// text, errorMessage, finalDelayMs}, `skillsInstall` {ok:false, message, …} | null.
-async fn behaviour(_: Authorized, State(gw): State<Gateway>, body: String) -> Response {
-    let body = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn behaviour(_: Authorized, State(gw): State<Gateway>, Body(body): Body) -> Response {
     let Value::Object(body) = body else {
         return bad_request("body must be an object");
     };
@@ -237,11 +241,7 @@ impl From<&AgentBehaviour> for AgentJson {
 /// Replaces the usage figures: `{"entries": [{date, provider?, model?, agentId?,
 /// input, output, cacheRead, cacheWrite, inputCost, outputCost, cacheReadCost,
 /// cacheWriteCost, totalCost?, count?}]}`.
-async fn usage(_: Authorized, State(gw): State<Gateway>, body: String) -> Response {
-    let body = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn usage(_: Authorized, State(gw): State<Gateway>, Body(body): Body) -> Response {
     let entries = body.get("entries").cloned().unwrap_or(json!([]));
     let entries: Vec<UsageEntry> = match serde_json::from_value(entries) {
         Ok(entries) => entries,
@@ -257,11 +257,7 @@ async fn usage(_: Authorized, State(gw): State<Gateway>, body: String) -> Respon
 
 /// Programs the Telegram channel: `{configured, enabled, running, connected,
 /// lastError, mode, tokenSource, statusIssues, preset: "conflict"|"unauthorized"}`.
-async fn telegram(_: Authorized, State(gw): State<Gateway>, body: String) -> Response {
-    let body = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn telegram(_: Authorized, State(gw): State<Gateway>, Body(body): Body) -> Response {
     let programmed: ChannelOverride = match serde_json::from_value(body) {
         Ok(programmed) => programmed,
         Err(err) => return bad_request(format!("telegram: {err}")),
@@ -303,11 +299,7 @@ fn oversize_of(body: &Value) -> usize {
 
 /// Queues faults for the next events any socket sends: `{"events": ["malformed",
 /// "oversized", {"skipSeq": 3}], "oversizeBytes"?: n}`.
-async fn faults(_: Authorized, State(gw): State<Gateway>, body: String) -> Response {
-    let body = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn faults(_: Authorized, State(gw): State<Gateway>, Body(body): Body) -> Response {
     let oversize = oversize_of(&body);
     let Some(list) = body.get("events").and_then(Value::as_array) else {
         return bad_request("events must be an array");
@@ -329,11 +321,7 @@ async fn faults(_: Authorized, State(gw): State<Gateway>, body: String) -> Respo
 
 /// Broadcasts an event now to every authenticated socket: `{"event", "payload"?,
 /// "fault"?: "malformed" | "oversized" | {"skipSeq": n}, "oversizeBytes"?}`.
-async fn emit(_: Authorized, State(gw): State<Gateway>, body: String) -> Response {
-    let body = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn emit(_: Authorized, State(gw): State<Gateway>, Body(body): Body) -> Response {
     let Some(name) = body.get("event").and_then(Value::as_str) else {
         return bad_request("event must be a string");
     };
@@ -354,11 +342,7 @@ async fn emit(_: Authorized, State(gw): State<Gateway>, body: String) -> Respons
 }
 
 /// `{"restartExpectedMs"?: 1500, "downMs"?: <--restart-ms>}`.
-async fn restart(_: Authorized, State(gw): State<Gateway>, body: String) -> Response {
-    let body = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn restart(_: Authorized, State(gw): State<Gateway>, Body(body): Body) -> Response {
     let expected = body
         .get("restartExpectedMs")
         .and_then(Value::as_u64)
@@ -390,16 +374,14 @@ async fn pairing(_: Authorized, State(gw): State<Gateway>) -> Response {
 }
 
 /// `{"requestId"}` → `{"ok":true,"requestId","deviceId"}`, or 404 for an unknown id.
-async fn approve(_: Authorized, State(gw): State<Gateway>, body: String) -> Response {
-    let body = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn approve(_: Authorized, State(gw): State<Gateway>, Body(body): Body) -> Response {
     let Some(request_id) = body.get("requestId").and_then(Value::as_str) else {
         return bad_request("requestId must be a string");
     };
     match crate::methods::approve(&gw, request_id) {
-        Some(device) => done(json!({"requestId": request_id, "deviceId": device.device_id})),
+        Some(device) => {
+            done(json!({"requestId": request_id, "deviceId": device.identity.device_id}))
+        }
         None => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"ok": false, "error": "unknown requestId", "requestId": request_id})),

@@ -35,38 +35,39 @@ pub fn normalize_metadata(value: &str) -> String {
     value.trim().to_ascii_lowercase()
 }
 
+/// v2's fields, then the normalized platform and device family.
 #[must_use]
 pub fn payload_v3(input: &PayloadInput<'_>) -> String {
-    [
-        "v3",
-        input.device_id,
-        input.client_id,
-        input.client_mode,
-        input.role,
-        &input.scopes.join(","),
-        &input.signed_at_ms.to_string(),
-        input.token,
-        input.nonce,
-        &normalize_metadata(input.platform),
-        &normalize_metadata(input.device_family),
-    ]
-    .join("|")
+    let metadata = [
+        normalize_metadata(input.platform),
+        normalize_metadata(input.device_family),
+    ];
+    payload("v3", input, &metadata)
 }
 
 #[must_use]
 pub fn payload_v2(input: &PayloadInput<'_>) -> String {
-    [
-        "v2",
+    payload("v2", input, &[])
+}
+
+/// `version|deviceId|clientId|clientMode|role|scopes|signedAtMs|token|nonce`, then
+/// `tail`, joined with `|`.
+fn payload(version: &str, input: &PayloadInput<'_>, tail: &[String]) -> String {
+    let scopes = input.scopes.join(",");
+    let signed_at_ms = input.signed_at_ms.to_string();
+    let mut fields = vec![
+        version,
         input.device_id,
         input.client_id,
         input.client_mode,
         input.role,
-        &input.scopes.join(","),
-        &input.signed_at_ms.to_string(),
+        &scopes,
+        &signed_at_ms,
         input.token,
         input.nonce,
-    ]
-    .join("|")
+    ];
+    fields.extend(tail.iter().map(String::as_str));
+    fields.join("|")
 }
 
 /// Decodes base64url or standard base64, with or without padding.

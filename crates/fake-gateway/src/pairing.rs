@@ -16,10 +16,12 @@ use crate::persist::write_atomically;
 const MAX_PENDING: usize = 512;
 const MAX_PAIRED: usize = 4096;
 
+/// What a connecting device says about itself and asks for. A pending request keeps
+/// it as last asked; a paired device keeps it as approved, with `role` the role of
+/// the last approval and `scopes` every scope approved so far.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Pending {
-    pub request_id: String,
+pub struct Identity {
     pub device_id: String,
     pub public_key: String,
     pub platform: String,
@@ -30,6 +32,14 @@ pub struct Pending {
     pub role: String,
     pub scopes: Vec<String>,
     pub remote_ip: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pending {
+    pub request_id: String,
+    #[serde(flatten)]
+    pub identity: Identity,
     pub is_repair: bool,
     pub ts: i64,
 }
@@ -47,17 +57,9 @@ pub struct DeviceToken {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Paired {
-    pub device_id: String,
-    pub public_key: String,
-    pub platform: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_family: Option<String>,
-    pub client_id: String,
-    pub client_mode: String,
-    pub role: String,
+    #[serde(flatten)]
+    pub identity: Identity,
     pub roles: Vec<String>,
-    pub scopes: Vec<String>,
-    pub remote_ip: String,
     pub created_at_ms: i64,
     pub approved_at_ms: i64,
     #[serde(default)]
@@ -77,19 +79,6 @@ pub struct PairingStore {
     path: Option<PathBuf>,
     pending: Vec<Pending>,
     paired: Vec<Paired>,
-}
-
-/// What a connecting device asks for.
-pub struct Request<'a> {
-    pub device_id: &'a str,
-    pub public_key: &'a str,
-    pub platform: &'a str,
-    pub device_family: Option<&'a str>,
-    pub client_id: &'a str,
-    pub client_mode: &'a str,
-    pub role: &'a str,
-    pub scopes: &'a [String],
-    pub remote_ip: &'a str,
 }
 
 /// Why pairing is required (`details.reason`).
@@ -209,33 +198,34 @@ impl PairingStore {
     pub fn paired(&self, device_id: &str) -> Option<&Paired> {
         self.paired
             .iter()
-            .find(|device| device.device_id == device_id)
+            .find(|device| device.identity.device_id == device_id)
     }
 
     /// Decides whether a device with a verified key may connect with what it asks
     /// for; `Some(reason)` means pairing (or re-approval) is required.
     #[must_use]
-    pub fn check(&self, request: &Request<'_>) -> Option<Reason> {
-        let Some(device) = self.paired(request.device_id) else {
+    pub fn check(&self, request: &Identity) -> Option<Reason> {
+        let Some(device) = self.paired(&request.device_id) else {
             return Some(Reason::NotPaired);
         };
-        if device.public_key != request.public_key {
+        let approved = &device.identity;
+        if approved.public_key != request.public_key {
             return Some(Reason::NotPaired);
         }
-        if crate::device::normalize_metadata(&device.platform)
-            != crate::device::normalize_metadata(request.platform)
-            || crate::device::normalize_metadata(device.device_family.as_deref().unwrap_or(""))
-                != crate::device::normalize_metadata(request.device_family.unwrap_or(""))
+        if crate::device::normalize_metadata(&approved.platform)
+            != crate::device::normalize_metadata(&request.platform)
+            || crate::device::normalize_metadata(approved.device_family.as_deref().unwrap_or(""))
+                != crate::device::normalize_metadata(request.device_family.as_deref().unwrap_or(""))
         {
             return Some(Reason::MetadataUpgrade);
         }
-        if !device.roles.iter().any(|role| role == request.role) {
+        if !device.roles.contains(&request.role) {
             return Some(Reason::RoleUpgrade);
         }
         if !request
             .scopes
             .iter()
-            .all(|scope| scopes_cover(&device.scopes, scope))
+            .all(|scope| scopes_cover(&approved.scopes, scope))
         {
             return Some(Reason::ScopeUpgrade);
         }
@@ -244,26 +234,14 @@ impl PairingStore {
 
     /// Creates the pending request for a device, or reuses the one it already has
     /// (same `requestId`), refreshing what it asks for. Returns it and whether it is new.
-    pub fn request(
-        &mut self,
-        request: &Request<'_>,
-        reason: Reason,
-        now_ms: i64,
-    ) -> (Pending, bool) {
+    pub fn request(&mut self, request: &Identity, reason: Reason, now_ms: i64) -> (Pending, bool) {
         let is_repair = reason != Reason::NotPaired;
         if let Some(existing) = self
             .pending
             .iter_mut()
-            .find(|pending| pending.device_id == request.device_id)
+            .find(|pending| pending.identity.device_id == request.device_id)
         {
-            existing.public_key = request.public_key.to_string();
-            existing.platform = request.platform.to_string();
-            existing.device_family = request.device_family.map(str::to_string);
-            existing.client_id = request.client_id.to_string();
-            existing.client_mode = request.client_mode.to_string();
-            existing.role = request.role.to_string();
-            existing.scopes = request.scopes.to_vec();
-            existing.remote_ip = request.remote_ip.to_string();
+            existing.identity = request.clone();
             existing.is_repair = is_repair;
             let pending = existing.clone();
             self.save();
@@ -274,15 +252,7 @@ impl PairingStore {
         }
         let pending = Pending {
             request_id: uuid::Uuid::new_v4().to_string(),
-            device_id: request.device_id.to_string(),
-            public_key: request.public_key.to_string(),
-            platform: request.platform.to_string(),
-            device_family: request.device_family.map(str::to_string),
-            client_id: request.client_id.to_string(),
-            client_mode: request.client_mode.to_string(),
-            role: request.role.to_string(),
-            scopes: request.scopes.to_vec(),
-            remote_ip: request.remote_ip.to_string(),
+            identity: request.clone(),
             is_repair,
             ts: now_ms,
         };
@@ -298,45 +268,38 @@ impl PairingStore {
             .pending
             .iter()
             .position(|pending| pending.request_id == request_id)?;
-        let pending = self.pending.remove(index);
+        let mut identity = self.pending.remove(index).identity;
         let previous = self
             .paired
             .iter()
-            .position(|device| device.device_id == pending.device_id)
+            .position(|device| device.identity.device_id == identity.device_id)
             .map(|index| self.paired.remove(index));
         let mut roles = previous
             .as_ref()
             .map(|device| device.roles.clone())
             .unwrap_or_default();
-        if !roles.contains(&pending.role) {
-            roles.push(pending.role.clone());
+        if !roles.contains(&identity.role) {
+            roles.push(identity.role.clone());
         }
         let mut scopes = previous
             .as_ref()
-            .map(|device| device.scopes.clone())
+            .map(|device| device.identity.scopes.clone())
             .unwrap_or_default();
-        for scope in &pending.scopes {
+        for scope in &identity.scopes {
             if !scopes.contains(scope) {
                 scopes.push(scope.clone());
             }
         }
         let token = DeviceToken {
-            role: pending.role.clone(),
+            role: identity.role.clone(),
             scopes: sorted_unique(&scopes),
             token: random_token(),
             created_at_ms: now_ms,
         };
+        identity.scopes = scopes;
         let device = Paired {
-            device_id: pending.device_id,
-            public_key: pending.public_key,
-            platform: pending.platform,
-            device_family: pending.device_family,
-            client_id: pending.client_id,
-            client_mode: pending.client_mode,
-            role: pending.role,
+            identity,
             roles,
-            scopes,
-            remote_ip: pending.remote_ip,
             created_at_ms: previous
                 .as_ref()
                 .map_or(now_ms, |device| device.created_at_ms),
@@ -366,7 +329,7 @@ impl PairingStore {
         if let Some(device) = self
             .paired
             .iter_mut()
-            .find(|device| device.device_id == device_id)
+            .find(|device| device.identity.device_id == device_id)
         {
             device.last_seen_at_ms = Some(now_ms);
         }
@@ -385,7 +348,7 @@ impl PairingStore {
                     value["lastSeenAtMs"] = json!(seen);
                     value["lastSeenReason"] = json!("connect");
                 }
-                value["connected"] = json!(connected(&device.device_id));
+                value["connected"] = json!(connected(&device.identity.device_id));
                 value
             })
             .collect();
@@ -401,25 +364,16 @@ impl PairingStore {
 
 #[must_use]
 pub fn pending_json(pending: &Pending) -> Value {
-    let mut value = json!({
-        "requestId": pending.request_id,
-        "deviceId": pending.device_id,
-        "publicKey": pending.public_key,
-        "platform": pending.platform,
-        "clientId": pending.client_id,
-        "clientMode": pending.client_mode,
-        "role": pending.role,
-        "roles": [pending.role],
-        "scopes": pending.scopes,
-        "remoteIp": pending.remote_ip,
-        "silent": false,
-        "isRepair": pending.is_repair,
-        "ts": pending.ts,
-    });
-    if let Some(family) = &pending.device_family {
-        value["deviceFamily"] = json!(family);
-    }
-    value
+    with_identity(
+        &pending.identity,
+        json!({
+            "requestId": pending.request_id,
+            "roles": [pending.identity.role],
+            "silent": false,
+            "isRepair": pending.is_repair,
+            "ts": pending.ts,
+        }),
+    )
 }
 
 /// A paired device as `device.pair.approve` returns it (tokens without their value).
@@ -430,23 +384,35 @@ pub fn paired_json(device: &Paired) -> Value {
         .iter()
         .map(|token| json!({"role": token.role, "scopes": token.scopes, "createdAtMs": token.created_at_ms}))
         .collect();
+    with_identity(
+        &device.identity,
+        json!({
+            "roles": device.roles,
+            "approvedVia": "owner",
+            "createdAtMs": device.created_at_ms,
+            "approvedAtMs": device.approved_at_ms,
+            "tokens": tokens,
+        }),
+    )
+}
+
+/// `fields` (an object) and the device's identity, as both lists show them.
+fn with_identity(identity: &Identity, fields: Value) -> Value {
     let mut value = json!({
-        "deviceId": device.device_id,
-        "publicKey": device.public_key,
-        "platform": device.platform,
-        "clientId": device.client_id,
-        "clientMode": device.client_mode,
-        "role": device.role,
-        "roles": device.roles,
-        "scopes": device.scopes,
-        "remoteIp": device.remote_ip,
-        "approvedVia": "owner",
-        "createdAtMs": device.created_at_ms,
-        "approvedAtMs": device.approved_at_ms,
-        "tokens": tokens,
+        "deviceId": identity.device_id,
+        "publicKey": identity.public_key,
+        "platform": identity.platform,
+        "clientId": identity.client_id,
+        "clientMode": identity.client_mode,
+        "role": identity.role,
+        "scopes": identity.scopes,
+        "remoteIp": identity.remote_ip,
     });
-    if let Some(family) = &device.device_family {
+    if let Some(family) = &identity.device_family {
         value["deviceFamily"] = json!(family);
+    }
+    if let (Value::Object(value), Value::Object(fields)) = (&mut value, fields) {
+        value.extend(fields);
     }
     value
 }
@@ -466,17 +432,17 @@ mod tests {
         vec!["operator.admin".to_string(), "operator.read".to_string()]
     }
 
-    fn request<'a>(scopes: &'a [String], platform: &'a str) -> Request<'a> {
-        Request {
-            device_id: "dev1",
-            public_key: "key1",
-            platform,
+    fn request(scopes: &[String], platform: &str) -> Identity {
+        Identity {
+            device_id: "dev1".to_string(),
+            public_key: "key1".to_string(),
+            platform: platform.to_string(),
             device_family: None,
-            client_id: "gateway-client",
-            client_mode: "backend",
-            role: "operator",
-            scopes,
-            remote_ip: "172.17.0.1",
+            client_id: "gateway-client".to_string(),
+            client_mode: "backend".to_string(),
+            role: "operator".to_string(),
+            scopes: scopes.to_vec(),
+            remote_ip: "172.17.0.1".to_string(),
         }
     }
 

@@ -125,6 +125,16 @@ impl Fake {
         )
     }
 
+    /// Approves `request_id` through the CLI and checks that it names `device`.
+    fn approve(&self, request_id: &str, device: &Device) {
+        let (ok, stdout, _) = self.approve_cli(request_id);
+        assert!(ok);
+        assert_eq!(
+            stdout.trim(),
+            format!("Approved {} ({request_id})", device.id())
+        );
+    }
+
     fn terminate(&mut self) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -199,6 +209,11 @@ impl Conn {
         }
     }
 
+    /// Reads to the close frame and checks its code and reason.
+    async fn expect_close(&mut self, code: u16, reason: &str) {
+        assert_eq!(self.close_frame().await, (code, reason.to_string()));
+    }
+
     async fn send(&mut self, value: Value) {
         self.ws
             .send(Message::Text(value.to_string().into()))
@@ -210,12 +225,24 @@ impl Conn {
     async fn call(&mut self, id: &str, method: &str, params: Value) -> Value {
         self.send(json!({"type": "req", "id": id, "method": method, "params": params}))
             .await;
+        self.response(id).await
+    }
+
+    /// Reads frames until the response to `id`, skipping events.
+    async fn response(&mut self, id: &str) -> Value {
         loop {
             let frame = self.json().await;
             if frame["type"] == "res" && frame["id"] == id {
                 return frame;
             }
         }
+    }
+
+    /// Sends `connect` with `params` as they are and returns the response.
+    async fn send_connect(&mut self, params: Value) -> Value {
+        self.send(json!({"type": "req", "id": "c1", "method": "connect", "params": params}))
+            .await;
+        self.json().await
     }
 
     async fn event(&mut self, name: &str) -> Value {
@@ -271,6 +298,15 @@ fn connect_params(auth: Value) -> Value {
         "role": "operator", "scopes": SCOPES, "auth": auth})
 }
 
+/// The error a wrong shared or device token gets (transcripts/connect-bad-token,
+/// connect-device-token-wrong): only `message`, `details.code` and
+/// `details.authReason` differ.
+fn credential_mismatch(message: &str, code: &str, auth_reason: &str) -> Value {
+    json!({"code": "INVALID_REQUEST", "message": message,
+        "details": {"code": code, "authReason": auth_reason,
+            "canRetryWithDeviceToken": false, "recommendedNextStep": "update_auth_credentials"}})
+}
+
 /// Opens a socket, reads the challenge and sends `connect`; returns the response.
 async fn connect(fake: &Fake, device: Option<&Device>, auth: Value) -> (Conn, Value) {
     let mut conn = Conn::open(fake).await;
@@ -288,10 +324,16 @@ async fn connect(fake: &Fake, device: Option<&Device>, auth: Value) -> (Conn, Va
             .unwrap_or("");
         params["device"] = device.block(&challenge, &SCOPES, token);
     }
-    conn.send(json!({"type": "req", "id": "c1", "method": "connect", "params": params}))
-        .await;
-    let response = conn.json().await;
+    let response = conn.send_connect(params).await;
     (conn, response)
+}
+
+/// Connects as [`connect`] does and expects a refusal closed with 1008; returns the
+/// error.
+async fn connect_refused(fake: &Fake, device: Option<&Device>, auth: Value) -> Value {
+    let (mut conn, response) = connect(fake, device, auth).await;
+    assert_eq!(conn.close_frame().await.0, 1008);
+    response["error"].clone()
 }
 
 /// Connects with the device until pairing is required, approves through the CLI, and
@@ -303,12 +345,7 @@ async fn pair(fake: &Fake, device: &Device) -> String {
         .unwrap()
         .to_string();
     conn.close_frame().await;
-    let (ok, stdout, _) = fake.approve_cli(&request_id);
-    assert!(ok);
-    assert_eq!(
-        stdout.trim(),
-        format!("Approved {} ({request_id})", device.id())
-    );
+    fake.approve(&request_id, device);
     let (_conn, hello) = connect(fake, Some(device), json!({"token": TOKEN})).await;
     hello["payload"]["auth"]["deviceToken"]
         .as_str()
@@ -336,13 +373,8 @@ async fn handshake_errors_match_the_recordings() {
         response["error"]["message"],
         "invalid handshake: first request must be connect"
     );
-    assert_eq!(
-        conn.close_frame().await,
-        (
-            1008,
-            "invalid handshake: first request must be connect".to_string()
-        )
-    );
+    conn.expect_close(1008, "invalid handshake: first request must be connect")
+        .await;
 
     let cases = [
         (
@@ -373,45 +405,38 @@ async fn handshake_errors_match_the_recordings() {
         for (key, value) in change.as_object().unwrap() {
             params[key] = value.clone();
         }
-        conn.send(json!({"type": "req", "id": "c1", "method": "connect", "params": params}))
-            .await;
-        let response = conn.json().await;
+        let response = conn.send_connect(params).await;
         assert_eq!(response["error"]["message"], message);
-        assert_eq!(conn.close_frame().await, (code, message.to_string()));
+        conn.expect_close(code, message).await;
     }
 
-    let (mut conn, response) = connect(
+    let error = connect_refused(
         &fake,
         None,
         json!({"token": "wrong-token-0123456789abcdef"}),
     )
     .await;
     assert_eq!(
-        response["error"],
-        json!({"code": "INVALID_REQUEST", "message": "unauthorized: gateway token mismatch (provide gateway auth token)",
-            "details": {"code": "AUTH_TOKEN_MISMATCH", "authReason": "token_mismatch",
-                "canRetryWithDeviceToken": false, "recommendedNextStep": "update_auth_credentials"}})
+        error,
+        credential_mismatch(
+            "unauthorized: gateway token mismatch (provide gateway auth token)",
+            "AUTH_TOKEN_MISMATCH",
+            "token_mismatch"
+        )
     );
-    assert_eq!(conn.close_frame().await.0, 1008);
 
     let (mut conn, response) = connect(&fake, None, Value::Null).await;
     assert_eq!(
         response["error"],
         json!({"code": "NOT_PAIRED", "message": "device identity required", "details": {"code": "DEVICE_IDENTITY_REQUIRED"}})
     );
-    assert_eq!(
-        conn.close_frame().await,
-        (1008, "device identity required".to_string())
-    );
+    conn.expect_close(1008, "device identity required").await;
 
     // A pre-auth frame over 64 KiB.
     let mut conn = Conn::open(&fake).await;
     conn.json().await;
     conn.send(json!({"pad": "x".repeat(70_000)})).await;
-    assert_eq!(
-        conn.close_frame().await,
-        (1009, "preauth payload too large".to_string())
-    );
+    conn.expect_close(1009, "preauth payload too large").await;
 }
 
 /// transcripts/remote-connect-token-only + connect-scopes-cleared: accepted with no
@@ -459,25 +484,18 @@ async fn pairing_then_device_token() {
     assert_eq!(details["reason"], "not-paired");
     assert_eq!(details["deviceId"], json!(device.id()));
     let request_id = details["requestId"].as_str().unwrap().to_string();
-    assert_eq!(
-        conn.close_frame().await,
-        (
-            1008,
-            format!("pairing required: device is not approved yet (requestId: {request_id})")
-        )
-    );
+    conn.expect_close(
+        1008,
+        &format!("pairing required: device is not approved yet (requestId: {request_id})"),
+    )
+    .await;
     let (_, again) = connect(&fake, Some(&device), json!({"token": TOKEN})).await;
     assert_eq!(again["error"]["details"]["requestId"], json!(request_id));
 
     let (ok, _, stderr) = fake.approve_cli("no-such-request");
     assert!(!ok);
     assert!(stderr.contains("No pending device request matches no-such-request."));
-    let (ok, stdout, _) = fake.approve_cli(&request_id);
-    assert!(ok);
-    assert_eq!(
-        stdout.trim(),
-        format!("Approved {} ({request_id})", device.id())
-    );
+    fake.approve(&request_id, &device);
 
     let (mut conn, hello) = connect(&fake, Some(&device), json!({"token": TOKEN})).await;
     let auth = &hello["payload"]["auth"];
@@ -493,37 +511,33 @@ async fn pairing_then_device_token() {
     let (_, hello) = connect(&fake, Some(&device), json!({"deviceToken": device_token})).await;
     assert_eq!(hello["payload"]["auth"]["method"], "device-token");
 
-    let (mut conn, wrong) = connect(
+    let error = connect_refused(
         &fake,
         Some(&device),
         json!({"deviceToken": "wrong-device-token-0123456789"}),
     )
     .await;
     assert_eq!(
-        wrong["error"],
-        json!({"code": "INVALID_REQUEST", "message": "unauthorized: device token mismatch (rotate/reissue device token)",
-            "details": {"code": "AUTH_DEVICE_TOKEN_MISMATCH", "authReason": "device_token_mismatch",
-                "canRetryWithDeviceToken": false, "recommendedNextStep": "update_auth_credentials"}})
+        error,
+        credential_mismatch(
+            "unauthorized: device token mismatch (rotate/reissue device token)",
+            "AUTH_DEVICE_TOKEN_MISMATCH",
+            "device_token_mismatch"
+        )
     );
-    assert_eq!(conn.close_frame().await.0, 1008);
 
     // A signature over other scopes than the ones sent.
     let mut conn = Conn::open(&fake).await;
     let challenge = conn.json().await;
     let mut params = connect_params(json!({"token": TOKEN}));
     params["device"] = device.block(&challenge, &["operator.read"], TOKEN);
-    conn.send(json!({"type": "req", "id": "c1", "method": "connect", "params": params}))
-        .await;
-    let bad = conn.json().await;
+    let bad = conn.send_connect(params).await;
     assert_eq!(
         bad["error"],
         json!({"code": "INVALID_REQUEST", "message": "device signature invalid",
             "details": {"code": "DEVICE_AUTH_SIGNATURE_INVALID", "reason": "device-signature"}})
     );
-    assert_eq!(
-        conn.close_frame().await,
-        (1008, "device signature invalid".to_string())
-    );
+    conn.expect_close(1008, "device signature invalid").await;
 
     let moved = Device {
         platform: "macos".to_string(),
@@ -543,10 +557,7 @@ async fn pairing_then_device_token() {
     fake.terminate();
     let shutdown = conn.event("shutdown").await;
     assert_eq!(shutdown["payload"], json!({"reason": "gateway stopping"}));
-    assert_eq!(
-        conn.close_frame().await,
-        (1012, "service restart".to_string())
-    );
+    conn.expect_close(1012, "service restart").await;
     let dir = fake.dir.clone();
     let restarted = Fake::start_in(dir, &[]);
     let (_, hello) = connect(
@@ -610,10 +621,7 @@ async fn restart_requiring_patch() {
         shutdown["payload"],
         json!({"reason": "gateway restarting", "restartExpectedMs": 1500})
     );
-    assert_eq!(
-        conn.close_frame().await,
-        (1012, "service restart".to_string())
-    );
+    conn.expect_close(1012, "service restart").await;
 
     let (mut refused, response) =
         connect(&fake, Some(&device), json!({"deviceToken": device_token})).await;
@@ -622,10 +630,7 @@ async fn restart_requiring_patch() {
         json!({"code": "UNAVAILABLE", "message": "gateway starting; retry shortly", "retryable": true,
             "retryAfterMs": 500, "details": {"reason": "startup-sidecars"}})
     );
-    assert_eq!(
-        refused.close_frame().await,
-        (1013, "gateway starting".to_string())
-    );
+    refused.expect_close(1013, "gateway starting").await;
 
     let hello = timeout(Duration::from_secs(10), async {
         loop {
@@ -751,12 +756,7 @@ async fn programmed_behaviour() {
         .await;
     let fast = conn.call("fast", "agents.list", json!({})).await;
     assert_eq!(fast["payload"]["defaultId"], "main");
-    let slow = loop {
-        let frame = conn.json().await;
-        if frame["id"] == "slow" {
-            break frame;
-        }
-    };
+    let slow = conn.response("slow").await;
     assert_eq!(slow["ok"], true);
     let failing = conn.call("r5", "status", json!({})).await;
     assert_eq!(
@@ -796,8 +796,7 @@ async fn rate_limit_after_ten_failures() {
         let (_, response) = connect(&fake, None, json!({"token": "wrong"})).await;
         assert_eq!(response["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
     }
-    let (mut conn, response) = connect(&fake, None, json!({"token": TOKEN})).await;
-    let error = &response["error"];
+    let error = connect_refused(&fake, None, json!({"token": TOKEN})).await;
     assert_eq!(
         error["message"],
         "unauthorized: too many failed authentication attempts (retry later)"
@@ -806,10 +805,13 @@ async fn rate_limit_after_ten_failures() {
     assert!(error["retryAfterMs"].as_u64().unwrap() > 290_000);
     assert_eq!(error["details"]["code"], "AUTH_RATE_LIMITED");
     assert_eq!(error["details"]["recommendedNextStep"], "wait_then_retry");
-    assert_eq!(conn.close_frame().await.0, 1008);
     fake.post("reset", json!({})).await;
     let (_, response) = connect(&fake, None, json!({"token": TOKEN})).await;
     assert_eq!(response["ok"], true);
+}
+
+async fn get_json(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 /// Probes as in transcripts/http-probes.jsonl; the control API needs the token.
@@ -824,54 +826,27 @@ async fn http_probes_and_control_auth() {
         healthz.json::<Value>().await.unwrap(),
         json!({"ok": true, "status": "live"})
     );
-    let readyz: Value = client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let readyz = get_json(client.get(format!("{base}/readyz"))).await;
     assert_eq!(readyz, json!({"ready": true}));
-    let detailed: Value = client
-        .get(format!("{base}/readyz"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detailed = get_json(client.get(format!("{base}/readyz")).bearer_auth(TOKEN)).await;
     assert_eq!(detailed["failing"], json!([]));
-    let startupz: Value = client
-        .get(format!("{base}/startupz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let startupz = get_json(client.get(format!("{base}/startupz"))).await;
     assert_eq!(startupz, json!({"ok": true, "status": "started"}));
     let post = client.post(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(post.status(), 405);
     assert_eq!(post.headers()["allow"], "GET, HEAD");
-    let models = client
-        .get(format!("{base}/v1/models"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(models.status(), 404);
-    let hooks = client
-        .post(format!("{base}/hooks/wake"))
-        .json(&json!({"text": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(hooks.status(), 404);
-    let unauthorized = client
-        .get(format!("{base}/__fake/state"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unauthorized.status(), 401);
+    // No OpenAI endpoint, hooks disabled, and the control API without the token.
+    for (request, status) in [
+        (client.get(format!("{base}/v1/models")), 404),
+        (
+            client
+                .post(format!("{base}/hooks/wake"))
+                .json(&json!({"text": "x"})),
+            404,
+        ),
+        (client.get(format!("{base}/__fake/state")), 401),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{}", response.url());
+    }
 }

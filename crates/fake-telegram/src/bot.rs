@@ -147,24 +147,15 @@ impl FakeBot {
     /// This bot's calls of `method` (case-insensitive), in order.
     #[must_use]
     pub fn calls(&self, method: &str) -> Vec<Call> {
-        let state = self.shared.lock();
-        state
-            .calls
-            .iter()
-            .filter(|call| call.token == self.token && call.method.eq_ignore_ascii_case(method))
-            .cloned()
-            .collect()
+        let mut calls = self.all_calls();
+        calls.retain(|call| call.method.eq_ignore_ascii_case(method));
+        calls
     }
 
     /// How many times this bot called `method` (case-insensitive).
     #[must_use]
     pub fn call_count(&self, method: &str) -> usize {
-        let state = self.shared.lock();
-        state
-            .calls
-            .iter()
-            .filter(|call| call.token == self.token && call.method.eq_ignore_ascii_case(method))
-            .count()
+        self.calls(method).len()
     }
 
     /// Every call of this bot, in order.

@@ -161,17 +161,19 @@ impl fmt::Display for Call {
             self.method
         )?;
         if let Some(upload) = &self.upload {
-            write!(
-                f,
-                " [file {:?}, {} bytes]",
-                upload.file_name,
-                upload.bytes.len()
-            )?;
+            write!(f, " {upload}")?;
         }
         match &self.response {
             Ok(_) => write!(f, " -> ok"),
             Err(failure) => write!(f, " -> {} {}", failure.code, failure.description),
         }
+    }
+}
+
+/// `[file "name", N bytes]`, as a call or a message lists its file.
+impl fmt::Display for Upload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[file {:?}, {} bytes]", self.file_name, self.bytes.len())
     }
 }
 

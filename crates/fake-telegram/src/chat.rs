@@ -9,6 +9,7 @@ use teloxide_core::types::MessageId;
 
 use crate::call::Upload;
 use crate::markup::Button;
+use crate::parse_mode::Rendered;
 
 /// A message in a chat, as the user sees it now.
 #[derive(Clone, Debug)]
@@ -32,17 +33,37 @@ pub struct ChatMessage {
     pub json: Value,
 }
 
+impl ChatMessage {
+    /// A message the bot has just sent: `json` is its `Message` object, `text`
+    /// its text or caption.
+    pub(crate) fn sent(
+        id: MessageId,
+        text: Rendered,
+        keyboard: Vec<Vec<Button>>,
+        upload: Option<Upload>,
+        json: Value,
+    ) -> ChatMessage {
+        ChatMessage {
+            id,
+            from_bot: true,
+            history: vec![text.visible.clone()],
+            text: text.visible,
+            raw_text: text.raw,
+            parse_mode: text.parse_mode,
+            keyboard,
+            upload,
+            deleted: false,
+            json,
+        }
+    }
+}
+
 impl fmt::Display for ChatMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sender = if self.from_bot { "bot" } else { "user" };
         write!(f, "#{} {sender} {:?}", self.id.0, self.text)?;
         if let Some(upload) = &self.upload {
-            write!(
-                f,
-                " [file {:?}, {} bytes]",
-                upload.file_name,
-                upload.bytes.len()
-            )?;
+            write!(f, " {upload}")?;
         }
         if !self.keyboard.is_empty() {
             let rows: Vec<Vec<String>> = self

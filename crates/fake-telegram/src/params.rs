@@ -184,16 +184,22 @@ pub(crate) fn integer(value: &Value) -> Option<i64> {
     }
 }
 
+/// A parameter that was sent and is not `null`.
+fn given<'a>(params: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    params.get(name).filter(|value| !value.is_null())
+}
+
 pub(crate) fn integer_param(
     params: &Map<String, Value>,
     name: &str,
 ) -> Result<Option<i64>, Failure> {
-    match params.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => integer(value)
-            .map(Some)
-            .ok_or_else(|| Failure::bad_request(format!("Bad Request: invalid {name} specified"))),
-    }
+    given(params, name)
+        .map(|value| {
+            integer(value).ok_or_else(|| {
+                Failure::bad_request(format!("Bad Request: invalid {name} specified"))
+            })
+        })
+        .transpose()
 }
 
 pub(crate) fn string_param(params: &Map<String, Value>, name: &str) -> Option<String> {
@@ -210,13 +216,14 @@ pub(crate) fn json_param(
     params: &Map<String, Value>,
     name: &str,
 ) -> Result<Option<Value>, Failure> {
-    match params.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => serde_json::from_str(text).map(Some).map_err(|_| {
-            Failure::bad_request(format!("Bad Request: can't parse {name} JSON object"))
-        }),
-        Some(value) => Ok(Some(value.clone())),
-    }
+    given(params, name)
+        .map(|value| match value {
+            Value::String(text) => serde_json::from_str(text).map_err(|_| {
+                Failure::bad_request(format!("Bad Request: can't parse {name} JSON object"))
+            }),
+            value => Ok(value.clone()),
+        })
+        .transpose()
 }
 
 pub(crate) fn chat_id_param(params: &Map<String, Value>) -> Result<i64, Failure> {

@@ -309,6 +309,15 @@ impl BotState {
         (message_id, message)
     }
 
+    /// A message of `chat` that is not deleted.
+    pub(crate) fn live_message(&mut self, chat: i64, message_id: i32) -> Option<&mut ChatMessage> {
+        self.chats
+            .get_mut(&chat)?
+            .messages
+            .iter_mut()
+            .find(|message| message.id.0 == message_id && !message.deleted)
+    }
+
     /// The bot's own live message, or the error Telegram gives for an edit.
     pub(crate) fn editable(
         &mut self,
@@ -316,13 +325,7 @@ impl BotState {
         message_id: i32,
     ) -> Result<&mut ChatMessage, Failure> {
         let message = self
-            .chats
-            .get_mut(&chat)
-            .and_then(|c| {
-                c.messages
-                    .iter_mut()
-                    .find(|m| m.id.0 == message_id && !m.deleted)
-            })
+            .live_message(chat, message_id)
             .ok_or_else(|| Failure::bad_request("Bad Request: message to edit not found"))?;
         if !message.from_bot {
             return Err(Failure::bad_request("Bad Request: message can't be edited"));

@@ -276,7 +276,7 @@ pub fn approve(gw: &Gateway, request_id: &str) -> Option<crate::pairing::Paired>
     let device = gw.state().pairing.approve(request_id, now_ms())?;
     gw.broadcast(
         "device.pair.resolved",
-        json!({"requestId": request_id, "deviceId": device.device_id, "decision": "approved", "ts": now_ms()}),
+        json!({"requestId": request_id, "deviceId": device.identity.device_id, "decision": "approved", "ts": now_ms()}),
         Audience::Pairing,
     );
     Some(device)

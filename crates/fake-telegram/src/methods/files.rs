@@ -5,9 +5,9 @@ use serde_json::{Map, Value, json};
 
 use crate::call::{Answer, Failure, Upload};
 use crate::chat::ChatMessage;
-use crate::markup::reply_markup;
+use crate::markup::{reply_markup, set_markup};
 use crate::params::{FilePart, chat_id_param, string_param};
-use crate::parse_mode::render;
+use crate::parse_mode::render_param;
 use crate::state::BotState;
 
 /// Telegram's limit on a caption after entity parsing.
@@ -53,10 +53,8 @@ pub(crate) fn send_file(
             );
         }
     };
-    let raw_caption = string_param(params, "caption").unwrap_or_default();
-    let parse_mode = string_param(params, "parse_mode").filter(|mode| !mode.is_empty());
-    let caption = match render(&raw_caption, parse_mode.as_deref()) {
-        Ok(caption) if caption.chars().count() > MAX_CAPTION_CHARS => {
+    let caption = match render_param(params, "caption") {
+        Ok(caption) if caption.visible.chars().count() > MAX_CAPTION_CHARS => {
             return (
                 Err(Failure::bad_request(
                     "Bad Request: message caption is too long",
@@ -93,24 +91,18 @@ pub(crate) fn send_file(
             "mime_type": mime_type(&file_name),
         });
     }
-    if !caption.is_empty() {
-        message["caption"] = json!(caption);
+    if !caption.visible.is_empty() {
+        message["caption"] = json!(caption.visible);
     }
-    if let Some(markup) = markup {
-        message["reply_markup"] = markup;
-    }
-    bot.chat_mut(chat).messages.push(ChatMessage {
-        id: message_id,
-        from_bot: true,
-        text: caption.clone(),
-        raw_text: raw_caption,
-        parse_mode,
-        history: vec![caption],
+    set_markup(&mut message, markup);
+    let sent = ChatMessage::sent(
+        message_id,
+        caption,
         keyboard,
-        upload: upload.clone(),
-        deleted: false,
-        json: message.clone(),
-    });
+        upload.clone(),
+        message.clone(),
+    );
+    bot.chat_mut(chat).messages.push(sent);
     (Ok(message), upload)
 }
 

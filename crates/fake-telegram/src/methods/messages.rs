@@ -9,7 +9,7 @@ use crate::call::{Answer, Failure};
 use crate::chat::{ChatMessage, unix_now};
 use crate::markup::{reply_markup, set_markup};
 use crate::params::{chat_id_param, integer, json_param, message_id_param, string_param};
-use crate::parse_mode::render;
+use crate::parse_mode::{Rendered, render_param};
 use crate::state::BotState;
 
 /// Telegram's limit on a message text after entity parsing. Counted here in
@@ -38,34 +38,27 @@ const NOT_MODIFIED: &str = "Bad Request: message is not modified: specified new 
 pub(crate) fn send_message(bot: &mut BotState, params: &Map<String, Value>) -> Answer {
     let chat = chat_id_param(params)?;
     bot.group_rate.check(chat)?;
-    let raw_text = string_param(params, "text").unwrap_or_default();
-    let parse_mode = string_param(params, "parse_mode").filter(|mode| !mode.is_empty());
-    let text = render(&raw_text, parse_mode.as_deref())?;
-    if text.trim().is_empty() {
-        return Err(Failure::bad_request("Bad Request: message text is empty"));
-    }
-    if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(Failure::bad_request("Bad Request: message is too long"));
-    }
+    let text = message_text(params, "Bad Request: message is too long")?;
     let (markup, keyboard) = reply_markup(params)?;
     let (message_id, mut message) = bot.new_message(chat);
-    message["text"] = json!(text);
-    if let Some(markup) = markup {
-        message["reply_markup"] = markup;
-    }
-    bot.chat_mut(chat).messages.push(ChatMessage {
-        id: message_id,
-        from_bot: true,
-        text: text.clone(),
-        raw_text,
-        parse_mode,
-        history: vec![text],
-        keyboard,
-        upload: None,
-        deleted: false,
-        json: message.clone(),
-    });
+    message["text"] = json!(text.visible);
+    set_markup(&mut message, markup);
+    let sent = ChatMessage::sent(message_id, text, keyboard, None, message.clone());
+    bot.chat_mut(chat).messages.push(sent);
     Ok(message)
+}
+
+/// The `text` parameter, rendered and checked; `too_long` is Telegram's error
+/// for a text over the limit, which differs between sending and editing.
+fn message_text(params: &Map<String, Value>, too_long: &str) -> Result<Rendered, Failure> {
+    let text = render_param(params, "text")?;
+    if text.visible.trim().is_empty() {
+        return Err(Failure::bad_request("Bad Request: message text is empty"));
+    }
+    if text.visible.chars().count() > MAX_TEXT_CHARS {
+        return Err(Failure::bad_request(too_long));
+    }
+    Ok(text)
 }
 
 pub(crate) fn edit_message_text(bot: &mut BotState, params: &Map<String, Value>) -> Answer {
@@ -74,15 +67,7 @@ pub(crate) fn edit_message_text(bot: &mut BotState, params: &Map<String, Value>)
     }
     let chat = chat_id_param(params)?;
     let message_id = message_id_param(params)?;
-    let raw_text = string_param(params, "text").unwrap_or_default();
-    let parse_mode = string_param(params, "parse_mode").filter(|mode| !mode.is_empty());
-    let text = render(&raw_text, parse_mode.as_deref())?;
-    if text.trim().is_empty() {
-        return Err(Failure::bad_request("Bad Request: message text is empty"));
-    }
-    if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(Failure::bad_request("Bad Request: MESSAGE_TOO_LONG"));
-    }
+    let text = message_text(params, "Bad Request: MESSAGE_TOO_LONG")?;
     // Like Telegram, an edit without `reply_markup` removes the keyboard.
     let (markup, keyboard) = reply_markup(params)?;
     let message = bot.editable(chat, message_id)?;
@@ -91,16 +76,17 @@ pub(crate) fn edit_message_text(bot: &mut BotState, params: &Map<String, Value>)
             "Bad Request: there is no text in the message to edit",
         ));
     }
-    if message.text == text && message.raw_text == raw_text && message.keyboard == keyboard {
+    if message.text == text.visible && message.raw_text == text.raw && message.keyboard == keyboard
+    {
         return Err(Failure::bad_request(NOT_MODIFIED));
     }
-    message.json["text"] = json!(text);
+    message.json["text"] = json!(text.visible);
     message.json["edit_date"] = json!(unix_now());
     set_markup(&mut message.json, markup);
-    message.history.push(text.clone());
-    message.text = text;
-    message.raw_text = raw_text;
-    message.parse_mode = parse_mode;
+    message.history.push(text.visible.clone());
+    message.text = text.visible;
+    message.raw_text = text.raw;
+    message.parse_mode = text.parse_mode;
     message.keyboard = keyboard;
     Ok(message.json.clone())
 }
@@ -126,13 +112,7 @@ pub(crate) fn delete_message(bot: &mut BotState, params: &Map<String, Value>) ->
     let chat = chat_id_param(params)?;
     let message_id = message_id_param(params)?;
     let message = bot
-        .chats
-        .get_mut(&chat)
-        .and_then(|c| {
-            c.messages
-                .iter_mut()
-                .find(|m| m.id.0 == message_id && !m.deleted)
-        })
+        .live_message(chat, message_id)
         .ok_or_else(|| Failure::bad_request("Bad Request: message to delete not found"))?;
     message.deleted = true;
     Ok(Value::Bool(true))

@@ -16,7 +16,31 @@
 mod html;
 mod markdown;
 
+use serde_json::{Map, Value};
+
 use crate::call::Failure;
+use crate::params::string_param;
+
+/// A text or caption as the bot sent it and as the user sees it.
+pub(crate) struct Rendered {
+    /// Exactly as sent, markup included.
+    pub(crate) raw: String,
+    pub(crate) parse_mode: Option<String>,
+    /// What the user sees: the markup removed.
+    pub(crate) visible: String,
+}
+
+/// The parameter `name` (empty when missing) in the `parse_mode` parameter.
+pub(crate) fn render_param(params: &Map<String, Value>, name: &str) -> Result<Rendered, Failure> {
+    let raw = string_param(params, name).unwrap_or_default();
+    let parse_mode = string_param(params, "parse_mode").filter(|mode| !mode.is_empty());
+    let visible = render(&raw, parse_mode.as_deref())?;
+    Ok(Rendered {
+        raw,
+        parse_mode,
+        visible,
+    })
+}
 
 /// The visible text of `text` in `parse_mode`, or Telegram's refusal.
 pub(crate) fn render(text: &str, parse_mode: Option<&str>) -> Result<String, Failure> {
