@@ -414,6 +414,20 @@ pub enum AlertStatus {
     Down,
 }
 
+/// How a start of a cell went; a cell that already runs is not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    Started,
+    AlreadyRunning,
+}
+
+/// How a stop of a cell went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    Stopped,
+    AlreadyStopped,
+}
+
 /// The desired/recorded state of a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

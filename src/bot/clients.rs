@@ -17,10 +17,10 @@ use crate::bot::state::State;
 use crate::bot::texts::{Texts, escape};
 use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, say, send};
 use crate::fleet::{
-    self, Actor, Health, Obstacle, Rollback, Started, Stopped, TenantView, UnknownTenant,
-    UpgradeError, UpgradeStep, ViewState,
+    self, Actor, Health, Obstacle, Rollback, TenantView, UnknownTenant, UpgradeError, UpgradeStep,
+    ViewState,
 };
-use crate::tenant::{TenantId, TenantRecord};
+use crate::tenant::{Started, Stopped, TenantId, TenantRecord};
 
 /// A tenant action an operator can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::fleet::{self, CreateStep, GatewayInfo, ReconcileReport, TenantView};
 use crate::fleet::{BudgetStatus, FleetSummary, Summary};
-use crate::tenant::TenantId;
+use crate::tenant::{Started, Stopped, TenantId};
 use crate::usage::period::PeriodSpec;
 
 /// Prints one JSON document, pretty, on stdout.
@@ -183,17 +183,17 @@ pub(crate) fn show(view: &TenantView, gateway: Option<&Result<GatewayInfo, Strin
     lines.join("\n")
 }
 
-pub(crate) fn started(id: &TenantId, started: &fleet::Started) -> String {
+pub(crate) fn started(id: &TenantId, started: &Started) -> String {
     match started {
-        fleet::Started::Started => format!("started {id}; gateway healthy"),
-        fleet::Started::AlreadyRunning => format!("{id} was already running; gateway healthy"),
+        Started::Started => format!("started {id}; gateway healthy"),
+        Started::AlreadyRunning => format!("{id} was already running; gateway healthy"),
     }
 }
 
-pub(crate) fn stopped(id: &TenantId, stopped: &fleet::Stopped) -> String {
+pub(crate) fn stopped(id: &TenantId, stopped: &Stopped) -> String {
     match stopped {
-        fleet::Stopped::Stopped => format!("stopped {id}"),
-        fleet::Stopped::AlreadyStopped => format!("{id} was already stopped"),
+        Stopped::Stopped => format!("stopped {id}"),
+        Stopped::AlreadyStopped => format!("{id} was already stopped"),
     }
 }
 

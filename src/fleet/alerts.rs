@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use crate::fleet::inventory::known;
-use crate::fleet::lifecycle::Started;
 use crate::fleet::{Actor, App, audit, audit_result, now};
-use crate::tenant::{AlertState, Check, TenantId};
+use crate::tenant::{AlertState, Check, Started, TenantId};
 
 /// Every stored (tenant, check) alert state.
 ///
@@ -85,12 +84,7 @@ pub async fn heal(app: &App, tenant: &TenantId) -> anyhow::Result<Started> {
     if record.state != crate::tenant::CellState::Running {
         anyhow::bail!("{tenant} is {} now, not meant to run", record.state);
     }
-    let result = app
-        .runtime
-        .start(tenant)
-        .await
-        .map(Started::from)
-        .map_err(anyhow::Error::from);
+    let result = app.runtime.start(tenant).await.map_err(anyhow::Error::from);
     audit_result(app, &actor, "heal: start", tenant, "container", &result);
     result
 }

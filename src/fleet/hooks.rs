@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use serde_json::Value;
 
 use crate::fleet::inventory::known;
 use crate::fleet::{Actor, App, audit_result};
@@ -30,31 +29,6 @@ pub struct WakeAccepted {
     pub mode: String,
     /// `queued`, or `coalesced` into a wake already pending.
     pub event_outcome: String,
-}
-
-/// An agent run started from outside (`POST /hooks/agent`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HookAgent {
-    pub message: String,
-    /// Label of the run (the gateway defaults to "Hook").
-    pub name: Option<String>,
-    pub agent_id: Option<String>,
-    /// Deliver the reply to a channel (the gateway defaults to true).
-    pub deliver: Option<bool>,
-    pub channel: Option<String>,
-    pub to: Option<String>,
-    /// Makes a retried hook run once.
-    pub idempotency_key: Option<String>,
-    /// Wait for the run to finish, up to this long, and report its completion.
-    pub wait_for_completion: Option<Duration>,
-}
-
-/// The gateway took the agent run.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HookAgentAccepted {
-    pub run_id: String,
-    /// With `wait_for_completion`: `{status, replyDisposition, delivered?, …}`.
-    pub completion: Option<Value>,
 }
 
 /// Why a hook call failed.
@@ -179,36 +153,6 @@ pub async fn wake(
     Ok(WakeAccepted {
         mode: accepted.mode,
         event_outcome: accepted.event_outcome,
-    })
-}
-
-/// Starts an agent run through `POST /hooks/agent`.
-///
-/// # Errors
-///
-/// As [`wake`]; an agent the cell does not allow is refused by the gateway.
-pub async fn hook_agent(
-    app: &App,
-    actor: &Actor,
-    tenant: &TenantId,
-    run: &HookAgent,
-) -> anyhow::Result<HookAgentAccepted> {
-    let (port, token) = hook_target(app, tenant)?;
-    let run = gateway::HookAgent {
-        message: run.message.clone(),
-        name: run.name.clone(),
-        agent_id: run.agent_id.clone(),
-        deliver: run.deliver,
-        channel: run.channel.clone(),
-        to: run.to.clone(),
-        idempotency_key: run.idempotency_key.clone(),
-        wait_for_completion: run.wait_for_completion,
-    };
-    let answer = app.http.hook_agent(port, &token, &run).await;
-    let accepted = audited(app, actor, "hooks: agent", tenant, answer)?;
-    Ok(HookAgentAccepted {
-        run_id: accepted.run_id,
-        completion: accepted.completion,
     })
 }
 

@@ -10,21 +10,7 @@ use crate::fleet::lock::{self, Op};
 use crate::fleet::reconcile::reconcile_first;
 use crate::fleet::{Actor, App, audit, now, redact, secret_values};
 use crate::runtime;
-use crate::tenant::{CellState, TenantId};
-
-/// How `start` went; a cell that already runs is not an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Started {
-    Started,
-    AlreadyRunning,
-}
-
-/// How `stop` went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    Stopped,
-    AlreadyStopped,
-}
+use crate::tenant::{CellState, Started, Stopped, TenantId};
 
 /// One line of a cell's log, secrets redacted.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,24 +18,6 @@ pub struct LogLine {
     /// The line came on stderr.
     pub stderr: bool,
     pub text: String,
-}
-
-impl From<runtime::Started> for Started {
-    fn from(started: runtime::Started) -> Started {
-        match started {
-            runtime::Started::Started => Started::Started,
-            runtime::Started::AlreadyRunning => Started::AlreadyRunning,
-        }
-    }
-}
-
-impl From<runtime::Stopped> for Stopped {
-    fn from(stopped: runtime::Stopped) -> Stopped {
-        match stopped {
-            runtime::Stopped::Stopped => Stopped::Stopped,
-            runtime::Stopped::AlreadyStopped => Stopped::AlreadyStopped,
-        }
-    }
 }
 
 /// What `remove` did.
@@ -84,7 +52,7 @@ pub(crate) async fn start_locked(
     let result = async {
         let started = app.runtime.start(tenant).await?;
         wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await?;
-        anyhow::Ok(Started::from(started))
+        anyhow::Ok(started)
     }
     .await;
     let started = finish(app, actor, "start", tenant, result)?;
@@ -114,12 +82,7 @@ pub(crate) async fn stop_locked(
     // Record the intent first, so a monitor never alerts on a stop we asked for.
     set_state(app, tenant, CellState::Stopped)?;
     app.pool.close(tenant);
-    let result = app
-        .runtime
-        .stop(tenant)
-        .await
-        .map(Stopped::from)
-        .map_err(anyhow::Error::from);
+    let result = app.runtime.stop(tenant).await.map_err(anyhow::Error::from);
     finish(app, actor, "stop", tenant, result)
 }
 

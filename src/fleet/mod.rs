@@ -52,17 +52,13 @@ pub(crate) use cell_gateway::client;
 pub use cell_gateway::{ChannelInfo, GatewayInfo, gateway_info, pair, rpc};
 pub use create::{CreateError, CreateStep, create};
 pub use dialogues::{DialogueStore, dialogues};
-pub use hooks::{
-    HookAgent, HookAgentAccepted, HookError, Wake, WakeAccepted, hook_agent, set_hooks, wake,
-};
+pub use hooks::{HookError, Wake, WakeAccepted, set_hooks, wake};
 pub use inventory::{
     ContainerStatus, Health, IdAvailability, TenantView, UnknownTenant, ViewState, exists,
     id_availability, list, show,
 };
 pub use inventory::{find_record, record};
-pub use lifecycle::{
-    LogLine, Removed, Started, Stopped, follow_logs, logs, remove, restart, start, stop,
-};
+pub use lifecycle::{LogLine, Removed, follow_logs, logs, remove, restart, start, stop};
 pub use lock::Busy;
 pub use obstacle::{Obstacle, obstacle};
 pub use reconcile::{ReconcileReport, Repaired, reconcile, repair};

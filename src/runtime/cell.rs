@@ -17,7 +17,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use crate::runtime::{Error, LABEL_GENERATION, LABEL_TENANT, Result, Runtime, is_status, labels};
-use crate::tenant::{Limits, Secret, TenantId};
+use crate::tenant::{Limits, Secret, Started, Stopped, TenantId};
 
 /// The port the gateway listens on inside every cell.
 pub const GATEWAY_PORT: u16 = 18789;
@@ -101,20 +101,6 @@ pub struct ExecOutput {
 pub struct LogLine {
     pub stderr: bool,
     pub text: String,
-}
-
-/// How `start` went; a cell that already runs is not an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Started {
-    Started,
-    AlreadyRunning,
-}
-
-/// How `stop` went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    Stopped,
-    AlreadyStopped,
 }
 
 impl Runtime {

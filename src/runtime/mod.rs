@@ -14,9 +14,7 @@ use std::collections::HashMap;
 
 use bollard::Docker;
 
-pub use cell::{
-    CellInfo, CellSpec, CellStatus, ExecOutput, GATEWAY_PORT, LogLine, Mount, Started, Stopped,
-};
+pub use cell::{CellInfo, CellSpec, CellStatus, ExecOutput, GATEWAY_PORT, LogLine, Mount};
 pub use events::{CellEvent, CellEventKind};
 pub use ports::port_is_free;
 
