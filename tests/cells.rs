@@ -597,6 +597,9 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
         "the foreign container is untouched"
     );
     docker_ok(&["rm", "-f", &cell_b]);
+    let network_id =
+        |name: &str| stdout_of(&docker(&["network", "inspect", "-f", "{{.Id}}", name]));
+    let b_network = network_id(&cell_b);
 
     // Reconcile: b is recorded but has no container (it is made again from the
     // record, issue 10); a labelled network has no owner (reported).
@@ -626,6 +629,9 @@ fn fake_cells_ports_audit_foreign_containers_and_the_purge_guard() {
             .contains(&serde_json::json!(network)),
         "{report}"
     );
+    // b's network, on the subnet its record holds, is kept, not made again:
+    // between a removal and a new one, anyone's create could take the subnet.
+    assert_eq!(network_id(&cell_b), b_network, "b's network was made again");
     let shown = json(&env.mtp(&["tenant", "show", &b, "--json"]));
     // The refused stop above recorded b as stopped: made again, left stopped.
     assert_eq!(shown["state"], "stopped", "{shown}");

@@ -49,11 +49,16 @@ impl Runtime {
         subnet: &str,
     ) -> Result<bool> {
         let name = tenant.cell_name();
-        if let Some(existing) = self.network_tenant(&name).await? {
-            if existing.as_deref() != Some(tenant.as_str()) {
+        if let Some(existing) = self.network_of(&name).await? {
+            if existing.tenant.as_deref() != Some(tenant.as_str()) {
                 return Err(Error::Foreign { name });
             }
-            // Ours from an earlier attempt: start clean.
+            // Ours already, on the subnet the record holds: keep it. Removing it
+            // would free the subnet for anyone's create until it is made again.
+            if existing.subnets.iter().any(|s| s == subnet) {
+                return Ok(true);
+            }
+            // Ours from an earlier attempt on another subnet: start clean.
             self.docker().remove_network(&name).await?;
         }
         let request = NetworkCreateRequest {
@@ -95,7 +100,7 @@ impl Runtime {
     /// `Foreign` for a network of that name without our label.
     pub async fn remove_network(&self, tenant: &TenantId) -> Result<bool> {
         let name = tenant.cell_name();
-        match self.network_tenant(&name).await? {
+        match self.network_of(&name).await?.map(|network| network.tenant) {
             None => Ok(false),
             Some(Some(owner)) if owner == tenant.as_str() => {
                 match self.docker().remove_network(&name).await {
@@ -129,8 +134,8 @@ impl Runtime {
             .collect())
     }
 
-    /// `None`: no such network; `Some(label)`: it exists, with its tenant label if any.
-    async fn network_tenant(&self, name: &str) -> Result<Option<Option<String>>> {
+    /// `None`: no such network; otherwise its tenant label, if any, and subnets.
+    async fn network_of(&self, name: &str) -> Result<Option<NetworkFacts>> {
         match self
             .docker()
             .inspect_network(
@@ -144,14 +149,27 @@ impl Runtime {
                 if network.name.as_deref() != Some(name) {
                     return Ok(None);
                 }
-                Ok(Some(
-                    network
+                Ok(Some(NetworkFacts {
+                    tenant: network
                         .labels
                         .and_then(|labels| labels.get(LABEL_TENANT).cloned()),
-                ))
+                    subnets: network
+                        .ipam
+                        .and_then(|ipam| ipam.config)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|config| config.subnet)
+                        .collect(),
+                }))
             }
             Err(err) if is_status(&err, 404) => Ok(None),
             Err(err) => Err(err.into()),
         }
     }
+}
+
+/// What `create_network` and `remove_network` need to know of a network.
+struct NetworkFacts {
+    tenant: Option<String>,
+    subnets: Vec<String>,
 }
