@@ -27,6 +27,24 @@ struct RawConfig {
     monitor: Option<RawMonitor>,
     usage: Option<RawUsage>,
     audit: Option<RawAudit>,
+    backup: Option<RawBackup>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawBackup {
+    dir: Option<PathBuf>,
+    schedule: Option<String>,
+    keep: Option<RawKeep>,
+    recipients: Option<Vec<String>>,
+    after_command: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawKeep {
+    daily: Option<u32>,
+    weekly: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +135,32 @@ pub struct AdminConfig {
     pub monitor: MonitorSettings,
     pub usage: UsageSettings,
     pub audit: AuditSettings,
+    pub backup: BackupSettings,
+}
+
+/// Backups (`backup` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// Where archives go: `<dir>/<tenant>/<backup id>.mtpbak`, the admin's in `<dir>/_admin`.
+    pub dir: PathBuf,
+    /// The daily time (in `usage.timeZone`) `mtp serve` backs up every tenant and
+    /// the admin; `None`: off.
+    pub schedule: Option<chrono::NaiveTime>,
+    /// Retention per tenant.
+    pub keep: Keep,
+    /// The operator's own `age` recipients: when set, archives are encrypted to
+    /// them alone and this host cannot read them without their identity file.
+    pub recipients: Vec<String>,
+    /// Run with each finished archive's path as `$1` (`sh -c`), e.g. to copy it off the host.
+    pub after_command: Option<String>,
+}
+
+/// How many backups retention keeps: the newest of each of the last `daily`
+/// days that have one, and of each of the last `weekly` weeks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    pub daily: u32,
+    pub weekly: u32,
 }
 
 /// How much of the audit log is kept (`audit` in the config file); `mtp serve`
@@ -509,6 +553,7 @@ fn check(
     let monitor = check_monitor(raw.monitor.unwrap_or_default(), env)?;
     let usage = check_usage(raw.usage.unwrap_or_default(), env)?;
     let audit = check_audit(raw.audit.unwrap_or_default())?;
+    let backup = check_backup(raw.backup.unwrap_or_default(), &data_dir, env)?;
 
     Ok(AdminConfig {
         data_dir,
@@ -517,6 +562,7 @@ fn check(
         monitor,
         usage,
         audit,
+        backup,
         cell: CellDefaults {
             image,
             port_start,
@@ -811,6 +857,59 @@ fn check_audit(raw: RawAudit) -> anyhow::Result<AuditSettings> {
     Ok(AuditSettings {
         keep_days,
         max_rows,
+    })
+}
+
+fn check_backup(
+    raw: RawBackup,
+    data_dir: &Path,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<BackupSettings> {
+    let env_of = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
+    let dir = match env_of("MTP_BACKUP_DIR").map(PathBuf::from).or(raw.dir) {
+        Some(dir) => absolute(&dir).context("at key `backup.dir`")?,
+        None => data_dir.join("backups"),
+    };
+    let schedule = match env_of("MTP_BACKUP_SCHEDULE").or(raw.schedule).as_deref() {
+        None => chrono::NaiveTime::from_hms_opt(3, 0, 0),
+        Some("off") => None,
+        Some(text) => Some(
+            chrono::NaiveTime::parse_from_str(text, "%H:%M").with_context(|| {
+                format!("at key `backup.schedule`: {text:?} is neither a time such as \"03:00\" nor \"off\"")
+            })?,
+        ),
+    };
+    let raw_keep = raw.keep.unwrap_or_default();
+    let keep = Keep {
+        daily: raw_keep.daily.unwrap_or(7),
+        weekly: raw_keep.weekly.unwrap_or(4),
+    };
+    if keep.daily > 3650 || keep.weekly > 520 {
+        bail!("at key `backup.keep`: at most 3650 daily and 520 weekly");
+    }
+    if keep.daily == 0 && keep.weekly == 0 {
+        bail!(
+            "at key `backup.keep`: keeping no backup at all is not a retention; keep at least one daily"
+        );
+    }
+    let recipients = raw.recipients.unwrap_or_default();
+    for recipient in &recipients {
+        let valid = recipient.starts_with("age1")
+            && recipient.len() > 50
+            && recipient.chars().all(|c| c.is_ascii_alphanumeric());
+        if !valid {
+            bail!(
+                "at key `backup.recipients`: {recipient:?} is not an age X25519 recipient (age1…, from `age-keygen -y`)"
+            );
+        }
+    }
+    let after_command = raw.after_command.filter(|c| !c.trim().is_empty());
+    Ok(BackupSettings {
+        dir,
+        schedule,
+        keep,
+        recipients,
+        after_command,
     })
 }
 

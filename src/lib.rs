@@ -17,6 +17,7 @@
 //!
 //! Dependencies point one way: adapters → `fleet` → `runtime`, `gateway`, `store`.
 
+pub mod archive;
 pub mod backoff;
 pub mod bot;
 pub mod cli;

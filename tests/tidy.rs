@@ -14,6 +14,11 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "tenant.rs is the shared vocabulary and uses no other module",
     ),
     (
+        "archive/",
+        &["crate::"],
+        "archive/ is the backup file format: files and keys, nothing of tenants or Docker",
+    ),
+    (
         "backoff.rs",
         &["crate::"],
         "backoff.rs is a helper every layer may use, so it uses no other module",

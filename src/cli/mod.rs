@@ -14,6 +14,7 @@
 //! it asks `fleet`.
 
 mod audit;
+mod backup;
 mod render;
 mod rpc;
 mod serve;
@@ -64,6 +65,9 @@ enum Command {
     Usage(usage::UsageArgs),
     /// The audit log: who did what to which tenant, when, and how it ended (secrets never in it).
     Audit(audit::AuditArgs),
+    /// Encrypted backups of tenants and of the admin's store; restores and drills (README, "Backups").
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
 }
 
 /// An error that means "bad input, nothing changed": exit code 2.
@@ -112,10 +116,20 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
         Some(hint) => eprintln!("error: {err:#}; {hint}"),
         None => eprintln!("error: {err:#}"),
     }
+    use crate::fleet::backup::RestoreError;
     let bad_input = err.downcast_ref::<BadInput>().is_some()
         || matches!(
             err.downcast_ref::<CreateError>(),
             Some(CreateError::Exists(_) | CreateError::Refused(_))
+        )
+        || matches!(
+            err.downcast_ref::<RestoreError>(),
+            Some(
+                RestoreError::Unreadable { .. }
+                    | RestoreError::Refused(_)
+                    | RestoreError::Exists(_)
+                    | RestoreError::Create(CreateError::Exists(_) | CreateError::Refused(_))
+            )
         );
     ExitCode::from(if bad_input { 2 } else { 1 })
 }
@@ -142,6 +156,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             usage::run(&app, args).await
         }
         Command::Audit(args) => audit::run(config, args).await,
+        Command::Backup(command) => backup::run(config, command).await,
     }
 }
 

@@ -248,7 +248,12 @@ pub(crate) fn reconcile(report: &ReconcileReport) -> String {
     // Each kind of finding, in the order they are told: whom it names, and
     // the line for each.
     type Finding = (Vec<String>, fn(&str) -> String);
-    let findings: [Finding; 7] = [
+    let leftovers = if report.leftovers_removed > 0 {
+        vec![report.leftovers_removed.to_string()]
+    } else {
+        Vec::new()
+    };
+    let findings: [Finding; 9] = [
         (ids(&report.cleaned), |id| {
             format!("reconcile: undid the abandoned create of {id}")
         }),
@@ -275,6 +280,12 @@ pub(crate) fn reconcile(report: &ReconcileReport) -> String {
             format!(
                 "reconcile: {id} has no container and it could not be made again (see `mtp audit --tenant {id}`); `mtp tenant rm {id}` forgets it (data is kept)"
             )
+        }),
+        (ids(&report.thawed), |id| {
+            format!("reconcile: {id} was left paused by a backup that died; it runs again")
+        }),
+        (leftovers, |n| {
+            format!("reconcile: removed {n} half-written backup or restore file(s) of dead actions")
         }),
     ];
     findings
@@ -455,6 +466,169 @@ pub(crate) fn tenant_usage(spec: &PeriodSpec, zone: &str, summary: &Summary) -> 
     lines.join("\n")
 }
 
+/// Bytes for people: `12.3 MB`.
+pub(crate) fn bytes(n: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let value = n as f64;
+    if value >= 1e9 {
+        format!("{:.2} GB", value / 1e9)
+    } else if value >= 1e6 {
+        format!("{:.1} MB", value / 1e6)
+    } else if value >= 1e3 {
+        format!("{:.1} kB", value / 1e3)
+    } else {
+        format!("{n} B")
+    }
+}
+
+pub(crate) fn backup_step(step: fleet::backup::BackupStep) -> &'static str {
+    use fleet::backup::BackupStep;
+    match step {
+        BackupStep::Freeze => "pausing the cell",
+        BackupStep::Copy => "copying its state",
+        BackupStep::Thaw => "letting it run on",
+        BackupStep::Encrypt => "compressing and encrypting",
+        BackupStep::AfterCommand => "running backup.afterCommand",
+        BackupStep::Done => "done",
+    }
+}
+
+pub(crate) fn restore_step(step: fleet::backup::RestoreStep) -> String {
+    use fleet::backup::RestoreStep;
+    match step {
+        RestoreStep::Read => "decrypting and checking the archive".to_string(),
+        RestoreStep::SafetyBackup => "backing up the current state first".to_string(),
+        RestoreStep::Replace => "removing the current tenant".to_string(),
+        RestoreStep::Cell(step) => create_step(step).to_string(),
+    }
+}
+
+pub(crate) fn backed_up(done: &fleet::backup::BackedUp) -> String {
+    let who = done
+        .backup
+        .tenant
+        .as_ref()
+        .map_or_else(|| "the admin".to_string(), ToString::to_string);
+    let mut line = format!(
+        "backed up {who}: {} ({}, {} of state; paused {} ms) at {}",
+        done.backup.id,
+        bytes(done.backup.bytes),
+        bytes(done.data_bytes),
+        done.paused.as_millis(),
+        done.backup.path.display()
+    );
+    match &done.after_command {
+        Some(Ok(())) => line.push_str("; backup.afterCommand ran"),
+        Some(Err(why)) => line.push_str(&format!("; but backup.afterCommand failed: {why}")),
+        None => {}
+    }
+    line
+}
+
+pub(crate) fn backup_failed(id: &TenantId, err: &anyhow::Error) -> String {
+    format!("backing up {id} failed: {err:#}")
+}
+
+pub(crate) fn backup_list(backups: &[fleet::backup::Backup], now: i64) -> String {
+    if backups.is_empty() {
+        return "no backups yet; take one with `mtp backup create <id>`".to_string();
+    }
+    let mut out = format!("{:<40} {:>10}  {:<20}  AGE\n", "BACKUP", "SIZE", "CREATED");
+    for backup in backups {
+        out.push_str(&format!(
+            "{:<40} {:>10}  {:<20}  {}\n",
+            backup.id,
+            bytes(backup.bytes),
+            rfc3339(backup.created_at),
+            age(now - backup.created_at)
+        ));
+    }
+    out
+}
+
+/// A duration in seconds as `3d 4h`, `5h 10m`, `12m`.
+pub(crate) fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else {
+        format!("{m}m")
+    }
+}
+
+pub(crate) fn restored(view: &TenantView, backup: &str) -> String {
+    format!(
+        "restored {} from {backup}: {}, port {}, paired",
+        view.record.id,
+        view.state.as_str(),
+        view.record.port
+    )
+}
+
+pub(crate) fn verified(verified: &fleet::backup::Verified) -> String {
+    format!(
+        "verified {}: a scratch cell restored {} files ({}) and was healthy and paired in {:.1} s; it was removed again",
+        verified.backup_id,
+        verified.files,
+        bytes(verified.data_bytes),
+        verified.boot.as_secs_f64()
+    )
+}
+
+pub(crate) fn pruned(pruned: &fleet::backup::Pruned, dry_run: bool) -> String {
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    let mut lines: Vec<String> = pruned
+        .deleted
+        .iter()
+        .map(|b| format!("{verb} {} ({})", b.id, bytes(b.bytes)))
+        .collect();
+    lines.push(format!(
+        "retention: {} kept, {} {verb}",
+        pruned.kept.len(),
+        pruned.deleted.len()
+    ));
+    lines.join("\n")
+}
+
+pub(crate) fn admin_backed_up(backup: &fleet::backup::Backup) -> String {
+    format!(
+        "backed up the admin's store: {} ({}) at {}",
+        backup.id,
+        bytes(backup.bytes),
+        backup.path.display()
+    )
+}
+
+pub(crate) fn admin_restored(restored: &fleet::backup::AdminRestored, data_dir: &Path) -> String {
+    format!(
+        "restored the admin's store from {} ({}) into {}; run `mtp tenant reconcile` to compare it with Docker",
+        restored.backup_id,
+        bytes(restored.store_bytes),
+        data_dir.display()
+    )
+}
+
+pub(crate) fn offboarded(
+    id: &TenantId,
+    done: &fleet::backup::BackedUp,
+    export: &Path,
+    export_bytes: u64,
+    removed: &fleet::Removed,
+    tenant_dir: &Path,
+) -> String {
+    format!(
+        "final backup {} at {}\nthe client's export ({}) at {}\n{}",
+        done.backup.id,
+        done.backup.path.display(),
+        bytes(export_bytes),
+        export.display(),
+        self::removed(id, removed, tenant_dir)
+    )
+}
+
 /// What the operator can do about a failure, in the CLI's words: fleet
 /// reports the facts (an unknown id and the close ones, what a failed create
 /// kept, an obstacle); the commands to run are named here.
@@ -471,6 +645,20 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
     };
     if let Some(unknown) = err.downcast_ref::<fleet::UnknownTenant>() {
         return Some(unknown_tenant_hint(unknown));
+    }
+    match err.downcast_ref::<fleet::backup::RestoreError>() {
+        Some(fleet::backup::RestoreError::Exists(id)) => {
+            return Some(format!(
+                "pass --replace to back it up and restore over it, or --as <new-id> with --bot-token-file to restore beside it (mtp backup restore … --as {id}-copy)"
+            ));
+        }
+        Some(fleet::backup::RestoreError::Unreadable { locked: true, .. }) => {
+            return Some(
+                "if backup.recipients names your own key, pass --identity with its identity file"
+                    .to_string(),
+            );
+        }
+        _ => {}
     }
     match err.downcast_ref::<fleet::CreateError>() {
         Some(fleet::CreateError::Exists(id)) => {
@@ -530,6 +718,8 @@ mod tests {
             orphan_containers: vec![id("e")],
             orphan_networks: vec!["mtp-net-f".to_string()],
             missing: vec![id("g"), id("h")],
+            thawed: vec![id("i")],
+            leftovers_removed: 2,
         };
         let expected = "\
 reconcile: undid the abandoned create of a
@@ -539,7 +729,9 @@ reconcile: an action on d is still running; left alone
 reconcile: container mtp-cell-e has no record; inspect it, then `docker rm -f mtp-cell-e` if unwanted
 reconcile: network mtp-net-f has no tenant; remove it with `docker network rm mtp-net-f`
 reconcile: g has no container and it could not be made again (see `mtp audit --tenant g`); `mtp tenant rm g` forgets it (data is kept)
-reconcile: h has no container and it could not be made again (see `mtp audit --tenant h`); `mtp tenant rm h` forgets it (data is kept)";
+reconcile: h has no container and it could not be made again (see `mtp audit --tenant h`); `mtp tenant rm h` forgets it (data is kept)
+reconcile: i was left paused by a backup that died; it runs again
+reconcile: removed 2 half-written backup or restore file(s) of dead actions";
         assert_eq!(reconcile(&report), expected);
         assert_eq!(
             reconcile(&ReconcileReport::default()),

@@ -60,6 +60,10 @@ pub(crate) enum TenantCommand {
         /// Also delete the tenant's data dirs.
         #[arg(long)]
         purge: bool,
+        /// Offboarding: first a final backup, and the client's own files
+        /// (workspace, memory, sessions; no secrets) as a .tar.gz at this path.
+        #[arg(long)]
+        export: Option<PathBuf>,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
@@ -225,10 +229,35 @@ pub(crate) async fn run(
             let upgraded = upgrade(&app, &actor, &id, image.as_deref()).await?;
             render::print_line(&render::upgraded(&id, &upgraded))
         }
-        TenantCommand::Rm { id, purge, yes } => {
+        TenantCommand::Rm {
+            id,
+            purge,
+            export,
+            yes,
+        } => {
             let id = parse_id(&id)?;
+            if let Some(export) = &export
+                && export.exists()
+            {
+                bail!(BadInput(format!(
+                    "{} exists; name a new file for the client's export",
+                    export.display()
+                )));
+            }
             if !yes {
                 confirm_removal(&id, purge)?;
+            }
+            if let Some(export) = export {
+                let (done, export_bytes, removed) =
+                    fleet::backup::offboard(&app, &actor, &id, &export, purge).await?;
+                return render::print_line(&render::offboarded(
+                    &id,
+                    &done,
+                    &export,
+                    export_bytes,
+                    &removed,
+                    &app.tenant_dir(&id),
+                ));
             }
             let removed = fleet::remove(&app, &actor, &id, purge).await?;
             render::print_line(&render::removed(&id, &removed, &app.tenant_dir(&id)))
@@ -393,7 +422,7 @@ fn create_spec(
 }
 
 /// A secret from a file, '-' (stdin), or an env value; never from argv.
-fn read_secret(
+pub(crate) fn read_secret(
     file: Option<&Path>,
     env_value: Option<&String>,
     what: &str,

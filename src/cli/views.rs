@@ -135,6 +135,8 @@ pub(crate) struct Reconciled {
     orphan_containers: Vec<String>,
     orphan_networks: Vec<String>,
     missing: Vec<String>,
+    thawed: Vec<String>,
+    leftovers_removed: usize,
 }
 
 impl Reconciled {
@@ -148,6 +150,8 @@ impl Reconciled {
             orphan_containers: ids(&report.orphan_containers),
             orphan_networks: report.orphan_networks.clone(),
             missing: ids(&report.missing),
+            thawed: ids(&report.thawed),
+            leftovers_removed: report.leftovers_removed,
         }
     }
 }
@@ -453,6 +457,97 @@ impl TenantUsage {
                         month: suspension.month.clone(),
                     }),
             },
+        }
+    }
+}
+
+/// One archive: `backup create --json` (one per archive), `backup list --json`
+/// (an array of them).
+#[derive(Serialize)]
+pub(crate) struct Backup {
+    id: String,
+    /// `null` for the admin's own store.
+    tenant: Option<String>,
+    path: String,
+    bytes: u64,
+    created_at: String,
+    /// For a backup just taken: how long the cell was paused, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused_ms: Option<u64>,
+    /// For a backup just taken: the state and auth bytes copied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_bytes: Option<u64>,
+    /// For a backup just taken with `backup.afterCommand`: `null` when it
+    /// succeeded, else why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after_command_error: Option<Option<String>>,
+}
+
+impl Backup {
+    pub(crate) fn new(backup: &fleet::backup::Backup) -> Backup {
+        Backup {
+            id: backup.id.clone(),
+            tenant: backup.tenant.as_ref().map(|t| t.as_str().to_string()),
+            path: backup.path.display().to_string(),
+            bytes: backup.bytes,
+            created_at: rfc3339(backup.created_at),
+            paused_ms: None,
+            data_bytes: None,
+            after_command_error: None,
+        }
+    }
+
+    pub(crate) fn taken(done: &fleet::backup::BackedUp) -> Backup {
+        Backup {
+            paused_ms: Some(u64::try_from(done.paused.as_millis()).unwrap_or(u64::MAX)),
+            data_bytes: Some(done.data_bytes),
+            after_command_error: done
+                .after_command
+                .as_ref()
+                .map(|result| result.as_ref().err().cloned()),
+            ..Backup::new(&done.backup)
+        }
+    }
+}
+
+/// `backup verify --json`.
+#[derive(Serialize)]
+pub(crate) struct Verified {
+    backup_id: String,
+    tenant: Option<String>,
+    ok: bool,
+    files: u64,
+    data_bytes: u64,
+    boot_ms: u64,
+}
+
+impl Verified {
+    pub(crate) fn new(verified: &fleet::backup::Verified) -> Verified {
+        Verified {
+            backup_id: verified.backup_id.clone(),
+            tenant: verified.tenant.as_ref().map(|t| t.as_str().to_string()),
+            ok: true,
+            files: verified.files,
+            data_bytes: verified.data_bytes,
+            boot_ms: u64::try_from(verified.boot.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// `backup prune --json`.
+#[derive(Serialize)]
+pub(crate) struct Pruned {
+    dry_run: bool,
+    kept: Vec<Backup>,
+    deleted: Vec<Backup>,
+}
+
+impl Pruned {
+    pub(crate) fn new(pruned: &fleet::backup::Pruned, dry_run: bool) -> Pruned {
+        Pruned {
+            dry_run,
+            kept: pruned.kept.iter().map(Backup::new).collect(),
+            deleted: pruned.deleted.iter().map(Backup::new).collect(),
         }
     }
 }

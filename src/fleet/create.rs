@@ -151,6 +151,84 @@ pub async fn create(
             None => return Err(CreateError::Other(err)),
         },
     };
+    let mut secrets = vec![
+        (SecretKind::GatewayToken, Secret::new(random_token())),
+        (SecretKind::BotToken, spec.bot_token.secret().clone()),
+        (SecretKind::HooksToken, Secret::new(random_token())),
+    ];
+    if let Some(key) = &spec.provider_key {
+        secrets.push((SecretKind::ProviderKey, key.clone()));
+    }
+    let cell = NewCell {
+        id: spec.id.clone(),
+        display_name: spec.display_name.clone(),
+        image,
+        model: spec.model.clone(),
+        limits,
+        bot_id: spec.bot_token.bot_id(),
+        bot_username: spec.bot_username.clone(),
+        generation: 1,
+        created_at: now(),
+        secrets,
+        keep_failed: spec.keep_failed,
+        quiet_until: None,
+    };
+    provision(
+        app,
+        actor,
+        "create",
+        cell,
+        Contents::Fresh {
+            config_text: &config_text,
+        },
+        progress,
+    )
+    .await
+}
+
+/// A cell about to be made: what its record starts from, and its secrets.
+pub(crate) struct NewCell {
+    pub id: TenantId,
+    pub display_name: Option<String>,
+    pub image: String,
+    pub model: String,
+    pub limits: Limits,
+    /// 0 for a cell without a bot of its own (a restore drill).
+    pub bot_id: u64,
+    pub bot_username: Option<String>,
+    pub generation: u64,
+    pub created_at: i64,
+    pub secrets: Vec<(SecretKind, Secret<String>)>,
+    pub keep_failed: bool,
+    /// The monitor keeps quiet about it until then (a restore drill's scratch cell).
+    pub quiet_until: Option<i64>,
+}
+
+/// What goes into a new cell's dirs.
+pub(crate) enum Contents<'a> {
+    /// Empty dirs and a config rendered from the template.
+    Fresh { config_text: &'a str },
+    /// A staged `state/` and `auth/` (a restore), moved into place whole.
+    Restored { staging: &'a std::path::Path },
+}
+
+/// Makes `cell` from nothing to running, healthy and paired, all or nothing:
+/// the record (`creating`, with its port and subnet) first, then each step.
+/// The caller holds the tenant's lock and has validated the input; `action`
+/// names it in the audit log.
+pub(crate) async fn provision(
+    app: &App,
+    actor: &Actor,
+    action: &str,
+    cell: NewCell,
+    contents: Contents<'_>,
+    progress: &mut (dyn FnMut(CreateStep) + Send),
+) -> Result<TenantView, CreateError> {
+    let refuse = |step: &str, err: &dyn std::fmt::Display| {
+        let reason = format!("{err:#}");
+        audit(app, actor, action, Some(&cell.id), Err((step, &reason)));
+        CreateError::Refused(reason)
+    };
     let used_subnets = app
         .runtime
         .used_subnets()
@@ -159,11 +237,9 @@ pub async fn create(
 
     progress(CreateStep::Record);
     fault_point("create:record");
-    let gateway_token = Secret::new(random_token());
-    let record = app.store.insert_tenant(&spec.id, |existing| {
-        if let Some(owner) = existing
-            .iter()
-            .find(|record| record.bot_id == spec.bot_token.bot_id())
+    let record = app.store.insert_tenant(&cell.id, |existing| {
+        if cell.bot_id != 0
+            && let Some(owner) = existing.iter().find(|record| record.bot_id == cell.bot_id)
         {
             bail!(
                 "this bot (id {}) already belongs to tenant {}; every client needs its own bot",
@@ -173,28 +249,27 @@ pub async fn create(
         }
         let port = allocate_port(app, existing)?;
         let subnet = allocate_subnet(app, existing, &used_subnets, &[])?;
-        let at = now();
         Ok(TenantRecord {
-            id: spec.id.clone(),
-            display_name: spec.display_name.clone(),
+            id: cell.id.clone(),
+            display_name: cell.display_name.clone(),
             state: CellState::Creating,
             port,
             subnet,
-            image: image.clone(),
+            image: cell.image.clone(),
             image_id: None,
-            model: spec.model.clone(),
-            limits: limits.clone(),
-            bot_id: spec.bot_token.bot_id(),
-            bot_username: spec.bot_username.clone(),
-            generation: 1,
-            created_at: at,
-            updated_at: at,
+            model: cell.model.clone(),
+            limits: cell.limits.clone(),
+            bot_id: cell.bot_id,
+            bot_username: cell.bot_username.clone(),
+            generation: cell.generation,
+            created_at: cell.created_at,
+            updated_at: now(),
             last_error: None,
             paired: false,
             create_progress: CreateProgress::default(),
             purge_on_remove: false,
             muted_until: None,
-            maintenance_until: None,
+            maintenance_until: cell.quiet_until,
         })
     });
     let mut record = match record {
@@ -203,8 +278,8 @@ pub async fn create(
             audit(
                 app,
                 actor,
-                "create",
-                Some(&spec.id),
+                action,
+                Some(&cell.id),
                 Err(("validate", "the id is taken")),
             );
             return Err(CreateError::Exists(id));
@@ -212,28 +287,19 @@ pub async fn create(
         Err(err) => return Err(refuse("record", &err)),
     };
 
-    let mut secrets = vec![
-        (SecretKind::GatewayToken, gateway_token.clone()),
-        (SecretKind::BotToken, spec.bot_token.secret().clone()),
-        (SecretKind::HooksToken, Secret::new(random_token())),
-    ];
-    if let Some(key) = &spec.provider_key {
-        secrets.push((SecretKind::ProviderKey, key.clone()));
-    }
+    let secrets = &cell.secrets;
     let mut made = CreateProgress::default();
     let steps = async {
-        for (kind, value) in &secrets {
+        for (kind, value) in secrets {
             app.store
-                .put_secret(&spec.id, *kind, value)
+                .put_secret(&cell.id, *kind, value)
                 .map_err(|err| (CreateStep::Record, anyhow!(err)))?;
         }
         run_steps(
             app,
-            &spec,
             &mut record,
-            &image,
-            &config_text,
-            &secrets,
+            &contents,
+            secrets,
             &used_subnets,
             &mut made,
             progress,
@@ -250,16 +316,16 @@ pub async fn create(
             audit(
                 app,
                 actor,
-                "create",
-                Some(&spec.id),
+                action,
+                Some(&cell.id),
                 Err((step.as_str(), &reason)),
             );
-            if spec.keep_failed {
+            if cell.keep_failed {
                 if made.container {
                     // Keep it for inspection, but not restarting in a loop.
-                    let _ = app.runtime.stop(&spec.id).await;
+                    let _ = app.runtime.stop(&cell.id).await;
                 }
-                let failed = app.store.update_tenant(&spec.id, |record| {
+                let failed = app.store.update_tenant(&cell.id, |record| {
                     record.state = CellState::Failed;
                     record.last_error = Some(reason.clone());
                     record.create_progress = CreateProgress::default();
@@ -267,16 +333,16 @@ pub async fn create(
                     Ok(())
                 });
                 if let Err(err) = failed {
-                    tracing::warn!(cause = %err, tenant = %spec.id, "cannot record the failed create");
+                    tracing::warn!(cause = %err, tenant = %cell.id, "cannot record the failed create");
                 }
             } else {
-                undo(app, &spec.id, &made).await;
+                undo(app, &cell.id, &made).await;
             }
             return Err(CreateError::Failed {
-                tenant: spec.id.clone(),
+                tenant: cell.id.clone(),
                 step,
                 reason,
-                kept: spec.keep_failed,
+                kept: cell.keep_failed,
                 obstacle,
             });
         }
@@ -284,7 +350,7 @@ pub async fn create(
 
     fault_point("create:running");
     app.store
-        .update_tenant(&spec.id, |record| {
+        .update_tenant(&cell.id, |record| {
             record.state = CellState::Running;
             record.paired = true;
             record.create_progress = CreateProgress::default();
@@ -293,25 +359,24 @@ pub async fn create(
         })
         .context("cannot record the tenant as running")?;
     fault_point("create:done");
-    audit(app, actor, "create", Some(&spec.id), Ok(()));
+    audit(app, actor, action, Some(&cell.id), Ok(()));
     progress(CreateStep::Done);
-    let view = crate::fleet::show(app, &spec.id).await?;
+    let view = crate::fleet::show(app, &cell.id).await?;
     Ok(view)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_steps(
     app: &App,
-    spec: &TenantSpec,
     record: &mut TenantRecord,
-    image: &str,
-    config_text: &str,
+    contents: &Contents<'_>,
     secrets: &[(SecretKind, Secret<String>)],
     used_subnets: &[String],
     made: &mut CreateProgress,
     progress: &mut (dyn FnMut(CreateStep) + Send),
 ) -> Result<(), (CreateStep, anyhow::Error)> {
-    let tenant_dir = app.tenant_dir(&spec.id);
+    let tenant = record.id.clone();
+    let image = record.image.clone();
+    let tenant_dir = app.tenant_dir(&tenant);
     let state_dir = tenant_dir.join("state");
     let auth_dir = tenant_dir.join("auth");
 
@@ -330,6 +395,18 @@ async fn run_steps(
     mark_progress(app, record, made, |made| made.dirs = true).map_err(|err| (step, err))?;
     (|| -> anyhow::Result<()> {
         ensure_private_dir(&app.config.tenants_dir())?;
+        if let Contents::Restored { staging } = contents {
+            // The staged dirs sit beside it, on the same disk: one rename.
+            // Fails rather than replace a dir that appeared meanwhile.
+            std::fs::rename(staging, &tenant_dir).with_context(|| {
+                format!(
+                    "cannot move the restored dirs into {}",
+                    tenant_dir.display()
+                )
+            })?;
+            std::fs::set_permissions(&tenant_dir, std::fs::Permissions::from_mode(0o700))?;
+            return Ok(());
+        }
         // Not recursive: fails rather than adopt a dir that appeared meanwhile.
         std::fs::DirBuilder::new()
             .mode(0o700)
@@ -346,7 +423,14 @@ async fn run_steps(
     progress(CreateStep::Config);
     fault_point("create:config");
     let step = CreateStep::Config;
+    let config_text = match contents {
+        Contents::Fresh { config_text } => Some(*config_text),
+        Contents::Restored { .. } => None,
+    };
     (|| -> anyhow::Result<()> {
+        let Some(config_text) = config_text else {
+            return Ok(());
+        };
         let path = state_dir.join("openclaw.json");
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -369,7 +453,7 @@ async fn run_steps(
     loop {
         let created = app
             .runtime
-            .create_network(&spec.id, record.generation, &record.subnet)
+            .create_network(&tenant, record.generation, &record.subnet)
             .await
             .map_err(|err| (step, anyhow!(err)))?;
         if created {
@@ -382,7 +466,7 @@ async fn run_steps(
             allocate_subnet(app, &existing, used_subnets, &tried).map_err(|err| (step, err))?;
         let subnet = record.subnet.clone();
         app.store
-            .update_tenant(&spec.id, |record| {
+            .update_tenant(&tenant, |record| {
                 record.subnet = subnet;
                 Ok(())
             })
@@ -393,7 +477,7 @@ async fn run_steps(
     fault_point("create:container");
     let step = CreateStep::Container;
     mark_progress(app, record, made, |made| made.container = true).map_err(|err| (step, err))?;
-    make_container(app, record, image, secrets)
+    make_container(app, record, &image, secrets)
         .await
         .map_err(|err| (step, err))?;
 
@@ -401,13 +485,13 @@ async fn run_steps(
     fault_point("create:start");
     let step = CreateStep::Start;
     app.runtime
-        .start(&spec.id)
+        .start(&tenant)
         .await
         .map_err(|err| (step, anyhow!(err)))?;
 
     progress(CreateStep::Health);
     fault_point("create:health");
-    wait_healthy(app, &spec.id, record.port, app.config.cell.health_timeout)
+    wait_healthy(app, &tenant, record.port, app.config.cell.health_timeout)
         .await
         .map_err(|err| (CreateStep::Health, err))?;
 

@@ -137,6 +137,17 @@ pub async fn remove(
 ) -> anyhow::Result<Removed> {
     reconcile_first(app, actor).await?;
     let _guard = lock::acquire(app, tenant, Op::Remove, actor)?;
+    remove_locked(app, actor, tenant, purge).await
+}
+
+/// `remove` for a caller that holds the tenant's lock (a restore over it, the
+/// end of a drill or an offboarding).
+pub(crate) async fn remove_locked(
+    app: &App,
+    actor: &Actor,
+    tenant: &TenantId,
+    purge: bool,
+) -> anyhow::Result<Removed> {
     let record = match known(app, tenant) {
         Ok(record) => Some(record),
         Err(err) => {

@@ -36,10 +36,12 @@ pub enum Op {
     Resume,
     Heal,
     Repair,
+    Backup,
+    Restore,
 }
 
 impl Op {
-    const ALL: [Op; 12] = [
+    const ALL: [Op; 14] = [
         Op::Create,
         Op::Start,
         Op::Stop,
@@ -52,6 +54,8 @@ impl Op {
         Op::Resume,
         Op::Heal,
         Op::Repair,
+        Op::Backup,
+        Op::Restore,
     ];
 
     #[must_use]
@@ -69,6 +73,8 @@ impl Op {
             Op::Resume => "resume",
             Op::Heal => "heal",
             Op::Repair => "repair",
+            Op::Backup => "backup",
+            Op::Restore => "restore",
         }
     }
 
@@ -88,6 +94,8 @@ impl Op {
             Op::Resume => "resumed",
             Op::Heal => "healed",
             Op::Repair => "repaired",
+            Op::Backup => "backed up",
+            Op::Restore => "restored",
         }
     }
 }

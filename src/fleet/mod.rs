@@ -8,6 +8,7 @@
 
 mod alerts;
 mod audit;
+pub mod backup;
 mod billing;
 mod budget;
 pub mod catalog;

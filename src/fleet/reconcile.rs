@@ -36,6 +36,11 @@ pub struct ReconcileReport {
     pub orphan_networks: Vec<String>,
     /// Records whose container is gone and could not be made again.
     pub missing: Vec<TenantId>,
+    /// Cells a dead backup left frozen (paused), let run again.
+    pub thawed: Vec<TenantId>,
+    /// Half-written archives and restore staging dirs that dead backups and
+    /// restores left, removed.
+    pub leftovers_removed: usize,
 }
 
 impl ReconcileReport {
@@ -47,6 +52,8 @@ impl ReconcileReport {
             && self.orphan_containers.is_empty()
             && self.orphan_networks.is_empty()
             && self.missing.is_empty()
+            && self.thawed.is_empty()
+            && self.leftovers_removed == 0
     }
 }
 
@@ -107,10 +114,13 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
                 record.maintenance_until.is_some()
                     || match cell {
                         None => true,
-                        Some(cell) => record.state == CellState::Running && cell.state == "created",
+                        Some(cell) => {
+                            (record.state == CellState::Running && cell.state == "created")
+                                || cell.state == "paused"
+                        }
                     }
             }
-            CellState::Failed => false,
+            CellState::Failed => cell.is_some_and(|cell| cell.state == "paused"),
         };
         if !needs_attention {
             continue;
@@ -130,6 +140,29 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
         let Some(record) = app.store.tenant(&record.id)? else {
             continue;
         };
+        // Only a backup freezes a cell, and it holds the lock while it does:
+        // a frozen cell whose lock was free is a dead backup's.
+        if matches!(
+            record.state,
+            CellState::Running | CellState::Stopped | CellState::Failed
+        ) {
+            match app.runtime.thaw(&record.id).await {
+                Ok(true) => {
+                    audit(
+                        app,
+                        &actor,
+                        "reconcile: thaw a cell a dead backup froze",
+                        Some(&record.id),
+                        Ok(()),
+                    );
+                    report.thawed.push(record.id.clone());
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::debug!(cause = %err, tenant = %record.id, "reconcile: no thaw");
+                }
+            }
+        }
         match record.state {
             CellState::Creating => {
                 undo(app, &record.id, &record.create_progress).await;
@@ -170,6 +203,7 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
             CellState::Failed => {}
         }
     }
+    report.leftovers_removed = crate::fleet::backup::clean_leftovers(app, &actor);
     for cell in &cells {
         if !records.iter().any(|record| record.id == cell.tenant) {
             report.orphan_containers.push(cell.tenant.clone());

@@ -206,6 +206,32 @@ impl Store {
         })
     }
 
+    /// Copies the whole store file to `target` (created new, 0600) while holding
+    /// it open, so no other process writes meanwhile: a consistent copy as of
+    /// the last committed transaction.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` when the
+    /// copy cannot be written.
+    pub fn copy_to(&self, target: &Path) -> Result<u64> {
+        self.with_db_here(|_db| {
+            let mut from = fs::File::open(&self.path)
+                .with_context(|| format!("cannot read {}", self.path.display()))?;
+            let mut to = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(target)
+                .with_context(|| format!("cannot create {}", target.display()))?;
+            let bytes = std::io::copy(&mut from, &mut to)
+                .with_context(|| format!("cannot write {}", target.display()))?;
+            to.sync_all()
+                .with_context(|| format!("cannot write {}", target.display()))?;
+            Ok(bytes)
+        })
+    }
+
     /// All tenant records, ordered by id.
     ///
     /// # Errors
