@@ -249,3 +249,76 @@ fn an_rm_killed_at_any_step_is_finished_by_reconcile() {
     let created = json(&create(&env, &id));
     assert_eq!(created["state"], "running", "{created}");
 }
+
+/// A backup killed at any step leaves no archive that looks whole and no
+/// frozen cell once reconcile ran; a restore killed at any step leaves no
+/// half tenant, and the next restore goes through.
+#[test]
+fn backups_and_restores_killed_at_any_step_leave_nothing_half_done() {
+    let env = TestEnv::new("backups_and_restores_killed", 21380, "60s");
+    let id = env.tenant("b");
+    assert_ok(&create(&env, &id));
+    let backups = env.data_dir().join("backups").join(&id);
+    let archives = || -> Vec<String> {
+        std::fs::read_dir(&backups)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for point in ["backup:frozen", "backup:encrypt"] {
+        killed_at(point, env.mtp_command(&["backup", "create", &id]));
+        assert!(
+            archives().iter().all(|name| !name.ends_with(".mtpbak")),
+            "{point}: {:?}",
+            archives()
+        );
+        let report = reconcile(&env);
+        if point == "backup:frozen" {
+            assert_eq!(
+                report["thawed"],
+                serde_json::json!([id]),
+                "{point}: {report}"
+            );
+        }
+        assert!(archives().is_empty(), "{point}: left {:?}", archives());
+        assert_complete(&env, &id, point);
+    }
+    // Killed after the archive was named: it is whole, and restores.
+    killed_at(
+        "backup:written",
+        env.mtp_command(&["backup", "create", &id]),
+    );
+    let whole = archives();
+    assert_eq!(whole.len(), 1, "{whole:?}");
+    assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+    let archive = backups.join(&whole[0]);
+    let archive = archive.to_str().unwrap();
+
+    for point in [
+        "restore:staged",
+        "create:dirs",
+        "create:container",
+        "create:health",
+    ] {
+        killed_at(point, env.mtp_command(&["backup", "restore", archive]));
+        let report = reconcile(&env);
+        assert_eq!(
+            report["missing"],
+            serde_json::json!([]),
+            "{point}: {report}"
+        );
+        assert_gone(&env, &id, true, point);
+        let tenants = env.data_dir().join("tenants");
+        let left: Vec<_> = std::fs::read_dir(&tenants)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{point}: staging left {left:?}");
+    }
+    let restored = json(&env.mtp(&["backup", "restore", archive, "--json"]));
+    assert_eq!(restored["state"], "running", "{restored}");
+    assert_complete(&env, &id, "restore after the kills");
+}
