@@ -115,6 +115,21 @@ impl Outbox {
                     .await;
                 return;
             }
+            // Rare (at most one run a day, one staleness per tenant): always sent.
+            Report::BackupsFailed(failures) => {
+                self.deliver(bot, render_backups_failed(ctx, failures), None, false)
+                    .await;
+                return;
+            }
+            Report::BackupStale {
+                tenant,
+                last,
+                since,
+            } => {
+                let text = render_backup_stale(ctx, tenant, last.as_ref(), *since);
+                self.deliver(bot, text, None, false).await;
+                return;
+            }
             Report::Alert(alert) => alert,
         };
         let singles = self.sent.iter().filter(|(_, single)| *single).count();
@@ -515,5 +530,52 @@ fn duration(secs: i64) -> String {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m {}s", s / 60, s % 60),
         s => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn render_backups_failed(ctx: &Ctx, failures: &[crate::monitor::backups::BackupFailure]) -> String {
+    let lines: Vec<String> = failures
+        .iter()
+        .map(|failure| {
+            ctx.texts.get(
+                "monitor.backup_failed_line",
+                &[
+                    (
+                        "who",
+                        &failure.tenant.as_ref().map_or_else(
+                            || ctx.texts.plain("monitor.backup_admin_store"),
+                            ToString::to_string,
+                        ),
+                    ),
+                    ("error", &failure.reason),
+                ],
+            )
+        })
+        .collect();
+    ctx.texts.get_html(
+        "monitor.backup_failed",
+        &[
+            ("count", &failures.len().to_string()),
+            ("lines", &lines.join("\n")),
+        ],
+    )
+}
+
+fn render_backup_stale(
+    ctx: &Ctx,
+    tenant: &TenantId,
+    last: Option<&(String, i64)>,
+    since: i64,
+) -> String {
+    let age = crate::bot::clients::age_text(&ctx.texts, fleet::now() - since);
+    match last {
+        Some((id, _)) => ctx.texts.get(
+            "monitor.backup_stale",
+            &[("id", tenant.as_str()), ("backup", id), ("age", &age)],
+        ),
+        None => ctx.texts.get(
+            "monitor.backup_none",
+            &[("id", tenant.as_str()), ("age", &age)],
+        ),
     }
 }

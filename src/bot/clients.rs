@@ -299,6 +299,7 @@ pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Handle
             ("uptime", &uptime(&ctx.texts, &view)),
         ],
     );
+    let text = format!("{text}\n{}", crate::bot::backups::last_backup_line(ctx, id));
     let running = view.state == ViewState::Running;
     let stamp = Stamp::of(record);
     let toggle = if running {
@@ -678,6 +679,16 @@ fn emoji(view: &TenantView) -> &'static str {
         (ViewState::Creating | ViewState::Removing, _) => "⏳",
         (ViewState::Failed | ViewState::Missing, _) => "🔴",
     }
+}
+
+/// A span of seconds in the largest unit that fits: `12m`, `5h`, `3d`.
+pub(crate) fn age_text(texts: &Texts, seconds: i64) -> String {
+    let (key, n) = match seconds.max(0) {
+        s if s < 7200 => ("backups.age_minutes", s / 60),
+        s if s < 172_800 => ("backups.age_hours", s / 3600),
+        s => ("backups.age_days", s / 86_400),
+    };
+    texts.get(key, &[("n", &n.to_string())])
 }
 
 fn uptime(texts: &Texts, view: &TenantView) -> String {

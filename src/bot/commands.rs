@@ -17,8 +17,8 @@ use teloxide::utils::command::BotCommands;
 use crate::bot::clients::Action;
 use crate::bot::state::State;
 use crate::bot::{
-    Command, Ctx, Dlg, HandlerResult, Tg, actor_of, alerts, clients, newclient, say, send, usage,
-    usage_text,
+    Command, Ctx, Dlg, HandlerResult, Tg, actor_of, alerts, backups, clients, newclient, say, send,
+    usage, usage_text,
 };
 use crate::tenant::{TenantId, TenantIdError};
 
@@ -38,6 +38,8 @@ enum OnTenant {
     AskRemove,
     Unmute,
     Resume,
+    Backup,
+    Backups,
 }
 
 impl OnTenant {
@@ -51,6 +53,8 @@ impl OnTenant {
             OnTenant::AskRemove => "/remove <id>",
             OnTenant::Unmute => "/unmute <id>",
             OnTenant::Resume => "/resume <id>",
+            OnTenant::Backup => "/backup <id>",
+            OnTenant::Backups => "/backups <id>",
         }
     }
 }
@@ -102,6 +106,15 @@ pub(crate) fn handler() -> UpdateHandler<BoxError> {
             case![Command::Resume(arg)],
             OnTenant::Resume,
         ))
+        .branch(on_tenant_branch(
+            case![Command::Backup(arg)],
+            OnTenant::Backup,
+        ))
+        .branch(on_tenant_branch(
+            case![Command::Backups(arg)],
+            OnTenant::Backups,
+        ))
+        .branch(case![Command::Restore(arg)].endpoint(restore))
 }
 
 /// A command that takes one tenant id: its argument goes to `on_tenant`, with
@@ -170,7 +183,31 @@ async fn on_tenant(
         OnTenant::AskRemove => clients::ask_remove(&bot, chat, &ctx, &id).await,
         OnTenant::Unmute => alerts::unmute(&bot, chat, &ctx, &actor, &id).await,
         OnTenant::Resume => usage::resume_command(&bot, chat, &ctx, &actor, &id).await,
+        OnTenant::Backup => backups::backup(&bot, chat, &ctx, &actor, &id).await,
+        OnTenant::Backups => backups::list(&bot, chat, &ctx, &id).await,
     }
+}
+
+async fn restore(
+    bot: Tg,
+    msg: Message,
+    dialogue: Dlg,
+    ctx: Arc<Ctx>,
+    arg: String,
+) -> HandlerResult {
+    let chat = msg.chat.id;
+    let usage = "/restore <id> <backup>";
+    let words: Vec<&str> = arg.split_whitespace().collect();
+    let [id_text, backup_id] = words[..] else {
+        return say(&bot, chat, usage_text(&ctx, usage)).await;
+    };
+    let Some(user) = msg.from.as_ref().map(|user| user.id.0) else {
+        return Ok(());
+    };
+    if let Some(id) = tenant_arg(&bot, chat, &ctx, id_text, usage).await? {
+        backups::ask_restore(&bot, chat, &ctx, &dialogue, user, &id, backup_id).await?;
+    }
+    Ok(())
 }
 
 async fn upgrade(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {

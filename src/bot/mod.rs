@@ -12,6 +12,7 @@
 //! except `storage.rs`, which keeps dialogue state in the store's dialogue table.
 
 mod alerts;
+mod backups;
 mod clients;
 mod commands;
 mod newclient;
@@ -98,6 +99,12 @@ pub enum Command {
     Budget(String),
     #[command(description = "undo a budget suspension: /resume <id>")]
     Resume(String),
+    #[command(description = "back up a client now, while it runs: /backup <id>")]
+    Backup(String),
+    #[command(description = "a client's backups, newest first: /backups <id>")]
+    Backups(String),
+    #[command(description = "restore a client from a backup (asks first): /restore <id> <backup>")]
+    Restore(String),
     #[command(description = "abandon the current dialogue")]
     Cancel,
 }
@@ -446,6 +453,37 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
             )
             .await?;
         }
+        State::ConfirmRestore {
+            tenant,
+            backup,
+            touched_at,
+            by,
+        } => {
+            if msg.from.as_ref().map(|user| user.id.0) != Some(by) {
+                // The confirmation belongs to the operator who asked; theirs stays pending.
+                return say(
+                    &bot,
+                    msg.chat.id,
+                    ctx.texts.plain("clients.purge_not_yours"),
+                )
+                .await;
+            }
+            dialogue.exit().await?;
+            if expired(&ctx, touched_at) {
+                return say(&bot, msg.chat.id, ctx.texts.plain("common.cancelled")).await;
+            }
+            let actor = actor_of(msg.from.as_ref());
+            backups::confirm_restore(
+                &bot,
+                msg.chat.id,
+                &ctx,
+                &actor,
+                &tenant,
+                &backup,
+                msg.text().unwrap_or_default(),
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -521,7 +559,8 @@ async fn sweep_idle(bot: Tg, ctx: Arc<Ctx>, storage: Arc<DialogueStorage>) {
                 State::NewClient(draft) if draft.step != state::Step::Provisioning => {
                     draft.touched_at
                 }
-                State::ConfirmPurge { touched_at, .. } => touched_at,
+                State::ConfirmPurge { touched_at, .. }
+                | State::ConfirmRestore { touched_at, .. } => touched_at,
                 _ => continue,
             };
             if expired(&ctx, touched_at) && storage.forget(chat).await {

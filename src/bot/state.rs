@@ -23,6 +23,13 @@ pub enum State {
         by: u64,
         stamp: String,
     },
+    /// `/restore <id> <backup>` asked; the operator who asked (`by`) must type the id.
+    ConfirmRestore {
+        tenant: String,
+        backup: String,
+        touched_at: i64,
+        by: u64,
+    },
     /// A stored state this binary cannot read (another version); never stored.
     #[serde(skip)]
     Unreadable,

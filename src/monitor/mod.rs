@@ -10,6 +10,7 @@
 //! Architecture invariant: `monitor/` asks `fleet` for everything; it never
 //! touches the store, Docker or a gateway itself.
 
+pub mod backups;
 pub mod crashes;
 pub mod metrics;
 pub mod rules;
@@ -49,6 +50,16 @@ const MAX_HEAL_BACKOFF_SWEEPS: u32 = 32;
 pub enum Report {
     Alert(Alert),
     Digest(Digest),
+    /// The scheduled backup run could not back these up.
+    BackupsFailed(Vec<backups::BackupFailure>),
+    /// A tenant's newest backup is older than twice the schedule.
+    BackupStale {
+        tenant: TenantId,
+        /// Its newest backup (id, unix seconds), if it has one.
+        last: Option<(String, i64)>,
+        /// Unix seconds since when it has had no fresh backup.
+        since: i64,
+    },
 }
 
 /// One alert: always names the tenant, the check, since when, and the last error.
@@ -160,6 +171,7 @@ struct Memory {
     crashes: Crashes,
     /// Docker's event stream is open: crashes come from it, not from counts.
     events_live: bool,
+    backups: backups::Schedule,
 }
 
 /// Everything the monitor's loop reacts to.
@@ -275,10 +287,12 @@ async fn sweep(
         }
     };
     metrics.observe(&sweep);
+    let records: Vec<_> = sweep.tenants.iter().map(|t| t.record.clone()).collect();
     let _ = latest.send(Some(Arc::new(sweep)));
     if let Some(digest) = due_digest(app, settings, latest, memory) {
         let _ = reports.send(Report::Digest(digest)).await;
     }
+    memory.backups.tick(app, reports, &records).await;
 }
 
 /// Writes alerts to the audit log and hands them to the notifier.
