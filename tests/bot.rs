@@ -1337,6 +1337,101 @@ async fn a_purge_is_confirmed_only_by_the_operator_who_chose_it() {
     bot.stop().await;
 }
 
+/// `/backup` edits one message to the archive's size and place; `/backups`
+/// lists it; `/client` shows its age; `/restore` restores only after the
+/// operator who asked types the id, backing the current state up first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_are_taken_listed_and_restored_from_the_bot() {
+    let telegram = Telegram::start().await;
+    let (env, app, id) = one_fake_cell("bot_backups", 20560, 7_000_020_561).await;
+    let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
+    let ops = telegram.group(OPS_GROUP);
+
+    let working = ops
+        .say(
+            OPERATOR,
+            &format!("/backup {id}"),
+            &[&format!("Backing up {id}")],
+        )
+        .await;
+    let done = telegram
+        .admin
+        .wait_for_message(OPS_GROUP, DEADLINE, |now| {
+            now.id == working.id && now.text.contains("Backed up")
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_has(&done, "the edited backup message", &["paused", ".mtpbak"]);
+    let archives = mtp::fleet::backup::list(&app, Some(&id)).unwrap();
+    assert_eq!(archives.len(), 1);
+    let backup_id = archives[0].id.clone();
+
+    ops.say(
+        OPERATOR,
+        &format!("/backups {id}"),
+        &["1 backups", &backup_id],
+    )
+    .await;
+    ops.say(
+        OPERATOR,
+        &format!("/client {id}"),
+        &["Last backup:", &backup_id],
+    )
+    .await;
+
+    // Bad input changes nothing: no such backup, a missing argument.
+    ops.say(
+        OPERATOR,
+        &format!("/restore {id} {id}-20000101-000000"),
+        &["There is no backup"],
+    )
+    .await;
+    ops.say(
+        OPERATOR,
+        &format!("/restore {id}"),
+        &["/restore <id> <backup>"],
+    )
+    .await;
+
+    // Asked by one operator: another's words, and a wrong id, restore nothing.
+    let container = common::docker(&["inspect", "-f", "{{.Id}}", &id.cell_name()]);
+    ops.say(
+        OPERATOR,
+        &format!("/restore {id} {backup_id}"),
+        &["replaces its current state", "Type"],
+    )
+    .await;
+    ops.say(
+        SECOND_OPERATOR,
+        id.as_str(),
+        &["Only the operator who chose"],
+    )
+    .await;
+    ops.say(OPERATOR, "acme-typo", &["Nothing was restored"])
+        .await;
+    let still = common::docker(&["inspect", "-f", "{{.Id}}", &id.cell_name()]);
+    assert_eq!(container.stdout, still.stdout, "nothing was restored");
+
+    ops.say(OPERATOR, &format!("/restore {id} {backup_id}"), &["Type"])
+        .await;
+    let restoring = ops
+        .say(OPERATOR, id.as_str(), &[&format!("Restoring {id}")])
+        .await;
+    telegram
+        .admin
+        .wait_for_message(OPS_GROUP, Duration::from_secs(90), |now| {
+            now.id == restoring.id && now.text.contains("Restored")
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    // The state it replaced was backed up first.
+    assert_eq!(mtp::fleet::backup::list(&app, Some(&id)).unwrap().len(), 2);
+    let view = mtp::fleet::show(&app, &id).await.unwrap();
+    assert!(view.record.paired);
+    bot.stop().await;
+    purge(&app, &id).await;
+}
+
 /// The operators (`OPERATOR`, `SECOND_OPERATOR`) and `OPS_GROUP` as the ops group.
 fn ops_vars(telegram: &Telegram) -> BTreeMap<String, String> {
     let operators = format!("{},{}", OPERATOR.0, SECOND_OPERATOR.0);
