@@ -158,16 +158,11 @@ fn a_running_openclaw_cell_is_backed_up_and_restored_from_the_archive_alone() {
 #[test]
 fn retention_keeps_exactly_what_it_says() {
     let env = TestEnv::new("retention_keeps_exactly", 21620, "60s");
-    std::fs::write(
-        &env.config_path,
-        std::fs::read_to_string(&env.config_path)
-            .unwrap()
-            .trim_end()
-            .trim_end_matches('}')
-            .to_string()
-            + "  backup: { keep: { daily: 3, weekly: 2 } },\n}\n",
-    )
-    .unwrap();
+    let config = std::fs::read_to_string(&env.config_path).unwrap().replace(
+        "backup: { schedule: \"off\" }",
+        "backup: { schedule: \"off\", keep: { daily: 3, weekly: 2 } }",
+    );
+    std::fs::write(&env.config_path, config).unwrap();
     let id = env.tenant("r");
     let dir = env.data_dir().join("backups").join(&id);
     std::fs::create_dir_all(&dir).unwrap();

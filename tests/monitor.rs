@@ -773,3 +773,60 @@ async fn a_missing_container_is_made_again_once_with_one_alert() {
     serving.stop().await;
     purge(&app, &id).await;
 }
+
+/// The backup schedule (issue 11): once the day's time has passed, `mtp
+/// serve` backs up every tenant and the admin's store, once; a failed backup
+/// and a tenant with no backup for over two days are reported in the ops chat;
+/// an admin restarted the same day does not run it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_schedule_backs_up_once_a_day_and_reports_failed_and_stale_backups() {
+    let env = TestEnv::new("the_schedule_backs_up_once_a_day", 21680, "60s");
+    // Midnight has always passed: the day's run is due at the first sweep.
+    let config = std::fs::read_to_string(&env.config_path).unwrap();
+    let config = config.replace("schedule: \"off\"", "schedule: \"00:00\"");
+    std::fs::write(&env.config_path, config).unwrap();
+    let (fake, admin) = fake_telegram().await;
+    let app = app_with_monitor(&env, &fake, false).await;
+    let good = create(&app, &env.tenant("good"), FAKE_IMAGE, BOT_TOKEN).await;
+    let other_token = BOT_TOKEN.replacen("7000000001", "7000000002", 1);
+    let lost = create(&app, &env.tenant("lost"), FAKE_IMAGE, &other_token).await;
+    // `lost` has lost its data dir and is three days old: its backup fails,
+    // and it has had none for longer than twice the schedule.
+    std::fs::remove_dir_all(
+        env.data_dir()
+            .join("tenants")
+            .join(lost.as_str())
+            .join("state"),
+    )
+    .unwrap();
+    common::store_of(&app)
+        .update_tenant(&lost, |record| {
+            record.created_at -= 3 * 86_400;
+            Ok(())
+        })
+        .unwrap();
+
+    let serving = Serving::start(&app).await;
+    ops_alert(
+        &admin,
+        "scheduled backup failed",
+        &lost,
+        Duration::from_secs(60),
+    )
+    .await;
+    ops_alert(&admin, "has had no backup", &lost, Duration::from_secs(60)).await;
+    let good_backups = fleet::backup::list(&app, Some(&good)).unwrap();
+    assert_eq!(good_backups.len(), 1, "{good_backups:?}");
+    assert_eq!(fleet::backup::list_admin(&app).unwrap().len(), 1);
+    assert_eq!(alerts_in(&admin, "has had no backup", &good), 0);
+    serving.stop().await;
+
+    // The same day, a restarted admin does not back everyone up again.
+    let serving = Serving::start(&app).await;
+    serving.await_sweeps(3).await;
+    assert_eq!(fleet::backup::list(&app, Some(&good)).unwrap().len(), 1);
+    assert_eq!(fleet::backup::list_admin(&app).unwrap().len(), 1);
+    serving.stop().await;
+    purge(&app, &good).await;
+    purge(&app, &lost).await;
+}

@@ -68,6 +68,8 @@ impl TestEnv {
     telegramApiRoot: "http://127.0.0.1:9",
     extraEnv: {{ OPENCLAW_OFFLINE: "1" }},
   }},
+  // No daily backup run in the middle of a test; the tests that want one say so.
+  backup: {{ schedule: "off" }},
 }}"#,
             data = dir.join("data").display(),
             port_end = port_start + 19,
