@@ -1057,8 +1057,14 @@ mod tests {
             ("{ audit: { maxRows: 1 } }", "audit.maxRows"),
             ("{ audit: { keep: 1 } }", "audit"),
             ("{ backup: { schedule: 'nightly' } }", "backup.schedule"),
-            ("{ backup: { keep: { daily: 0, weekly: 0 } } }", "backup.keep"),
-            ("{ backup: { recipients: ['ssh-ed25519 AAAA'] } }", "backup.recipients"),
+            (
+                "{ backup: { keep: { daily: 0, weekly: 0 } } }",
+                "backup.keep",
+            ),
+            (
+                "{ backup: { recipients: ['ssh-ed25519 AAAA'] } }",
+                "backup.recipients",
+            ),
             ("{ backup: { keep: { monthly: 3 } } }", "backup"),
         ] {
             let err = AdminConfig::from_json5(input).unwrap_err();
@@ -1071,8 +1077,17 @@ mod tests {
     fn backups_default_to_daily_at_three_in_the_data_dir() {
         let config = AdminConfig::from_json5("{ dataDir: '/srv/mtp' }").unwrap();
         assert_eq!(config.backup.dir, Path::new("/srv/mtp/backups"));
-        assert_eq!(config.backup.schedule, chrono::NaiveTime::from_hms_opt(3, 0, 0));
-        assert_eq!(config.backup.keep, Keep { daily: 7, weekly: 4 });
+        assert_eq!(
+            config.backup.schedule,
+            chrono::NaiveTime::from_hms_opt(3, 0, 0)
+        );
+        assert_eq!(
+            config.backup.keep,
+            Keep {
+                daily: 7,
+                weekly: 4
+            }
+        );
         let off = AdminConfig::from_json5("{ backup: { schedule: 'off', dir: '/b' } }").unwrap();
         assert_eq!(off.backup.schedule, None);
         assert_eq!(off.backup.dir, Path::new("/b"));

@@ -259,13 +259,8 @@ fn the_admins_store_comes_back_into_an_empty_data_dir() {
     // The fleet is as it was: reconcile finds nothing to do, and the restored
     // device key still opens the cell's gateway.
     let report = json(&env.mtp(&["tenant", "reconcile", "--json"]));
-    for key in [
-        "cleaned",
-        "removed",
-        "repaired",
-        "missing",
-        "orphan_containers",
-    ] {
+    // (Other tests' cells may run beside it: their containers are not looked at.)
+    for key in ["cleaned", "removed", "repaired", "missing"] {
         assert_eq!(report[key], serde_json::json!([]), "{key}: {report}");
     }
     let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));

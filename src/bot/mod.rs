@@ -427,21 +427,9 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
             by,
             stamp,
         } => {
-            if msg.from.as_ref().map(|user| user.id.0) != Some(by) {
-                // The confirmation belongs to the operator who chose purge (in
-                // the ops group others write too); theirs stays pending.
-                return say(
-                    &bot,
-                    msg.chat.id,
-                    ctx.texts.plain("clients.purge_not_yours"),
-                )
-                .await;
-            }
-            dialogue.exit().await?;
-            if expired(&ctx, touched_at) {
-                return say(&bot, msg.chat.id, ctx.texts.plain("common.cancelled")).await;
-            }
-            let actor = actor_of(msg.from.as_ref());
+            let Some(actor) = confirmer(&bot, &msg, &dialogue, &ctx, by, touched_at).await? else {
+                return Ok(());
+            };
             clients::confirm_purge(
                 &bot,
                 msg.chat.id,
@@ -459,20 +447,9 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
             touched_at,
             by,
         } => {
-            if msg.from.as_ref().map(|user| user.id.0) != Some(by) {
-                // The confirmation belongs to the operator who asked; theirs stays pending.
-                return say(
-                    &bot,
-                    msg.chat.id,
-                    ctx.texts.plain("clients.purge_not_yours"),
-                )
-                .await;
-            }
-            dialogue.exit().await?;
-            if expired(&ctx, touched_at) {
-                return say(&bot, msg.chat.id, ctx.texts.plain("common.cancelled")).await;
-            }
-            let actor = actor_of(msg.from.as_ref());
+            let Some(actor) = confirmer(&bot, &msg, &dialogue, &ctx, by, touched_at).await? else {
+                return Ok(());
+            };
             backups::confirm_restore(
                 &bot,
                 msg.chat.id,
@@ -486,6 +463,30 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
         }
     }
     Ok(())
+}
+
+/// A typed confirmation (of a purge, of a restore) counts only from the
+/// operator who asked (in the ops group others write too; theirs stays
+/// pending) and before the dialogue's idle time ran out. The actor to act as,
+/// or `None` when the answer was given here.
+async fn confirmer(
+    bot: &Tg,
+    msg: &Message,
+    dialogue: &Dlg,
+    ctx: &Ctx,
+    by: u64,
+    touched_at: i64,
+) -> Result<Option<Actor>, Box<dyn std::error::Error + Send + Sync>> {
+    if msg.from.as_ref().map(|user| user.id.0) != Some(by) {
+        say(bot, msg.chat.id, ctx.texts.plain("clients.purge_not_yours")).await?;
+        return Ok(None);
+    }
+    dialogue.exit().await?;
+    if expired(ctx, touched_at) {
+        say(bot, msg.chat.id, ctx.texts.plain("common.cancelled")).await?;
+        return Ok(None);
+    }
+    Ok(Some(actor_of(msg.from.as_ref())))
 }
 
 async fn on_callback(bot: Tg, q: CallbackQuery, dialogue: Dlg, ctx: Arc<Ctx>) -> HandlerResult {

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::archive::{self, Keys, Kind, Manifest, ReadError, Source};
 use crate::config::{AdminConfig, Keep};
 use crate::fleet::cell::check_pinned;
-use crate::fleet::create::{Contents, CreateError, CreateStep, NewCell, provision};
+use crate::fleet::create::{Contents, CreateError, CreateStep, NewCell, provision, random_token};
 use crate::fleet::inventory::known;
 use crate::fleet::lifecycle::remove_locked;
 use crate::fleet::lock::{self, Op};
@@ -703,6 +703,40 @@ fn forget_dead_leases(state_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `stage` into a fresh `staging` (what a dead restore left there goes first:
+/// the caller holds the lock), off the async workers: decrypting is CPU work.
+async fn stage_off_thread(
+    app: &App,
+    identity: Option<&Path>,
+    path: &Path,
+    staging: &Path,
+) -> Result<(Manifest, TenantPayload), RestoreError> {
+    remove_staging(staging)?;
+    ensure_private_dir(&app.config().tenants_dir())?;
+    let keys = keys(app.config(), identity)?;
+    let (path, staging) = (path.to_path_buf(), staging.to_path_buf());
+    tokio::task::spawn_blocking(move || stage(&path, &keys, &staging))
+        .await
+        .map_err(|err| anyhow!("the reader stopped: {err}"))?
+}
+
+/// A tenant made from another's archive gets gateway and hooks tokens of its own.
+fn fresh_tokens(secrets: &mut Vec<(SecretKind, Secret<String>)>) {
+    secrets.retain(|(kind, _)| !matches!(kind, SecretKind::GatewayToken | SecretKind::HooksToken));
+    secrets.push((SecretKind::GatewayToken, Secret::new(random_token())));
+    secrets.push((SecretKind::HooksToken, Secret::new(random_token())));
+}
+
+impl TenantPayload {
+    fn limits(&self) -> Limits {
+        Limits {
+            memory_bytes: self.memory_bytes,
+            nano_cpus: self.nano_cpus,
+            pids: self.pids,
+        }
+    }
+}
+
 fn secrets_of(payload: &TenantPayload) -> Vec<(SecretKind, Secret<String>)> {
     SecretKind::ALL
         .into_iter()
@@ -790,16 +824,7 @@ async fn restore_locked(
     }
     progress(RestoreStep::Read);
     let staging = staging_dir(app, target);
-    remove_staging(&staging)?;
-    ensure_private_dir(&app.config().tenants_dir())?;
-    let staged = {
-        let (path, staging) = (path.to_path_buf(), staging.clone());
-        let keys = keys(app.config(), request.identity.as_deref())?;
-        // Decrypting is CPU work: off the async workers.
-        tokio::task::spawn_blocking(move || stage(&path, &keys, &staging))
-            .await
-            .map_err(|err| anyhow!("the reader stopped: {err}"))?
-    };
+    let staged = stage_off_thread(app, request.identity.as_deref(), path, &staging).await;
     let result = async {
         let (_manifest, payload) = staged?;
         fault_point("restore:staged");
@@ -835,12 +860,7 @@ async fn restore_locked(
             bot_id = token.bot_id();
         }
         if target.as_str() != payload.id {
-            // Another tenant: tokens of its own, not the original's.
-            secrets.retain(|(kind, _)| {
-                !matches!(kind, SecretKind::GatewayToken | SecretKind::HooksToken)
-            });
-            secrets.push((SecretKind::GatewayToken, Secret::new(random_token())));
-            secrets.push((SecretKind::HooksToken, Secret::new(random_token())));
+            fresh_tokens(&mut secrets);
         }
         if existing.is_some() {
             progress(RestoreStep::SafetyBackup);
@@ -865,11 +885,7 @@ async fn restore_locked(
             display_name: payload.display_name.clone(),
             image: payload.image.clone(),
             model: payload.model.clone(),
-            limits: Limits {
-                memory_bytes: payload.memory_bytes,
-                nano_cpus: payload.nano_cpus,
-                pids: payload.pids,
-            },
+            limits: payload.limits(),
             bot_id,
             bot_username,
             generation: payload.generation,
@@ -909,14 +925,6 @@ fn remove_staging(staging: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// 32 random bytes, hex encoded.
-fn random_token() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
 /// A restore drill: restores the archive into a scratch cell that cannot
 /// reach Telegram (its Bot API root points nowhere), waits for it to be
 /// healthy and paired, counts what came back, and removes it again.
@@ -933,44 +941,25 @@ pub async fn verify(
     progress: &mut (dyn FnMut(RestoreStep) + Send),
 ) -> Result<Verified, RestoreError> {
     let path = resolve(app, source)?;
-    let request = RestoreRequest {
-        source: source.to_string(),
-        identity: identity.map(Path::to_path_buf),
-        ..RestoreRequest::default()
-    };
     let scratch: TenantId = format!("drill-{:08x}", rand::random::<u32>())
         .parse()
         .map_err(|err| anyhow!("{err}"))?;
     let _guard = lock::acquire(app, &scratch, Op::Restore, actor)?;
     progress(RestoreStep::Read);
     let staging = staging_dir(app, &scratch);
-    ensure_private_dir(&app.config().tenants_dir())?;
-    let staged = {
-        let (path, staging) = (path.clone(), staging.clone());
-        let keys = keys(app.config(), request.identity.as_deref())?;
-        tokio::task::spawn_blocking(move || stage(&path, &keys, &staging))
-            .await
-            .map_err(|err| anyhow!("the reader stopped: {err}"))?
-    };
+    let staged = stage_off_thread(app, identity, &path, &staging).await;
     let result = async {
         let (manifest, payload) = staged?;
         let (files, data_bytes) = count_tree(&staging)?;
         isolate_from_telegram(&staging.join("state").join("openclaw.json"))?;
         let mut secrets = secrets_of(&payload);
-        secrets
-            .retain(|(kind, _)| !matches!(kind, SecretKind::GatewayToken | SecretKind::HooksToken));
-        secrets.push((SecretKind::GatewayToken, Secret::new(random_token())));
-        secrets.push((SecretKind::HooksToken, Secret::new(random_token())));
+        fresh_tokens(&mut secrets);
         let cell = NewCell {
             id: scratch.clone(),
             display_name: Some(format!("restore drill of {}", manifest.id)),
             image: payload.image.clone(),
             model: payload.model.clone(),
-            limits: Limits {
-                memory_bytes: payload.memory_bytes,
-                nano_cpus: payload.nano_cpus,
-                pids: payload.pids,
-            },
+            limits: payload.limits(),
             bot_id: 0,
             bot_username: None,
             generation: 1,

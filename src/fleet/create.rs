@@ -621,7 +621,7 @@ fn allocate_subnet(
 }
 
 /// 32 random bytes from the OS CSPRNG, hex encoded.
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
