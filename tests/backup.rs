@@ -272,6 +272,17 @@ fn the_admins_store_comes_back_into_an_empty_data_dir() {
 #[test]
 fn offboarding_leaves_a_final_backup_and_a_plain_export_without_secrets() {
     let env = TestEnv::new("offboarding_leaves_a_final_backup", 21660, "60s");
+    // A copy off the host, by the operator's own command.
+    let offsite = env.dir.join("offsite");
+    std::fs::create_dir_all(&offsite).unwrap();
+    let config = std::fs::read_to_string(&env.config_path).unwrap().replace(
+        "backup: { schedule: \"off\" }",
+        &format!(
+            "backup: {{ schedule: \"off\", afterCommand: 'cp \"$1\" {}/' }}",
+            offsite.display()
+        ),
+    );
+    std::fs::write(&env.config_path, config).unwrap();
     let id = env.tenant("o");
     assert_ok(&env.create(&id, &["--image", FAKE_IMAGE]));
     let state = env.data_dir().join("tenants").join(&id).join("state");
@@ -327,9 +338,14 @@ fn offboarding_leaves_a_final_backup_and_a_plain_export_without_secrets() {
     assert!(contents.contains("the client's notes"));
     assert!(!contents.contains(BOT_TOKEN), "no bot token in the export");
 
-    // The final backup restores the tenant.
+    // The final backup restores the tenant; backup.afterCommand copied it off the host.
     let listed = json(&env.mtp(&["backup", "list", &id, "--json"]));
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let final_name = format!("{}.mtpbak", listed[0]["id"].as_str().unwrap());
+    assert!(
+        offsite.join(&final_name).is_file(),
+        "{final_name} not copied"
+    );
     let restored = json(&env.mtp(&[
         "backup",
         "restore",
@@ -344,7 +360,60 @@ fn offboarding_leaves_a_final_backup_and_a_plain_export_without_secrets() {
     assert!(
         files_under(&env.data_dir().join("backups"))
             .iter()
-            .all(|file| file.ends_with(".mtpbak"))
+            .all(|file| file.ends_with(".mtpbak")),
+        "no partial file is left"
     );
+
+    // Beside the original, as another tenant with a bot of its own; with the
+    // original's bot it is refused, and nothing is made.
+    let archive = listed[0]["path"].as_str().unwrap();
+    let copy = env.tenant("copy");
+    assert_fails_with(
+        &env.mtp(&[
+            "backup",
+            "restore",
+            archive,
+            "--as",
+            &copy,
+            "--bot-token-file",
+            env.token_file().to_str().unwrap(),
+        ]),
+        2,
+        "already belongs to tenant",
+    );
+    assert!(!env.data_dir().join("tenants").join(&copy).exists());
+    let other_token = env.dir.join("other-token");
+    std::fs::write(
+        &other_token,
+        BOT_TOKEN.replacen("7000000001", "7000000002", 1),
+    )
+    .unwrap();
+    let copied = json(&env.mtp(&[
+        "backup",
+        "restore",
+        archive,
+        "--as",
+        &copy,
+        "--bot-token-file",
+        other_token.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(copied["state"], "running", "{copied}");
+    assert_eq!(
+        std::fs::read_to_string(
+            env.data_dir()
+                .join("tenants")
+                .join(&copy)
+                .join("state/workspace/notes.md")
+        )
+        .unwrap(),
+        "the client's notes"
+    );
+    assert_ne!(
+        common::gateway_token(&copy),
+        common::gateway_token(&id),
+        "the copy has a gateway token of its own"
+    );
+    assert_ok(&env.mtp(&["tenant", "rm", &copy, "--purge", "--yes"]));
     assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
 }

@@ -1334,6 +1334,8 @@ async fn a_purge_is_confirmed_only_by_the_operator_who_chose_it() {
         .await
         .unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(cell_running(id.as_str()), None);
+    // Offboarding: a final backup was taken before the purge.
+    assert_eq!(mtp::fleet::backup::list(&app, Some(&id)).unwrap().len(), 1);
     bot.stop().await;
 }
 

@@ -594,14 +594,35 @@ async fn remove(
         None,
     )
     .await?;
-    let text = match fleet::remove(&ctx.app, actor, id, purge).await {
-        Ok(_) if purge => ctx
-            .texts
-            .get("clients.removed_purged", &[("id", id.as_str())]),
-        Ok(_) => ctx
-            .texts
-            .get("clients.removed_kept", &[("id", id.as_str())]),
-        Err(err) => failure_text(ctx, "Removing", &err),
+    let removed_text = |purge: bool| {
+        let key = if purge {
+            "clients.removed_purged"
+        } else {
+            "clients.removed_kept"
+        };
+        ctx.texts.get(key, &[("id", id.as_str())])
+    };
+    // With data, offboarding: a final backup and the client's export first.
+    let text = if fleet::backup::has_data(&ctx.app, id) {
+        match fleet::backup::offboard(&ctx.app, actor, id, None, purge).await {
+            Ok(done) => format!(
+                "{}\n{}",
+                removed_text(purge),
+                ctx.texts.get(
+                    "backups.offboarded",
+                    &[
+                        ("backup", &done.backup.backup.id),
+                        ("export", &done.export.display().to_string()),
+                    ],
+                )
+            ),
+            Err(err) => failure_text(ctx, "Removing", &err),
+        }
+    } else {
+        match fleet::remove(&ctx.app, actor, id, purge).await {
+            Ok(_) => removed_text(purge),
+            Err(err) => failure_text(ctx, "Removing", &err),
+        }
     };
     edit(bot, chat, working.id, text, None).await?;
     Ok(())

@@ -238,6 +238,7 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("backups", "step_cell", &["step", "n", "of"]),
     ("backups", "restored", &["id", "backup", "port"]),
     ("backups", "restore_failed", &["id", "error"]),
+    ("backups", "offboarded", &["backup", "export"]),
     ("backups", "client_last", &["backup", "age", "size"]),
     ("backups", "client_none", &[]),
     ("backups", "age_minutes", &["n"]),

@@ -166,11 +166,6 @@ pub(crate) async fn run(config: AdminConfig, command: BackupCommand) -> anyhow::
                 }
                 None => None,
             };
-            if let Some(token) = &bot_token {
-                fleet::prove_bot_token(&app, token)
-                    .await
-                    .map_err(|err| BadInput(err.to_string()))?;
-            }
             let request = RestoreRequest {
                 source: args.backup.clone(),
                 as_id,

@@ -613,19 +613,16 @@ pub(crate) fn admin_restored(restored: &fleet::backup::AdminRestored, data_dir: 
 
 pub(crate) fn offboarded(
     id: &TenantId,
-    done: &fleet::backup::BackedUp,
-    export: &Path,
-    export_bytes: u64,
-    removed: &fleet::Removed,
+    done: &fleet::backup::Offboarded,
     tenant_dir: &Path,
 ) -> String {
     format!(
         "final backup {} at {}\nthe client's export ({}) at {}\n{}",
-        done.backup.id,
-        done.backup.path.display(),
-        bytes(export_bytes),
-        export.display(),
-        self::removed(id, removed, tenant_dir)
+        done.backup.backup.id,
+        done.backup.backup.path.display(),
+        bytes(done.export_bytes),
+        done.export.display(),
+        self::removed(id, &done.removed, tenant_dir)
     )
 }
 

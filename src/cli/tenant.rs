@@ -248,16 +248,8 @@ pub(crate) async fn run(
                 confirm_removal(&id, purge)?;
             }
             if let Some(export) = export {
-                let (done, export_bytes, removed) =
-                    fleet::backup::offboard(&app, &actor, &id, &export, purge).await?;
-                return render::print_line(&render::offboarded(
-                    &id,
-                    &done,
-                    &export,
-                    export_bytes,
-                    &removed,
-                    &app.tenant_dir(&id),
-                ));
+                let done = fleet::backup::offboard(&app, &actor, &id, Some(&export), purge).await?;
+                return render::print_line(&render::offboarded(&id, &done, &app.tenant_dir(&id)));
             }
             let removed = fleet::remove(&app, &actor, &id, purge).await?;
             render::print_line(&render::removed(&id, &removed, &app.tenant_dir(&id)))

@@ -1389,8 +1389,18 @@ const EXPORT_SKIP: &[&str] = &[
     "logs",
 ];
 
-/// Exports then finally backs up and removes (`tenant rm --export`), holding
-/// the lock throughout.
+/// What an offboarding left: the final backup and the client's export.
+#[derive(Debug, Clone)]
+pub struct Offboarded {
+    pub backup: BackedUp,
+    pub export: PathBuf,
+    pub export_bytes: u64,
+    pub removed: crate::fleet::Removed,
+}
+
+/// Takes a final backup, writes the client's export (to `export`, or beside
+/// the tenant's archives as `<id>-export-<time>.tar.gz`), then removes the
+/// tenant (`tenant rm --export`, the bot's Remove), holding the lock throughout.
 ///
 /// # Errors
 ///
@@ -1399,9 +1409,9 @@ pub async fn offboard(
     app: &App,
     actor: &Actor,
     tenant: &TenantId,
-    export: &Path,
+    export: Option<&Path>,
     purge: bool,
-) -> anyhow::Result<(BackedUp, u64, crate::fleet::Removed)> {
+) -> anyhow::Result<Offboarded> {
     crate::fleet::reconcile::reconcile_first(app, actor).await?;
     let _guard = lock::acquire(app, tenant, Op::Remove, actor)?;
     let mut quiet = |_| {};
@@ -1415,8 +1425,28 @@ pub async fn offboard(
         &final_backup,
     );
     let final_backup = final_backup.context("the final backup failed, so nothing was removed")?;
-    let exported = export_for_client(app, tenant, export)
+    let export = export.map_or_else(
+        || {
+            final_backup.backup.path.with_file_name(format!(
+                "{tenant}-export-{}.tar.gz",
+                stamp(final_backup.backup.created_at)
+            ))
+        },
+        Path::to_path_buf,
+    );
+    let export_bytes = export_for_client(app, tenant, &export)
         .context("the client's export failed, so nothing was removed")?;
     let removed = remove_locked(app, actor, tenant, purge).await?;
-    Ok((final_backup, exported, removed))
+    Ok(Offboarded {
+        backup: final_backup,
+        export,
+        export_bytes,
+        removed,
+    })
+}
+
+/// Whether the tenant has data to back up (its state dir exists).
+#[must_use]
+pub fn has_data(app: &App, tenant: &TenantId) -> bool {
+    app.tenant_dir(tenant).join("state").is_dir()
 }
