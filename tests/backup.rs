@@ -152,7 +152,76 @@ fn a_running_openclaw_cell_is_backed_up_and_restored_from_the_archive_alone() {
         2,
         "a safety backup: {listed}"
     );
-    assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+
+    // Offboarding: the client's sessions come out as files, told by the
+    // gateway (its SQLite stores, which hold credentials too, stay out).
+    let sent = json(&env.mtp(&[
+        "rpc",
+        &id,
+        "chat.send",
+        r#"{"sessionKey":"main","message":"my locker code is 4711","idempotencyKey":"offboard-1"}"#,
+    ]));
+    assert_eq!(sent["status"], "started", "{sent}");
+    // The run records the message in the session's transcript on its own time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let history = json(&env.mtp(&[
+            "rpc",
+            &id,
+            "chat.history",
+            r#"{"sessionKey":"main","limit":100}"#,
+        ]));
+        if history["messages"]
+            .to_string()
+            .contains("my locker code is 4711")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the message never reached the transcript: {history}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let export = env.dir.join("acme-export.tar.gz");
+    let output = env.mtp(&[
+        "tenant",
+        "rm",
+        &id,
+        "--export",
+        export.to_str().unwrap(),
+        "--purge",
+        "--yes",
+    ]);
+    assert_ok(&output);
+    let listing = std::process::Command::new("tar")
+        .args(["-tzf", export.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    assert!(
+        listing.contains(&format!("{id}/sessions/agent_main_main.json")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&format!("{id}/workspace/client-note.md")),
+        "{listing}"
+    );
+    assert!(!listing.contains("sqlite"), "{listing}");
+    assert!(!listing.contains("openclaw.json"), "{listing}");
+    let contents = std::process::Command::new("tar")
+        .args(["-xzOf", export.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let contents = String::from_utf8_lossy(&contents.stdout).to_string();
+    assert!(
+        contents.contains("my locker code is 4711"),
+        "the session is in the export"
+    );
+    assert!(
+        !contents.contains(common::BOT_TOKEN),
+        "no bot token in the export"
+    );
 }
 
 #[test]

@@ -581,14 +581,22 @@ pub fn peek(path: &Path, keys: &Keys) -> Result<Manifest, ReadError> {
 }
 
 /// Writes `dir` as a new gzip tar at `target` (0600) under the root name
-/// `root`, leaving out entries whose name (relative to `dir`) is in `skip`,
-/// and sockets, FIFOs and files named `*.lock`. For people, not for restore:
-/// owners are not kept. Returns the bytes written.
+/// `root`, leaving out top-level entries named in `skip`, and anywhere
+/// sockets, FIFOs, lock and key files (`*.lock`, `*.key`, `*.pem`) and SQLite
+/// databases (`*.sqlite*`, `*.db`); then `extra` files (`(path under root,
+/// bytes)`). For people, not for restore: owners are not kept. Returns the
+/// bytes written.
 ///
 /// # Errors
 ///
 /// `target` exists or cannot be written; a file cannot be read.
-pub fn export_tree(dir: &Path, root: &str, skip: &[&str], target: &Path) -> anyhow::Result<u64> {
+pub fn export_tree(
+    dir: &Path,
+    root: &str,
+    skip: &[&str],
+    extra: &[(String, Vec<u8>)],
+    target: &Path,
+) -> anyhow::Result<u64> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -602,6 +610,14 @@ pub fn export_tree(dir: &Path, root: &str, skip: &[&str], target: &Path) -> anyh
         tar.mode(tar::HeaderMode::Deterministic);
         tar.follow_symlinks(false);
         export_children(&mut tar, dir, Path::new(root), skip, true)?;
+        for (name, bytes) in extra {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_cksum();
+            tar.append_data(&mut header, Path::new(root).join(name), &bytes[..])?;
+        }
         let gzip = tar.into_inner()?;
         let buffered = gzip.finish()?;
         let file = buffered
@@ -628,7 +644,11 @@ fn export_children<W: Write>(
     for child in children {
         let file_name = child.file_name();
         let text = file_name.to_string_lossy();
-        if (top && skip.iter().any(|s| *s == text)) || text.ends_with(".lock") {
+        let machinery = [".lock", ".key", ".pem", ".db"]
+            .iter()
+            .any(|end| text.ends_with(end))
+            || text.contains(".sqlite");
+        if (top && skip.iter().any(|s| *s == text)) || machinery {
             continue;
         }
         let kind = child.file_type()?;

@@ -616,8 +616,12 @@ pub(crate) fn offboarded(
     done: &fleet::backup::Offboarded,
     tenant_dir: &Path,
 ) -> String {
+    let sessions = match &done.sessions {
+        Ok(n) => format!("{n} sessions"),
+        Err(why) => format!("no sessions: {why}"),
+    };
     format!(
-        "final backup {} at {}\nthe client's export ({}) at {}\n{}",
+        "final backup {} at {}\nthe client's export ({}, {sessions}) at {}\n{}",
         done.backup.backup.id,
         done.backup.backup.path.display(),
         bytes(done.export_bytes),

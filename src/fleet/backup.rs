@@ -1358,6 +1358,7 @@ pub(crate) fn clean_leftovers(app: &App, actor: &Actor) -> usize {
 pub(crate) fn export_for_client(
     app: &App,
     tenant: &TenantId,
+    sessions: &[(String, Vec<u8>)],
     target: &Path,
 ) -> anyhow::Result<u64> {
     let state = app.tenant_dir(tenant).join("state");
@@ -1373,21 +1374,90 @@ pub(crate) fn export_for_client(
             target.display()
         );
     }
-    archive::export_tree(&state, tenant.as_str(), EXPORT_SKIP, target)
+    archive::export_tree(&state, tenant.as_str(), EXPORT_SKIP, sessions, target)
 }
 
-/// What a client's export leaves out: MTP's and the operator's secrets and
-/// the gateway's machinery.
+/// What a client's export leaves out at the top of the state dir: MTP's and
+/// the operator's secrets and the gateway's machinery. The gateway's SQLite
+/// stores (`state/`, and any `*.sqlite` below) hold its device tokens and
+/// credentials beside the sessions, so sessions come from the gateway itself.
 const EXPORT_SKIP: &[&str] = &[
     "openclaw.json",
     "openclaw.json.bak",
+    "state",
     "credentials",
     "identity",
     "devices",
+    "agents",
     "cache",
     "tmp",
     "logs",
 ];
+
+/// The most sessions and the most pages of one session an export reads.
+const EXPORT_MAX_SESSIONS: usize = 1000;
+const EXPORT_MAX_PAGES: usize = 100;
+
+/// Every session's messages as the gateway tells them (`sessions.list`, then
+/// `chat.history` page by page), one JSON file each under `sessions/`, with
+/// MTP's secrets replaced by `<redacted>`.
+async fn sessions_for_export(
+    app: &App,
+    tenant: &TenantId,
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    use crate::fleet::cell_gateway::rpc;
+    let secrets: Vec<Secret<String>> = app
+        .store
+        .secrets(tenant)?
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    let listed = rpc(
+        app,
+        tenant,
+        "sessions.list",
+        serde_json::json!({ "limit": EXPORT_MAX_SESSIONS }),
+    )
+    .await?;
+    let mut files = Vec::new();
+    for row in listed["sessions"].as_array().into_iter().flatten() {
+        let Some(key) = row["key"].as_str() else {
+            continue;
+        };
+        let mut messages = Vec::new();
+        let mut offset: Option<u64> = None;
+        for _ in 0..EXPORT_MAX_PAGES {
+            let mut params = serde_json::json!({ "sessionKey": key, "limit": 1000 });
+            if let Some(offset) = offset {
+                params["offset"] = offset.into();
+            }
+            let page = rpc(app, tenant, "chat.history", params).await?;
+            messages.extend(page["messages"].as_array().cloned().unwrap_or_default());
+            offset = page["nextOffset"].as_u64();
+            if page["hasMore"] != serde_json::Value::Bool(true) || offset.is_none() {
+                break;
+            }
+        }
+        let name: String = key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(
+            &serde_json::json!({ "sessionKey": key, "messages": messages }),
+        )?;
+        files.push((
+            format!("sessions/{name}.json"),
+            crate::fleet::redact(&text, &secrets).into_bytes(),
+        ));
+    }
+    Ok(files)
+}
 
 /// What an offboarding left: the final backup and the client's export.
 #[derive(Debug, Clone)]
@@ -1395,6 +1465,9 @@ pub struct Offboarded {
     pub backup: BackedUp,
     pub export: PathBuf,
     pub export_bytes: u64,
+    /// How many sessions the export holds, or why it holds none (the cell
+    /// not running, the gateway not answering).
+    pub sessions: Result<usize, String>,
     pub removed: crate::fleet::Removed,
 }
 
@@ -1434,13 +1507,19 @@ pub async fn offboard(
         },
         Path::to_path_buf,
     );
-    let export_bytes = export_for_client(app, tenant, &export)
+    let sessions = sessions_for_export(app, tenant).await;
+    let files = sessions.as_ref().map_or(&[][..], Vec::as_slice);
+    let export_bytes = export_for_client(app, tenant, files, &export)
         .context("the client's export failed, so nothing was removed")?;
+    let sessions = sessions
+        .map(|files| files.len())
+        .map_err(|err| format!("{err:#}"));
     let removed = remove_locked(app, actor, tenant, purge).await?;
     Ok(Offboarded {
         backup: final_backup,
         export,
         export_bytes,
+        sessions,
         removed,
     })
 }
