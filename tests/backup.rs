@@ -486,3 +486,54 @@ fn offboarding_leaves_a_final_backup_and_a_plain_export_without_secrets() {
     assert_ok(&env.mtp(&["tenant", "rm", &copy, "--purge", "--yes"]));
     assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
 }
+
+/// With `backup.recipients`, archives are for the operator's own key alone:
+/// the host cannot read them, and a restore needs `--identity`.
+#[test]
+fn archives_for_the_operators_own_key_need_its_identity() {
+    use age::secrecy::ExposeSecret;
+    let env = TestEnv::new("archives_for_the_operators_own_key", 21700, "60s");
+    let operator = age::x25519::Identity::generate();
+    let config = std::fs::read_to_string(&env.config_path).unwrap().replace(
+        "backup: { schedule: \"off\" }",
+        &format!(
+            "backup: {{ schedule: \"off\", recipients: [\"{}\"] }}",
+            operator.to_public()
+        ),
+    );
+    std::fs::write(&env.config_path, config).unwrap();
+    let identity = env.dir.join("operator.key");
+    std::fs::write(
+        &identity,
+        format!(
+            "# the operator's own\n{}\n",
+            operator.to_string().expose_secret()
+        ),
+    )
+    .unwrap();
+    let id = env.tenant("k");
+    assert_ok(&env.create(&id, &["--image", FAKE_IMAGE]));
+    let taken = json(&env.mtp(&["backup", "create", &id, "--json"]));
+    let archive = taken["path"].as_str().unwrap().to_string();
+    assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+
+    let refused = env.mtp(&["backup", "restore", &archive]);
+    assert_fails_with(&refused, 2, "cannot be decrypted");
+    assert!(
+        stderr(&refused).contains("--identity"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!env.data_dir().join("tenants").join(&id).exists());
+
+    let restored = json(&env.mtp(&[
+        "backup",
+        "restore",
+        &archive,
+        "--identity",
+        identity.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(restored["state"], "running", "{restored}");
+    assert_ok(&env.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+}
