@@ -43,6 +43,19 @@ fn files_under(dir: &Path) -> Vec<String> {
     found
 }
 
+/// The names in a `.tar.gz` export, and all its files' contents run together.
+fn export_of(path: &Path) -> (String, String) {
+    let run = |flags: &str| {
+        let output = std::process::Command::new("tar")
+            .args([flags, path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "tar {flags} {}", path.display());
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    (run("-tzf"), run("-xzOf"))
+}
+
 #[test]
 fn a_running_openclaw_cell_is_backed_up_and_restored_from_the_archive_alone() {
     let env = TestEnv::new("a_running_openclaw_cell_is_backed_up", 21600, "180s");
@@ -194,11 +207,7 @@ fn a_running_openclaw_cell_is_backed_up_and_restored_from_the_archive_alone() {
         "--yes",
     ]);
     assert_ok(&output);
-    let listing = std::process::Command::new("tar")
-        .args(["-tzf", export.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    let (listing, contents) = export_of(&export);
     assert!(
         listing.contains(&format!("{id}/sessions/agent_main_main.json")),
         "{listing}"
@@ -209,11 +218,6 @@ fn a_running_openclaw_cell_is_backed_up_and_restored_from_the_archive_alone() {
     );
     assert!(!listing.contains("sqlite"), "{listing}");
     assert!(!listing.contains("openclaw.json"), "{listing}");
-    let contents = std::process::Command::new("tar")
-        .args(["-xzOf", export.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let contents = String::from_utf8_lossy(&contents.stdout).to_string();
     assert!(
         contents.contains("my locker code is 4711"),
         "the session is in the export"
@@ -389,21 +393,12 @@ fn offboarding_leaves_a_final_backup_and_a_plain_export_without_secrets() {
     assert_eq!(mode(&export), 0o600);
     assert!(!env.data_dir().join("tenants").join(&id).exists(), "purged");
 
-    let listing = std::process::Command::new("tar")
-        .args(["-tzf", export.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    let (listing, contents) = export_of(&export);
     assert!(
         listing.contains(&format!("{id}/workspace/notes.md")),
         "{listing}"
     );
     assert!(!listing.contains("openclaw.json"), "{listing}");
-    let contents = std::process::Command::new("tar")
-        .args(["-xzOf", export.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let contents = String::from_utf8_lossy(&contents.stdout).to_string();
     assert!(contents.contains("the client's notes"));
     assert!(!contents.contains(BOT_TOKEN), "no bot token in the export");
 

@@ -1430,6 +1430,33 @@ async fn backups_are_taken_listed_and_restored_from_the_bot() {
     assert_eq!(mtp::fleet::backup::list(&app, Some(&id)).unwrap().len(), 2);
     let view = mtp::fleet::show(&app, &id).await.unwrap();
     assert!(view.record.paired);
+
+    // Asked while the tenant was gone, confirmed after one of that id was
+    // made: it is not replaced, since the operator was never told it would be.
+    purge(&app, &id).await;
+    ops.say(
+        OPERATOR,
+        &format!("/restore {id} {backup_id}"),
+        &["Its cell is made from the archive"],
+    )
+    .await;
+    fake_cell(&app, id.as_str(), 7_000_020_561).await;
+    let made = common::docker(&["inspect", "-f", "{{.Id}}", &id.cell_name()]);
+    let refused = ops
+        .say(OPERATOR, id.as_str(), &[&format!("Restoring {id}")])
+        .await;
+    telegram
+        .admin
+        .wait_for_message(OPS_GROUP, DEADLINE, |now| {
+            now.id == refused.id && now.text.contains("exists")
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let still = common::docker(&["inspect", "-f", "{{.Id}}", &id.cell_name()]);
+    assert_eq!(
+        made.stdout, still.stdout,
+        "the tenant made meanwhile was replaced"
+    );
     bot.stop().await;
     purge(&app, &id).await;
 }

@@ -70,17 +70,15 @@ fn backup_text(ctx: &Ctx, id: &TenantId, current: Option<BackupStep>) -> String 
 }
 
 pub async fn list(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> HandlerResult {
-    if let Err(err) = fleet::record(&ctx.app, id) {
-        // Backups outlive their tenant: list them for a removed one too.
-        if backup::list(&ctx.app, Some(id)).map_or(true, |found| found.is_empty()) {
-            return say(bot, chat, error_text(ctx, "/backups", &err, "/backups")).await;
-        }
-    }
+    // Backups outlive their tenant: a removed one's are listed too.
     let found = match backup::list(&ctx.app, Some(id)) {
         Ok(found) => found,
         Err(err) => return say(bot, chat, error_text(ctx, "/backups", &err, "/backups")).await,
     };
     if found.is_empty() {
+        if let Err(err) = fleet::record(&ctx.app, id) {
+            return say(bot, chat, error_text(ctx, "/backups", &err, "/backups")).await;
+        }
         return say(
             bot,
             chat,
@@ -138,6 +136,7 @@ pub async fn ask_restore(
         .update(State::ConfirmRestore {
             tenant: id.to_string(),
             backup: backup_id.to_string(),
+            replace: exists,
             touched_at: fleet::now(),
             by: user,
         })
@@ -156,17 +155,26 @@ pub async fn ask_restore(
     .await
 }
 
-/// The operator typed something after `/restore`: only the exact id restores.
+/// What `/restore` asked the operator to confirm.
+pub struct Asked<'a> {
+    pub tenant: &'a str,
+    pub backup: &'a str,
+    /// The operator was told the tenant's current state is replaced.
+    pub replace: bool,
+}
+
+/// The operator typed something after `/restore`: only the exact id restores,
+/// and only as they were told (a tenant made meanwhile is not replaced).
 pub async fn confirm_restore(
     bot: &Tg,
     chat: ChatId,
     ctx: &Ctx,
     actor: &Actor,
-    tenant: &str,
-    backup_id: &str,
+    asked: &Asked<'_>,
     typed: &str,
 ) -> HandlerResult {
-    let Ok(id) = tenant.parse::<TenantId>() else {
+    let backup_id = asked.backup;
+    let Ok(id) = asked.tenant.parse::<TenantId>() else {
         return Ok(());
     };
     if typed.trim() != id.as_str() {
@@ -182,7 +190,7 @@ pub async fn confirm_restore(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<RestoreStep>();
     let request = RestoreRequest {
         source: backup_id.to_string(),
-        replace: fleet::record(&ctx.app, &id).is_ok(),
+        replace: asked.replace,
         ..RestoreRequest::default()
     };
     let work = async move {

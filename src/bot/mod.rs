@@ -444,19 +444,24 @@ async fn on_message(bot: Tg, msg: Message, dialogue: Dlg, ctx: Arc<Ctx>) -> Hand
         State::ConfirmRestore {
             tenant,
             backup,
+            replace,
             touched_at,
             by,
         } => {
             let Some(actor) = confirmer(&bot, &msg, &dialogue, &ctx, by, touched_at).await? else {
                 return Ok(());
             };
+            let asked = backups::Asked {
+                tenant: &tenant,
+                backup: &backup,
+                replace,
+            };
             backups::confirm_restore(
                 &bot,
                 msg.chat.id,
                 &ctx,
                 &actor,
-                &tenant,
-                &backup,
+                &asked,
                 msg.text().unwrap_or_default(),
             )
             .await?;

@@ -27,6 +27,10 @@ pub enum State {
     ConfirmRestore {
         tenant: String,
         backup: String,
+        /// The tenant existed when asked, and the operator was told its
+        /// state would be replaced (backed up first).
+        #[serde(default)]
+        replace: bool,
         touched_at: i64,
         by: u64,
     },

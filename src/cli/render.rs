@@ -653,6 +653,9 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
                 "pass --replace to back it up and restore over it, or --as <new-id> with --bot-token-file to restore beside it (mtp backup restore … --as {id}-copy)"
             ));
         }
+        Some(fleet::backup::RestoreError::ReplacedThenFailed { safety, .. }) => {
+            return Some(format!("put it back with `mtp backup restore {safety}`"));
+        }
         Some(fleet::backup::RestoreError::Unreadable { locked: true, .. }) => {
             return Some(
                 "if backup.recipients names your own key, pass --identity with its identity file"

@@ -157,6 +157,17 @@ pub enum RestoreError {
     /// Making the cell failed; what it made was undone.
     #[error(transparent)]
     Create(CreateError),
+    /// The tenant was replaced (its state backed up as `safety` first), then
+    /// making the restored cell failed: the tenant is gone until `safety` is
+    /// restored.
+    #[error(
+        "{source}; the tenant it replaced was removed, and its state before is in backup {safety}"
+    )]
+    ReplacedThenFailed {
+        tenant: TenantId,
+        safety: String,
+        source: Box<CreateError>,
+    },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }

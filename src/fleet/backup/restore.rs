@@ -286,6 +286,7 @@ async fn restore_locked(
         if target.as_str() != payload.id {
             fresh_tokens(&mut secrets);
         }
+        let mut replaced = None;
         if existing.is_some() {
             progress(RestoreStep::SafetyBackup);
             let mut quiet = |_| {};
@@ -298,11 +299,12 @@ async fn restore_locked(
                 "backup",
                 &safety,
             );
-            safety.context(
+            let safety = safety.context(
                 "the current state could not be backed up first, so nothing was replaced",
             )?;
             progress(RestoreStep::Replace);
             remove_locked(app, actor, target, true).await?;
+            replaced = Some(safety.backup.id);
         }
         let cell = NewCell {
             id: target.clone(),
@@ -328,7 +330,15 @@ async fn restore_locked(
             &mut cell_progress,
         )
         .await
-        .map_err(RestoreError::Create)
+        .map_err(|source| match replaced {
+            // The tenant it replaced is gone: say where its state is.
+            Some(safety) => RestoreError::ReplacedThenFailed {
+                tenant: target.clone(),
+                safety,
+                source: Box::new(source),
+            },
+            None => RestoreError::Create(source),
+        })
     }
     .await;
     let _ = remove_staging(&staging);
