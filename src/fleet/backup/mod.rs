@@ -175,6 +175,19 @@ pub enum RestoreError {
 impl From<ReadError> for RestoreError {
     fn from(err: ReadError) -> RestoreError {
         match err {
+            // The archive's contents refused by what reads them (another kind,
+            // an unknown entry, a path out of its root, a record that does
+            // not parse) are bad input; a failing disk is not.
+            ReadError::Sink(err)
+                if !err
+                    .chain()
+                    .any(|cause| cause.downcast_ref::<std::io::Error>().is_some()) =>
+            {
+                RestoreError::Unreadable {
+                    reason: format!("the archive cannot be restored: {err:#}"),
+                    locked: false,
+                }
+            }
             ReadError::Sink(err) => RestoreError::Other(err),
             ReadError::Decrypt { .. } => RestoreError::Unreadable {
                 reason: err.to_string(),
@@ -668,4 +681,27 @@ pub(crate) fn clean_leftovers(app: &App, actor: &Actor) -> usize {
         drop(guard);
     }
     removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A refused archive exits 2 like any bad input; a disk that fails while
+    // unpacking is a failed action.
+    #[test]
+    fn what_the_reader_refuses_is_bad_input_and_io_is_not() {
+        let refused = RestoreError::from(ReadError::Sink(anyhow!(
+            "the data names a path outside its root: ../../etc/passwd"
+        )));
+        assert!(
+            matches!(refused, RestoreError::Unreadable { locked: false, .. }),
+            "{refused:?}"
+        );
+        let disk = std::io::Error::other("No space left on device");
+        let failed = RestoreError::from(ReadError::Sink(
+            anyhow::Error::new(disk).context("cannot unpack the data"),
+        ));
+        assert!(matches!(failed, RestoreError::Other(_)), "{failed:?}");
+    }
 }
