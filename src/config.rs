@@ -28,6 +28,21 @@ struct RawConfig {
     usage: Option<RawUsage>,
     audit: Option<RawAudit>,
     backup: Option<RawBackup>,
+    sleep: Option<RawSleep>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSleep {
+    after: Option<String>,
+    never: Option<Vec<String>>,
+    tenants: Option<BTreeMap<String, RawTenantSleep>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTenantSleep {
+    after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +151,33 @@ pub struct AdminConfig {
     pub usage: UsageSettings,
     pub audit: AuditSettings,
     pub backup: BackupSettings,
+    pub sleep: SleepSettings,
+}
+
+/// Idle cells sleep (`sleep` in the config file): the container is stopped
+/// and started again on the client's next Telegram message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SleepSettings {
+    /// Idle time after which a tenant sleeps; `None`: never (the default).
+    pub after: Option<Duration>,
+    /// Tenants that never sleep (they pay for always-on).
+    pub never: Vec<TenantId>,
+    /// Per-tenant idle times; `None` in the map: this tenant never sleeps.
+    pub tenants: BTreeMap<TenantId, Option<Duration>>,
+}
+
+impl SleepSettings {
+    /// The idle time after which `tenant` sleeps, `None` when it never does.
+    #[must_use]
+    pub fn after_for(&self, tenant: &TenantId) -> Option<Duration> {
+        if self.never.contains(tenant) {
+            return None;
+        }
+        match self.tenants.get(tenant) {
+            Some(after) => *after,
+            None => self.after,
+        }
+    }
 }
 
 /// Backups (`backup` in the config file).
@@ -554,6 +596,7 @@ fn check(
     let usage = check_usage(raw.usage.unwrap_or_default(), env)?;
     let audit = check_audit(raw.audit.unwrap_or_default())?;
     let backup = check_backup(raw.backup.unwrap_or_default(), &data_dir, env)?;
+    let sleep = check_sleep(raw.sleep.unwrap_or_default(), env)?;
 
     Ok(AdminConfig {
         data_dir,
@@ -563,6 +606,7 @@ fn check(
         usage,
         audit,
         backup,
+        sleep,
         cell: CellDefaults {
             image,
             port_start,
@@ -910,6 +954,54 @@ fn check_backup(
         keep,
         recipients,
         after_command,
+    })
+}
+
+/// A tenant never sleeps sooner than this after its last activity: a wake
+/// costs the client a gateway boot (10-20 s), so less would cost more than it saves.
+const MIN_SLEEP_AFTER: Duration = Duration::from_secs(60);
+
+fn check_sleep(raw: RawSleep, env: &BTreeMap<String, String>) -> anyhow::Result<SleepSettings> {
+    let env_of = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
+    let idle = |key: &str, text: &str| -> anyhow::Result<Option<Duration>> {
+        if text == "off" || text == "never" {
+            return Ok(None);
+        }
+        let value = humantime::parse_duration(text).with_context(|| {
+            format!("at key `{key}`: {text:?} is neither an idle time such as \"2h\" nor \"off\"")
+        })?;
+        if value < MIN_SLEEP_AFTER {
+            bail!("at key `{key}`: {text:?} is shorter than a minute; a wake costs a gateway boot");
+        }
+        Ok(Some(value))
+    };
+    let after = match env_of("MTP_SLEEP_AFTER").or(raw.after) {
+        Some(text) => idle("sleep.after", &text)?,
+        None => None,
+    };
+    let mut never = Vec::new();
+    for id in raw.never.unwrap_or_default() {
+        let tenant: TenantId = id
+            .parse()
+            .with_context(|| format!("at key `sleep.never`: {id:?} is not a tenant id"))?;
+        never.push(tenant);
+    }
+    let mut tenants = BTreeMap::new();
+    for (id, settings) in raw.tenants.unwrap_or_default() {
+        let tenant: TenantId = id
+            .parse()
+            .with_context(|| format!("at key `sleep.tenants`: {id:?} is not a tenant id"))?;
+        let key = format!("sleep.tenants.{id}.after");
+        let after = match settings.after {
+            Some(text) => idle(&key, &text)?,
+            None => bail!("at key `{key}`: missing; say an idle time such as \"2h\" or \"off\""),
+        };
+        tenants.insert(tenant, after);
+    }
+    Ok(SleepSettings {
+        after,
+        never,
+        tenants,
     })
 }
 

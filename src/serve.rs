@@ -58,6 +58,11 @@ pub async fn run_reporting(
     bound(addr);
     let (reports_tx, reports_rx) = mpsc::channel(256);
     let (latest_tx, latest_rx) = watch::channel(None);
+    let sleeper = tokio::spawn(monitor::sleep::run(
+        app.clone(),
+        metrics.clone(),
+        token.clone(),
+    ));
     let monitor = tokio::spawn(monitor::run(
         app.clone(),
         app.config().monitor.clone(),
@@ -85,6 +90,7 @@ pub async fn run_reporting(
     let result = bot::run_with_monitor(app, Some(link), token.clone().cancelled_owned()).await;
     token.cancel();
     let _ = monitor.await;
+    let _ = sleeper.await;
     let _ = usage_loop.await;
     let _ = reconciler.await;
     let _ = pruner.await;

@@ -327,6 +327,10 @@ pub struct TenantRecord {
     /// (an upgrade) is taking the cell down on purpose; cleared when it ends.
     /// Kept apart from `muted_until`, so neither overwrites the other.
     pub maintenance_until: Option<i64>,
+    /// While `Sleeping`: since when (unix seconds).
+    pub slept_at: Option<i64>,
+    /// While `Sleeping`: when to wake for the next scheduled job (unix seconds).
+    pub wake_at: Option<i64>,
 }
 
 impl TenantRecord {
@@ -437,6 +441,9 @@ pub enum CellState {
     Running,
     /// Stopped on purpose by an operator.
     Stopped,
+    /// Idle, its container stopped to free its memory; the admin starts it
+    /// again on its client's next Telegram message or before a scheduled job.
+    Sleeping,
     /// A create failed and the operator asked to keep what was made.
     Failed,
     /// A removal is in progress (or crashed half-way; reconcile finishes it).
@@ -450,6 +457,7 @@ impl CellState {
             CellState::Creating => "creating",
             CellState::Running => "running",
             CellState::Stopped => "stopped",
+            CellState::Sleeping => "sleeping",
             CellState::Failed => "failed",
             CellState::Removing => "removing",
         }

@@ -223,6 +223,8 @@ fn stopped_tenant(app: &App, id: &TenantId) {
                 purge_on_remove: false,
                 muted_until: None,
                 maintenance_until: None,
+                slept_at: None,
+                wake_at: None,
             })
         })
         .unwrap();

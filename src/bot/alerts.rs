@@ -413,6 +413,7 @@ fn line(ctx: &Ctx, health: &TenantHealth) -> (u8, String) {
     // Each part is rendered HTML (its values escaped); the line joins them as they are.
     let (rank, emoji, summary) = match health.record.state {
         CellState::Stopped => (3, "⏹", texts.plain("monitor.health_stopped")),
+        CellState::Sleeping => (4, "💤", texts.plain("monitor.health_sleeping")),
         CellState::Creating => (2, "⏳", texts.plain("monitor.health_creating")),
         CellState::Failed => (0, "🔴", texts.plain("monitor.health_failed")),
         CellState::Removing => (2, "⏳", texts.plain("monitor.health_removing")),

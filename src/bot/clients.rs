@@ -28,6 +28,8 @@ pub enum Action {
     Restart,
     Stop,
     Start,
+    Sleep,
+    Wake,
 }
 
 /// A parsed button of this module.
@@ -136,6 +138,8 @@ pub fn parse_button(data: &str) -> Result<Pressed, BadButton> {
         ("t", "r") => Button::Act(Action::Restart, id),
         ("t", "s") => Button::Act(Action::Stop, id),
         ("t", "g") => Button::Act(Action::Start, id),
+        ("t", "z") => Button::Act(Action::Sleep, id),
+        ("t", "w") => Button::Act(Action::Wake, id),
         ("t", "l") => Button::Logs(id),
         ("t", "x") => Button::AskRemove(id),
         ("rm", "k") => Button::RemoveKeep(id),
@@ -331,6 +335,8 @@ pub async fn act(
         Action::Restart => "Restarting",
         Action::Stop => "Stopping",
         Action::Start => "Starting",
+        Action::Sleep => "Putting to sleep",
+        Action::Wake => "Waking",
     };
     let working = send(
         bot,
@@ -355,6 +361,30 @@ pub async fn act(
             .map(|started| match started {
                 Started::Started => "clients.started",
                 Started::AlreadyRunning => "clients.already_running",
+            }),
+        Action::Sleep => {
+            fleet::sleep::sleep(&ctx.app, actor, id, fleet::sleep::SleepCause::Operator)
+                .await
+                .map(|slept| {
+                    if slept.already {
+                        "clients.already_asleep"
+                    } else {
+                        "clients.slept"
+                    }
+                })
+                .map_err(|err| match err {
+                    fleet::sleep::SleepError::Other(err) => err,
+                    refused => anyhow::Error::new(refused),
+                })
+        }
+        Action::Wake => fleet::sleep::wake(&ctx.app, actor, id, fleet::sleep::WakeCause::Operator)
+            .await
+            .map(|woken| {
+                if woken.was_asleep {
+                    "clients.woken"
+                } else {
+                    "clients.already_awake"
+                }
             }),
     };
     let text = match result {
@@ -697,6 +727,7 @@ fn emoji(view: &TenantView) -> &'static str {
         (ViewState::Running, Health::Ok) => "🟢",
         (ViewState::Running, _) => "🟡",
         (ViewState::Stopped, _) => "⏹",
+        (ViewState::Sleeping, _) => "💤",
         (ViewState::Creating | ViewState::Removing, _) => "⏳",
         (ViewState::Failed | ViewState::Missing, _) => "🔴",
     }

@@ -50,6 +50,8 @@ impl OnTenant {
             OnTenant::Act(Action::Restart) => "/restart <id>",
             OnTenant::Act(Action::Stop) => "/stop <id>",
             OnTenant::Act(Action::Start) => "/startcell <id>",
+            OnTenant::Act(Action::Sleep) => "/sleep <id>",
+            OnTenant::Act(Action::Wake) => "/wake <id>",
             OnTenant::AskRemove => "/remove <id>",
             OnTenant::Unmute => "/unmute <id>",
             OnTenant::Resume => "/resume <id>",
@@ -87,6 +89,14 @@ pub(crate) fn handler() -> UpdateHandler<BoxError> {
         .branch(on_tenant_branch(
             case![Command::StartCell(arg)],
             OnTenant::Act(Action::Start),
+        ))
+        .branch(on_tenant_branch(
+            case![Command::Sleep(arg)],
+            OnTenant::Act(Action::Sleep),
+        ))
+        .branch(on_tenant_branch(
+            case![Command::Wake(arg)],
+            OnTenant::Act(Action::Wake),
         ))
         .branch(case![Command::Upgrade(arg)].endpoint(upgrade))
         .branch(on_tenant_branch(

@@ -77,6 +77,12 @@ pub enum Command {
     Stop(String),
     #[command(description = "start a client's cell: /startcell <id>")]
     StartCell(String),
+    #[command(
+        description = "put an idle client's cell to sleep (wakes on its next message): /sleep <id>"
+    )]
+    Sleep(String),
+    #[command(description = "wake a sleeping client's cell: /wake <id>")]
+    Wake(String),
     #[command(description = "move a client's cell to another pinned image: /upgrade <id> [image]")]
     Upgrade(String),
     #[command(description = "remove a client (asks first): /remove <id>")]

@@ -197,6 +197,37 @@ pub(crate) fn stopped(id: &TenantId, stopped: &Stopped) -> String {
     }
 }
 
+pub(crate) fn slept(slept: &crate::fleet::sleep::Slept) -> String {
+    let id = &slept.tenant;
+    if slept.already {
+        return format!("{id} was already asleep");
+    }
+    let mut line =
+        format!("{id} is asleep: container stopped; it wakes on its client's next message");
+    if let Some(at) = slept.wake_at {
+        line.push_str(&format!(
+            ", and at {} for its next scheduled job",
+            rfc3339(at)
+        ));
+    }
+    if !slept.usage_read {
+        line.push_str(" (its usage could not be read first; the last reading stands)");
+    }
+    line
+}
+
+pub(crate) fn woken(woken: &crate::fleet::sleep::Woken) -> String {
+    let id = &woken.tenant;
+    if !woken.was_asleep {
+        return format!("{id} is awake already");
+    }
+    format!(
+        "woke {id}: container started in {:.1}s, gateway healthy in {:.1}s",
+        woken.started_in.as_secs_f64(),
+        woken.healthy_in.as_secs_f64()
+    )
+}
+
 pub(crate) fn hooks(id: &TenantId, on: bool, changed: bool) -> String {
     let what = if on {
         "on: /hooks/wake and /hooks/agent (agent main) answer the cell's hooks token"

@@ -38,11 +38,19 @@ pub(crate) enum TenantCommand {
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
-    /// Wake a tenant's agent through its webhook (hooks must be on).
+    /// Put a running tenant to sleep now: usage read, container stopped; it
+    /// wakes on its client's next message, before a scheduled job, or with `wake`.
+    Sleep {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wake a sleeping tenant's cell (and wait for its gateway); with a text,
+    /// also wake its agent through its webhook (hooks must be on).
     Wake {
         id: String,
-        /// The system event text the agent gets.
-        text: String,
+        /// The system event text the agent gets (through /hooks/wake).
+        text: Option<String>,
         /// Wake at the next heartbeat instead of now.
         #[arg(long)]
         next_heartbeat: bool,
@@ -202,17 +210,37 @@ pub(crate) async fn run(
             let changed = fleet::set_hooks(&app, &actor, &id, on).await?;
             render::print_line(&render::hooks(&id, on, changed))
         }
+        TenantCommand::Sleep { id, json } => {
+            let id = parse_id(&id)?;
+            let slept = fleet::sleep::sleep(&app, &actor, &id, fleet::sleep::SleepCause::Operator)
+                .await
+                .map_err(sleep_error)?;
+            if json {
+                return render::print_json(&views::Slept::new(&slept));
+            }
+            render::print_line(&render::slept(&slept))
+        }
         TenantCommand::Wake {
             id,
             text,
             next_heartbeat,
         } => {
             let id = parse_id(&id)?;
-            if text.trim().is_empty() {
+            if text.as_deref().is_some_and(|text| text.trim().is_empty()) {
                 bail!(BadInput(
                     "the wake text is empty; say what the agent should look at".into()
                 ));
             }
+            let asleep = fleet::record(&app, &id)?.state == crate::tenant::CellState::Sleeping;
+            if asleep || text.is_none() {
+                let woken =
+                    fleet::sleep::wake(&app, &actor, &id, fleet::sleep::WakeCause::Operator)
+                        .await?;
+                render::print_line(&render::woken(&woken))?;
+            }
+            let Some(text) = text else {
+                return Ok(());
+            };
             let wake = fleet::Wake {
                 text,
                 next_heartbeat,
@@ -443,4 +471,14 @@ pub(crate) fn read_secret(
         bail!(BadInput(format!("the {what} is empty")));
     }
     Ok(Some(Secret::new(text)))
+}
+
+/// A refused sleep is the operator's input meeting the tenant's state: exit 2.
+fn sleep_error(err: fleet::sleep::SleepError) -> anyhow::Error {
+    use fleet::sleep::SleepError;
+    match err {
+        SleepError::Other(err) => err,
+        SleepError::Locked(busy) => busy.into(),
+        refused => BadInput(refused.to_string()).into(),
+    }
 }

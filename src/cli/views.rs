@@ -11,6 +11,26 @@ use crate::fleet::{Bill, BudgetStatus, FleetSummary, Period as UsagePeriod, Summ
 use crate::tenant::{TenantId, Usd};
 use crate::usage::period::PeriodSpec;
 
+/// `tenant sleep --json`.
+#[derive(Serialize)]
+pub(crate) struct Slept {
+    id: String,
+    already: bool,
+    wake_at: Option<String>,
+    usage_read: bool,
+}
+
+impl Slept {
+    pub(crate) fn new(slept: &crate::fleet::sleep::Slept) -> Slept {
+        Slept {
+            id: slept.tenant.to_string(),
+            already: slept.already,
+            wake_at: slept.wake_at.map(rfc3339),
+            usage_read: slept.usage_read,
+        }
+    }
+}
+
 /// A tenant: `list --json` (an array of them), `create --json`.
 #[derive(Serialize)]
 pub(crate) struct Tenant {

@@ -135,6 +135,15 @@ pub(crate) async fn pair_cell(
     }
 }
 
+/// The tenant sleeps: its gateway does not run until it is woken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{tenant} is asleep (idle, its container stopped); wake it with `mtp tenant wake {tenant}` or /wake {tenant}, or send its bot a message"
+)]
+pub struct Asleep {
+    pub tenant: TenantId,
+}
+
 /// The tenant's pooled gateway connection (opened now if needed).
 ///
 /// # Errors
@@ -142,6 +151,12 @@ pub(crate) async fn pair_cell(
 /// Unknown tenant, not paired, or the gateway refusing.
 pub(crate) async fn client(app: &App, tenant: &TenantId) -> anyhow::Result<gateway::Client> {
     let record = known(app, tenant)?;
+    if record.state == crate::tenant::CellState::Sleeping {
+        return Err(Asleep {
+            tenant: tenant.clone(),
+        }
+        .into());
+    }
     register(app, &record)?;
     app.pool
         .client(tenant)

@@ -270,6 +270,8 @@ pub(crate) async fn provision(
             purge_on_remove: false,
             muted_until: None,
             maintenance_until: cell.quiet_until,
+            slept_at: None,
+            wake_at: None,
         })
     });
     let mut record = match record {

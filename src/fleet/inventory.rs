@@ -14,6 +14,8 @@ pub enum ViewState {
     Creating,
     Running,
     Stopped,
+    /// Idle, its container stopped; it wakes on its client's next message.
+    Sleeping,
     Failed,
     /// A removal is in progress (or died half-way; reconcile finishes it).
     Removing,
@@ -28,6 +30,7 @@ impl ViewState {
             ViewState::Creating => "creating",
             ViewState::Running => "running",
             ViewState::Stopped => "stopped",
+            ViewState::Sleeping => "sleeping",
             ViewState::Failed => "failed",
             ViewState::Removing => "removing",
             ViewState::Missing => "missing",
@@ -238,6 +241,7 @@ async fn view(app: &App, record: TenantRecord) -> anyhow::Result<TenantView> {
         (CellState::Removing, _) => ViewState::Removing,
         (_, None) => ViewState::Missing,
         (_, Some(_)) if running => ViewState::Running,
+        (CellState::Sleeping, Some(_)) => ViewState::Sleeping,
         (_, Some(_)) => ViewState::Stopped,
     };
     let health = if running {

@@ -49,6 +49,10 @@ pub(crate) async fn start_locked(
     tenant: &TenantId,
 ) -> anyhow::Result<Started> {
     let record = known(app, tenant)?;
+    if record.state == CellState::Sleeping {
+        // Its bot's watch ends before the cell polls the token itself.
+        crate::fleet::sleep::leave_sleep(app, tenant).await?;
+    }
     let result = async {
         let started = app.runtime.start(tenant).await?;
         wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await?;
@@ -97,6 +101,9 @@ pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Res
     reconcile_first(app, actor).await?;
     let _guard = lock::acquire(app, tenant, Op::Restart, actor)?;
     let record = known(app, tenant)?;
+    if record.state == CellState::Sleeping {
+        crate::fleet::sleep::leave_sleep(app, tenant).await?;
+    }
     let result = async {
         app.runtime.restart(tenant).await?;
         wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await
@@ -111,6 +118,8 @@ pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Res
 fn set_state(app: &App, tenant: &TenantId, state: CellState) -> anyhow::Result<()> {
     app.store.update_tenant(tenant, |record| {
         record.state = state;
+        record.slept_at = None;
+        record.wake_at = None;
         record.updated_at = now();
         Ok(())
     })?;

@@ -38,10 +38,12 @@ pub enum Op {
     Repair,
     Backup,
     Restore,
+    Sleep,
+    Wake,
 }
 
 impl Op {
-    const ALL: [Op; 14] = [
+    const ALL: [Op; 16] = [
         Op::Create,
         Op::Start,
         Op::Stop,
@@ -56,6 +58,8 @@ impl Op {
         Op::Repair,
         Op::Backup,
         Op::Restore,
+        Op::Sleep,
+        Op::Wake,
     ];
 
     #[must_use]
@@ -75,6 +79,8 @@ impl Op {
             Op::Repair => "repair",
             Op::Backup => "backup",
             Op::Restore => "restore",
+            Op::Sleep => "sleep",
+            Op::Wake => "wake",
         }
     }
 
@@ -96,6 +102,8 @@ impl Op {
             Op::Repair => "repaired",
             Op::Backup => "backed up",
             Op::Restore => "restored",
+            Op::Sleep => "put to sleep",
+            Op::Wake => "woken",
         }
     }
 }

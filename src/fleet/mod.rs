@@ -24,6 +24,7 @@ mod lifecycle;
 pub mod lock;
 mod obstacle;
 mod reconcile;
+pub mod sleep;
 mod telegram;
 pub mod template;
 mod upgrade;
@@ -92,6 +93,8 @@ pub struct App {
     http: gateway::Http,
     /// The cells' newest memory samples (taken in the background by sweeps).
     memory: Arc<health::MemorySamples>,
+    /// The sleeping tenants' bots this process watches (`sleep::watch_bot`).
+    watches: sleep::Watches,
 }
 
 impl App {
@@ -142,6 +145,7 @@ impl App {
             pool,
             http,
             memory: Arc::default(),
+            watches: sleep::Watches::default(),
         })
     }
 

@@ -64,6 +64,8 @@ pub enum Repaired {
     Recreated,
     /// The container existed but had never been started; it was started.
     Started,
+    /// A sleeping tenant's container still ran (a sleep died half-way); it was stopped.
+    Stopped,
     /// Nothing needed doing.
     Nothing,
 }
@@ -110,12 +112,13 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
         let cell = cells.iter().find(|cell| cell.tenant == record.id);
         let needs_attention = match record.state {
             CellState::Creating | CellState::Removing => true,
-            CellState::Running | CellState::Stopped => {
+            CellState::Running | CellState::Stopped | CellState::Sleeping => {
                 record.maintenance_until.is_some()
                     || match cell {
                         None => true,
                         Some(cell) => {
                             (record.state == CellState::Running && cell.state == "created")
+                                || (record.state == CellState::Sleeping && cell.state == "running")
                                 || cell.state == "paused"
                         }
                     }
@@ -144,7 +147,7 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
         // a frozen cell whose lock was free is a dead backup's.
         if matches!(
             record.state,
-            CellState::Running | CellState::Stopped | CellState::Failed
+            CellState::Running | CellState::Stopped | CellState::Sleeping | CellState::Failed
         ) {
             match app.runtime.thaw(&record.id).await {
                 Ok(true) => {
@@ -184,7 +187,7 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
                     Err(_) => report.missing.push(record.id.clone()),
                 }
             }
-            CellState::Running | CellState::Stopped => {
+            CellState::Running | CellState::Stopped | CellState::Sleeping => {
                 end_dead_maintenance(app, &record);
                 let result = repair_locked(app, &record).await;
                 if !matches!(result, Ok(Repaired::Nothing)) {
@@ -241,9 +244,12 @@ pub async fn repair(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Resu
 
 async fn repair_locked(app: &App, record: &TenantRecord) -> anyhow::Result<Repaired> {
     let tenant = &record.id;
-    if !matches!(record.state, CellState::Running | CellState::Stopped) {
+    if !matches!(
+        record.state,
+        CellState::Running | CellState::Stopped | CellState::Sleeping
+    ) {
         bail!(
-            "{tenant} is {}; only a running or stopped tenant's container is made again",
+            "{tenant} is {}; only a running, stopped or sleeping tenant's container is made again",
             record.state
         );
     }
@@ -252,6 +258,11 @@ async fn repair_locked(app: &App, record: &TenantRecord) -> anyhow::Result<Repai
         Some(status) if never_started(&status) && record.state == CellState::Running => {
             app.runtime.start(tenant).await?;
             Ok(Repaired::Started)
+        }
+        // A sleep that died between its record and its stop: finish it.
+        Some(status) if record.state == CellState::Sleeping && status.state == "running" => {
+            app.runtime.stop(tenant).await?;
+            Ok(Repaired::Stopped)
         }
         Some(_) => Ok(Repaired::Nothing),
         None => {

@@ -160,6 +160,14 @@ pub async fn upgrade(
     app.pool.close(tenant);
 
     let from = record.image.clone();
+    // A sleeping tenant is woken by its upgrade: the new image is proven by a
+    // healthy, paired gateway, and it sleeps again when idle.
+    if record.state == CellState::Sleeping {
+        crate::fleet::sleep::leave_sleep(app, tenant)
+            .await
+            .map_err(|err| UpgradeError::Refused(format!("cannot wake it first: {err:#}")))?;
+        record.state = CellState::Running;
+    }
     let start = record.state == CellState::Running;
     let result = replace(app, &mut record, &image, &secrets, start, progress).await;
     let outcome = match &result {
@@ -242,9 +250,12 @@ async fn validate(
     let record = known(app, tenant)?;
     let image = image.map_or_else(|| app.config.cell.image.clone(), str::to_string);
     check_pinned(&image)?;
-    if !matches!(record.state, CellState::Running | CellState::Stopped) {
+    if !matches!(
+        record.state,
+        CellState::Running | CellState::Stopped | CellState::Sleeping
+    ) {
         bail!(
-            "{tenant} is {}; only a running or stopped tenant can be upgraded",
+            "{tenant} is {}; only a running, stopped or sleeping tenant can be upgraded",
             record.state.as_str()
         );
     }

@@ -89,8 +89,10 @@ impl Schedule {
     ) {
         let now = fleet::now();
         for record in records {
-            if !matches!(record.state, CellState::Running | CellState::Stopped)
-                || record.quiet_until().is_some_and(|until| until > now)
+            if !matches!(
+                record.state,
+                CellState::Running | CellState::Stopped | CellState::Sleeping
+            ) || record.quiet_until().is_some_and(|until| until > now)
             {
                 continue;
             }

@@ -15,7 +15,10 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::process_collector::ProcessCollector;
-use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
+    Registry, TextEncoder,
+};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +37,9 @@ pub struct Metrics {
     sweep_duration: Gauge,
     sweeps: IntCounter,
     last_sweep: Gauge,
+    sleeping: Gauge,
+    wakes: IntCounterVec,
+    wake_latency: HistogramVec,
     /// Tenants seen in the last sweep, to drop series of removed tenants.
     tenants: Mutex<Vec<String>>,
 }
@@ -92,7 +98,30 @@ impl Metrics {
             "health sweeps finished since the admin started",
         )?;
         registry.register(Box::new(sweeps.clone()))?;
-        for gauge in [&sweep_duration, &last_sweep] {
+        let sleeping = Gauge::new(
+            "mtp_tenants_sleeping",
+            "tenants asleep (container stopped while idle)",
+        )?;
+        let wakes = IntCounterVec::new(
+            Opts::new(
+                "mtp_wakes_total",
+                "sleeping tenants woken by this admin, by cause",
+            ),
+            &["cause"],
+        )?;
+        registry.register(Box::new(wakes.clone()))?;
+        let wake_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "mtp_wake_latency_seconds",
+                "from the wake's start (a message: when the watch saw it) to each stage",
+            )
+            .buckets(vec![
+                0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0,
+            ]),
+            &["stage"],
+        )?;
+        registry.register(Box::new(wake_latency.clone()))?;
+        for gauge in [&sweep_duration, &last_sweep, &sleeping] {
             registry.register(Box::new(gauge.clone()))?;
         }
         let pid = i32::try_from(std::process::id()).context("the admin's pid")?;
@@ -108,6 +137,9 @@ impl Metrics {
             sweep_duration,
             sweeps,
             last_sweep,
+            sleeping,
+            wakes,
+            wake_latency,
             tenants: Mutex::new(Vec::new()),
         }))
     }
@@ -166,6 +198,28 @@ impl Metrics {
         self.sweep_duration.set(sweep.duration.as_secs_f64());
         self.sweeps.inc();
         self.last_sweep.set(sweep.at as f64);
+    }
+
+    /// How many tenants sleep now.
+    pub fn set_sleeping(&self, count: usize) {
+        self.sleeping.set(count as f64);
+    }
+
+    /// One wake this admin made: its cause and how long each stage took.
+    pub fn observe_wake(&self, cause: &str, woken: &crate::fleet::sleep::Woken) {
+        self.wakes.with_label_values(&[cause]).inc();
+        let stages = [
+            ("started", Some(woken.started_in)),
+            ("healthy", Some(woken.healthy_in)),
+            ("polling", woken.polling_in),
+        ];
+        for (stage, took) in stages {
+            if let Some(took) = took {
+                self.wake_latency
+                    .with_label_values(&[stage])
+                    .observe(took.as_secs_f64());
+            }
+        }
     }
 
     /// Sets how many checks of each tenant are DOWN.

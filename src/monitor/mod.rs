@@ -14,6 +14,7 @@ pub mod backups;
 pub mod crashes;
 pub mod metrics;
 pub mod rules;
+pub mod sleep;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -762,7 +763,7 @@ async fn repair_missing(
     let (made_again, last_error) = match fleet::repair(app, &actor, tenant).await {
         Ok(fleet::Repaired::Recreated | fleet::Repaired::Started) => (true, None),
         // A container exists again (an operator's action since the sweep).
-        Ok(fleet::Repaired::Nothing) => {
+        Ok(fleet::Repaired::Nothing | fleet::Repaired::Stopped) => {
             memory.missing.remove(tenant);
             return None;
         }
@@ -927,6 +928,8 @@ mod tests {
                 purge_on_remove: false,
                 muted_until: None,
                 maintenance_until: None,
+                slept_at: None,
+                wake_at: None,
             },
             container: Ok(Some(ContainerStatus {
                 container_id: "c".into(),

@@ -12,7 +12,8 @@ use crate::tenant::{
 /// The encoding version of `TenantRow`; bump it when a field changes meaning.
 /// v2: the `removing` state, create progress and the maintenance window (v1
 /// rows read as they are; their creator pid fields are ignored).
-const TENANT_ROW_VERSION: u32 = 2;
+/// v3: the `sleeping` state, with when it slept and when it wakes.
+const TENANT_ROW_VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct TenantRow {
@@ -48,6 +49,10 @@ struct TenantRow {
     purge_on_remove: bool,
     #[serde(default)]
     maintenance_until: Option<i64>,
+    #[serde(default)]
+    slept_at: Option<i64>,
+    #[serde(default)]
+    wake_at: Option<i64>,
 }
 
 pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
@@ -77,6 +82,8 @@ pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
         made_container: record.create_progress.container,
         purge_on_remove: record.purge_on_remove,
         maintenance_until: record.maintenance_until,
+        slept_at: record.slept_at,
+        wake_at: record.wake_at,
     };
     Ok(serde_json::to_vec(&row)?)
 }
@@ -133,6 +140,8 @@ pub(super) fn decode_tenant(bytes: &[u8]) -> anyhow::Result<TenantRecord> {
         purge_on_remove: row.purge_on_remove,
         muted_until: row.muted_until,
         maintenance_until: row.maintenance_until,
+        slept_at: row.slept_at,
+        wake_at: row.wake_at,
     })
 }
 

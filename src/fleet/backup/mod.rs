@@ -328,7 +328,7 @@ pub async fn backup_all(
     for record in app.store.tenants()? {
         if !matches!(
             record.state,
-            CellState::Running | CellState::Stopped | CellState::Failed
+            CellState::Running | CellState::Stopped | CellState::Sleeping | CellState::Failed
         ) {
             continue;
         }
