@@ -722,6 +722,56 @@ pub(crate) fn obstacle_hint(ctx: &Ctx, obstacle: &Obstacle) -> String {
     }
 }
 
+/// `/capacity`: the host's memory, a cell's measured footprint, how many more fit.
+pub async fn capacity(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
+    let capacity = match fleet::capacity::capacity(&ctx.app).await {
+        Ok(capacity) => capacity,
+        Err(err) => return say(bot, chat, failure_text(ctx, "Measuring", &err)).await,
+    };
+    let gib = |bytes: u64| format!("{:.1}", bytes as f64 / f64::from(1u32 << 30));
+    let mut text = ctx.texts.get(
+        "clients.capacity_host",
+        &[
+            ("host", &gib(capacity.host_memory)),
+            ("reserve", &gib(capacity.reserve)),
+            ("in_use", &gib(capacity.in_use)),
+            ("free", &gib(capacity.free)),
+            ("running", &capacity.running.to_string()),
+            ("sleeping", &capacity.sleeping.to_string()),
+            ("stopped", &capacity.stopped.to_string()),
+        ],
+    );
+    text.push('\n');
+    match (
+        capacity.footprint,
+        capacity.more_running,
+        capacity.more_at_mix,
+    ) {
+        (Some(cell), Some(running), Some(mix)) => {
+            text.push_str(&ctx.texts.get(
+                "clients.capacity_cells",
+                &[
+                    ("idle", &gib(cell.idle)),
+                    ("active", &gib(cell.active)),
+                    ("samples", &cell.samples.to_string()),
+                    ("cells", &cell.cells.to_string()),
+                    ("more_running", &running.to_string()),
+                    ("more_mix", &mix.to_string()),
+                ],
+            ));
+            if let Some(short) = capacity.all_awake_short.filter(|short| *short > 0) {
+                text.push('\n');
+                text.push_str(
+                    &ctx.texts
+                        .get("clients.capacity_all_awake", &[("short", &gib(short))]),
+                );
+            }
+        }
+        _ => text.push_str(&ctx.texts.plain("clients.capacity_unmeasured")),
+    }
+    say(bot, chat, text).await
+}
+
 fn emoji(view: &TenantView) -> &'static str {
     match (view.state, view.health) {
         (ViewState::Running, Health::Ok) => "🟢",

@@ -105,6 +105,7 @@ pub(crate) fn handler() -> UpdateHandler<BoxError> {
         ))
         .branch(case![Command::Logs(arg)].endpoint(logs))
         .branch(case![Command::Health].endpoint(health))
+        .branch(case![Command::Capacity].endpoint(capacity))
         .branch(case![Command::Mute(arg)].endpoint(mute))
         .branch(on_tenant_branch(
             case![Command::Unmute(arg)],
@@ -254,6 +255,10 @@ async fn logs(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResul
 
 async fn health(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
     alerts::health(&bot, msg.chat.id, &ctx).await
+}
+
+async fn capacity(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
+    clients::capacity(&bot, msg.chat.id, &ctx).await
 }
 
 async fn mute(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {

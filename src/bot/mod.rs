@@ -91,6 +91,10 @@ pub enum Command {
     Logs(String),
     #[command(description = "the fleet as of the last health sweep")]
     Health,
+    #[command(
+        description = "host memory, a cell's measured footprint, and how many more clients fit"
+    )]
+    Capacity,
     #[command(description = "mute a client's alerts: /mute <id> <duration, e.g. 2h>")]
     Mute(String),
     #[command(description = "alerts on again: /unmute <id>")]

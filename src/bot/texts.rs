@@ -130,6 +130,27 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("clients", "stopped", &["id"]),
     ("clients", "already_stopped", &["id"]),
     ("clients", "slept", &["id"]),
+    (
+        "clients",
+        "capacity_host",
+        &[
+            "host", "reserve", "in_use", "free", "running", "sleeping", "stopped",
+        ],
+    ),
+    (
+        "clients",
+        "capacity_cells",
+        &[
+            "idle",
+            "active",
+            "samples",
+            "cells",
+            "more_running",
+            "more_mix",
+        ],
+    ),
+    ("clients", "capacity_all_awake", &["short"]),
+    ("clients", "capacity_unmeasured", &[]),
     ("clients", "already_asleep", &["id"]),
     ("clients", "woken", &["id"]),
     ("clients", "already_awake", &["id"]),

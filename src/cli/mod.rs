@@ -68,6 +68,8 @@ enum Command {
     /// Encrypted backups of tenants and of the admin's store; restores and drills (README, "Backups").
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// This host's memory, a cell's measured footprint, and how many more tenants fit.
+    Capacity(tenant::JsonFlag),
 }
 
 /// An error that means "bad input, nothing changed": exit code 2.
@@ -157,6 +159,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit(args) => audit::run(config, args).await,
         Command::Backup(command) => backup::run(config, command).await,
+        Command::Capacity(flag) => {
+            let app = App::open(config).await?;
+            let capacity = crate::fleet::capacity::capacity(&app).await?;
+            if flag.json {
+                return render::print_json(&views::Capacity::new(&capacity));
+            }
+            render::print_line(&render::capacity(&capacity))
+        }
     }
 }
 

@@ -197,6 +197,48 @@ pub(crate) fn stopped(id: &TenantId, stopped: &Stopped) -> String {
     }
 }
 
+pub(crate) fn capacity(capacity: &crate::fleet::capacity::Capacity) -> String {
+    let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30));
+    let mut lines = vec![
+        format!(
+            "host memory {} ({} kept for the host, Docker and the admin); running cells use {}; {} free",
+            gib(capacity.host_memory),
+            gib(capacity.reserve),
+            gib(capacity.in_use),
+            gib(capacity.free)
+        ),
+        format!(
+            "tenants: {} running, {} sleeping, {} stopped",
+            capacity.running, capacity.sleeping, capacity.stopped
+        ),
+    ];
+    match (capacity.footprint, capacity.more_running, capacity.more_at_mix) {
+        (Some(cell), Some(running), Some(mix)) => {
+            lines.push(format!(
+                "a cell takes {} idle (median) and {} active (95th percentile), from {} samples of {} cells",
+                gib(cell.idle),
+                gib(cell.active),
+                cell.samples,
+                cell.cells
+            ));
+            lines.push(format!(
+                "room for {running} more running, or {mix} more at the current mix of running and sleeping"
+            ));
+            if let Some(short) = capacity.all_awake_short.filter(|short| *short > 0) {
+                lines.push(format!(
+                    "if every sleeping tenant woke at once, {} would be missing",
+                    gib(short)
+                ));
+            }
+        }
+        _ => lines.push(
+            "no cell's memory measured yet: `mtp serve` samples running cells every monitor interval"
+                .to_string(),
+        ),
+    }
+    lines.join("\n")
+}
+
 pub(crate) fn slept(slept: &crate::fleet::sleep::Slept) -> String {
     let id = &slept.tenant;
     if slept.already {

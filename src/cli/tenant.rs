@@ -99,7 +99,7 @@ pub(crate) enum TenantCommand {
 pub(crate) struct JsonFlag {
     /// Machine-readable output (documented in the README).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Args)]

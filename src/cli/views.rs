@@ -11,6 +11,44 @@ use crate::fleet::{Bill, BudgetStatus, FleetSummary, Period as UsagePeriod, Summ
 use crate::tenant::{TenantId, Usd};
 use crate::usage::period::PeriodSpec;
 
+/// `capacity --json`: bytes, counts, and `null` for what is not measured yet.
+#[derive(Serialize)]
+pub(crate) struct Capacity {
+    host_memory_bytes: u64,
+    reserve_bytes: u64,
+    in_use_bytes: u64,
+    free_bytes: u64,
+    running: usize,
+    sleeping: usize,
+    stopped: usize,
+    idle_cell_bytes: Option<u64>,
+    active_cell_bytes: Option<u64>,
+    samples: usize,
+    more_running: Option<u64>,
+    more_at_current_mix: Option<u64>,
+    all_awake_short_bytes: Option<u64>,
+}
+
+impl Capacity {
+    pub(crate) fn new(capacity: &crate::fleet::capacity::Capacity) -> Capacity {
+        Capacity {
+            host_memory_bytes: capacity.host_memory,
+            reserve_bytes: capacity.reserve,
+            in_use_bytes: capacity.in_use,
+            free_bytes: capacity.free,
+            running: capacity.running,
+            sleeping: capacity.sleeping,
+            stopped: capacity.stopped,
+            idle_cell_bytes: capacity.footprint.map(|f| f.idle),
+            active_cell_bytes: capacity.footprint.map(|f| f.active),
+            samples: capacity.footprint.map_or(0, |f| f.samples),
+            more_running: capacity.more_running,
+            more_at_current_mix: capacity.more_at_mix,
+            all_awake_short_bytes: capacity.all_awake_short,
+        }
+    }
+}
+
 /// `tenant sleep --json`.
 #[derive(Serialize)]
 pub(crate) struct Slept {

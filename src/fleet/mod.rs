@@ -11,6 +11,7 @@ mod audit;
 pub mod backup;
 mod billing;
 mod budget;
+pub mod capacity;
 pub mod catalog;
 mod cell;
 pub(crate) mod cell_gateway;

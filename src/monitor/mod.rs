@@ -288,6 +288,9 @@ async fn sweep(
         }
     };
     metrics.observe(&sweep);
+    if let Err(err) = fleet::capacity::record_footprints(app, &sweep) {
+        tracing::warn!(cause = %format!("{err:#}"), "cannot store the cells' memory samples");
+    }
     let records: Vec<_> = sweep.tenants.iter().map(|t| t.record.clone()).collect();
     let _ = latest.send(Some(Arc::new(sweep)));
     if let Some(digest) = due_digest(app, settings, latest, memory) {

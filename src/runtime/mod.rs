@@ -87,6 +87,18 @@ impl Runtime {
         Runtime { docker }
     }
 
+    /// The engine host's total memory in bytes, as Docker reports it.
+    ///
+    /// # Errors
+    ///
+    /// Docker cannot be asked.
+    pub async fn host_memory(&self) -> Result<u64> {
+        let info = self.docker.info().await?;
+        let total = info.mem_total.unwrap_or_default();
+        u64::try_from(total)
+            .map_err(|_| Error::Other(format!("Docker reports {total} bytes of memory")))
+    }
+
     pub(crate) fn docker(&self) -> &Docker {
         &self.docker
     }

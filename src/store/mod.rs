@@ -58,6 +58,9 @@ const AUDIT_CLOCK_SLACK: i64 = 300;
 const ALERTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("alerts");
 /// Key: Telegram chat id of an operator; value: the bot's encoded dialogue state.
 const DIALOGUES: TableDefinition<i64, &[u8]> = TableDefinition::new("dialogues");
+/// Key: tenant id; value: its newest memory samples, `[[unix seconds, bytes], …]`
+/// (JSON), oldest first.
+const FOOTPRINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("footprints");
 
 /// Failures a caller may branch on; everything else is `Other`.
 #[derive(Debug, thiserror::Error)]
@@ -717,6 +720,73 @@ impl Store {
             }
             txn.commit()?;
             Ok(())
+        })
+    }
+}
+
+impl Store {
+    /// Adds one memory sample per tenant (one sweep's worth) in one
+    /// transaction, keeping each tenant's newest `keep`; tenants not in
+    /// `samples` and without a record are forgotten.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures.
+    pub fn add_footprints(&self, at: i64, samples: &[(TenantId, u64)], keep: usize) -> Result<()> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(FOOTPRINTS)?;
+                for (tenant, bytes) in samples {
+                    let mut series: Vec<(i64, u64)> = match table.get(tenant.as_str())? {
+                        Some(value) => serde_json::from_slice(value.value()).unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    series.push((at, *bytes));
+                    let extra = series.len().saturating_sub(keep);
+                    series.drain(..extra);
+                    table.insert(tenant.as_str(), serde_json::to_vec(&series)?.as_slice())?;
+                }
+                let tenants = txn.open_table(TENANTS)?;
+                let mut gone = Vec::new();
+                for row in table.iter()? {
+                    let (key, _) = row?;
+                    if tenants.get(key.value())?.is_none() {
+                        gone.push(key.value().to_string());
+                    }
+                }
+                for key in gone {
+                    table.remove(key.as_str())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Every tenant's stored memory samples, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures.
+    pub fn footprints(&self) -> Result<Vec<(TenantId, Vec<(i64, u64)>)>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let Some(table) = open_if_exists(&txn, FOOTPRINTS)? else {
+                return Ok(Vec::new());
+            };
+            let mut all = Vec::new();
+            for row in table.iter()? {
+                let (key, value) = row?;
+                let Ok(tenant) = key.value().parse::<TenantId>() else {
+                    continue;
+                };
+                let series = serde_json::from_slice(value.value()).unwrap_or_default();
+                all.push((tenant, series));
+            }
+            Ok(all)
         })
     }
 }
