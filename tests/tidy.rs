@@ -179,7 +179,7 @@ const CRATES: &[(&str, &[&str])] = &[
     ("clap", &["cli/", "main.rs"]),
     ("indicatif", &["cli/"]),
     // The stated exception: a restore clears the copied cell's dead leases.
-    ("rusqlite", &["fleet/backup/restore.rs"]),
+    ("rusqlite", &["fleet/cell_db.rs"]),
     // The stated exception: fleet/telegram.rs proves a tenant token with getMe.
     ("teloxide", &["bot/", "fleet/telegram.rs"]),
 ];

@@ -198,7 +198,7 @@ mod tests {
     #[test]
     fn idle_is_the_median_and_active_the_95th_percentile() {
         let id: TenantId = "acme".parse().unwrap();
-        let samples: Vec<(i64, u64)> = (1..=100).map(|n| (n, n * 10)).collect();
+        let samples: Vec<(i64, u64)> = (1..=100u64).map(|n| (n as i64, n * 10)).collect();
         let measured = footprint(&[(id, samples)]).unwrap();
         assert_eq!(measured.idle, 500);
         assert_eq!(measured.active, 950);

@@ -14,6 +14,7 @@ mod budget;
 pub mod capacity;
 pub mod catalog;
 mod cell;
+mod cell_db;
 pub(crate) mod cell_gateway;
 mod create;
 mod dialogues;

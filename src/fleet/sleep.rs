@@ -51,8 +51,9 @@ const CHANNEL_WAIT: Duration = Duration::from_secs(60);
 /// What a gateway says of its own activity.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Activity {
-    /// Unix seconds of the newest inbound message, agent run or session
-    /// change the gateway knows of (cron and heartbeat sessions left out).
+    /// Unix seconds of the newest conversation turn (`sessions.list`'s
+    /// `lastInteractionAt`, which heartbeats and cron runs leave alone) or
+    /// inbound Telegram message (`channels.status`, known since the gateway's start).
     pub last_at: Option<i64>,
     /// An agent run is going on now.
     pub busy: bool,
@@ -98,7 +99,7 @@ pub enum SleepError {
         every: Duration,
         after: Duration,
     },
-    #[error("{tenant} is busy: an agent run is going on; try again when it ends")]
+    #[error("{tenant} is busy (an agent run, or a message that just came in); it stays awake")]
     Busy { tenant: TenantId },
     #[error(transparent)]
     Locked(lock::Busy),
@@ -157,17 +158,19 @@ pub async fn activity(app: &App, tenant: &TenantId) -> anyhow::Result<Activity> 
             activity.last_at = Some(activity.last_at.map_or(at, |old: i64| old.max(at)));
         }
     };
+    // `lastInteractionAt` is kept in the cell's SQLite store and moved only by
+    // a real conversation turn: heartbeats and cron runs move `updatedAt`,
+    // never it (checked against the 2026.9.6 image).
     let sessions = client
         .call(
             "sessions.list",
-            json!({ "limit": 20, "sortBy": "updatedAt", "excludeCron": true, "excludeSystem": true }),
+            json!({ "limit": 5, "sortBy": "lastInteractionAt", "excludeCron": true }),
         )
         .await
         .with_context(|| format!("sessions.list on {tenant} failed"))?;
     let mut busy = false;
     for row in sessions["sessions"].as_array().into_iter().flatten() {
-        newest(millis(&row["updatedAt"]));
-        newest(millis(&row["lastActivityAt"]));
+        newest(millis(&row["lastInteractionAt"]));
         busy |= row["hasActiveRun"].as_bool() == Some(true);
     }
     let channels = client
@@ -203,25 +206,27 @@ pub async fn activity(app: &App, tenant: &TenantId) -> anyhow::Result<Activity> 
     Ok(activity)
 }
 
-/// The next run of any enabled cron job, unix seconds.
+/// Whether an agent run is going on (or the gateway cannot say).
+async fn activity_busy(app: &App, tenant: &TenantId) -> bool {
+    activity(app, tenant)
+        .await
+        .map_or(true, |activity| activity.busy)
+}
+
+/// When the gateway's cron scheduler next wakes (its next due job), unix
+/// seconds; `cron.status` answers `{enabled, jobs, nextWakeAtMs}`.
 async fn next_cron_job(
     client: &crate::gateway::Client,
     tenant: &TenantId,
 ) -> anyhow::Result<Option<i64>> {
-    let jobs = client
-        .call("cron.list", json!({ "includeDisabled": false }))
+    let status = client
+        .call("cron.status", json!({}))
         .await
-        .with_context(|| format!("cron.list on {tenant} failed"))?;
-    let next = jobs["jobs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|job| job["enabled"].as_bool() != Some(false))
-        .filter_map(|job| {
-            millis(&job["state"]["nextRunAtMs"]).or_else(|| millis(&job["nextRunAtMs"]))
-        })
-        .min();
-    Ok(next)
+        .with_context(|| format!("cron.status on {tenant} failed"))?;
+    if status["enabled"].as_bool() == Some(false) {
+        return Ok(None);
+    }
+    Ok(millis(&status["nextWakeAtMs"]))
 }
 
 /// A time the gateway gives in epoch milliseconds (or an ISO string), as unix seconds.
@@ -235,8 +240,9 @@ fn millis(value: &Value) -> Option<i64> {
         .map(|at| at.timestamp())
 }
 
-/// Puts a running tenant to sleep: reads its usage and schedule, records it
-/// `sleeping`, stops its container.
+/// Puts a running tenant to sleep: reads its usage and schedule, stops its
+/// Telegram poller, records it `sleeping`, stops its container; a message the
+/// cell took meanwhile and did not finish wakes it again at once (`Busy`).
 ///
 /// # Errors
 ///
@@ -335,6 +341,23 @@ async fn sleep_locked(
             false
         }
     };
+    // The cell's poller stops first: an update it fetched while the container
+    // stops would be confirmed at Telegram but only queued in the cell.
+    let client = crate::fleet::cell_gateway::client(app, tenant).await?;
+    if let Err(err) = client
+        .call("channels.stop", json!({ "channel": "telegram" }))
+        .await
+    {
+        tracing::warn!(cause = %format!("{err:#}"), %tenant, "sleep: cannot stop the Telegram poller first");
+    }
+    if activity_busy(app, tenant).await {
+        let _ = client
+            .call("channels.start", json!({ "channel": "telegram" }))
+            .await;
+        return Err(SleepError::Busy {
+            tenant: tenant.clone(),
+        });
+    }
     crate::fleet::fault_point("sleep:record");
     let slept_at = now();
     app.store
@@ -352,6 +375,30 @@ async fn sleep_locked(
         .stop(tenant)
         .await
         .map_err(|err| anyhow!(err).context("cannot stop the container"))?;
+    // Updates the cell had taken but not finished: it wakes again at once.
+    let state_dir = app.tenant_dir(tenant).join("state");
+    let unfinished = tokio::task::spawn_blocking(move || {
+        crate::fleet::cell_db::unfinished_telegram_updates(&state_dir)
+    })
+    .await
+    .map_err(|err| anyhow!("reading the cell's queue panicked: {err}"))?;
+    match unfinished {
+        Ok(0) => {}
+        Ok(waiting) => {
+            tracing::info!(%tenant, waiting, "sleep: messages came in meanwhile; waking it again");
+            let cause = WakeCause::Message {
+                chat: None,
+                seen: Instant::now(),
+            };
+            wake_locked(app, record, cause, Instant::now()).await?;
+            return Err(SleepError::Busy {
+                tenant: tenant.clone(),
+            });
+        }
+        Err(err) => {
+            tracing::warn!(cause = %format!("{err:#}"), %tenant, "sleep: cannot read the cell's message queue");
+        }
+    }
     Ok(Slept {
         tenant: tenant.clone(),
         already: false,
@@ -432,12 +479,16 @@ async fn wake_locked(
         wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await?;
         let healthy_in = begun.elapsed();
         crate::fleet::cell_gateway::register(app, record)?;
-        let polling_in = match wait_polling(app, tenant).await {
-            Ok(()) => Some(begun.elapsed()),
-            Err(err) => {
-                tracing::warn!(cause = %format!("{err:#}"), %tenant, "wake: the cell's Telegram poller did not report running");
-                None
-            }
+        // For a message, `typing` goes on until the cell's own poller runs.
+        let polling_in = match cause {
+            WakeCause::Message { .. } => match wait_polling(app, tenant).await {
+                Ok(()) => Some(begun.elapsed()),
+                Err(err) => {
+                    tracing::warn!(cause = %format!("{err:#}"), %tenant, "wake: the cell's Telegram poller did not report running");
+                    None
+                }
+            },
+            _ => None,
         };
         anyhow::Ok((healthy_in, polling_in))
     }
@@ -473,13 +524,18 @@ pub(crate) async fn leave_sleep(app: &App, tenant: &TenantId) -> anyhow::Result<
     Ok(())
 }
 
-/// Waits until the cell's Telegram account reports its poller running.
+/// Waits until the cell's Telegram account reports its poller running (or
+/// its error: from then on the cell's own alerts tell).
 async fn wait_polling(app: &App, tenant: &TenantId) -> anyhow::Result<()> {
     let deadline = Instant::now() + CHANNEL_WAIT;
     loop {
         let info = crate::fleet::cell_gateway::gateway_info(app, tenant).await;
         match info {
-            Ok(info) if info.telegram.as_ref().and_then(|t| t.running) == Some(true) => {
+            Ok(info)
+                if info.telegram.as_ref().is_some_and(|telegram| {
+                    telegram.running == Some(true) || telegram.last_error.is_some()
+                }) =>
+            {
                 return Ok(());
             }
             Ok(info) if info.telegram.is_none() => {

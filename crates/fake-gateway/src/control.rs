@@ -211,6 +211,10 @@ async fn behaviour(_: Authorized, State(gw): State<Gateway>, Body(body): Body) -
             "skillsInstall" => {
                 knobs.skills_install = (!value.is_null()).then_some(value);
             }
+            "cronNextWakeAtMs" => knobs.cron_next_wake_ms = value.as_i64(),
+            "heartbeatEveryMs" => knobs.heartbeat_every_ms = value.as_u64(),
+            "lastInboundAtMs" => knobs.last_inbound_at_ms = value.as_i64(),
+            "activeRun" => knobs.active_run = value.as_bool().unwrap_or(false),
             other => return bad_request(format!("unknown behaviour key: {other}")),
         }
     }

@@ -38,7 +38,7 @@
 //! |---|---|---|
 //! | `GET /state` | | phase, boot id, connections, pairing, knobs |
 //! | `POST /reset` | `{"pairing"?: true}` | clear knobs, usage, channel, faults, rate limits (and pairing) |
-//! | `PUT /behaviour` | `{"delaysMs": {m: ms}, "dropOn": {m: n\|"always"}, "errors": {m: {code, message, …}}, "noChallenge": bool, "agent": {outcome: "ok"\|"error"\|"timeout", text, errorMessage, finalDelayMs}, "skillsInstall": {ok: false, message, stdout, stderr, code}}` | merged; `null` removes |
+//! | `PUT /behaviour` | `{"delaysMs": {m: ms}, "dropOn": {m: n\|"always"}, "errors": {m: {code, message, …}}, "noChallenge": bool, "agent": {outcome: "ok"\|"error"\|"timeout", text, errorMessage, finalDelayMs}, "skillsInstall": {ok: false, message, stdout, stderr, code}, "cronNextWakeAtMs": ms, "heartbeatEveryMs": ms (0 = off), "lastInboundAtMs": ms, "activeRun": bool}` | merged; `null` removes |
 //! | `PUT /usage` | `{"entries": [{date, provider?, model?, agentId?, input, output, cacheRead, cacheWrite, inputCost, outputCost, cacheReadCost, cacheWriteCost, totalCost?, count?}]}` | figures for `usage.cost` and `sessions.usage` |
 //! | `PUT /channels/telegram` | `{running, connected, lastError, configured, enabled, mode, tokenSource, statusIssues, preset?: "conflict"\|"unauthorized"}` | `channels.status` (409 / 401 presets) |
 //! | `DELETE /channels/telegram` | | back to "from config" |

@@ -111,6 +111,7 @@ pub fn method_params(method: &str) -> Option<Schema> {
             opt("replacePaths", array(non_empty())),
         ]),
         "device.pair.approve" => closed(vec![req("requestId", non_empty())]),
+        "cron.status" => closed(vec![]),
         "channels.status" => closed(vec![
             opt("probe", Schema::Bool),
             opt("timeoutMs", int(Some(0))),

@@ -62,9 +62,19 @@ pub fn event_loop() -> Value {
             "workerCoreRatio": 0, "otherThreadsCoreRatio": 0}})
 }
 
-fn heartbeat() -> Value {
-    json!({"enabled": true, "every": "30m", "everyMs": 1_800_000,
+fn heartbeat(state: &State) -> Value {
+    let every_ms = state.knobs.heartbeat_every_ms.unwrap_or(1_800_000);
+    let every = format!("{}m", every_ms / 60_000);
+    json!({"enabled": every_ms > 0, "every": every, "everyMs": every_ms,
         "prompt": extras()["heartbeatPrompt"], "target": "owner", "ackMaxChars": 300})
+}
+
+/// `cron.status`: the scheduler on, and its next wake as programmed.
+#[must_use]
+pub fn cron_status(state: &State) -> Value {
+    let next = state.knobs.cron_next_wake_ms;
+    json!({"enabled": true, "storage": "sqlite",
+        "jobs": u32::from(next.is_some()), "nextWakeAtMs": next})
 }
 
 /// `health` (transcripts/health.jsonl), with the Telegram channel when present.
@@ -81,7 +91,7 @@ pub fn health(gw: &Gateway, state: &State) -> Value {
         "channelLabels": channels["channelLabels"],
         "heartbeatSeconds": 1800,
         "defaultAgentId": "main",
-        "agents": [{"agentId": "main", "isDefault": true, "heartbeat": heartbeat(),
+        "agents": [{"agentId": "main", "isDefault": true, "heartbeat": heartbeat(state),
             "sessions": {"path": path, "count": 0, "recent": []}}],
         "sessions": {"path": path, "count": 0, "recent": []},
         "modelRuntime": {"degraded": false, "pendingAgents": []},
@@ -175,18 +185,24 @@ pub fn models_list(state: &State) -> Value {
     json!({"models": [{"id": id, "name": id, "provider": provider}]})
 }
 
-/// `sessions.list` (transcripts/sessions-list.jsonl): no sessions.
+/// `sessions.list` (transcripts/sessions-list.jsonl): no sessions, or one
+/// with a run going on when the test says so.
 #[must_use]
-pub fn sessions_list(params: &Value) -> Value {
+pub fn sessions_list(state: &State, params: &Value) -> Value {
     let (levels, options) = thinking();
     let limit = params.get("limit").and_then(Value::as_u64).unwrap_or(100);
     json!({"ts": now_ms(), "path": "(multiple)", "count": 0, "totalCount": 0, "limitApplied": limit,
-        "nextOffset": null, "hasMore": false, "owners": [],
-        "defaults": {"modelProvider": "anthropic", "model": "claude-opus-4-6", "contextTokens": 200_000,
-            "agentRuntime": {"id": "codex", "cloudPlacementSupported": false, "devicePlacementSupported": false, "source": "implicit"},
-            "thinkingLevels": levels, "thinkingOptions": options, "thinkingDefault": "medium",
-            "modelSelectionTarget": "session"},
-        "sessions": []})
+    "nextOffset": null, "hasMore": false, "owners": [],
+    "defaults": {"modelProvider": "anthropic", "model": "claude-opus-4-6", "contextTokens": 200_000,
+        "agentRuntime": {"id": "codex", "cloudPlacementSupported": false, "devicePlacementSupported": false, "source": "implicit"},
+        "thinkingLevels": levels, "thinkingOptions": options, "thinkingDefault": "medium",
+        "modelSelectionTarget": "session"},
+    "sessions": if state.knobs.active_run {
+        json!([{"key": "agent:main:main", "kind": "direct", "updatedAt": now_ms(),
+            "hasActiveRun": true, "activeRunIds": ["run-1"]}])
+    } else {
+        json!([])
+    }})
 }
 
 /// The Telegram channel state: the programmed override, else derived from config
@@ -243,6 +259,7 @@ pub fn channels_status(_gw: &Gateway, state: &State) -> Value {
         "accountId": "default", "enabled": telegram.enabled, "configured": telegram.configured,
         "running": running, "connected": connected, "lastError": telegram.last_error,
         "lastStartAt": last_start, "lastStopAt": last_stop, "mode": telegram.mode,
+        "lastInboundAt": state.knobs.last_inbound_at_ms,
         "tokenSource": telegram.token_source, "botTokenSource": telegram.token_source}]});
     payload["channelDefaultAccountId"] = json!({"telegram": "default"});
     payload["statusIssues"] = json!(telegram.status_issues);

@@ -93,6 +93,15 @@ pub struct Knobs {
     pub agent: AgentBehaviour,
     /// `skills.install` outcome; `None` = success.
     pub skills_install: Option<Value>,
+    /// `cron.status`'s `nextWakeAtMs` (no job: `None`).
+    pub cron_next_wake_ms: Option<i64>,
+    /// The main agent's heartbeat interval; `None`: the real default (30m, on);
+    /// `Some(0)`: heartbeats off.
+    pub heartbeat_every_ms: Option<u64>,
+    /// The Telegram account's `lastInboundAt` (epoch ms).
+    pub last_inbound_at_ms: Option<i64>,
+    /// A session with an agent run going on (`sessions.list` `hasActiveRun`).
+    pub active_run: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -87,54 +87,9 @@ fn stage(
             path.display()
         )));
     }
-    forget_dead_leases(&staging.join("state"))?;
+    crate::fleet::cell_db::forget_dead_leases(&staging.join("state"))
+        .context("cannot clear the restored state's leases")?;
     Ok((manifest, payload))
-}
-
-/// Where OpenClaw keeps its SQLite state, under the state dir.
-const STATE_DB: &str = "state/openclaw.sqlite";
-
-/// Deletes the leases in a restored state's SQLite store. They name a process
-/// of the cell the copy was taken from (pid, host, start time); a new cell
-/// reclaims a dead owner's lease only on the same host name, so with any
-/// other name (a restore `--as`, a drill) the gateway refused to start until
-/// the five-minute lease ran out. Every process they name is gone.
-fn forget_dead_leases(state_dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let db_path = state_dir.join(STATE_DB);
-    let Ok(meta) = std::fs::metadata(&db_path) else {
-        return Ok(());
-    };
-    let (uid, gid) = (meta.uid(), meta.gid());
-    {
-        let db = rusqlite::Connection::open(&db_path)
-            .with_context(|| format!("cannot open the restored {}", db_path.display()))?;
-        let has_leases: bool = db
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'state_leases'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)
-            .with_context(|| format!("cannot read the restored {}", db_path.display()))?;
-        if has_leases {
-            db.execute("DELETE FROM state_leases", [])
-                .with_context(|| format!("cannot clear the leases in {}", db_path.display()))?;
-        }
-        db.close()
-            .map_err(|(_, err)| err)
-            .with_context(|| format!("cannot close {}", db_path.display()))?;
-    }
-    // SQLite may have made its -wal/-shm files anew, as root: back to the cell's user.
-    let dir = db_path.parent().unwrap_or(state_dir);
-    for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("openclaw.sqlite") {
-            std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid))
-                .with_context(|| format!("cannot hand {} to the cell", entry.path().display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// `stage` into a fresh `staging` (what a dead restore left there goes first:

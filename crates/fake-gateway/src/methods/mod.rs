@@ -70,9 +70,8 @@ fn required_scope(method: &str) -> Result<Option<&'static str>, ()> {
     let scope = match method {
         "health" => None,
         "status" | "config.get" | "usage.status" | "usage.cost" | "sessions.usage"
-        | "skills.status" | "sessions.list" | "channels.status" | "agents.list" | "models.list" => {
-            Some("operator.read")
-        }
+        | "skills.status" | "sessions.list" | "channels.status" | "agents.list" | "models.list"
+        | "cron.status" => Some("operator.read"),
         "config.patch"
         | "skills.install"
         | "skills.update"
@@ -148,7 +147,14 @@ pub fn dispatch(gw: &Gateway, caller: &Caller, id: &str, method: &str, params: &
         }
         "skills.install" => skills::install(gw, id, params),
         "skills.update" => skills::update(gw, id, params),
-        "sessions.list" => Reply::one(Out::Res(ok(id, payloads::sessions_list(params)))),
+        "sessions.list" => {
+            let state = gw.state();
+            Reply::one(Out::Res(ok(id, payloads::sessions_list(&state, params))))
+        }
+        "cron.status" => {
+            let state = gw.state();
+            Reply::one(Out::Res(ok(id, payloads::cron_status(&state))))
+        }
         "channels.status" => {
             let state = gw.state();
             Reply::one(Out::Res(ok(id, payloads::channels_status(gw, &state))))
