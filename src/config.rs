@@ -957,9 +957,9 @@ fn check_backup(
     })
 }
 
-/// A tenant never sleeps sooner than this after its last activity: a wake
-/// costs the client a gateway boot (10-20 s), so less would cost more than it saves.
-const MIN_SLEEP_AFTER: Duration = Duration::from_secs(60);
+/// The shortest `sleep.after` accepted. A wake costs the client a gateway
+/// boot (10-20 s), so an operator wants hours; this floor only refuses a typo.
+const MIN_SLEEP_AFTER: Duration = Duration::from_secs(10);
 
 fn check_sleep(raw: RawSleep, env: &BTreeMap<String, String>) -> anyhow::Result<SleepSettings> {
     let env_of = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
@@ -971,7 +971,7 @@ fn check_sleep(raw: RawSleep, env: &BTreeMap<String, String>) -> anyhow::Result<
             format!("at key `{key}`: {text:?} is neither an idle time such as \"2h\" nor \"off\"")
         })?;
         if value < MIN_SLEEP_AFTER {
-            bail!("at key `{key}`: {text:?} is shorter than a minute; a wake costs a gateway boot");
+            bail!("at key `{key}`: {text:?} is shorter than 10 seconds; a wake costs a gateway boot");
         }
         Ok(Some(value))
     };

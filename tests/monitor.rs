@@ -12,86 +12,19 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::fake_telegram::{FakeBot, FakeTelegram};
+use common::serving::{Serving, fake_control, metrics_text};
 use common::{BOT_TOKEN, FAKE_IMAGE, OPENCLAW_IMAGE, TestEnv, docker, docker_ok};
 use mtp::config::AdminConfig;
 use mtp::fleet::{self, Actor, App};
 use mtp::tenant::{BotToken, DmPolicy, SecretKind, TenantId, TenantSpec};
 use teloxide::types::{ChatId, MessageId};
-use tokio::sync::oneshot;
 
 const ADMIN_TOKEN: &str = "900000001:AAAdminBotTokenForTestsOnly_abcdefg";
 const OPS_CHAT: ChatId = ChatId(-1_001_234_567);
 const OPERATOR: u64 = 4242;
-
-/// A running `mtp serve` (in this process) and how to stop it.
-struct Serving {
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    metrics: SocketAddr,
-}
-
-impl Serving {
-    async fn start(app: &App) -> Serving {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (bound_tx, bound_rx) = oneshot::channel();
-        let task = tokio::spawn(mtp::serve::run_reporting(
-            app.clone(),
-            async move {
-                let _ = stopped.await;
-            },
-            move |addr| {
-                let _ = bound_tx.send(addr);
-            },
-        ));
-        let metrics = bound_rx.await.expect("serve reports its metrics address");
-        Serving {
-            stop,
-            task,
-            metrics,
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task
-            .await
-            .expect("serve task")
-            .expect("serve ends cleanly");
-    }
-
-    /// The value of `mtp_sweeps_total`.
-    async fn sweeps(&self) -> u64 {
-        let text = metrics_text(self.metrics).await;
-        text.lines()
-            .find_map(|l| l.strip_prefix("mtp_sweeps_total "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Waits until `n` more sweeps have finished.
-    async fn await_sweeps(&self, n: u64) {
-        let target = self.sweeps().await + n;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while self.sweeps().await < target {
-            assert!(Instant::now() < deadline, "the monitor stopped sweeping");
-            // Polling the admin's own endpoint for its counter is the condition.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-async fn metrics_text(addr: SocketAddr) -> String {
-    reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body")
-}
 
 /// This test's config with the bot pointed at the fake and a fast monitor.
 async fn app_with_monitor(env: &TestEnv, fake: &FakeTelegram, heal: bool) -> App {
@@ -364,32 +297,6 @@ async fn channel_conflicts_alert_exited_cells_heal_and_slow_cells_do_not_block()
     for id in [conflict, crashed, slow] {
         purge(&app, &id).await;
     }
-}
-
-/// Drives a fake cell's control API with the tenant's gateway token.
-async fn fake_control(
-    app: &App,
-    tenant: &TenantId,
-    method: &str,
-    path: &str,
-    body: serde_json::Value,
-) {
-    let record = common::store_of(app).tenant(tenant).unwrap().unwrap();
-    let token = common::store_of(app)
-        .secret(tenant, SecretKind::GatewayToken)
-        .unwrap()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{}{path}", record.port);
-    let request = reqwest::Client::new()
-        .request(method.parse().unwrap(), url)
-        .bearer_auth(token.expose())
-        .json(&body);
-    let response = request.send().await.expect("fake control API");
-    assert!(
-        response.status().is_success(),
-        "{method} {path}: {}",
-        response.status()
-    );
 }
 
 /// Every sample line is `name{labels} value` and every family has HELP and TYPE.

@@ -284,12 +284,14 @@ pub async fn sleep(
         SleepCause::Operator => "sleep",
         SleepCause::Idle => "sleep (idle)",
     };
+    // A refusal changed nothing and is told to whoever asked; not audited.
     match &result {
         Ok(_) => audit(app, actor, action, Some(tenant), Ok(())),
-        Err(err) => {
+        Err(err @ SleepError::Other(_)) => {
             let reason = format!("{err:#}");
             audit(app, actor, action, Some(tenant), Err(("sleep", &reason)));
         }
+        Err(_) => {}
     }
     result
 }
@@ -747,14 +749,20 @@ pub async fn sleep_idle(app: &App) -> anyhow::Result<Vec<(TenantId, IdleDecision
             continue;
         }
         let decision = match idle_since(app, &record).await {
-            Ok(Some(since)) if now() - since >= secs(after) => {
-                match sleep(app, &actor, &record.id, SleepCause::Idle).await {
-                    Ok(slept) => IdleDecision::Slept(slept),
-                    Err(SleepError::Locked(_)) => IdleDecision::Awake,
-                    Err(err) => IdleDecision::Stayed(err),
-                }
+            Ok(Some((since, _))) if now() - since < secs(after) => IdleDecision::Awake,
+            Ok(Some((_, Some(every)))) if every < after => {
+                IdleDecision::Stayed(SleepError::Heartbeats {
+                    tenant: record.id.clone(),
+                    every,
+                    after,
+                })
             }
-            Ok(_) => IdleDecision::Awake,
+            Ok(Some(_)) => match sleep(app, &actor, &record.id, SleepCause::Idle).await {
+                Ok(slept) => IdleDecision::Slept(slept),
+                Err(SleepError::Locked(_)) => IdleDecision::Awake,
+                Err(err) => IdleDecision::Stayed(err),
+            },
+            Ok(None) => IdleDecision::Awake,
             Err(err) => {
                 tracing::debug!(cause = %format!("{err:#}"), tenant = %record.id, "idle check");
                 IdleDecision::Awake
@@ -765,8 +773,12 @@ pub async fn sleep_idle(app: &App) -> anyhow::Result<Vec<(TenantId, IdleDecision
     Ok(decisions)
 }
 
-/// Since when the tenant has been idle (unix seconds); `None` while busy.
-async fn idle_since(app: &App, record: &TenantRecord) -> anyhow::Result<Option<i64>> {
+/// Since when the tenant has been idle (unix seconds), and its heartbeat
+/// interval; `None` while busy.
+async fn idle_since(
+    app: &App,
+    record: &TenantRecord,
+) -> anyhow::Result<Option<(i64, Option<Duration>)>> {
     let status = app
         .runtime
         .inspect(&record.id)
@@ -782,7 +794,8 @@ async fn idle_since(app: &App, record: &TenantRecord) -> anyhow::Result<Option<i
     if activity.busy {
         return Ok(None);
     }
-    Ok(Some(activity.last_at.map_or(started, |at| at.max(started))))
+    let since = activity.last_at.map_or(started, |at| at.max(started));
+    Ok(Some((since, activity.heartbeat_every)))
 }
 
 /// Sleeping tenants whose scheduled wake is due, and those that sleep.

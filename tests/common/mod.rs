@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod fake_gateway;
+pub mod serving;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

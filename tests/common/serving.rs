@@ -1,0 +1,102 @@
+//! `mtp serve` run inside a test process, its `/metrics`, and a fake cell's
+//! control API reached with the tenant's gateway token.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mtp::fleet::App;
+use mtp::tenant::{SecretKind, TenantId};
+use tokio::sync::oneshot;
+
+/// A running `mtp serve` (in this process) and how to stop it.
+pub struct Serving {
+    pub stop: oneshot::Sender<()>,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub metrics: SocketAddr,
+}
+
+impl Serving {
+    pub async fn start(app: &App) -> Serving {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = oneshot::channel();
+        let task = tokio::spawn(mtp::serve::run_reporting(
+            app.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+            move |addr| {
+                let _ = bound_tx.send(addr);
+            },
+        ));
+        let metrics = bound_rx.await.expect("serve reports its metrics address");
+        Serving {
+            stop,
+            task,
+            metrics,
+        }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .expect("serve task")
+            .expect("serve ends cleanly");
+    }
+
+    /// The value of `mtp_sweeps_total`.
+    pub async fn sweeps(&self) -> u64 {
+        let text = metrics_text(self.metrics).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("mtp_sweeps_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until `n` more sweeps have finished.
+    pub async fn await_sweeps(&self, n: u64) {
+        let target = self.sweeps().await + n;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.sweeps().await < target {
+            assert!(Instant::now() < deadline, "the monitor stopped sweeping");
+            // Polling the admin's own endpoint for its counter is the condition.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+pub async fn metrics_text(addr: SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+/// Drives a fake cell's control API with the tenant's gateway token.
+pub async fn fake_control(
+    app: &App,
+    tenant: &TenantId,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) {
+    let record = crate::common::store_of(app).tenant(tenant).unwrap().unwrap();
+    let token = crate::common::store_of(app)
+        .secret(tenant, SecretKind::GatewayToken)
+        .unwrap()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}{path}", record.port);
+    let request = reqwest::Client::new()
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(token.expose())
+        .json(&body);
+    let response = request.send().await.expect("fake control API");
+    assert!(
+        response.status().is_success(),
+        "{method} {path}: {}",
+        response.status()
+    );
+}
+
