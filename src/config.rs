@@ -136,6 +136,7 @@ struct RawCell {
     extra_env: Option<BTreeMap<String, String>>,
     log_max_size: Option<String>,
     log_max_files: Option<u32>,
+    preapprove_pairing: Option<bool>,
 }
 
 /// The checked configuration the program runs with.
@@ -364,6 +365,10 @@ pub struct CellDefaults {
     /// ... and keeps this many files (`cell.logMaxFiles`, default 3), so a
     /// chatty or crash-looping cell cannot fill the disk.
     pub log_max_files: u32,
+    /// A new cell gets the admin's device approved before its first start
+    /// (`devices/paired.json`, imported by the gateway at its first boot);
+    /// off: the admin approves itself by `devices approve` in the cell.
+    pub preapprove_pairing: bool,
 }
 
 impl CellDefaults {
@@ -621,6 +626,7 @@ fn check(
             extra_env,
             log_max_bytes,
             log_max_files,
+            preapprove_pairing: cell.preapprove_pairing.unwrap_or(true),
         },
     })
 }

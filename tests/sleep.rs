@@ -342,14 +342,20 @@ async fn a_real_cell_wakes_on_its_clients_message_and_for_its_cron_job() {
     );
     await_state(&app, &id, CellState::Running, Duration::from_secs(60)).await;
     await_container(&id, true, Duration::from_secs(10)).await;
-    let audit = fleet::audit_log(&app, Some(&id), 20).unwrap();
-    assert!(
-        audit.iter().any(|e| e.action == "wake (schedule)"),
-        "{audit:?}"
-    );
-    assert!(
-        audit.iter().any(|e| e.action == "wake (message)"),
-        "{audit:?}"
-    );
+    // The wake is audited once its gateway is up.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let woken = |action: &str| {
+        fleet::audit_log(&app, Some(&id), 50)
+            .unwrap()
+            .iter()
+            .any(|e| e.action == action && e.outcome == fleet::Outcome::Ok)
+    };
+    while !woken("wake (schedule)") {
+        assert!(Instant::now() < deadline, "the scheduled wake never finished");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(woken("wake (message)"));
+    // Waking is not an outage: nothing was raised for it.
+    assert!(alerts_about(&admin, &id).is_empty(), "{:?}", alerts_about(&admin, &id));
     serving.stop().await;
 }

@@ -443,6 +443,9 @@ async fn run_steps(
         std::io::Write::write_all(&mut file, config_text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         give_to_cell(&path)?;
+        if app.config.cell.preapprove_pairing {
+            preapprove_admin(app, &state_dir)?;
+        }
         Ok(())
     })()
     .map_err(|err| (step, err))?;
@@ -503,6 +506,46 @@ async fn run_steps(
         .await
         .map_err(|err| (CreateStep::Pair, err))?;
     record.paired = true;
+    Ok(())
+}
+
+/// Approves the admin's device before the cell's first start: its record, with
+/// a fresh device token, in `devices/paired.json`, which the gateway imports
+/// at its first boot. Written whole under a temporary name and renamed (a
+/// file the gateway cannot parse or read stops it from starting), owned by
+/// the cell's user. Should an OpenClaw version ignore it, pairing falls back
+/// to `devices approve`.
+fn preapprove_admin(app: &App, state_dir: &std::path::Path) -> anyhow::Result<()> {
+    let devices = state_dir.join("devices");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&devices)
+        .with_context(|| format!("cannot create {}", devices.display()))?;
+    give_to_cell(&devices)?;
+    let mut token = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut token);
+    let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token);
+    let text = template::paired_devices(
+        app.identity.device_id(),
+        app.identity.public_key(),
+        &crate::gateway::SCOPES,
+        &token,
+        now() * 1000,
+    )?;
+    let partial = devices.join(".paired.json.partial");
+    let path = devices.join("paired.json");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    file.sync_all()?;
+    give_to_cell(&partial)?;
+    std::fs::rename(&partial, &path)
+        .with_context(|| format!("cannot move {} into place", path.display()))?;
     Ok(())
 }
 

@@ -18,6 +18,48 @@ pub struct TemplateInput<'a> {
     pub skills: Option<&'a [String]>,
 }
 
+/// The admin's device as OpenClaw 2026.9.6 keeps a paired device, for
+/// `devices/paired.json` in a new cell's state dir: the gateway imports that
+/// legacy file into its SQLite store on its first start, so the admin's first
+/// connect is answered `hello-ok` without a `devices approve`. A record needs
+/// an operator token (else the gateway asks for a `role-upgrade`) whose scopes
+/// are a list; `platform` is pinned, so it is what the admin's connect says.
+///
+/// # Errors
+///
+/// Never in practice (serializing a JSON value).
+pub fn paired_devices(
+    device_id: &str,
+    public_key: &str,
+    scopes: &[&str],
+    device_token: &str,
+    now_ms: i64,
+) -> anyhow::Result<String> {
+    let record = serde_json::json!({
+        "deviceId": device_id,
+        "publicKey": public_key,
+        "platform": "linux",
+        "clientId": "gateway-client",
+        "clientMode": "backend",
+        "role": "operator",
+        "roles": ["operator"],
+        "scopes": scopes,
+        "approvedScopes": scopes,
+        "approvedVia": "owner",
+        "createdAtMs": now_ms,
+        "approvedAtMs": now_ms,
+        "tokens": { "operator": {
+            "token": device_token,
+            "role": "operator",
+            "scopes": scopes,
+            "createdAtMs": now_ms,
+        } },
+    });
+    let mut devices = serde_json::Map::new();
+    devices.insert(device_id.to_string(), record);
+    Ok(serde_json::to_string_pretty(&Value::Object(devices))?)
+}
+
 /// The rendered config as pretty JSON (valid JSON5), ready for `openclaw.json`.
 ///
 /// # Errors
