@@ -977,7 +977,9 @@ fn check_sleep(raw: RawSleep, env: &BTreeMap<String, String>) -> anyhow::Result<
             format!("at key `{key}`: {text:?} is neither an idle time such as \"2h\" nor \"off\"")
         })?;
         if value < MIN_SLEEP_AFTER {
-            bail!("at key `{key}`: {text:?} is shorter than 10 seconds; a wake costs a gateway boot");
+            bail!(
+                "at key `{key}`: {text:?} is shorter than 10 seconds; a wake costs a gateway boot"
+            );
         }
         Ok(Some(value))
     };

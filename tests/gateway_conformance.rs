@@ -1,7 +1,11 @@
 //! One conformance suite for `mtp::gateway`, run against a real OpenClaw cell
 //! (`mtp-test/openclaw:2026.9.6`) and a fake cell (`mtp-test/fake-gateway:1`). Both
-//! are made by `fleet::create`, so both were paired through the real create flow
-//! (`PairingRequired` → `docker exec … devices approve` → device token stored).
+//! are made by `fleet::create`, so both were paired through the real create flow.
+//! Both of its paths are here: the real cell is paired by pre-approval (the
+//! admin's device in `devices/paired.json` before its first start, imported by
+//! the gateway: the first connect is `hello-ok`), and, in its own test, by the
+//! fallback (`PairingRequired` → `docker exec … devices approve` → device token
+//! stored), which the fake cell, ignoring `paired.json`, always takes.
 //!
 //! `check_all` is the suite: written once, with no branch on which cell it runs
 //! against. The fake is trusted for fast and fleet-scale tests only because it passes
@@ -39,6 +43,28 @@ use common::{BOT_TOKEN, FAKE_IMAGE, OPENCLAW_IMAGE, TestEnv, json as output_json
 async fn a_real_openclaw_cell_passes_the_conformance_suite() {
     let target = Target::create("gateway_conformance_real", 19800, OPENCLAW_IMAGE).await;
     check_all(&target).await;
+}
+
+/// With pre-approval off (or an OpenClaw that ignores `paired.json`), a real
+/// cell is paired by `devices approve` in the cell, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_cell_without_preapproval_is_paired_by_devices_approve() {
+    let env = TestEnv::new("gateway_conformance_approve", 19840, "180s");
+    let config = std::fs::read_to_string(&env.config_path).unwrap();
+    let config = config.replacen("  cell: {", "  cell: {\n    preapprovePairing: false,", 1);
+    std::fs::write(&env.config_path, config).unwrap();
+    let target = Target::create_in(env, "gateway_conformance_approve_real", OPENCLAW_IMAGE).await;
+    let devices = target
+        .env
+        .data_dir()
+        .join("tenants")
+        .join(target.tenant.as_str())
+        .join("state/devices");
+    assert!(
+        !devices.join("paired.json.migrated").exists(),
+        "nothing was pre-approved"
+    );
+    check_paired_from_scratch(&target).await;
 }
 
 /// The fake cell passes the same suite, in a world modelled like the real cell's.
@@ -83,7 +109,10 @@ impl Target {
     }
 
     async fn create(name: &'static str, port_start: u16, image: &str) -> Target {
-        let env = TestEnv::new(name, port_start, "180s");
+        Target::create_in(TestEnv::new(name, port_start, "180s"), name, image).await
+    }
+
+    async fn create_in(env: TestEnv, name: &'static str, image: &str) -> Target {
         let app = env.app().await;
         let tenant: TenantId = env.tenant("conf").parse().expect("a valid tenant id");
         let spec = TenantSpec {
@@ -362,6 +391,20 @@ async fn check_http_probes(target: &Target) {
 async fn check_paired_from_scratch(target: &Target) {
     let view = fleet::show(&target.app, &target.tenant).await.unwrap();
     assert!(view.record.paired, "{view:?}");
+    if target.is_real() && target.env.config().cell.preapprove_pairing {
+        // The gateway imported the pre-approval at its first start.
+        let devices = target
+            .env
+            .data_dir()
+            .join("tenants")
+            .join(target.tenant.as_str())
+            .join("state/devices");
+        assert!(
+            devices.join("paired.json.migrated").exists(),
+            "no imported paired.json in {}",
+            devices.display()
+        );
+    }
     assert!(
         target.stored_device_token().is_some(),
         "create stores the device token"

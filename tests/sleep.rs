@@ -140,7 +140,13 @@ async fn idle_cells_sleep_and_a_message_wakes_one() {
     let sleep = format!("{{ after: \"10s\", never: [\"{always}\"] }}");
     let app = app_with(&env, &fake, &sleep).await;
     let bots: Vec<FakeBot> = (1..=3)
-        .map(|n| fake.add_bot(&tenant_token(n), 7_100_000_000 + n, &format!("client{n}_bot")))
+        .map(|n| {
+            fake.add_bot(
+                &tenant_token(n),
+                7_100_000_000 + n,
+                &format!("client{n}_bot"),
+            )
+        })
         .collect();
     let idle = create(&app, &idle, FAKE_IMAGE, &tenant_token(1)).await;
     let always = create(&app, &always, FAKE_IMAGE, &tenant_token(2)).await;
@@ -161,12 +167,19 @@ async fn idle_cells_sleep_and_a_message_wakes_one() {
     await_container(&idle, false, Duration::from_secs(30)).await;
     // Two sweeps after it slept: nothing raised for it.
     serving.await_sweeps(2).await;
-    assert!(alerts_about(&admin, &idle).is_empty(), "{:?}", alerts_about(&admin, &idle));
+    assert!(
+        alerts_about(&admin, &idle).is_empty(),
+        "{:?}",
+        alerts_about(&admin, &idle)
+    );
     assert_eq!(state_of(&app, &always), CellState::Running, "sleep.never");
     assert_eq!(state_of(&app, &beating), CellState::Running, "heartbeats");
     assert_eq!(metric(&serving, "mtp_tenants_sleeping ").await, Some(1.0));
     let audit = fleet::audit_log(&app, Some(&idle), 20).unwrap();
-    assert!(audit.iter().any(|e| e.action == "sleep (idle)"), "{audit:?}");
+    assert!(
+        audit.iter().any(|e| e.action == "sleep (idle)"),
+        "{audit:?}"
+    );
 
     // The admin watches its bot; a message for it wakes it.
     let bot = &bots[0];
@@ -246,7 +259,11 @@ async fn operators_sleep_and_wake_refusals_say_why() {
     assert!(slept["wake_at"].is_string(), "{slept}");
     let out = env.mtp(&["rpc", id.as_str(), "health"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(common::stderr(&out).contains("asleep"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("asleep"),
+        "{}",
+        common::stderr(&out)
+    );
     let listed = common::json(&env.mtp(&["tenant", "list", "--json"]));
     assert_eq!(listed[0]["state"], "sleeping", "{listed}");
     let out = env.mtp(&["tenant", "sleep", id.as_str()]);
@@ -254,7 +271,11 @@ async fn operators_sleep_and_wake_refusals_say_why() {
     assert!(common::stdout(&out).contains("already asleep"));
     let out = env.mtp(&["tenant", "wake", id.as_str()]);
     common::assert_ok(&out);
-    assert!(common::stdout(&out).contains("woke"), "{}", common::stdout(&out));
+    assert!(
+        common::stdout(&out).contains("woke"),
+        "{}",
+        common::stdout(&out)
+    );
     assert_eq!(state_of(&app, &id), CellState::Running);
     common::assert_ok(&env.mtp(&["rpc", id.as_str(), "health"]));
 
@@ -290,7 +311,11 @@ async fn a_real_cell_wakes_on_its_clients_message_and_for_its_cron_job() {
     assert_eq!(state_of(&app, &id), CellState::Sleeping);
     bot.wait_for_poll(Duration::from_secs(30)).await.unwrap();
     serving.await_sweeps(2).await;
-    assert!(alerts_about(&admin, &id).is_empty(), "{:?}", alerts_about(&admin, &id));
+    assert!(
+        alerts_about(&admin, &id).is_empty(),
+        "{:?}",
+        alerts_about(&admin, &id)
+    );
 
     let chat = ChatId(CLIENT.0 as i64);
     bot.push_message(chat, CLIENT, "good morning");
@@ -305,8 +330,14 @@ async fn a_real_cell_wakes_on_its_clients_message_and_for_its_cron_job() {
     assert_eq!(bot.pending_updates(), 1, "the message waits for the cell");
     // The woken gateway answers the admin again.
     let deadline = Instant::now() + Duration::from_secs(240);
-    while fleet::rpc(&app, &id, "health", serde_json::json!({})).await.is_err() {
-        assert!(Instant::now() < deadline, "the woken gateway never answered");
+    while fleet::rpc(&app, &id, "health", serde_json::json!({}))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the woken gateway never answered"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
@@ -351,11 +382,18 @@ async fn a_real_cell_wakes_on_its_clients_message_and_for_its_cron_job() {
             .any(|e| e.action == action && e.outcome == fleet::Outcome::Ok)
     };
     while !woken("wake (schedule)") {
-        assert!(Instant::now() < deadline, "the scheduled wake never finished");
+        assert!(
+            Instant::now() < deadline,
+            "the scheduled wake never finished"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(woken("wake (message)"));
     // Waking is not an outage: nothing was raised for it.
-    assert!(alerts_about(&admin, &id).is_empty(), "{:?}", alerts_about(&admin, &id));
+    assert!(
+        alerts_about(&admin, &id).is_empty(),
+        "{:?}",
+        alerts_about(&admin, &id)
+    );
     serving.stop().await;
 }

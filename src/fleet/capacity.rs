@@ -106,7 +106,7 @@ pub async fn capacity(app: &App) -> anyhow::Result<Capacity> {
     ))
 }
 
-fn footprint(series: &[(TenantId, Vec<(i64, u64)>)]) -> Option<Footprint> {
+fn footprint(series: &[(TenantId, crate::store::MemorySeries)]) -> Option<Footprint> {
     let mut all: Vec<u64> = series
         .iter()
         .flat_map(|(_, samples)| samples.iter().map(|(_, bytes)| *bytes))

@@ -64,6 +64,13 @@ fn cell_spec(
         ("OPENCLAW_CONFIG_PATH", "/home/node/.openclaw/openclaw.json"),
         ("OPENCLAW_WORKSPACE_DIR", "/home/node/.openclaw/workspace"),
         ("XDG_CACHE_HOME", "/home/node/.openclaw/cache"),
+        // Node's compiled-module cache, in the state dir so it outlives the
+        // container: every start after the first skips compiling OpenClaw's
+        // modules (a wake is such a start). Regenerable; backups leave it out.
+        (
+            "NODE_COMPILE_CACHE",
+            "/home/node/.openclaw/cache/node-compile",
+        ),
         ("OPENCLAW_NO_AUTO_UPDATE", "1"),
         ("OPENCLAW_DISABLE_BONJOUR", "1"),
         ("DO_NOT_TRACK", "1"),

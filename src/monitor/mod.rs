@@ -579,7 +579,9 @@ fn observations(health: &TenantHealth, now: i64) -> Vec<(Check, Result<(), Strin
             .is_some_and(|at| now - at.timestamp() < STARTUP_GRACE_SECS),
         _ => false,
     };
-    let answers = |probe: &Option<crate::fleet::health::ProbeResult>| probe.as_ref().is_some_and(|probe| probe.ok);
+    let answers = |probe: &Option<crate::fleet::health::ProbeResult>| {
+        probe.as_ref().is_some_and(|probe| probe.ok)
+    };
     if booting && !(answers(&health.healthz) && answers(&health.rpc_health)) {
         // Still booting (`/healthz` answers seconds before the gateway takes
         // RPC): judge the gateway once it answered both or the grace is over.

@@ -58,6 +58,9 @@ const AUDIT_CLOCK_SLACK: i64 = 300;
 const ALERTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("alerts");
 /// Key: Telegram chat id of an operator; value: the bot's encoded dialogue state.
 const DIALOGUES: TableDefinition<i64, &[u8]> = TableDefinition::new("dialogues");
+/// A tenant's memory samples: (unix seconds, bytes), oldest first.
+pub type MemorySeries = Vec<(i64, u64)>;
+
 /// Key: tenant id; value: its newest memory samples, `[[unix seconds, bytes], …]`
 /// (JSON), oldest first.
 const FOOTPRINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("footprints");
@@ -771,7 +774,7 @@ impl Store {
     ///
     /// `Busy` when another process holds the file too long; `Other` for I/O and redb
     /// failures.
-    pub fn footprints(&self) -> Result<Vec<(TenantId, Vec<(i64, u64)>)>> {
+    pub fn footprints(&self) -> Result<Vec<(TenantId, MemorySeries)>> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
             let Some(table) = open_if_exists(&txn, FOOTPRINTS)? else {

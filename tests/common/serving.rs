@@ -82,7 +82,10 @@ pub async fn fake_control(
     path: &str,
     body: serde_json::Value,
 ) {
-    let record = crate::common::store_of(app).tenant(tenant).unwrap().unwrap();
+    let record = crate::common::store_of(app)
+        .tenant(tenant)
+        .unwrap()
+        .unwrap();
     let token = crate::common::store_of(app)
         .secret(tenant, SecretKind::GatewayToken)
         .unwrap()
@@ -99,4 +102,3 @@ pub async fn fake_control(
         response.status()
     );
 }
-
