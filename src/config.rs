@@ -1157,6 +1157,11 @@ mod tests {
             ("{ audit: { maxRows: 1 } }", "audit.maxRows"),
             ("{ audit: { keep: 1 } }", "audit"),
             ("{ backup: { schedule: 'nightly' } }", "backup.schedule"),
+            ("{ sleep: { after: 'soon' } }", "sleep.after"),
+            ("{ sleep: { after: '5s' } }", "sleep.after"),
+            ("{ sleep: { never: ['Not An Id'] } }", "sleep.never"),
+            ("{ sleep: { tenants: { acme: {} } } }", "sleep.tenants.acme.after"),
+            ("{ sleep: { tenants: { acme: { after: '2h', idle: 1 } } } }", "sleep.tenants"),
             (
                 "{ backup: { keep: { daily: 0, weekly: 0 } } }",
                 "backup.keep",
@@ -1171,6 +1176,22 @@ mod tests {
             let text = format!("{err:#}");
             assert!(text.contains(key), "{input}: {text}");
         }
+    }
+
+    #[test]
+    fn sleep_is_off_unless_asked_and_per_tenant_settings_win() {
+        let config = AdminConfig::from_json5("{}").unwrap();
+        let acme: TenantId = "acme".parse().unwrap();
+        assert_eq!(config.sleep.after_for(&acme), None);
+        let config = AdminConfig::from_json5(
+            "{ sleep: { after: '2h', never: ['vip'], tenants: { acme: { after: '30m' }, beta: { after: 'off' } } } }",
+        )
+        .unwrap();
+        let id = |text: &str| -> TenantId { text.parse().unwrap() };
+        assert_eq!(config.sleep.after_for(&id("other")), Some(Duration::from_secs(7200)));
+        assert_eq!(config.sleep.after_for(&acme), Some(Duration::from_secs(1800)));
+        assert_eq!(config.sleep.after_for(&id("beta")), None);
+        assert_eq!(config.sleep.after_for(&id("vip")), None);
     }
 
     #[test]

@@ -335,7 +335,7 @@ pub async fn act(
         Action::Restart => "Restarting",
         Action::Stop => "Stopping",
         Action::Start => "Starting",
-        Action::Sleep => "Putting to sleep",
+        Action::Sleep => "Sleeping",
         Action::Wake => "Waking",
     };
     let working = send(
@@ -713,6 +713,9 @@ pub(crate) fn obstacle_hint(ctx: &Ctx, obstacle: &Obstacle) -> String {
     match obstacle {
         Obstacle::DockerUnreachable => ctx.texts.plain("common.hint_docker"),
         Obstacle::ImageMissing { image } => ctx.texts.get("common.hint_image", &[("image", image)]),
+        Obstacle::Asleep { tenant } => ctx
+            .texts
+            .get("common.hint_asleep", &[("id", tenant.as_str())]),
         Obstacle::NotPaired { tenant } => ctx
             .texts
             .get("common.hint_not_paired", &[("id", tenant.as_str())]),
@@ -849,7 +852,7 @@ mod tests {
             "",
             "t:r:",
             "t:r:Acme",
-            "t:z:acme",
+            "t:q:acme",
             "t:r:../x",
             "rm:k:a_b",
             "nonsense",
@@ -858,7 +861,7 @@ mod tests {
             "t:r:2.-1:acme",
             "t:r:.:acme",
             "t:r:2.1:acme:more",
-            "t:z:2.1:acme",
+            "t:q:2.1:acme",
             "t:r:2.1:Acme",
         ] {
             assert_eq!(parse_button(bad), Err(BadButton::Malformed), "{bad:?}");

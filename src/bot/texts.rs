@@ -39,6 +39,7 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("common", "hint_docker", &[]),
     ("common", "hint_image", &["image"]),
     ("common", "hint_not_paired", &["id"]),
+    ("common", "hint_asleep", &["id"]),
     ("common", "hint_cell_user", &["uid"]),
     ("common", "not_a_command", &[]),
     ("newclient", "ask_id", &[]),

@@ -715,6 +715,7 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             "build it first (scripts/build-test-image.sh for the test image)".to_string()
         }
         fleet::Obstacle::NotPaired { tenant } => format!("run `mtp tenant pair {tenant}`"),
+        fleet::Obstacle::Asleep { tenant } => format!("wake it with `mtp tenant wake {tenant}`"),
         fleet::Obstacle::CellUser { uid } => format!("run mtp as root or as uid {uid}"),
     };
     if let Some(unknown) = err.downcast_ref::<fleet::UnknownTenant>() {

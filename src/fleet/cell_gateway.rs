@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 
 use crate::fleet::inventory::known;
-use crate::fleet::obstacle::NotPaired;
+use crate::fleet::obstacle::{Asleep, NotPaired};
 use crate::fleet::{Actor, App, audit_result, now, redact, secret_values};
 use crate::gateway::{self, ConnectError, Endpoint};
 use crate::tenant::{SecretKind, TenantId, TenantRecord};
@@ -133,15 +133,6 @@ pub(crate) async fn pair_cell(
             Err(err) => return Err(anyhow!(err).context("cannot connect to the cell's gateway")),
         }
     }
-}
-
-/// The tenant sleeps: its gateway does not run until it is woken.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{tenant} is asleep (idle, its container stopped); wake it with `mtp tenant wake {tenant}` or /wake {tenant}, or send its bot a message"
-)]
-pub struct Asleep {
-    pub tenant: TenantId,
 }
 
 /// The tenant's pooled gateway connection (opened now if needed).

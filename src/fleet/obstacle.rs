@@ -17,6 +17,8 @@ pub enum Obstacle {
     ImageMissing { image: String },
     /// The admin is not paired with the tenant's gateway.
     NotPaired { tenant: TenantId },
+    /// The tenant sleeps: its gateway runs again once it is woken.
+    Asleep { tenant: TenantId },
     /// The admin may not hand files to the cell's user (uid `uid`): it runs
     /// as neither root nor that uid.
     CellUser { uid: u32 },
@@ -41,6 +43,11 @@ pub fn obstacle(err: &anyhow::Error) -> Option<Obstacle> {
             tenant: not_paired.tenant.clone(),
         });
     }
+    if let Some(asleep) = err.downcast_ref::<Asleep>() {
+        return Some(Obstacle::Asleep {
+            tenant: asleep.tenant.clone(),
+        });
+    }
     if let Some(cell_user) = err.downcast_ref::<CellUser>() {
         return Some(Obstacle::CellUser { uid: cell_user.uid });
     }
@@ -51,6 +58,13 @@ pub fn obstacle(err: &anyhow::Error) -> Option<Obstacle> {
 #[derive(Debug, thiserror::Error)]
 #[error("the admin is not paired with {tenant}")]
 pub(crate) struct NotPaired {
+    pub(crate) tenant: TenantId,
+}
+
+/// The tenant sleeps (idle, its container stopped): no gateway to call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{tenant} is asleep (idle, its container stopped); its next message or a wake starts it")]
+pub(crate) struct Asleep {
     pub(crate) tenant: TenantId,
 }
 
