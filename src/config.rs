@@ -1160,8 +1160,14 @@ mod tests {
             ("{ sleep: { after: 'soon' } }", "sleep.after"),
             ("{ sleep: { after: '5s' } }", "sleep.after"),
             ("{ sleep: { never: ['Not An Id'] } }", "sleep.never"),
-            ("{ sleep: { tenants: { acme: {} } } }", "sleep.tenants.acme.after"),
-            ("{ sleep: { tenants: { acme: { after: '2h', idle: 1 } } } }", "sleep.tenants"),
+            (
+                "{ sleep: { tenants: { acme: {} } } }",
+                "sleep.tenants.acme.after",
+            ),
+            (
+                "{ sleep: { tenants: { acme: { after: '2h', idle: 1 } } } }",
+                "sleep.tenants",
+            ),
             (
                 "{ backup: { keep: { daily: 0, weekly: 0 } } }",
                 "backup.keep",
@@ -1188,8 +1194,14 @@ mod tests {
         )
         .unwrap();
         let id = |text: &str| -> TenantId { text.parse().unwrap() };
-        assert_eq!(config.sleep.after_for(&id("other")), Some(Duration::from_secs(7200)));
-        assert_eq!(config.sleep.after_for(&acme), Some(Duration::from_secs(1800)));
+        assert_eq!(
+            config.sleep.after_for(&id("other")),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(
+            config.sleep.after_for(&acme),
+            Some(Duration::from_secs(1800))
+        );
         assert_eq!(config.sleep.after_for(&id("beta")), None);
         assert_eq!(config.sleep.after_for(&id("vip")), None);
     }

@@ -322,3 +322,52 @@ fn backups_and_restores_killed_at_any_step_leave_nothing_half_done() {
     assert_eq!(restored["state"], "running", "{restored}");
     assert_complete(&env, &id, "restore after the kills");
 }
+
+/// A sleep or a wake killed at any step is finished by reconcile: the tenant
+/// is either asleep with its container stopped, or awake with it running,
+/// never recorded one way with the container the other.
+#[test]
+fn sleeps_and_wakes_killed_at_any_step_are_finished_by_reconcile() {
+    let env = TestEnv::new("sleeps_and_wakes_killed", 21780, "60s");
+    let id = env.tenant("z");
+    assert_ok(&create(&env, &id));
+    let consistent = |context: &str| {
+        let shown = json(&env.mtp(&["tenant", "show", &id, "--json"]));
+        let running = common::cell_running(&id);
+        match shown["state"].as_str() {
+            Some("sleeping") => assert_eq!(running, Some(false), "{context}: {shown}"),
+            Some("running") => assert_eq!(running, Some(true), "{context}: {shown}"),
+            other => panic!("{context}: state {other:?}: {shown}"),
+        }
+        shown["state"].as_str().unwrap_or_default().to_string()
+    };
+    for point in ["sleep:record", "sleep:stop"] {
+        killed_at(point, env.mtp_command(&["tenant", "sleep", &id]));
+        let report = reconcile(&env);
+        assert_eq!(
+            report["missing"],
+            serde_json::json!([]),
+            "{point}: {report}"
+        );
+        let state = consistent(point);
+        let expected = if point == "sleep:record" {
+            "running"
+        } else {
+            "sleeping"
+        };
+        assert_eq!(state, expected, "{point}");
+        if state == "sleeping" {
+            assert_ok(&env.mtp(&["tenant", "wake", &id]));
+        }
+    }
+    assert_ok(&env.mtp(&["tenant", "sleep", &id]));
+    killed_at("wake:start", env.mtp_command(&["tenant", "wake", &id]));
+    let report = reconcile(&env);
+    assert_eq!(report["repaired"], serde_json::json!([id]), "{report}");
+    assert_eq!(consistent("wake:start"), "running");
+    assert_complete(&env, &id, "wake:start");
+    // And it still sleeps and wakes.
+    assert_ok(&env.mtp(&["tenant", "sleep", &id]));
+    assert_ok(&env.mtp(&["tenant", "wake", &id]));
+    assert_complete(&env, &id, "after the kills");
+}

@@ -148,11 +148,17 @@ pub(crate) async fn client(app: &App, tenant: &TenantId) -> anyhow::Result<gatew
         }
         .into());
     }
-    register(app, &record)?;
+    client_of(app, &record).await
+}
+
+/// The pooled connection of a cell whatever its record says (for the steps
+/// of a sleep, which records it first).
+pub(crate) async fn client_of(app: &App, record: &TenantRecord) -> anyhow::Result<gateway::Client> {
+    register(app, record)?;
     app.pool
-        .client(tenant)
+        .client(&record.id)
         .await
-        .with_context(|| format!("cannot reach the gateway of {tenant}"))
+        .with_context(|| format!("cannot reach the gateway of {}", record.id))
 }
 
 /// Registers (or refreshes) the tenant's endpoint in the pool from the store.

@@ -51,7 +51,7 @@ pub(crate) async fn start_locked(
     let record = known(app, tenant)?;
     if record.state == CellState::Sleeping {
         // Its bot's watch ends before the cell polls the token itself.
-        crate::fleet::sleep::leave_sleep(app, tenant).await?;
+        crate::fleet::sleep::leave_sleep(app, tenant, false).await?;
     }
     let result = async {
         let started = app.runtime.start(tenant).await?;
@@ -102,7 +102,7 @@ pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Res
     let _guard = lock::acquire(app, tenant, Op::Restart, actor)?;
     let record = known(app, tenant)?;
     if record.state == CellState::Sleeping {
-        crate::fleet::sleep::leave_sleep(app, tenant).await?;
+        crate::fleet::sleep::leave_sleep(app, tenant, false).await?;
     }
     let result = async {
         app.runtime.restart(tenant).await?;

@@ -118,6 +118,9 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
                         None => true,
                         Some(cell) => {
                             (record.state == CellState::Running && cell.state == "created")
+                                || (record.state == CellState::Running
+                                    && record.slept_at.is_some()
+                                    && cell.state != "running")
                                 || (record.state == CellState::Sleeping && cell.state == "running")
                                 || cell.state == "paused"
                         }
@@ -259,10 +262,37 @@ async fn repair_locked(app: &App, record: &TenantRecord) -> anyhow::Result<Repai
             app.runtime.start(tenant).await?;
             Ok(Repaired::Started)
         }
-        // A sleep that died between its record and its stop: finish it.
+        // A wake that died between its record and its start: finish it.
+        Some(status)
+            if record.state == CellState::Running
+                && record.slept_at.is_some()
+                && !status.running =>
+        {
+            app.runtime.start(tenant).await?;
+            app.store.update_tenant(tenant, |record| {
+                record.slept_at = None;
+                Ok(())
+            })?;
+            Ok(Repaired::Started)
+        }
+        // A sleep that died between its record and its stop: finish it,
+        // unless the cell took a message meanwhile (it then stays awake).
         Some(status) if record.state == CellState::Sleeping && status.state == "running" => {
             app.runtime.stop(tenant).await?;
-            Ok(Repaired::Stopped)
+            let state_dir = app.tenant_dir(tenant).join("state");
+            let unfinished =
+                crate::fleet::cell_db::unfinished_telegram_updates(&state_dir).unwrap_or(0);
+            if unfinished == 0 {
+                return Ok(Repaired::Stopped);
+            }
+            app.store.update_tenant(tenant, |record| {
+                record.state = CellState::Running;
+                record.slept_at = None;
+                record.wake_at = None;
+                Ok(())
+            })?;
+            app.runtime.start(tenant).await?;
+            Ok(Repaired::Started)
         }
         Some(_) => Ok(Repaired::Nothing),
         None => {

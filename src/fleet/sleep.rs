@@ -151,7 +151,14 @@ pub struct Woken {
 ///
 /// The gateway cannot be reached or refuses.
 pub async fn activity(app: &App, tenant: &TenantId) -> anyhow::Result<Activity> {
-    let client = crate::fleet::cell_gateway::client(app, tenant).await?;
+    activity_of(app, &known(app, tenant)?).await
+}
+
+/// `activity` of a tenant whose record is in hand (also while it is being
+/// put to sleep, when the record already says so).
+async fn activity_of(app: &App, record: &TenantRecord) -> anyhow::Result<Activity> {
+    let tenant = &record.id;
+    let client = crate::fleet::cell_gateway::client_of(app, record).await?;
     let mut activity = Activity::default();
     let mut newest = |at: Option<i64>| {
         if let Some(at) = at {
@@ -343,23 +350,8 @@ async fn sleep_locked(
             false
         }
     };
-    // The cell's poller stops first: an update it fetched while the container
-    // stops would be confirmed at Telegram but only queued in the cell.
-    let client = crate::fleet::cell_gateway::client(app, tenant).await?;
-    if let Err(err) = client
-        .call("channels.stop", json!({ "channel": "telegram" }))
-        .await
-    {
-        tracing::warn!(cause = %format!("{err:#}"), %tenant, "sleep: cannot stop the Telegram poller first");
-    }
-    if activity_busy(app, tenant).await {
-        let _ = client
-            .call("channels.start", json!({ "channel": "telegram" }))
-            .await;
-        return Err(SleepError::Busy {
-            tenant: tenant.clone(),
-        });
-    }
+    // Recorded first: a sleep that dies from here on is finished by
+    // reconcile (it stops the container), never a running cell left deaf.
     crate::fleet::fault_point("sleep:record");
     let slept_at = now();
     app.store
@@ -371,6 +363,32 @@ async fn sleep_locked(
             Ok(())
         })
         .context("cannot record the sleep")?;
+    // The cell's poller stops before the container: an update it fetched
+    // while the container stops would be confirmed at Telegram but only
+    // queued in the cell.
+    let client = crate::fleet::cell_gateway::client_of(app, record).await?;
+    if let Err(err) = client
+        .call("channels.stop", json!({ "channel": "telegram" }))
+        .await
+    {
+        tracing::warn!(cause = %format!("{err:#}"), %tenant, "sleep: cannot stop the Telegram poller first");
+    }
+    if activity_busy(app, tenant).await {
+        let _ = client
+            .call("channels.start", json!({ "channel": "telegram" }))
+            .await;
+        app.store
+            .update_tenant(tenant, |record| {
+                record.state = CellState::Running;
+                record.slept_at = None;
+                record.wake_at = None;
+                Ok(())
+            })
+            .context("cannot record it awake again")?;
+        return Err(SleepError::Busy {
+            tenant: tenant.clone(),
+        });
+    }
     app.pool.close(tenant);
     crate::fleet::fault_point("sleep:stop");
     app.runtime
@@ -464,13 +482,19 @@ async fn wake_locked(
     begun: Instant,
 ) -> anyhow::Result<Woken> {
     let tenant = &record.id;
-    leave_sleep(app, tenant).await?;
+    leave_sleep(app, tenant, true).await?;
     crate::fleet::fault_point("wake:start");
     app.runtime
         .start(tenant)
         .await
         .map_err(|err| anyhow!(err).context("cannot start the container"))?;
     let started_in = begun.elapsed();
+    app.store
+        .update_tenant(tenant, |record| {
+            record.slept_at = None;
+            Ok(())
+        })
+        .context("cannot record the wake")?;
     let typing = match cause {
         WakeCause::Message {
             chat: Some(chat), ..
@@ -512,13 +536,17 @@ async fn wake_locked(
 
 /// A tenant leaves its sleep (a wake, an operator's start, an upgrade): this
 /// process's watch of its bot ends first, then the record says `running`.
-pub(crate) async fn leave_sleep(app: &App, tenant: &TenantId) -> anyhow::Result<()> {
+/// For a wake (`waking`), `slept_at` stays until its container started: a
+/// wake that died in between is finished by reconcile (it starts it).
+pub(crate) async fn leave_sleep(app: &App, tenant: &TenantId, waking: bool) -> anyhow::Result<()> {
     app.watches.stop(tenant).await;
     app.store.update_tenant(tenant, |record| {
         if record.state == CellState::Sleeping {
             record.state = CellState::Running;
         }
-        record.slept_at = None;
+        if !waking {
+            record.slept_at = None;
+        }
         record.wake_at = None;
         record.updated_at = now();
         Ok(())

@@ -163,7 +163,7 @@ pub async fn upgrade(
     // A sleeping tenant is woken by its upgrade: the new image is proven by a
     // healthy, paired gateway, and it sleeps again when idle.
     if record.state == CellState::Sleeping {
-        crate::fleet::sleep::leave_sleep(app, tenant)
+        crate::fleet::sleep::leave_sleep(app, tenant, false)
             .await
             .map_err(|err| UpgradeError::Refused(format!("cannot wake it first: {err:#}")))?;
         record.state = CellState::Running;
