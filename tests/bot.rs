@@ -2004,3 +2004,70 @@ fn assert_is_log(message: &ChatMessage) {
     );
     assert!(!body.contains(TENANT_TOKEN), "the bot token is in the log");
 }
+
+/// `/sleep` puts a client to sleep (💤 in `/clients`), `/wake` wakes it, each
+/// editing one message to the outcome; a stopped client is refused with why;
+/// `/capacity` answers with the host's memory and the clients' mix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleep_wake_and_capacity_from_the_phone() {
+    let telegram = Telegram::start().await;
+    let (env, app, id) = one_fake_cell("bot_sleep_wake", 21800, 7_000_021_801).await;
+    let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
+    let ops = telegram.group(OPS_GROUP);
+    let edited_to = |message: MessageId, wanted: &'static str| {
+        telegram
+            .admin
+            .wait_for_message(OPS_GROUP, DEADLINE, move |now| {
+                now.id == message && now.text.contains(wanted)
+            })
+    };
+
+    let working = ops
+        .say(
+            OPERATOR,
+            &format!("/sleep {id}"),
+            &[&format!("Sleeping {id}")],
+        )
+        .await;
+    edited_to(working.id, "is asleep")
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(cell_running(id.as_str()), Some(false));
+    ops.say(OPERATOR, "/clients", &[&format!("💤 {id}")]).await;
+    ops.say(
+        OPERATOR,
+        "/capacity",
+        &["Capacity", "GiB free", "1 sleeping"],
+    )
+    .await;
+
+    let working = ops
+        .say(OPERATOR, &format!("/wake {id}"), &[&format!("Waking {id}")])
+        .await;
+    edited_to(working.id, "Woke")
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(cell_running(id.as_str()), Some(true));
+    assert_eq!(
+        mtp::fleet::record(&app, &id).unwrap().state,
+        mtp::tenant::CellState::Running
+    );
+
+    ops.say(
+        OPERATOR,
+        &format!("/stop {id}"),
+        &[&format!("Stopping {id}")],
+    )
+    .await;
+    let working = ops
+        .say(
+            OPERATOR,
+            &format!("/sleep {id}"),
+            &[&format!("Sleeping {id}")],
+        )
+        .await;
+    edited_to(working.id, "only a running tenant goes to sleep")
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    bot.stop().await;
+}
