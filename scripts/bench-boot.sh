@@ -51,7 +51,7 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 docker network create --driver bridge --subnet "$SUBNET" \
-  -o com.docker.network.bridge.enable_icc=false --label research=boot "$NET" >/dev/null
+  -o com.docker.network.bridge.enable_icc=false --label mtp.bench=boot "$NET" >/dev/null
 fi
 
 write_state() { # dir
@@ -85,7 +85,7 @@ create_cell() { # name mode dir
     cache) extra=(-e "NODE_COMPILE_CACHE=$CACHE_IN_CELL") ;;
     cache-entry) extra=(-e "NODE_COMPILE_CACHE=$CACHE_IN_CELL"); cmd=(node openclaw.mjs gateway --bind lan --port 18789) ;;
   esac
-  docker create --name "$name" --hostname "$name" --label research=boot \
+  docker create --name "$name" --hostname "$name" --label mtp.bench=boot \
     --user 1000:1000 --init --read-only \
     --tmpfs /tmp:rw,noexec,nosuid,nodev,size=128m,mode=1777 \
     --cap-drop ALL --security-opt no-new-privileges:true \
@@ -194,7 +194,7 @@ for run in $(seq 1 "$RUNS"); do
       docker rm -f "mtp-bench-boot-$mode-$run" >/dev/null 2>&1 || true
       for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 5; done
       docker network inspect "$NET" >/dev/null 2>&1 || docker network create --driver bridge --subnet "$SUBNET" \
-        -o com.docker.network.bridge.enable_icc=false --label research=boot "$NET" >/dev/null
+        -o com.docker.network.bridge.enable_icc=false --label mtp.bench=boot "$NET" >/dev/null
     done
   done
 done
