@@ -2014,24 +2014,25 @@ async fn sleep_wake_and_capacity_from_the_phone() {
     let (env, app, id) = one_fake_cell("bot_sleep_wake", 21800, 7_000_021_801).await;
     let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
     let ops = telegram.group(OPS_GROUP);
-    let edited_to = |message: MessageId, wanted: &'static str| {
+    // One message, "<working> <id>" at first, edited to hold `outcome`.
+    let act = async |command: &str, working: &str, outcome: &str| {
+        let first = ops
+            .say(
+                OPERATOR,
+                &format!("{command} {id}"),
+                &[&format!("{working} {id}")],
+            )
+            .await;
         telegram
             .admin
-            .wait_for_message(OPS_GROUP, DEADLINE, move |now| {
-                now.id == message && now.text.contains(wanted)
+            .wait_for_message(OPS_GROUP, DEADLINE, |now| {
+                now.id == first.id && now.text.contains(outcome)
             })
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
     };
 
-    let working = ops
-        .say(
-            OPERATOR,
-            &format!("/sleep {id}"),
-            &[&format!("Sleeping {id}")],
-        )
-        .await;
-    edited_to(working.id, "is asleep")
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    act("/sleep", "Sleeping", "is asleep").await;
     assert_eq!(cell_running(id.as_str()), Some(false));
     ops.say(OPERATOR, "/clients", &[&format!("💤 {id}")]).await;
     ops.say(
@@ -2041,33 +2042,14 @@ async fn sleep_wake_and_capacity_from_the_phone() {
     )
     .await;
 
-    let working = ops
-        .say(OPERATOR, &format!("/wake {id}"), &[&format!("Waking {id}")])
-        .await;
-    edited_to(working.id, "Woke")
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    act("/wake", "Waking", "Woke").await;
     assert_eq!(cell_running(id.as_str()), Some(true));
     assert_eq!(
         mtp::fleet::record(&app, &id).unwrap().state,
         mtp::tenant::CellState::Running
     );
 
-    ops.say(
-        OPERATOR,
-        &format!("/stop {id}"),
-        &[&format!("Stopping {id}")],
-    )
-    .await;
-    let working = ops
-        .say(
-            OPERATOR,
-            &format!("/sleep {id}"),
-            &[&format!("Sleeping {id}")],
-        )
-        .await;
-    edited_to(working.id, "only a running tenant goes to sleep")
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    act("/stop", "Stopping", "Stopped").await;
+    act("/sleep", "Sleeping", "only a running tenant goes to sleep").await;
     bot.stop().await;
 }

@@ -173,6 +173,15 @@ impl Target {
         target
     }
 
+    /// The cell's `devices/` dir, where pre-approval writes `paired.json`.
+    fn devices_dir(&self) -> std::path::PathBuf {
+        self.env
+            .data_dir()
+            .join("tenants")
+            .join(self.tenant.as_str())
+            .join("state/devices")
+    }
+
     fn port(&self) -> u16 {
         self.store
             .tenant(&self.tenant)
@@ -393,12 +402,7 @@ async fn check_paired_from_scratch(target: &Target) {
     assert!(view.record.paired, "{view:?}");
     if target.is_real() && target.env.config().cell.preapprove_pairing {
         // The gateway imported the pre-approval at its first start.
-        let devices = target
-            .env
-            .data_dir()
-            .join("tenants")
-            .join(target.tenant.as_str())
-            .join("state/devices");
+        let devices = target.devices_dir();
         assert!(
             devices.join("paired.json.migrated").exists(),
             "no imported paired.json in {}",

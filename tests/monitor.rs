@@ -11,15 +11,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::fake_telegram::{FakeBot, FakeTelegram};
 use common::serving::{Serving, fake_control, metrics_text};
 use common::{BOT_TOKEN, FAKE_IMAGE, OPENCLAW_IMAGE, TestEnv, docker, docker_ok};
-use mtp::config::AdminConfig;
 use mtp::fleet::{self, Actor, App};
-use mtp::tenant::{BotToken, DmPolicy, SecretKind, TenantId, TenantSpec};
+use mtp::tenant::{SecretKind, TenantId};
 use teloxide::types::{ChatId, MessageId};
 
 const ADMIN_TOKEN: &str = "900000001:AAAdminBotTokenForTestsOnly_abcdefg";
@@ -33,39 +31,22 @@ async fn app_with_monitor(env: &TestEnv, fake: &FakeTelegram, heal: bool) -> App
 
 /// As `app_with_monitor`, sweeping every `interval`.
 async fn app_sweeping_every(env: &TestEnv, fake: &FakeTelegram, heal: bool, interval: &str) -> App {
-    let config = std::fs::read_to_string(&env.config_path).unwrap();
-    let end = config.rfind('}').unwrap();
-    let config = format!(
-        "{}  telegram: {{ apiUrl: \"{}\", operators: [{OPERATOR}], opsChatId: {} }},\n  monitor: {{ interval: \"{interval}\", downAfter: 2, probeTimeout: \"3s\", heal: {heal}, httpAddr: \"127.0.0.1:0\" }},\n}}\n",
-        &config[..end],
-        fake.url(),
-        OPS_CHAT.0
+    let monitor = format!(
+        "{{ interval: \"{interval}\", downAfter: 2, probeTimeout: \"3s\", heal: {heal}, httpAddr: \"127.0.0.1:0\" }}"
     );
-    std::fs::write(&env.config_path, config).unwrap();
-    let env_map = BTreeMap::from([("MTP_TELEGRAM_TOKEN".to_string(), ADMIN_TOKEN.to_string())]);
-    let config = AdminConfig::load(Some(&env.config_path), None, &env_map).expect("config loads");
-    App::open(config).await.expect("app opens")
+    common::serving::serving_app(
+        env,
+        fake.url(),
+        ADMIN_TOKEN,
+        (OPERATOR, OPS_CHAT.0),
+        &monitor,
+        "",
+    )
+    .await
 }
 
 async fn create(app: &App, id: &str, image: &str, bot_token: &str) -> TenantId {
-    let id: TenantId = id.parse().unwrap();
-    let spec = TenantSpec {
-        id: id.clone(),
-        display_name: None,
-        bot_token: BotToken::parse(bot_token).unwrap(),
-        provider_key: None,
-        model: "anthropic/claude-opus-4-6".into(),
-        image: Some(image.into()),
-        limits: None,
-        dm_policy: DmPolicy::Pairing,
-        skills: None,
-        bot_username: None,
-        keep_failed: false,
-    };
-    fleet::create(app, &Actor::System("test"), spec, &mut |_| {})
-        .await
-        .expect("create");
-    id
+    common::serving::create_cell(app, id, image, bot_token).await
 }
 
 /// The fake Bot API with the admin bot registered.

@@ -12,15 +12,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::fake_telegram::{FakeBot, FakeTelegram};
-use common::serving::{Serving, fake_control, metrics_text};
+use common::serving::{Serving, create_cell as create, fake_control, metrics_text, serving_app};
 use common::{FAKE_IMAGE, OPENCLAW_IMAGE, TestEnv, cell_running};
-use mtp::config::AdminConfig;
 use mtp::fleet::{self, Actor, App};
-use mtp::tenant::{BotToken, CellState, DmPolicy, TenantId, TenantSpec};
+use mtp::tenant::{CellState, TenantId};
 use teloxide::types::{ChatId, UserId};
 
 const ADMIN_TOKEN: &str = "900000002:AAAdminBotTokenForTestsOnly_sleepwk";
@@ -35,39 +33,17 @@ fn tenant_token(n: u64) -> String {
 
 /// This test's app with the admin bot on the fake, a fast monitor, and `sleep`.
 async fn app_with(env: &TestEnv, fake: &FakeTelegram, sleep: &str) -> App {
-    let config = std::fs::read_to_string(&env.config_path).unwrap();
-    let end = config.rfind('}').unwrap();
-    let config = format!(
-        "{}  telegram: {{ apiUrl: \"{}\", operators: [{OPERATOR}], opsChatId: {} }},\n  monitor: {{ interval: \"1s\", downAfter: 2, probeTimeout: \"3s\", heal: false, httpAddr: \"127.0.0.1:0\" }},\n  sleep: {sleep},\n}}\n",
-        &config[..end],
+    let monitor = "{ interval: \"1s\", downAfter: 2, probeTimeout: \"3s\", heal: false, httpAddr: \"127.0.0.1:0\" }";
+    let extra = format!("  sleep: {sleep},\n");
+    serving_app(
+        env,
         fake.url(),
-        OPS_CHAT.0
-    );
-    std::fs::write(&env.config_path, config).unwrap();
-    let vars = BTreeMap::from([("MTP_TELEGRAM_TOKEN".to_string(), ADMIN_TOKEN.to_string())]);
-    let config = AdminConfig::load(Some(&env.config_path), None, &vars).expect("config loads");
-    App::open(config).await.expect("app opens")
-}
-
-async fn create(app: &App, id: &str, image: &str, bot_token: &str) -> TenantId {
-    let id: TenantId = id.parse().unwrap();
-    let spec = TenantSpec {
-        id: id.clone(),
-        display_name: None,
-        bot_token: BotToken::parse(bot_token).unwrap(),
-        provider_key: None,
-        model: "anthropic/claude-opus-4-6".into(),
-        image: Some(image.into()),
-        limits: None,
-        dm_policy: DmPolicy::Pairing,
-        skills: None,
-        bot_username: None,
-        keep_failed: false,
-    };
-    fleet::create(app, &Actor::System("test"), spec, &mut |_| {})
-        .await
-        .expect("create");
-    id
+        ADMIN_TOKEN,
+        (OPERATOR, OPS_CHAT.0),
+        monitor,
+        &extra,
+    )
+    .await
 }
 
 fn state_of(app: &App, id: &TenantId) -> CellState {

@@ -4,8 +4,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mtp::fleet::App;
-use mtp::tenant::{SecretKind, TenantId};
+use std::collections::BTreeMap;
+
+use mtp::config::AdminConfig;
+use mtp::fleet::{self, Actor, App};
+use mtp::tenant::{BotToken, DmPolicy, SecretKind, TenantId, TenantSpec};
+
+use crate::common::TestEnv;
 use tokio::sync::oneshot;
 
 /// A running `mtp serve` (in this process) and how to stop it.
@@ -101,4 +106,49 @@ pub async fn fake_control(
         "{method} {path}: {}",
         response.status()
     );
+}
+
+/// This test's app as `mtp serve` runs it: the admin bot (`admin_token`) on
+/// the Bot API at `api_url` with one operator and an ops chat, the monitor
+/// as `monitor` says (a JSON5 object), and `extra` top-level sections.
+pub async fn serving_app(
+    env: &TestEnv,
+    api_url: &str,
+    admin_token: &str,
+    (operator, ops_chat): (u64, i64),
+    monitor: &str,
+    extra: &str,
+) -> App {
+    let config = std::fs::read_to_string(&env.config_path).unwrap();
+    let end = config.rfind('}').unwrap();
+    let config = format!(
+        "{}  telegram: {{ apiUrl: \"{api_url}\", operators: [{operator}], opsChatId: {ops_chat} }},\n  monitor: {monitor},\n{extra}}}\n",
+        &config[..end],
+    );
+    std::fs::write(&env.config_path, config).unwrap();
+    let vars = BTreeMap::from([("MTP_TELEGRAM_TOKEN".to_string(), admin_token.to_string())]);
+    let config = AdminConfig::load(Some(&env.config_path), None, &vars).expect("config loads");
+    App::open(config).await.expect("app opens")
+}
+
+/// A tenant of `image` with its own bot, made by `fleet::create` as the test's actor.
+pub async fn create_cell(app: &App, id: &str, image: &str, bot_token: &str) -> TenantId {
+    let id: TenantId = id.parse().unwrap();
+    let spec = TenantSpec {
+        id: id.clone(),
+        display_name: None,
+        bot_token: BotToken::parse(bot_token).unwrap(),
+        provider_key: None,
+        model: "anthropic/claude-opus-4-6".into(),
+        image: Some(image.into()),
+        limits: None,
+        dm_policy: DmPolicy::Pairing,
+        skills: None,
+        bot_username: None,
+        keep_failed: false,
+    };
+    fleet::create(app, &Actor::System("test"), spec, &mut |_| {})
+        .await
+        .expect("create");
+    id
 }
