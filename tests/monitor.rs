@@ -396,12 +396,7 @@ fn crash_inside(tenant: &TenantId) {
 
 /// Alerts in the ops chat about `tenant`, oldest first.
 fn alerts_about(admin: &FakeBot, tenant: &TenantId) -> Vec<String> {
-    admin
-        .messages_in(OPS_CHAT)
-        .into_iter()
-        .filter(|m| m.from_bot && m.text.contains(tenant.as_str()))
-        .map(|m| m.text)
-        .collect()
+    common::serving::alerts_about(admin, OPS_CHAT, tenant)
 }
 
 // See: issue 10 (a crash before the first sweep saw the tenant went unreported,

@@ -91,12 +91,7 @@ fn assert_never_confirmed(bot: &FakeBot) {
 }
 
 fn alerts_about(admin: &FakeBot, tenant: &TenantId) -> Vec<String> {
-    admin
-        .messages_in(OPS_CHAT)
-        .into_iter()
-        .filter(|m| m.from_bot && m.text.contains(tenant.as_str()))
-        .map(|m| m.text)
-        .collect()
+    common::serving::alerts_about(admin, OPS_CHAT, tenant)
 }
 
 /// The value of one sample line of `/metrics`.

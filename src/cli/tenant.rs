@@ -46,7 +46,7 @@ pub(crate) enum TenantCommand {
         json: bool,
     },
     /// Wake a sleeping tenant's cell (and wait for its gateway); with a text,
-    /// also wake its agent through its webhook (hooks must be on).
+    /// instead wake the running agent through its webhook (hooks must be on).
     Wake {
         id: String,
         /// The system event text the agent gets (through /hooks/wake).
@@ -231,15 +231,11 @@ pub(crate) async fn run(
                     "the wake text is empty; say what the agent should look at".into()
                 ));
             }
-            let asleep = fleet::record(&app, &id)?.state == crate::tenant::CellState::Sleeping;
-            if asleep || text.is_none() {
+            let Some(text) = text else {
                 let woken =
                     fleet::sleep::wake(&app, &actor, &id, fleet::sleep::WakeCause::Operator)
                         .await?;
-                render::print_line(&render::woken(&woken))?;
-            }
-            let Some(text) = text else {
-                return Ok(());
+                return render::print_line(&render::woken(&woken));
             };
             let wake = fleet::Wake {
                 text,

@@ -175,6 +175,12 @@ fn hook_target(
     tenant: &TenantId,
 ) -> anyhow::Result<(u16, crate::tenant::Secret<String>)> {
     let record = known(app, tenant)?;
+    if record.state == crate::tenant::CellState::Sleeping {
+        return Err(crate::fleet::obstacle::Asleep {
+            tenant: tenant.clone(),
+        }
+        .into());
+    }
     let token = app
         .store
         .secret(tenant, SecretKind::HooksToken)?

@@ -33,7 +33,10 @@ pub async fn run(app: App, metrics: Arc<Metrics>, shutdown: CancellationToken) {
     let mut waking: HashMap<TenantId, tokio::task::JoinHandle<()>> = HashMap::new();
     // Tenants whose watch failed (a revoked token), and when to try again.
     let retry_at: Arc<std::sync::Mutex<HashMap<TenantId, Instant>>> = Arc::default();
-    let mut stays_awake: HashSet<TenantId> = HashSet::new();
+    // The idle pass runs as its own task: a pass that puts several tenants to
+    // sleep (each stop takes seconds) holds up neither watches nor wakes.
+    let stays_awake: Arc<std::sync::Mutex<HashSet<TenantId>>> = Arc::default();
+    let mut judging: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let judge_idle = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -42,8 +45,9 @@ pub async fn run(app: App, metrics: Arc<Metrics>, shutdown: CancellationToken) {
         };
         let may_sleep =
             app.config().sleep.after.is_some() || !app.config().sleep.tenants.is_empty();
-        if judge_idle && may_sleep {
-            judge(&app, &mut stays_awake).await;
+        if judge_idle && may_sleep && judging.as_ref().is_none_or(|task| task.is_finished()) {
+            let (app, stays_awake) = (app.clone(), stays_awake.clone());
+            judging = Some(tokio::spawn(async move { judge(&app, &stays_awake).await }));
         }
         let sleeping = match sleep::sleeping(&app) {
             Ok(sleeping) => sleeping,
@@ -104,7 +108,11 @@ pub async fn run(app: App, metrics: Arc<Metrics>, shutdown: CancellationToken) {
             watching.insert(tenant, task);
         }
     }
-    for (_, task) in watching.into_iter().chain(waking) {
+    for task in judging
+        .into_iter()
+        .chain(watching.into_values())
+        .chain(waking.into_values())
+    {
         let _ = task.await;
     }
 }
@@ -129,7 +137,7 @@ async fn wake(app: App, metrics: Arc<Metrics>, tenant: TenantId, cause: WakeCaus
     }
 }
 
-async fn judge(app: &App, stays_awake: &mut HashSet<TenantId>) {
+async fn judge(app: &App, stays_awake: &std::sync::Mutex<HashSet<TenantId>>) {
     let decisions = match sleep::sleep_idle(app).await {
         Ok(decisions) => decisions,
         Err(err) => {
@@ -137,6 +145,9 @@ async fn judge(app: &App, stays_awake: &mut HashSet<TenantId>) {
             return;
         }
     };
+    let mut stays_awake = stays_awake
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for (tenant, decision) in decisions {
         match decision {
             IdleDecision::Slept(slept) => {

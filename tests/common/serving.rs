@@ -152,3 +152,17 @@ pub async fn create_cell(app: &App, id: &str, image: &str, bot_token: &str) -> T
         .expect("create");
     id
 }
+
+/// The admin's messages in `ops_chat` that name `tenant`, oldest first.
+pub fn alerts_about(
+    admin: &crate::common::fake_telegram::FakeBot,
+    ops_chat: teloxide::types::ChatId,
+    tenant: &TenantId,
+) -> Vec<String> {
+    admin
+        .messages_in(ops_chat)
+        .into_iter()
+        .filter(|m| m.from_bot && m.text.contains(tenant.as_str()))
+        .map(|m| m.text)
+        .collect()
+}
