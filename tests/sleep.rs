@@ -102,6 +102,27 @@ async fn metric(serving: &Serving, line_start: &str) -> Option<f64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
+/// Writes into a stopped cell's store that it handled updates up to `update_id`,
+/// as OpenClaw 2026.9.6 records it (`telegram.update-offsets`).
+fn handled_up_to(app: &App, id: &TenantId, token: &str, update_id: i64) {
+    let dir = app.tenant_dir(id).join("state/state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = rusqlite::Connection::open(dir.join("openclaw.sqlite")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS plugin_state_entries (plugin_id TEXT NOT NULL, namespace TEXT NOT NULL, entry_key TEXT NOT NULL, value_json TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER, PRIMARY KEY (plugin_id, namespace, entry_key)) STRICT",
+    )
+    .unwrap();
+    let bot_id = token.split(':').next().unwrap();
+    let value = serde_json::json!({
+        "version": 3, "lastUpdateId": update_id, "botId": bot_id, "tokenFingerprint": "test",
+    });
+    db.execute(
+        "INSERT OR REPLACE INTO plugin_state_entries VALUES ('telegram', 'telegram.update-offsets', 'default', ?1, 0, NULL)",
+        [value.to_string()],
+    )
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idle_cells_sleep_and_a_message_wakes_one() {
     let env = TestEnv::new("sleep-fake-cells", 21720, "60s");
@@ -152,10 +173,27 @@ async fn idle_cells_sleep_and_a_message_wakes_one() {
         "{audit:?}"
     );
 
-    // The admin watches its bot; a message for it wakes it.
+    // The admin watches its bot. An update the cell handled before it slept
+    // is still pending at Telegram (the cell confirms it with its next poll):
+    // no reason to wake it.
     let bot = &bots[0];
     bot.wait_for_poll(Duration::from_secs(30)).await.unwrap();
     let chat = ChatId(CLIENT.0 as i64);
+    bot.push_message(chat, CLIENT, "thanks, that is all");
+    handled_up_to(&app, &idle, &tenant_token(1), 1);
+    let polls = bot.call_count("getUpdates");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bot.call_count("getUpdates") < polls + 2 {
+        assert!(Instant::now() < deadline, "the watch stopped polling");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        state_of(&app, &idle),
+        CellState::Sleeping,
+        "woken for a handled update"
+    );
+    assert_eq!(cell_running(idle.as_str()), Some(false));
+    // A new message wakes it.
     bot.push_message(chat, CLIENT, "are you there?");
     let took = await_container(&idle, true, Duration::from_secs(30)).await;
     eprintln!("message → container running: {took:?}");
@@ -168,7 +206,7 @@ async fn idle_cells_sleep_and_a_message_wakes_one() {
     assert_eq!(typing.params["action"], "typing");
     await_state(&app, &idle, CellState::Running, Duration::from_secs(5)).await;
     assert_never_confirmed(bot);
-    assert_eq!(bot.pending_updates(), 1, "the message waits for the cell");
+    assert_eq!(bot.pending_updates(), 2, "the messages wait for the cell");
     let woken = async {
         loop {
             if metric(&serving, "mtp_wakes_total{cause=\"message\"} ").await == Some(1.0) {
@@ -259,6 +297,14 @@ async fn operators_sleep_and_wake_refusals_say_why() {
     assert_eq!(state_of(&app, &id), CellState::Stopped);
 }
 
+/// Alerts about `id` other than its memory: a real cell's first boot holds
+/// most of the tests' 1 GiB, which the monitor rightly reports.
+fn outages(admin: &FakeBot, id: &TenantId) -> Vec<String> {
+    let mut alerts = alerts_about(admin, id);
+    alerts.retain(|alert| !alert.contains("memory high"));
+    alerts
+}
+
 fn chrono_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -283,9 +329,9 @@ async fn a_real_cell_wakes_on_its_clients_message_and_for_its_cron_job() {
     bot.wait_for_poll(Duration::from_secs(30)).await.unwrap();
     serving.await_sweeps(2).await;
     assert!(
-        alerts_about(&admin, &id).is_empty(),
+        outages(&admin, &id).is_empty(),
         "{:?}",
-        alerts_about(&admin, &id)
+        outages(&admin, &id)
     );
 
     let chat = ChatId(CLIENT.0 as i64);
@@ -357,16 +403,17 @@ async fn a_real_cell_wakes_on_its_clients_message_and_for_its_cron_job() {
     while !woken("wake (schedule)") {
         assert!(
             Instant::now() < deadline,
-            "the scheduled wake never finished"
+            "the scheduled wake never finished: {:#?}",
+            fleet::audit_log(&app, Some(&id), 50).unwrap()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(woken("wake (message)"));
     // Waking is not an outage: nothing was raised for it.
     assert!(
-        alerts_about(&admin, &id).is_empty(),
+        outages(&admin, &id).is_empty(),
         "{:?}",
-        alerts_about(&admin, &id)
+        outages(&admin, &id)
     );
     serving.stop().await;
 }

@@ -89,3 +89,91 @@ pub(crate) fn unfinished_telegram_updates(state_dir: &Path) -> anyhow::Result<u6
     })?;
     Ok(count.unwrap_or(0))
 }
+
+/// The newest Telegram update the cell has handled and recorded (its offset
+/// store, `telegram.update-offsets`): the cell confirms it at Telegram with
+/// its next `getUpdates`, so until then Telegram still lists it as pending.
+/// `None` when the cell never recorded one, or one for another bot than
+/// `bot_id` (the token's number before the colon).
+pub(crate) fn telegram_watermark(state_dir: &Path, bot_id: &str) -> anyhow::Result<Option<i64>> {
+    let newest = with_cell_db(state_dir, |db| {
+        if !has_table(db, "plugin_state_entries")? {
+            return Ok(None);
+        }
+        let mut query = db.prepare(
+            "SELECT value_json FROM plugin_state_entries WHERE namespace = 'telegram.update-offsets'",
+        )?;
+        let mut newest: Option<i64> = None;
+        for value in query.query_map([], |row| row.get::<_, String>(0))? {
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&value?) else {
+                continue;
+            };
+            // An entry for another bot (a rotated token) says nothing of this one.
+            if value["botId"].as_str().is_some_and(|id| id != bot_id) {
+                continue;
+            }
+            if let Some(id) = value["lastUpdateId"].as_i64() {
+                newest = Some(newest.map_or(id, |seen| seen.max(id)));
+            }
+        }
+        Ok(newest)
+    })?;
+    Ok(newest.flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store shaped as OpenClaw 2026.9.6 keeps it.
+    fn store_with(dir: &Path, entries: &[(&str, &str)]) {
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let db = rusqlite::Connection::open(dir.join(STATE_DB)).unwrap();
+        db.execute_batch(
+            "CREATE TABLE plugin_state_entries (plugin_id TEXT NOT NULL, namespace TEXT NOT NULL, entry_key TEXT NOT NULL, value_json TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER, PRIMARY KEY (plugin_id, namespace, entry_key)) STRICT",
+        )
+        .unwrap();
+        for (key, value) in entries {
+            db.execute(
+                "INSERT INTO plugin_state_entries VALUES ('telegram', ?1, ?2, ?3, 0, NULL)",
+                [
+                    if key.starts_with("other") {
+                        "telegram.other"
+                    } else {
+                        "telegram.update-offsets"
+                    },
+                    key,
+                    value,
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn the_watermark_is_the_cells_newest_handled_update_of_this_bot() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            telegram_watermark(dir.path(), "7000").unwrap(),
+            None,
+            "no store yet"
+        );
+        store_with(
+            dir.path(),
+            &[
+                (
+                    "default",
+                    r#"{"version":3,"lastUpdateId":41,"botId":"7000","tokenFingerprint":"x"}"#,
+                ),
+                (
+                    "old",
+                    r#"{"version":3,"lastUpdateId":99,"botId":"6000","tokenFingerprint":"y"}"#,
+                ),
+                ("other", r#"{"lastUpdateId":500}"#),
+                ("broken", "not json"),
+            ],
+        );
+        assert_eq!(telegram_watermark(dir.path(), "7000").unwrap(), Some(41));
+        assert_eq!(telegram_watermark(dir.path(), "5000").unwrap(), None);
+    }
+}

@@ -32,9 +32,9 @@ use tokio_util::sync::CancellationToken;
 use crate::fleet::cell::wait_healthy;
 use crate::fleet::inventory::known;
 use crate::fleet::lock::{self, Op};
-use crate::fleet::telegram::{PendingUpdate, WatchError, pending_update, send_typing};
+use crate::fleet::telegram::{PendingUpdate, WatchError, pending_updates, send_typing};
 use crate::fleet::{Actor, App, audit, audit_result, now};
-use crate::tenant::{CellState, SecretKind, TenantId, TenantRecord};
+use crate::tenant::{CellState, Secret, SecretKind, TenantId, TenantRecord};
 
 /// A scheduled job's cell is started this long before the job is due: a
 /// boot takes 10-20 s (FACTS.md), and the gateway needs a moment after it.
@@ -698,6 +698,9 @@ pub async fn watch_bot(
     let result = async {
         let _running = slot.running.lock().await;
         let mut backoff = Duration::from_secs(1);
+        // The newest update the stopped cell handled, read once (it cannot
+        // change while the container is stopped).
+        let mut handled: Option<Option<i64>> = None;
         loop {
             if slot.cancel.is_cancelled() || shutdown.is_cancelled() {
                 return Ok(WatchEnd::NotAsleep);
@@ -723,11 +726,32 @@ pub async fn watch_bot(
             let polled = tokio::select! {
                 () = slot.cancel.cancelled() => return Ok(WatchEnd::NotAsleep),
                 () = shutdown.cancelled() => return Ok(WatchEnd::NotAsleep),
-                polled = pending_update(app, &token, WATCH_POLL) => polled,
+                polled = pending_updates(app, &token, WATCH_POLL) => polled,
             };
             match polled {
-                Ok(Some(update)) => return Ok(WatchEnd::Pending(update, Instant::now())),
-                Ok(None) => backoff = Duration::from_secs(1),
+                Ok(updates) if updates.is_empty() => backoff = Duration::from_secs(1),
+                Ok(updates) => {
+                    backoff = Duration::from_secs(1);
+                    // The cell's last handled update stays pending at Telegram
+                    // until its next poll: that one is no reason to wake it.
+                    if handled.is_none() {
+                        handled = Some(handled_by_cell(app, tenant, &token).await);
+                    }
+                    let handled = handled.flatten();
+                    if let Some(update) = updates
+                        .into_iter()
+                        .find(|update| handled.is_none_or(|id| update.update_id > id))
+                    {
+                        return Ok(WatchEnd::Pending(update, Instant::now()));
+                    }
+                    // Only handled ones wait, so Telegram answers at once: look
+                    // again at the watch's pace, not in a tight loop.
+                    tokio::select! {
+                        () = slot.cancel.cancelled() => return Ok(WatchEnd::NotAsleep),
+                        () = shutdown.cancelled() => return Ok(WatchEnd::NotAsleep),
+                        () = tokio::time::sleep(WATCH_POLL) => {}
+                    }
+                }
                 Err(WatchError::Unauthorized) => return Err(anyhow!(WatchError::Unauthorized)),
                 Err(err) => {
                     tracing::warn!(cause = %err, %tenant, "watching a sleeping tenant's bot");
@@ -744,6 +768,32 @@ pub async fn watch_bot(
     .await;
     app.watches.leave(tenant);
     result.map(Some)
+}
+
+/// The newest update the sleeping cell handled itself (`None` when it never
+/// recorded one or its store cannot be read: then every pending update counts).
+async fn handled_by_cell(app: &App, tenant: &TenantId, token: &Secret<String>) -> Option<i64> {
+    let state_dir = app.tenant_dir(tenant).join("state");
+    let bot_id = token
+        .expose()
+        .split_once(':')
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_default();
+    let read = tokio::task::spawn_blocking(move || {
+        crate::fleet::cell_db::telegram_watermark(&state_dir, &bot_id)
+    })
+    .await;
+    match read {
+        Ok(Ok(handled)) => handled,
+        Ok(Err(err)) => {
+            tracing::warn!(cause = %format!("{err:#}"), %tenant, "cannot read which updates the sleeping cell handled; any pending one wakes it");
+            None
+        }
+        Err(err) => {
+            tracing::warn!(cause = %err, %tenant, "reading the sleeping cell's store panicked");
+            None
+        }
+    }
 }
 
 /// What the idle check decided for one running tenant.

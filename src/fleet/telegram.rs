@@ -95,19 +95,20 @@ pub enum WatchError {
     Unreachable(String),
 }
 
-/// One long poll of `getUpdates` with no offset (nothing is confirmed):
-/// the first waiting update, or `None` when none came within `wait`.
+/// One long poll of `getUpdates` with no offset (nothing is confirmed): the
+/// waiting updates, oldest first (up to 100), or none when none came within
+/// `wait`.
 ///
 /// # Errors
 ///
 /// `Unauthorized`, `Conflict`, `Unreachable`; never a token in the text.
-pub async fn pending_update(
+pub async fn pending_updates(
     app: &App,
     token: &Secret<String>,
     wait: std::time::Duration,
-) -> Result<Option<PendingUpdate>, WatchError> {
+) -> Result<Vec<PendingUpdate>, WatchError> {
     let url = method_url(app, token, "getUpdates");
-    let body = serde_json::json!({ "limit": 1, "timeout": wait.as_secs() });
+    let body = serde_json::json!({ "limit": 100, "timeout": wait.as_secs() });
     let answer = call(
         &url,
         &body,
@@ -115,9 +116,11 @@ pub async fn pending_update(
         token,
     )
     .await?;
-    let Some(update) = answer.as_array().and_then(|updates| updates.first()) else {
-        return Ok(None);
-    };
+    let updates = answer.as_array().map(Vec::as_slice).unwrap_or_default();
+    Ok(updates.iter().map(pending).collect())
+}
+
+fn pending(update: &serde_json::Value) -> PendingUpdate {
     let update_id = update["update_id"].as_i64().unwrap_or_default();
     let chat = [
         "message",
@@ -129,14 +132,14 @@ pub async fn pending_update(
     .find_map(|kind| update[*kind]["chat"]["id"].as_i64())
     .or_else(|| update["callback_query"]["message"]["chat"]["id"].as_i64())
     .or_else(|| update["my_chat_member"]["chat"]["id"].as_i64());
-    Ok(Some(PendingUpdate { update_id, chat }))
+    PendingUpdate { update_id, chat }
 }
 
 /// `sendChatAction typing` to `chat` with the tenant's bot.
 ///
 /// # Errors
 ///
-/// As `pending_update`.
+/// As `pending_updates`.
 pub async fn send_typing(app: &App, token: &Secret<String>, chat: i64) -> Result<(), WatchError> {
     let url = method_url(app, token, "sendChatAction");
     let body = serde_json::json!({ "chat_id": chat, "action": "typing" });

@@ -30,6 +30,19 @@ pub const FAKE_IMAGE: &str = "mtp-test/fake-gateway:1";
 /// A bot token of the right shape; BotFather never issued it.
 pub const BOT_TOKEN: &str = "7000000001:AAFakeTokenForTestsOnly_abcdefghijk";
 
+/// The admin's log lines (warnings and up, `mtp` at info) go to the test's
+/// captured output: a failing test shows what the admin did. `MTP_LOG` as
+/// for the binary.
+pub fn capture_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MTP_LOG")
+        .unwrap_or_else(|_| "warn,mtp=info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}
+
 /// One test's world: its dir, config file and tenant id prefix.
 pub struct TestEnv {
     pub dir: PathBuf,
@@ -41,6 +54,7 @@ impl TestEnv {
     /// `name` must be unique per test; `port_start` too (ranges of 20 ports).
     /// `health_timeout` like "180s".
     pub fn new(name: &str, port_start: u16, health_timeout: &str) -> TestEnv {
+        capture_logs();
         for image in [OPENCLAW_IMAGE, HANG_IMAGE, CRASH_IMAGE] {
             let status = docker(&["image", "inspect", image]);
             assert!(
