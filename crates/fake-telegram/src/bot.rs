@@ -138,6 +138,13 @@ impl FakeBot {
         update_id
     }
 
+    /// Confirms every pending update, as a poller's `getUpdates` with a higher
+    /// offset would (a consumer that cannot reach the fake, such as a cell
+    /// whose Bot API root is closed).
+    pub fn confirm_all(&self) {
+        self.with_bot(|bot| bot.updates.clear());
+    }
+
     /// Updates pushed and not yet confirmed by a later `getUpdates` offset.
     #[must_use]
     pub fn pending_updates(&self) -> usize {
