@@ -331,6 +331,8 @@ pub struct TenantRecord {
     pub slept_at: Option<i64>,
     /// While `Sleeping`: when to wake for the next scheduled job (unix seconds).
     pub wake_at: Option<i64>,
+    /// The image the operator pinned this tenant to: fleet upgrades pass it by.
+    pub pinned_image: Option<String>,
 }
 
 impl TenantRecord {

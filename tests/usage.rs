@@ -225,6 +225,7 @@ fn stopped_tenant(app: &App, id: &TenantId) {
                 maintenance_until: None,
                 slept_at: None,
                 wake_at: None,
+                pinned_image: None,
             })
         })
         .unwrap();

@@ -396,7 +396,7 @@ pub async fn act(
 }
 
 /// The upgrade steps the operator sees, each covering some of fleet's.
-const UPGRADE_PROGRESS: [(&str, &[UpgradeStep]); 4] = [
+pub(super) const UPGRADE_PROGRESS: [(&str, &[UpgradeStep]); 4] = [
     (
         "clients.upgrade_step_check",
         &[UpgradeStep::Validate, UpgradeStep::Maintenance],
@@ -406,7 +406,10 @@ const UPGRADE_PROGRESS: [(&str, &[UpgradeStep]); 4] = [
         &[UpgradeStep::Replace, UpgradeStep::Start],
     ),
     ("clients.upgrade_step_health", &[UpgradeStep::Health]),
-    ("clients.upgrade_step_gateway", &[UpgradeStep::Gateway]),
+    (
+        "clients.upgrade_step_gateway",
+        &[UpgradeStep::Gateway, UpgradeStep::Channel],
+    ),
 ];
 
 /// `/upgrade <id> [image]`: one message, edited step by step, then the outcome.

@@ -99,6 +99,7 @@ pub(crate) fn handler() -> UpdateHandler<BoxError> {
             OnTenant::Act(Action::Wake),
         ))
         .branch(case![Command::Upgrade(arg)].endpoint(upgrade))
+        .branch(case![Command::UpgradeAll(arg)].endpoint(upgrade_all))
         .branch(on_tenant_branch(
             case![Command::Remove(arg)],
             OnTenant::AskRemove,
@@ -234,6 +235,11 @@ async fn upgrade(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerRe
         clients::upgrade(&bot, chat, &ctx, &actor, &id, image.as_deref()).await?;
     }
     Ok(())
+}
+
+async fn upgrade_all(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    let actor = actor_of(msg.from.as_ref());
+    crate::bot::rollout::upgradeall(&bot, msg.chat.id, &ctx, actor, &arg).await
 }
 
 async fn logs(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {

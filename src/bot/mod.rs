@@ -17,6 +17,7 @@ mod clients;
 mod commands;
 mod newclient;
 mod pasted;
+mod rollout;
 mod send;
 mod state;
 mod storage;
@@ -85,6 +86,10 @@ pub enum Command {
     Wake(String),
     #[command(description = "move a client's cell to another pinned image: /upgrade <id> [image]")]
     Upgrade(String),
+    #[command(
+        description = "upgrade every client, canary first, then waves: /upgradeall <image> [go] | status | halt | resume | abandon"
+    )]
+    UpgradeAll(String),
     #[command(description = "remove a client (asks first): /remove <id>")]
     Remove(String),
     #[command(description = "a client's log, secrets redacted: /logs <id> [lines]")]
@@ -256,6 +261,10 @@ async fn run_inner(
     let token = dispatcher.shutdown_token();
     abandon_provisioning(&bot, &ctx, &storage).await;
     let sweeper = tokio::spawn(sweep_idle(bot.clone(), ctx.clone(), storage.clone()));
+    // Only the serving admin takes over an unfinished rollout.
+    let adopter = forwarder
+        .is_some()
+        .then(|| tokio::spawn(rollout::adopt_at_start(bot.clone(), ctx.clone())));
     tokio::spawn(async move {
         shutdown.await;
         // The dispatcher may not be running yet; try until it takes the signal.
@@ -271,6 +280,9 @@ async fn run_inner(
     });
     dispatcher.dispatch().await;
     sweeper.abort();
+    if let Some(adopter) = adopter {
+        adopter.abort();
+    }
     if let Some(forwarder) = forwarder {
         forwarder.abort();
     }

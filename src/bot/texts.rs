@@ -7,13 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, bail};
 
-const FILES: [(&str, &str); 6] = [
+const FILES: [(&str, &str); 7] = [
     ("common", include_str!("../../dialogues/common.json5")),
     ("newclient", include_str!("../../dialogues/newclient.json5")),
     ("clients", include_str!("../../dialogues/clients.json5")),
     ("monitor", include_str!("../../dialogues/monitor.json5")),
     ("usage", include_str!("../../dialogues/usage.json5")),
     ("backups", include_str!("../../dialogues/backups.json5")),
+    ("rollout", include_str!("../../dialogues/rollout.json5")),
 ];
 
 /// (file, key, placeholders) of every text the code uses.
@@ -271,6 +272,28 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("backups", "age_minutes", &["n"]),
     ("backups", "age_hours", &["n"]),
     ("backups", "age_days", &["n"]),
+    ("rollout", "usage", &[]),
+    ("rollout", "plan", &["image", "count", "waves", "passed"]),
+    ("rollout", "wave_line", &["name", "ids"]),
+    ("rollout", "canary", &[]),
+    ("rollout", "wave", &["n"]),
+    ("rollout", "passed", &["list"]),
+    ("rollout", "refused", &["reason"]),
+    ("rollout", "progress", &["image", "done", "total", "now"]),
+    ("rollout", "now_upgrading", &["wave", "id", "step"]),
+    ("rollout", "now_pausing", &["at"]),
+    ("rollout", "now_starting", &[]),
+    ("rollout", "done", &["image", "done", "total", "passed"]),
+    (
+        "rollout",
+        "halted",
+        &["image", "reason", "upgraded", "pending"],
+    ),
+    ("rollout", "nobody", &[]),
+    ("rollout", "halt_asked", &["image"]),
+    ("rollout", "abandoned", &["image"]),
+    ("rollout", "none", &[]),
+    ("rollout", "adopted", &["image"]),
     ("monitor", "summary", &["count", "lines"]),
     ("monitor", "summary_line", &["what", "ids"]),
     ("monitor", "health_header", &["at", "age", "took"]),

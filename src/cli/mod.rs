@@ -15,6 +15,7 @@
 
 mod audit;
 mod backup;
+mod fleet;
 mod render;
 mod rpc;
 mod serve;
@@ -70,6 +71,9 @@ enum Command {
     Backup(backup::BackupCommand),
     /// This host's memory, a cell's measured footprint, and how many more tenants fit.
     Capacity(tenant::JsonFlag),
+    /// Fleet-wide actions: staged upgrades with a canary, waves and a brake (README, "Fleet operations").
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
 }
 
 /// An error that means "bad input, nothing changed": exit code 2.
@@ -159,6 +163,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit(args) => audit::run(config, args).await,
         Command::Backup(command) => backup::run(config, command).await,
+        Command::Fleet(command) => fleet::run(config, command).await,
         Command::Capacity(flag) => {
             let app = App::open(config).await?;
             let capacity = crate::fleet::capacity::capacity(&app).await?;

@@ -81,6 +81,7 @@ pub(crate) fn upgrade_step(step: fleet::UpgradeStep) -> &'static str {
         fleet::UpgradeStep::Start => "starting",
         fleet::UpgradeStep::Health => "waiting for the gateway to be healthy",
         fleet::UpgradeStep::Gateway => "reaching the gateway",
+        fleet::UpgradeStep::Channel => "waiting for the Telegram poller",
         fleet::UpgradeStep::Done => "done",
     }
 }
@@ -777,6 +778,112 @@ pub(crate) fn unknown_tenant_hint(unknown: &fleet::UnknownTenant) -> String {
     }
     let names: Vec<&str> = unknown.similar.iter().map(TenantId::as_str).collect();
     format!("did you mean {}?", names.join(" or "))
+}
+
+/// What a rollout does now, for the progress bar.
+pub(crate) fn rollout_now(now: &crate::fleet::rollout::RolloutProgress<'_>) -> String {
+    let rollout = now.rollout;
+    if let Some((tenant, step)) = now.current {
+        let wave = rollout
+            .waves
+            .iter()
+            .position(|wave| wave.iter().any(|id| id == tenant))
+            .unwrap_or(0);
+        return format!(
+            "{} {}/{}: {tenant}: {}",
+            if wave == 0 { "canary" } else { "wave" },
+            wave,
+            rollout.waves.len() - 1,
+            upgrade_step(step)
+        );
+    }
+    match rollout.next_wave_at {
+        Some(at) => format!("pausing until {}", clock(at)),
+        None => rollout.state.as_str().to_string(),
+    }
+}
+
+/// A rollout's plan: waves, and who is passed by and why.
+pub(crate) fn rollout_plan(plan: &crate::fleet::rollout::Rollout) -> String {
+    let mut text = format!(
+        "rollout to {} ({} tenants; pause {}s between waves)\n",
+        plan.image,
+        plan.tenants.len(),
+        plan.pause_secs
+    );
+    for (index, wave) in plan.waves.iter().enumerate() {
+        let name = if index == 0 {
+            "canary".to_string()
+        } else {
+            format!("wave {index}")
+        };
+        text.push_str(&format!("  {name}: {}\n", wave.join(", ")));
+    }
+    for (tenant, why) in &plan.passed_by {
+        text.push_str(&format!("  passed by: {tenant} ({why})\n"));
+    }
+    text.trim_end().to_string()
+}
+
+/// A rollout's report: where each tenant stands.
+pub(crate) fn rollout(rollout: &crate::fleet::rollout::Rollout) -> String {
+    use crate::fleet::rollout::TenantStep;
+    let (done, total) = rollout.done_count();
+    let mut text = format!(
+        "rollout to {}: {} ({done}/{total} done), started {} by {}\n",
+        rollout.image,
+        rollout.state.as_str(),
+        clock(rollout.created_at),
+        rollout.by
+    );
+    if let Some(because) = &rollout.halted_because {
+        text.push_str(&format!("  halted: {because}\n"));
+    }
+    if let Some(at) = rollout.next_wave_at {
+        text.push_str(&format!("  next wave at {}\n", clock(at)));
+    }
+    for tenant in rollout.order() {
+        let line = match rollout.tenants.get(tenant) {
+            Some(TenantStep::Pending) | None => "pending".to_string(),
+            Some(TenantStep::Upgrading { since }) => format!("upgrading since {}", clock(*since)),
+            Some(TenantStep::Upgraded { from }) => format!("upgraded from {from}"),
+            Some(TenantStep::Failed {
+                reason,
+                rolled_back,
+            }) => format!(
+                "FAILED ({}): {reason}",
+                if *rolled_back {
+                    "back on its old image"
+                } else {
+                    "NOT rolled back"
+                }
+            ),
+            Some(TenantStep::Skipped { reason }) => format!("skipped: {reason}"),
+        };
+        text.push_str(&format!("  {tenant}: {line}\n"));
+    }
+    for (tenant, why) in &rollout.passed_by {
+        text.push_str(&format!("  {tenant}: passed by ({why})\n"));
+    }
+    text.trim_end().to_string()
+}
+
+fn clock(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0).map_or_else(
+        || at.to_string(),
+        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// After `tenant pin`: the pin, and what the tenant runs when that differs.
+pub(crate) fn pinned(id: &TenantId, pin: Option<&str>, runs: &str) -> String {
+    match pin {
+        None => format!("{id} is unpinned: fleet upgrades include it again"),
+        Some(pin) if pin == runs => format!("{id} is pinned to {pin}: fleet upgrades pass it by"),
+        Some(pin) => format!(
+            "{id} is pinned to {pin} (it runs {runs}; move it with `mtp tenant upgrade {id} --image {pin}`): fleet upgrades pass it by"
+        ),
+    }
 }
 
 #[cfg(test)]

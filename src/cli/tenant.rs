@@ -62,6 +62,12 @@ pub(crate) enum TenantCommand {
         #[arg(long)]
         image: Option<String>,
     },
+    /// Pin a tenant to an image (fleet upgrades pass it by), or unpin it: `none`.
+    Pin {
+        id: String,
+        /// A pinned image reference, or `none`.
+        image: String,
+    },
     /// Remove a tenant's container and network; data stays unless --purge.
     Rm {
         id: String,
@@ -253,6 +259,13 @@ pub(crate) async fn run(
             let upgraded = upgrade(&app, &actor, &id, image.as_deref()).await?;
             render::print_line(&render::upgraded(&id, &upgraded))
         }
+        TenantCommand::Pin { id, image } => {
+            let id = parse_id(&id)?;
+            let pin = (image != "none").then_some(image.as_str());
+            let runs = fleet::rollout::pin(&app, &actor, &id, pin)
+                .map_err(|err| BadInput(format!("{err:#}")))?;
+            render::print_line(&render::pinned(&id, pin, &runs))
+        }
         TenantCommand::Rm {
             id,
             purge,
@@ -343,7 +356,7 @@ async fn upgrade(
     image: Option<&str>,
 ) -> anyhow::Result<fleet::Upgraded> {
     /// The steps an upgrade reports (`fleet::UpgradeStep`'s variants).
-    const STEPS: usize = 7;
+    const STEPS: usize = 8;
     let progress = Progress::new(STEPS, false);
     let mut done = 0;
     let mut report = |step: fleet::UpgradeStep| {

@@ -34,6 +34,11 @@ impl Progress {
         Progress { bar }
     }
 
+    /// Changes how many steps there are.
+    pub(crate) fn set_length(&self, steps: usize) {
+        self.bar.set_length(steps as u64);
+    }
+
     /// Shows `done` steps done and what happens now.
     pub(crate) fn show(&self, done: usize, message: String) {
         self.bar.set_position(done as u64);

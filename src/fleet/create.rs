@@ -272,6 +272,7 @@ pub(crate) async fn provision(
             maintenance_until: cell.quiet_until,
             slept_at: None,
             wake_at: None,
+            pinned_image: None,
         })
     });
     let mut record = match record {

@@ -192,6 +192,61 @@ pub fn is_held(app: &App, tenant: &TenantId) -> anyhow::Result<bool> {
     Ok(!try_flock(&file)?)
 }
 
+/// Who holds a fleet-wide lock, as its file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Holder {
+    /// The audit label of the holder.
+    pub(crate) by: Option<String>,
+    /// Unix seconds.
+    pub(crate) since: Option<i64>,
+}
+
+/// Takes a fleet-wide lock by `name` (a rollout), or returns who holds it
+/// (`Err` inside the `Ok`: who holds it). The same
+/// kernel-released `flock` as a tenant's; `@` keeps its file apart from any
+/// tenant's.
+///
+/// # Errors
+///
+/// The lock file cannot be made.
+pub(crate) fn acquire_fleet(
+    app: &App,
+    name: &str,
+    actor: &Actor,
+) -> anyhow::Result<Result<Guard, Holder>> {
+    let dir = app.config.data_dir.join("locks");
+    ensure_private_dir(&dir)?;
+    let path = dir.join(format!("@{name}.lock"));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    if !try_flock(&file).with_context(|| format!("cannot lock {}", path.display()))? {
+        let mut text = String::new();
+        let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
+        let mut fields = text.trim_end().splitn(2, '\t');
+        let by = fields
+            .next()
+            .filter(|by| !by.is_empty())
+            .map(str::to_string);
+        let since = fields.next().and_then(|since| since.parse().ok());
+        return Ok(Err(Holder { by, since }));
+    }
+    let line = format!("{}\t{}\n", actor.label(), now());
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(line.as_bytes()));
+    if let Err(err) = written {
+        tracing::warn!(cause = %err, name, "cannot note the lock holder");
+    }
+    Ok(Ok(Guard { _file: file }))
+}
+
 fn lock_path(app: &App, tenant: &TenantId) -> anyhow::Result<PathBuf> {
     let dir = app.config.data_dir.join("locks");
     ensure_private_dir(&dir)?;

@@ -23,6 +23,8 @@ pub enum UpgradeStep {
     Start,
     Health,
     Gateway,
+    /// The cell's Telegram poller runs again (when it ran before).
+    Channel,
     Done,
 }
 
@@ -36,6 +38,7 @@ impl UpgradeStep {
             UpgradeStep::Start => "start",
             UpgradeStep::Health => "health",
             UpgradeStep::Gateway => "gateway",
+            UpgradeStep::Channel => "telegram",
             UpgradeStep::Done => "done",
         }
     }
@@ -160,6 +163,9 @@ pub async fn upgrade(
     app.pool.close(tenant);
 
     let from = record.image.clone();
+    // The health gate includes the client's bot: a Telegram poller that ran
+    // before the upgrade must run again after it.
+    let channel = record.state == CellState::Running && telegram_running(app, tenant).await;
     // A sleeping tenant is woken by its upgrade: the new image is proven by a
     // healthy, paired gateway, and it sleeps again when idle.
     if record.state == CellState::Sleeping {
@@ -169,14 +175,14 @@ pub async fn upgrade(
         record.state = CellState::Running;
     }
     let start = record.state == CellState::Running;
-    let result = replace(app, &mut record, &image, &secrets, start, progress).await;
+    let result = replace(app, &mut record, &image, &secrets, start, channel, progress).await;
     let outcome = match &result {
         Ok(()) => None,
         Err((step, err)) => {
             let reason = redact(&format!("{err:#}"), &secret_values);
             // Back to the image that worked; its own failure is reported, not hidden.
             let mut noop = |_| {};
-            let back = replace(app, &mut record, &from, &secrets, start, &mut noop).await;
+            let back = replace(app, &mut record, &from, &secrets, start, false, &mut noop).await;
             let outcome = match back {
                 Ok(()) => Rollback::Done { from: from.clone() },
                 Err((back_step, back_err)) => Rollback::Failed {
@@ -250,6 +256,11 @@ async fn validate(
     let record = known(app, tenant)?;
     let image = image.map_or_else(|| app.config.cell.image.clone(), str::to_string);
     check_pinned(&image)?;
+    if let Some(pin) = record.pinned_image.as_deref()
+        && pin != image
+    {
+        bail!("{tenant} is pinned to {pin}; pin it to {image} or unpin it first");
+    }
     if !matches!(
         record.state,
         CellState::Running | CellState::Stopped | CellState::Sleeping
@@ -281,6 +292,7 @@ async fn replace(
     image: &str,
     secrets: &[(SecretKind, Secret<String>)],
     start: bool,
+    channel: bool,
     progress: &mut (dyn FnMut(UpgradeStep) + Send),
 ) -> Result<(), (UpgradeStep, anyhow::Error)> {
     let tenant = record.id.clone();
@@ -323,7 +335,40 @@ async fn replace(
     progress(UpgradeStep::Gateway);
     reach_gateway(app, record)
         .await
-        .map_err(|err| (UpgradeStep::Gateway, err))
+        .map_err(|err| (UpgradeStep::Gateway, err))?;
+    if channel {
+        progress(UpgradeStep::Channel);
+        wait_telegram(app, &tenant, app.config.cell.health_timeout)
+            .await
+            .map_err(|err| (UpgradeStep::Channel, err))?;
+    }
+    Ok(())
+}
+
+/// Whether the cell's Telegram poller runs now (false when it cannot say).
+async fn telegram_running(app: &App, tenant: &TenantId) -> bool {
+    crate::fleet::cell_gateway::gateway_info(app, tenant)
+        .await
+        .ok()
+        .and_then(|info| info.telegram)
+        .is_some_and(|telegram| telegram.running == Some(true))
+}
+
+/// Waits until the cell's Telegram poller runs again.
+async fn wait_telegram(app: &App, tenant: &TenantId, within: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if telegram_running(app, tenant).await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "the cell's Telegram poller ran before the upgrade and not within {}s after it",
+                within.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// The admin's device stays paired (its approval lives in the state dir); a

@@ -936,6 +936,7 @@ mod tests {
                 maintenance_until: None,
                 slept_at: None,
                 wake_at: None,
+                pinned_image: None,
             },
             container: Ok(Some(ContainerStatus {
                 container_id: "c".into(),

@@ -65,6 +65,10 @@ pub type MemorySeries = Vec<(i64, u64)>;
 /// (JSON), oldest first.
 const FOOTPRINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("footprints");
 
+/// Key: `current`; value: the newest fleet rollout, as `fleet::rollout`
+/// encodes it (JSON with its own version field).
+const ROLLOUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("rollouts");
+
 /// Failures a caller may branch on; everything else is `Other`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -790,6 +794,51 @@ impl Store {
                 all.push((tenant, series));
             }
             Ok(all)
+        })
+    }
+}
+
+impl Store {
+    /// The newest fleet rollout's encoding, if there ever was one.
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures.
+    pub fn rollout(&self) -> Result<Option<Vec<u8>>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let Some(table) = open_if_exists(&txn, ROLLOUTS)? else {
+                return Ok(None);
+            };
+            Ok(table.get("current")?.map(|value| value.value().to_vec()))
+        })
+    }
+
+    /// Changes the newest rollout in one transaction: `change` gets its
+    /// encoding (if any) and returns the new one (or `None` to keep it).
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when another process holds the file too long; `Other` for I/O and redb
+    /// failures, or whatever `change` refused with.
+    pub fn update_rollout(
+        &self,
+        change: impl FnOnce(Option<&[u8]>) -> anyhow::Result<Option<Vec<u8>>>,
+    ) -> Result<Option<Vec<u8>>> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            let written = {
+                let mut table = txn.open_table(ROLLOUTS)?;
+                let current = table.get("current")?.map(|value| value.value().to_vec());
+                let next = change(current.as_deref())?;
+                if let Some(next) = &next {
+                    table.insert("current", next.as_slice())?;
+                }
+                next.or(current)
+            };
+            txn.commit()?;
+            Ok(written)
         })
     }
 }

@@ -13,7 +13,8 @@ use crate::tenant::{
 /// v2: the `removing` state, create progress and the maintenance window (v1
 /// rows read as they are; their creator pid fields are ignored).
 /// v3: the `sleeping` state, with when it slept and when it wakes.
-const TENANT_ROW_VERSION: u32 = 3;
+/// v4: the operator's pin (an image fleet upgrades pass by).
+const TENANT_ROW_VERSION: u32 = 4;
 
 #[derive(Serialize, Deserialize)]
 struct TenantRow {
@@ -53,6 +54,8 @@ struct TenantRow {
     slept_at: Option<i64>,
     #[serde(default)]
     wake_at: Option<i64>,
+    #[serde(default)]
+    pinned_image: Option<String>,
 }
 
 pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
@@ -84,6 +87,7 @@ pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
         maintenance_until: record.maintenance_until,
         slept_at: record.slept_at,
         wake_at: record.wake_at,
+        pinned_image: record.pinned_image.clone(),
     };
     Ok(serde_json::to_vec(&row)?)
 }
@@ -142,6 +146,7 @@ pub(super) fn decode_tenant(bytes: &[u8]) -> anyhow::Result<TenantRecord> {
         maintenance_until: row.maintenance_until,
         slept_at: row.slept_at,
         wake_at: row.wake_at,
+        pinned_image: row.pinned_image,
     })
 }
 

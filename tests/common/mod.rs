@@ -54,6 +54,12 @@ impl TestEnv {
     /// `name` must be unique per test; `port_start` too (ranges of 20 ports).
     /// `health_timeout` like "180s".
     pub fn new(name: &str, port_start: u16, health_timeout: &str) -> TestEnv {
+        TestEnv::with_ports(name, port_start, 20, health_timeout)
+    }
+
+    /// As `new`, with `ports` ports from `port_start` (for fleets of more
+    /// than 20 tenants).
+    pub fn with_ports(name: &str, port_start: u16, ports: u16, health_timeout: &str) -> TestEnv {
         capture_logs();
         for image in [OPENCLAW_IMAGE, HANG_IMAGE, CRASH_IMAGE] {
             let status = docker(&["image", "inspect", image]);
@@ -87,7 +93,7 @@ impl TestEnv {
   backup: {{ schedule: "off" }},
 }}"#,
             data = dir.join("data").display(),
-            port_end = port_start + 19,
+            port_end = port_start + ports - 1,
         );
         std::fs::write(&config_path, config).expect("write config");
         std::fs::write(dir.join("bot-token"), BOT_TOKEN).expect("write token");
