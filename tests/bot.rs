@@ -2053,3 +2053,65 @@ async fn sleep_wake_and_capacity_from_the_phone() {
     act("/sleep", "Sleeping", "only a running tenant goes to sleep").await;
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upgradeall_plans_runs_and_reports_from_the_phone() {
+    let telegram = Telegram::start().await;
+    let (env, app, first) = one_fake_cell("bot_upgradeall", 21840, 7_000_021_841).await;
+    let second = fake_cell(&app, &env.tenant("beta"), 7_000_021_842).await;
+    let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
+    let ops = telegram.group(OPS_GROUP);
+    let next = format!("mtp-test/fake-gateway:{}-2", env.prefix);
+    common::docker_ok(&["tag", common::FAKE_IMAGE, &next]);
+
+    // Bad input changes nothing.
+    ops.say(OPERATOR, "/upgradeall nginx:latest", &["Nothing was changed"])
+        .await;
+    ops.say(OPERATOR, "/upgradeall a b c", &["Usage: /upgradeall"])
+        .await;
+    // The plan first: the canary, then a wave.
+    ops.say(
+        OPERATOR,
+        &format!("/upgradeall {next}"),
+        &["Rollout to", "canary: ", first.as_str(), second.as_str(), "go"],
+    )
+    .await;
+    assert_eq!(mtp::fleet::record(&app, &first).unwrap().image, common::FAKE_IMAGE);
+    // Go: one message follows it to its end (the pause after the canary is
+    // the bot's five minutes, so halt it there and resume).
+    let started = ops
+        .say(OPERATOR, &format!("/upgradeall {next} go"), &["starting"])
+        .await;
+    telegram
+        .admin
+        .wait_for_message(OPS_GROUP, Duration::from_secs(120), |now| {
+            now.id == started.id && now.text.contains("next wave at")
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    ops.say(OPERATOR, "/upgradeall halt", &["halts before its next client"])
+        .await;
+    telegram
+        .admin
+        .wait_for_message(OPS_GROUP, DEADLINE, |now| {
+            now.id == started.id && now.text.contains("halted by the operator")
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    ops.say(OPERATOR, "/upgradeall status", &["halted", first.as_str()])
+        .await;
+    let resumed = ops
+        .say(OPERATOR, "/upgradeall resume", &["starting"])
+        .await;
+    telegram
+        .admin
+        .wait_for_message(OPS_GROUP, Duration::from_secs(120), |now| {
+            now.id == resumed.id && now.text.contains("done: 2/2")
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    for id in [&first, &second] {
+        assert_eq!(mtp::fleet::record(&app, id).unwrap().image, next);
+    }
+    bot.stop().await;
+}
