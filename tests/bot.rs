@@ -2065,18 +2065,31 @@ async fn upgradeall_plans_runs_and_reports_from_the_phone() {
     common::docker_ok(&["tag", common::FAKE_IMAGE, &next]);
 
     // Bad input changes nothing.
-    ops.say(OPERATOR, "/upgradeall nginx:latest", &["Nothing was changed"])
-        .await;
+    ops.say(
+        OPERATOR,
+        "/upgradeall nginx:latest",
+        &["Nothing was changed"],
+    )
+    .await;
     ops.say(OPERATOR, "/upgradeall a b c", &["Usage: /upgradeall"])
         .await;
     // The plan first: the canary, then a wave.
     ops.say(
         OPERATOR,
         &format!("/upgradeall {next}"),
-        &["Rollout to", "canary: ", first.as_str(), second.as_str(), "go"],
+        &[
+            "Rollout to",
+            "canary: ",
+            first.as_str(),
+            second.as_str(),
+            "go",
+        ],
     )
     .await;
-    assert_eq!(mtp::fleet::record(&app, &first).unwrap().image, common::FAKE_IMAGE);
+    assert_eq!(
+        mtp::fleet::record(&app, &first).unwrap().image,
+        common::FAKE_IMAGE
+    );
     // Go: one message follows it to its end (the pause after the canary is
     // the bot's five minutes, so halt it there and resume).
     let started = ops
@@ -2089,8 +2102,12 @@ async fn upgradeall_plans_runs_and_reports_from_the_phone() {
         })
         .await
         .unwrap_or_else(|err| panic!("{err}"));
-    ops.say(OPERATOR, "/upgradeall halt", &["halts before its next client"])
-        .await;
+    ops.say(
+        OPERATOR,
+        "/upgradeall halt",
+        &["halts before its next client"],
+    )
+    .await;
     telegram
         .admin
         .wait_for_message(OPS_GROUP, DEADLINE, |now| {
@@ -2100,9 +2117,7 @@ async fn upgradeall_plans_runs_and_reports_from_the_phone() {
         .unwrap_or_else(|err| panic!("{err}"));
     ops.say(OPERATOR, "/upgradeall status", &["halted", first.as_str()])
         .await;
-    let resumed = ops
-        .say(OPERATOR, "/upgradeall resume", &["starting"])
-        .await;
+    let resumed = ops.say(OPERATOR, "/upgradeall resume", &["starting"]).await;
     telegram
         .admin
         .wait_for_message(OPS_GROUP, Duration::from_secs(120), |now| {
@@ -2113,5 +2128,39 @@ async fn upgradeall_plans_runs_and_reports_from_the_phone() {
     for id in [&first, &second] {
         assert_eq!(mtp::fleet::record(&app, id).unwrap().image, next);
     }
+
+    // Resize from the phone: in place, and refusals change nothing.
+    ops.say(
+        OPERATOR,
+        &format!("/resize {first} 768m 1"),
+        &["resized in place", "0.75 GiB"],
+    )
+    .await;
+    assert_eq!(
+        mtp::fleet::record(&app, &first)
+            .unwrap()
+            .limits
+            .memory_bytes,
+        768 * 1024 * 1024
+    );
+    ops.say(
+        OPERATOR,
+        &format!("/resize {first} 900g"),
+        &["cannot hold", "Nothing was changed"],
+    )
+    .await;
+    ops.say(
+        OPERATOR,
+        &format!("/resize {first} lots"),
+        &["Usage: /resize"],
+    )
+    .await;
+    assert_eq!(
+        mtp::fleet::record(&app, &first)
+            .unwrap()
+            .limits
+            .memory_bytes,
+        768 * 1024 * 1024
+    );
     bot.stop().await;
 }

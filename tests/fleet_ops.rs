@@ -84,6 +84,63 @@ async fn a_failing_canary_halts_the_rollout_and_waves_finish_across_dead_runners
     assert_fails_with(&out, 2, "resume it");
     assert_ok(&env.mtp(&["fleet", "abandon"]));
 
+    // Resized in place: new limits on the same container, not restarted,
+    // and the gateway answers on.
+    let facts = |id: &TenantId, format: &str| {
+        let out = common::docker(&["inspect", "-f", format, &format!("mtp-cell-{id}")]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let same = "{{.Id}} {{.State.StartedAt}} {{.RestartCount}}";
+    let before_resize = facts(&real, same);
+    let out = env.mtp(&[
+        "tenant",
+        "resize",
+        real.as_str(),
+        "--memory",
+        "1536m",
+        "--cpus",
+        "1",
+        "--json",
+    ]);
+    assert_ok(&out);
+    let resized: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(resized["memory_bytes"], 1536 * 1024 * 1024);
+    assert_eq!(resized["cpus"], 1.0);
+    assert_eq!(
+        facts(
+            &real,
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}}"
+        ),
+        "1610612736 1610612736 1000000000"
+    );
+    assert_eq!(
+        facts(&real, same),
+        before_resize,
+        "same container, not restarted"
+    );
+    assert_eq!(
+        fleet::record(&app, &real).unwrap().limits.memory_bytes,
+        1536 * 1024 * 1024
+    );
+    fleet::rpc(&app, &real, "health", serde_json::json!({}))
+        .await
+        .expect("the resized gateway answers");
+    // Refusals say why and change nothing.
+    for (args, why) in [
+        (&["--memory", "900g"][..], "cannot hold"),
+        (&["--memory", "100m"][..], "too little memory"),
+        (&["--cpus", "999"][..], "out of range"),
+        (&[][..], "name a new memory or CPU limit"),
+    ] {
+        let mut all = vec!["tenant", "resize", real.as_str()];
+        all.extend_from_slice(args);
+        assert_fails_with(&env.mtp(&all), 2, why);
+    }
+    assert_eq!(facts(&real, "{{.HostConfig.Memory}}"), "1610612736");
+    // A fake resized now keeps its limits through its upgrade below.
+    assert_ok(&env.mtp(&["tenant", "resize", fakes[1].as_str(), "--memory", "768m"]));
+
     // Pins keep tenants out: the real one, and one fake.
     assert_ok(&env.mtp(&["tenant", "pin", real.as_str(), OPENCLAW_IMAGE]));
     assert_ok(&env.mtp(&["tenant", "pin", fakes[11].as_str(), FAKE_IMAGE]));
@@ -192,6 +249,11 @@ async fn a_failing_canary_halts_the_rollout_and_waves_finish_across_dead_runners
         assert_eq!(common::cell_running(id.as_str()), Some(true));
     }
     assert_eq!(image_of(&app, &fakes[11]), FAKE_IMAGE, "pinned");
+    assert_eq!(
+        facts(&fakes[1], "{{.HostConfig.Memory}}"),
+        "805306368",
+        "resize kept"
+    );
     assert_eq!(image_of(&app, &real), OPENCLAW_IMAGE, "pinned");
     let status = env.mtp(&["fleet", "status"]);
     assert_ok(&status);

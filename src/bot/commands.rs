@@ -100,6 +100,7 @@ pub(crate) fn handler() -> UpdateHandler<BoxError> {
         ))
         .branch(case![Command::Upgrade(arg)].endpoint(upgrade))
         .branch(case![Command::UpgradeAll(arg)].endpoint(upgrade_all))
+        .branch(case![Command::Resize(arg)].endpoint(resize))
         .branch(on_tenant_branch(
             case![Command::Remove(arg)],
             OnTenant::AskRemove,
@@ -235,6 +236,66 @@ async fn upgrade(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerRe
         clients::upgrade(&bot, chat, &ctx, &actor, &id, image.as_deref()).await?;
     }
     Ok(())
+}
+
+async fn resize(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    const USAGE: &str = "/resize <id> <memory, e.g. 3g> [cpus]";
+    let chat = msg.chat.id;
+    let words: Vec<&str> = arg.split_whitespace().collect();
+    let (id_text, memory, cpus) = match words.as_slice() {
+        [id, memory] => (*id, *memory, None),
+        [id, memory, cpus] => (*id, *memory, Some(*cpus)),
+        _ => return say(&bot, chat, usage_text(&ctx, USAGE)).await,
+    };
+    let memory_bytes = crate::config::parse_memory(memory).ok();
+    let nano_cpus = match cpus.map(str::parse::<f64>) {
+        None => None,
+        Some(Ok(cpus)) if cpus.is_finite() && cpus > 0.0 => Some((cpus * 1e9).round() as i64),
+        Some(_) => return say(&bot, chat, usage_text(&ctx, USAGE)).await,
+    };
+    if memory_bytes.is_none() {
+        return say(&bot, chat, usage_text(&ctx, USAGE)).await;
+    }
+    let Some(id) = tenant_arg(&bot, chat, &ctx, id_text, USAGE).await? else {
+        return Ok(());
+    };
+    let actor = actor_of(msg.from.as_ref());
+    let change = crate::fleet::resize::Resize {
+        memory_bytes,
+        nano_cpus,
+    };
+    let text = match crate::fleet::resize::resize(&ctx.app, &actor, &id, change).await {
+        Ok(done) => {
+            let gib = |bytes: i64| format!("{:.2}", bytes as f64 / f64::from(1u32 << 30));
+            let cpus = |nano: i64| format!("{}", nano as f64 / 1e9);
+            ctx.texts.get(
+                "clients.resized",
+                &[
+                    ("id", id.as_str()),
+                    ("memory_before", &gib(done.before.memory_bytes)),
+                    ("memory", &gib(done.after.memory_bytes)),
+                    ("cpus_before", &cpus(done.before.nano_cpus)),
+                    ("cpus", &cpus(done.after.nano_cpus)),
+                ],
+            )
+        }
+        Err(err)
+            if err
+                .downcast_ref::<crate::fleet::resize::ResizeRefused>()
+                .is_some()
+                || crate::fleet::lock::busy(&err).is_some() =>
+        {
+            ctx.texts.get(
+                "clients.resize_refused",
+                &[("id", id.as_str()), ("reason", &format!("{err:#}"))],
+            )
+        }
+        Err(err) => ctx.texts.get(
+            "clients.resize_failed",
+            &[("id", id.as_str()), ("reason", &format!("{err:#}"))],
+        ),
+    };
+    say(&bot, chat, text).await
 }
 
 async fn upgrade_all(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {

@@ -87,6 +87,10 @@ pub enum Command {
     #[command(description = "move a client's cell to another pinned image: /upgrade <id> [image]")]
     Upgrade(String),
     #[command(
+        description = "change a client's memory and CPUs in place: /resize <id> <memory, e.g. 3g> [cpus]"
+    )]
+    Resize(String),
+    #[command(
         description = "upgrade every client, canary first, then waves: /upgradeall <image> [go] | status | halt | resume | abandon"
     )]
     UpgradeAll(String),

@@ -174,6 +174,13 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("clients", "upgrade_refused", &["id", "reason"]),
     (
         "clients",
+        "resized",
+        &["id", "memory_before", "memory", "cpus_before", "cpus"],
+    ),
+    ("clients", "resize_refused", &["id", "reason"]),
+    ("clients", "resize_failed", &["id", "reason"]),
+    (
+        "clients",
         "upgrade_failed",
         &["id", "step", "reason", "outcome"],
     ),

@@ -124,6 +124,9 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     }
     use crate::fleet::backup::RestoreError;
     let bad_input = err.downcast_ref::<BadInput>().is_some()
+        || err
+            .downcast_ref::<crate::fleet::resize::ResizeRefused>()
+            .is_some()
         || matches!(
             err.downcast_ref::<CreateError>(),
             Some(CreateError::Exists(_) | CreateError::Refused(_))

@@ -886,6 +886,19 @@ pub(crate) fn pinned(id: &TenantId, pin: Option<&str>, runs: &str) -> String {
     }
 }
 
+/// After `tenant resize`.
+pub(crate) fn resized(id: &TenantId, resized: &crate::fleet::resize::Resized) -> String {
+    let gib = |bytes: i64| bytes as f64 / f64::from(1u32 << 30);
+    let cpus = |nano: i64| nano as f64 / 1e9;
+    format!(
+        "{id} resized in place: memory {:.2} GiB → {:.2} GiB, CPUs {} → {} (same container, not restarted)",
+        gib(resized.before.memory_bytes),
+        gib(resized.after.memory_bytes),
+        cpus(resized.before.nano_cpus),
+        cpus(resized.after.nano_cpus)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

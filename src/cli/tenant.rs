@@ -62,6 +62,19 @@ pub(crate) enum TenantCommand {
         #[arg(long)]
         image: Option<String>,
     },
+    /// Change a cell's memory and CPU limits in place (docker update: same
+    /// container, no restart); kept by upgrades and restores.
+    Resize {
+        id: String,
+        /// New memory limit, e.g. 3g or 1536m.
+        #[arg(long)]
+        memory: Option<String>,
+        /// New CPU limit, e.g. 1.5.
+        #[arg(long)]
+        cpus: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Pin a tenant to an image (fleet upgrades pass it by), or unpin it: `none`.
     Pin {
         id: String,
@@ -259,6 +272,20 @@ pub(crate) async fn run(
             let upgraded = upgrade(&app, &actor, &id, image.as_deref()).await?;
             render::print_line(&render::upgraded(&id, &upgraded))
         }
+        TenantCommand::Resize {
+            id,
+            memory,
+            cpus,
+            json,
+        } => {
+            let id = parse_id(&id)?;
+            let change = resize_args(memory.as_deref(), cpus)?;
+            let resized = fleet::resize::resize(&app, &actor, &id, change).await?;
+            if json {
+                return render::print_json(&views::Resized::new(&id, &resized));
+            }
+            render::print_line(&render::resized(&id, &resized))
+        }
         TenantCommand::Pin { id, image } => {
             let id = parse_id(&id)?;
             let pin = (image != "none").then_some(image.as_str());
@@ -373,6 +400,29 @@ async fn upgrade(
         .into()),
         Err(err) => Err(err.into()),
     }
+}
+
+fn resize_args(memory: Option<&str>, cpus: Option<f64>) -> anyhow::Result<fleet::resize::Resize> {
+    let memory_bytes = memory
+        .map(|text| {
+            crate::config::parse_memory(text).map_err(|err| {
+                BadInput(format!(
+                    "--memory {text:?}: {err:#}; write it like 3g or 1536m"
+                ))
+            })
+        })
+        .transpose()?;
+    let nano_cpus = match cpus {
+        Some(cpus) if !(cpus.is_finite() && cpus > 0.0) => {
+            bail!(BadInput(format!("--cpus {cpus} is not a positive number")))
+        }
+        Some(cpus) => Some((cpus * 1e9).round() as i64),
+        None => None,
+    };
+    Ok(fleet::resize::Resize {
+        memory_bytes,
+        nano_cpus,
+    })
 }
 
 /// Asks the operator to type the tenant id before a removal; without a

@@ -49,6 +49,28 @@ impl Capacity {
     }
 }
 
+/// `tenant resize --json`: limits before and after, bytes and CPUs.
+#[derive(Serialize)]
+pub(crate) struct Resized {
+    id: String,
+    memory_bytes_before: i64,
+    memory_bytes: i64,
+    cpus_before: f64,
+    cpus: f64,
+}
+
+impl Resized {
+    pub(crate) fn new(id: &TenantId, resized: &crate::fleet::resize::Resized) -> Resized {
+        Resized {
+            id: id.to_string(),
+            memory_bytes_before: resized.before.memory_bytes,
+            memory_bytes: resized.after.memory_bytes,
+            cpus_before: resized.before.nano_cpus as f64 / 1e9,
+            cpus: resized.after.nano_cpus as f64 / 1e9,
+        }
+    }
+}
+
 /// `tenant sleep --json`.
 #[derive(Serialize)]
 pub(crate) struct Slept {

@@ -40,10 +40,11 @@ pub enum Op {
     Restore,
     Sleep,
     Wake,
+    Resize,
 }
 
 impl Op {
-    const ALL: [Op; 16] = [
+    const ALL: [Op; 17] = [
         Op::Create,
         Op::Start,
         Op::Stop,
@@ -60,6 +61,7 @@ impl Op {
         Op::Restore,
         Op::Sleep,
         Op::Wake,
+        Op::Resize,
     ];
 
     #[must_use]
@@ -81,6 +83,7 @@ impl Op {
             Op::Restore => "restore",
             Op::Sleep => "sleep",
             Op::Wake => "wake",
+            Op::Resize => "resize",
         }
     }
 
@@ -104,6 +107,7 @@ impl Op {
             Op::Restore => "restored",
             Op::Sleep => "put to sleep",
             Op::Wake => "woken",
+            Op::Resize => "resized",
         }
     }
 }

@@ -26,6 +26,7 @@ mod lifecycle;
 pub mod lock;
 mod obstacle;
 mod reconcile;
+pub mod resize;
 pub mod rollout;
 pub mod sleep;
 mod telegram;

@@ -99,6 +99,17 @@ impl Runtime {
             .map_err(|_| Error::Other(format!("Docker reports {total} bytes of memory")))
     }
 
+    /// The engine host's CPU count, as Docker reports it.
+    ///
+    /// # Errors
+    ///
+    /// Docker cannot be asked.
+    pub async fn host_cpus(&self) -> Result<u32> {
+        let info = self.docker.info().await?;
+        let cpus = info.ncpu.unwrap_or_default();
+        u32::try_from(cpus).map_err(|_| Error::Other(format!("Docker reports {cpus} CPUs")))
+    }
+
     pub(crate) fn docker(&self) -> &Docker {
         &self.docker
     }
