@@ -138,6 +138,53 @@ async fn a_failing_canary_halts_the_rollout_and_waves_finish_across_dead_runners
         assert_fails_with(&env.mtp(&all), 2, why);
     }
     assert_eq!(facts(&real, "{{.HostConfig.Memory}}"), "1610612736");
+    // Config with a preview: a hot key applies without a restart ...
+    let every = "agents.defaults.heartbeat.every";
+    let out = env.mtp(&["config", "set", real.as_str(), every, "\"45m\"", "--dry-run", "--json"]);
+    assert_ok(&out);
+    let preview: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(preview[0]["outcome"], "previewed", "{preview}");
+    assert_eq!(preview[0]["applies"], "hot", "{preview}");
+    assert_eq!(preview[0]["after"], "45m");
+    let get = |path: &str| {
+        let out = env.mtp(&["config", "get", real.as_str(), path, "--json"]);
+        assert_ok(&out);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_ne!(get(every), "45m", "a dry run changes nothing");
+    let out = env.mtp(&["config", "set", real.as_str(), every, "\"45m\"", "--json"]);
+    assert_ok(&out);
+    let set: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(set[0]["outcome"], "applied", "{set}");
+    assert_eq!(get(every), "45m");
+    assert_eq!(facts(&real, same), before_resize, "a hot key restarts nothing");
+    // ... a restart-requiring one is running when the command returns.
+    let out = env.mtp(&[
+        "config", "set", real.as_str(), "gateway.controlUi.basePath", "/mtp-ui", "--json",
+    ]);
+    assert_ok(&out);
+    let set: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(set[0]["applies"], "restart", "{set}");
+    assert_eq!(set[0]["outcome"], "restarted", "{set}");
+    assert_eq!(get("gateway.controlUi.basePath"), "/mtp-ui");
+    let out = env.mtp(&["config", "get", real.as_str()]);
+    assert_ok(&out);
+    assert!(!common::stdout(&out).contains("restart is pending"));
+    fleet::rpc(&app, &real, "health", serde_json::json!({}))
+        .await
+        .expect("the gateway runs after the restart-requiring change");
+    // MTP's own keys and secrets are refused or never shown.
+    let out = env.mtp(&["config", "set", real.as_str(), "gateway.auth.token", "x"]);
+    assert_fails_with(&out, 2, "managed by MTP");
+    let out = env.mtp(&["config", "get", real.as_str(), "--json"]);
+    assert_ok(&out);
+    for (kind, secret) in common::store_of(&app).secrets(&real).unwrap() {
+        assert!(
+            !common::stdout(&out).contains(secret.expose()),
+            "{kind:?} in config get"
+        );
+    }
+
     // A fake resized now keeps its limits through its upgrade below.
     assert_ok(&env.mtp(&["tenant", "resize", fakes[1].as_str(), "--memory", "768m"]));
 

@@ -15,6 +15,7 @@
 
 mod audit;
 mod backup;
+mod config;
 mod fleet;
 mod render;
 mod rpc;
@@ -71,6 +72,9 @@ enum Command {
     Backup(backup::BackupCommand),
     /// This host's memory, a cell's measured footprint, and how many more tenants fit.
     Capacity(tenant::JsonFlag),
+    /// A tenant's OpenClaw config: read it, or change one key on one, some or all tenants with a preview.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Fleet-wide actions: staged upgrades with a canary, waves and a brake (README, "Fleet operations").
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
@@ -167,6 +171,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(config, args).await,
         Command::Backup(command) => backup::run(config, command).await,
         Command::Fleet(command) => fleet::run(config, command).await,
+        Command::Config(command) => config::run(config, command).await,
         Command::Capacity(flag) => {
             let app = App::open(config).await?;
             let capacity = crate::fleet::capacity::capacity(&app).await?;

@@ -899,6 +899,56 @@ pub(crate) fn resized(id: &TenantId, resized: &crate::fleet::resize::Resized) ->
     )
 }
 
+/// `config get`: the value, pretty, and whether a restart is pending.
+pub(crate) fn config_read(id: &TenantId, read: &crate::fleet::config_edit::ConfigRead) -> String {
+    let value = read.value.as_ref().map_or_else(
+        || "(not set)".to_string(),
+        |value| serde_json::to_string_pretty(value).unwrap_or_default(),
+    );
+    let pending = if read.restart_pending {
+        format!("\n({id}'s gateway has not applied its newest config yet: a restart is pending)")
+    } else {
+        String::new()
+    };
+    match &read.path {
+        Some(path) => format!("{path} = {value}{pending}"),
+        None => format!("{value}{pending}"),
+    }
+}
+
+/// `config set`: one line per tenant, the diff and what happened.
+pub(crate) fn config_changes(changes: &[crate::fleet::config_edit::ConfigChange], dry_run: bool) -> String {
+    use crate::fleet::config_edit::{Applies, Outcome};
+    let mut text = String::new();
+    for change in changes {
+        let before = change
+            .before
+            .as_ref()
+            .map_or_else(|| "(not set)".to_string(), ToString::to_string);
+        let applies = match change.applies {
+            Applies::Hot => "applies hot, no restart",
+            Applies::Restart => "restarts the gateway",
+            Applies::NoReload => "read at next use",
+        };
+        let outcome = match &change.outcome {
+            Outcome::Previewed { .. } => if dry_run { "dry run: not applied" } else { "not applied" }.to_string(),
+            Outcome::Unchanged => "already so: nothing to do".to_string(),
+            Outcome::Applied => "applied".to_string(),
+            Outcome::Restarted { container: false } => "applied; the gateway restarted and runs it".to_string(),
+            Outcome::Restarted { container: true } => {
+                "applied; the gateway did not restart by itself, so its container was restarted; it runs it".to_string()
+            }
+            Outcome::Failed(why) => format!("FAILED: {why}"),
+        };
+        let _ = writeln!(
+            text,
+            "{}: {}: {before} → {} ({applies}) — {outcome}",
+            change.tenant, change.path, change.after
+        );
+    }
+    text.trim_end().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

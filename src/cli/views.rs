@@ -49,6 +49,58 @@ impl Capacity {
     }
 }
 
+/// `config set --json`: one object per tenant.
+#[derive(Serialize)]
+pub(crate) struct ConfigChanges(Vec<ConfigChange>);
+
+#[derive(Serialize)]
+struct ConfigChange {
+    id: String,
+    path: String,
+    before: Option<serde_json::Value>,
+    after: serde_json::Value,
+    /// `hot`, `restart` or `none`.
+    applies: &'static str,
+    /// `previewed`, `unchanged`, `applied`, `restarted`, `failed`.
+    outcome: &'static str,
+    /// The container was restarted because the gateway did not restart itself.
+    container_restarted: bool,
+    /// A dry run's confirmation code.
+    code: Option<String>,
+    error: Option<String>,
+}
+
+impl ConfigChanges {
+    pub(crate) fn new(changes: &[crate::fleet::config_edit::ConfigChange]) -> ConfigChanges {
+        use crate::fleet::config_edit::Outcome;
+        ConfigChanges(
+            changes
+                .iter()
+                .map(|change| {
+                    let (outcome, container_restarted, code, error) = match &change.outcome {
+                        Outcome::Previewed { code } => ("previewed", false, Some(code.clone()), None),
+                        Outcome::Unchanged => ("unchanged", false, None, None),
+                        Outcome::Applied => ("applied", false, None, None),
+                        Outcome::Restarted { container } => ("restarted", *container, None, None),
+                        Outcome::Failed(why) => ("failed", false, None, Some(why.clone())),
+                    };
+                    ConfigChange {
+                        id: change.tenant.to_string(),
+                        path: change.path.clone(),
+                        before: change.before.clone(),
+                        after: change.after.clone(),
+                        applies: change.applies.as_str(),
+                        outcome,
+                        container_restarted,
+                        code,
+                        error,
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
 /// `tenant resize --json`: limits before and after, bytes and CPUs.
 #[derive(Serialize)]
 pub(crate) struct Resized {

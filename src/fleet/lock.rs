@@ -41,10 +41,11 @@ pub enum Op {
     Sleep,
     Wake,
     Resize,
+    Config,
 }
 
 impl Op {
-    const ALL: [Op; 17] = [
+    const ALL: [Op; 18] = [
         Op::Create,
         Op::Start,
         Op::Stop,
@@ -62,6 +63,7 @@ impl Op {
         Op::Sleep,
         Op::Wake,
         Op::Resize,
+        Op::Config,
     ];
 
     #[must_use]
@@ -84,6 +86,7 @@ impl Op {
             Op::Sleep => "sleep",
             Op::Wake => "wake",
             Op::Resize => "resize",
+            Op::Config => "config",
         }
     }
 
@@ -108,6 +111,7 @@ impl Op {
             Op::Sleep => "put to sleep",
             Op::Wake => "woken",
             Op::Resize => "resized",
+            Op::Config => "reconfigured",
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod catalog;
 mod cell;
 mod cell_db;
 pub(crate) mod cell_gateway;
+pub mod config_edit;
 mod create;
 mod dialogues;
 pub mod events;
