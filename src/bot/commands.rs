@@ -106,6 +106,7 @@ pub(crate) fn handler() -> UpdateHandler<BoxError> {
         .branch(case![Command::Logs(arg)].endpoint(logs))
         .branch(case![Command::Health].endpoint(health))
         .branch(case![Command::Capacity].endpoint(capacity))
+        .branch(case![Command::Doctor].endpoint(doctor))
         .branch(case![Command::Mute(arg)].endpoint(mute))
         .branch(on_tenant_branch(
             case![Command::Unmute(arg)],
@@ -259,6 +260,10 @@ async fn health(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
 
 async fn capacity(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
     clients::capacity(&bot, msg.chat.id, &ctx).await
+}
+
+async fn doctor(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
+    crate::bot::doctor::doctor(&bot, msg.chat.id, &ctx).await
 }
 
 async fn mute(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {

@@ -15,6 +15,7 @@ mod alerts;
 mod backups;
 mod clients;
 mod commands;
+mod doctor;
 mod newclient;
 mod pasted;
 mod send;
@@ -95,6 +96,10 @@ pub enum Command {
         description = "host memory, a cell's measured footprint, and how many more clients fit"
     )]
     Capacity,
+    #[command(
+        description = "check the host and every cell against what MTP promises (fixes: mtp doctor --fix)"
+    )]
+    Doctor,
     #[command(description = "mute a client's alerts: /mute <id> <duration, e.g. 2h>")]
     Mute(String),
     #[command(description = "alerts on again: /unmute <id>")]

@@ -297,6 +297,19 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ),
     ("monitor", "digest_cost_line", &["id", "cost"]),
     ("monitor", "digest_no_costs", &[]),
+    ("monitor", "doctor_clean", &["tenants"]),
+    (
+        "monitor",
+        "doctor_header",
+        &["count", "critical", "warning", "tenants"],
+    ),
+    (
+        "monitor",
+        "doctor_line",
+        &["emoji", "subject", "check", "problem", "fix", "fixable"],
+    ),
+    ("monitor", "doctor_fixable", &[]),
+    ("monitor", "doctor_new", &["count", "lines"]),
     ("usage", "tenant_header", &["id", "period", "zone"]),
     (
         "usage",

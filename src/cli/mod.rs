@@ -7,14 +7,15 @@
 //! operator reads is built in `render`, and `terminal` holds the progress bar
 //! of long actions and the typed confirmation.
 //!
-//! Exit codes: 0 success; 1 the action failed; 2 bad input or usage (nothing
-//! was changed).
+//! Exit codes: 0 success; 1 the action failed (or `doctor` left findings);
+//! 2 bad input or usage (nothing was changed).
 //!
 //! Architecture invariant: `cli/` never uses `runtime`, `gateway` or `store`;
 //! it asks `fleet`.
 
 mod audit;
 mod backup;
+mod doctor;
 mod render;
 mod rpc;
 mod serve;
@@ -70,12 +71,19 @@ enum Command {
     Backup(backup::BackupCommand),
     /// This host's memory, a cell's measured footprint, and how many more tenants fit.
     Capacity(tenant::JsonFlag),
+    /// Check the host and every cell against what MTP promises; --fix repairs what is safe (README, "Doctor").
+    Doctor(doctor::DoctorArgs),
 }
 
 /// An error that means "bad input, nothing changed": exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct BadInput(String);
+
+/// `doctor` left findings: exit code 1, with the findings already printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} findings remain")]
+struct FindingsRemain(usize);
 
 /// Runs one command to its end: logging to stderr, the async runtime, the
 /// config, then the command.
@@ -113,6 +121,10 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     };
     if is_broken_pipe(&err) {
         return ExitCode::SUCCESS;
+    }
+    if err.downcast_ref::<FindingsRemain>().is_some() {
+        // The findings are the output; no error line on top of them.
+        return ExitCode::from(1);
     }
     match render::hint(&err) {
         Some(hint) => eprintln!("error: {err:#}; {hint}"),
@@ -166,6 +178,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 return render::print_json(&views::Capacity::new(&capacity));
             }
             render::print_line(&render::capacity(&capacity))
+        }
+        Command::Doctor(args) => {
+            let app = App::open(config).await?;
+            doctor::run(&app, args).await
         }
     }
 }

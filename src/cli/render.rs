@@ -197,6 +197,77 @@ pub(crate) fn stopped(id: &TenantId, stopped: &Stopped) -> String {
     }
 }
 
+/// `doctor`: one block per finding (severity, subject, check, what is wrong,
+/// the fix), what `--fix` repaired or could not, and a summary line.
+pub(crate) fn checkup(checkup: &fleet::doctor::Checkup, fixing: bool) -> String {
+    let mut out = String::new();
+    for finding in &checkup.fixed {
+        let _ = writeln!(
+            out,
+            "fixed     {:<12} {:<9} {}",
+            finding.subject.as_str(),
+            finding.check.as_str(),
+            finding.problem
+        );
+    }
+    for (finding, error) in &checkup.fix_failed {
+        let _ = writeln!(
+            out,
+            "not fixed {:<12} {:<9} {}: {error}",
+            finding.subject.as_str(),
+            finding.check.as_str(),
+            finding.problem
+        );
+    }
+    for finding in &checkup.findings {
+        let _ = writeln!(
+            out,
+            "{:<9} {:<12} {:<9} {}",
+            finding.severity.as_str(),
+            finding.subject.as_str(),
+            finding.check.as_str(),
+            finding.problem
+        );
+        let repairs = if finding.fixable && !fixing {
+            "  (mtp doctor --fix does this)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "          fix: {}{repairs}", finding.fix);
+    }
+    let tenants = plural(checkup.tenants, "tenant", "tenants");
+    if checkup.findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "No findings: the host and {tenants} are as MTP promises."
+        );
+        return out;
+    }
+    let counts: Vec<String> = fleet::doctor::tally(&checkup.findings)
+        .into_iter()
+        .map(|(severity, count)| format!("{count} {}", severity.as_str()))
+        .collect();
+    let fixable = checkup.findings.iter().filter(|f| f.fixable).count();
+    let _ = write!(
+        out,
+        "{} ({}) on the host and {tenants}",
+        plural(checkup.findings.len(), "finding", "findings"),
+        counts.join(", ")
+    );
+    if fixable > 0 && !fixing {
+        let _ = write!(out, "; mtp doctor --fix repairs {fixable} of them");
+    }
+    let _ = writeln!(out, ".");
+    out
+}
+
+fn plural(count: usize, one: &str, many: &str) -> String {
+    if count == 1 {
+        return format!("{count} {one}");
+    }
+    format!("{count} {many}")
+}
+
 pub(crate) fn capacity(capacity: &crate::fleet::capacity::Capacity) -> String {
     let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30));
     let mut lines = vec![

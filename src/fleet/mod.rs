@@ -18,6 +18,7 @@ mod cell_db;
 pub(crate) mod cell_gateway;
 mod create;
 mod dialogues;
+pub mod doctor;
 pub mod events;
 pub mod health;
 mod hooks;

@@ -553,7 +553,7 @@ impl Runtime {
     }
 
     /// The name of the tenant's container, after checking it is ours.
-    async fn own_container(&self, tenant: &TenantId) -> Result<String> {
+    pub(crate) async fn own_container(&self, tenant: &TenantId) -> Result<String> {
         let name = tenant.cell_name();
         match self.container_owner(&name).await? {
             None => Err(Error::NotFound(tenant.clone())),
