@@ -8,7 +8,7 @@ use teloxide::prelude::*;
 use crate::bot::clients::chain_text;
 use crate::bot::{Ctx, HandlerResult, Tg, say};
 use crate::fleet;
-use crate::fleet::doctor::{Finding, Severity};
+use crate::fleet::doctor::{Finding, Fix, Severity};
 
 /// `/doctor`: runs the checks and lists the findings.
 pub async fn doctor(bot: &Tg, chat: ChatId, ctx: &Ctx) -> HandlerResult {
@@ -76,8 +76,38 @@ fn line(ctx: &Ctx, finding: &Finding) -> String {
             ("subject", finding.subject.as_str()),
             ("check", finding.check.as_str()),
             ("problem", &finding.problem),
-            ("fix", &finding.fix),
+            ("fix", &fix(ctx, &finding.fix)),
             ("fixable", &fixable),
         ],
     )
+}
+
+/// What fixes a finding, in the bot's terms (commands for the host's shell
+/// as they are; MTP's own actions as the bot or the CLI offers them).
+fn fix(ctx: &Ctx, fix: &Fix) -> String {
+    let text = |key: &str, values: &[(&str, &str)]| {
+        // The line escapes the whole fix once; fill the values raw here.
+        ctx.texts
+            .get_html(&format!("monitor.doctor_fix_{key}"), values)
+    };
+    match fix {
+        Fix::Command(command) => command.clone(),
+        Fix::OnHost(command) => text("on_host", &[("command", command)]),
+        Fix::DockerIptables(command) => text("docker_iptables", &[("command", command)]),
+        Fix::Recreate(tenant) => text("recreate", &[("container", &tenant.cell_name())]),
+        Fix::RecreateAndRotate(tenant) => {
+            text("recreate_rotate", &[("container", &tenant.cell_name())])
+        }
+        Fix::Reconcile => text("reconcile", &[]),
+        Fix::Foreign(name) => text("foreign", &[("name", name)]),
+        Fix::Restore(tenant) => text("restore", &[("id", tenant.as_str())]),
+        Fix::Upgrade(tenant) => text("upgrade", &[("id", tenant.as_str())]),
+        Fix::PinDefaultImage => text("pin_image", &[]),
+        Fix::MakeDir(path) => text("make_dir", &[("path", &path.display().to_string())]),
+        Fix::Unplain(path) => text("unplain", &[("path", &path.display().to_string())]),
+        Fix::MatchStore => text("match_store", &[]),
+        Fix::PruneAudit => text("prune_audit", &[]),
+        Fix::FreeDisk(path) => text("free_disk", &[("path", &path.display().to_string())]),
+        Fix::Memory => text("memory", &[]),
+    }
 }

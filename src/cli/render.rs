@@ -233,7 +233,7 @@ pub(crate) fn checkup(checkup: &fleet::doctor::Checkup, fixing: bool) -> String 
         } else {
             ""
         };
-        let _ = writeln!(out, "          fix: {}{repairs}", finding.fix);
+        let _ = writeln!(out, "          fix: {}{repairs}", fix(&finding.fix));
     }
     let tenants = plural(checkup.tenants, "tenant", "tenants");
     if checkup.findings.is_empty() {
@@ -259,6 +259,53 @@ pub(crate) fn checkup(checkup: &fleet::doctor::Checkup, fixing: bool) -> String 
     }
     let _ = writeln!(out, ".");
     out
+}
+
+/// The command (or edit) that fixes a doctor finding, in the CLI's terms.
+pub(crate) fn fix(fix: &fleet::doctor::Fix) -> String {
+    use fleet::doctor::Fix;
+    match fix {
+        Fix::Command(command) => command.clone(),
+        Fix::OnHost(command) => format!("on the Docker host, as root: {command}"),
+        Fix::DockerIptables(command) => {
+            format!("start dockerd with its iptables rules (\"iptables\": true), then: {command}")
+        }
+        Fix::Recreate(tenant) => format!(
+            "docker rm -f {} && mtp tenant reconcile (makes it again from its record)",
+            tenant.cell_name()
+        ),
+        Fix::RecreateAndRotate(tenant) => format!(
+            "docker rm -f {} && mtp tenant reconcile; then rotate the exposed secret",
+            tenant.cell_name()
+        ),
+        Fix::Reconcile => "mtp tenant reconcile (makes it again from its record)".to_string(),
+        Fix::Foreign(name) => {
+            format!("docker inspect {name}; remove or rename it; then mtp tenant reconcile")
+        }
+        Fix::Restore(tenant) => {
+            format!("mtp backup list {tenant}; then mtp backup restore <backup-id> --replace")
+        }
+        Fix::Upgrade(tenant) => format!("mtp tenant upgrade {tenant} --image <pinned image>"),
+        Fix::PinDefaultImage => {
+            "set cell.image in the config to a pinned image (name:tag or name@sha256:…)".to_string()
+        }
+        Fix::MakeDir(path) => format!("mkdir -m 700 -p {}", path.display()),
+        Fix::Unplain(path) => format!(
+            "edit {}: put ${{TELEGRAM_BOT_TOKEN}}, ${{OPENCLAW_GATEWAY_TOKEN}} or the provider key's variable in place of the secret; then rotate it",
+            path.display()
+        ),
+        Fix::MatchStore => {
+            "run the mtp binary that wrote the store, or mtp backup restore-admin <archive>".to_string()
+        }
+        Fix::PruneAudit => {
+            "lower audit.keepDays or audit.maxRows in the config (mtp serve prunes the audit log hourly)".to_string()
+        }
+        Fix::FreeDisk(path) => format!(
+            "df -h {}; mtp backup prune; docker image prune",
+            path.display()
+        ),
+        Fix::Memory => "mtp capacity; mtp tenant sleep <id> for idle tenants, or add memory".to_string(),
+    }
 }
 
 fn plural(count: usize, one: &str, many: &str) -> String {

@@ -64,7 +64,7 @@ impl Finding {
             subject: finding.subject.as_str().to_string(),
             check: finding.check.as_str(),
             problem: finding.problem.clone(),
-            fix: finding.fix.clone(),
+            fix: crate::cli::render::fix(&finding.fix),
             fixable: finding.fixable,
         }
     }

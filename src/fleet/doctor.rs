@@ -123,8 +123,8 @@ pub struct Finding {
     pub check: Check,
     /// What is wrong, with the observed and the expected value.
     pub problem: String,
-    /// The exact command (or edit) that fixes it.
-    pub fix: String,
+    /// What fixes it.
+    pub fix: Fix,
     /// `--fix` repairs it.
     pub fixable: bool,
     repair: Option<Repair>,
@@ -137,12 +137,52 @@ impl Finding {
     #[must_use]
     pub fn key(&self) -> String {
         format!(
-            "{}|{}|{}",
+            "{}|{}|{:?}",
             self.subject.as_str(),
             self.check.as_str(),
             self.fix
         )
     }
+}
+
+/// What fixes a finding: a command for the host's shell as it is, or one of
+/// MTP's own actions, which the adapters name in their own terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// This shell command (iptables, chmod, chown, docker), on this host.
+    Command(String),
+    /// This shell command, run as root on the Docker host itself: the admin
+    /// could not run it (it runs in a container, or without root).
+    OnHost(String),
+    /// Docker runs without its iptables rules: start dockerd with them, then run this.
+    DockerIptables(String),
+    /// Make the cell's container again from its record (remove it, then reconcile).
+    Recreate(TenantId),
+    /// As `Recreate`, then rotate the secret that was exposed.
+    RecreateAndRotate(TenantId),
+    /// Reconcile makes the tenant's missing container again from its record.
+    Reconcile,
+    /// A container of the cell's name that MTP did not make: remove or
+    /// rename it (`docker inspect` it first), then reconcile.
+    Foreign(String),
+    /// The tenant's data is gone: restore its newest backup.
+    Restore(TenantId),
+    /// Move the tenant to a pinned image.
+    Upgrade(TenantId),
+    /// Set `cell.image` in the config to a pinned image.
+    PinDefaultImage,
+    /// Make this path (missing) a 0700 directory.
+    MakeDir(PathBuf),
+    /// Put the variable's name in place of the secret in this file, then rotate it.
+    Unplain(PathBuf),
+    /// Run the binary that wrote the store, or restore the admin's backup.
+    MatchStore,
+    /// Keep fewer audit rows (`audit.keepDays`, `audit.maxRows`).
+    PruneAudit,
+    /// Free space on the disk of this path (old backups, unused images).
+    FreeDisk(PathBuf),
+    /// Make room in memory: sleep tenants, move them, or add memory.
+    Memory,
 }
 
 /// The repairs `--fix` may make: none of them stops or remakes a cell.
@@ -265,7 +305,7 @@ fn finding(
     subject: &Subject,
     check: Check,
     problem: String,
-    fix: String,
+    fix: Fix,
     repair: Option<Repair>,
 ) -> Finding {
     Finding {
@@ -339,7 +379,9 @@ fn egress() -> Option<Finding> {
                 &host,
                 Check::Egress,
                 "cannot check the egress rule: this host has no default route, so its uplink is unknown".to_string(),
-                "ip route show default; then iptables -C DOCKER-USER -o <uplink> -j DROP".to_string(),
+                Fix::OnHost(
+                    "ip route show default; iptables -C DOCKER-USER -o <uplink> -j DROP".to_string(),
+                ),
                 None,
             ));
         }
@@ -349,7 +391,9 @@ fn egress() -> Option<Finding> {
                 &host,
                 Check::Egress,
                 format!("cannot check the egress rule: {err:#}"),
-                "on the host: IF=$(ip route show default | awk '{print $5; exit}'); iptables -C DOCKER-USER -o \"$IF\" -j DROP".to_string(),
+                Fix::OnHost(
+                    "IF=$(ip route show default | awk '{print $5; exit}'); iptables -C DOCKER-USER -o \"$IF\" -j DROP".to_string(),
+                ),
                 None,
             ));
         }
@@ -369,7 +413,7 @@ fn egress() -> Option<Finding> {
                 format!(
                     "cannot check the egress rule: iptables cannot be run here ({err}); the admin may run in a container"
                 ),
-                format!("on the host, as root: {check} || {insert}"),
+                Fix::OnHost(format!("{check} || {insert}")),
                 None,
             ));
         }
@@ -385,7 +429,7 @@ fn egress() -> Option<Finding> {
             &host,
             Check::Egress,
             format!("the egress rule is missing: cells can send traffic out of {uplink}"),
-            insert,
+            Fix::Command(insert),
             Some(Repair::Egress { uplink }),
         )),
         EgressVerdict::NoChain => Some(finding(
@@ -395,7 +439,7 @@ fn egress() -> Option<Finding> {
             format!(
                 "the {EGRESS_CHAIN} chain does not exist ({said}): Docker runs without its iptables rules, so nothing holds cells' traffic back"
             ),
-            format!("start dockerd with iptables enabled, then: {insert}"),
+            Fix::DockerIptables(insert),
             None,
         )),
         EgressVerdict::Unknown => Some(finding(
@@ -403,7 +447,7 @@ fn egress() -> Option<Finding> {
             &host,
             Check::Egress,
             format!("cannot check the egress rule: iptables says {said:?}"),
-            format!("on the host, as root: {check} || {insert}"),
+            Fix::OnHost(format!("{check} || {insert}")),
             None,
         )),
     }
@@ -551,10 +595,8 @@ fn check_path(subject: &Subject, want: &Want<'_>, required: bool) -> Vec<Finding
                 return Vec::new();
             }
             let fix = match subject {
-                Subject::Tenant(tenant) => format!(
-                    "mtp backup list {tenant}; then mtp backup restore <backup-id> (the tenant's data is gone)"
-                ),
-                Subject::Host => format!("mkdir -m 700 -p {shown}"),
+                Subject::Tenant(tenant) => Fix::Restore(tenant.clone()),
+                Subject::Host => Fix::MakeDir(path.to_path_buf()),
             };
             return vec![finding(
                 Severity::Critical,
@@ -571,7 +613,7 @@ fn check_path(subject: &Subject, want: &Want<'_>, required: bool) -> Vec<Finding
                 subject,
                 Check::Files,
                 format!("cannot read {shown}: {err}"),
-                format!("ls -ld {shown}"),
+                Fix::Command(format!("ls -ld {shown}")),
                 None,
             )];
         }
@@ -583,7 +625,7 @@ fn check_path(subject: &Subject, want: &Want<'_>, required: bool) -> Vec<Finding
             subject,
             Check::Files,
             format!("{shown} is not {expected} (a symlink?)"),
-            format!("ls -ld {shown}; replace it by hand"),
+            Fix::Command(format!("ls -ld {shown}")),
             None,
         )];
     }
@@ -600,7 +642,7 @@ fn check_path(subject: &Subject, want: &Want<'_>, required: bool) -> Vec<Finding
             subject,
             Check::Files,
             format!("{shown} has mode {mode:04o}, expected {:04o}", want.mode),
-            format!("chmod {:o} {shown}", want.mode),
+            Fix::Command(format!("chmod {:o} {shown}", want.mode)),
             Some(Repair::Mode {
                 path: path.to_path_buf(),
                 mode: want.mode,
@@ -628,7 +670,7 @@ fn check_path(subject: &Subject, want: &Want<'_>, required: bool) -> Vec<Finding
                 meta.uid(),
                 meta.gid()
             ),
-            format!("chown {uid}:{gid} {shown}"),
+            Fix::Command(format!("chown {uid}:{gid} {shown}")),
             repair,
         ));
     }
@@ -658,7 +700,7 @@ fn store(app: &App) -> Vec<Finding> {
                 found.map_or_else(|| "none".to_string(), |v| v.to_string()),
                 crate::store::SCHEMA_VERSION
             ),
-            "run the mtp binary that matches the store (mtp --version), or restore it: mtp backup restore --admin <backup-id>".to_string(),
+            Fix::MatchStore,
             None,
         )),
         Err(err) => res.push(finding(
@@ -666,7 +708,7 @@ fn store(app: &App) -> Vec<Finding> {
             &host,
             Check::Store,
             format!("cannot read the store's schema version: {err:#}"),
-            format!("ls -l {}; stop other mtp processes holding it", path.display()),
+            Fix::Command(format!("ls -l {}", path.display())),
             None,
         )),
     }
@@ -683,7 +725,7 @@ fn store(app: &App) -> Vec<Finding> {
                 meta.len() >> 20,
                 STORE_LARGE >> 20
             ),
-            "lower audit.keepDays or audit.maxRows in the config; mtp serve prunes the audit log hourly".to_string(),
+            Fix::PruneAudit,
             None,
         ));
     }
@@ -711,10 +753,7 @@ fn disk(app: &App) -> anyhow::Result<Option<Finding>> {
             DISK_RESERVE >> 20,
             logs >> 20
         ),
-        format!(
-            "df -h {}; free space: mtp backup prune, docker image prune",
-            data.display()
-        ),
+        Fix::FreeDisk(data.clone()),
         None,
     )))
 }
@@ -747,7 +786,7 @@ async fn memory(app: &App) -> Option<Finding> {
                 &host,
                 Check::Memory,
                 format!("cannot measure the host's memory: {err:#}"),
-                "mtp capacity".to_string(),
+                Fix::Memory,
                 None,
             ));
         }
@@ -763,7 +802,7 @@ async fn memory(app: &App) -> Option<Finding> {
                 plan.free >> 20,
                 footprint.active >> 20
             ),
-            "mtp capacity; put tenants to sleep (mtp tenant sleep <id>) or add memory".to_string(),
+            Fix::Memory,
             None,
         ));
     }
@@ -777,7 +816,7 @@ async fn memory(app: &App) -> Option<Finding> {
                 plan.sleeping,
                 short >> 20
             ),
-            "mtp capacity; move tenants to another host or add memory".to_string(),
+            Fix::Memory,
             None,
         )),
         _ => None,
@@ -799,13 +838,8 @@ async fn image_findings(
     let mut res = Vec::new();
     if let Err(err) = check_pinned(image) {
         let fix = match subject {
-            Subject::Tenant(tenant) => {
-                format!("mtp tenant upgrade {tenant} --image <pinned image>")
-            }
-            Subject::Host => {
-                "set cell.image in the config to a pinned image (name:version or @sha256)"
-                    .to_string()
-            }
+            Subject::Tenant(tenant) => Fix::Upgrade(tenant.clone()),
+            Subject::Host => Fix::PinDefaultImage,
         };
         res.push(finding(
             Severity::Critical,
@@ -827,7 +861,7 @@ async fn image_findings(
             subject,
             Check::Image,
             format!("{whose} {image} is not on this Docker host (MTP never pulls)"),
-            format!("docker pull {image} (or docker load -i <file> with its archive)"),
+            Fix::Command(format!("docker pull {image}")),
             None,
         ));
     }
@@ -867,15 +901,6 @@ fn kind_name(kind: SecretKind) -> &'static str {
     }
 }
 
-/// The command that makes a cell again from its record (same image, data,
-/// port and settings): remove the container, and reconcile makes it again.
-fn recreate(tenant: &TenantId) -> String {
-    format!(
-        "docker rm -f {} && mtp tenant reconcile (makes it again from its record)",
-        tenant.cell_name()
-    )
-}
-
 async fn cell(app: &App, record: &TenantRecord, known: &Known) -> anyhow::Result<Vec<Finding>> {
     let tenant = &record.id;
     let subject = Subject::Tenant(tenant.clone());
@@ -888,7 +913,7 @@ async fn cell(app: &App, record: &TenantRecord, known: &Known) -> anyhow::Result
                 &subject,
                 Check::Container,
                 format!("{} has no container", record.state.as_str()),
-                "mtp tenant reconcile (makes it again from its record)".to_string(),
+                Fix::Reconcile,
                 None,
             ));
             return Ok(res);
@@ -899,7 +924,7 @@ async fn cell(app: &App, record: &TenantRecord, known: &Known) -> anyhow::Result
                 &subject,
                 Check::Container,
                 format!("the container {name} was not made by MTP (no mtp.tenant label)"),
-                format!("docker inspect {name}; remove or rename it, then mtp tenant reconcile"),
+                Fix::Foreign(name.clone()),
                 None,
             ));
             return Ok(res);
@@ -927,7 +952,7 @@ async fn cell(app: &App, record: &TenantRecord, known: &Known) -> anyhow::Result
                     subnets.join(", "),
                     record.subnet
                 ),
-                recreate(tenant),
+                Fix::Recreate(tenant.clone()),
                 None,
             ));
         }
@@ -937,7 +962,7 @@ async fn cell(app: &App, record: &TenantRecord, known: &Known) -> anyhow::Result
             &subject,
             Check::Network,
             format!("its network {} is missing", tenant.cell_name()),
-            recreate(tenant),
+            Fix::Recreate(tenant.clone()),
             None,
         ));
     }
@@ -960,7 +985,7 @@ fn compare(
             subject,
             check,
             problem,
-            recreate(tenant),
+            Fix::Recreate(tenant.clone()),
             None,
         ));
     };
@@ -1158,14 +1183,14 @@ fn compare(
             subject,
             Check::Limits,
             format!("limits changed outside MTP: {}", wrong.join(", ")),
-            format!(
+            Fix::Command(format!(
                 "docker update --memory {} --memory-swap {} --cpus {} --pids-limit {} {}",
                 limits.memory_bytes,
                 limits.memory_bytes,
                 cpus_text(limits.nano_cpus),
                 limits.pids,
                 tenant.cell_name()
-            ),
+            )),
             Some(Repair::Limits {
                 tenant: tenant.clone(),
                 limits: limits.clone(),
@@ -1226,7 +1251,7 @@ fn env_secrets(
                 "its environment variable {name} holds {} (value not shown)",
                 owners.join(" and ")
             ),
-            format!("{}; then rotate the exposed secret", recreate(tenant)),
+            Fix::RecreateAndRotate(tenant.clone()),
             None,
         ));
     }
@@ -1261,10 +1286,7 @@ fn config_file(app: &App, record: &TenantRecord, known: &Known) -> Vec<Finding> 
             path.display(),
             owners.join(" and ")
         ),
-        format!(
-            "edit {}: put ${{TELEGRAM_BOT_TOKEN}}, ${{OPENCLAW_GATEWAY_TOKEN}} or the provider's variable in its place; then rotate the exposed secret",
-            path.display()
-        ),
+        Fix::Unplain(path.clone()),
         None,
     )]
 }
@@ -1326,7 +1348,7 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
             &Subject::Tenant(subject.parse().unwrap()),
             Check::Files,
             "x has mode 0644, expected 0600".to_string(),
-            fix.to_string(),
+            Fix::Command(fix.to_string()),
             None,
         )
     }
