@@ -22,13 +22,19 @@ fn about(report: &serde_json::Value, key: &str, subject: &str) -> Vec<serde_json
         .collect()
 }
 
+/// The JSON `mtp doctor --json` printed, whatever its exit code.
+fn report(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("{err}: not JSON:\n{}", stdout(output)))
+}
+
 fn host_config(id: &str) -> serde_json::Value {
     let output = docker(&["inspect", &format!("mtp-cell-{id}")]);
     let inspect: serde_json::Value = serde_json::from_slice(&output.stdout).expect("inspect JSON");
     inspect[0]["HostConfig"].clone()
 }
 
-/// A real cell's memory and pids limits lowered with `docker update`, and its
+/// A real cell's memory and pids limits raised with `docker update`, and its
 /// openclaw.json chmod'ed to 0644: `mtp doctor` names both (exit code 1) with
 /// the commands that fix them, in text and JSON; `mtp doctor --fix` puts the
 /// recorded limits back in place (the cell keeps running) and the mode to
@@ -42,7 +48,7 @@ fn doctor_finds_and_fixes_a_cell_changed_behind_mtps_back() {
     assert_eq!(created["state"], "running", "{created}");
 
     // Nothing to say about a fresh cell.
-    let fresh = json(&env.mtp(&["doctor", "--json"]));
+    let fresh = report(&env.mtp(&["doctor", "--json"]));
     assert_eq!(
         about(&fresh, "findings", &id),
         Vec::<serde_json::Value>::new(),
@@ -53,11 +59,11 @@ fn doctor_finds_and_fixes_a_cell_changed_behind_mtps_back() {
     docker_ok(&[
         "update",
         "--memory",
-        "512m",
+        "1536m",
         "--memory-swap",
-        "512m",
+        "1536m",
         "--pids-limit",
-        "100",
+        "4096",
         &cell,
     ]);
     let config = env
@@ -72,7 +78,7 @@ fn doctor_finds_and_fixes_a_cell_changed_behind_mtps_back() {
     assert_eq!(text.status.code(), Some(1), "{}", stdout(&text));
     let shown = stdout(&text);
     for piece in [
-        "limits changed outside MTP: memory 512 MiB (expected 1024 MiB), pids limit 100 (expected 512)",
+        "limits changed outside MTP: memory 1536 MiB (expected 1024 MiB), pids limit 4096 (expected 512)",
         &format!(
             "fix: docker update --memory 1073741824 --memory-swap 1073741824 --cpus 1.5 --pids-limit 512 {cell}"
         ),
@@ -85,7 +91,7 @@ fn doctor_finds_and_fixes_a_cell_changed_behind_mtps_back() {
 
     let found = env.mtp(&["doctor", "--json"]);
     assert_eq!(found.status.code(), Some(1));
-    let found = json(&found);
+    let found = report(&found);
     assert_eq!(found["clean"], false, "{found}");
     let checks: Vec<(String, String, bool)> = about(&found, "findings", &id)
         .iter()
@@ -97,22 +103,23 @@ fn doctor_finds_and_fixes_a_cell_changed_behind_mtps_back() {
             )
         })
         .collect();
-    // Lowered limits only starve the cell (a warning); a file others can read is critical.
+    // Raised limits let the cell starve its neighbours; a file others can read
+    // exposes what it holds: both critical.
     assert_eq!(
         checks,
         vec![
+            ("limits".to_string(), "critical".to_string(), true),
             ("files".to_string(), "critical".to_string(), true),
-            ("limits".to_string(), "warning".to_string(), true)
         ],
         "{found}"
     );
 
-    let fixed = json(&env.mtp(&["doctor", "--fix", "--json"]));
+    let fixed = report(&env.mtp(&["doctor", "--fix", "--json"]));
     let fixed_checks: Vec<String> = about(&fixed, "fixed", &id)
         .iter()
         .map(|f| f["check"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert_eq!(fixed_checks, ["files", "limits"], "{fixed}");
+    assert_eq!(fixed_checks, ["limits", "files"], "{fixed}");
     assert_eq!(
         about(&fixed, "findings", &id),
         Vec::<serde_json::Value>::new(),
@@ -144,17 +151,17 @@ fn doctor_finds_and_fixes_a_cell_changed_behind_mtps_back() {
 
     // After the repair: the exit code says whether anything (on the host) is left.
     let after = env.mtp(&["doctor", "--json"]);
-    let report = json(&after);
+    let after_report = report(&after);
     assert_eq!(
-        about(&report, "findings", &id),
+        about(&after_report, "findings", &id),
         Vec::<serde_json::Value>::new(),
-        "{report}"
+        "{after_report}"
     );
-    let left = report["findings"].as_array().map_or(0, Vec::len);
+    let left = after_report["findings"].as_array().map_or(0, Vec::len);
     assert_eq!(
         after.status.code(),
         Some(if left == 0 { 0 } else { 1 }),
-        "{report}"
+        "{after_report}"
     );
-    assert_eq!(report["clean"], left == 0, "{report}");
+    assert_eq!(after_report["clean"], left == 0, "{after_report}");
 }
