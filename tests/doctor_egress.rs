@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{TestEnv, docker, json, stdout};
+use common::{TestEnv, docker, stdout};
 
 /// Puts the egress rule back when dropped, if it is missing, so a failing or
 /// panicking test never leaves containers free to reach the outside.
@@ -39,10 +39,18 @@ impl Drop for RestoreRule {
     }
 }
 
+/// The JSON `mtp doctor --json` printed, whatever its exit code.
+fn report(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("{err}: not JSON:\n{}", stdout(output)))
+}
+
 fn iptables(op: &str, rule: &[&str]) -> bool {
     Command::new("iptables")
         .arg(op)
         .args(rule)
+        // `-C` says "Bad rule" on stderr when the rule is missing: an answer, not noise.
+        .stderr(std::process::Stdio::null())
         .status()
         .expect("iptables runs")
         .success()
@@ -88,7 +96,7 @@ fn a_missing_egress_rule_is_found_and_put_back() {
 
     let found = env.mtp(&["doctor", "--json"]);
     assert_eq!(found.status.code(), Some(1), "{}", stdout(&found));
-    let found = json(&found);
+    let found = report(&found);
     let egress: Vec<&serde_json::Value> = found["findings"]
         .as_array()
         .unwrap()
@@ -126,7 +134,7 @@ fn a_missing_egress_rule_is_found_and_put_back() {
         guard.present(),
         "doctor --fix did not re-add the rule:\n{text}"
     );
-    let after = json(&env.mtp(&["doctor", "--json"]));
+    let after = report(&env.mtp(&["doctor", "--json"]));
     assert!(
         after["findings"]
             .as_array()
