@@ -1368,6 +1368,197 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
         assert_eq!(new_findings(&mut reported, &third).len(), 1);
     }
 
+    fn record() -> TenantRecord {
+        TenantRecord {
+            id: "acme".parse().unwrap(),
+            display_name: None,
+            state: CellState::Running,
+            port: 19100,
+            subnet: "10.213.0.0/28".into(),
+            image: "mtp-test/openclaw:2026.9.6".into(),
+            image_id: None,
+            model: "anthropic/claude-opus-4-6".into(),
+            limits: Limits {
+                memory_bytes: 1 << 30,
+                nano_cpus: 2_000_000_000,
+                pids: 512,
+            },
+            bot_id: 1,
+            bot_username: None,
+            generation: 1,
+            created_at: 0,
+            updated_at: 0,
+            last_error: None,
+            paired: true,
+            create_progress: Default::default(),
+            purge_on_remove: false,
+            muted_until: None,
+            maintenance_until: None,
+            slept_at: None,
+            wake_at: None,
+        }
+    }
+
+    const OWN_TOKEN: &str = "7000000101:AAOwnBotTokenOfAcmeForTestsOnly_abcdefg";
+    const OTHER_TOKEN: &str = "7000000202:AAOtherTenantsBotTokenForTestsOnly_abcd";
+
+    fn spec(record: &TenantRecord) -> crate::runtime::CellSpec {
+        crate::runtime::CellSpec {
+            tenant: record.id.clone(),
+            generation: 1,
+            image: record.image.clone(),
+            port: record.port,
+            subnet: record.subnet.clone(),
+            limits: record.limits.clone(),
+            mounts: vec![
+                crate::runtime::Mount {
+                    source: "/data/tenants/acme/state".into(),
+                    target: "/home/node/.openclaw".into(),
+                },
+                crate::runtime::Mount {
+                    source: "/data/tenants/acme/auth".into(),
+                    target: "/home/node/.config/openclaw".into(),
+                },
+            ],
+            env: Vec::new(),
+            secret_env: vec![(
+                "TELEGRAM_BOT_TOKEN".to_string(),
+                Secret::new(OWN_TOKEN.to_string()),
+            )],
+            command: Vec::new(),
+            log_max_bytes: 10_485_760,
+            log_max_files: 3,
+        }
+    }
+
+    /// What Docker reports for a cell made exactly from `spec`.
+    fn as_made(record: &TenantRecord) -> CellProfile {
+        CellProfile {
+            image: record.image.clone(),
+            user: "1000:1000".into(),
+            cap_add: Vec::new(),
+            cap_drop: vec!["ALL".into()],
+            security_opt: vec!["no-new-privileges:true".into()],
+            privileged: false,
+            readonly_rootfs: true,
+            init: true,
+            memory_bytes: 1 << 30,
+            memory_swap_bytes: 1 << 30,
+            nano_cpus: 2_000_000_000,
+            pids_limit: 512,
+            network_mode: "mtp-cell-acme".into(),
+            networks: vec!["mtp-cell-acme".into()],
+            published: vec![("18789/tcp".into(), "127.0.0.1".into(), "19100".into())],
+            log_driver: "json-file".into(),
+            log_options: BTreeMap::from([
+                ("max-file".to_string(), "3".to_string()),
+                ("max-size".to_string(), "10485760".to_string()),
+            ]),
+            mounts: vec![
+                (
+                    "/data/tenants/acme/auth".into(),
+                    "/home/node/.config/openclaw".into(),
+                ),
+                (
+                    "/data/tenants/acme/state".into(),
+                    "/home/node/.openclaw".into(),
+                ),
+            ],
+            env: vec![(
+                "TELEGRAM_BOT_TOKEN".to_string(),
+                Secret::new(OWN_TOKEN.to_string()),
+            )],
+            running: true,
+        }
+    }
+
+    #[test]
+    fn a_cell_as_mtp_made_it_has_no_findings() {
+        let record = record();
+        let subject = Subject::Tenant(record.id.clone());
+        assert_eq!(
+            compare(&subject, &record, &spec(&record), &as_made(&record)),
+            Vec::new()
+        );
+    }
+
+    #[test]
+    fn a_loosened_profile_is_found_and_only_limits_are_fixable() {
+        let record = record();
+        let subject = Subject::Tenant(record.id.clone());
+        let mut profile = as_made(&record);
+        profile.cap_add = vec!["NET_RAW".into()];
+        profile.security_opt.clear();
+        profile
+            .published
+            .push(("18789/tcp".into(), String::new(), "29100".into()));
+        profile.networks.push("bridge".into());
+        profile
+            .mounts
+            .push(("/var/run/docker.sock".into(), "/var/run/docker.sock".into()));
+        profile.log_options.clear();
+        profile.memory_bytes = 0;
+        let found: Vec<(Check, Severity, bool)> =
+            compare(&subject, &record, &spec(&record), &profile)
+                .iter()
+                .map(|f| (f.check, f.severity, f.fixable))
+                .collect();
+        assert_eq!(
+            found,
+            vec![
+                (Check::Profile, Severity::Critical, false),
+                (Check::Profile, Severity::Critical, false),
+                (Check::Ports, Severity::Critical, false),
+                (Check::Network, Severity::Critical, false),
+                (Check::Logs, Severity::Warning, false),
+                (Check::Mounts, Severity::Critical, false),
+                (Check::Limits, Severity::Critical, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_secret_where_it_does_not_belong_is_named_never_shown() {
+        let record = record();
+        let subject = Subject::Tenant(record.id.clone());
+        let mut profile = as_made(&record);
+        profile.env.push((
+            "EXTRA".to_string(),
+            Secret::new(format!("prefix-{OTHER_TOKEN}")),
+        ));
+        let known = Known {
+            secrets: vec![
+                (
+                    "tenant acme's bot token".to_string(),
+                    Secret::new(OWN_TOKEN.to_string()),
+                ),
+                (
+                    "tenant beta's bot token".to_string(),
+                    Secret::new(OTHER_TOKEN.to_string()),
+                ),
+            ],
+        };
+        let found = env_secrets(&subject, &spec(&record).secret_env, &profile, &known);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].problem,
+            "its environment variable EXTRA holds tenant beta's bot token (value not shown)"
+        );
+        assert!(!format!("{found:?}").contains(OTHER_TOKEN));
+        // Its own token under another name is out of place too.
+        let mut profile = as_made(&record);
+        profile
+            .env
+            .push(("LEAK".to_string(), Secret::new(OWN_TOKEN.to_string())));
+        let found = env_secrets(&subject, &spec(&record).secret_env, &profile, &known);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .problem
+                .contains("LEAK holds tenant acme's bot token")
+        );
+    }
+
     #[test]
     fn cpus_are_shown_as_docker_takes_them() {
         assert_eq!(cpus_text(1_500_000_000), "1.5");
