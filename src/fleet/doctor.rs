@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::fleet::cell::{cell_spec, check_pinned};
-use crate::fleet::{Actor, App, audit, capacity};
+use crate::fleet::{Actor, App, audit, capacity, now};
 use crate::runtime::{CellProfile, GATEWAY_PORT};
 use crate::tenant::{CellState, Limits, Secret, SecretKind, TenantId, TenantRecord};
 
@@ -284,10 +284,15 @@ async fn examine(app: &App) -> anyhow::Result<(Vec<Finding>, usize)> {
     let secrets = known_secrets(app)?;
     let mut tenants = 0;
     for record in &records {
-        if !matches!(
-            record.state,
-            CellState::Running | CellState::Stopped | CellState::Sleeping
-        ) {
+        // Creates, removals and upgrades (maintenance) change the cell while
+        // they run; they are judged once they are done.
+        let in_maintenance = record.maintenance_until.is_some_and(|until| until > now());
+        if in_maintenance
+            || !matches!(
+                record.state,
+                CellState::Running | CellState::Stopped | CellState::Sleeping
+            )
+        {
             continue;
         }
         tenants += 1;
