@@ -2155,6 +2155,25 @@ async fn upgradeall_plans_runs_and_reports_from_the_phone() {
         &["Usage: /resize"],
     )
     .await;
+
+    // Skills as toggles: a tap turns one on through the client's config.
+    let shown = ops
+        .say(
+            OPERATOR,
+            &format!("/skills {first}"),
+            &["Bundled skills of", "none chosen"],
+        )
+        .await;
+    ops.press(OPERATOR, shown.id, &format!("sk:0:{first}"));
+    telegram
+        .admin
+        .wait_for_message(OPS_GROUP, Duration::from_secs(60), |now| {
+            now.id == shown.id && now.text.contains("Weather is on")
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    ops.press(OPERATOR, shown.id, "sk:99:nope");
+    ops.expect(&["cannot read that button"]).await;
     assert_eq!(
         mtp::fleet::record(&app, &first)
             .unwrap()
@@ -2162,5 +2181,32 @@ async fn upgradeall_plans_runs_and_reports_from_the_phone() {
             .memory_bytes,
         768 * 1024 * 1024
     );
+    bot.stop().await;
+}
+
+/// `/doctor` lists what is wrong with the command that fixes it: a client's
+/// config file opened to everyone (0644) is named, with `chmod 600` and the
+/// mark that `mtp doctor --fix` repairs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_from_the_phone_names_a_loose_file_and_its_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let telegram = Telegram::start().await;
+    let (env, _app, id) = one_fake_cell("bot_doctor", 21980, 7_000_021_981).await;
+    let config_file = env
+        .data_dir()
+        .join("tenants")
+        .join(id.as_str())
+        .join("state")
+        .join("openclaw.json");
+    std::fs::set_permissions(&config_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let bot = InProcess::start(&telegram, config(&env, &ops_vars(&telegram))).await;
+    let ops = telegram.group(OPS_GROUP);
+    let chmod = format!("chmod 600 {}", config_file.display());
+    ops.say(
+        OPERATOR,
+        "/doctor",
+        &["Doctor", id.as_str(), "files", "mode 0644", &chmod, "🔧"],
+    )
+    .await;
     bot.stop().await;
 }

@@ -140,7 +140,15 @@ async fn a_failing_canary_halts_the_rollout_and_waves_finish_across_dead_runners
     assert_eq!(facts(&real, "{{.HostConfig.Memory}}"), "1610612736");
     // Config with a preview: a hot key applies without a restart ...
     let every = "agents.defaults.heartbeat.every";
-    let out = env.mtp(&["config", "set", real.as_str(), every, "\"45m\"", "--dry-run", "--json"]);
+    let out = env.mtp(&[
+        "config",
+        "set",
+        real.as_str(),
+        every,
+        "\"45m\"",
+        "--dry-run",
+        "--json",
+    ]);
     assert_ok(&out);
     let preview: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(preview[0]["outcome"], "previewed", "{preview}");
@@ -157,10 +165,19 @@ async fn a_failing_canary_halts_the_rollout_and_waves_finish_across_dead_runners
     let set: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(set[0]["outcome"], "applied", "{set}");
     assert_eq!(get(every), "45m");
-    assert_eq!(facts(&real, same), before_resize, "a hot key restarts nothing");
+    assert_eq!(
+        facts(&real, same),
+        before_resize,
+        "a hot key restarts nothing"
+    );
     // ... a restart-requiring one is running when the command returns.
     let out = env.mtp(&[
-        "config", "set", real.as_str(), "gateway.controlUi.basePath", "/mtp-ui", "--json",
+        "config",
+        "set",
+        real.as_str(),
+        "gateway.controlUi.basePath",
+        "/mtp-ui",
+        "--json",
     ]);
     assert_ok(&out);
     let set: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -184,6 +201,45 @@ async fn a_failing_canary_halts_the_rollout_and_waves_finish_across_dead_runners
             "{kind:?} in config get"
         );
     }
+
+    // Skills after onboarding: on and off through the config, read at next use.
+    let skills = |args: &[&str]| {
+        let mut all = vec!["tenant", "skills", real.as_str()];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let out = env.mtp(&all);
+        assert_ok(&out);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        skills(&[]),
+        serde_json::Value::Null,
+        "OpenClaw's default at first"
+    );
+    assert_eq!(
+        skills(&["--enable", "summarize,weather"]),
+        serde_json::json!(["weather", "summarize"])
+    );
+    assert_eq!(
+        get("skills.allowBundled"),
+        serde_json::json!(["weather", "summarize"])
+    );
+    assert_eq!(
+        skills(&["--disable", "weather"]),
+        serde_json::json!(["summarize"])
+    );
+    let out = env.mtp(&[
+        "tenant",
+        "skills",
+        real.as_str(),
+        "--enable",
+        "no-such-skill",
+    ]);
+    assert_fails_with(&out, 2, "no skill");
+    assert_eq!(
+        facts(&real, "{{.Id}}"),
+        before_resize.split(' ').next().unwrap()
+    );
 
     // A fake resized now keeps its limits through its upgrade below.
     assert_ok(&env.mtp(&["tenant", "resize", fakes[1].as_str(), "--memory", "768m"]));

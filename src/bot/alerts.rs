@@ -130,6 +130,12 @@ impl Outbox {
                 self.deliver(bot, text, None, false).await;
                 return;
             }
+            // Once a day at most, new findings only: always sent.
+            Report::Doctor(findings) => {
+                let text = crate::bot::doctor::render_new(ctx, findings);
+                self.deliver(bot, text, None, false).await;
+                return;
+            }
             Report::Alert(alert) => alert,
         };
         let singles = self.sent.iter().filter(|(_, single)| *single).count();

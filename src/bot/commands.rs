@@ -101,6 +101,7 @@ pub(crate) fn handler() -> UpdateHandler<BoxError> {
         .branch(case![Command::Upgrade(arg)].endpoint(upgrade))
         .branch(case![Command::UpgradeAll(arg)].endpoint(upgrade_all))
         .branch(case![Command::Resize(arg)].endpoint(resize))
+        .branch(case![Command::Skills(arg)].endpoint(skills))
         .branch(on_tenant_branch(
             case![Command::Remove(arg)],
             OnTenant::AskRemove,
@@ -108,6 +109,7 @@ pub(crate) fn handler() -> UpdateHandler<BoxError> {
         .branch(case![Command::Logs(arg)].endpoint(logs))
         .branch(case![Command::Health].endpoint(health))
         .branch(case![Command::Capacity].endpoint(capacity))
+        .branch(case![Command::Doctor].endpoint(doctor))
         .branch(case![Command::Mute(arg)].endpoint(mute))
         .branch(on_tenant_branch(
             case![Command::Unmute(arg)],
@@ -238,6 +240,14 @@ async fn upgrade(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerRe
     Ok(())
 }
 
+async fn skills(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    let chat = msg.chat.id;
+    if let Some(id) = tenant_arg(&bot, chat, &ctx, &arg, "/skills <id>").await? {
+        crate::bot::skills::show(&bot, chat, &ctx, &id).await?;
+    }
+    Ok(())
+}
+
 async fn resize(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
     const USAGE: &str = "/resize <id> <memory, e.g. 3g> [cpus]";
     let chat = msg.chat.id;
@@ -326,6 +336,10 @@ async fn health(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
 
 async fn capacity(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
     clients::capacity(&bot, msg.chat.id, &ctx).await
+}
+
+async fn doctor(bot: Tg, msg: Message, ctx: Arc<Ctx>) -> HandlerResult {
+    crate::bot::doctor::doctor(&bot, msg.chat.id, &ctx).await
 }
 
 async fn mute(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {

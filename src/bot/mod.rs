@@ -15,10 +15,12 @@ mod alerts;
 mod backups;
 mod clients;
 mod commands;
+mod doctor;
 mod newclient;
 mod pasted;
 mod rollout;
 mod send;
+mod skills;
 mod state;
 mod storage;
 pub mod strangers;
@@ -86,6 +88,8 @@ pub enum Command {
     Wake(String),
     #[command(description = "move a client's cell to another pinned image: /upgrade <id> [image]")]
     Upgrade(String),
+    #[command(description = "a client's bundled skills, with toggles: /skills <id>")]
+    Skills(String),
     #[command(
         description = "change a client's memory and CPUs in place: /resize <id> <memory, e.g. 3g> [cpus]"
     )]
@@ -104,6 +108,10 @@ pub enum Command {
         description = "host memory, a cell's measured footprint, and how many more clients fit"
     )]
     Capacity,
+    #[command(
+        description = "check the host and every cell against what MTP promises (fixes: mtp doctor --fix)"
+    )]
+    Doctor,
     #[command(description = "mute a client's alerts: /mute <id> <duration, e.g. 2h>")]
     Mute(String),
     #[command(description = "alerts on again: /unmute <id>")]
@@ -547,6 +555,17 @@ async fn on_callback(bot: Tg, q: CallbackQuery, dialogue: Dlg, ctx: Arc<Ctx>) ->
             &actor,
         )
         .await;
+    }
+    if let Some(rest) = data.strip_prefix("sk:") {
+        if !ctx.trusted_chat(message.chat()) {
+            return Ok(());
+        }
+        return match skills::parse(rest) {
+            Some(pressed) => {
+                skills::on_button(&bot, chat, message.id(), &ctx, &actor, pressed).await
+            }
+            None => say(&bot, chat, ctx.texts.plain("common.bad_button")).await,
+        };
     }
     match clients::parse_button(data) {
         Ok(pressed) => {

@@ -98,7 +98,10 @@ fn targets(
             let ids = if all {
                 config_edit::every_tenant(app)?
             } else {
-                tenants.iter().map(|id| parse_id(id)).collect::<anyhow::Result<_>>()?
+                tenants
+                    .iter()
+                    .map(|id| parse_id(id))
+                    .collect::<anyhow::Result<_>>()?
             };
             Ok((ids, path.clone(), value.clone()))
         }

@@ -7,8 +7,8 @@
 //! operator reads is built in `render`, and `terminal` holds the progress bar
 //! of long actions and the typed confirmation.
 //!
-//! Exit codes: 0 success; 1 the action failed; 2 bad input or usage (nothing
-//! was changed).
+//! Exit codes: 0 success; 1 the action failed (or `doctor` left findings);
+//! 2 bad input or usage (nothing was changed).
 //!
 //! Architecture invariant: `cli/` never uses `runtime`, `gateway` or `store`;
 //! it asks `fleet`.
@@ -16,6 +16,7 @@
 mod audit;
 mod backup;
 mod config;
+mod doctor;
 mod fleet;
 mod render;
 mod rpc;
@@ -78,12 +79,19 @@ enum Command {
     /// Fleet-wide actions: staged upgrades with a canary, waves and a brake (README, "Fleet operations").
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
+    /// Check the host and every cell against what MTP promises; --fix repairs what is safe (README, "Doctor").
+    Doctor(doctor::DoctorArgs),
 }
 
 /// An error that means "bad input, nothing changed": exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct BadInput(String);
+
+/// `doctor` left findings: exit code 1, with the findings already printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} findings remain")]
+struct FindingsRemain(usize);
 
 /// Runs one command to its end: logging to stderr, the async runtime, the
 /// config, then the command.
@@ -121,6 +129,10 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     };
     if is_broken_pipe(&err) {
         return ExitCode::SUCCESS;
+    }
+    if err.downcast_ref::<FindingsRemain>().is_some() {
+        // The findings are the output; no error line on top of them.
+        return ExitCode::from(1);
     }
     match render::hint(&err) {
         Some(hint) => eprintln!("error: {err:#}; {hint}"),
@@ -179,6 +191,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 return render::print_json(&views::Capacity::new(&capacity));
             }
             render::print_line(&render::capacity(&capacity))
+        }
+        Command::Doctor(args) => {
+            let app = App::open(config).await?;
+            doctor::run(&app, args).await
         }
     }
 }

@@ -198,6 +198,124 @@ pub(crate) fn stopped(id: &TenantId, stopped: &Stopped) -> String {
     }
 }
 
+/// `doctor`: one block per finding (severity, subject, check, what is wrong,
+/// the fix), what `--fix` repaired or could not, and a summary line.
+pub(crate) fn checkup(checkup: &fleet::doctor::Checkup, fixing: bool) -> String {
+    let mut out = String::new();
+    for finding in &checkup.fixed {
+        let _ = writeln!(
+            out,
+            "fixed     {:<12} {:<9} {}",
+            finding.subject.as_str(),
+            finding.check.as_str(),
+            finding.problem
+        );
+    }
+    for (finding, error) in &checkup.fix_failed {
+        let _ = writeln!(
+            out,
+            "not fixed {:<12} {:<9} {}: {error}",
+            finding.subject.as_str(),
+            finding.check.as_str(),
+            finding.problem
+        );
+    }
+    for finding in &checkup.findings {
+        let _ = writeln!(
+            out,
+            "{:<9} {:<12} {:<9} {}",
+            finding.severity.as_str(),
+            finding.subject.as_str(),
+            finding.check.as_str(),
+            finding.problem
+        );
+        let repairs = if finding.fixable && !fixing {
+            "  (mtp doctor --fix does this)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "          fix: {}{repairs}", fix(&finding.fix));
+    }
+    let tenants = plural(checkup.tenants, "tenant", "tenants");
+    if checkup.findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "No findings: the host and {tenants} are as MTP promises."
+        );
+        return out;
+    }
+    let counts: Vec<String> = fleet::doctor::tally(&checkup.findings)
+        .into_iter()
+        .map(|(severity, count)| format!("{count} {}", severity.as_str()))
+        .collect();
+    let fixable = checkup.findings.iter().filter(|f| f.fixable).count();
+    let _ = write!(
+        out,
+        "{} ({}) on the host and {tenants}",
+        plural(checkup.findings.len(), "finding", "findings"),
+        counts.join(", ")
+    );
+    if fixable > 0 && !fixing {
+        let _ = write!(out, "; mtp doctor --fix repairs {fixable} of them");
+    }
+    let _ = writeln!(out, ".");
+    out
+}
+
+/// The command (or edit) that fixes a doctor finding, in the CLI's terms.
+pub(crate) fn fix(fix: &fleet::doctor::Fix) -> String {
+    use fleet::doctor::Fix;
+    match fix {
+        Fix::Command(command) => command.clone(),
+        Fix::OnHost(command) => format!("on the Docker host, as root: {command}"),
+        Fix::DockerIptables(command) => {
+            format!("start dockerd with its iptables rules (\"iptables\": true), then: {command}")
+        }
+        Fix::Recreate(tenant) => format!(
+            "docker rm -f {} && mtp tenant reconcile (makes it again from its record)",
+            tenant.cell_name()
+        ),
+        Fix::RecreateAndRotate(tenant) => format!(
+            "docker rm -f {} && mtp tenant reconcile; then rotate the exposed secret",
+            tenant.cell_name()
+        ),
+        Fix::Reconcile => "mtp tenant reconcile (makes it again from its record)".to_string(),
+        Fix::Foreign(name) => {
+            format!("docker inspect {name}; remove or rename it; then mtp tenant reconcile")
+        }
+        Fix::Restore(tenant) => {
+            format!("mtp backup list {tenant}; then mtp backup restore <backup-id> --replace")
+        }
+        Fix::Upgrade(tenant) => format!("mtp tenant upgrade {tenant} --image <pinned image>"),
+        Fix::PinDefaultImage => {
+            "set cell.image in the config to a pinned image (name:tag or name@sha256:…)".to_string()
+        }
+        Fix::MakeDir(path) => format!("mkdir -m 700 -p {}", path.display()),
+        Fix::Unplain(path) => format!(
+            "edit {}: put ${{TELEGRAM_BOT_TOKEN}}, ${{OPENCLAW_GATEWAY_TOKEN}} or the provider key's variable in place of the secret; then rotate it",
+            path.display()
+        ),
+        Fix::MatchStore => {
+            "run the mtp binary that wrote the store, or mtp backup restore-admin <archive>".to_string()
+        }
+        Fix::PruneAudit => {
+            "lower audit.keepDays or audit.maxRows in the config (mtp serve prunes the audit log hourly)".to_string()
+        }
+        Fix::FreeDisk(path) => format!(
+            "df -h {}; mtp backup prune; docker image prune",
+            path.display()
+        ),
+        Fix::Memory => "mtp capacity; mtp tenant sleep <id> for idle tenants, or add memory".to_string(),
+    }
+}
+
+fn plural(count: usize, one: &str, many: &str) -> String {
+    if count == 1 {
+        return format!("{count} {one}");
+    }
+    format!("{count} {many}")
+}
+
 pub(crate) fn capacity(capacity: &crate::fleet::capacity::Capacity) -> String {
     let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30));
     let mut lines = vec![
@@ -917,7 +1035,10 @@ pub(crate) fn config_read(id: &TenantId, read: &crate::fleet::config_edit::Confi
 }
 
 /// `config set`: one line per tenant, the diff and what happened.
-pub(crate) fn config_changes(changes: &[crate::fleet::config_edit::ConfigChange], dry_run: bool) -> String {
+pub(crate) fn config_changes(
+    changes: &[crate::fleet::config_edit::ConfigChange],
+    dry_run: bool,
+) -> String {
     use crate::fleet::config_edit::{Applies, Outcome};
     let mut text = String::new();
     for change in changes {
@@ -945,6 +1066,19 @@ pub(crate) fn config_changes(changes: &[crate::fleet::config_edit::ConfigChange]
             "{}: {}: {before} → {} ({applies}) — {outcome}",
             change.tenant, change.path, change.after
         );
+    }
+    text.trim_end().to_string()
+}
+
+/// `tenant skills`: the catalog with what is on.
+pub(crate) fn skills(id: &TenantId, skills: &crate::fleet::skills::Skills) -> String {
+    let mut text = match &skills.allowed {
+        None => format!("{id} uses OpenClaw's default bundled skills (none chosen)\n"),
+        Some(_) => format!("{id}'s bundled skills:\n"),
+    };
+    for skill in crate::fleet::catalog::skills() {
+        let mark = if skills.has(&skill.id) { "on " } else { "off" };
+        let _ = writeln!(text, "  {mark}  {} ({})", skill.id, skill.label);
     }
     text.trim_end().to_string()
 }

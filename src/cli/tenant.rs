@@ -75,6 +75,18 @@ pub(crate) enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A cell's bundled skills: show them, or turn some on and off (through its config).
+    Skills {
+        id: String,
+        /// Skills to turn on: weather,summarize.
+        #[arg(long, value_delimiter = ',')]
+        enable: Vec<String>,
+        /// Skills to turn off.
+        #[arg(long, value_delimiter = ',')]
+        disable: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Pin a tenant to an image (fleet upgrades pass it by), or unpin it: `none`.
     Pin {
         id: String,
@@ -285,6 +297,32 @@ pub(crate) async fn run(
                 return render::print_json(&views::Resized::new(&id, &resized));
             }
             render::print_line(&render::resized(&id, &resized))
+        }
+        TenantCommand::Skills {
+            id,
+            enable,
+            disable,
+            json,
+        } => {
+            let id = parse_id(&id)?;
+            if !(enable.is_empty() && disable.is_empty()) {
+                let change = fleet::skills::set_skills(&app, &actor, &id, &enable, &disable)
+                    .await
+                    .map_err(|err| {
+                        match err.downcast_ref::<fleet::config_edit::ConfigRefused>() {
+                            Some(refused) => BadInput(refused.0.clone()).into(),
+                            None => err,
+                        }
+                    })?;
+                if let fleet::config_edit::Outcome::Failed(why) = &change.outcome {
+                    bail!("the skills of {id} were not changed: {why}");
+                }
+            }
+            let skills = fleet::skills::skills(&app, &id).await?;
+            if json {
+                return render::print_json(&skills.allowed);
+            }
+            render::print_line(&render::skills(&id, &skills))
         }
         TenantCommand::Pin { id, image } => {
             let id = parse_id(&id)?;

@@ -11,6 +11,65 @@ use crate::fleet::{Bill, BudgetStatus, FleetSummary, Period as UsagePeriod, Summ
 use crate::tenant::{TenantId, Usd};
 use crate::usage::period::PeriodSpec;
 
+/// `doctor --json`: what is wrong, what `--fix` repaired and what it could not.
+#[derive(Serialize)]
+pub(crate) struct Checkup {
+    clean: bool,
+    tenants: usize,
+    findings: Vec<Finding>,
+    fixed: Vec<Finding>,
+    fix_failed: Vec<FixFailed>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Finding {
+    severity: &'static str,
+    subject: String,
+    check: &'static str,
+    problem: String,
+    fix: String,
+    fixable: bool,
+}
+
+#[derive(Serialize)]
+pub(crate) struct FixFailed {
+    #[serde(flatten)]
+    finding: Finding,
+    error: String,
+}
+
+impl Checkup {
+    pub(crate) fn new(checkup: &fleet::doctor::Checkup) -> Checkup {
+        Checkup {
+            clean: checkup.is_clean(),
+            tenants: checkup.tenants,
+            findings: checkup.findings.iter().map(Finding::new).collect(),
+            fixed: checkup.fixed.iter().map(Finding::new).collect(),
+            fix_failed: checkup
+                .fix_failed
+                .iter()
+                .map(|(finding, error)| FixFailed {
+                    finding: Finding::new(finding),
+                    error: error.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Finding {
+    fn new(finding: &fleet::doctor::Finding) -> Finding {
+        Finding {
+            severity: finding.severity.as_str(),
+            subject: finding.subject.as_str().to_string(),
+            check: finding.check.as_str(),
+            problem: finding.problem.clone(),
+            fix: crate::cli::render::fix(&finding.fix),
+            fixable: finding.fixable,
+        }
+    }
+}
+
 /// `capacity --json`: bytes, counts, and `null` for what is not measured yet.
 #[derive(Serialize)]
 pub(crate) struct Capacity {
@@ -78,7 +137,9 @@ impl ConfigChanges {
                 .iter()
                 .map(|change| {
                     let (outcome, container_restarted, code, error) = match &change.outcome {
-                        Outcome::Previewed { code } => ("previewed", false, Some(code.clone()), None),
+                        Outcome::Previewed { code } => {
+                            ("previewed", false, Some(code.clone()), None)
+                        }
                         Outcome::Unchanged => ("unchanged", false, None, None),
                         Outcome::Applied => ("applied", false, None, None),
                         Outcome::Restarted { container } => ("restarted", *container, None, None),

@@ -44,7 +44,7 @@ pub(crate) async fn make_container(
 /// The container of `record`'s cell running `image`: the cell profile of
 /// ARCHITECTURE.md, its two mounts, the pinned environment and the secrets
 /// (gateway token, bot token, the provider key under its provider's variable).
-fn cell_spec(
+pub(crate) fn cell_spec(
     app: &App,
     record: &TenantRecord,
     image: &str,

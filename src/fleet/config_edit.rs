@@ -82,13 +82,17 @@ impl Applies {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// `--dry-run`: shown, not applied; `code` confirms this preview.
-    Previewed { code: String },
+    Previewed {
+        code: String,
+    },
     /// The value was already so.
     Unchanged,
     Applied,
     /// Applied and running after a gateway restart; `container` when the
     /// gateway did not come back by itself and its container was restarted.
-    Restarted { container: bool },
+    Restarted {
+        container: bool,
+    },
     Failed(String),
 }
 
@@ -113,7 +117,9 @@ pub struct ConfigChange {
 pub fn parse_value(text: &str) -> anyhow::Result<Value> {
     let text = text.trim();
     if text.is_empty() {
-        bail!(ConfigRefused("give a value (JSON5, e.g. \"2h\", true, 3)".into()));
+        bail!(ConfigRefused(
+            "give a value (JSON5, e.g. \"2h\", true, 3)".into()
+        ));
     }
     Ok(json5::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.to_string())))
 }
@@ -137,10 +143,11 @@ pub fn check_path(path: &str) -> anyhow::Result<()> {
             "{path:?} is not a config path; write it with dots, like agents.defaults.heartbeat.every"
         )));
     }
-    if let Some(owned) = OWNED
-        .iter()
-        .find(|owned| path == **owned || path.starts_with(&format!("{owned}.")) || owned.starts_with(&format!("{path}.")))
-    {
+    if let Some(owned) = OWNED.iter().find(|owned| {
+        path == **owned
+            || path.starts_with(&format!("{owned}."))
+            || owned.starts_with(&format!("{path}."))
+    }) {
         bail!(ConfigRefused(format!(
             "{owned} is managed by MTP in every cell (the admin's access and the client's bot depend on it); it cannot be set by hand"
         )));
@@ -164,7 +171,11 @@ pub fn every_tenant(app: &App) -> anyhow::Result<Vec<TenantId>> {
 /// # Errors
 ///
 /// A malformed path, an unknown or asleep tenant, a gateway that does not answer.
-pub async fn config_get(app: &App, tenant: &TenantId, path: Option<&str>) -> anyhow::Result<ConfigRead> {
+pub async fn config_get(
+    app: &App,
+    tenant: &TenantId,
+    path: Option<&str>,
+) -> anyhow::Result<ConfigRead> {
     if let Some(path) = path {
         check_shape(path)?;
     }
@@ -261,7 +272,9 @@ async fn set_one(
     for _ in 0..PATCH_ATTEMPTS {
         let snapshot = client.config_get().await.context("config.get")?;
         let before = at(&snapshot.config, path).cloned();
-        change.before = before.as_ref().map(|before| masked(app, tenant, path, before));
+        change.before = before
+            .as_ref()
+            .map(|before| masked(app, tenant, path, before));
         let hash = snapshot
             .hash
             .clone()
@@ -298,13 +311,18 @@ async fn set_one(
         let result = match result {
             Ok(patched) if patched.noop => Ok(Outcome::Unchanged),
             // The gateway's answer is the word on it (the schema only previews).
-            Ok(patched) if patched.requires_restart => {
-                running_after_restart(app, tenant).await
-            }
+            Ok(patched) if patched.requires_restart => running_after_restart(app, tenant).await,
             Ok(_) => Ok(Outcome::Applied),
             Err(err) => Err(err),
         };
-        audit_result(app, actor, &format!("config set {path}"), tenant, "gateway", &result);
+        audit_result(
+            app,
+            actor,
+            &format!("config set {path}"),
+            tenant,
+            "gateway",
+            &result,
+        );
         change.outcome = result?;
         return Ok(change);
     }
@@ -317,7 +335,11 @@ async fn applies(client: &crate::gateway::Client, path: &str) -> Applies {
     let lookup = client
         .call("config.schema.lookup", json!({ "path": path }))
         .await;
-    match lookup.ok().as_ref().and_then(|found| found["reloadKind"].as_str()) {
+    match lookup
+        .ok()
+        .as_ref()
+        .and_then(|found| found["reloadKind"].as_str())
+    {
         Some("hot") => Applies::Hot,
         Some("none") => Applies::NoReload,
         _ => Applies::Restart,
@@ -342,7 +364,9 @@ async fn running_after_restart(app: &App, tenant: &TenantId) -> anyhow::Result<O
     if applied_within(app, tenant, RESTART_WAIT).await {
         return Ok(Outcome::Restarted { container: true });
     }
-    bail!("the change is written but the gateway does not run it, even after a container restart; look at its log")
+    bail!(
+        "the change is written but the gateway does not run it, even after a container restart; look at its log"
+    )
 }
 
 async fn applied_within(app: &App, tenant: &TenantId, within: Duration) -> bool {
@@ -368,7 +392,11 @@ async fn applied_within(app: &App, tenant: &TenantId, within: Duration) -> bool 
 #[must_use]
 pub fn confirmation_code(tenant: &TenantId, path: &str, value: &Value, hash: &str) -> String {
     let digest = sha2::Sha256::digest(format!("{tenant}\n{path}\n{value}\n{hash}").as_bytes());
-    digest.iter().take(3).map(|byte| format!("{byte:02x}")).collect()
+    digest
+        .iter()
+        .take(3)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// The value at a dotted path.
@@ -396,7 +424,12 @@ fn mask_inside(app: &App, tenant: &TenantId, value: &Value) -> Value {
     match value {
         Value::String(text) if text == REDACTED => Value::String(SECRET.into()),
         Value::String(text) => Value::String(redact_secrets(app, tenant, text)),
-        Value::Array(items) => Value::Array(items.iter().map(|item| mask_inside(app, tenant, item)).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| mask_inside(app, tenant, item))
+                .collect(),
+        ),
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(key, item)| {
@@ -415,9 +448,16 @@ fn mask_inside(app: &App, tenant: &TenantId, value: &Value) -> Value {
 
 fn secret_path(path: &str) -> bool {
     let last = path.rsplit('.').next().unwrap_or(path).to_ascii_lowercase();
-    ["token", "secret", "password", "apikey", "api_key", "privatekey"]
-        .iter()
-        .any(|word| last.contains(word))
+    [
+        "token",
+        "secret",
+        "password",
+        "apikey",
+        "api_key",
+        "privatekey",
+    ]
+    .iter()
+    .any(|word| last.contains(word))
 }
 
 fn redact_secrets(app: &App, tenant: &TenantId, text: &str) -> String {
@@ -439,7 +479,12 @@ mod tests {
         for bad in ["", "a..b", "a.b c", ".a", "a/b"] {
             assert!(check_path(bad).is_err(), "{bad:?}");
         }
-        for owned in ["gateway.auth.token", "gateway.port", "gateway", "channels.telegram.botToken"] {
+        for owned in [
+            "gateway.auth.token",
+            "gateway.port",
+            "gateway",
+            "channels.telegram.botToken",
+        ] {
             let err = check_path(owned).unwrap_err().to_string();
             assert!(err.contains("managed by MTP"), "{owned}: {err}");
         }
@@ -461,7 +506,11 @@ mod tests {
 
     #[test]
     fn secret_paths_are_told_apart() {
-        for path in ["models.providers.anthropic.apiKey", "hooks.token", "x.password"] {
+        for path in [
+            "models.providers.anthropic.apiKey",
+            "hooks.token",
+            "x.password",
+        ] {
             assert!(secret_path(path), "{path}");
         }
         assert!(!secret_path("agents.defaults.heartbeat.every"));

@@ -128,7 +128,7 @@ async fn resize_locked(app: &App, tenant: &TenantId, change: Resize) -> anyhow::
     }
     if record.state != CellState::Sleeping || container_exists(app, tenant).await? {
         app.runtime
-            .update_limits(tenant, after.memory_bytes, after.nano_cpus)
+            .update_limits(tenant, &after)
             .await
             .map_err(|err| anyhow!(err).context("Docker refused the new limits"))?;
     }

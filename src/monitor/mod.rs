@@ -12,6 +12,7 @@
 
 pub mod backups;
 pub mod crashes;
+mod doctor;
 pub mod metrics;
 pub mod rules;
 pub mod sleep;
@@ -53,6 +54,8 @@ pub enum Report {
     Digest(Digest),
     /// The scheduled backup run could not back these up.
     BackupsFailed(Vec<backups::BackupFailure>),
+    /// The daily doctor run's findings that were not reported before.
+    Doctor(Vec<fleet::doctor::Finding>),
     /// A tenant's newest backup is older than twice the schedule.
     BackupStale {
         tenant: TenantId,
@@ -157,7 +160,6 @@ pub struct Digest {
 pub const DIGEST_TOP_COSTS: usize = 5;
 
 /// What survives between sweeps in memory (the alert states live in the store).
-#[derive(Default)]
 struct Memory {
     /// Per tenant: the container and its restart count the last sweep saw
     /// (plus the crashes reported by events since).
@@ -173,6 +175,7 @@ struct Memory {
     /// Docker's event stream is open: crashes come from it, not from counts.
     events_live: bool,
     backups: backups::Schedule,
+    doctor: doctor::Schedule,
 }
 
 /// Everything the monitor's loop reacts to.
@@ -197,9 +200,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut memory = Memory {
+        restart_counts: HashMap::new(),
+        oom_reported: HashMap::new(),
+        heal: HashMap::new(),
+        missing: HashSet::new(),
         last_digest_day: Some(chrono::Utc::now().date_naive())
             .filter(|_| past_digest_time(&settings)),
-        ..Memory::default()
+        crashes: Crashes::default(),
+        events_live: false,
+        backups: backups::Schedule::default(),
+        doctor: doctor::Schedule::new(settings.digest_at),
     };
     let mut interval = tokio::time::interval(settings.interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -297,6 +307,7 @@ async fn sweep(
         let _ = reports.send(Report::Digest(digest)).await;
     }
     memory.backups.tick(app, reports, &records).await;
+    memory.doctor.tick(app, reports);
 }
 
 /// Writes alerts to the audit log and hands them to the notifier.

@@ -552,32 +552,8 @@ impl Runtime {
         Ok(Some((usage.saturating_sub(cache), limit)))
     }
 
-    /// Changes the running (or stopped) container's memory and CPU limits in
-    /// place (`docker update`): the same container, not restarted. Swap
-    /// stays equal to memory (none on top of the limit), as at creation.
-    ///
-    /// # Errors
-    ///
-    /// `NotFound`/`Foreign` as for `stop`; `Docker` when the engine refuses.
-    pub async fn update_limits(
-        &self,
-        tenant: &TenantId,
-        memory_bytes: i64,
-        nano_cpus: i64,
-    ) -> Result<()> {
-        let name = self.own_container(tenant).await?;
-        let body = bollard::models::ContainerUpdateBody {
-            memory: Some(memory_bytes),
-            memory_swap: Some(memory_bytes),
-            nano_cpus: Some(nano_cpus),
-            ..Default::default()
-        };
-        self.docker().update_container(&name, body).await?;
-        Ok(())
-    }
-
     /// The name of the tenant's container, after checking it is ours.
-    async fn own_container(&self, tenant: &TenantId) -> Result<String> {
+    pub(crate) async fn own_container(&self, tenant: &TenantId) -> Result<String> {
         let name = tenant.cell_name();
         match self.container_owner(&name).await? {
             None => Err(Error::NotFound(tenant.clone())),

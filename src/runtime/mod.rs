@@ -9,6 +9,7 @@ mod cell;
 mod events;
 mod network;
 mod ports;
+mod profile;
 
 use std::collections::HashMap;
 
@@ -17,6 +18,7 @@ use bollard::Docker;
 pub use cell::{CellInfo, CellSpec, CellStatus, ExecOutput, GATEWAY_PORT, LogLine, Mount};
 pub use events::{CellEvent, CellEventKind};
 pub use ports::port_is_free;
+pub use profile::CellProfile;
 
 use crate::tenant::TenantId;
 

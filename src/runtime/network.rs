@@ -135,6 +135,23 @@ impl Runtime {
     }
 
     /// `None`: no such network; otherwise its tenant label, if any, and subnets.
+    /// The subnets of the tenant's network; `Ok(None)` when it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// `Foreign` when a network of that name is not ours, `Docker` when the
+    /// engine cannot be reached.
+    pub async fn network_subnets(&self, tenant: &TenantId) -> Result<Option<Vec<String>>> {
+        let name = tenant.cell_name();
+        match self.network_of(&name).await? {
+            None => Ok(None),
+            Some(facts) if facts.tenant.as_deref() == Some(tenant.as_str()) => {
+                Ok(Some(facts.subnets))
+            }
+            Some(_) => Err(Error::Foreign { name }),
+        }
+    }
+
     async fn network_of(&self, name: &str) -> Result<Option<NetworkFacts>> {
         match self
             .docker()

@@ -178,6 +178,21 @@ impl Store {
         &self.path
     }
 
+    /// The schema version the file records (`None` before its first migration).
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened or read.
+    pub fn schema_version(&self) -> Result<Option<u64>> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let Some(meta) = open_if_exists(&txn, META)? else {
+                return Ok(None);
+            };
+            Ok(meta.get("schema_version")?.map(|v| v.value()))
+        })
+    }
+
     fn other(&self, source: anyhow::Error) -> Error {
         Error::Other {
             path: self.path.clone(),
