@@ -2174,6 +2174,36 @@ async fn upgradeall_plans_runs_and_reports_from_the_phone() {
         .unwrap_or_else(|err| panic!("{err}"));
     ops.press(OPERATOR, shown.id, "sk:99:nope");
     ops.expect(&["cannot read that button"]).await;
+
+    // Config: read, a preview with its code, and only the typed code applies it.
+    let every = "agents.defaults.heartbeat.every";
+    let preview = ops
+        .say(
+            OPERATOR,
+            &format!("/config {first} {every} \"45m\""),
+            &["Preview for", "45m", "To apply exactly this"],
+        )
+        .await;
+    let command = preview.text.lines().last().unwrap().trim().to_string();
+    assert!(
+        command.starts_with("/config ") && command.contains(" !"),
+        "{command}"
+    );
+    ops.say(
+        OPERATOR,
+        &format!("/config {first} {every} \"46m\" !000000"),
+        &["changed since the preview"],
+    )
+    .await;
+    ops.say(OPERATOR, &command, &["✅", every, "45m"]).await;
+    ops.say(OPERATOR, &format!("/config {first} {every}"), &["45m"])
+        .await;
+    ops.say(
+        OPERATOR,
+        &format!("/config {first} gateway.port 1"),
+        &["managed by MTP", "Nothing was changed"],
+    )
+    .await;
     assert_eq!(
         mtp::fleet::record(&app, &first)
             .unwrap()

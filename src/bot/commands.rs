@@ -102,6 +102,7 @@ pub(crate) fn handler() -> UpdateHandler<BoxError> {
         .branch(case![Command::UpgradeAll(arg)].endpoint(upgrade_all))
         .branch(case![Command::Resize(arg)].endpoint(resize))
         .branch(case![Command::Skills(arg)].endpoint(skills))
+        .branch(case![Command::Config(arg)].endpoint(config))
         .branch(on_tenant_branch(
             case![Command::Remove(arg)],
             OnTenant::AskRemove,
@@ -238,6 +239,29 @@ async fn upgrade(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerRe
         clients::upgrade(&bot, chat, &ctx, &actor, &id, image.as_deref()).await?;
     }
     Ok(())
+}
+
+async fn config(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    const USAGE: &str = "/config <id> [path] | /config <id> <path> <value>";
+    let chat = msg.chat.id;
+    let mut parts = arg.trim().splitn(3, char::is_whitespace);
+    let id_text = parts.next().unwrap_or_default();
+    let path = parts.next();
+    let value = parts
+        .next()
+        .map(str::trim)
+        .filter(|value| !value.is_empty());
+    let Some(id) = tenant_arg(&bot, chat, &ctx, id_text, USAGE).await? else {
+        return Ok(());
+    };
+    match (path, value) {
+        (path, None) => crate::bot::config::read(&bot, chat, &ctx, &id, path).await,
+        (Some(path), Some(value)) => {
+            let actor = actor_of(msg.from.as_ref());
+            crate::bot::config::change(&bot, chat, &ctx, &actor, &id, path, value).await
+        }
+        (None, Some(_)) => say(&bot, chat, usage_text(&ctx, USAGE)).await,
+    }
 }
 
 async fn skills(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {

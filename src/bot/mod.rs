@@ -15,6 +15,7 @@ mod alerts;
 mod backups;
 mod clients;
 mod commands;
+mod config;
 mod doctor;
 mod newclient;
 mod pasted;
@@ -88,6 +89,10 @@ pub enum Command {
     Wake(String),
     #[command(description = "move a client's cell to another pinned image: /upgrade <id> [image]")]
     Upgrade(String),
+    #[command(
+        description = "a client's config: /config <id> [path]; a change: /config <id> <path> <value> (a preview first)"
+    )]
+    Config(String),
     #[command(description = "a client's bundled skills, with toggles: /skills <id>")]
     Skills(String),
     #[command(
