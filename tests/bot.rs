@@ -2204,6 +2204,25 @@ async fn upgradeall_plans_runs_and_reports_from_the_phone() {
         &["managed by MTP", "Nothing was changed"],
     )
     .await;
+
+    // `/client` shows the last events, and its History button more.
+    let details = ops
+        .say(
+            OPERATOR,
+            &format!("/client {first}"),
+            &["Recent:", "config set"],
+        )
+        .await;
+    let history = details
+        .keyboard
+        .iter()
+        .flatten()
+        .find(|button| button.text.contains("History"))
+        .and_then(|button| button.callback_data.clone())
+        .expect("a History button");
+    ops.press(OPERATOR, details.id, &history);
+    ops.expect(&["History of", "upgrade", "resize", "create"])
+        .await;
     assert_eq!(
         mtp::fleet::record(&app, &first)
             .unwrap()

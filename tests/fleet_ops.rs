@@ -241,6 +241,24 @@ async fn a_failing_canary_halts_the_rollout_and_waves_finish_across_dead_runners
         before_resize.split(' ').next().unwrap()
     );
 
+    // Its history: created, the failed canary upgrade, the resize, the config changes.
+    let out = env.mtp(&["tenant", "events", real.as_str(), "--json"]);
+    assert_ok(&out);
+    let events: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let has = |kind: &str, outcome: &str| {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == kind && e["outcome"] == outcome)
+    };
+    assert!(
+        has("created", "ok") && has("upgraded", "failed") && has("changed", "ok"),
+        "{events}"
+    );
+    let out = env.mtp(&["tenant", "events", real.as_str(), "--since", "soon"]);
+    assert_fails_with(&out, 2, "not a duration");
+
     // A fake resized now keeps its limits through its upgrade below.
     assert_ok(&env.mtp(&["tenant", "resize", fakes[1].as_str(), "--memory", "768m"]));
 

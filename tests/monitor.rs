@@ -453,6 +453,30 @@ async fn a_crash_inside_a_real_cell_alerts_at_once_and_says_when_it_is_back() {
         2,
         "one crash alert and one back message, nothing else: {about:#?}"
     );
+    // The tenant's history has it, with the exit code, beside its creation.
+    let events = fleet::history::events(&app, &id, None, 20).unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let crashed = events
+        .iter()
+        .find(|e| e.kind == fleet::history::EventKind::Crashed)
+        .unwrap_or_else(|| panic!("no crash in {events:#?}"));
+    assert!(crashed.action.contains("exit 137"), "{crashed:?}");
+    assert!(
+        kinds.contains(&"created") && kinds.contains(&"alert_cleared"),
+        "{kinds:?}"
+    );
+    let out = env.mtp(&["tenant", "events", id.as_str(), "--since", "1h", "--json"]);
+    common::assert_ok(&out);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["kind"], events[0].kind.as_str(), "{listed}");
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "crashed"),
+        "{listed}"
+    );
     serving.stop().await;
     purge(&app, &id).await;
 }

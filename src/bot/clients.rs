@@ -37,6 +37,8 @@ pub enum Action {
 pub enum Button {
     Act(Action, TenantId),
     Logs(TenantId),
+    /// The tenant's history (`tenant events`).
+    History(TenantId),
     AskRemove(TenantId),
     RemoveKeep(TenantId),
     AskPurge(TenantId),
@@ -49,6 +51,7 @@ impl Button {
         match self {
             Button::Act(_, id)
             | Button::Logs(id)
+            | Button::History(id)
             | Button::AskRemove(id)
             | Button::RemoveKeep(id)
             | Button::AskPurge(id)
@@ -141,6 +144,7 @@ pub fn parse_button(data: &str) -> Result<Pressed, BadButton> {
         ("t", "z") => Button::Act(Action::Sleep, id),
         ("t", "w") => Button::Act(Action::Wake, id),
         ("t", "l") => Button::Logs(id),
+        ("t", "h") => Button::History(id),
         ("t", "x") => Button::AskRemove(id),
         ("rm", "k") => Button::RemoveKeep(id),
         ("rm", "p") => Button::AskPurge(id),
@@ -198,6 +202,7 @@ pub async fn on_button(
     match pressed.button {
         Button::Act(action, id) => act(bot, chat, ctx, &actor, action, &id).await?,
         Button::Logs(id) => logs(bot, chat, ctx, &id, 50).await?,
+        Button::History(id) => history(bot, chat, ctx, &id).await?,
         Button::AskRemove(id) => ask_remove(bot, chat, ctx, &id).await?,
         Button::RemoveKeep(id) => remove(bot, chat, ctx, &actor, &id, false).await?,
         Button::Mute(id) => {
@@ -303,7 +308,11 @@ pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Handle
             ("uptime", &uptime(&ctx.texts, &view)),
         ],
     );
-    let text = format!("{text}\n{}", crate::bot::backups::last_backup_line(ctx, id));
+    let text = format!(
+        "{text}\n{}{}",
+        crate::bot::backups::last_backup_line(ctx, id),
+        recent_events(ctx, id)
+    );
     let running = view.state == ViewState::Running;
     let stamp = Stamp::of(record);
     let toggle = if running {
@@ -315,11 +324,63 @@ pub async fn details(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> Handle
         vec![button(ctx, "clients.btn_restart", "t:r", stamp, id), toggle],
         vec![
             button(ctx, "clients.btn_logs", "t:l", stamp, id),
-            button(ctx, "clients.btn_remove", "t:x", stamp, id),
+            button(ctx, "clients.btn_history", "t:h", stamp, id),
         ],
+        vec![button(ctx, "clients.btn_remove", "t:x", stamp, id)],
     ]);
     send(bot, chat, text, Some(markup)).await?;
     Ok(())
+}
+
+/// How many events `/client` shows; the History button shows more.
+const RECENT_EVENTS: usize = 3;
+const HISTORY_EVENTS: usize = 25;
+
+/// The last few events of a tenant, as lines under `/client` (empty when none).
+fn recent_events(ctx: &Ctx, id: &TenantId) -> String {
+    let events = fleet::history::events(&ctx.app, id, None, RECENT_EVENTS).unwrap_or_default();
+    if events.is_empty() {
+        return String::new();
+    }
+    let lines: Vec<String> = events.iter().map(|event| event_line(ctx, event)).collect();
+    format!(
+        "\n{}\n{}",
+        ctx.texts.plain("clients.recent"),
+        lines.join("\n")
+    )
+}
+
+fn event_line(ctx: &Ctx, event: &fleet::history::TenantEvent) -> String {
+    let when = chrono::DateTime::from_timestamp(event.at, 0).map_or_else(
+        || event.at.to_string(),
+        |at| at.format("%d.%m %H:%M").to_string(),
+    );
+    let key = if event.outcome == fleet::Outcome::Ok {
+        "clients.event_line"
+    } else {
+        "clients.event_line_failed"
+    };
+    ctx.texts
+        .get(key, &[("when", &when), ("what", &event.action)])
+}
+
+/// The History button: the tenant's last events, newest first.
+async fn history(bot: &Tg, chat: ChatId, ctx: &Ctx, id: &TenantId) -> HandlerResult {
+    let events = match fleet::history::events(&ctx.app, id, None, HISTORY_EVENTS) {
+        Ok(events) => events,
+        Err(err) => return say(bot, chat, failure_text(ctx, "/client", &err)).await,
+    };
+    let text = if events.is_empty() {
+        ctx.texts
+            .get("clients.history_empty", &[("id", id.as_str())])
+    } else {
+        let lines: Vec<String> = events.iter().map(|event| event_line(ctx, event)).collect();
+        ctx.texts.get_html(
+            "clients.history",
+            &[("id", &escape(id.as_str())), ("lines", &lines.join("\n"))],
+        )
+    };
+    say(bot, chat, text).await
 }
 
 /// Restart, stop or start, showing one message that turns into the result.

@@ -172,6 +172,12 @@ const KEYS: &[(&str, &str, &[&str])] = &[
         &["id", "from", "to", "generation"],
     ),
     ("clients", "upgrade_refused", &["id", "reason"]),
+    ("clients", "btn_history", &[]),
+    ("clients", "recent", &[]),
+    ("clients", "event_line", &["when", "what"]),
+    ("clients", "event_line_failed", &["when", "what"]),
+    ("clients", "history", &["id", "lines"]),
+    ("clients", "history_empty", &["id"]),
     (
         "clients",
         "config_value",

@@ -1083,6 +1083,36 @@ pub(crate) fn skills(id: &TenantId, skills: &crate::fleet::skills::Skills) -> St
     text.trim_end().to_string()
 }
 
+/// `tenant events`: one line per event, newest first.
+pub(crate) fn tenant_events(
+    id: &TenantId,
+    events: &[crate::fleet::history::TenantEvent],
+) -> String {
+    if events.is_empty() {
+        return format!("nothing recorded for {id} in that time");
+    }
+    let mut text = String::new();
+    for event in events {
+        let when = chrono::DateTime::from_timestamp(event.at, 0).map_or_else(
+            || event.at.to_string(),
+            |at| at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        );
+        let failed = match (&event.outcome, &event.error) {
+            (fleet::Outcome::Ok, _) => String::new(),
+            (_, Some(error)) => format!(" FAILED {error}"),
+            (_, None) => " FAILED".to_string(),
+        };
+        let _ = writeln!(
+            text,
+            "{when}  {:<13} {} (by {}){failed}",
+            event.kind.as_str(),
+            event.action,
+            event.by
+        );
+    }
+    text.trim_end().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

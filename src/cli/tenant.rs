@@ -87,6 +87,18 @@ pub(crate) enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What happened to a tenant, newest first: actions, crashes, alerts.
+    Events {
+        id: String,
+        /// Only this far back, e.g. 7d or 12h.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Pin a tenant to an image (fleet upgrades pass it by), or unpin it: `none`.
     Pin {
         id: String,
@@ -323,6 +335,33 @@ pub(crate) async fn run(
                 return render::print_json(&skills.allowed);
             }
             render::print_line(&render::skills(&id, &skills))
+        }
+        TenantCommand::Events {
+            id,
+            since,
+            limit,
+            json,
+        } => {
+            let id = parse_id(&id)?;
+            let since = match since {
+                Some(text) => {
+                    let back = humantime::parse_duration(&text).map_err(|_| {
+                        BadInput(format!(
+                            "--since {text:?} is not a duration; write it like 7d or 12h"
+                        ))
+                    })?;
+                    Some(
+                        chrono::Utc::now().timestamp()
+                            - i64::try_from(back.as_secs()).unwrap_or(i64::MAX / 4),
+                    )
+                }
+                None => None,
+            };
+            let events = fleet::history::events(&app, &id, since, limit)?;
+            if json {
+                return render::print_json(&views::TenantEvents::new(&events));
+            }
+            render::print_line(&render::tenant_events(&id, &events))
         }
         TenantCommand::Pin { id, image } => {
             let id = parse_id(&id)?;

@@ -162,6 +162,42 @@ impl ConfigChanges {
     }
 }
 
+/// `tenant events --json`: newest first.
+#[derive(Serialize)]
+pub(crate) struct TenantEvents(Vec<TenantEvent>);
+
+#[derive(Serialize)]
+struct TenantEvent {
+    at: String,
+    kind: &'static str,
+    action: String,
+    by: String,
+    /// `ok` or `failed`.
+    outcome: &'static str,
+    error: Option<String>,
+}
+
+impl TenantEvents {
+    pub(crate) fn new(events: &[crate::fleet::history::TenantEvent]) -> TenantEvents {
+        TenantEvents(
+            events
+                .iter()
+                .map(|event| TenantEvent {
+                    at: rfc3339(event.at),
+                    kind: event.kind.as_str(),
+                    action: event.action.clone(),
+                    by: event.by.clone(),
+                    outcome: match event.outcome {
+                        fleet::Outcome::Ok => "ok",
+                        _ => "failed",
+                    },
+                    error: event.error.clone(),
+                })
+                .collect(),
+        )
+    }
+}
+
 /// `tenant resize --json`: limits before and after, bytes and CPUs.
 #[derive(Serialize)]
 pub(crate) struct Resized {

@@ -22,6 +22,7 @@ mod dialogues;
 pub mod doctor;
 pub mod events;
 pub mod health;
+pub mod history;
 mod hooks;
 mod inventory;
 mod lifecycle;

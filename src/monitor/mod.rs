@@ -313,10 +313,30 @@ async fn sweep(
 /// Writes alerts to the audit log and hands them to the notifier.
 async fn emit(app: &App, reports: &mpsc::Sender<Report>, alerts: Vec<Alert>) {
     for alert in alerts {
+        // The tenant's history (`tenant events`) reads these: with the exit
+        // code of a crash and how long an outage lasted.
+        let detail = match &alert.kind {
+            AlertKind::Crashed { exit_code, oom, .. } => {
+                format!(" (exit {exit_code}{})", if *oom { ", OOM" } else { "" })
+            }
+            AlertKind::CrashLoop {
+                crashes,
+                exit_code,
+                oom,
+                ..
+            } => format!(
+                " ({crashes} crashes, exit {exit_code}{})",
+                if *oom { ", OOM" } else { "" }
+            ),
+            AlertKind::Recovered { down_for } | AlertKind::Back { down_for } => {
+                format!(" after {down_for}s")
+            }
+            _ => String::new(),
+        };
         fleet::record_alert(
             app,
             &alert.tenant,
-            &format!("{} {}", alert.kind.as_str(), alert.check.as_str()),
+            &format!("{} {}{detail}", alert.kind.as_str(), alert.check.as_str()),
         );
         let _ = reports.send(Report::Alert(alert)).await;
     }
