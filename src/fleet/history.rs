@@ -92,7 +92,7 @@ pub fn events(
         .filter(|entry| entry.outcome != Outcome::Refused)
         .map(event)
         .collect();
-    events.sort_by(|a, b| b.at.cmp(&a.at));
+    events.sort_by_key(|event| std::cmp::Reverse(event.at));
     events.truncate(limit);
     Ok(events)
 }
