@@ -322,6 +322,7 @@ async fn a_botfather_token_becomes_a_live_cell_that_the_bot_lists_stops_and_remo
         format!("t:r:{stamp}:{id}"),
         format!("t:s:{stamp}:{id}"),
         format!("t:l:{stamp}:{id}"),
+        format!("t:h:{stamp}:{id}"),
         format!("t:x:{stamp}:{id}"),
     ];
     assert_eq!(

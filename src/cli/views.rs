@@ -254,6 +254,8 @@ pub(crate) struct Tenant {
     paired: bool,
     generation: u64,
     muted_until: Option<String>,
+    /// The image fleet upgrades leave it on (`tenant pin`), or `null`.
+    pinned_image: Option<String>,
     memory_bytes: i64,
     cpus: f64,
     created_at: String,
@@ -287,6 +289,7 @@ impl Tenant {
             paired: record.paired,
             generation: record.generation,
             muted_until: record.quiet_until().map(rfc3339),
+            pinned_image: record.pinned_image.clone(),
             memory_bytes: record.limits.memory_bytes,
             cpus: record.limits.nano_cpus as f64 / 1e9,
             created_at: rfc3339(record.created_at),
