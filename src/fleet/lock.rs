@@ -159,15 +159,8 @@ pub struct Guard {
 /// when the lock file cannot be made.
 pub fn acquire(app: &App, tenant: &TenantId, op: Op, actor: &Actor) -> anyhow::Result<Guard> {
     let path = lock_path(app, tenant)?;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-    if !try_flock(&file).with_context(|| format!("cannot lock {}", path.display()))? {
+    let (mut file, taken) = open_and_lock(&path)?;
+    if !taken {
         return Err(holder(&mut file, tenant).into());
     }
     // Who holds it, for the refusals of others; the lock does not depend on it.
@@ -225,15 +218,8 @@ pub(crate) fn acquire_fleet(
     let dir = app.config.data_dir.join("locks");
     ensure_private_dir(&dir)?;
     let path = dir.join(format!("@{name}.lock"));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-    if !try_flock(&file).with_context(|| format!("cannot lock {}", path.display()))? {
+    let (mut file, taken) = open_and_lock(&path)?;
+    if !taken {
         let mut text = String::new();
         let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
         let mut fields = text.trim_end().splitn(2, '\t');
@@ -259,6 +245,21 @@ fn lock_path(app: &App, tenant: &TenantId) -> anyhow::Result<PathBuf> {
     let dir = app.config.data_dir.join("locks");
     ensure_private_dir(&dir)?;
     Ok(dir.join(format!("{}.lock", tenant.as_str())))
+}
+
+/// Opens (making it 0600 if new) the lock file at `path` and tries to take
+/// it: the file, and whether it was taken.
+fn open_and_lock(path: &std::path::Path) -> anyhow::Result<(File, bool)> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    let taken = try_flock(&file).with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok((file, taken))
 }
 
 /// `flock(LOCK_EX | LOCK_NB)`: true when taken, false when someone holds it.
