@@ -2153,7 +2153,7 @@ async fn upgradeall_plans_runs_and_reports_from_the_phone() {
     ops.say(
         OPERATOR,
         &format!("/resize {first} lots"),
-        &["Usage: /resize"],
+        &["Not resizing", "write it like 3g", "Nothing was changed"],
     )
     .await;
 

@@ -193,6 +193,14 @@ async fn a_failing_canary_halts_the_rollout_and_waves_finish_across_dead_runners
     // MTP's own keys and secrets are refused or never shown.
     let out = env.mtp(&["config", "set", real.as_str(), "gateway.auth.token", "x"]);
     assert_fails_with(&out, 2, "managed by MTP");
+    let out = env.mtp(&[
+        "config",
+        "set",
+        real.as_str(),
+        "models.providers.anthropic.apiKey",
+        "sk-ant-typed-here",
+    ]);
+    assert_fails_with(&out, 2, "holds a secret");
     let out = env.mtp(&["config", "get", real.as_str(), "--json"]);
     assert_ok(&out);
     for (kind, secret) in common::store_of(&app).secrets(&real).unwrap() {

@@ -281,23 +281,20 @@ async fn resize(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerRes
         [id, memory, cpus] => (*id, *memory, Some(*cpus)),
         _ => return say(&bot, chat, usage_text(&ctx, USAGE)).await,
     };
-    let memory_bytes = crate::config::parse_memory(memory).ok();
-    let nano_cpus = match cpus.map(str::parse::<f64>) {
-        None => None,
-        Some(Ok(cpus)) if cpus.is_finite() && cpus > 0.0 => Some((cpus * 1e9).round() as i64),
-        Some(_) => return say(&bot, chat, usage_text(&ctx, USAGE)).await,
-    };
-    if memory_bytes.is_none() {
-        return say(&bot, chat, usage_text(&ctx, USAGE)).await;
-    }
     let Some(id) = tenant_arg(&bot, chat, &ctx, id_text, USAGE).await? else {
         return Ok(());
     };
-    let actor = actor_of(msg.from.as_ref());
-    let change = crate::fleet::resize::Resize {
-        memory_bytes,
-        nano_cpus,
+    let change = match crate::fleet::resize::Resize::parse(Some(memory), cpus) {
+        Ok(change) => change,
+        Err(refused) => {
+            let text = ctx.texts.get(
+                "clients.resize_refused",
+                &[("id", id.as_str()), ("reason", &refused.0)],
+            );
+            return say(&bot, chat, text).await;
+        }
     };
+    let actor = actor_of(msg.from.as_ref());
     let text = match crate::fleet::resize::resize(&ctx.app, &actor, &id, change).await {
         Ok(done) => {
             let gib = |bytes: i64| format!("{:.2}", bytes as f64 / f64::from(1u32 << 30));

@@ -47,9 +47,7 @@ pub(crate) async fn run(config: AdminConfig, command: ConfigCommand) -> anyhow::
     match command {
         ConfigCommand::Get { id, path, json } => {
             let id = parse_id(&id)?;
-            let read = config_edit::config_get(&app, &id, path.as_deref())
-                .await
-                .map_err(refused)?;
+            let read = config_edit::config_get(&app, &id, path.as_deref()).await?;
             if json {
                 return render::print_json(&read.value);
             }
@@ -63,7 +61,7 @@ pub(crate) async fn run(config: AdminConfig, command: ConfigCommand) -> anyhow::
             json,
         } => {
             let (targets, path, value) = targets(&app, all, &tenants, &args)?;
-            let value = config_edit::parse_value(&value).map_err(refused)?;
+            let value = config_edit::parse_value(&value)?;
             let changes = config_edit::config_set(
                 &app,
                 &Actor::cli(),
@@ -73,8 +71,7 @@ pub(crate) async fn run(config: AdminConfig, command: ConfigCommand) -> anyhow::
                 dry_run,
                 None,
             )
-            .await
-            .map_err(refused)?;
+            .await?;
             if json {
                 render::print_json(&crate::cli::views::ConfigChanges::new(&changes))?;
             } else {
@@ -111,14 +108,6 @@ fn targets(
         (true, _) => bail!(BadInput(
             "with --all or --tenants, give only <path> <value>".into()
         )),
-    }
-}
-
-/// Refusals are bad input (exit 2): nothing was changed.
-fn refused(err: anyhow::Error) -> anyhow::Error {
-    match err.downcast_ref::<config_edit::ConfigRefused>() {
-        Some(refused) => BadInput(refused.0.clone()).into(),
-        None => err,
     }
 }
 

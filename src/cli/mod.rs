@@ -143,6 +143,9 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
         || err
             .downcast_ref::<crate::fleet::resize::ResizeRefused>()
             .is_some()
+        || err
+            .downcast_ref::<crate::fleet::config_edit::ConfigRefused>()
+            .is_some()
         || matches!(
             err.downcast_ref::<CreateError>(),
             Some(CreateError::Exists(_) | CreateError::Refused(_))

@@ -71,7 +71,7 @@ pub(crate) enum TenantCommand {
         memory: Option<String>,
         /// New CPU limit, e.g. 1.5.
         #[arg(long)]
-        cpus: Option<f64>,
+        cpus: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -303,7 +303,7 @@ pub(crate) async fn run(
             json,
         } => {
             let id = parse_id(&id)?;
-            let change = resize_args(memory.as_deref(), cpus)?;
+            let change = fleet::resize::Resize::parse(memory.as_deref(), cpus.as_deref())?;
             let resized = fleet::resize::resize(&app, &actor, &id, change).await?;
             if json {
                 return render::print_json(&views::Resized::new(&id, &resized));
@@ -318,14 +318,8 @@ pub(crate) async fn run(
         } => {
             let id = parse_id(&id)?;
             if !(enable.is_empty() && disable.is_empty()) {
-                let change = fleet::skills::set_skills(&app, &actor, &id, &enable, &disable)
-                    .await
-                    .map_err(|err| {
-                        match err.downcast_ref::<fleet::config_edit::ConfigRefused>() {
-                            Some(refused) => BadInput(refused.0.clone()).into(),
-                            None => err,
-                        }
-                    })?;
+                let change =
+                    fleet::skills::set_skills(&app, &actor, &id, &enable, &disable).await?;
                 if let fleet::config_edit::Outcome::Failed(why) = &change.outcome {
                     bail!("the skills of {id} were not changed: {why}");
                 }
@@ -477,29 +471,6 @@ async fn upgrade(
         .into()),
         Err(err) => Err(err.into()),
     }
-}
-
-fn resize_args(memory: Option<&str>, cpus: Option<f64>) -> anyhow::Result<fleet::resize::Resize> {
-    let memory_bytes = memory
-        .map(|text| {
-            crate::config::parse_memory(text).map_err(|err| {
-                BadInput(format!(
-                    "--memory {text:?}: {err:#}; write it like 3g or 1536m"
-                ))
-            })
-        })
-        .transpose()?;
-    let nano_cpus = match cpus {
-        Some(cpus) if !(cpus.is_finite() && cpus > 0.0) => {
-            bail!(BadInput(format!("--cpus {cpus} is not a positive number")))
-        }
-        Some(cpus) => Some((cpus * 1e9).round() as i64),
-        None => None,
-    };
-    Ok(fleet::resize::Resize {
-        memory_bytes,
-        nano_cpus,
-    })
 }
 
 /// Asks the operator to type the tenant id before a removal; without a

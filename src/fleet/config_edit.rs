@@ -124,12 +124,35 @@ pub fn parse_value(text: &str) -> anyhow::Result<Value> {
     Ok(json5::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.to_string())))
 }
 
-/// Checks a dotted config path: segments of letters, digits, `_` and `-`.
+/// Checks a dotted config path to set: well formed, not one MTP owns, and
+/// not a secret (a value typed on a command line or into a chat stays in
+/// the shell's history or the chat; secrets reach a cell only through MTP's
+/// own files).
 ///
 /// # Errors
 ///
-/// `ConfigRefused` for a malformed path or one MTP owns.
+/// `ConfigRefused` saying which.
 pub fn check_path(path: &str) -> anyhow::Result<()> {
+    check_shape(path)?;
+    if let Some(owned) = OWNED.iter().find(|owned| {
+        path == **owned
+            || path.starts_with(&format!("{owned}."))
+            || owned.starts_with(&format!("{path}."))
+    }) {
+        bail!(ConfigRefused(format!(
+            "{owned} is managed by MTP in every cell (the admin's access and the client's bot depend on it); it cannot be set by hand"
+        )));
+    }
+    if secret_path(path) {
+        bail!(ConfigRefused(format!(
+            "{path} holds a secret; secrets are not set through the config (the value would stay in a shell history or a chat)"
+        )));
+    }
+    Ok(())
+}
+
+/// A path to read: segments of letters, digits, `_` and `-`, joined by dots.
+fn check_shape(path: &str) -> anyhow::Result<()> {
     let well_formed = !path.is_empty()
         && path.len() <= 200
         && path.split('.').all(|segment| {
@@ -141,15 +164,6 @@ pub fn check_path(path: &str) -> anyhow::Result<()> {
     if !well_formed {
         bail!(ConfigRefused(format!(
             "{path:?} is not a config path; write it with dots, like agents.defaults.heartbeat.every"
-        )));
-    }
-    if let Some(owned) = OWNED.iter().find(|owned| {
-        path == **owned
-            || path.starts_with(&format!("{owned}."))
-            || owned.starts_with(&format!("{path}."))
-    }) {
-        bail!(ConfigRefused(format!(
-            "{owned} is managed by MTP in every cell (the admin's access and the client's bot depend on it); it cannot be set by hand"
         )));
     }
     Ok(())
@@ -193,13 +207,6 @@ pub async fn config_get(
         hash: snapshot.hash.clone(),
         restart_pending: snapshot.restart_pending(),
     })
-}
-
-fn check_shape(path: &str) -> anyhow::Result<()> {
-    match check_path(path) {
-        Err(err) if err.to_string().contains("managed by MTP") => Ok(()),
-        other => other,
-    }
 }
 
 /// Sets `path` to `value` on each tenant in turn (or only shows the change,
@@ -370,10 +377,10 @@ async fn running_after_restart(app: &App, tenant: &TenantId) -> anyhow::Result<O
 }
 
 async fn applied_within(app: &App, tenant: &TenantId, within: Duration) -> bool {
+    // Right after the patch the old process already says a restart is
+    // pending (the file's revision is ahead of the one it runs), so the
+    // condition holds only once a gateway runs the new revision.
     let deadline = tokio::time::Instant::now() + within;
-    // The gateway restarts a moment after it answered the patch: give it
-    // that moment before believing an answer from the old process.
-    tokio::time::sleep(Duration::from_secs(2)).await;
     while tokio::time::Instant::now() < deadline {
         if let Ok(client) = crate::fleet::client(app, tenant).await
             && let Ok(snapshot) = client.config_get().await
@@ -489,6 +496,14 @@ mod tests {
             assert!(err.contains("managed by MTP"), "{owned}: {err}");
         }
         assert!(check_path("gateway.controlUi.basePath").is_ok());
+        let err = check_path("models.providers.anthropic.apiKey")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds a secret"), "{err}");
+        assert!(
+            check_shape("gateway.auth.mode").is_ok(),
+            "owned paths can be read"
+        );
     }
 
     #[test]

@@ -23,6 +23,40 @@ pub struct Resize {
     pub nano_cpus: Option<i64>,
 }
 
+impl Resize {
+    /// The change as an operator types it: memory like `3g` or `1536m`,
+    /// CPUs like `1.5`; either may be left out.
+    ///
+    /// # Errors
+    ///
+    /// `ResizeRefused` for a size or CPU count that does not parse.
+    pub fn parse(memory: Option<&str>, cpus: Option<&str>) -> Result<Resize, ResizeRefused> {
+        let memory_bytes = memory
+            .map(|text| {
+                crate::config::parse_memory(text).map_err(|err| {
+                    ResizeRefused(format!(
+                        "memory {text:?}: {err:#}; write it like 3g or 1536m"
+                    ))
+                })
+            })
+            .transpose()?;
+        let nano_cpus = cpus
+            .map(|text| match text.trim().parse::<f64>() {
+                Ok(cpus) if cpus.is_finite() && cpus > 0.0 && cpus <= 1024.0 => {
+                    Ok((cpus * 1e9).round() as i64)
+                }
+                _ => Err(ResizeRefused(format!(
+                    "CPUs {text:?} is not a positive number like 1.5"
+                ))),
+            })
+            .transpose()?;
+        Ok(Resize {
+            memory_bytes,
+            nano_cpus,
+        })
+    }
+}
+
 /// The limits before and after.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resized {
@@ -179,4 +213,29 @@ fn gib(bytes: i64) -> String {
 
 fn gib_u(bytes: u64) -> String {
     format!("{:.2} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_change_parses_or_is_refused() {
+        assert_eq!(
+            Resize::parse(Some("1536m"), Some("1.5")).unwrap(),
+            Resize {
+                memory_bytes: Some(1536 * 1024 * 1024),
+                nano_cpus: Some(1_500_000_000),
+            }
+        );
+        assert_eq!(Resize::parse(None, None).unwrap(), Resize::default());
+        for (memory, cpus) in [
+            (Some("lots"), None),
+            (None, Some("0")),
+            (None, Some("NaN")),
+            (None, Some("-1")),
+        ] {
+            assert!(Resize::parse(memory, cpus).is_err(), "{memory:?} {cpus:?}");
+        }
+    }
 }

@@ -34,7 +34,7 @@ use crate::fleet::inventory::known;
 use crate::fleet::lock::{self, Op};
 use crate::fleet::telegram::{PendingUpdate, WatchError, pending_updates, send_typing};
 use crate::fleet::{Actor, App, audit, audit_result, now};
-use crate::tenant::{CellState, Secret, SecretKind, TenantId, TenantRecord};
+use crate::tenant::{CellState, SecretKind, TenantId, TenantRecord};
 
 /// A scheduled job's cell is started this long before the job is due: a
 /// boot takes 10-20 s (FACTS.md), and the gateway needs a moment after it.
@@ -735,7 +735,7 @@ pub async fn watch_bot(
                     // The cell's last handled update stays pending at Telegram
                     // until its next poll: that one is no reason to wake it.
                     if handled.is_none() {
-                        handled = Some(handled_by_cell(app, tenant, &token).await);
+                        handled = Some(handled_by_cell(app, &record).await);
                     }
                     let handled = handled.flatten();
                     if let Some(update) = updates
@@ -772,13 +772,10 @@ pub async fn watch_bot(
 
 /// The newest update the sleeping cell handled itself (`None` when it never
 /// recorded one or its store cannot be read: then every pending update counts).
-async fn handled_by_cell(app: &App, tenant: &TenantId, token: &Secret<String>) -> Option<i64> {
+async fn handled_by_cell(app: &App, record: &TenantRecord) -> Option<i64> {
+    let tenant = &record.id;
     let state_dir = app.tenant_dir(tenant).join("state");
-    let bot_id = token
-        .expose()
-        .split_once(':')
-        .map(|(id, _)| id.to_string())
-        .unwrap_or_default();
+    let bot_id = record.bot_id.to_string();
     let read = tokio::task::spawn_blocking(move || {
         crate::fleet::cell_db::telegram_watermark(&state_dir, &bot_id)
     })
