@@ -346,18 +346,8 @@ impl Runtime {
     /// `Docker` when the engine cannot be reached or answers with an error other
     /// than "no such container".
     pub async fn inspect(&self, tenant: &TenantId) -> Result<Option<CellStatus>> {
-        let name = tenant.cell_name();
-        let info = match self
-            .docker()
-            .inspect_container(
-                &name,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await
-        {
-            Ok(info) => info,
-            Err(err) if is_status(&err, 404) => return Ok(None),
-            Err(err) => return Err(err.into()),
+        let Some(info) = self.inspect_container(tenant).await? else {
+            return Ok(None);
         };
         let labels = info
             .config
@@ -365,7 +355,9 @@ impl Runtime {
             .and_then(|config| config.labels.clone())
             .unwrap_or_default();
         if labels.get(LABEL_TENANT).map(String::as_str) != Some(tenant.as_str()) {
-            return Err(Error::Foreign { name });
+            return Err(Error::Foreign {
+                name: tenant.cell_name(),
+            });
         }
         let state = info.state.unwrap_or_default();
         Ok(Some(CellStatus {
@@ -550,6 +542,26 @@ impl Runtime {
             })
             .unwrap_or(0);
         Ok(Some((usage.saturating_sub(cache), limit)))
+    }
+
+    /// Docker's whole inspect of the tenant's container; `None` when it does
+    /// not exist (the caller checks the label).
+    pub(super) async fn inspect_container(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<bollard::models::ContainerInspectResponse>> {
+        let inspected = self
+            .docker()
+            .inspect_container(
+                &tenant.cell_name(),
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await;
+        match inspected {
+            Ok(info) => Ok(Some(info)),
+            Err(err) if is_status(&err, 404) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// The name of the tenant's container, after checking it is ours.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use bollard::models::ContainerUpdateBody;
 
-use crate::runtime::{Error, LABEL_TENANT, Result, Runtime, is_status};
+use crate::runtime::{Error, LABEL_TENANT, Result, Runtime};
 use crate::tenant::{Limits, Secret, TenantId};
 
 /// A cell's container as Docker inspect reports it, the parts that make it hard.
@@ -53,17 +53,8 @@ impl Runtime {
     /// cannot be reached.
     pub async fn profile(&self, tenant: &TenantId) -> Result<Option<CellProfile>> {
         let name = tenant.cell_name();
-        let info = match self
-            .docker()
-            .inspect_container(
-                &name,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await
-        {
-            Ok(info) => info,
-            Err(err) if is_status(&err, 404) => return Ok(None),
-            Err(err) => return Err(err.into()),
+        let Some(info) = self.inspect_container(tenant).await? else {
+            return Ok(None);
         };
         let config = info.config.unwrap_or_default();
         let labels = config.labels.clone().unwrap_or_default();
