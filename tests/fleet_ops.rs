@@ -266,6 +266,8 @@ async fn a_failing_canary_halts_the_rollout_and_waves_finish_across_dead_runners
     );
     let out = env.mtp(&["tenant", "events", real.as_str(), "--since", "soon"]);
     assert_fails_with(&out, 2, "not a duration");
+    let out = env.mtp(&["tenant", "events", "no-such-tenant"]);
+    assert_fails_with(&out, 1, "no tenant no-such-tenant");
 
     // A fake resized now keeps its limits through its upgrade below.
     assert_ok(&env.mtp(&["tenant", "resize", fakes[1].as_str(), "--memory", "768m"]));

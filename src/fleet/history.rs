@@ -78,7 +78,8 @@ pub struct TenantEvent {
 ///
 /// # Errors
 ///
-/// The store cannot be read.
+/// `UnknownTenant` for an id with neither a record nor a history; the
+/// store cannot be read.
 pub fn events(
     app: &App,
     tenant: &TenantId,
@@ -86,6 +87,10 @@ pub fn events(
     limit: usize,
 ) -> anyhow::Result<Vec<TenantEvent>> {
     let entries = audit_log(app, Some(tenant), LOOK_BACK)?;
+    // A removed tenant keeps its history; an id that never was is refused.
+    if entries.is_empty() {
+        crate::fleet::inventory::known(app, tenant)?;
+    }
     let mut events: Vec<TenantEvent> = entries
         .into_iter()
         .filter(|entry| since.is_none_or(|since| entry.at >= since))
