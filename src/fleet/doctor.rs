@@ -15,6 +15,7 @@
 //! and how to check by hand.
 
 use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -136,11 +137,20 @@ impl Finding {
     /// whatever figures the problem carries.
     #[must_use]
     pub fn key(&self) -> String {
+        // The problem's words up to its first figure or quote tell apart
+        // findings that share a check and a fix ("privileged" vs "no init"),
+        // while the figures they carry may change from run to run.
+        let what: String = self
+            .problem
+            .chars()
+            .take_while(|c| !c.is_ascii_digit() && *c != '"' && *c != '(')
+            .collect();
         format!(
-            "{}|{}|{:?}",
+            "{}|{}|{:?}|{}",
             self.subject.as_str(),
             self.check.as_str(),
-            self.fix
+            self.fix,
+            what.trim()
         )
     }
 }
@@ -287,7 +297,10 @@ async fn examine(app: &App) -> anyhow::Result<(Vec<Finding>, usize)> {
         // Creates, removals and upgrades (maintenance) change the cell while
         // they run; they are judged once they are done.
         let in_maintenance = record.maintenance_until.is_some_and(|until| until > now());
+        // An action on it now (a resize between Docker and its record, an
+        // upgrade) is not drift: judged next time.
         if in_maintenance
+            || crate::fleet::lock::is_held(app, &record.id)?
             || !matches!(
                 record.state,
                 CellState::Running | CellState::Stopped | CellState::Sleeping
@@ -324,14 +337,49 @@ fn finding(
     }
 }
 
+/// Opens a file or dir a repair changes, without following a link at its
+/// end and only when it really lies inside the data dir: a cell owns its
+/// state and auth dirs and could put a link where a file was checked, to
+/// make a root `--fix` chmod or chown a host file. The repair then works on
+/// this descriptor, never on the path again.
+fn open_inside(root: &Path, path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("cannot open {} (a link is not followed)", path.display()))?;
+    let kind = file.metadata()?.file_type();
+    anyhow::ensure!(
+        kind.is_file() || kind.is_dir(),
+        "{} is neither a file nor a dir; not touching it",
+        path.display()
+    );
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .with_context(|| format!("cannot tell where {} lies", path.display()))?;
+    let root = std::fs::canonicalize(root)
+        .with_context(|| format!("cannot resolve {}", root.display()))?;
+    anyhow::ensure!(
+        real.starts_with(&root),
+        "{} leads out of the data dir (to {}); not touching it",
+        path.display(),
+        real.display()
+    );
+    Ok(file)
+}
+
 async fn apply(app: &App, repair: &Repair) -> anyhow::Result<()> {
     match repair {
         Repair::Mode { path, mode } => {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))
+            let file = open_inside(&app.config.data_dir, path)?;
+            file.set_permissions(std::fs::Permissions::from_mode(*mode))
                 .with_context(|| format!("cannot chmod {:o} {}", mode, path.display()))
         }
-        Repair::Owner { path, uid, gid } => std::os::unix::fs::chown(path, Some(*uid), Some(*gid))
-            .with_context(|| format!("cannot chown {uid}:{gid} {}", path.display())),
+        Repair::Owner { path, uid, gid } => {
+            let file = open_inside(&app.config.data_dir, path)?;
+            std::os::unix::fs::fchown(&file, Some(*uid), Some(*gid))
+                .with_context(|| format!("cannot chown {uid}:{gid} {}", path.display()))
+        }
         Repair::Egress { uplink } => {
             let output = std::process::Command::new("iptables")
                 .args(["-I", EGRESS_CHAIN, "-o", uplink, "-j", "DROP"])
@@ -941,12 +989,27 @@ async fn cell(app: &App, record: &TenantRecord, known: &Known) -> anyhow::Result
     let secrets = app.store.secrets(tenant)?;
     let spec = cell_spec(app, record, &record.image, &secrets);
     res.extend(compare(&subject, record, &spec, &profile));
-    if let Some(subnets) = app
-        .runtime
-        .network_subnets(tenant)
-        .await
-        .with_context(|| format!("cannot inspect {tenant}'s network"))?
-    {
+    let subnets = match app.runtime.network_subnets(tenant).await {
+        Ok(subnets) => subnets,
+        // A network of its name that MTP did not make is a finding, not the
+        // end of the whole run.
+        Err(crate::runtime::Error::Foreign { name }) => {
+            res.push(finding(
+                Severity::Critical,
+                &subject,
+                Check::Network,
+                format!("the network {name} was not made by MTP (no mtp.tenant label)"),
+                Fix::Foreign(name.clone()),
+                None,
+            ));
+            res.extend(env_secrets(&subject, &spec.secret_env, &profile, known));
+            return Ok(res);
+        }
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot inspect {tenant}'s network"));
+        }
+    };
+    if let Some(subnets) = subnets {
         if !subnets.contains(&record.subnet) {
             res.push(finding(
                 Severity::Warning,
@@ -1263,6 +1326,29 @@ fn env_secrets(
     res
 }
 
+/// The most of a cell's config file doctor reads.
+const CONFIG_READ_LIMIT: u64 = 4 << 20;
+
+/// A cell's file as text: a regular file only (no link followed, no FIFO
+/// waited on), at most `CONFIG_READ_LIMIT` bytes; `None` when it is not one.
+fn read_bounded(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.file_type().is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(CONFIG_READ_LIMIT)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
 /// The cell's config file must name secrets (`${TELEGRAM_BOT_TOKEN}`), never
 /// hold one.
 fn config_file(app: &App, record: &TenantRecord, known: &Known) -> Vec<Finding> {
@@ -1270,7 +1356,7 @@ fn config_file(app: &App, record: &TenantRecord, known: &Known) -> Vec<Finding> 
         .tenant_dir(&record.id)
         .join("state")
         .join("openclaw.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Some(text) = read_bounded(&path) else {
         return Vec::new();
     };
     let owners: Vec<&str> = known
@@ -1570,5 +1656,36 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
         assert_eq!(cpus_text(1_500_000_000), "1.5");
         assert_eq!(cpus_text(2_000_000_000), "2");
         assert_eq!(cpus_text(0), "none");
+    }
+
+    #[test]
+    fn a_repair_follows_no_link_out_of_the_data_dir() {
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("passwd");
+        std::fs::write(&secret, "root").unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let state = data.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::write(state.join("openclaw.json"), "{}").unwrap();
+        assert!(open_inside(data.path(), &state.join("openclaw.json")).is_ok());
+        // A link in place of the checked file: not followed.
+        std::os::unix::fs::symlink(&secret, state.join("paired.json")).unwrap();
+        assert!(open_inside(data.path(), &state.join("paired.json")).is_err());
+        // A linked dir on the way: it leads out, refused.
+        std::os::unix::fs::symlink(outside.path(), state.join("devices")).unwrap();
+        let err = open_inside(data.path(), &state.join("devices").join("passwd")).unwrap_err();
+        assert!(err.to_string().contains("leads out"), "{err}");
+        // A FIFO is neither file nor dir, and is not waited on.
+        let fifo = state.join("fifo");
+        let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        assert!(open_inside(data.path(), &fifo).is_err());
+        assert_eq!(read_bounded(&fifo), None);
+        assert_eq!(
+            read_bounded(&state.join("paired.json")),
+            None,
+            "a link is not read"
+        );
     }
 }

@@ -134,7 +134,6 @@ impl Runtime {
             .collect())
     }
 
-    /// `None`: no such network; otherwise its tenant label, if any, and subnets.
     /// The subnets of the tenant's network; `Ok(None)` when it does not exist.
     ///
     /// # Errors
@@ -152,6 +151,7 @@ impl Runtime {
         }
     }
 
+    /// `None`: no such network; otherwise its tenant label, if any, and subnets.
     async fn network_of(&self, name: &str) -> Result<Option<NetworkFacts>> {
         match self
             .docker()
