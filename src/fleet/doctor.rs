@@ -1089,6 +1089,18 @@ fn compare(
             "no-new-privileges is off".to_string(),
         );
     }
+    let loosened: Vec<&String> = profile
+        .security_opt
+        .iter()
+        .filter(|opt| opt.ends_with("=unconfined") || opt.ends_with(":unconfined"))
+        .collect();
+    if !loosened.is_empty() {
+        drift(
+            Check::Profile,
+            Severity::Critical,
+            format!("security options loosened: {loosened:?}"),
+        );
+    }
     if profile.privileged {
         drift(
             Check::Profile,
@@ -1173,8 +1185,10 @@ fn compare(
             Check::Logs,
             Severity::Warning,
             format!(
-                "log driver {} with {:?}, expected json-file rotated at max-size {want_size}, max-file {want_files}",
-                profile.log_driver, profile.log_options
+                "log driver {} with options {:?}, expected json-file rotated at max-size {want_size}, max-file {want_files}",
+                profile.log_driver,
+                // Keys only: another driver's options may hold its credentials.
+                profile.log_options.keys().collect::<Vec<_>>()
             ),
         );
     }
@@ -1606,6 +1620,32 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
                 (Check::Mounts, Severity::Critical, false),
                 (Check::Limits, Severity::Critical, true),
             ]
+        );
+    }
+
+    #[test]
+    fn unconfined_security_options_are_found_and_log_options_shown_by_key() {
+        let record = record();
+        let subject = Subject::Tenant(record.id.clone());
+        let mut profile = as_made(&record);
+        profile.security_opt.push("seccomp=unconfined".into());
+        profile.log_driver = "splunk".into();
+        profile
+            .log_options
+            .insert("splunk-token".into(), "a-credential-value".into());
+        let found = compare(&subject, &record, &spec(&record), &profile);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.check == Check::Profile && f.problem.contains("seccomp=unconfined")),
+            "{found:?}"
+        );
+        let logs = found.iter().find(|f| f.check == Check::Logs).unwrap();
+        assert!(logs.problem.contains("splunk-token"), "{}", logs.problem);
+        assert!(
+            !logs.problem.contains("a-credential-value"),
+            "{}",
+            logs.problem
         );
     }
 
