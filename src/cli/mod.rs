@@ -18,6 +18,7 @@ mod backup;
 mod config;
 mod doctor;
 mod fleet;
+mod node;
 mod render;
 mod rpc;
 mod serve;
@@ -73,6 +74,9 @@ enum Command {
     Backup(backup::BackupCommand),
     /// This host's memory, a cell's measured footprint, and how many more tenants fit.
     Capacity(tenant::JsonFlag),
+    /// The hosts that run cells: this Docker engine, or the nodes of its swarm.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
     /// A tenant's OpenClaw config: read it, or change one key on one, some or all tenants with a preview.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -187,6 +191,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(command) => backup::run(config, command).await,
         Command::Fleet(command) => fleet::run(config, command).await,
         Command::Config(command) => config::run(config, command).await,
+        Command::Node(command) => node::run(config, command).await,
         Command::Capacity(flag) => {
             let app = App::open(config).await?;
             let capacity = crate::fleet::capacity::capacity(&app).await?;

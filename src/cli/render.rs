@@ -316,6 +316,40 @@ fn plural(count: usize, one: &str, many: &str) -> String {
     format!("{count} {many}")
 }
 
+/// `node list`: a line per node, its labels and tenants under it.
+pub(crate) fn nodes(nodes: &[crate::fleet::nodes::Node]) -> String {
+    let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30));
+    let mut lines = Vec::new();
+    for node in nodes {
+        let leader = if node.leader { ", leader" } else { "" };
+        lines.push(format!(
+            "{} ({}{leader}) {} {}, {} memory, {} reserved by {}, {:.1} CPUs",
+            node.hostname,
+            node.role,
+            node.state,
+            node.availability,
+            gib(node.memory_bytes),
+            gib(node.reserved_bytes),
+            plural(node.tenants.len(), "tenant", "tenants"),
+            node.cpus
+        ));
+        if !node.labels.is_empty() {
+            let labels: Vec<String> = node
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            lines.push(format!("  labels: {}", labels.join(", ")));
+        }
+        if !node.tenants.is_empty() {
+            let tenants: Vec<&str> = node.tenants.iter().map(|t| t.as_str()).collect();
+            lines.push(format!("  tenants: {}", tenants.join(", ")));
+        }
+        lines.push(format!("  id {}", node.id));
+    }
+    lines.join("\n")
+}
+
 pub(crate) fn capacity(capacity: &crate::fleet::capacity::Capacity) -> String {
     let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30));
     let mut lines = vec![

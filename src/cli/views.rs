@@ -70,6 +70,44 @@ impl Finding {
     }
 }
 
+/// One element of `node list --json`.
+#[derive(Serialize)]
+pub(crate) struct Node {
+    id: String,
+    hostname: String,
+    role: String,
+    availability: String,
+    state: String,
+    leader: bool,
+    labels: std::collections::BTreeMap<String, String>,
+    memory_bytes: u64,
+    cpus: f64,
+    reserved_bytes: u64,
+    tenants: Vec<String>,
+}
+
+impl Node {
+    pub(crate) fn new(node: &crate::fleet::nodes::Node) -> Node {
+        Node {
+            id: node.id.clone(),
+            hostname: node.hostname.clone(),
+            role: node.role.clone(),
+            availability: node.availability.clone(),
+            state: node.state.clone(),
+            leader: node.leader,
+            labels: node.labels.clone(),
+            memory_bytes: node.memory_bytes,
+            cpus: node.cpus,
+            reserved_bytes: node.reserved_bytes,
+            tenants: node
+                .tenants
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect(),
+        }
+    }
+}
+
 /// `capacity --json`: bytes, counts, and `null` for what is not measured yet.
 #[derive(Serialize)]
 pub(crate) struct Capacity {

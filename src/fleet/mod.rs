@@ -27,6 +27,7 @@ mod hooks;
 mod inventory;
 mod lifecycle;
 pub mod lock;
+pub mod nodes;
 mod obstacle;
 mod reconcile;
 pub mod resize;

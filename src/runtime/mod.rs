@@ -10,6 +10,7 @@ mod events;
 mod network;
 mod ports;
 mod profile;
+mod swarm;
 
 use std::collections::HashMap;
 
@@ -19,6 +20,9 @@ pub use cell::{CellInfo, CellSpec, CellStatus, ExecOutput, GATEWAY_PORT, LogLine
 pub use events::{CellEvent, CellEventKind};
 pub use ports::port_is_free;
 pub use profile::CellProfile;
+pub use swarm::{
+    NodeInfo, SECRETS_DIR, SeedFile, SwarmCell, SwarmCellSpec, SwarmRole, VolumeMount,
+};
 
 use crate::tenant::TenantId;
 

@@ -66,14 +66,7 @@ impl Runtime {
             driver: Some("bridge".to_string()),
             internal: Some(false),
             attachable: Some(false),
-            ipam: Some(Ipam {
-                driver: Some("default".to_string()),
-                config: Some(vec![IpamConfig {
-                    subnet: Some(subnet.to_string()),
-                    ..Default::default()
-                }]),
-                options: None,
-            }),
+            ipam: Some(ipam(subnet)),
             labels: Some(labels(tenant, generation)),
             options: Some(HashMap::from([(
                 // No inter-container traffic on the cell's own network.
@@ -182,6 +175,18 @@ impl Runtime {
             Err(err) if is_status(&err, 404) => Ok(None),
             Err(err) => Err(err.into()),
         }
+    }
+}
+
+/// Docker's address management for a network on exactly `subnet`.
+pub(super) fn ipam(subnet: &str) -> Ipam {
+    Ipam {
+        driver: Some("default".to_string()),
+        config: Some(vec![IpamConfig {
+            subnet: Some(subnet.to_string()),
+            ..Default::default()
+        }]),
+        options: None,
     }
 }
 
