@@ -354,6 +354,31 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
         cell.no_new_privileges
     );
 
+    // A container on the tenant's overlay (where the admin will sit) reaches
+    // the gateway by the service's name, with nothing published.
+    let reached = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        &tenant.cell_name(),
+        "--user",
+        "1000:1000",
+        "--cap-drop",
+        "ALL",
+        "--entrypoint",
+        "wget",
+        OPENCLAW_IMAGE,
+        "-q",
+        "-O",
+        "-",
+        &format!("http://{}:18789/healthz", tenant.cell_name()),
+    ]);
+    assert!(
+        reached.status.success(),
+        "the gateway by name over the overlay: {}",
+        String::from_utf8_lossy(&reached.stderr)
+    );
+
     // Swarm's own chains (ingress) do not go before the egress rule.
     let forward = std::process::Command::new("iptables")
         .args(["-S", "FORWARD"])
