@@ -361,6 +361,11 @@ fn offboarding_leaves_a_final_backup_and_a_plain_export_without_secrets() {
     let state = env.data_dir().join("tenants").join(&id).join("state");
     std::fs::create_dir_all(state.join("workspace")).unwrap();
     std::fs::write(state.join("workspace/notes.md"), "the client's notes").unwrap();
+    // The copies a real gateway keeps of its config (the `.last-good` comes
+    // once a config has run a while) stay out of the export like the config.
+    let config = std::fs::read(state.join("openclaw.json")).unwrap();
+    std::fs::write(state.join("openclaw.json.last-good"), &config).unwrap();
+    std::fs::write(state.join("openclaw.json.bak.1"), &config).unwrap();
     let export = env.dir.join("export.tar.gz");
 
     // An export path that exists is refused before anything happens.

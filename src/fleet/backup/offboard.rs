@@ -28,16 +28,31 @@ pub(crate) fn export_for_client(
             target.display()
         );
     }
-    archive::export_tree(&state, tenant.as_str(), EXPORT_SKIP, sessions, target)
+    // Every copy the gateway keeps of its config goes too (`.bak`, and the
+    // `.last-good` it writes once a config has run a while), whatever it
+    // names the next one.
+    let copies: Vec<String> = std::fs::read_dir(&state)
+        .with_context(|| format!("cannot read {}", state.display()))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(CONFIG_FILE))
+        .collect();
+    let skip: Vec<&str> = EXPORT_SKIP
+        .iter()
+        .copied()
+        .chain(copies.iter().map(String::as_str))
+        .collect();
+    archive::export_tree(&state, tenant.as_str(), &skip, sessions, target)
 }
+
+/// The gateway's config file, at the top of the state dir.
+const CONFIG_FILE: &str = "openclaw.json";
 
 /// What a client's export leaves out at the top of the state dir: MTP's and
 /// the operator's secrets and the gateway's machinery. The gateway's SQLite
 /// stores (`state/`, and any `*.sqlite` below) hold its device tokens and
 /// credentials beside the sessions, so sessions come from the gateway itself.
 const EXPORT_SKIP: &[&str] = &[
-    "openclaw.json",
-    "openclaw.json.bak",
+    CONFIG_FILE,
     "state",
     "credentials",
     "identity",
