@@ -290,6 +290,19 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
     let container = running_container(&runtime, &tenant).await;
     healthy(&container).await;
 
+    // Its log, from the service (the way to a task on any node).
+    let logs = runtime.service_logs(&tenant, Some(200)).await.unwrap();
+    let text: Vec<&str> = logs.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        text.iter().any(|line| line.contains("18789")),
+        "the gateway's start in the service log:\n{}",
+        text.join("\n")
+    );
+    assert!(logs.len() <= 200);
+    for line in &text {
+        assert!(!line.contains(GATEWAY_TOKEN) && !line.contains(BOT_TOKEN));
+    }
+
     // No port published anywhere, no secret in any inspect or env.
     let cell = runtime.inspect_service(&tenant).await.unwrap().unwrap();
     assert!(cell.published_ports.is_empty(), "{cell:?}");
@@ -354,30 +367,57 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
         cell.no_new_privileges
     );
 
-    // A container on the tenant's overlay (where the admin will sit) reaches
-    // the gateway by the service's name, with nothing published.
-    let reached = docker(&[
+    // A container standing in for the admin joins the tenant's overlay and
+    // reaches the gateway by the service's name, with nothing published. It
+    // starts on an internal network of its own (no way out, and Docker's
+    // embedded DNS answers the service's name once it is on the overlay).
+    let standin = format!("{}-admin", tenant.cell_name());
+    docker(&["rm", "-f", &standin]);
+    docker(&["network", "rm", &standin]);
+    common::docker_ok(&["network", "create", "--internal", &standin]);
+    let started = docker(&[
         "run",
-        "--rm",
+        "-d",
+        "--name",
+        &standin,
         "--network",
-        &tenant.cell_name(),
+        &standin,
         "--user",
         "1000:1000",
         "--cap-drop",
         "ALL",
         "--entrypoint",
-        "wget",
+        "sleep",
         OPENCLAW_IMAGE,
-        "-q",
-        "-O",
-        "-",
-        &format!("http://{}:18789/healthz", tenant.cell_name()),
+        "600",
     ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let standin_id = stdout(&started).trim().to_string();
+    assert!(
+        runtime
+            .join_cell_network(&tenant, &standin_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !runtime
+            .join_cell_network(&tenant, &standin_id)
+            .await
+            .unwrap()
+    );
+    let by_name = format!("http://{}:18789/healthz", tenant.cell_name());
+    let reached = exec(&standin_id, &["wget", "-q", "-O", "-", &by_name]);
     assert!(
         reached.status.success(),
         "the gateway by name over the overlay: {}",
         String::from_utf8_lossy(&reached.stderr)
     );
+    docker(&["rm", "-f", &standin]);
+    docker(&["network", "rm", &standin]);
 
     // Swarm's own chains (ingress) do not go before the egress rule.
     let forward = std::process::Command::new("iptables")

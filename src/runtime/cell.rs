@@ -615,7 +615,7 @@ impl Runtime {
 
 /// Docker's log chunks as whole lines, per stream (a line may span chunks); the
 /// unfinished rest of each stream comes last.
-fn split_lines(
+pub(super) fn split_lines(
     chunks: impl futures_util::Stream<
         Item = std::result::Result<bollard::container::LogOutput, bollard::errors::Error>,
     > + Send

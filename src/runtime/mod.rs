@@ -10,6 +10,7 @@ mod events;
 mod network;
 mod ports;
 mod profile;
+mod raw;
 mod swarm;
 
 use std::collections::HashMap;
@@ -56,6 +57,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Clone)]
 pub struct Runtime {
     docker: Docker,
+    /// Where the engine listens, for the few calls bollard lacks (`raw.rs`).
+    address: raw::Address,
 }
 
 impl Runtime {
@@ -80,7 +83,8 @@ impl Runtime {
         };
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
-        Ok(Runtime { docker })
+        let address = raw::Address::of(docker_host);
+        Ok(Runtime { docker, address })
     }
 
     /// A handle that has not reached any engine (a closed loopback port; bollard
@@ -90,7 +94,10 @@ impl Runtime {
         let docker =
             Docker::connect_with_http("http://127.0.0.1:9", 1, bollard::API_DEFAULT_VERSION)
                 .expect("an http address is accepted without connecting");
-        Runtime { docker }
+        Runtime {
+            docker,
+            address: raw::Address::of(Some("http://127.0.0.1:9")),
+        }
     }
 
     /// The engine host's total memory in bytes, as Docker reports it.

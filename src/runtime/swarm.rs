@@ -52,6 +52,24 @@ const STOP_GRACE_NANOS: i64 = 30_000_000_000;
 /// `/tmp` in the cell: the same tmpfs as on a single host (128 MiB, 1777).
 const TMPFS_BYTES: i64 = 128 * 1024 * 1024;
 
+/// The id of the container this process runs in, from the mounts Docker
+/// gives every container (`/etc/hostname` comes from
+/// `…/containers/<id>/hostname`); `None` outside a container.
+#[must_use]
+pub fn own_container_id() -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    container_id_in(&mountinfo)
+}
+
+fn container_id_in(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
+        let (_, after) = line.split_once("/containers/")?;
+        let (id, rest) = after.split_once('/')?;
+        let is_id = id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit());
+        (is_id && rest.starts_with("hostname ")).then(|| id.to_string())
+    })
+}
+
 /// Where a seeding job mounts the volume it prepares.
 const SEED_TARGET: &str = "/seed";
 
@@ -537,6 +555,51 @@ impl Runtime {
         }))
     }
 
+    /// The last `tail` lines (all with `None`) of the tenant's service's log,
+    /// from every node its tasks ran on, as Swarm gathers them
+    /// (`/services/{id}/logs`).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `Foreign`, or the engine refusing.
+    pub async fn service_logs(
+        &self,
+        tenant: &TenantId,
+        tail: Option<usize>,
+    ) -> Result<Vec<super::LogLine>> {
+        use futures_util::StreamExt as _;
+
+        let name = self.own_service(tenant).await?;
+        let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
+        let (status, body) = self
+            .raw_get(&format!(
+                "/services/{name}/logs?stdout=1&stderr=1&tail={tail}"
+            ))
+            .await?;
+        match status {
+            200 => {}
+            404 => return Err(Error::NotFound(tenant.clone())),
+            _ => {
+                let message = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+                return Err(Error::Other(format!(
+                    "the engine refused the logs of {name} ({status}): {message}"
+                )));
+            }
+        }
+        let frames = super::raw::demultiplex(&body);
+        let mut lines =
+            super::cell::split_lines(futures_util::stream::iter(frames.into_iter().map(Ok)))
+                .boxed();
+        let mut res = Vec::new();
+        while let Some(line) = lines.next().await {
+            res.push(line?);
+        }
+        Ok(res)
+    }
+
     /// Tenants that have a service, with the node of its newest task.
     ///
     /// # Errors
@@ -726,6 +789,37 @@ impl Runtime {
         let filters = HashMap::from([("service", vec![name])]);
         let options = ListTasksOptionsBuilder::new().filters(&filters).build();
         Ok(self.docker().list_tasks(Some(options)).await?)
+    }
+
+    /// Attaches `container` (the admin's own, see `own_container_id`) to the
+    /// tenant's overlay, so it reaches the gateway at `mtp-cell-<id>:18789`;
+    /// `Ok(false)` when it already was.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when the tenant has no network, `Foreign` when it is not
+    /// ours, `Docker` otherwise.
+    pub async fn join_cell_network(&self, tenant: &TenantId, container: &str) -> Result<bool> {
+        if self.network_subnets(tenant).await?.is_none() {
+            return Err(Error::NotFound(tenant.clone()));
+        }
+        let request = bollard::models::NetworkConnectRequest {
+            container: Some(container.to_string()),
+            ..Default::default()
+        };
+        match self
+            .docker()
+            .connect_network(&tenant.cell_name(), request)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("already exists") =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// The tenant's overlay network, attachable (the admin joins it), on the
@@ -1014,6 +1108,19 @@ mod tests {
                 .map(String::as_str),
             Some("true")
         );
+    }
+
+    #[test]
+    fn the_own_container_is_found_in_mountinfo() {
+        let id = "5f0c2b1e9d8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b";
+        let inside = format!(
+            "612 593 0:52 / / rw,relatime - overlay overlay rw\n\
+             631 612 254:1 /var/lib/docker/containers/{id}/resolv.conf /etc/resolv.conf rw - ext4 /dev/vda rw\n\
+             632 612 254:1 /var/lib/docker/containers/{id}/hostname /etc/hostname rw - ext4 /dev/vda rw\n"
+        );
+        assert_eq!(container_id_in(&inside).as_deref(), Some(id));
+        let outside = "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n";
+        assert_eq!(container_id_in(outside), None);
     }
 
     #[test]
