@@ -23,6 +23,7 @@ pub use ports::port_is_free;
 pub use profile::CellProfile;
 pub use swarm::{
     NodeInfo, SECRETS_DIR, SeedFile, SwarmCell, SwarmCellSpec, SwarmRole, VolumeMount,
+    own_container_id,
 };
 
 use crate::tenant::TenantId;

@@ -814,7 +814,7 @@ impl Runtime {
         {
             Ok(()) => Ok(true),
             Err(bollard::errors::Error::DockerResponseServerError { message, .. })
-                if message.contains("already exists") =>
+                if message.contains("already attached") || message.contains("already exists") =>
             {
                 Ok(false)
             }
