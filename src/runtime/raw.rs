@@ -51,39 +51,37 @@ impl Runtime {
         let unreachable = |err: std::io::Error| Error::Unreachable {
             cause: err.to_string(),
         };
-        let mut answer = Vec::new();
-        match &self.address {
+        let answer = match &self.address {
             Address::Unix(path) => {
-                let mut stream = tokio::net::UnixStream::connect(path)
+                let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(unreachable)?;
-                stream
-                    .write_all(request.as_bytes())
-                    .await
-                    .map_err(unreachable)?;
-                (&mut stream)
-                    .take(MAX_ANSWER_BYTES as u64)
-                    .read_to_end(&mut answer)
-                    .await
-                    .map_err(unreachable)?;
+                exchange(stream, &request).await
             }
             Address::Tcp(addr) => {
-                let mut stream = tokio::net::TcpStream::connect(addr)
+                let stream = tokio::net::TcpStream::connect(addr)
                     .await
                     .map_err(unreachable)?;
-                stream
-                    .write_all(request.as_bytes())
-                    .await
-                    .map_err(unreachable)?;
-                (&mut stream)
-                    .take(MAX_ANSWER_BYTES as u64)
-                    .read_to_end(&mut answer)
-                    .await
-                    .map_err(unreachable)?;
+                exchange(stream, &request).await
             }
         }
+        .map_err(unreachable)?;
         parse_answer(&answer)
     }
+}
+
+/// Sends `request` and reads the answer to the end of the connection.
+async fn exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    request: &str,
+) -> std::io::Result<Vec<u8>> {
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    stream
+        .take(MAX_ANSWER_BYTES as u64)
+        .read_to_end(&mut answer)
+        .await?;
+    Ok(answer)
 }
 
 /// The status code and body of an HTTP/1.x answer read to its end.

@@ -434,7 +434,9 @@ impl Runtime {
                 Ok(()) => return Ok(existed),
                 // Docker refuses what a task that is still stopping holds.
                 Err(Error::Docker(err))
-                    if (is_status(&err, 400) || is_status(&err, 409) || is_status(&err, 500))
+                    if [400, 403, 409, 500]
+                        .into_iter()
+                        .any(|code| is_status(&err, code))
                         && tokio::time::Instant::now() < deadline =>
                 {
                     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -855,7 +857,11 @@ impl Runtime {
         variable: &str,
         value: &Secret<String>,
     ) -> Result<(String, String)> {
-        let digest = Sha256::digest(format!("{variable}\0{}", value.expose()).as_bytes());
+        // The tenant in the hash too: one value given to two tenants is two
+        // secrets, and a name says nothing across tenants.
+        let digest = Sha256::digest(
+            format!("{}\0{variable}\0{}", tenant.as_str(), value.expose()).as_bytes(),
+        );
         let name = format!("mtp-{}-{}", tenant.as_str(), &hex::encode(digest)[..16]);
         if let Some((id, _)) = self
             .tenant_secrets(tenant)
