@@ -20,6 +20,8 @@ const BOT_TOKEN: &str = "7000000002:AASwarmTestTokenOnly_abcdefghijklmno";
 /// whatever happens (a swarm the machine was already in is left alone).
 struct SingleNodeSwarm {
     made: bool,
+    /// `docker` commands that clear what a failed test left, run before leaving.
+    cleanup: Vec<Vec<String>>,
     /// Whether `docker_gwbridge` (made with the first overlay task) was here before.
     had_gwbridge: bool,
 }
@@ -32,6 +34,7 @@ impl SingleNodeSwarm {
         if runtime.swarm_role().await.unwrap() == SwarmRole::Manager {
             return SingleNodeSwarm {
                 made: false,
+                cleanup: Vec::new(),
                 had_gwbridge,
             };
         }
@@ -55,13 +58,24 @@ impl SingleNodeSwarm {
         );
         SingleNodeSwarm {
             made: true,
+            cleanup: Vec::new(),
             had_gwbridge,
+        }
+    }
+}
+
+impl SingleNodeSwarm {
+    fn run_cleanup(&self) {
+        for command in &self.cleanup {
+            let args: Vec<&str> = command.iter().map(String::as_str).collect();
+            docker(&args);
         }
     }
 }
 
 impl Drop for SingleNodeSwarm {
     fn drop(&mut self) {
+        self.run_cleanup();
         if self.made {
             let output = docker(&["swarm", "leave", "--force"]);
             if !output.status.success() {
@@ -70,6 +84,8 @@ impl Drop for SingleNodeSwarm {
                     String::from_utf8_lossy(&output.stderr)
                 );
             }
+            // Volumes the service's containers held are free once it left.
+            self.run_cleanup();
             // Swarm leaves its bridge to the host behind; the machine had none.
             if !self.had_gwbridge {
                 docker(&["network", "rm", "docker_gwbridge"]);
@@ -169,14 +185,20 @@ async fn running_container(runtime: &Runtime, tenant: &TenantId) -> String {
     }
 }
 
+/// Whether `url` answers 200 to a GET from inside `container`, by the image's
+/// own Node (busybox's static `wget` was seen to crash in these images).
+fn fetch_ok(container: &str, url: &str) -> std::process::Output {
+    let script = format!(
+        "fetch({url:?}, {{ signal: AbortSignal.timeout(5000) }}).then(r => process.exit(r.status === 200 ? 0 : 1), e => {{ console.error(String(e)); process.exit(1); }})"
+    );
+    exec(container, &["node", "-e", &script])
+}
+
 /// Waits for `/healthz` inside the cell (the gateway has no published port).
 async fn healthy(container: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     loop {
-        let output = exec(
-            container,
-            &["wget", "-q", "-O", "-", "http://127.0.0.1:18789/healthz"],
-        );
+        let output = fetch_ok(container, "http://127.0.0.1:18789/healthz");
         if output.status.success() {
             return;
         }
@@ -220,9 +242,23 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
     let text = stdout(&env.mtp(&["node", "list"]));
     assert!(text.contains("(engine)") && text.contains(&local), "{text}");
 
-    let swarm = SingleNodeSwarm::join(&runtime).await;
+    let mut swarm = SingleNodeSwarm::join(&runtime).await;
     let tenant: TenantId = "swarm-acme".parse().unwrap();
     let spec = spec(&tenant);
+    // Whatever a failure leaves of this test goes with the swarm.
+    let standin = format!("{}-admin", tenant.cell_name());
+    swarm.cleanup = vec![
+        vec!["rm".into(), "-f".into(), standin.clone()],
+        vec!["service".into(), "rm".into(), tenant.cell_name()],
+        vec!["network".into(), "rm".into(), standin.clone()],
+    ];
+    for volume in &spec.volumes {
+        let name = volume.volume_name(&tenant);
+        // After the service's containers are gone (the swarm's leave).
+        swarm
+            .cleanup
+            .push(vec!["volume".into(), "rm".into(), "-f".into(), name]);
+    }
 
     let manager = the_node(&env);
     assert_eq!(
@@ -371,7 +407,6 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
     // reaches the gateway by the service's name, with nothing published. It
     // starts on an internal network of its own (no way out, and Docker's
     // embedded DNS answers the service's name once it is on the overlay).
-    let standin = format!("{}-admin", tenant.cell_name());
     docker(&["rm", "-f", &standin]);
     docker(&["network", "rm", &standin]);
     common::docker_ok(&["network", "create", "--internal", &standin]);
@@ -409,13 +444,22 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
             .await
             .unwrap()
     );
+    // The overlay's routes in the joined container are set up a moment after
+    // the join returns (seen: "No route to host" at once, on a loaded machine).
     let by_name = format!("http://{}:18789/healthz", tenant.cell_name());
-    let reached = exec(&standin_id, &["wget", "-q", "-O", "-", &by_name]);
-    assert!(
-        reached.status.success(),
-        "the gateway by name over the overlay: {}",
-        String::from_utf8_lossy(&reached.stderr)
-    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let reached = fetch_ok(&standin_id, &by_name);
+        if reached.status.success() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gateway by name over the overlay: {}",
+            String::from_utf8_lossy(&reached.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     docker(&["rm", "-f", &standin]);
     docker(&["network", "rm", &standin]);
 

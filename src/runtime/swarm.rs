@@ -1036,7 +1036,10 @@ fn service_spec(spec: &SwarmCellSpec, secrets: Vec<TaskSpecContainerSpecSecrets>
             ..Default::default()
         }),
         endpoint_spec: Some(EndpointSpec {
-            mode: Some(EndpointSpecModeEnum::VIP),
+            // The name resolves to the task itself: no virtual IP, whose
+            // load-balancer rules reach a container joined later only after a
+            // while (seen: "No route to host" for a minute).
+            mode: Some(EndpointSpecModeEnum::DNSRR),
             ports: Some(Vec::new()),
         }),
         ..Default::default()
