@@ -4,7 +4,8 @@
 # with the layout of the real test image (scripts/build-test-image.sh), so the
 # runtime starts it with the same command (`node dist/index.js gateway --bind lan
 # --port 18789`) and pairs with `node dist/index.js devices approve <requestId>`.
-# There is no /bin/sh in the image.
+# A static busybox gives it /bin/sh and cat, as in the real test image: the
+# cell's command exports its secret files before it execs the gateway.
 #
 # The binary comes from the workspace crate `crates/fake-gateway`, built exactly as
 # `cargo test` at the root builds it (target/debug, every member's tests, so the
@@ -20,6 +21,14 @@ IMAGE=${MTP_FAKE_IMAGE:-mtp-test/fake-gateway:1}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf 'build-fake-image: %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if [ ! -x /bin/busybox ] || ! file -L /bin/busybox 2>/dev/null | grep -q 'statically linked'; then
+  if ! dpkg -s busybox-static >/dev/null 2>&1; then
+    log "installing busybox-static (apt-get)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file >/dev/null
+  fi
+fi
 
 cd "$ROOT"
 log "cargo test --workspace --no-run (builds mtp-fake-gateway as cargo test does)"
@@ -42,8 +51,11 @@ ldd "$BIN" | awk '/=> \//{print $3} /^\s*\/lib/{print $1}' | sort -u | while rea
 done
 mkdir -p "$ROOTFS/lib64"
 cp -L /lib64/ld-linux-x86-64.so.2 "$ROOTFS/lib64/"
+mkdir -p "$ROOTFS/bin"
+cp "$(readlink -f /bin/busybox)" "$ROOTFS/bin/busybox"
+for tool in sh cat; do ln -sf busybox "$ROOTFS/bin/$tool"; done
 # Paths relative to the rootfs, so the label only changes when a file does.
-SHA=$(cd "$ROOTFS" && { sha256sum usr/local/bin/node; find . -type f -name '*.so*' | sort | xargs -r sha256sum; } | sha256sum | cut -d' ' -f1)
+SHA=$(cd "$ROOTFS" && { sha256sum usr/local/bin/node bin/busybox; ls bin; find . -type f -name '*.so*' | sort | xargs -r sha256sum; } | sha256sum | cut -d' ' -f1)
 if [ "${MTP_FAKE_REBUILD:-0}" != 1 ] \
   && [ "$(docker image inspect "$IMAGE" --format '{{ index .Config.Labels "mtp.fake-gateway.sha256" }}' 2>/dev/null)" = "$SHA" ]; then
   log "$IMAGE is up to date"
@@ -62,7 +74,7 @@ chown 1000:1000 "$ROOTFS/home/node"
 cat > "$WORK/Dockerfile" <<DF
 FROM scratch
 COPY rootfs/ /
-ENV PATH=/usr/local/bin HOME=/home/node
+ENV PATH=/usr/local/bin:/bin HOME=/home/node
 LABEL mtp.fake-gateway.sha256=$SHA
 WORKDIR /app/node_modules/openclaw
 USER 1000:1000

@@ -82,6 +82,49 @@ fn a_tenant_lives_from_create_to_purge() {
         serde_json::json!([{ "HostIp": "127.0.0.1", "HostPort": "19201" }])
     );
     assert_eq!(host["NetworkMode"], format!("mtp-cell-{id}"));
+    // Its secrets are files bound read-only at /run/secrets, none is in its
+    // environment (what `docker inspect` shows anyone with Docker access);
+    // the gateway got them all the same (paired with its token above, and
+    // its Telegram channel runs on the bot token).
+    let env_list = inspect[0]["Config"]["Env"].as_array().unwrap();
+    let token = gateway_token(&id);
+    for entry in env_list {
+        let entry = entry.as_str().unwrap();
+        assert!(
+            !entry.contains(&token) && !entry.contains(common::BOT_TOKEN),
+            "a secret in the container's environment: {}",
+            entry.split('=').next().unwrap()
+        );
+    }
+    let secrets_mount = inspect[0]["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/run/secrets")
+        .expect("the secrets mount");
+    assert_eq!(secrets_mount["RW"], false, "{secrets_mount}");
+    let secrets_dir = env.data_dir().join("tenants").join(&id).join("secrets");
+    let meta = std::fs::symlink_metadata(&secrets_dir).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1000);
+    let mut files: Vec<String> = std::fs::read_dir(&secrets_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "OPENCLAW_GATEWAY_TOKEN",
+            "OPENCLAW_HOOKS_TOKEN",
+            "TELEGRAM_BOT_TOKEN"
+        ]
+    );
+    for file in &files {
+        let meta = std::fs::symlink_metadata(secrets_dir.join(file)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o400, "{file}");
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1000, "{file}");
+    }
     let labels = &inspect[0]["Config"]["Labels"];
     assert_eq!(labels["mtp.managed"], "true");
     assert_eq!(labels["mtp.tenant"], id.as_str());

@@ -132,6 +132,7 @@ fn spec(tenant: &TenantId) -> SwarmCellSpec {
                     Secret::new(BOT_TOKEN.to_string()),
                 ),
             ],
+            secrets_as_files: true,
             command: [
                 "node",
                 "dist/index.js",

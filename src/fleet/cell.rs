@@ -18,6 +18,11 @@ use crate::tenant::{CreateProgress, Secret, SecretKind, TenantId, TenantRecord};
 const STATE_MOUNT: &str = "/home/node/.openclaw";
 const AUTH_MOUNT: &str = "/home/node/.config/openclaw";
 
+/// The tenant's dir of secret files (one per variable, 0400, uid 1000), bound
+/// read-only at `runtime::SECRETS_DIR`. Not in backups: the store holds the
+/// secrets and every container made writes them again.
+pub(crate) const SECRETS_SUBDIR: &str = "secrets";
+
 /// How often create polls `/healthz` while the gateway boots (about 18 s).
 const HEALTH_POLL: Duration = Duration::from_millis(250);
 
@@ -29,6 +34,10 @@ pub(crate) async fn make_container(
     secrets: &[(SecretKind, Secret<String>)],
 ) -> anyhow::Result<()> {
     let cell = cell_spec(app, record, image, secrets);
+    write_secret_files(
+        &app.tenant_dir(&record.id).join(SECRETS_SUBDIR),
+        &cell.secret_env,
+    )?;
     let (_, image_id) = app.runtime.create_cell(&cell).await?;
     record.image_id = Some(image_id.clone());
     let (generation, image) = (record.generation, record.image.clone());
@@ -110,14 +119,22 @@ pub(crate) fn cell_spec(
             Mount {
                 source: state_dir.clone(),
                 target: STATE_MOUNT.to_string(),
+                read_only: false,
             },
             Mount {
                 source: auth_dir.clone(),
                 target: AUTH_MOUNT.to_string(),
+                read_only: false,
+            },
+            Mount {
+                source: tenant_dir.join(SECRETS_SUBDIR),
+                target: crate::runtime::SECRETS_DIR.to_string(),
+                read_only: true,
             },
         ],
         env,
         secret_env,
+        secrets_as_files: true,
         command: [
             "node",
             "dist/index.js",
@@ -132,6 +149,62 @@ pub(crate) fn cell_spec(
         log_max_bytes: app.config.cell.log_max_bytes,
         log_max_files: app.config.cell.log_max_files,
     }
+}
+
+/// Writes each secret as the file of its variable in `dir` (made 0700 for
+/// uid 1000 when missing), 0400 and uid 1000, each through a new file renamed
+/// over the old one; files of variables no longer given go.
+fn write_secret_files(dir: &Path, secrets: &[(String, Secret<String>)]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+    const CELL_UID: u32 = 1000;
+    let owned = |path: &Path| {
+        std::os::unix::fs::lchown(path, Some(CELL_UID), Some(CELL_UID)).with_context(|| {
+            format!(
+                "cannot give {} to the cells' uid {CELL_UID}; run mtp as root or as uid {CELL_UID}",
+                path.display()
+            )
+        })
+    };
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_dir() => {}
+        Ok(_) => bail!("{} is not a directory; remove it", dir.display()),
+        Err(_) => {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    owned(dir)?;
+    let names: Vec<&str> = secrets.iter().map(|(name, _)| name.as_str()).collect();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !names.iter().any(|wanted| name.to_str() == Some(wanted)) {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+        }
+    }
+    for (name, value) in secrets {
+        let path = dir.join(name);
+        let partial = dir.join(format!(".{name}.partial"));
+        let _ = std::fs::remove_file(&partial);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&partial)
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        file.write_all(value.expose().as_bytes())?;
+        file.sync_all()?;
+        owned(&partial)?;
+        std::fs::rename(&partial, &path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Waits until `/healthz` answers 200, the cell dies, or the timeout passes.

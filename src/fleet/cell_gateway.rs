@@ -111,12 +111,19 @@ pub(crate) async fn pair_cell(
                 {
                     bail!("the gateway sent a malformed pairing request id");
                 }
+                // With the cell's secrets exported as for the gateway: its
+                // config names them (`${OPENCLAW_GATEWAY_TOKEN}`).
+                let command = crate::runtime::with_secrets_exported(&[
+                    "node",
+                    "dist/index.js",
+                    "devices",
+                    "approve",
+                    &request_id,
+                ]);
+                let command: Vec<&str> = command.iter().map(String::as_str).collect();
                 let output = app
                     .runtime
-                    .exec(
-                        tenant,
-                        &["node", "dist/index.js", "devices", "approve", &request_id],
-                    )
+                    .exec(tenant, &command)
                     .await
                     .context("cannot run the approve command in the cell")?;
                 if output.exit_code != 0 {

@@ -596,6 +596,30 @@ fn tenant_files(app: &App, record: &TenantRecord) -> Vec<Finding> {
             true,
         ));
     }
+    // The cell's secret files (a cell made before they were files has none).
+    let secrets = dir.join(crate::fleet::cell::SECRETS_SUBDIR);
+    res.extend(check_path(
+        &subject,
+        &Want {
+            path: &secrets,
+            dir: true,
+            mode: 0o700,
+            owner: cell,
+        },
+        false,
+    ));
+    for path in files_under(&secrets) {
+        res.extend(check_path(
+            &subject,
+            &Want {
+                path: &path,
+                dir: false,
+                mode: 0o400,
+                owner: cell,
+            },
+            false,
+        ));
+    }
     // Files that hold credentials: the auth dir's and the paired devices'.
     for root in [auth, state.join("devices")] {
         for path in files_under(&root) {
@@ -1002,7 +1026,7 @@ async fn cell(app: &App, record: &TenantRecord, known: &Known) -> anyhow::Result
                 Fix::Foreign(name.clone()),
                 None,
             ));
-            res.extend(env_secrets(&subject, &spec.secret_env, &profile, known));
+            res.extend(env_secrets(&subject, &spec, &profile, known));
             return Ok(res);
         }
         Err(err) => {
@@ -1034,7 +1058,7 @@ async fn cell(app: &App, record: &TenantRecord, known: &Known) -> anyhow::Result
             None,
         ));
     }
-    res.extend(env_secrets(&subject, &spec.secret_env, &profile, known));
+    res.extend(env_secrets(&subject, &spec, &profile, known));
     Ok(res)
 }
 
@@ -1301,7 +1325,7 @@ fn cpus_text(nano: i64) -> String {
 /// (another tenant's, the admin's, or its own under another name).
 fn env_secrets(
     subject: &Subject,
-    expected: &[(String, Secret<String>)],
+    spec: &crate::runtime::CellSpec,
     profile: &CellProfile,
     known: &Known,
 ) -> Vec<Finding> {
@@ -1310,10 +1334,26 @@ fn env_secrets(
     };
     let mut res = Vec::new();
     for (name, value) in &profile.env {
-        let allowed = expected
+        let its_own = spec
+            .secret_env
             .iter()
             .any(|(want, secret)| want == name && secret.expose() == value.expose());
-        if allowed {
+        if its_own && !spec.secrets_as_files {
+            continue;
+        }
+        if its_own {
+            // A container made before the secrets were files: its own
+            // secrets, where anyone who can inspect containers reads them.
+            res.push(finding(
+                Severity::Warning,
+                subject,
+                Check::Secrets,
+                format!(
+                    "its environment variable {name} holds its own secret (a container made before MTP gave cells their secrets as files; `docker inspect` shows it)"
+                ),
+                Fix::Recreate(tenant.clone()),
+                None,
+            ));
             continue;
         }
         let owners: Vec<&str> = known
@@ -1520,10 +1560,12 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
                 crate::runtime::Mount {
                     source: "/data/tenants/acme/state".into(),
                     target: "/home/node/.openclaw".into(),
+                    read_only: false,
                 },
                 crate::runtime::Mount {
                     source: "/data/tenants/acme/auth".into(),
                     target: "/home/node/.config/openclaw".into(),
+                    read_only: false,
                 },
             ],
             env: Vec::new(),
@@ -1531,6 +1573,8 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
                 "TELEGRAM_BOT_TOKEN".to_string(),
                 Secret::new(OWN_TOKEN.to_string()),
             )],
+            // The way cells were made before their secrets were files.
+            secrets_as_files: false,
             command: Vec::new(),
             log_max_bytes: 10_485_760,
             log_max_files: 3,
@@ -1670,7 +1714,7 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
                 ),
             ],
         };
-        let found = env_secrets(&subject, &spec(&record).secret_env, &profile, &known);
+        let found = env_secrets(&subject, &spec(&record), &profile, &known);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(
             found[0].problem,
@@ -1682,12 +1726,27 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
         profile
             .env
             .push(("LEAK".to_string(), Secret::new(OWN_TOKEN.to_string())));
-        let found = env_secrets(&subject, &spec(&record).secret_env, &profile, &known);
+        let found = env_secrets(&subject, &spec(&record), &profile, &known);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(
             found[0]
                 .problem
                 .contains("LEAK holds tenant acme's bot token")
+        );
+        // A cell whose secrets are files holds none in its environment: one
+        // made before keeps its own there, to be made again.
+        let files = crate::runtime::CellSpec {
+            secrets_as_files: true,
+            ..spec(&record)
+        };
+        let found = env_secrets(&subject, &files, &as_made(&record), &known);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].severity, Severity::Warning);
+        assert_eq!(found[0].fix, Fix::Recreate(record.id.clone()));
+        assert!(
+            found[0]
+                .problem
+                .contains("TELEGRAM_BOT_TOKEN holds its own secret")
         );
     }
 

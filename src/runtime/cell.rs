@@ -48,6 +48,11 @@ pub struct CellSpec {
     pub env: Vec<(String, String)>,
     /// Secret environment (tokens, keys); never logged.
     pub secret_env: Vec<(String, Secret<String>)>,
+    /// The secrets reach the cell as files, one per variable, in a mount at
+    /// `SECRETS_DIR` (written by the caller; one of `mounts`), exported by the
+    /// cell's command (`with_secrets_exported`): none is in the container's
+    /// environment, so `docker inspect` shows none.
+    pub secrets_as_files: bool,
     pub command: Vec<String>,
     /// Docker's `json-file` log of the cell is rotated at this size and at
     /// most `log_max_files` files are kept.
@@ -60,6 +65,8 @@ pub struct CellSpec {
 pub struct Mount {
     pub source: PathBuf,
     pub target: String,
+    /// The cell only reads it (its secrets).
+    pub read_only: bool,
 }
 
 /// A labelled cell as listed by Docker.
@@ -146,11 +153,16 @@ impl Runtime {
 
         let port_key = format!("{GATEWAY_PORT}/tcp");
         let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        env.extend(
-            spec.secret_env
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.expose())),
-        );
+        let command = if spec.secrets_as_files {
+            super::with_secrets_exported(&spec.command)
+        } else {
+            env.extend(
+                spec.secret_env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.expose())),
+            );
+            spec.command.clone()
+        };
         let host_config = HostConfig {
             cap_drop: Some(vec!["ALL".to_string()]),
             security_opt: Some(vec!["no-new-privileges:true".to_string()]),
@@ -179,7 +191,7 @@ impl Runtime {
                         target: Some(mount.target.clone()),
                         source: Some(mount.source.display().to_string()),
                         typ: Some(MountTypeEnum::BIND),
-                        read_only: Some(false),
+                        read_only: Some(mount.read_only),
                         ..Default::default()
                     })
                     .collect(),
@@ -210,7 +222,7 @@ impl Runtime {
             // five minutes ("Another Gateway owner lease is still active").
             hostname: Some(name.clone()),
             image: Some(spec.image.clone()),
-            cmd: Some(spec.command.clone()),
+            cmd: Some(command),
             env: Some(env),
             user: Some("1000:1000".to_string()),
             labels: Some(labels(&spec.tenant, spec.generation)),

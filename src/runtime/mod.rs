@@ -22,8 +22,7 @@ pub use events::{CellEvent, CellEventKind};
 pub use ports::port_is_free;
 pub use profile::CellProfile;
 pub use swarm::{
-    NodeInfo, SECRETS_DIR, SeedFile, SwarmCell, SwarmCellSpec, SwarmRole, VolumeMount,
-    own_container_id,
+    NodeInfo, SeedFile, SwarmCell, SwarmCellSpec, SwarmRole, VolumeMount, own_container_id,
 };
 
 use crate::tenant::TenantId;
@@ -127,6 +126,29 @@ impl Runtime {
     pub(crate) fn docker(&self) -> &Docker {
         &self.docker
     }
+}
+
+/// Where a cell's secrets are mounted, one file per variable.
+pub const SECRETS_DIR: &str = "/run/secrets";
+
+/// Exports every file in `/run/secrets` as the variable of its name, then runs
+/// the command that follows (`$@`). Any POSIX shell (busybox `sh` with `cat`).
+const EXPORT_SECRETS: &str = r#"for f in /run/secrets/*; do [ -f "$f" ] || continue; n=${f##*/}; v=$(cat "$f") || exit 1; export "$n=$v"; done; exec "$@""#;
+
+/// `command` run after the cell's secret files are exported as variables: how
+/// the gateway, which reads its credentials from its environment (`${VAR}` in
+/// its config), gets them without any in the container's environment. Also
+/// for a command run in the cell beside the gateway (`devices approve`).
+#[must_use]
+pub fn with_secrets_exported<S: AsRef<str>>(command: &[S]) -> Vec<String> {
+    let mut res = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        EXPORT_SECRETS.to_string(),
+        "mtp-cell".to_string(),
+    ];
+    res.extend(command.iter().map(|part| part.as_ref().to_string()));
+    res
 }
 
 /// Labels for a tenant's container and network.

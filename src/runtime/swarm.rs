@@ -39,13 +39,6 @@ use crate::runtime::{
 };
 use crate::tenant::{Secret, TenantId};
 
-/// Where a cell's secrets are mounted, one file per variable.
-pub const SECRETS_DIR: &str = "/run/secrets";
-
-/// Exports every file in `/run/secrets` as the variable of its name, then runs
-/// the gateway's command (`$@`). Busybox `sh` suffices.
-const EXPORT_SECRETS: &str = r#"for f in /run/secrets/*; do [ -f "$f" ] || continue; n=${f##*/}; v=$(cat "$f") || exit 1; export "$n=$v"; done; exec "$@""#;
-
 /// Nanoseconds Swarm gives the gateway to drain on stop before SIGKILL.
 const STOP_GRACE_NANOS: i64 = 30_000_000_000;
 
@@ -954,13 +947,7 @@ fn volume_mounts(tenant: &TenantId, volumes: &[VolumeMount]) -> Vec<bollard::mod
 fn service_spec(spec: &SwarmCellSpec, secrets: Vec<TaskSpecContainerSpecSecrets>) -> ServiceSpec {
     let cell = &spec.cell;
     let name = cell.tenant.cell_name();
-    let mut command = vec![
-        "/bin/sh".to_string(),
-        "-c".to_string(),
-        EXPORT_SECRETS.to_string(),
-        "mtp-cell".to_string(),
-    ];
-    command.extend(cell.command.iter().cloned());
+    let command = super::with_secrets_exported(&cell.command);
     let mut mounts = volume_mounts(&cell.tenant, &spec.volumes);
     mounts.push(bollard::models::Mount {
         target: Some("/tmp".to_string()),
@@ -1071,6 +1058,7 @@ mod tests {
                     "TELEGRAM_BOT_TOKEN".to_string(),
                     Secret::new("123:secret".to_string()),
                 )],
+                secrets_as_files: true,
                 command: vec!["node".to_string(), "dist/index.js".to_string()],
                 log_max_bytes: 10 << 20,
                 log_max_files: 3,

@@ -264,22 +264,19 @@ pub fn docker_ok(args: &[&str]) {
     );
 }
 
-/// The `OPENCLAW_GATEWAY_TOKEN` in the environment of a tenant's container.
+/// The `OPENCLAW_GATEWAY_TOKEN` a tenant's container gets: the file of that
+/// name in the dir bound at `/run/secrets` (none is in its environment).
 pub fn gateway_token(id: &str) -> String {
     let inspect = docker(&[
         "inspect",
         "--format",
-        "{{json .Config.Env}}",
+        r#"{{range .Mounts}}{{if eq .Destination "/run/secrets"}}{{.Source}}{{end}}{{end}}"#,
         &format!("mtp-cell-{id}"),
     ]);
-    let env_list: Vec<String> = serde_json::from_slice(&inspect.stdout).unwrap();
-    env_list
-        .iter()
-        .find_map(|kv| {
-            kv.strip_prefix("OPENCLAW_GATEWAY_TOKEN=")
-                .map(str::to_string)
-        })
-        .unwrap()
+    let dir = String::from_utf8_lossy(&inspect.stdout).trim().to_string();
+    assert!(!dir.is_empty(), "no /run/secrets mount in mtp-cell-{id}");
+    std::fs::read_to_string(Path::new(&dir).join("OPENCLAW_GATEWAY_TOKEN"))
+        .expect("the cell's gateway token file")
 }
 
 /// Docker's `State.Running` of a tenant's container; `None` when there is none.
