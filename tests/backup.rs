@@ -210,7 +210,8 @@ fn a_running_openclaw_cell_is_backed_up_and_restored_from_the_archive_alone() {
     let (listing, contents) = export_of(&export);
     assert!(
         listing.contains(&format!("{id}/sessions/agent_main_main.json")),
-        "{listing}"
+        "{listing}\nrm said: {}",
+        String::from_utf8_lossy(&output.stdout)
     );
     assert!(
         listing.contains(&format!("{id}/workspace/client-note.md")),

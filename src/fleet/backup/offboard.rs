@@ -176,7 +176,38 @@ pub async fn offboard(
         },
         Path::to_path_buf,
     );
-    let sessions = sessions_for_export(app, tenant).await;
+    // A running gateway just thawed from the final backup's copy, or busy,
+    // may fail a call: the client's sessions are worth a few more tries. A
+    // stopped or sleeping one is not asked again.
+    let running = crate::fleet::inventory::known(app, tenant)?.state == CellState::Running;
+    let sessions = crate::backoff::Backoff {
+        first: Duration::from_secs(1),
+        max: Duration::from_secs(5),
+        give_up_after: Duration::from_secs(30),
+    }
+    .retry(|| async {
+        match sessions_for_export(app, tenant).await {
+            Ok(files) => crate::backoff::Attempt::Done(files),
+            // A stopped, sleeping or unpaired cell: no use waiting.
+            Err(err)
+                if !running
+                    || err
+                        .downcast_ref::<crate::fleet::obstacle::Asleep>()
+                        .is_some()
+                    || err
+                        .downcast_ref::<crate::fleet::obstacle::NotPaired>()
+                        .is_some() =>
+            {
+                crate::backoff::Attempt::Fail(err)
+            }
+            Err(err) => {
+                tracing::warn!(%tenant, "the sessions for the export: {err:#}; trying again");
+                crate::backoff::Attempt::Retry(err)
+            }
+        }
+    })
+    .await
+    .map_err(crate::backoff::GaveUp::into_inner);
     let files = sessions.as_ref().map_or(&[][..], Vec::as_slice);
     let export_bytes = export_for_client(app, tenant, files, &export)
         .context("the client's export failed, so nothing was removed")?;
