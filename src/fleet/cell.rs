@@ -162,7 +162,7 @@ fn write_secret_files(dir: &Path, secrets: &[(String, Secret<String>)]) -> anyho
     let owned = |path: &Path| {
         std::os::unix::fs::lchown(path, Some(CELL_UID), Some(CELL_UID)).with_context(|| {
             format!(
-                "cannot give {} to the cells' uid {CELL_UID}; run mtp as root or as uid {CELL_UID}",
+                "cannot give {} to the cells' uid {CELL_UID}; run the admin as root or as uid {CELL_UID}",
                 path.display()
             )
         })
