@@ -240,8 +240,22 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
         engine["reserved_bytes"].as_u64().unwrap() >= 1 << 30,
         "{engine}"
     );
+    let (memory, reserved) = (
+        engine["memory_bytes"].as_u64().unwrap(),
+        engine["reserved_bytes"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        engine["free_bytes"].as_u64().unwrap(),
+        memory.saturating_sub(1 << 30).saturating_sub(reserved),
+        "{engine}"
+    );
     let text = stdout(&env.mtp(&["node", "list"]));
     assert!(text.contains("(engine)") && text.contains(&local), "{text}");
+    let hostname = engine["hostname"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("a new tenant's cell would go to {hostname}")),
+        "{text}"
+    );
 
     let mut swarm = SingleNodeSwarm::join(&runtime).await;
     let tenant: TenantId = "swarm-acme".parse().unwrap();

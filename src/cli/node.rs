@@ -25,7 +25,8 @@ pub(crate) async fn run(config: AdminConfig, command: NodeCommand) -> anyhow::Re
                 let views: Vec<views::Node> = nodes.iter().map(views::Node::new).collect();
                 return render::print_json(&views);
             }
-            render::print_line(&render::nodes(&nodes))
+            let next = crate::fleet::nodes::next_placement(&app, &nodes);
+            render::print_line(&render::nodes(&nodes, &next))
         }
     }
 }

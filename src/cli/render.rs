@@ -317,13 +317,16 @@ fn plural(count: usize, one: &str, many: &str) -> String {
 }
 
 /// `node list`: a line per node, its labels and tenants under it.
-pub(crate) fn nodes(nodes: &[crate::fleet::nodes::Node]) -> String {
+pub(crate) fn nodes(
+    nodes: &[crate::fleet::nodes::Node],
+    next: &Result<String, crate::fleet::nodes::NoRoom>,
+) -> String {
     let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30));
     let mut lines = Vec::new();
     for node in nodes {
         let leader = if node.leader { ", leader" } else { "" };
         lines.push(format!(
-            "{} ({}{leader}) {} {}, {} memory, {} reserved by {}, {:.1} CPUs",
+            "{} ({}{leader}) {} {}, {} memory, {} reserved by {}, {} free, {:.1} CPUs",
             node.hostname,
             node.role,
             node.state,
@@ -331,6 +334,7 @@ pub(crate) fn nodes(nodes: &[crate::fleet::nodes::Node]) -> String {
             gib(node.memory_bytes),
             gib(node.reserved_bytes),
             plural(node.tenants.len(), "tenant", "tenants"),
+            gib(node.free_bytes),
             node.cpus
         ));
         if !node.labels.is_empty() {
@@ -347,6 +351,12 @@ pub(crate) fn nodes(nodes: &[crate::fleet::nodes::Node]) -> String {
         }
         lines.push(format!("  id {}", node.id));
     }
+    lines.push(match next {
+        Ok(host) => format!("a new tenant's cell would go to {host}"),
+        Err(no_room) => {
+            format!("{no_room}; free memory (mtp capacity, mtp tenant sleep) or add a node")
+        }
+    });
     lines.join("\n")
 }
 

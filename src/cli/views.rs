@@ -83,6 +83,7 @@ pub(crate) struct Node {
     memory_bytes: u64,
     cpus: f64,
     reserved_bytes: u64,
+    free_bytes: u64,
     tenants: Vec<String>,
 }
 
@@ -99,6 +100,7 @@ impl Node {
             memory_bytes: node.memory_bytes,
             cpus: node.cpus,
             reserved_bytes: node.reserved_bytes,
+            free_bytes: node.free_bytes,
             tenants: node
                 .tenants
                 .iter()

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::fleet::App;
+use crate::fleet::capacity::HOST_RESERVE;
 use crate::tenant::TenantId;
 
 /// One host of the fleet.
@@ -23,6 +24,9 @@ pub struct Node {
     pub cpus: f64,
     /// The memory limits of its tenants' cells, added up.
     pub reserved_bytes: u64,
+    /// What is left for new cells: its memory less `HOST_RESERVE` and
+    /// `reserved_bytes` (limits, not use: a cell may grow to its limit).
+    pub free_bytes: u64,
     /// Tenants whose cell (running or not) is on it, sorted.
     pub tenants: Vec<TenantId>,
 }
@@ -67,7 +71,7 @@ pub async fn list(app: &App) -> anyhow::Result<Vec<Node>> {
                 .map(|(tenant, _)| tenant.clone())
                 .collect();
             tenants.sort();
-            let reserved_bytes = tenants.iter().filter_map(|t| records.get(t)).sum();
+            let reserved_bytes: u64 = tenants.iter().filter_map(|t| records.get(t)).sum();
             Node {
                 id: node.id,
                 hostname: node.hostname,
@@ -80,8 +84,144 @@ pub async fn list(app: &App) -> anyhow::Result<Vec<Node>> {
                 #[allow(clippy::cast_precision_loss)]
                 cpus: node.nano_cpus as f64 / 1e9,
                 reserved_bytes,
+                free_bytes: node
+                    .memory_bytes
+                    .saturating_sub(HOST_RESERVE)
+                    .saturating_sub(reserved_bytes),
                 tenants,
             }
         })
         .collect())
+}
+
+/// Where a new tenant's cell of the default size would go now.
+///
+/// # Errors
+///
+/// `NoRoom` when no node can take it, with each node's reason.
+pub fn next_placement(app: &App, nodes: &[Node]) -> Result<String, NoRoom> {
+    let need = u64::try_from(app.config.cell.memory_bytes).unwrap_or_default();
+    place(nodes, need, &BTreeMap::new()).map(|node| node.hostname.clone())
+}
+
+/// Why no node can take a cell: each node and what stood in its way.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("no node can take a cell of {need_bytes} bytes: {}", passed_by.iter().map(|(node, why)| format!("{node} ({why})")).collect::<Vec<_>>().join(", "))]
+pub struct NoRoom {
+    pub need_bytes: u64,
+    /// (hostname, why), one per node.
+    pub passed_by: Vec<(String, String)>,
+}
+
+/// The node a new cell of `need_bytes` goes to: among the nodes that are
+/// active, ready and carry every label of `labels`, the one with the most
+/// free memory that holds it (ties to the lower id, so the choice is stable).
+///
+/// # Errors
+///
+/// `NoRoom` with the reason for every node when none qualifies.
+pub fn place<'a>(
+    nodes: &'a [Node],
+    need_bytes: u64,
+    labels: &BTreeMap<String, String>,
+) -> Result<&'a Node, NoRoom> {
+    let mut passed_by = Vec::new();
+    let mut best: Option<&Node> = None;
+    for node in nodes {
+        let missing: Vec<String> = labels
+            .iter()
+            .filter(|(key, value)| node.labels.get(*key) != Some(*value))
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect();
+        let why = if node.availability != "active" {
+            Some(format!("availability {}", node.availability))
+        } else if node.state != "ready" {
+            Some(format!("state {}", node.state))
+        } else if !missing.is_empty() {
+            Some(format!("no label {}", missing.join(", ")))
+        } else if node.free_bytes < need_bytes {
+            Some(format!("{} bytes free", node.free_bytes))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => passed_by.push((node.hostname.clone(), why)),
+            None => {
+                let better = best.is_none_or(|b| {
+                    (node.free_bytes, std::cmp::Reverse(&node.id))
+                        > (b.free_bytes, std::cmp::Reverse(&b.id))
+                });
+                if better {
+                    best = Some(node);
+                }
+            }
+        }
+    }
+    best.ok_or(NoRoom {
+        need_bytes,
+        passed_by,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    fn node(id: &str, free_gib: u64, labels: &[(&str, &str)]) -> Node {
+        Node {
+            id: id.to_string(),
+            hostname: format!("host-{id}"),
+            role: "worker".to_string(),
+            availability: "active".to_string(),
+            state: "ready".to_string(),
+            leader: false,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            memory_bytes: (free_gib + 1) * GIB,
+            cpus: 2.0,
+            reserved_bytes: 0,
+            free_bytes: free_gib * GIB,
+            tenants: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_roomiest_qualifying_node_takes_the_cell() {
+        let none = BTreeMap::new();
+        let nodes = [node("b", 3, &[]), node("a", 6, &[]), node("c", 6, &[])];
+        assert_eq!(
+            place(&nodes, 2 * GIB, &none).unwrap().id,
+            "a",
+            "most free, then lower id"
+        );
+
+        let eu = BTreeMap::from([("region".to_string(), "eu".to_string())]);
+        let nodes = [
+            node("a", 8, &[("region", "us")]),
+            node("b", 3, &[("region", "eu")]),
+        ];
+        assert_eq!(place(&nodes, 2 * GIB, &eu).unwrap().id, "b");
+
+        let mut drained = node("d", 9, &[]);
+        drained.availability = "drain".to_string();
+        let mut down = node("e", 9, &[]);
+        down.state = "down".to_string();
+        let nodes = [drained, down, node("f", 1, &[])];
+        let err = place(&nodes, 2 * GIB, &none).unwrap_err();
+        assert_eq!(
+            err.passed_by,
+            [
+                ("host-d".to_string(), "availability drain".to_string()),
+                ("host-e".to_string(), "state down".to_string()),
+                ("host-f".to_string(), format!("{GIB} bytes free")),
+            ]
+        );
+        let err = place(&nodes[2..], 2 * GIB, &eu).unwrap_err();
+        assert_eq!(err.passed_by[0].1, "no label region=eu");
+        assert!(err.to_string().starts_with("no node can take a cell of"));
+    }
 }
