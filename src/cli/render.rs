@@ -316,12 +316,16 @@ fn plural(count: usize, one: &str, many: &str) -> String {
     format!("{count} {many}")
 }
 
+/// Bytes as GiB with one decimal.
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
 /// `node list`: a line per node, its labels and tenants under it.
 pub(crate) fn nodes(
     nodes: &[crate::fleet::nodes::Node],
     next: &Result<String, crate::fleet::nodes::NoRoom>,
 ) -> String {
-    let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30));
     let mut lines = Vec::new();
     for node in nodes {
         let leader = if node.leader { ", leader" } else { "" };
@@ -361,7 +365,6 @@ pub(crate) fn nodes(
 }
 
 pub(crate) fn capacity(capacity: &crate::fleet::capacity::Capacity) -> String {
-    let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30));
     let mut lines = vec![
         format!(
             "host memory {} ({} kept for the host, Docker and the admin); running cells use {}; {} free",

@@ -158,7 +158,7 @@ fn write_secret_files(dir: &Path, secrets: &[(String, Secret<String>)]) -> anyho
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
-    const CELL_UID: u32 = 1000;
+    use crate::fleet::create::CELL_UID;
     let owned = |path: &Path| {
         std::os::unix::fs::lchown(path, Some(CELL_UID), Some(CELL_UID)).with_context(|| {
             format!(

@@ -116,7 +116,7 @@ fn failed_message(tenant: &TenantId, step: CreateStep, reason: &str, kept: bool)
 }
 
 /// The uid/gid the gateway runs as in the image.
-const CELL_UID: u32 = 1000;
+pub(crate) const CELL_UID: u32 = 1000;
 
 /// Creates the tenant's cell and returns it once `/healthz` answers.
 ///

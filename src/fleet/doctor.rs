@@ -22,14 +22,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::fleet::cell::{cell_spec, check_pinned};
+use crate::fleet::create::CELL_UID;
 use crate::fleet::{Actor, App, audit, capacity, now};
 use crate::runtime::{CellProfile, GATEWAY_PORT};
 use crate::tenant::{CellState, Limits, Secret, SecretKind, TenantId, TenantRecord};
 
 /// The chain Docker leaves to the operator for rules on containers' traffic.
 const EGRESS_CHAIN: &str = "DOCKER-USER";
-/// The uid and gid that own a cell's dirs (the image's `node` user).
-const CELL_UID: u32 = 1000;
 /// Kept free on the data dir's disk beside the cells' logs: a backup, the
 /// store's growth and a cell's first boot (56 MB, FACTS.md) fit in it.
 const DISK_RESERVE: u64 = 2 << 30;
