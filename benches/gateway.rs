@@ -134,6 +134,7 @@ async fn cells() -> anyhow::Result<()> {
                 DeviceIdentity::load_or_create(&app.config().data_dir.join("device.key"))?;
             let record = fleet::record(&app, &tenant)?;
             let endpoint = Endpoint {
+                host: "127.0.0.1".to_string(),
                 port: record.port,
                 gateway_token: store
                     .secret(&tenant, SecretKind::GatewayToken)?

@@ -254,6 +254,7 @@ async fn bare_boot(app: &App, round: usize) -> anyhow::Result<Duration> {
     );
     let stranger = mtp::gateway::DeviceIdentity::from_seed(rand_seed());
     let endpoint = mtp::gateway::Endpoint {
+        host: "127.0.0.1".to_string(),
         port: 20690,
         gateway_token: mtp::tenant::Secret::new("benchbenchbenchbench".to_string()),
         device_token: None,

@@ -38,15 +38,16 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|path| std::fs::read_to_string(path).ok())
         .map(|text| Secret::new(text.trim().to_string()));
     let endpoint = Endpoint {
+        host: "127.0.0.1".to_string(),
         port,
         gateway_token: Secret::new(token.clone()),
         device_token,
     };
 
     let http = Http::new(Duration::from_secs(5))?;
-    println!("healthz  {:?}", http.healthz(port).await);
-    println!("readyz   {:?}", http.readyz(port).await);
-    println!("startupz {:?}", http.startupz(port).await);
+    println!("healthz  {:?}", http.healthz("127.0.0.1", port).await);
+    println!("readyz   {:?}", http.readyz("127.0.0.1", port).await);
+    println!("startupz {:?}", http.startupz("127.0.0.1", port).await);
 
     let client = match Client::connect(&endpoint, &identity, Options::default()).await {
         Ok(client) => client,
@@ -135,7 +136,7 @@ async fn hooks(client: &Client, http: &Http, port: u16) -> anyhow::Result<()> {
     };
     println!(
         "wake before enabling: {:?}",
-        http.wake(port, &hooks_token, &wake).await
+        http.wake("127.0.0.1", port, &hooks_token, &wake).await
     );
     let config = client.config_get().await?;
     let enable = ConfigPatch {
@@ -145,14 +146,17 @@ async fn hooks(client: &Client, http: &Http, port: u16) -> anyhow::Result<()> {
         note: Some("mtp example: enable hooks".to_string()),
     };
     println!("enable hooks: {:?}", client.config_patch(&enable).await?);
-    println!("wake: {:?}", http.wake(port, &hooks_token, &wake).await);
+    println!(
+        "wake: {:?}",
+        http.wake("127.0.0.1", port, &hooks_token, &wake).await
+    );
     println!(
         "wake again: {:?}",
-        http.wake(port, &hooks_token, &wake).await
+        http.wake("127.0.0.1", port, &hooks_token, &wake).await
     );
     println!(
         "wake wrong token: {:?}",
-        http.wake(port, &Secret::new("wrong".to_string()), &wake)
+        http.wake("127.0.0.1", port, &Secret::new("wrong".to_string()), &wake)
             .await
     );
     let agent = mtp::gateway::HookAgent {
@@ -162,7 +166,8 @@ async fn hooks(client: &Client, http: &Http, port: u16) -> anyhow::Result<()> {
     };
     println!(
         "hook agent: {:?}",
-        http.hook_agent(port, &hooks_token, &agent).await
+        http.hook_agent("127.0.0.1", port, &hooks_token, &agent)
+            .await
     );
     let config = client.config_get().await?;
     let disable = ConfigPatch {
@@ -174,7 +179,7 @@ async fn hooks(client: &Client, http: &Http, port: u16) -> anyhow::Result<()> {
     println!("remove hooks: {:?}", client.config_patch(&disable).await?);
     println!(
         "wake after removing: {:?}",
-        http.wake(port, &hooks_token, &wake).await
+        http.wake("127.0.0.1", port, &hooks_token, &wake).await
     );
     Ok(())
 }

@@ -15,7 +15,7 @@ WORK=${MTP_BUILD_CACHE:-$HOME/.cache/mtp-build}/openclaw-$OPENCLAW_VERSION
 log() { printf 'build-test-image: %s\n' "$*" >&2; }
 
 # 2: the shell tools a volume-seeding job of a Swarm cell runs (mkdir, chmod, chown).
-LAYOUT=2
+LAYOUT=3
 if [ "$(docker image inspect -f '{{index .Config.Labels "mtp.layout"}}' "$IMAGE" 2>/dev/null)" = "$LAYOUT" ]; then
   log "$IMAGE already exists"
   exit 0
@@ -51,7 +51,7 @@ mkdir -p rootfs/bin rootfs/usr/local/bin rootfs/etc rootfs/tmp rootfs/home/node 
 chmod 1777 rootfs/tmp
 cp "$NODE_BIN/node" rootfs/usr/local/bin/node
 cp "$(readlink -f /bin/busybox)" rootfs/bin/busybox
-for tool in sh ls cat env ps sleep wget mkdir chmod chown true; do ln -sf busybox "rootfs/bin/$tool"; done
+for tool in sh ls cat env ps sleep wget mkdir chmod chown true tar base64 sha256sum rm; do ln -sf busybox "rootfs/bin/$tool"; done
 cat > rootfs/etc/passwd <<'PW'
 root:x:0:0:root:/root:/bin/sh
 node:x:1000:1000:node:/home/node:/bin/sh

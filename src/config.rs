@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::tenant::{BudgetAction, Limits, Secret, TenantId, Usd};
+use crate::tenant::{BudgetAction, Engine, Limits, Secret, TenantId, Usd};
 
 /// The pinned default cell image: the locally built OpenClaw gateway.
 pub const DEFAULT_CELL_IMAGE: &str = "mtp-test/openclaw:2026.9.6";
@@ -137,6 +137,8 @@ struct RawCell {
     log_max_size: Option<String>,
     log_max_files: Option<u32>,
     preapprove_pairing: Option<bool>,
+    engine: Option<String>,
+    node_labels: Option<BTreeMap<String, String>>,
 }
 
 /// The checked configuration the program runs with.
@@ -369,6 +371,12 @@ pub struct CellDefaults {
     /// (`devices/paired.json`, imported by the gateway at its first boot);
     /// off: the admin approves itself by `devices approve` in the cell.
     pub preapprove_pairing: bool,
+    /// Where cells run (`cell.engine`): `docker`, one host (the default), or
+    /// `swarm`, services on the swarm this engine manages.
+    pub engine: Engine,
+    /// On Swarm, the node labels a node must carry to take a new cell (or a
+    /// drained one): `cell.nodeLabels`, e.g. `{ "mtp.pool": "clients" }`.
+    pub node_labels: BTreeMap<String, String>,
 }
 
 impl CellDefaults {
@@ -596,6 +604,28 @@ fn check(
         bail!("at key `cell.logMaxFiles`: {log_max_files} is outside 1..=100");
     }
 
+    let engine = match env_of("MTP_CELL_ENGINE")
+        .or(cell.engine)
+        .as_deref()
+        .unwrap_or("docker")
+    {
+        "docker" => Engine::Docker,
+        "swarm" => Engine::Swarm,
+        other => bail!("at key `cell.engine`: {other:?} is neither \"docker\" nor \"swarm\""),
+    };
+
+    let node_labels = cell.node_labels.unwrap_or_default();
+    for (key, value) in &node_labels {
+        let plain = |text: &str| {
+            !text.is_empty() && !text.contains(|c: char| c.is_whitespace() || c == '=')
+        };
+        if !plain(key) || !plain(value) {
+            bail!(
+                "at key `cell.nodeLabels`: {key:?}: {value:?} is not a node label (no spaces or '=', neither empty)"
+            );
+        }
+    }
+
     let telegram = check_telegram(raw.telegram.unwrap_or_default(), env)?;
     let monitor = check_monitor(raw.monitor.unwrap_or_default(), env)?;
     let usage = check_usage(raw.usage.unwrap_or_default(), env)?;
@@ -627,6 +657,8 @@ fn check(
             log_max_bytes,
             log_max_files,
             preapprove_pairing: cell.preapprove_pairing.unwrap_or(true),
+            engine,
+            node_labels,
         },
     })
 }
@@ -645,7 +677,11 @@ fn check_telegram(
         }
         Ok(Secret::new(text))
     };
-    let token = match (env_of("MTP_TELEGRAM_TOKEN"), &raw.token_file) {
+    // A file named in the environment: a Docker secret under /run/secrets.
+    let token_file = env_of("MTP_TELEGRAM_TOKEN_FILE")
+        .map(PathBuf::from)
+        .or(raw.token_file);
+    let token = match (env_of("MTP_TELEGRAM_TOKEN"), &token_file) {
         (Some(token), _) => Some(Secret::new(token.trim().to_string())),
         (None, Some(path)) => Some(read_secret_file(path, "telegram.tokenFile")?),
         (None, None) => None,
@@ -1104,6 +1140,34 @@ mod tests {
                 max_rows: 100_000
             }
         );
+    }
+
+    // See: issue 13 (cells on Swarm).
+    /// The engine is Docker unless the config says Swarm; anything else is refused.
+    #[test]
+    fn the_cell_engine_is_docker_or_swarm() {
+        let docker = AdminConfig::from_json5("{}").unwrap();
+        assert_eq!(docker.cell.engine, Engine::Docker);
+        let swarm = AdminConfig::from_json5("{ cell: { engine: 'swarm' } }").unwrap();
+        assert_eq!(swarm.cell.engine, Engine::Swarm);
+        let refused = AdminConfig::from_json5("{ cell: { engine: 'kubernetes' } }")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("cell.engine"), "{refused}");
+        let labelled =
+            AdminConfig::from_json5("{ cell: { nodeLabels: { 'mtp.pool': 'clients' } } }").unwrap();
+        assert_eq!(
+            labelled
+                .cell
+                .node_labels
+                .get("mtp.pool")
+                .map(String::as_str),
+            Some("clients")
+        );
+        let refused = AdminConfig::from_json5("{ cell: { nodeLabels: { 'a b': 'c' } } }")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("cell.nodeLabels"), "{refused}");
     }
 
     // See: issue 10 (log rotation for every cell).

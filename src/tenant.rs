@@ -333,6 +333,8 @@ pub struct TenantRecord {
     pub wake_at: Option<i64>,
     /// The image the operator pinned this tenant to: fleet upgrades pass it by.
     pub pinned_image: Option<String>,
+    /// On Swarm, the node that holds the cell's volumes and runs it.
+    pub node: Option<String>,
 }
 
 impl TenantRecord {
@@ -425,6 +427,15 @@ pub enum AlertStatus {
 pub enum Started {
     Started,
     AlreadyRunning,
+}
+
+/// Where cells run: Docker on the admin's own host, or services of a Docker
+/// Swarm across several (`cell.engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    #[default]
+    Docker,
+    Swarm,
 }
 
 /// How a stop of a cell went.

@@ -2156,6 +2156,15 @@ async fn upgradeall_plans_runs_and_reports_from_the_phone() {
         &["Not resizing", "write it like 3g", "Nothing was changed"],
     )
     .await;
+    // A move is between the nodes of a swarm; on one host it is refused.
+    ops.say(
+        OPERATOR,
+        &format!("/move {first} node-2"),
+        &["Not moving", "nodes of a swarm", "Nothing was changed"],
+    )
+    .await;
+    ops.say(OPERATOR, "/move", &["Usage: /move <id> <node>"])
+        .await;
 
     // Skills as toggles: a tap turns one on through the client's config.
     let shown = ops

@@ -165,6 +165,7 @@ impl Target {
         target.pool.set_endpoint(
             target.tenant.clone(),
             Endpoint {
+                host: "127.0.0.1".to_string(),
                 port: target.port(),
                 gateway_token: target.gateway_token(),
                 device_token: target.stored_device_token(),
@@ -327,6 +328,7 @@ async fn check_hooks(target: &Target) {
     let wrong = Secret::new("wrong-hooks-token-0123456789abcdef0123".to_string());
     assert_eq!(
         http.wake(
+            "127.0.0.1",
             target.port(),
             &wrong,
             &mtp::gateway::Wake {
@@ -366,7 +368,7 @@ async fn check_hooks(target: &Target) {
 async fn check_http_probes(target: &Target) {
     let http = mtp::gateway::Http::new(Duration::from_secs(5)).unwrap();
     let port = target.port();
-    match http.healthz(port).await {
+    match http.healthz("127.0.0.1", port).await {
         Probe::Ok { body } => assert_eq!(
             (body["ok"].as_bool(), body["status"].as_str()),
             (Some(true), Some("live")),
@@ -375,7 +377,7 @@ async fn check_http_probes(target: &Target) {
         other => panic!("[{}] /healthz: {other:?}", target.name),
     }
     // A remote caller without the gateway token is told no more than "started".
-    match http.startupz(port).await {
+    match http.startupz("127.0.0.1", port).await {
         Probe::Ok { body } => assert_eq!(
             (body["ok"].as_bool(), body["status"].as_str()),
             (Some(true), Some("started")),
@@ -383,7 +385,7 @@ async fn check_http_probes(target: &Target) {
         ),
         other => panic!("[{}] /startupz: {other:?}", target.name),
     }
-    match http.readyz(port).await {
+    match http.readyz("127.0.0.1", port).await {
         Probe::Ok { body } => assert_eq!(body["ready"], true, "{body}"),
         Probe::Failed { status: 503, body } => {
             let body: Value = serde_json::from_str::<Value>(&body)
@@ -709,6 +711,7 @@ async fn check_config_patch_round_trip(target: &Target) {
 async fn check_new_device_needs_pairing(target: &Target) {
     let stranger = DeviceIdentity::from_seed([0x5a; 32]);
     let endpoint = Endpoint {
+        host: "127.0.0.1".to_string(),
         port: target.port(),
         gateway_token: target.gateway_token(),
         device_token: None,
@@ -796,6 +799,7 @@ async fn check_token_only_has_no_scopes(target: &Target) {
 /// gateway token, which the cell accepts and answers with the device's token again.
 async fn check_wrong_credentials(target: &Target) {
     let wrong = Endpoint {
+        host: "127.0.0.1".to_string(),
         port: target.port(),
         gateway_token: Secret::new("0".repeat(64)),
         device_token: None,
@@ -808,6 +812,7 @@ async fn check_wrong_credentials(target: &Target) {
     );
 
     let stale_device = Endpoint {
+        host: "127.0.0.1".to_string(),
         port: target.port(),
         gateway_token: target.gateway_token(),
         device_token: Some(Secret::new("stale-device-token-0123456789".to_string())),
@@ -992,6 +997,7 @@ async fn check_device_token_survives_admin_restart(target: &Target) {
     let identity = admin_identity(&target.env);
     assert_eq!(identity.device_id(), target.identity.device_id());
     let endpoint = Endpoint {
+        host: "127.0.0.1".to_string(),
         port: target.port(),
         gateway_token: target.gateway_token(),
         device_token: target.stored_device_token(),

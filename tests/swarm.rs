@@ -4,6 +4,11 @@
 //! gateway token from a Docker secret (a `lan` gateway without one refuses to
 //! start), publishes no port, and shows no secret in any inspect; it stops and
 //! starts by its replica count, and goes with its secrets, network and volumes.
+//! Then the fleet's actions with `cell.engine: "swarm"`, the admin in a
+//! container on the swarm and its CLI run there (`docker exec`): create to
+//! paired over the overlay, logs, usage, stop, start, restart, an upgrade
+//! rolled back, a backup and a restore over it, a move (to its own node),
+//! a drain with nowhere to go, removal with the data.
 
 mod common;
 
@@ -146,6 +151,7 @@ fn spec(tenant: &TenantId) -> SwarmCellSpec {
             .to_vec(),
             log_max_bytes: 10 << 20,
             log_max_files: 3,
+            node: None,
         },
         volumes: vec![
             VolumeMount {
@@ -342,7 +348,10 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
     healthy(&container).await;
 
     // Its log, from the service (the way to a task on any node).
-    let logs = runtime.service_logs(&tenant, Some(200)).await.unwrap();
+    let logs = runtime
+        .service_logs(&tenant, Some(200), None)
+        .await
+        .unwrap();
     let text: Vec<&str> = logs.iter().map(|l| l.text.as_str()).collect();
     assert!(
         text.iter().any(|line| line.contains("18789")),
@@ -539,6 +548,8 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
                 .success()
         );
     }
+    fleet_on_swarm(&mut swarm).await;
+
     drop(swarm);
     assert_eq!(runtime.swarm_role().await.unwrap(), SwarmRole::None);
     assert_ok(&env.mtp(&["tenant", "rm", &local, "--purge", "--yes"]));
@@ -548,4 +559,467 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
             .success(),
         "the machine's Docker is left as it was found"
     );
+}
+
+/// The admin in a container on the swarm's manager, as the README deploys
+/// it, with its CLI run in that container (`docker exec`): it joins each
+/// tenant's overlay and reaches the gateway by the service's name.
+struct AdminContainer {
+    name: String,
+    env: TestEnv,
+    /// The fake Bot API, listening in the admin container's own network
+    /// namespace (its loopback), with the admin bot on it; held, as it
+    /// serves until dropped.
+    _telegram: common::fake_telegram::FakeTelegram,
+    bot: common::fake_telegram::FakeBot,
+}
+
+const ADMIN_TOKEN: &str = "7100000001:AASwarmAdminBotTokenForTests_abcdefg";
+const OPERATOR: u64 = 4242;
+const OPS_CHAT: teloxide::types::ChatId = teloxide::types::ChatId(-1_000_777);
+
+/// A listener on 127.0.0.1 of `container`'s network namespace: a thread of
+/// this process enters it just to make the socket, which stays there.
+fn listener_inside(container: &str) -> std::net::TcpListener {
+    let pid = stdout(&docker(&["inspect", "-f", "{{.State.Pid}}", container]))
+        .trim()
+        .to_string();
+    let path = format!("/proc/{pid}/ns/net");
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let namespace = std::fs::File::open(&path).expect("the container's network namespace");
+        // SAFETY: setns on a valid, open namespace descriptor; it moves only
+        // this short-lived thread, which makes one socket and ends.
+        let entered = unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
+        std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a port inside the container")
+    })
+    .join()
+    .expect("the thread that made the listener")
+}
+
+impl AdminContainer {
+    async fn start(swarm: &mut SingleNodeSwarm) -> AdminContainer {
+        let env = TestEnv::new("swarm-fleet", 22040, "180s");
+        let name = "mtp-swarm-test-admin".to_string();
+        let network = format!("{name}-net");
+        swarm
+            .cleanup
+            .insert(0, vec!["rm".into(), "-f".into(), name.clone()]);
+        swarm
+            .cleanup
+            .push(vec!["network".into(), "rm".into(), network.clone()]);
+        docker(&["rm", "-f", &name]);
+        docker(&["network", "rm", &network]);
+        // No way out but the overlays it joins.
+        common::docker_ok(&["network", "create", "--internal", &network]);
+        let binary = env!("CARGO_BIN_EXE_mtp");
+        let dir = env.dir.display().to_string();
+        let started = docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            &network,
+            "--user",
+            "0:0",
+            "-v",
+            &format!("{binary}:/usr/local/bin/mtp:ro"),
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            "-v",
+            &format!("{dir}:{dir}"),
+            "--entrypoint",
+            "sleep",
+            OPENCLAW_IMAGE,
+            "3600",
+        ]);
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        let telegram = common::fake_telegram::FakeTelegram::start_on(listener_inside(&name)).await;
+        let bot = telegram.add_bot(ADMIN_TOKEN, 7_100_000_001, "mtp_swarm_admin_bot");
+        let config = format!(
+            r#"{{
+  dataDir: "{data}",
+  cell: {{
+    engine: "swarm",
+    image: "{OPENCLAW_IMAGE}",
+    portStart: 22040,
+    portEnd: 22059,
+    memory: "1g",
+    cpus: 1.5,
+    healthTimeout: "180s",
+    subnetPool: "10.237.0.0/16",
+    telegramApiRoot: "http://127.0.0.1:9",
+    extraEnv: {{ OPENCLAW_OFFLINE: "1" }},
+  }},
+  backup: {{ schedule: "off" }},
+  telegram: {{ apiUrl: "{api}", operators: [{OPERATOR}], opsChatId: {ops} }},
+  monitor: {{ interval: "2s", downAfter: 2, probeTimeout: "3s", heal: false, httpAddr: "127.0.0.1:0" }},
+}}"#,
+            data = env.data_dir().display(),
+            api = telegram.url(),
+            ops = OPS_CHAT.0,
+        );
+        std::fs::write(&env.config_path, config).unwrap();
+        AdminContainer {
+            name,
+            env,
+            _telegram: telegram,
+            bot,
+        }
+    }
+
+    /// Starts `mtp serve` in the admin's container, beside the CLI's
+    /// commands (its output in the test dir).
+    fn serve(&self) {
+        let script = format!(
+            "echo $$ > {pid}; exec /usr/local/bin/mtp --config {config} serve > {log} 2>&1",
+            pid = self.env.dir.join("serve.pid").display(),
+            config = self.env.config_path.display(),
+            log = self.env.dir.join("serve.log").display(),
+        );
+        // The token as a file (a Docker secret's way), 0600.
+        let token_file = self.env.dir.join("admin-bot-token");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&token_file)
+                .unwrap();
+            file.write_all(ADMIN_TOKEN.as_bytes()).unwrap();
+        }
+        common::docker_ok(&[
+            "exec",
+            "-d",
+            "-e",
+            &format!("MTP_TELEGRAM_TOKEN_FILE={}", token_file.display()),
+            "-w",
+            "/tmp",
+            &self.name,
+            "sh",
+            "-c",
+            &script,
+        ]);
+    }
+
+    fn serve_log(&self) -> String {
+        std::fs::read_to_string(self.env.dir.join("serve.log")).unwrap_or_default()
+    }
+
+    fn stop_serving(&self) {
+        let pid = self.env.dir.join("serve.pid").display().to_string();
+        docker(&[
+            "exec",
+            &self.name,
+            "sh",
+            "-c",
+            &format!("kill $(cat {pid})"),
+        ]);
+    }
+
+    /// `mtp --config … args` in the admin's container.
+    fn mtp(&self, args: &[&str]) -> std::process::Output {
+        let config = self.env.config_path.display().to_string();
+        let mut all = vec![
+            "exec",
+            "-w",
+            "/tmp",
+            &self.name,
+            "/usr/local/bin/mtp",
+            "--config",
+            &config,
+        ];
+        all.extend_from_slice(args);
+        docker(&all)
+    }
+
+    fn show(&self, tenant: &str) -> serde_json::Value {
+        let output = self.mtp(&["tenant", "show", tenant, "--json"]);
+        assert_ok(&output);
+        json(&output)
+    }
+
+    fn secret_file(&self, tenant: &str, variable: &str) -> String {
+        std::fs::read_to_string(
+            self.env
+                .data_dir()
+                .join("tenants")
+                .join(tenant)
+                .join("secrets")
+                .join(variable),
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for AdminContainer {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", &self.name]);
+    }
+}
+
+/// The tenant runs, its gateway is healthy and the admin paired with it.
+#[track_caller]
+fn assert_serving(admin: &AdminContainer, id: &str) {
+    let shown = admin.show(id);
+    assert_eq!(
+        (&shown["state"], &shown["health"], &shown["paired"]),
+        (
+            &serde_json::json!("running"),
+            &serde_json::json!("ok"),
+            &serde_json::json!(true)
+        ),
+        "{shown}"
+    );
+}
+
+/// A tenant's task container on this node, once it runs.
+fn task_container(tenant: &str) -> String {
+    let label = format!("label=com.docker.swarm.service.name=mtp-cell-{tenant}");
+    stdout(&docker(&["ps", "-q", "--filter", &label]))
+        .trim()
+        .to_string()
+}
+
+async fn fleet_on_swarm(swarm: &mut SingleNodeSwarm) {
+    let admin = AdminContainer::start(swarm).await;
+    let id = admin.env.tenant("acme");
+    let cell = format!("mtp-cell-{id}");
+    swarm
+        .cleanup
+        .insert(1, vec!["service".into(), "rm".into(), cell.clone()]);
+    for suffix in ["state", "auth"] {
+        swarm.cleanup.push(vec![
+            "volume".into(),
+            "rm".into(),
+            "-f".into(),
+            format!("{cell}-{suffix}"),
+        ]);
+    }
+    swarm
+        .cleanup
+        .push(vec!["network".into(), "rm".into(), cell.clone()]);
+    let token_file = admin.env.token_file().display().to_string();
+
+    // Create to paired: the admin's device was approved in the seeded state,
+    // and the admin reached the gateway over the overlay by name.
+    let created = admin.mtp(&["tenant", "create", &id, "--bot-token-file", &token_file]);
+    assert_ok(&created);
+    assert_serving(&admin, &id);
+    let gateway_token = admin.secret_file(&id, "OPENCLAW_GATEWAY_TOKEN");
+    let service_json = stdout(&docker(&["service", "inspect", &cell]));
+    assert!(!service_json.contains(&gateway_token) && !service_json.contains(common::BOT_TOKEN));
+    let service: serde_json::Value = serde_json::from_str(&service_json).unwrap();
+    assert!(
+        service[0]["Endpoint"]["Ports"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "no published port: {}",
+        service[0]["Endpoint"]
+    );
+    let task = task_container(&id);
+    let task_json = stdout(&docker(&["container", "inspect", &task]));
+    assert!(!task_json.contains(&gateway_token) && !task_json.contains(common::BOT_TOKEN));
+    let attached = stdout(&docker(&[
+        "inspect",
+        "-f",
+        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
+        &admin.name,
+    ]));
+    assert!(
+        attached.contains(&cell),
+        "the admin joined {cell}: {attached}"
+    );
+
+    // The log comes from the service.
+    let logs = admin.mtp(&["tenant", "logs", &id, "--tail", "200"]);
+    assert_ok(&logs);
+    let text = stdout(&logs);
+    assert!(text.contains("18789"), "{text}");
+    assert!(!text.contains(&gateway_token));
+
+    // Usage over the overlay, through the gateway's RPC.
+    assert_ok(&admin.mtp(&["usage", "collect", &id]));
+
+    // Stop (no task), start (a new task, the same state: still paired).
+    assert_ok(&admin.mtp(&["tenant", "stop", &id]));
+    assert_eq!(task_container(&id), "", "no task runs once stopped");
+    assert_eq!(admin.show(&id)["state"], "stopped");
+    assert_ok(&admin.mtp(&["tenant", "start", &id]));
+    let shown = admin.show(&id);
+    assert_eq!(
+        (&shown["health"], &shown["paired"]),
+        (&serde_json::json!("ok"), &serde_json::json!(true)),
+        "{shown}"
+    );
+    let started = task_container(&id);
+    assert_ne!(started, task);
+
+    // Restart: a new task again.
+    assert_ok(&admin.mtp(&["tenant", "restart", &id]));
+    assert_eq!(admin.show(&id)["health"], "ok");
+    assert_ne!(task_container(&id), started);
+
+    // Sleep: the usage read, the service at zero replicas; a wake brings the
+    // gateway back on the same state, still paired.
+    assert_ok(&admin.mtp(&["tenant", "sleep", &id]));
+    assert_eq!(admin.show(&id)["state"], "sleeping");
+    assert_eq!(task_container(&id), "", "no task runs while it sleeps");
+    assert_ok(&admin.mtp(&["tenant", "wake", &id]));
+    assert_serving(&admin, &id);
+
+    // An upgrade to an image whose gateway cannot start is rolled back onto
+    // the same volumes; the tenant is healthy and paired on its old image.
+    let upgrade = admin.mtp(&["tenant", "upgrade", &id, "--image", common::CRASH_IMAGE]);
+    assert!(!upgrade.status.success(), "{}", stdout(&upgrade));
+    let said = format!("{}{}", stdout(&upgrade), common::stderr(&upgrade));
+    assert!(said.contains("rolled back"), "{said}");
+    let shown = admin.show(&id);
+    assert_eq!(
+        (&shown["health"], &shown["paired"], &shown["image"]),
+        (
+            &serde_json::json!("ok"),
+            &serde_json::json!(true),
+            &serde_json::json!(OPENCLAW_IMAGE)
+        ),
+        "{shown}"
+    );
+
+    // A backup reads the volumes on the cell's node; a restore over the
+    // tenant writes them back: the file the client had at the backup returns.
+    let proof = "/home/node/.openclaw/mtp-proof.txt";
+    let write_proof = |text: &str| {
+        let task = task_container(&id);
+        let wrote = exec(&task, &["sh", "-c", &format!("printf {text} > {proof}")]);
+        assert!(wrote.status.success(), "{}", common::stderr(&wrote));
+    };
+    let read_proof = || stdout(&exec(&task_container(&id), &["cat", proof]));
+    write_proof("at-the-backup");
+    let backup = admin.mtp(&["backup", "create", &id, "--json"]);
+    assert_ok(&backup);
+    let backup = json(&backup);
+    println!("backup of a Swarm cell: {backup}");
+    assert!(backup["data_bytes"].as_u64().unwrap() > 1000, "{backup}");
+    let backup_id = backup["id"].as_str().unwrap().to_string();
+    write_proof("after-the-backup");
+    let restored = admin.mtp(&["backup", "restore", &backup_id, "--replace"]);
+    assert_ok(&restored);
+    let shown = admin.show(&id);
+    assert_eq!(
+        (&shown["health"], &shown["paired"]),
+        (&serde_json::json!("ok"), &serde_json::json!(true)),
+        "{shown}"
+    );
+    assert_eq!(read_proof(), "at-the-backup");
+
+    // A move (to the node it is on: one machine) runs every step of one
+    // between nodes: stop, the volumes read out and written back by jobs,
+    // the cell made again there, healthy and still paired.
+    let hostname = stdout(&docker(&["info", "-f", "{{.Name}}"]))
+        .trim()
+        .to_string();
+    let before = task_container(&id);
+    let moved = admin.mtp(&["tenant", "move", &id, "--node", &hostname, "--json"]);
+    assert_ok(&moved);
+    let moved = json(&moved);
+    println!("move to its own node: {moved}");
+    assert_eq!(
+        (&moved["from"], &moved["to"]),
+        (&serde_json::json!(hostname), &serde_json::json!(hostname)),
+        "{moved}"
+    );
+    assert!(moved["bytes"].as_u64().unwrap() > 1000, "{moved}");
+    assert!(moved["down_ms"].as_u64().unwrap() > 0, "{moved}");
+    let shown = admin.show(&id);
+    assert_eq!(
+        (&shown["health"], &shown["paired"]),
+        (&serde_json::json!("ok"), &serde_json::json!(true)),
+        "{shown}"
+    );
+    assert_ne!(task_container(&id), before);
+    assert_eq!(read_proof(), "at-the-backup");
+    let refused = admin.mtp(&["tenant", "move", &id, "--node", "no-such-node"]);
+    common::assert_fails_with(&refused, 2, "no node \"no-such-node\"");
+
+    // Draining the only node finds no other for the tenant, and says so.
+    let drain = admin.mtp(&["node", "drain", &hostname, "--json"]);
+    assert_eq!(drain.status.code(), Some(1), "{}", stdout(&drain));
+    let drain: serde_json::Value = serde_json::from_slice(&drain.stdout).unwrap();
+    assert_eq!(drain["failed"]["tenant"], serde_json::json!(id), "{drain}");
+    assert!(
+        drain["failed"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("the only node of the swarm"),
+        "{drain}"
+    );
+    assert_eq!(admin.show(&id)["health"], "ok");
+
+    // The monitor in `mtp serve` (in the admin's container, its bot on the
+    // fake Bot API there): a crash inside the cell, its gateway killed, is
+    // reported, and so is its return once Swarm's new task answers.
+    admin.serve();
+    if let Err(err) = admin.bot.wait_for_poll(Duration::from_secs(90)).await {
+        panic!("serve never polled: {err}; its log:\n{}", admin.serve_log());
+    }
+    let tenant: TenantId = id.parse().unwrap();
+    let crashed = exec(
+        &task_container(&id),
+        &[
+            "sh",
+            "-c",
+            r#"for d in /proc/[0-9]*; do set -- $(cat $d/stat 2>/dev/null); if [ "$4" = 1 ]; then kill -9 $1; fi; done"#,
+        ],
+    );
+    assert!(crashed.status.success(), "{}", common::stderr(&crashed));
+    let alert = admin
+        .bot
+        .wait_for_message(OPS_CHAT, Duration::from_secs(120), |m| {
+            m.text.contains("crashed") && m.text.contains(tenant.as_str())
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}; serve's log:\n{}", admin.serve_log()));
+    assert!(!alert.text.contains(&gateway_token), "{}", alert.text);
+    admin
+        .bot
+        .wait_for_message(OPS_CHAT, Duration::from_secs(240), |m| {
+            m.text.contains("is back") && m.text.contains(tenant.as_str())
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}; serve's log:\n{}", admin.serve_log()));
+    assert_eq!(admin.show(&id)["health"], "ok");
+    // The crash is history, not a reason to fail the next start's health
+    // wait (Swarm keeps the failed task a while).
+    assert_ok(&admin.mtp(&["tenant", "restart", &id]));
+    assert_serving(&admin, &id);
+    admin.stop_serving();
+
+    // Removal with the data: service, secrets, overlay and volumes.
+    assert_ok(&admin.mtp(&["tenant", "rm", &id, "--purge", "--yes"]));
+    assert!(!docker(&["service", "inspect", &cell]).status.success());
+    assert!(!docker(&["network", "inspect", &cell]).status.success());
+    for suffix in ["state", "auth"] {
+        assert!(
+            !docker(&["volume", "inspect", &format!("{cell}-{suffix}")])
+                .status
+                .success()
+        );
+    }
+    let left = stdout(&docker(&[
+        "secret",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=mtp.tenant={id}"),
+    ]));
+    assert_eq!(left.trim(), "", "secrets left");
 }

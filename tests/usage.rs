@@ -226,6 +226,7 @@ fn stopped_tenant(app: &App, id: &TenantId) {
                 slept_at: None,
                 wake_at: None,
                 pinned_image: None,
+                node: None,
             })
         })
         .unwrap();

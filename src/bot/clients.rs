@@ -16,6 +16,7 @@ use crate::bot::send::follow_progress;
 use crate::bot::state::State;
 use crate::bot::texts::{Texts, escape};
 use crate::bot::{Ctx, Dlg, HandlerResult, Tg, edit, say, send};
+use crate::fleet::moves::MoveStep;
 use crate::fleet::{
     self, Actor, Health, Obstacle, Rollback, TenantView, UnknownTenant, UpgradeError, UpgradeStep,
     ViewState,
@@ -549,32 +550,133 @@ pub async fn upgrade(
     Ok(())
 }
 
-fn upgrade_text(ctx: &Ctx, id: &TenantId, image: &str, current: Option<UpgradeStep>) -> String {
-    let order = |step: UpgradeStep| {
-        UPGRADE_PROGRESS
-            .iter()
-            .position(|(_, steps)| steps.contains(&step))
+/// The lines of `/move`'s message, each with the steps it covers.
+const MOVE_PROGRESS: [(&str, &[MoveStep]); 4] = [
+    (
+        "clients.move_step_stop",
+        &[MoveStep::Validate, MoveStep::Stop],
+    ),
+    ("clients.move_step_copy", &[MoveStep::Copy, MoveStep::Write]),
+    ("clients.move_step_cell", &[MoveStep::Cell, MoveStep::Start]),
+    (
+        "clients.move_step_health",
+        &[MoveStep::Health, MoveStep::Gateway, MoveStep::Clean],
+    ),
+];
+
+/// `/move <id> <node>`: the tenant's cell to another node, one message
+/// edited step by step.
+pub async fn move_tenant(
+    bot: &Tg,
+    chat: ChatId,
+    ctx: &Ctx,
+    actor: &Actor,
+    id: &TenantId,
+    node: &str,
+) -> HandlerResult {
+    if let Err(refused) = fleet::moves::check(&ctx.app, id, node).await {
+        let text = ctx.texts.get(
+            "clients.move_refused",
+            &[("id", id.as_str()), ("reason", &refused.0)],
+        );
+        return say(bot, chat, text).await;
+    }
+    let message = send(bot, chat, move_text(ctx, id, node, None), None).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<MoveStep>();
+    let work = async move {
+        let mut progress = move |step: MoveStep| {
+            let _ = tx.send(step);
+        };
+        fleet::moves::move_tenant(&ctx.app, actor, id, node, &mut progress).await
     };
-    let now = current.and_then(order);
-    let lines: Vec<String> = UPGRADE_PROGRESS
+    let editor = follow_progress(bot, chat, message.id, rx, |step| {
+        move_text(ctx, id, node, Some(step))
+    });
+    let (result, ()) = tokio::join!(work, editor);
+    let text = match result {
+        Ok(moved) => {
+            let mut text = ctx.texts.get(
+                "clients.moved",
+                &[
+                    ("id", id.as_str()),
+                    ("from", &moved.from),
+                    ("to", &moved.to),
+                    ("kib", &moved.bytes.div_ceil(1024).to_string()),
+                    ("down", &format!("{:.1}", moved.down.as_secs_f64())),
+                ],
+            );
+            if let Some(left) = &moved.leftover {
+                text.push('\n');
+                text.push_str(&ctx.texts.get("clients.moved_left", &[("reason", left)]));
+            }
+            text
+        }
+        Err(err)
+            if err.downcast_ref::<fleet::moves::MoveRefused>().is_some()
+                || crate::fleet::lock::busy(&err).is_some() =>
+        {
+            ctx.texts.get(
+                "clients.move_refused",
+                &[("id", id.as_str()), ("reason", &format!("{err:#}"))],
+            )
+        }
+        Err(err) => ctx.texts.get(
+            "clients.move_failed",
+            &[("id", id.as_str()), ("reason", &format!("{err:#}"))],
+        ),
+    };
+    say(bot, chat, text).await
+}
+
+fn move_text(ctx: &Ctx, id: &TenantId, node: &str, current: Option<MoveStep>) -> String {
+    ctx.texts.get_html(
+        "clients.move_progress",
+        &[
+            ("id", id.as_str()),
+            ("node", &escape(node)),
+            (
+                "steps",
+                &step_lines(ctx, &MOVE_PROGRESS, current, MoveStep::Done),
+            ),
+        ],
+    )
+}
+
+/// The lines of a progress message: each of `table`'s labels done, running
+/// or pending as `current` stands (all done at `done`).
+fn step_lines<S: Copy + PartialEq>(
+    ctx: &Ctx,
+    table: &[(&str, &[S])],
+    current: Option<S>,
+    done: S,
+) -> String {
+    let now = current.and_then(|step| table.iter().position(|(_, steps)| steps.contains(&step)));
+    let lines: Vec<String> = table
         .iter()
         .enumerate()
         .map(|(index, (label, _))| {
-            let key = match (now, current) {
-                (_, Some(UpgradeStep::Done)) => "newclient.step_done",
-                (Some(now), _) if now > index => "newclient.step_done",
-                (Some(now), _) if now == index => "newclient.step_running",
+            let key = match now {
+                _ if current == Some(done) => "newclient.step_done",
+                Some(now) if now > index => "newclient.step_done",
+                Some(now) if now == index => "newclient.step_running",
                 _ => "newclient.step_pending",
             };
             ctx.texts.get(key, &[("step", &ctx.texts.plain(label))])
         })
         .collect();
+    lines.join("\n")
+}
+
+fn upgrade_text(ctx: &Ctx, id: &TenantId, image: &str, current: Option<UpgradeStep>) -> String {
     ctx.texts.get_html(
         "clients.upgrade_progress",
         &[
             ("id", id.as_str()),
             ("image", &crate::bot::texts::escape(image)),
-            ("steps", &lines.join("\n")),
+            (
+                "steps",
+                &step_lines(ctx, &UPGRADE_PROGRESS, current, UpgradeStep::Done),
+            ),
         ],
     )
 }

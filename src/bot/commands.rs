@@ -101,6 +101,7 @@ pub(crate) fn handler() -> UpdateHandler<BoxError> {
         .branch(case![Command::Upgrade(arg)].endpoint(upgrade))
         .branch(case![Command::UpgradeAll(arg)].endpoint(upgrade_all))
         .branch(case![Command::Resize(arg)].endpoint(resize))
+        .branch(case![Command::Move(arg)].endpoint(move_tenant))
         .branch(case![Command::Skills(arg)].endpoint(skills))
         .branch(case![Command::Config(arg)].endpoint(config))
         .branch(on_tenant_branch(
@@ -327,6 +328,20 @@ async fn resize(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerRes
         ),
     };
     say(&bot, chat, text).await
+}
+
+async fn move_tenant(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {
+    const USAGE: &str = "/move <id> <node>";
+    let chat = msg.chat.id;
+    let words: Vec<&str> = arg.split_whitespace().collect();
+    let [id_text, node] = words.as_slice() else {
+        return say(&bot, chat, usage_text(&ctx, USAGE)).await;
+    };
+    let Some(id) = tenant_arg(&bot, chat, &ctx, id_text, USAGE).await? else {
+        return Ok(());
+    };
+    let actor = actor_of(msg.from.as_ref());
+    clients::move_tenant(&bot, chat, &ctx, &actor, &id, node).await
 }
 
 async fn upgrade_all(bot: Tg, msg: Message, ctx: Arc<Ctx>, arg: String) -> HandlerResult {

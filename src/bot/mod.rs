@@ -99,6 +99,8 @@ pub enum Command {
         description = "change a client's memory and CPUs in place: /resize <id> <memory, e.g. 3g> [cpus]"
     )]
     Resize(String),
+    #[command(description = "move a client's cell to another node of the swarm: /move <id> <node>")]
+    Move(String),
     #[command(
         description = "upgrade every client, canary first, then waves: /upgradeall <image> [go] | status | halt | resume | abandon"
     )]

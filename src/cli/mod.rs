@@ -145,6 +145,9 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     use crate::fleet::backup::RestoreError;
     let bad_input = err.downcast_ref::<BadInput>().is_some()
         || err
+            .downcast_ref::<crate::fleet::moves::MoveRefused>()
+            .is_some()
+        || err
             .downcast_ref::<crate::fleet::resize::ResizeRefused>()
             .is_some()
         || err

@@ -86,6 +86,59 @@ pub(crate) fn upgrade_step(step: fleet::UpgradeStep) -> &'static str {
     }
 }
 
+pub(crate) fn move_step(step: fleet::moves::MoveStep) -> &'static str {
+    use fleet::moves::MoveStep;
+    match step {
+        MoveStep::Validate => "checking the nodes",
+        MoveStep::Stop => "stopping the cell",
+        MoveStep::Copy => "reading its volumes on the old node",
+        MoveStep::Write => "writing them on the new node",
+        MoveStep::Cell => "making the cell on the new node",
+        MoveStep::Start => "starting",
+        MoveStep::Health => "waiting for the gateway to be healthy",
+        MoveStep::Gateway => "reaching the gateway",
+        MoveStep::Clean => "emptying the old node's volumes",
+        MoveStep::Done => "done",
+    }
+}
+
+pub(crate) fn moved(moved: &fleet::moves::Moved) -> String {
+    let down = if moved.down.is_zero() {
+        "it was not running and is left so".to_string()
+    } else {
+        format!("its bot was down {:.1} s", moved.down.as_secs_f64())
+    };
+    let mut text = format!(
+        "moved {} from {} to {} ({} KiB of state); {down}",
+        moved.tenant,
+        moved.from,
+        moved.to,
+        moved.bytes.div_ceil(1024)
+    );
+    if let Some(leftover) = &moved.leftover {
+        text.push_str(&format!("\nwarning: {leftover}; empty them by hand"));
+    }
+    text
+}
+
+pub(crate) fn drained(drained: &fleet::moves::Drained) -> String {
+    let mut lines: Vec<String> = drained.moved.iter().map(moved).collect();
+    match &drained.failed {
+        Some((tenant, error)) => {
+            lines.push(format!("stopped at {tenant}: {error}"));
+            if !drained.left.is_empty() {
+                let left: Vec<String> = drained.left.iter().map(ToString::to_string).collect();
+                lines.push(format!("not tried: {}", left.join(", ")));
+            }
+        }
+        None if drained.moved.is_empty() => {
+            lines.push(format!("no tenant is on {}", drained.node));
+        }
+        None => lines.push(format!("{} holds no tenant now", drained.node)),
+    }
+    lines.join("\n")
+}
+
 pub(crate) fn created(view: &TenantView) -> String {
     format!(
         "created {} on 127.0.0.1:{} ({})",

@@ -62,6 +62,17 @@ pub(crate) enum TenantCommand {
         #[arg(long)]
         image: Option<String>,
     },
+    /// Move a tenant's cell to another node of the swarm (cell.engine swarm):
+    /// its state is copied there and the cell made again; its bot is down for
+    /// the copy and the cell's boot.
+    Move {
+        id: String,
+        /// The node's hostname or id (`mtp node list`).
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Change a cell's memory and CPU limits in place (docker update: same
     /// container, no restart); kept by upgrades and restores.
     Resize {
@@ -296,6 +307,14 @@ pub(crate) async fn run(
             let upgraded = upgrade(&app, &actor, &id, image.as_deref()).await?;
             render::print_line(&render::upgraded(&id, &upgraded))
         }
+        TenantCommand::Move { id, node, json } => {
+            let id = parse_id(&id)?;
+            let moved = move_tenant(&app, &actor, &id, &node, json).await?;
+            if json {
+                return render::print_json(&views::Moved::new(&moved));
+            }
+            render::print_line(&render::moved(&moved))
+        }
         TenantCommand::Resize {
             id,
             memory,
@@ -471,6 +490,24 @@ async fn upgrade(
         .into()),
         Err(err) => Err(err.into()),
     }
+}
+
+async fn move_tenant(
+    app: &App,
+    actor: &Actor,
+    id: &TenantId,
+    node: &str,
+    quiet: bool,
+) -> anyhow::Result<fleet::moves::Moved> {
+    /// The steps a move reports (`fleet::moves::MoveStep`'s variants).
+    const STEPS: usize = 10;
+    let progress = Progress::new(STEPS, quiet);
+    let mut done = 0;
+    let mut report = |step: fleet::moves::MoveStep| {
+        done += 1;
+        progress.show(done, format!("{id}: {}", render::move_step(step)));
+    };
+    fleet::moves::move_tenant(app, actor, id, node, &mut report).await
 }
 
 /// Asks the operator to type the tenant id before a removal; without a

@@ -70,6 +70,62 @@ impl Finding {
     }
 }
 
+/// `tenant move --json`.
+#[derive(Serialize)]
+pub(crate) struct Moved {
+    tenant: String,
+    from: String,
+    to: String,
+    bytes: u64,
+    down_ms: u64,
+    /// Why the old node's volumes were left there, or `null`.
+    leftover: Option<String>,
+}
+
+impl Moved {
+    pub(crate) fn new(moved: &crate::fleet::moves::Moved) -> Moved {
+        Moved {
+            tenant: moved.tenant.to_string(),
+            from: moved.from.clone(),
+            to: moved.to.clone(),
+            bytes: moved.bytes,
+            down_ms: u64::try_from(moved.down.as_millis()).unwrap_or(u64::MAX),
+            leftover: moved.leftover.clone(),
+        }
+    }
+}
+
+/// `node drain --json`.
+#[derive(Serialize)]
+pub(crate) struct Drained {
+    node: String,
+    moved: Vec<Moved>,
+    /// `{tenant, error}` of the move it stopped at, or `null`.
+    failed: Option<DrainFailure>,
+    /// Tenants still on the node, not tried.
+    left: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct DrainFailure {
+    tenant: String,
+    error: String,
+}
+
+impl Drained {
+    pub(crate) fn new(drained: &crate::fleet::moves::Drained) -> Drained {
+        Drained {
+            node: drained.node.clone(),
+            moved: drained.moved.iter().map(Moved::new).collect(),
+            failed: drained.failed.as_ref().map(|(tenant, error)| DrainFailure {
+                tenant: tenant.to_string(),
+                error: error.clone(),
+            }),
+            left: drained.left.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
 /// One element of `node list --json`.
 #[derive(Serialize)]
 pub(crate) struct Node {
@@ -296,6 +352,8 @@ pub(crate) struct Tenant {
     muted_until: Option<String>,
     /// The image fleet upgrades leave it on (`tenant pin`), or `null`.
     pinned_image: Option<String>,
+    /// On Swarm, the node that holds its volumes; `null` on a single host.
+    node: Option<String>,
     memory_bytes: i64,
     cpus: f64,
     created_at: String,
@@ -330,6 +388,7 @@ impl Tenant {
             generation: record.generation,
             muted_until: record.quiet_until().map(rfc3339),
             pinned_image: record.pinned_image.clone(),
+            node: record.node.clone(),
             memory_bytes: record.limits.memory_bytes,
             cpus: record.limits.nano_cpus as f64 / 1e9,
             created_at: rfc3339(record.created_at),

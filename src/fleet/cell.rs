@@ -148,6 +148,7 @@ pub(crate) fn cell_spec(
         .to_vec(),
         log_max_bytes: app.config.cell.log_max_bytes,
         log_max_files: app.config.cell.log_max_files,
+        node: record.node.clone(),
     }
 }
 
@@ -207,17 +208,98 @@ fn write_secret_files(dir: &Path, secrets: &[(String, Secret<String>)]) -> anyho
     Ok(())
 }
 
+/// The volumes a Swarm cell's state lives in, by suffix.
+pub(crate) const VOLUMES: [&str; 2] = ["state", "auth"];
+
+/// What a cell makes again by itself, left out of backups and moves.
+pub(crate) const REGENERABLE: [&str; 2] = ["state/cache", "state/tmp"];
+
+/// How long a job reading or writing a Swarm cell's volumes may take.
+pub(crate) const VOLUME_JOB_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// On Swarm, brings the cell's state from its volumes (read by a job on its
+/// node) into its dirs on the admin's disk, replacing what they held: what
+/// backups and a client's export read. Nothing on a single host, whose cells
+/// write those dirs themselves.
+pub(crate) async fn pull_state(app: &App, record: &TenantRecord) -> anyhow::Result<()> {
+    if app.runtime.engine() != crate::tenant::Engine::Swarm {
+        return Ok(());
+    }
+    let archive = app
+        .runtime
+        .export_volumes(
+            &record.id,
+            &record.image,
+            record.node.as_deref(),
+            &VOLUMES,
+            &REGENERABLE,
+        )
+        .await
+        .with_context(|| format!("cannot read {}'s volumes on its node", record.id))?;
+    let dir = app.tenant_dir(&record.id);
+    tokio::task::spawn_blocking(move || unpack_over(&dir, &archive))
+        .await
+        .map_err(|err| anyhow!("the unpacking stopped: {err}"))?
+}
+
+/// Unpacks `archive` (entries under `state/` and `auth/`) beside the dirs in
+/// `dir` and swaps each in for the old one.
+fn unpack_over(dir: &Path, archive: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+    let partial = dir.join(".pulled.partial");
+    if partial.exists() {
+        remove_tree(&partial)?;
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let mut unpacking = tar::Archive::new(archive);
+    unpacking.set_preserve_permissions(true);
+    unpacking.set_preserve_ownerships(true);
+    unpacking
+        .unpack(&partial)
+        .with_context(|| format!("cannot unpack the volumes into {}", partial.display()))?;
+    for leaf in VOLUMES {
+        let fresh = partial.join(leaf);
+        if !fresh.is_dir() {
+            bail!("the volumes' archive holds no {leaf}/");
+        }
+        let current = dir.join(leaf);
+        let old = dir.join(format!(".{leaf}.old"));
+        if old.exists() {
+            remove_tree(&old)?;
+        }
+        if current.exists() {
+            std::fs::rename(&current, &old)
+                .with_context(|| format!("cannot move {} aside", current.display()))?;
+        }
+        // The archive may not hold the dir itself (its entries were chosen).
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o700))?;
+        let uid = crate::fleet::create::CELL_UID;
+        std::os::unix::fs::lchown(&fresh, Some(uid), Some(uid))
+            .with_context(|| format!("cannot give {} to uid {uid}", fresh.display()))?;
+        std::fs::rename(&fresh, &current)
+            .with_context(|| format!("cannot put {} in place", current.display()))?;
+        if old.exists() {
+            remove_tree(&old)?;
+        }
+    }
+    remove_tree(&partial)
+}
+
 /// Waits until `/healthz` answers 200, the cell dies, or the timeout passes.
 pub(crate) async fn wait_healthy(
     app: &App,
-    tenant: &TenantId,
-    port: u16,
+    record: &TenantRecord,
     timeout: Duration,
 ) -> anyhow::Result<()> {
+    let tenant = &record.id;
     let polling = Backoff::polling(HEALTH_POLL, timeout);
     let waited = polling
         .retry(|| async {
-            if crate::fleet::inventory::probe_healthz(app, port).await {
+            if crate::fleet::inventory::probe_healthz(app, record).await {
                 return Attempt::Done(());
             }
             match app.runtime.inspect(tenant).await {
@@ -265,6 +347,11 @@ pub(crate) async fn undo(app: &App, tenant: &TenantId, made: &CreateProgress) {
         && let Err(err) = app.runtime.remove_network(tenant).await
     {
         tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove network");
+    }
+    if made.dirs
+        && let Err(err) = app.runtime.remove_cell_state(tenant).await
+    {
+        tracing::warn!(cause = %err, tenant = %tenant, "undo: cannot remove the cell's volumes");
     }
     if made.dirs
         && let Err(err) = purge_dirs(app, tenant)

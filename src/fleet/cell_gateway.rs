@@ -67,8 +67,10 @@ pub(crate) async fn pair_cell(
         .store
         .secret(tenant, SecretKind::GatewayToken)?
         .ok_or_else(|| anyhow!("tenant {tenant} has no gateway token in the store"))?;
+    let (host, port) = app.runtime.gateway_at(tenant, record.port);
     let endpoint = Endpoint {
-        port: record.port,
+        host,
+        port,
         gateway_token,
         device_token: None,
     };
@@ -185,7 +187,8 @@ pub(crate) fn register(app: &App, record: &TenantRecord) -> anyhow::Result<()> {
     app.pool.set_endpoint(
         tenant.clone(),
         Endpoint {
-            port: record.port,
+            host: app.runtime.gateway_at(tenant, record.port).0,
+            port: app.runtime.gateway_at(tenant, record.port).1,
             gateway_token,
             device_token,
         },

@@ -367,7 +367,7 @@ async fn running_after_restart(app: &App, tenant: &TenantId) -> anyhow::Result<O
         .restart(tenant)
         .await
         .map_err(|err| anyhow!(err).context("cannot restart the container"))?;
-    wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await?;
+    wait_healthy(app, &record, app.config.cell.health_timeout).await?;
     if applied_within(app, tenant, RESTART_WAIT).await {
         return Ok(Outcome::Restarted { container: true });
     }

@@ -273,6 +273,7 @@ pub(crate) async fn provision(
             slept_at: None,
             wake_at: None,
             pinned_image: None,
+            node: None,
         })
     });
     let mut record = match record {
@@ -454,6 +455,18 @@ async fn run_steps(
     progress(CreateStep::Network);
     fault_point("create:network");
     let step = CreateStep::Network;
+    if app.runtime.engine() == crate::tenant::Engine::Swarm && record.node.is_none() {
+        let node = crate::fleet::nodes::choose(app, record.limits.memory_bytes)
+            .await
+            .map_err(|err| (step, err))?;
+        record.node = Some(node.clone());
+        app.store
+            .update_tenant(&tenant, |record| {
+                record.node = Some(node);
+                Ok(())
+            })
+            .map_err(|err| (step, anyhow!(err)))?;
+    }
     mark_progress(app, record, made, |made| made.network = true).map_err(|err| (step, err))?;
     let mut tried = Vec::new();
     loop {
@@ -479,6 +492,10 @@ async fn run_steps(
             .map_err(|err| (step, anyhow!(err)))?;
     }
 
+    crate::fleet::nodes::reach(app, &tenant)
+        .await
+        .map_err(|err| (step, err))?;
+
     progress(CreateStep::Container);
     fault_point("create:container");
     let step = CreateStep::Container;
@@ -497,7 +514,7 @@ async fn run_steps(
 
     progress(CreateStep::Health);
     fault_point("create:health");
-    wait_healthy(app, &tenant, record.port, app.config.cell.health_timeout)
+    wait_healthy(app, record, app.config.cell.health_timeout)
         .await
         .map_err(|err| (CreateStep::Health, err))?;
 

@@ -981,6 +981,11 @@ async fn cell(app: &App, record: &TenantRecord, known: &Known) -> anyhow::Result
     let tenant = &record.id;
     let subject = Subject::Tenant(tenant.clone());
     let mut res = image_findings(app, &subject, &record.image, "its image").await?;
+    if app.runtime.engine() == crate::tenant::Engine::Swarm {
+        // A service's profile is its spec, checked by no code here yet; the
+        // container checks below are of a single host's cells.
+        return Ok(res);
+    }
     let profile = match app.runtime.profile(tenant).await {
         Ok(Some(profile)) => profile,
         Ok(None) => {
@@ -1541,6 +1546,7 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
             slept_at: None,
             wake_at: None,
             pinned_image: None,
+            node: None,
         }
     }
 
@@ -1577,6 +1583,7 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
             command: Vec::new(),
             log_max_bytes: 10_485_760,
             log_max_files: 3,
+            node: None,
         }
     }
 

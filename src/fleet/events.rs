@@ -174,7 +174,7 @@ pub async fn gateway_answers(app: &App, tenant: &TenantId) -> anyhow::Result<boo
     let Some(record) = crate::fleet::find_record(app, tenant)? else {
         anyhow::bail!("no tenant {tenant}");
     };
-    Ok(probe_healthz(app, record.port).await)
+    Ok(probe_healthz(app, &record).await)
 }
 
 #[cfg(test)]

@@ -155,8 +155,10 @@ pub async fn sweep(app: &App, settings: SweepSettings) -> anyhow::Result<Sweep> 
                 .map(|(_, _, v)| v.clone())
         };
         if let Some(gateway_token) = secret(SecretKind::GatewayToken) {
+            let (host, port) = app.runtime.gateway_at(&record.id, record.port);
             let endpoint = gateway::Endpoint {
-                port: record.port,
+                host,
+                port,
                 gateway_token,
                 device_token: secret(SecretKind::DeviceToken),
             };
@@ -231,11 +233,15 @@ async fn probe_tenant(
     if !health.container_up() || health.record.state != CellState::Running {
         return health;
     }
-    let port = health.record.port;
+    let (host, port) = app
+        .runtime
+        .gateway_at(&health.record.id, health.record.port);
     let healthz = timed(timeout, async {
-        probe_result(app.http.healthz(port).await)
+        probe_result(app.http.healthz(&host, port).await)
     });
-    let readyz = timed(timeout, async { probe_result(app.http.readyz(port).await) });
+    let readyz = timed(timeout, async {
+        probe_result(app.http.readyz(&host, port).await)
+    });
     let paired = health.record.paired;
     let rpc = async {
         if !paired {

@@ -142,13 +142,13 @@ pub async fn wake(
     tenant: &TenantId,
     wake: &Wake,
 ) -> anyhow::Result<WakeAccepted> {
-    let (port, token) = hook_target(app, tenant)?;
+    let ((host, port), token) = hook_target(app, tenant)?;
     let wake = gateway::Wake {
         text: wake.text.clone(),
         next_heartbeat: wake.next_heartbeat,
         agent_id: wake.agent_id.clone(),
     };
-    let answer = app.http.wake(port, &token, &wake).await;
+    let answer = app.http.wake(&host, port, &token, &wake).await;
     let accepted = audited(app, actor, "hooks: wake", tenant, answer)?;
     Ok(WakeAccepted {
         mode: accepted.mode,
@@ -173,7 +173,7 @@ fn audited<T>(
 fn hook_target(
     app: &App,
     tenant: &TenantId,
-) -> anyhow::Result<(u16, crate::tenant::Secret<String>)> {
+) -> anyhow::Result<((String, u16), crate::tenant::Secret<String>)> {
     let record = known(app, tenant)?;
     if record.state == crate::tenant::CellState::Sleeping {
         return Err(crate::fleet::obstacle::Asleep {
@@ -185,5 +185,5 @@ fn hook_target(
         .store
         .secret(tenant, SecretKind::HooksToken)?
         .ok_or_else(|| anyhow!("{tenant} has no hooks token (its cell predates hooks support)"))?;
-    Ok((record.port, token))
+    Ok((app.runtime.gateway_at(tenant, record.port), token))
 }

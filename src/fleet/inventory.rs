@@ -245,7 +245,7 @@ async fn view(app: &App, record: TenantRecord) -> anyhow::Result<TenantView> {
         (_, Some(_)) => ViewState::Stopped,
     };
     let health = if running {
-        if probe_healthz(app, record.port).await {
+        if probe_healthz(app, &record).await {
             Health::Ok
         } else {
             Health::Failed
@@ -264,10 +264,11 @@ async fn view(app: &App, record: TenantRecord) -> anyhow::Result<TenantView> {
     })
 }
 
-/// True when `GET /healthz` on the cell's published port answers 200.
-pub(crate) async fn probe_healthz(app: &App, port: u16) -> bool {
+/// True when `GET /healthz` of the cell's gateway answers 200.
+pub(crate) async fn probe_healthz(app: &App, record: &TenantRecord) -> bool {
+    let (host, port) = app.runtime.gateway_at(&record.id, record.port);
     matches!(
-        app.http.healthz(port).await,
+        app.http.healthz(&host, port).await,
         crate::gateway::Probe::Ok { .. }
     )
 }

@@ -55,7 +55,7 @@ pub(crate) async fn start_locked(
     }
     let result = async {
         let started = app.runtime.start(tenant).await?;
-        wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await?;
+        wait_healthy(app, &record, app.config.cell.health_timeout).await?;
         anyhow::Ok(started)
     }
     .await;
@@ -106,7 +106,7 @@ pub async fn restart(app: &App, actor: &Actor, tenant: &TenantId) -> anyhow::Res
     }
     let result = async {
         app.runtime.restart(tenant).await?;
-        wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await
+        wait_healthy(app, &record, app.config.cell.health_timeout).await
     }
     .await;
     finish(app, actor, "restart", tenant, result)?;

@@ -42,10 +42,11 @@ pub enum Op {
     Wake,
     Resize,
     Config,
+    Move,
 }
 
 impl Op {
-    const ALL: [Op; 18] = [
+    const ALL: [Op; 19] = [
         Op::Create,
         Op::Start,
         Op::Stop,
@@ -64,6 +65,7 @@ impl Op {
         Op::Wake,
         Op::Resize,
         Op::Config,
+        Op::Move,
     ];
 
     #[must_use]
@@ -87,6 +89,7 @@ impl Op {
             Op::Wake => "wake",
             Op::Resize => "resize",
             Op::Config => "config",
+            Op::Move => "move",
         }
     }
 
@@ -112,6 +115,7 @@ impl Op {
             Op::Wake => "woken",
             Op::Resize => "resized",
             Op::Config => "reconfigured",
+            Op::Move => "moved",
         }
     }
 }

@@ -27,6 +27,7 @@ mod hooks;
 mod inventory;
 mod lifecycle;
 pub mod lock;
+pub mod moves;
 pub mod nodes;
 mod obstacle;
 mod reconcile;
@@ -115,7 +116,16 @@ impl App {
     pub async fn open(config: AdminConfig) -> anyhow::Result<App> {
         ensure_private_dir(&config.data_dir)?;
         let store = Store::open(&config.store_path())?;
-        let runtime = Runtime::connect(config.docker_host.as_deref()).await?;
+        let runtime = Runtime::connect(config.docker_host.as_deref())
+            .await?
+            .with_engine(config.cell.engine);
+        if config.cell.engine == crate::tenant::Engine::Swarm
+            && runtime.swarm_role().await? != crate::runtime::SwarmRole::Manager
+        {
+            anyhow::bail!(
+                "cell.engine is \"swarm\" but this Docker engine is not a swarm manager; run the admin on a manager (docker swarm init, or join as one), or set cell.engine to \"docker\""
+            );
+        }
         App::assemble(config, store, runtime)
     }
 

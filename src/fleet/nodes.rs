@@ -44,6 +44,12 @@ pub async fn list(app: &App) -> anyhow::Result<Vec<Node>> {
     for cell in app.runtime.list_cells().await? {
         placed.insert(cell.tenant, local.clone());
     }
+    // A service with no task now (stopped, asleep) is where its volumes are.
+    for record in app.store.tenants()? {
+        if let Some(node) = record.node {
+            placed.insert(record.id, node);
+        }
+    }
     if app.runtime.swarm_role().await? == crate::runtime::SwarmRole::Manager {
         for (tenant, node) in app.runtime.list_services().await? {
             if let Some(node) = node {
@@ -101,7 +107,7 @@ pub async fn list(app: &App) -> anyhow::Result<Vec<Node>> {
 /// `NoRoom` when no node can take it, with each node's reason.
 pub fn next_placement(app: &App, nodes: &[Node]) -> Result<String, NoRoom> {
     let need = u64::try_from(app.config.cell.memory_bytes).unwrap_or_default();
-    place(nodes, need, &BTreeMap::new()).map(|node| node.hostname.clone())
+    place(nodes, need, &app.config.cell.node_labels).map(|node| node.hostname.clone())
 }
 
 /// Why no node can take a cell: each node and what stood in its way.
@@ -161,6 +167,40 @@ pub fn place<'a>(
         need_bytes,
         passed_by,
     })
+}
+
+/// The node a new cell of `memory_bytes` goes to on Swarm (`place` over
+/// every node, with the labels of `cell.nodeLabels`): its id.
+///
+/// # Errors
+///
+/// The nodes cannot be listed, or `NoRoom`.
+pub(crate) async fn choose(app: &App, memory_bytes: i64) -> anyhow::Result<String> {
+    let nodes = list(app).await?;
+    let need = u64::try_from(memory_bytes).unwrap_or_default();
+    Ok(place(&nodes, need, &app.config.cell.node_labels)?
+        .id
+        .clone())
+}
+
+/// On Swarm, puts the admin's own container on `tenant`'s overlay, so the
+/// gateway answers at its service name; nothing on a single host.
+///
+/// # Errors
+///
+/// The admin runs outside a container (it cannot join an overlay), or
+/// Docker refuses.
+pub(crate) async fn reach(app: &App, tenant: &TenantId) -> anyhow::Result<()> {
+    if app.runtime.engine() != crate::tenant::Engine::Swarm {
+        return Ok(());
+    }
+    let Some(container) = crate::runtime::own_container_id() else {
+        anyhow::bail!(
+            "on Swarm the admin reaches cells over their overlay networks, which only a container can join; run the admin in its container on a manager (README, \"Several hosts\")"
+        );
+    };
+    app.runtime.join_cell_network(tenant, &container).await?;
+    Ok(())
 }
 
 #[cfg(test)]

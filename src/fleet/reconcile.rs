@@ -108,6 +108,19 @@ pub async fn reconcile(app: &App) -> anyhow::Result<ReconcileReport> {
     let networks = app.runtime.managed_networks().await?;
     let actor = Actor::System("reconcile");
 
+    // On Swarm the admin's container (made again, say) must be on each
+    // tenant's overlay to reach its gateway.
+    if app.runtime.engine() == crate::tenant::Engine::Swarm {
+        for record in &records {
+            let has_network = networks
+                .iter()
+                .any(|(_, tenant)| tenant.as_ref() == Some(&record.id));
+            if has_network && let Err(err) = crate::fleet::nodes::reach(app, &record.id).await {
+                tracing::warn!(cause = %format!("{err:#}"), tenant = %record.id, "reconcile: cannot join the cell's overlay");
+            }
+        }
+    }
+
     for record in &records {
         let cell = cells.iter().find(|cell| cell.tenant == record.id);
         let needs_attention = match record.state {
@@ -279,6 +292,9 @@ async fn repair_locked(app: &App, record: &TenantRecord) -> anyhow::Result<Repai
         // unless the cell took a message meanwhile (it then stays awake).
         Some(status) if record.state == CellState::Sleeping && status.state == "running" => {
             app.runtime.stop(tenant).await?;
+            if let Err(err) = crate::fleet::cell::pull_state(app, record).await {
+                tracing::warn!(cause = %format!("{err:#}"), %tenant, "reconcile: cannot read the cell's store from its volumes");
+            }
             let state_dir = app.tenant_dir(tenant).join("state");
             let unfinished =
                 crate::fleet::cell_db::unfinished_telegram_updates(&state_dir).unwrap_or(0);
@@ -366,6 +382,7 @@ pub(crate) async fn finish_removal(app: &App, record: &TenantRecord) -> anyhow::
     app.runtime.remove_network(tenant).await?;
     if record.purge_on_remove {
         crate::fleet::fault_point("rm:dirs");
+        app.runtime.remove_cell_state(tenant).await?;
         purge_dirs(app, tenant)?;
     }
     crate::fleet::fault_point("rm:record");

@@ -395,6 +395,10 @@ async fn sleep_locked(
         .stop(tenant)
         .await
         .map_err(|err| anyhow!(err).context("cannot stop the container"))?;
+    // On Swarm the cell's store is in its volumes: bring it over to read.
+    if let Err(err) = crate::fleet::cell::pull_state(app, record).await {
+        tracing::warn!(cause = %format!("{err:#}"), %tenant, "sleep: cannot read the cell's store from its volumes");
+    }
     // Updates the cell had taken but not finished: it wakes again at once.
     let state_dir = app.tenant_dir(tenant).join("state");
     let unfinished = tokio::task::spawn_blocking(move || {
@@ -502,7 +506,7 @@ async fn wake_locked(
         _ => None,
     };
     let woke = async {
-        wait_healthy(app, tenant, record.port, app.config.cell.health_timeout).await?;
+        wait_healthy(app, record, app.config.cell.health_timeout).await?;
         let healthy_in = begun.elapsed();
         crate::fleet::cell_gateway::register(app, record)?;
         // For a message, `typing` goes on until the cell's own poller runs.

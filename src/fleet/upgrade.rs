@@ -196,28 +196,7 @@ pub async fn upgrade(
     };
 
     fault_point("upgrade:finish");
-    let (generation, image_now, image_id, paired) = (
-        record.generation,
-        record.image.clone(),
-        record.image_id.clone(),
-        record.paired,
-    );
-    let finished = app.store.update_tenant(tenant, |record| {
-        record.generation = generation;
-        record.image = image_now;
-        record.image_id = image_id;
-        record.paired = paired;
-        record.maintenance_until = None;
-        record.updated_at = now();
-        Ok(())
-    });
-    if let Err(err) = finished {
-        tracing::warn!(cause = %err, %tenant, "upgrade: cannot record the new generation");
-    }
-    // The planned downtime is no outage: no RECOVERED for a DOWN never announced.
-    if let Err(err) = crate::fleet::alerts::forget_alert_states(app, tenant) {
-        tracing::warn!(cause = %err, %tenant, "upgrade: cannot reset the alert states");
-    }
+    finish_replacement(app, &record, "upgrade");
     match outcome {
         None => {
             audit(app, actor, "upgrade", Some(tenant), Ok(()));
@@ -261,15 +240,7 @@ async fn validate(
     {
         bail!("{tenant} is pinned to {pin}; pin it to {image} or unpin it first");
     }
-    if !matches!(
-        record.state,
-        CellState::Running | CellState::Stopped | CellState::Sleeping
-    ) {
-        bail!(
-            "{tenant} is {}; only a running, stopped or sleeping tenant can be upgraded",
-            record.state.as_str()
-        );
-    }
+    settled(&record, "upgraded")?;
     let Some(image_id) = app
         .runtime
         .image_id(&image)
@@ -284,9 +255,34 @@ async fn validate(
     Ok((record, image))
 }
 
+/// Records what `replace` made of `record` (generation, image, node,
+/// pairing) and ends its maintenance window; the planned downtime is no
+/// outage, so its alert states are forgotten (no RECOVERED for a DOWN never
+/// announced). Failures are logged: the cell itself is what it is.
+pub(crate) fn finish_replacement(app: &App, record: &TenantRecord, action: &str) {
+    let tenant = &record.id;
+    let made = record.clone();
+    let finished = app.store.update_tenant(tenant, |record| {
+        record.generation = made.generation;
+        record.image = made.image;
+        record.image_id = made.image_id;
+        record.node = made.node;
+        record.paired = made.paired;
+        record.maintenance_until = None;
+        record.updated_at = now();
+        Ok(())
+    });
+    if let Err(err) = finished {
+        tracing::warn!(cause = %err, %tenant, "{action}: cannot record the new cell");
+    }
+    if let Err(err) = crate::fleet::alerts::forget_alert_states(app, tenant) {
+        tracing::warn!(cause = %err, %tenant, "{action}: cannot reset the alert states");
+    }
+}
+
 /// Replaces the container with one of the next generation running `image`,
 /// starts it when `start`, and waits for a healthy, reachable gateway.
-async fn replace(
+pub(crate) async fn replace(
     app: &App,
     record: &mut TenantRecord,
     image: &str,
@@ -328,7 +324,7 @@ async fn replace(
         .map_err(|err| (UpgradeStep::Start, anyhow!(err)))?;
     progress(UpgradeStep::Health);
     fault_point("upgrade:health");
-    wait_healthy(app, &tenant, record.port, app.config.cell.health_timeout)
+    wait_healthy(app, record, app.config.cell.health_timeout)
         .await
         .map_err(|err| (UpgradeStep::Health, err))?;
 
@@ -404,4 +400,20 @@ fn pairing_required(err: &anyhow::Error) -> bool {
             Some(ConnectError::PairingRequired { .. })
         )
     })
+}
+
+/// Refuses a tenant that is between states (being created, removed, moved…):
+/// only a running, stopped or sleeping tenant can be `action` (upgraded, moved).
+pub(crate) fn settled(record: &TenantRecord, action: &str) -> anyhow::Result<()> {
+    if !matches!(
+        record.state,
+        CellState::Running | CellState::Stopped | CellState::Sleeping
+    ) {
+        bail!(
+            "{} is {}; only a running, stopped or sleeping tenant can be {action}",
+            record.id,
+            record.state.as_str()
+        );
+    }
+    Ok(())
 }

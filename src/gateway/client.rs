@@ -35,11 +35,13 @@ use crate::tenant::Secret;
 /// Read and write buffer of each socket (see `open`).
 const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
 
-/// Where a cell's gateway listens and how to log in. Always `127.0.0.1`: cells publish
-/// their port on loopback only, so no other host can be named here.
+/// Where a cell's gateway listens and how to log in: `127.0.0.1` and the port a
+/// cell on this host publishes on loopback, or, on Swarm, the cell's service
+/// name on its overlay network (which the admin has joined) and the gateway's
+/// own port.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
-    /// The cell's published gateway port on 127.0.0.1.
+    pub host: String,
     pub port: u16,
     /// The cell's `OPENCLAW_GATEWAY_TOKEN`; used when no device token works.
     pub gateway_token: Secret<String>,
@@ -845,6 +847,7 @@ async fn open(
 ) -> Result<(Socket, Hello), ConnectError> {
     if let Some(device_token) = endpoint.device_token.clone() {
         match handshake(
+            &endpoint.host,
             endpoint.port,
             identity,
             options,
@@ -863,6 +866,7 @@ async fn open(
         }
     }
     handshake(
+        &endpoint.host,
         endpoint.port,
         identity,
         options,
@@ -879,15 +883,16 @@ enum Credential<'a> {
 }
 
 async fn handshake(
+    host: &str,
     port: u16,
     identity: &DeviceIdentity,
     options: &Options,
     credential: Credential<'_>,
 ) -> Result<(Socket, Hello), ConnectError> {
-    let tcp = TcpStream::connect(("127.0.0.1", port))
+    let tcp = TcpStream::connect((host, port))
         .await
         .map_err(|err| ConnectError::Unreachable {
-            reason: format!("127.0.0.1:{port}: {err}"),
+            reason: format!("{host}:{port}: {err}"),
         })?;
     let _ = tcp.set_nodelay(true);
     // Small buffers: the admin holds one socket per tenant, and tungstenite's
@@ -898,7 +903,7 @@ async fn handshake(
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_message_size(Some(options.max_message_bytes))
         .max_frame_size(Some(options.max_message_bytes));
-    let url = format!("ws://127.0.0.1:{port}/");
+    let url = format!("ws://{host}:{port}/");
     let (mut socket, _response) =
         tokio_tungstenite::client_async_with_config(url, tcp, Some(config))
             .await

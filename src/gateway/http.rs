@@ -127,22 +127,22 @@ impl Http {
     }
 
     /// `GET /healthz`: the process is live.
-    pub async fn healthz(&self, port: u16) -> Probe {
-        self.probe(port, "/healthz").await
+    pub async fn healthz(&self, host: &str, port: u16) -> Probe {
+        self.probe(host, port, "/healthz").await
     }
 
     /// `GET /readyz`: channels and sidecars are ready (503 with `failing[]` if not).
-    pub async fn readyz(&self, port: u16) -> Probe {
-        self.probe(port, "/readyz").await
+    pub async fn readyz(&self, host: &str, port: u16) -> Probe {
+        self.probe(host, port, "/readyz").await
     }
 
     /// `GET /startupz`: startup finished (`status: "started"`).
-    pub async fn startupz(&self, port: u16) -> Probe {
-        self.probe(port, "/startupz").await
+    pub async fn startupz(&self, host: &str, port: u16) -> Probe {
+        self.probe(host, port, "/startupz").await
     }
 
-    async fn probe(&self, port: u16, path: &str) -> Probe {
-        let url = format!("http://127.0.0.1:{port}{path}");
+    async fn probe(&self, host: &str, port: u16, path: &str) -> Probe {
+        let url = format!("http://{host}:{port}{path}");
         let response = match self.client.get(url).send().await {
             Ok(response) => response,
             Err(err) if err.is_timeout() => return Probe::Timeout,
@@ -174,6 +174,7 @@ impl Http {
     /// token, `RateLimited`, transport failures.
     pub async fn wake(
         &self,
+        host: &str,
         port: u16,
         hooks_token: &Secret<String>,
         wake: &Wake,
@@ -185,7 +186,7 @@ impl Http {
         if let Some(agent_id) = &wake.agent_id {
             body["agentId"] = json!(agent_id);
         }
-        self.hook(port, "/hooks/wake", hooks_token, &body, self.timeout)
+        self.hook(host, port, "/hooks/wake", hooks_token, &body, self.timeout)
             .await
     }
 
@@ -196,6 +197,7 @@ impl Http {
     /// As [`Http::wake`]; an unknown agent id is `BadRequest`.
     pub async fn hook_agent(
         &self,
+        host: &str,
         port: u16,
         hooks_token: &Secret<String>,
         agent: &HookAgent,
@@ -223,19 +225,20 @@ impl Http {
             body["timeoutSeconds"] = json!(wait.as_secs().max(1));
             timeout = timeout.max(HOOK_AGENT_ADMISSION + wait + ANSWER_SLACK);
         }
-        self.hook(port, "/hooks/agent", hooks_token, &body, timeout)
+        self.hook(host, port, "/hooks/agent", hooks_token, &body, timeout)
             .await
     }
 
     async fn hook<T: serde::de::DeserializeOwned>(
         &self,
+        host: &str,
         port: u16,
         path: &str,
         hooks_token: &Secret<String>,
         body: &Value,
         timeout: Duration,
     ) -> Result<T, HookError> {
-        let url = format!("http://127.0.0.1:{port}{path}");
+        let url = format!("http://{host}:{port}{path}");
         let sent = self
             .client
             .post(url)
@@ -393,7 +396,7 @@ mod tests {
         )
         .await;
         assert_eq!(
-            http().healthz(port).await,
+            http().healthz("127.0.0.1", port).await,
             Probe::Ok {
                 body: json!({"ok": true, "status": "live"})
             }
@@ -418,7 +421,7 @@ mod tests {
         )
         .await;
         assert_eq!(
-            http().readyz(port).await,
+            http().readyz("127.0.0.1", port).await,
             Probe::Failed {
                 status: 503,
                 body: r#"{"ready":false,"failing":["telegram"]}"#.to_string()
@@ -430,7 +433,7 @@ mod tests {
             listener.local_addr().unwrap().port()
         };
         assert!(matches!(
-            http().startupz(closed_port).await,
+            http().startupz("127.0.0.1", closed_port).await,
             Probe::Unreachable { .. }
         ));
     }
@@ -441,7 +444,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let silent = Http::new(Duration::from_millis(200)).unwrap();
-        let probe = silent.healthz(port).await;
+        let probe = silent.healthz("127.0.0.1", port).await;
         drop(listener);
         assert_eq!(probe, Probe::Timeout);
     }
@@ -460,7 +463,10 @@ mod tests {
             next_heartbeat: false,
             agent_id: None,
         };
-        let accepted = http().wake(port, &token(), &wake).await.unwrap();
+        let accepted = http()
+            .wake("127.0.0.1", port, &token(), &wake)
+            .await
+            .unwrap();
         assert_eq!(
             accepted,
             WakeAccepted {
@@ -498,7 +504,10 @@ mod tests {
             wait_for_completion: Some(Duration::from_secs(20)),
             ..HookAgent::default()
         };
-        let accepted = http().hook_agent(port, &token(), &agent).await.unwrap();
+        let accepted = http()
+            .hook_agent("127.0.0.1", port, &token(), &agent)
+            .await
+            .unwrap();
         assert_eq!(accepted.run_id, "3abe5090");
         assert_eq!(accepted.completion.unwrap()["status"], "error");
         let body: Value = serde_json::from_str(&seen.recv().await.unwrap().body).unwrap();
@@ -543,7 +552,10 @@ mod tests {
         ];
         for (status, headers, body, expected) in cases {
             let (port, _seen) = serve(status, headers, body).await;
-            let got = http().wake(port, &token(), &wake).await.unwrap_err();
+            let got = http()
+                .wake("127.0.0.1", port, &token(), &wake)
+                .await
+                .unwrap_err();
             assert!(!got.to_string().contains("hook-secret"), "{got}");
             assert_eq!(got, expected, "{status}");
         }

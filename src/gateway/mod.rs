@@ -10,8 +10,10 @@
 //! - `methods`: typed calls (`health`, `config.patch`, `usage.cost`, …) and their results.
 //! - `http`: `/healthz`, `/readyz`, `/startupz` and `/hooks/*` ([`Http`]).
 //!
-//! Architecture Invariant: this module talks to `127.0.0.1` only, and knows nothing of
-//! the store, Docker or Telegram; callers hand it endpoints and persist what it reports.
+//! Architecture Invariant: this module talks only to the hosts its callers name
+//! (`127.0.0.1`, or a cell's service name on an overlay the admin has joined), and
+//! knows nothing of the store, Docker or Telegram; callers hand it endpoints and
+//! persist what it reports.
 
 mod client;
 mod error;

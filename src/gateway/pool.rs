@@ -94,7 +94,8 @@ impl Pool {
         let mut slots = self.shared.lock_slots();
         match slots.get_mut(&tenant) {
             Some(slot)
-                if slot.endpoint.port == endpoint.port
+                if slot.endpoint.host == endpoint.host
+                    && slot.endpoint.port == endpoint.port
                     && slot.endpoint.gateway_token == endpoint.gateway_token =>
             {
                 slot.endpoint = endpoint;

@@ -45,6 +45,7 @@ pub(crate) fn identity() -> DeviceIdentity {
 /// An endpoint for `port` with the test gateway token.
 pub(crate) fn endpoint(port: u16) -> Endpoint {
     Endpoint {
+        host: "127.0.0.1".to_string(),
         port,
         gateway_token: Secret::new("gw-token".to_string()),
         device_token: None,

@@ -968,6 +968,7 @@ mod tests {
                 slept_at: None,
                 wake_at: None,
                 pinned_image: None,
+                node: None,
             },
             container: Ok(Some(ContainerStatus {
                 container_id: "c".into(),

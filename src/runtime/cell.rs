@@ -17,7 +17,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use crate::runtime::{Error, LABEL_GENERATION, LABEL_TENANT, Result, Runtime, is_status, labels};
-use crate::tenant::{Limits, Secret, Started, Stopped, TenantId};
+use crate::tenant::{Engine, Limits, Secret, Started, Stopped, TenantId};
 
 /// The port the gateway listens on inside every cell.
 pub const GATEWAY_PORT: u16 = 18789;
@@ -58,6 +58,9 @@ pub struct CellSpec {
     /// most `log_max_files` files are kept.
     pub log_max_bytes: u64,
     pub log_max_files: u32,
+    /// On Swarm, the node to run the cell on (its volumes are made there);
+    /// `None`: this engine's node. A single host ignores it.
+    pub node: Option<String>,
 }
 
 /// A host directory bound into the cell.
@@ -132,6 +135,9 @@ impl Runtime {
     /// `NoImage` when the image is missing, `Foreign` when a container of that
     /// name exists without our label, `Docker` for anything else.
     pub async fn create_cell(&self, spec: &CellSpec) -> Result<(String, String)> {
+        if self.engine == Engine::Swarm {
+            return self.create_swarm_cell(spec).await;
+        }
         let name = spec.tenant.cell_name();
         let image = match self.docker().inspect_image(&spec.image).await {
             Ok(image) => image,
@@ -248,6 +254,9 @@ impl Runtime {
     ///
     /// `NotFound`, `Foreign`, or Docker's refusal (for example the port is taken).
     pub async fn start(&self, tenant: &TenantId) -> Result<Started> {
+        if self.engine == Engine::Swarm {
+            return self.start_swarm_cell(tenant).await;
+        }
         let name = self.own_container(tenant).await?;
         match self
             .docker()
@@ -270,6 +279,9 @@ impl Runtime {
     /// `NotFound` when the tenant has no cell, `Foreign` when the container is not ours,
     /// `Docker` when the engine refuses or cannot be reached.
     pub async fn stop(&self, tenant: &TenantId) -> Result<Stopped> {
+        if self.engine == Engine::Swarm {
+            return self.stop_swarm_cell(tenant).await;
+        }
         let name = self.own_container(tenant).await?;
         let options = StopContainerOptionsBuilder::new()
             .t(STOP_GRACE_SECS)
@@ -288,6 +300,9 @@ impl Runtime {
     /// `NotFound` when the tenant has no cell, `Foreign` when the container is not ours,
     /// `Docker` when the engine refuses or cannot be reached.
     pub async fn restart(&self, tenant: &TenantId) -> Result<()> {
+        if self.engine == Engine::Swarm {
+            return self.restart_swarm_cell(tenant).await;
+        }
         let name = self.own_container(tenant).await?;
         let options = RestartContainerOptionsBuilder::new()
             .t(STOP_GRACE_SECS)
@@ -340,6 +355,9 @@ impl Runtime {
     /// `Foreign` when a container of that name is not ours; `Docker` when the engine
     /// refuses or cannot be reached.
     pub async fn remove_cell(&self, tenant: &TenantId) -> Result<bool> {
+        if self.engine == Engine::Swarm {
+            return self.remove_swarm_cell(tenant).await;
+        }
         let name = tenant.cell_name();
         match self.container_owner(&name).await? {
             None => Ok(false),
@@ -351,6 +369,20 @@ impl Runtime {
         }
     }
 
+    /// Removes what holds the tenant's state besides its dirs on the admin's
+    /// disk: on Swarm its volumes (on this node), which stay when only the
+    /// cell goes; nothing on a single host, whose cells bind those dirs.
+    ///
+    /// # Errors
+    ///
+    /// Docker refusing, or a volume still in use after a minute.
+    pub async fn remove_cell_state(&self, tenant: &TenantId) -> Result<()> {
+        match self.engine {
+            Engine::Docker => Ok(()),
+            Engine::Swarm => self.remove_swarm_state(tenant).await,
+        }
+    }
+
     /// Inspects the tenant's cell; `Ok(None)` when it does not exist.
     ///
     /// # Errors
@@ -358,6 +390,9 @@ impl Runtime {
     /// `Docker` when the engine cannot be reached or answers with an error other
     /// than "no such container".
     pub async fn inspect(&self, tenant: &TenantId) -> Result<Option<CellStatus>> {
+        if self.engine == Engine::Swarm {
+            return self.inspect_swarm_cell(tenant).await;
+        }
         let Some(info) = self.inspect_container(tenant).await? else {
             return Ok(None);
         };
@@ -395,6 +430,9 @@ impl Runtime {
     ///
     /// `Docker` when the engine cannot be reached.
     pub async fn list_cells(&self) -> Result<Vec<CellInfo>> {
+        if self.engine == Engine::Swarm {
+            return self.list_swarm_cells().await;
+        }
         let filters = HashMap::from([("label", vec!["mtp.managed=true"])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
@@ -439,6 +477,9 @@ impl Runtime {
         tail: Option<usize>,
         since: Option<i64>,
     ) -> Result<Vec<LogLine>> {
+        if self.engine == Engine::Swarm {
+            return self.service_logs(tenant, tail, since).await;
+        }
         let mut lines = self.log_lines(tenant, tail, since, false).await?;
         let mut res = Vec::new();
         while let Some(line) = lines.next().await {
@@ -460,6 +501,11 @@ impl Runtime {
         tail: Option<usize>,
         since: Option<i64>,
     ) -> Result<futures_util::stream::BoxStream<'static, Result<LogLine>>> {
+        if self.engine == Engine::Swarm {
+            return Err(Error::Other(format!(
+                "following the log of a Swarm cell ({tenant}) is not supported; ask for its last lines"
+            )));
+        }
         self.log_lines(tenant, tail, since, true).await
     }
 
@@ -578,6 +624,9 @@ impl Runtime {
 
     /// The name of the tenant's container, after checking it is ours.
     pub(crate) async fn own_container(&self, tenant: &TenantId) -> Result<String> {
+        if self.engine == Engine::Swarm {
+            return self.local_task_container(tenant).await;
+        }
         let name = tenant.cell_name();
         match self.container_owner(&name).await? {
             None => Err(Error::NotFound(tenant.clone())),

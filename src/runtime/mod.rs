@@ -1,6 +1,8 @@
-//! The container runtime: cells on Docker through bollard. One cell is one
-//! container and one bridge network, both named `mtp-cell-<tenant>` and labelled
-//! `mtp.managed=true`, `mtp.tenant=<id>`, `mtp.generation=<n>`.
+//! The container runtime: cells on Docker through bollard. On one host a cell
+//! is one container and one bridge network, both named `mtp-cell-<tenant>` and
+//! labelled `mtp.managed=true`, `mtp.tenant=<id>`, `mtp.generation=<n>`; with
+//! the Swarm engine (`with_engine`) it is a service of that name on an overlay
+//! of that name (`swarm.rs`), and the same calls work on it (`swarm_cell.rs`).
 //!
 //! Architecture invariant: `runtime/` knows nothing of the store, the gateway or
 //! the config file; it gets a `CellSpec` and reports what Docker says.
@@ -12,6 +14,8 @@ mod ports;
 mod profile;
 mod raw;
 mod swarm;
+mod swarm_cell;
+mod swarm_volumes;
 
 use std::collections::HashMap;
 
@@ -25,7 +29,7 @@ pub use swarm::{
     NodeInfo, SeedFile, SwarmCell, SwarmCellSpec, SwarmRole, VolumeMount, own_container_id,
 };
 
-use crate::tenant::TenantId;
+use crate::tenant::{Engine, TenantId};
 
 /// Label on every container and network MTP manages.
 pub const LABEL_MANAGED: &str = "mtp.managed";
@@ -59,6 +63,8 @@ pub struct Runtime {
     docker: Docker,
     /// Where the engine listens, for the few calls bollard lacks (`raw.rs`).
     address: raw::Address,
+    /// What a cell is here: a container on this host, or a Swarm service.
+    engine: Engine,
 }
 
 impl Runtime {
@@ -84,7 +90,37 @@ impl Runtime {
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
         let address = raw::Address::of(docker_host);
-        Ok(Runtime { docker, address })
+        Ok(Runtime {
+            docker,
+            address,
+            engine: Engine::Docker,
+        })
+    }
+
+    /// The same engine, running cells as `engine` says: every cell action
+    /// (create, start, stop, restart, remove, inspect, list, logs, exec)
+    /// then works on containers of this host or on Swarm services.
+    #[must_use]
+    pub fn with_engine(mut self, engine: Engine) -> Runtime {
+        self.engine = engine;
+        self
+    }
+
+    /// What cells are on this runtime.
+    #[must_use]
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Where the admin reaches a cell's gateway: `127.0.0.1` and the port the
+    /// cell publishes on this host's loopback, or on Swarm the service's name
+    /// on its overlay (which the admin joins) and the gateway's own port.
+    #[must_use]
+    pub fn gateway_at(&self, tenant: &TenantId, published_port: u16) -> (String, u16) {
+        match self.engine {
+            Engine::Docker => ("127.0.0.1".to_string(), published_port),
+            Engine::Swarm => (tenant.cell_name(), GATEWAY_PORT),
+        }
     }
 
     /// A handle that has not reached any engine (a closed loopback port; bollard
@@ -97,6 +133,7 @@ impl Runtime {
         Runtime {
             docker,
             address: raw::Address::of(Some("http://127.0.0.1:9")),
+            engine: Engine::Docker,
         }
     }
 

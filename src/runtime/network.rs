@@ -48,6 +48,10 @@ impl Runtime {
         generation: u64,
         subnet: &str,
     ) -> Result<bool> {
+        if self.engine == crate::tenant::Engine::Swarm {
+            self.create_overlay(tenant, generation, subnet).await?;
+            return Ok(true);
+        }
         let name = tenant.cell_name();
         if let Some(existing) = self.network_of(&name).await? {
             if existing.tenant.as_deref() != Some(tenant.as_str()) {
@@ -92,6 +96,14 @@ impl Runtime {
     ///
     /// `Foreign` for a network of that name without our label.
     pub async fn remove_network(&self, tenant: &TenantId) -> Result<bool> {
+        if self.engine == crate::tenant::Engine::Swarm {
+            return self.remove_swarm_network(tenant).await;
+        }
+        self.remove_own_network(tenant).await
+    }
+
+    /// `remove_network` of the network itself, bridge or overlay.
+    pub(super) async fn remove_own_network(&self, tenant: &TenantId) -> Result<bool> {
         let name = tenant.cell_name();
         match self.network_of(&name).await?.map(|network| network.tenant) {
             None => Ok(false),

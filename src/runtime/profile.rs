@@ -133,6 +133,11 @@ impl Runtime {
     ///
     /// `NotFound`, `Foreign`, or Docker's refusal.
     pub async fn update_limits(&self, tenant: &TenantId, limits: &Limits) -> Result<()> {
+        if self.engine == crate::tenant::Engine::Swarm {
+            return Err(Error::Other(format!(
+                "the limits of a Swarm cell ({tenant}) are its service's, which Swarm applies by replacing its task; changing them in place is not supported"
+            )));
+        }
         let name = self.own_container(tenant).await?;
         let body = ContainerUpdateBody {
             memory: Some(limits.memory_bytes),

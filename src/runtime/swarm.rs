@@ -66,6 +66,9 @@ fn container_id_in(mountinfo: &str) -> Option<String> {
 /// Where a seeding job mounts the volume it prepares.
 const SEED_TARGET: &str = "/seed";
 
+/// The dir a seeded volume holds, so it is seeded only once.
+pub const SEEDED_MARK: &str = ".mtp-seeded";
+
 /// A file written into a volume before the cell's first start.
 #[derive(Clone, PartialEq)]
 pub struct SeedFile {
@@ -89,7 +92,11 @@ impl std::fmt::Debug for SeedFile {
 /// uid 1000: only `printf` (a builtin, every byte an octal escape), `mkdir`,
 /// `chmod` and `chown`, so any image with a POSIX shell runs it.
 fn seed_script(files: &[SeedFile]) -> Result<String> {
-    let mut script = String::from("set -e; umask 077; ");
+    // Once per volume: a cell made again (an upgrade) keeps the state its
+    // gateway wrote. The mark is a dir, so `cd` (a builtin) tells.
+    let mut script = format!(
+        "set -e; umask 077; if (cd {SEED_TARGET}/{SEEDED_MARK}) 2>/dev/null; then exit 0; fi; "
+    );
     for file in files {
         let plain = !file.path.is_empty()
             && !file.path.starts_with('/')
@@ -121,9 +128,20 @@ fn seed_script(files: &[SeedFile]) -> Result<String> {
         ));
     }
     script.push_str(&format!(
-        "chown -R 1000:1000 {SEED_TARGET}; chmod 700 {SEED_TARGET}"
+        "mkdir {SEED_TARGET}/{SEEDED_MARK}; chown -R 1000:1000 {SEED_TARGET}; chmod 700 {SEED_TARGET}"
     ));
     Ok(script)
+}
+
+/// A one-shot job on a cell's volumes (`run_volume_job`).
+pub(crate) struct VolumeJob<'a> {
+    pub tenant: &'a TenantId,
+    pub image: &'a str,
+    pub node: Option<&'a str>,
+    pub volumes: &'a [VolumeMount],
+    pub script: &'a str,
+    pub secrets: Vec<TaskSpecContainerSpecSecrets>,
+    pub timeout: std::time::Duration,
 }
 
 /// One named volume of a cell, on the node that runs it.
@@ -174,6 +192,14 @@ pub struct SwarmCell {
     pub published_ports: Vec<u16>,
     /// Environment of the spec: names only, never values.
     pub env_names: Vec<String>,
+    /// The image the spec names.
+    pub image: String,
+    /// Exit code of the newest task's container, once it has exited.
+    pub exit_code: Option<i64>,
+    /// When the newest task last changed state (RFC 3339).
+    pub since: Option<String>,
+    /// Tasks of the service that failed (Swarm keeps the last few).
+    pub failed_tasks: u64,
 }
 
 /// One node of the swarm (or the single engine, as one node).
@@ -386,17 +412,27 @@ impl Runtime {
             }),
             ..Default::default()
         });
-        let version = current
-            .version
+        self.update_spec(&name, current.version, spec).await?;
+        Ok(true)
+    }
+
+    /// Replaces the spec of the service `name`, which was at `version`.
+    pub(super) async fn update_spec(
+        &self,
+        name: &str,
+        version: Option<bollard::models::ObjectVersion>,
+        spec: ServiceSpec,
+    ) -> Result<()> {
+        let version = version
             .and_then(|v| v.index)
             .ok_or_else(|| Error::Other(format!("service {name} has no version")))?;
         let options = UpdateServiceOptionsBuilder::new()
             .version(i32::try_from(version).unwrap_or(i32::MAX))
             .build();
         self.docker()
-            .update_service(&name, spec, options, None)
+            .update_service(name, spec, options, None)
             .await?;
-        Ok(true)
+        Ok(())
     }
 
     /// Removes the tenant's service, its secrets and its network; the
@@ -409,38 +445,19 @@ impl Runtime {
     /// `Foreign` when the service is not ours; `Docker` otherwise, or
     /// something still in use after a minute.
     pub async fn remove_service(&self, tenant: &TenantId, volumes: &[VolumeMount]) -> Result<bool> {
-        let name = tenant.cell_name();
-        let existed = match self.service_owner(&name).await? {
-            None => false,
-            Some(Some(owner)) if owner == tenant.as_str() => {
-                match self.docker().delete_service(&name).await {
-                    Ok(()) => true,
-                    Err(err) if is_status(&err, 404) => false,
-                    Err(err) => return Err(err.into()),
-                }
-            }
-            Some(_) => return Err(Error::Foreign { name }),
-        };
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            match self.remove_leftovers(tenant, volumes).await {
-                Ok(()) => return Ok(existed),
-                // Docker refuses what a task that is still stopping holds.
-                Err(Error::Docker(err))
-                    if [400, 403, 409, 500]
-                        .into_iter()
-                        .any(|code| is_status(&err, code))
-                        && tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                }
-                Err(err) => return Err(err),
-            }
-        }
+        let existed = self.remove_swarm_cell(tenant).await?;
+        self.disconnect_all(tenant).await?;
+        self.retry_in_use(|| self.remove_leftovers(tenant, volumes))
+            .await?;
+        Ok(existed)
     }
 
     /// The secrets, network and `volumes` of a tenant whose service is gone.
-    async fn remove_leftovers(&self, tenant: &TenantId, volumes: &[VolumeMount]) -> Result<()> {
+    pub(super) async fn remove_leftovers(
+        &self,
+        tenant: &TenantId,
+        volumes: &[VolumeMount],
+    ) -> Result<()> {
         // Swarm reaps the containers of a removed service's tasks in its own
         // time (an exited one lingered for over a minute here) and they hold
         // the volumes: the ones on this node go now, the cell's and its jobs'.
@@ -454,7 +471,16 @@ impl Runtime {
                 Err(err) => return Err(err.into()),
             }
         }
-        self.remove_network(tenant).await?;
+        self.remove_own_network(tenant).await?;
+        self.remove_volumes(tenant, volumes).await
+    }
+
+    /// Removes `volumes` of `tenant` from this engine's node; gone already is fine.
+    pub(super) async fn remove_volumes(
+        &self,
+        tenant: &TenantId,
+        volumes: &[VolumeMount],
+    ) -> Result<()> {
         for volume in volumes {
             match self
                 .docker()
@@ -501,11 +527,27 @@ impl Runtime {
             .as_ref()
             .and_then(|t| t.container_spec.clone())
             .unwrap_or_default();
-        let newest = self
-            .service_tasks(&name)
-            .await?
+        let tasks = self.service_tasks(&name).await?;
+        // Failures since the service last changed (a start, stop, restart or
+        // its making): as a container's restart count, which a new start
+        // leaves behind. Swarm keeps older failed tasks for a while; counting
+        // them would fail every later health wait after one crash.
+        let since = service
+            .updated_at
+            .as_deref()
+            .or(service.created_at.as_deref())
+            .and_then(instant);
+        let failed_tasks = tasks
+            .iter()
+            .filter(|task| task.status.as_ref().and_then(|s| s.state) == Some(TaskState::FAILED))
+            .filter(|task| {
+                let created = task.created_at.as_deref().and_then(instant);
+                matches!((created, since), (Some(created), Some(since)) if created >= since)
+            })
+            .count() as u64;
+        let newest = tasks
             .into_iter()
-            .max_by_key(|task| task.version.as_ref().and_then(|v| v.index).unwrap_or(0));
+            .max_by_key(|task| task.created_at.as_deref().and_then(instant));
         let status = newest.as_ref().and_then(|task| task.status.clone());
         Ok(Some(SwarmCell {
             service_id: service.id.unwrap_or_default(),
@@ -525,8 +567,16 @@ impl Runtime {
                 .and_then(|s| s.err.clone().or_else(|| s.message.clone())),
             node: newest.as_ref().and_then(|task| task.node_id.clone()),
             container_id: status
-                .and_then(|s| s.container_status)
-                .and_then(|c| c.container_id),
+                .as_ref()
+                .and_then(|s| s.container_status.as_ref())
+                .and_then(|c| c.container_id.clone()),
+            exit_code: status
+                .as_ref()
+                .and_then(|s| s.container_status.as_ref())
+                .and_then(|c| c.exit_code),
+            since: status.as_ref().and_then(|s| s.timestamp.clone()),
+            failed_tasks,
+            image: container.image.clone().unwrap_or_default(),
             no_new_privileges: container
                 .privileges
                 .and_then(|p| p.no_new_privileges)
@@ -561,19 +611,35 @@ impl Runtime {
         &self,
         tenant: &TenantId,
         tail: Option<usize>,
+        since: Option<i64>,
     ) -> Result<Vec<super::LogLine>> {
-        use futures_util::StreamExt as _;
-
         let name = self.own_service(tenant).await?;
         let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
+        let since = since.map_or_else(String::new, |since| format!("&since={since}"));
+        match self
+            .logs_of_service(&name, &format!("stdout=1&stderr=1&tail={tail}{since}"))
+            .await?
+        {
+            Some(lines) => Ok(lines),
+            None => Err(Error::NotFound(tenant.clone())),
+        }
+    }
+
+    /// The log lines of the service `name` for the query `query`; `None`
+    /// when there is no such service.
+    pub(super) async fn logs_of_service(
+        &self,
+        name: &str,
+        query: &str,
+    ) -> Result<Option<Vec<super::LogLine>>> {
+        use futures_util::StreamExt as _;
+
         let (status, body) = self
-            .raw_get(&format!(
-                "/services/{name}/logs?stdout=1&stderr=1&tail={tail}"
-            ))
+            .raw_get(&format!("/services/{name}/logs?{query}"))
             .await?;
         match status {
             200 => {}
-            404 => return Err(Error::NotFound(tenant.clone())),
+            404 => return Ok(None),
             _ => {
                 let message = serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
@@ -592,7 +658,7 @@ impl Runtime {
         while let Some(line) = lines.next().await {
             res.push(line?);
         }
-        Ok(res)
+        Ok(Some(res))
     }
 
     /// Tenants that have a service, with the node of its newest task.
@@ -624,7 +690,7 @@ impl Runtime {
     }
 
     /// Makes `volume` of `tenant` the gateway's (uid 1000, mode 0700) and
-    /// writes `files` into it, from a one-shot job of `image` on `node`: how
+    /// writes `files` into it, unless it was seeded before (`SEEDED_MARK`), from a one-shot job of `image` on `node`: how
     /// a volume is given its first files on whichever node holds it, without
     /// exec or bind mounts. The files travel in the job's command, which
     /// Swarm shows to anyone who can inspect services: nothing secret may be
@@ -649,21 +715,32 @@ impl Runtime {
             suffix: volume.suffix.clone(),
             target: SEED_TARGET.to_string(),
         };
-        self.run_volume_job(tenant, image, node, &[mount], &script, timeout)
-            .await
+        self.run_volume_job(&VolumeJob {
+            tenant,
+            image,
+            node,
+            volumes: &[mount],
+            script: &script,
+            secrets: Vec::new(),
+            timeout,
+        })
+        .await
+        .map(drop)
     }
 
-    /// Runs `script` once with `sh -c` as root in `image` on `node` with
-    /// `volumes` mounted, and waits for it to finish.
-    async fn run_volume_job(
-        &self,
-        tenant: &TenantId,
-        image: &str,
-        node: Option<&str>,
-        volumes: &[VolumeMount],
-        script: &str,
-        timeout: std::time::Duration,
-    ) -> Result<()> {
+    /// Runs the job's script once with `sh -c` as root in its image on its
+    /// node with its volumes and secrets mounted, waits for it to finish and
+    /// returns what it wrote to stdout.
+    pub(super) async fn run_volume_job(&self, job: &VolumeJob<'_>) -> Result<Vec<super::LogLine>> {
+        let VolumeJob {
+            tenant,
+            image,
+            node,
+            volumes,
+            script,
+            timeout,
+            ..
+        } = *job;
         let name = format!("{}-job", tenant.cell_name());
         if self.service_owner(&name).await?.is_some() {
             self.docker().delete_service(&name).await?;
@@ -684,6 +761,7 @@ impl Runtime {
                     ]),
                     user: Some("0:0".to_string()),
                     mounts: Some(volume_mounts(tenant, volumes)),
+                    secrets: Some(job.secrets.clone()),
                     init: Some(true),
                     // Only what preparing files takes.
                     capability_drop: Some(vec!["ALL".to_string()]),
@@ -697,6 +775,12 @@ impl Runtime {
                 restart_policy: Some(TaskSpecRestartPolicy {
                     condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
                     ..Default::default()
+                }),
+                // What the job prints is read back whole (an export): a log
+                // the engine rotated away would lose it.
+                log_driver: Some(TaskSpecLogDriver {
+                    name: Some("json-file".to_string()),
+                    options: Some(HashMap::from([("max-size".to_string(), "4g".to_string())])),
                 }),
                 placement: node.map(|node| TaskSpecPlacement {
                     constraints: Some(vec![format!("node.id=={node}")]),
@@ -722,7 +806,12 @@ impl Runtime {
                 .filter_map(|t| t.status)
                 .find(|s| s.state.is_some());
             match status.as_ref().and_then(|s| s.state) {
-                Some(TaskState::COMPLETE) => break Ok(()),
+                Some(TaskState::COMPLETE) => {
+                    break self
+                        .logs_of_service(&name, "stdout=1&tail=all")
+                        .await
+                        .map(Option::unwrap_or_default);
+                }
                 Some(TaskState::FAILED | TaskState::REJECTED | TaskState::ORPHANED) => {
                     let status = status.unwrap_or_default();
                     let exit = status
@@ -757,7 +846,7 @@ impl Runtime {
 
     /// Removes the containers on this node of the tasks of the service `name`
     /// (which is gone or going).
-    async fn remove_task_containers(&self, name: &str) -> Result<()> {
+    pub(super) async fn remove_task_containers(&self, name: &str) -> Result<()> {
         let service = format!("com.docker.swarm.service.name={name}");
         let filters = HashMap::from([("label", vec![service.as_str()])]);
         let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
@@ -780,7 +869,7 @@ impl Runtime {
     }
 
     /// The tasks of a service by name.
-    async fn service_tasks(&self, name: &str) -> Result<Vec<bollard::models::Task>> {
+    pub(super) async fn service_tasks(&self, name: &str) -> Result<Vec<bollard::models::Task>> {
         let filters = HashMap::from([("service", vec![name])]);
         let options = ListTasksOptionsBuilder::new().filters(&filters).build();
         Ok(self.docker().list_tasks(Some(options)).await?)
@@ -819,7 +908,12 @@ impl Runtime {
 
     /// The tenant's overlay network, attachable (the admin joins it), on the
     /// subnet MTP handed out.
-    async fn create_overlay(&self, tenant: &TenantId, generation: u64, subnet: &str) -> Result<()> {
+    pub(super) async fn create_overlay(
+        &self,
+        tenant: &TenantId,
+        generation: u64,
+        subnet: &str,
+    ) -> Result<()> {
         let name = tenant.cell_name();
         if let Some(subnets) = self.network_subnets(tenant).await? {
             if subnets.iter().any(|s| s == subnet) {
@@ -891,7 +985,7 @@ impl Runtime {
     }
 
     /// The name of the tenant's service, after checking it is ours.
-    async fn own_service(&self, tenant: &TenantId) -> Result<String> {
+    pub(super) async fn own_service(&self, tenant: &TenantId) -> Result<String> {
         let name = tenant.cell_name();
         match self.service_owner(&name).await? {
             None => Err(Error::NotFound(tenant.clone())),
@@ -901,7 +995,7 @@ impl Runtime {
     }
 
     /// `None`: no such service; `Some(label)`: it exists, with its tenant label.
-    async fn service_owner(&self, name: &str) -> Result<Option<Option<String>>> {
+    pub(super) async fn service_owner(&self, name: &str) -> Result<Option<Option<String>>> {
         match self
             .docker()
             .inspect_service(name, None::<InspectServiceOptions>)
@@ -921,6 +1015,12 @@ impl Runtime {
             Err(err) => Err(err.into()),
         }
     }
+}
+
+/// An engine timestamp (RFC 3339 with nanoseconds, trailing zeros trimmed,
+/// so text order is not time order).
+fn instant(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(text).ok()
 }
 
 /// The named volumes of a cell as service mounts.
@@ -1062,6 +1162,7 @@ mod tests {
                 command: vec!["node".to_string(), "dist/index.js".to_string()],
                 log_max_bytes: 10 << 20,
                 log_max_files: 3,
+                node: None,
             },
             volumes: vec![VolumeMount {
                 suffix: "state".to_string(),

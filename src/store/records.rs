@@ -56,6 +56,8 @@ struct TenantRow {
     wake_at: Option<i64>,
     #[serde(default)]
     pinned_image: Option<String>,
+    #[serde(default)]
+    node: Option<String>,
 }
 
 pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
@@ -88,6 +90,7 @@ pub(super) fn encode_tenant(record: &TenantRecord) -> anyhow::Result<Vec<u8>> {
         slept_at: record.slept_at,
         wake_at: record.wake_at,
         pinned_image: record.pinned_image.clone(),
+        node: record.node.clone(),
     };
     Ok(serde_json::to_vec(&row)?)
 }
@@ -147,6 +150,7 @@ pub(super) fn decode_tenant(bytes: &[u8]) -> anyhow::Result<TenantRecord> {
         slept_at: row.slept_at,
         wake_at: row.wake_at,
         pinned_image: row.pinned_image,
+        node: row.node,
     })
 }
 

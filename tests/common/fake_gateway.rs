@@ -107,6 +107,7 @@ impl FakeGateway {
     /// The endpoint with the right gateway token and no device token.
     pub fn endpoint(&self) -> Endpoint {
         Endpoint {
+            host: "127.0.0.1".to_string(),
             port: self.port,
             gateway_token: Secret::new(FAKE_TOKEN.to_string()),
             device_token: None,

@@ -47,9 +47,23 @@ impl FakeTelegram {
     ///
     /// If the loopback port cannot be bound.
     pub async fn start() -> FakeTelegram {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
             .expect("bind the fake Telegram Bot API on 127.0.0.1:0");
+        FakeTelegram::start_on(listener).await
+    }
+
+    /// Serves the fake Bot API on `listener` (bound on a loopback address,
+    /// maybe in another network namespace: a container's) until dropped.
+    ///
+    /// # Panics
+    ///
+    /// If the listener cannot be handed to the async runtime.
+    pub async fn start_on(listener: std::net::TcpListener) -> FakeTelegram {
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let listener =
+            tokio::net::TcpListener::from_std(listener).expect("the listener in the runtime");
         let port = listener
             .local_addr()
             .expect("local address of the fake Telegram")

@@ -57,7 +57,7 @@ const ADMIN_DIR: &str = "_admin";
 /// dir (its owner lease and lock files name a process of the running cell; a
 /// restored cell that finds them refuses to start, "Another Gateway owner
 /// lease is still active").
-const SKIP: &[&str] = &["state/cache", "state/tmp"];
+const SKIP: &[&str] = &crate::fleet::cell::REGENERABLE;
 /// What a restore stages into before the dirs move into place.
 const RESTORE_STAGING: &str = ".restore-";
 
@@ -378,16 +378,26 @@ async fn backup_locked(
             .await?
             .is_some_and(|status| status.running && status.state != "paused");
         let started = Instant::now();
+        let swarm = app.runtime.engine() == crate::tenant::Engine::Swarm;
+        let mut frozen = false;
         if running {
             progress(BackupStep::Freeze);
-            app.runtime
-                .freeze(tenant)
-                .await
-                .context("cannot pause the cell for a consistent copy")?;
+            match app.runtime.freeze(tenant).await {
+                Ok(()) => frozen = true,
+                // A Swarm cell on another node cannot be paused from here.
+                Err(err) if swarm => {
+                    tracing::warn!(cause = %err, %tenant, "backup: copying the cell's volumes while it runs");
+                }
+                Err(err) => {
+                    return Err(err).context("cannot pause the cell for a consistent copy");
+                }
+            }
         }
         progress(BackupStep::Copy);
         fault_point("backup:frozen");
-        let copy = {
+        // On Swarm the dirs are first brought over from the volumes.
+        let copy = async {
+            crate::fleet::cell::pull_state(app, &record).await?;
             let (staging, state_dir, auth_dir) =
                 (staging.clone(), state_dir.clone(), auth_dir.clone());
             tokio::task::spawn_blocking(move || {
@@ -398,16 +408,17 @@ async fn backup_locked(
                 archive::snapshot_dirs(&dirs, SKIP, &staging)
             })
             .await
-            .map_err(|err| anyhow!("the copy stopped: {err}"))
-        };
+            .map_err(|err| anyhow!("the copy stopped: {err}"))?
+        }
+        .await;
         let mut paused = Duration::ZERO;
-        if running {
+        if frozen {
             progress(BackupStep::Thaw);
             let thawed = app.runtime.thaw(tenant).await;
             paused = started.elapsed();
             thawed.context("cannot let the cell run on after the copy; `reconcile` retries")?;
         }
-        let data_bytes = copy??;
+        let data_bytes = copy?;
 
         progress(BackupStep::Encrypt);
         fault_point("backup:encrypt");
