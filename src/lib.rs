@@ -25,6 +25,7 @@ pub mod config;
 pub mod fleet;
 pub mod gateway;
 pub mod monitor;
+pub mod relay;
 pub mod runtime;
 pub mod serve;
 pub mod store;

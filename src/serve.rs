@@ -23,6 +23,23 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(300);
 /// often): often enough that a flood never waits long, rare enough to cost nothing.
 const PRUNE_AUDIT_EVERY: Duration = Duration::from_secs(3600);
 
+/// The relay an admin Swarm service reaches its cells through
+/// (`crate::relay`), on cells' gateway port, until `shutdown` resolves.
+///
+/// # Errors
+///
+/// `listen` cannot be bound.
+pub async fn relay(
+    listen: std::net::SocketAddr,
+    allow: Vec<std::net::IpAddr>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        result = crate::relay::serve(listen, allow, crate::runtime::GATEWAY_PORT) => result,
+        () = shutdown => Ok(()),
+    }
+}
+
 /// Runs until `shutdown` resolves.
 ///
 /// # Errors

@@ -549,6 +549,7 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
         );
     }
     fleet_on_swarm(&mut swarm).await;
+    admin_as_a_service(&mut swarm).await;
 
     drop(swarm);
     assert_eq!(runtime.swarm_role().await.unwrap(), SwarmRole::None);
@@ -770,7 +771,11 @@ impl Drop for AdminContainer {
 /// The tenant runs, its gateway is healthy and the admin paired with it.
 #[track_caller]
 fn assert_serving(admin: &AdminContainer, id: &str) {
-    let shown = admin.show(id);
+    assert_running_paired(&admin.show(id));
+}
+
+/// A tenant's `show --json`: running, healthy and paired.
+fn assert_running_paired(shown: &serde_json::Value) {
     assert_eq!(
         (&shown["state"], &shown["health"], &shown["paired"]),
         (
@@ -1022,4 +1027,252 @@ async fn fleet_on_swarm(swarm: &mut SingleNodeSwarm) {
         &format!("label=mtp.tenant={id}"),
     ]));
     assert_eq!(left.trim(), "", "secrets left");
+}
+
+/// The task container of a service on this node, once it runs.
+async fn service_task(service: &str, what: &str) -> String {
+    let label = format!("label=com.docker.swarm.service.name={service}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let ids = stdout(&docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &label,
+            "--filter",
+            "status=running",
+        ]));
+        if let Some(id) = ids.lines().next() {
+            return id.trim().to_string();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never ran: {}",
+            stdout(&docker(&["service", "ps", "--no-trunc", service]))
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The admin as the README deploys it on a swarm: a service from the
+/// repository's `stack.yml`, on its node's host network, `mtp serve` in it and
+/// the CLI run in its task by `docker exec`. Swarm does not let the task join
+/// the tenants' overlays, so the admin starts its relay beside it and reaches
+/// the cell through it: pairing, health, the bot's `/health` and removal.
+async fn admin_as_a_service(swarm: &mut SingleNodeSwarm) {
+    const STACK: &str = "mtptest";
+    const SERVICE: &str = "mtptest_admin";
+    const IMAGE: &str = "mtp-test/admin:swarm";
+    const SECRET: &str = "mtp_telegram_token";
+    let env = TestEnv::new("swarm-service", 22060, "180s");
+    let id = env.tenant("svc");
+    let cell = format!("mtp-cell-{id}");
+    let node = stdout(&docker(&["info", "-f", "{{.Swarm.NodeID}}"]))
+        .trim()
+        .to_string();
+    // Before the swarm's own cleanup: the stack, then what the admin made.
+    for (at, command) in [
+        vec!["stack", "rm", STACK],
+        vec!["service", "rm", &cell],
+        vec!["rm", "-f", mtp::runtime::RELAY],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        swarm
+            .cleanup
+            .insert(at, command.into_iter().map(String::from).collect());
+    }
+    for command in [
+        vec![
+            "network".to_string(),
+            "rm".into(),
+            mtp::runtime::RELAY.into(),
+        ],
+        vec!["network".into(), "rm".into(), cell.clone()],
+        vec![
+            "volume".into(),
+            "rm".into(),
+            "-f".into(),
+            format!("{cell}-state"),
+        ],
+        vec![
+            "volume".into(),
+            "rm".into(),
+            "-f".into(),
+            format!("{cell}-auth"),
+        ],
+        vec!["secret".into(), "rm".into(), SECRET.into()],
+        vec![
+            "node".into(),
+            "update".into(),
+            "--label-rm".into(),
+            "mtp.admin".into(),
+            node.clone(),
+        ],
+        vec!["image".into(), "rm".into(), IMAGE.into()],
+    ] {
+        swarm.cleanup.push(command);
+    }
+
+    // The admin's image: the test's OpenClaw image with this build's binary.
+    let context = env.dir.join("admin-image");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_mtp"), context.join("mtp")).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {OPENCLAW_IMAGE}\nCOPY mtp /usr/local/bin/mtp\nENTRYPOINT [\"/usr/local/bin/mtp\"]\nCMD [\"serve\"]\n"
+        ),
+    )
+    .unwrap();
+    common::docker_ok(&["build", "-q", "-t", IMAGE, &context.display().to_string()]);
+
+    // Its Bot API on the host's loopback, which the service shares.
+    let telegram = common::fake_telegram::FakeTelegram::start().await;
+    let bot = telegram.add_bot(ADMIN_TOKEN, 7_100_000_001, "mtp_swarm_admin_bot");
+    let data = env.data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    // The service reads `./mtp.json5` in its data dir (stack.yml's working dir).
+    std::fs::write(
+        data.join("mtp.json5"),
+        format!(
+            r#"{{
+  cell: {{
+    image: "{OPENCLAW_IMAGE}",
+    portStart: 22060,
+    portEnd: 22079,
+    memory: "1g",
+    cpus: 1.5,
+    healthTimeout: "180s",
+    subnetPool: "10.238.0.0/16",
+    telegramApiRoot: "http://127.0.0.1:9",
+    extraEnv: {{ OPENCLAW_OFFLINE: "1" }},
+  }},
+  backup: {{ schedule: "off" }},
+  telegram: {{ apiUrl: "{api}" }},
+  monitor: {{ interval: "2s", downAfter: 2, probeTimeout: "3s", heal: false, httpAddr: "127.0.0.1:0" }},
+}}"#,
+            api = telegram.url(),
+        ),
+    )
+    .unwrap();
+    let bot_token = data.join("client-bot-token");
+    std::fs::copy(env.token_file(), &bot_token).unwrap();
+    let admin_token = env.dir.join("admin-bot-token");
+    std::fs::write(&admin_token, ADMIN_TOKEN).unwrap();
+    common::docker_ok(&[
+        "secret",
+        "create",
+        SECRET,
+        &admin_token.display().to_string(),
+    ]);
+    common::docker_ok(&["node", "update", "--label-add", "mtp.admin=true", &node]);
+
+    let stack_file = concat!(env!("CARGO_MANIFEST_DIR"), "/stack.yml");
+    let deployed = std::process::Command::new("docker")
+        .args([
+            "stack",
+            "deploy",
+            "--resolve-image",
+            "never",
+            "-c",
+            stack_file,
+            STACK,
+        ])
+        .env("MTP_IMAGE", IMAGE)
+        .env("MTP_DATA_DIR", &data)
+        .env("MTP_OPERATORS", OPERATOR.to_string())
+        .env("MTP_OPS_CHAT_ID", OPS_CHAT.0.to_string())
+        .output()
+        .unwrap();
+    assert_ok(&deployed);
+    let task = service_task(SERVICE, "the admin service").await;
+    if let Err(err) = bot.wait_for_poll(Duration::from_secs(120)).await {
+        panic!(
+            "the admin service never polled: {err}; its log:\n{}",
+            common::stderr(&docker(&["service", "logs", "--raw", SERVICE]))
+        );
+    }
+    let task_info: serde_json::Value =
+        serde_json::from_str(&stdout(&docker(&["inspect", &task]))).unwrap();
+    assert_eq!(
+        task_info[0]["HostConfig"]["NetworkMode"], "host",
+        "{task_info}"
+    );
+    let mtp = |args: &[&str]| {
+        let mut all = vec!["exec", task.as_str(), "mtp"];
+        all.extend_from_slice(args);
+        docker(&all)
+    };
+
+    // Create to paired, the gateway reached through the relay.
+    let token_path = bot_token.display().to_string();
+    let created = mtp(&["tenant", "create", &id, "--bot-token-file", &token_path]);
+    assert_ok(&created);
+    assert_running_paired(&json(&mtp(&["tenant", "show", &id, "--json"])));
+    let relay: serde_json::Value =
+        serde_json::from_str(&stdout(&docker(&["inspect", mtp::runtime::RELAY]))).unwrap();
+    let relay = &relay[0];
+    assert_eq!(relay["Config"]["Labels"]["mtp.role"], "relay", "{relay}");
+    assert!(
+        relay["NetworkSettings"]["Networks"][&cell].is_object(),
+        "the relay joined the overlay: {relay}"
+    );
+    assert!(
+        relay["NetworkSettings"]["Ports"]
+            .as_object()
+            .is_none_or(|ports| ports.values().all(serde_json::Value::is_null)),
+        "nothing published: {relay}"
+    );
+    assert_eq!(relay["HostConfig"]["ReadonlyRootfs"], true, "{relay}");
+    assert_eq!(
+        relay["HostConfig"]["CapDrop"],
+        serde_json::json!(["ALL"]),
+        "{relay}"
+    );
+    assert!(
+        task_info[0]["NetworkSettings"]["Networks"][&cell].is_null(),
+        "the admin's task is on no overlay"
+    );
+
+    // `mtp serve` in the service sees the cell healthy: the bot's /health.
+    let operator_chat = teloxide::types::ChatId(i64::try_from(OPERATOR).unwrap());
+    let operator = teloxide::types::UserId(OPERATOR);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        bot.push_message(operator_chat, operator, "/health");
+        let reply = bot
+            .next_message_to(operator_chat, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+        if reply.text.contains(&id) && reply.text.contains("ok (") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve never saw {id} healthy: {}",
+            reply.text
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    // A new admin task (the service restarted) finds the relay and goes on.
+    common::docker_ok(&["service", "update", "--force", "--detach=false", SERVICE]);
+    let task = service_task(SERVICE, "the restarted admin service").await;
+    let shown = json(&docker(&[
+        "exec", &task, "mtp", "tenant", "show", &id, "--json",
+    ]));
+    assert_eq!(shown["health"], "ok", "{shown}");
+
+    assert_ok(&docker(&[
+        "exec", &task, "mtp", "tenant", "rm", &id, "--purge", "--yes",
+    ]));
+    assert!(!docker(&["service", "inspect", &cell]).status.success());
+    common::docker_ok(&["stack", "rm", STACK]);
+    drop(telegram);
 }

@@ -60,6 +60,10 @@ pub struct Cli {
 enum Command {
     /// Run the Telegram admin bot (needs MTP_TELEGRAM_TOKEN and MTP_OPERATORS).
     Serve,
+    /// The relay an admin Swarm service reaches its cells through; the admin
+    /// starts it in its own container (README, "Several hosts").
+    #[command(hide = true)]
+    Relay(RelayArgs),
     /// Create, inspect and operate tenants' cells.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
@@ -177,6 +181,17 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// `mtp relay`'s flags.
+#[derive(clap::Args)]
+struct RelayArgs {
+    /// Where to listen.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// The only peer addresses served (the host's side of the relay's bridge).
+    #[arg(long, required = true)]
+    allow: Vec<std::net::IpAddr>,
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let env: BTreeMap<String, String> = std::env::vars()
         .filter(|(key, _)| key.starts_with("MTP_"))
@@ -184,6 +199,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let config = AdminConfig::load(cli.config.as_deref(), cli.data_dir.as_deref(), &env)?;
     match cli.command {
         Command::Serve => serve::run(config).await,
+        Command::Relay(args) => serve::relay(args.listen, args.allow).await,
         Command::Tenant(command) => tenant::run(config, command, &env).await,
         Command::Rpc(args) => rpc::run(config, args).await,
         Command::Usage(args) => {

@@ -10,6 +10,15 @@ pub(crate) async fn run(config: AdminConfig) -> anyhow::Result<()> {
     crate::serve::run(app, shutdown_signal()).await
 }
 
+/// `mtp relay` (started by an admin Swarm service beside itself) until
+/// SIGTERM or Ctrl-C.
+pub(crate) async fn relay(
+    listen: std::net::SocketAddr,
+    allow: Vec<std::net::IpAddr>,
+) -> anyhow::Result<()> {
+    crate::serve::relay(listen, allow, shutdown_signal()).await
+}
+
 /// Resolves at SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -126,6 +126,16 @@ impl App {
                 "cell.engine is \"swarm\" but this Docker engine is not a swarm manager; run the admin on a manager (docker swarm init, or join as one), or set cell.engine to \"docker\""
             );
         }
+        // An admin that runs as a Swarm service reaches cells through its relay.
+        let runtime = match crate::runtime::own_container_id() {
+            Some(own) if config.cell.engine == crate::tenant::Engine::Swarm => {
+                match runtime.relay_for(&own).await? {
+                    Some(relay) => runtime.with_relay(relay),
+                    None => runtime,
+                }
+            }
+            _ => runtime,
+        };
         App::assemble(config, store, runtime)
     }
 

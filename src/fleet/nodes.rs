@@ -183,8 +183,9 @@ pub(crate) async fn choose(app: &App, memory_bytes: i64) -> anyhow::Result<Strin
         .clone())
 }
 
-/// On Swarm, puts the admin's own container on `tenant`'s overlay, so the
-/// gateway answers at its service name; nothing on a single host.
+/// On Swarm, puts the admin's own container (or, for an admin service, its
+/// relay) on `tenant`'s overlay, so the gateway answers at its service name;
+/// nothing on a single host.
 ///
 /// # Errors
 ///
@@ -192,6 +193,12 @@ pub(crate) async fn choose(app: &App, memory_bytes: i64) -> anyhow::Result<Strin
 /// Docker refuses.
 pub(crate) async fn reach(app: &App, tenant: &TenantId) -> anyhow::Result<()> {
     if app.runtime.engine() != crate::tenant::Engine::Swarm {
+        return Ok(());
+    }
+    if app.runtime.relay().is_some() {
+        app.runtime
+            .join_cell_network(tenant, crate::runtime::RELAY)
+            .await?;
         return Ok(());
     }
     let Some(container) = crate::runtime::own_container_id() else {

@@ -15,6 +15,7 @@ mod profile;
 mod raw;
 mod swarm;
 mod swarm_cell;
+mod swarm_relay;
 mod swarm_volumes;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ pub use profile::CellProfile;
 pub use swarm::{
     NodeInfo, SeedFile, SwarmCell, SwarmCellSpec, SwarmRole, VolumeMount, own_container_id,
 };
+pub use swarm_relay::RELAY;
 
 use crate::tenant::{Engine, TenantId};
 
@@ -65,6 +67,10 @@ pub struct Runtime {
     address: raw::Address,
     /// What a cell is here: a container on this host, or a Swarm service.
     engine: Engine,
+    /// On Swarm, for an admin that runs as a service: the loopback forwards
+    /// through its relay (`swarm_relay.rs`); `None` where the admin's own
+    /// container joins the overlays.
+    relay: Option<std::sync::Arc<crate::relay::Forwards>>,
 }
 
 impl Runtime {
@@ -94,6 +100,7 @@ impl Runtime {
             docker,
             address,
             engine: Engine::Docker,
+            relay: None,
         })
     }
 
@@ -106,6 +113,20 @@ impl Runtime {
         self
     }
 
+    /// The same runtime, reaching Swarm cells through the relay at `relay`
+    /// (see `relay_for`).
+    #[must_use]
+    pub fn with_relay(mut self, relay: std::net::SocketAddr) -> Runtime {
+        self.relay = Some(std::sync::Arc::new(crate::relay::Forwards::new(relay)));
+        self
+    }
+
+    /// The relay this runtime reaches Swarm cells through, if any.
+    #[must_use]
+    pub fn relay(&self) -> Option<std::net::SocketAddr> {
+        self.relay.as_ref().map(|forwards| forwards.relay())
+    }
+
     /// What cells are on this runtime.
     #[must_use]
     pub fn engine(&self) -> Engine {
@@ -114,12 +135,27 @@ impl Runtime {
 
     /// Where the admin reaches a cell's gateway: `127.0.0.1` and the port the
     /// cell publishes on this host's loopback, or on Swarm the service's name
-    /// on its overlay (which the admin joins) and the gateway's own port.
+    /// on its overlay (which the admin joins) and the gateway's own port, or,
+    /// through a relay, this process's loopback forward to that name and port.
     #[must_use]
     pub fn gateway_at(&self, tenant: &TenantId, published_port: u16) -> (String, u16) {
         match self.engine {
             Engine::Docker => ("127.0.0.1".to_string(), published_port),
-            Engine::Swarm => (tenant.cell_name(), GATEWAY_PORT),
+            Engine::Swarm => {
+                let service = tenant.cell_name();
+                match self
+                    .relay
+                    .as_ref()
+                    .map(|relay| relay.local_port(&service, GATEWAY_PORT))
+                {
+                    None => (service, GATEWAY_PORT),
+                    Some(Ok(port)) => ("127.0.0.1".to_string(), port),
+                    Some(Err(err)) => {
+                        tracing::error!(cause = %err, tenant = %tenant, "no loopback port for the relay's forward");
+                        (service, GATEWAY_PORT)
+                    }
+                }
+            }
         }
     }
 
@@ -134,6 +170,7 @@ impl Runtime {
             docker,
             address: raw::Address::of(Some("http://127.0.0.1:9")),
             engine: Engine::Docker,
+            relay: None,
         }
     }
 

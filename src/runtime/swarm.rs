@@ -887,15 +887,16 @@ impl Runtime {
         if self.network_subnets(tenant).await?.is_none() {
             return Err(Error::NotFound(tenant.clone()));
         }
+        self.attach(&tenant.cell_name(), container).await
+    }
+
+    /// Puts `container` on `network`; `Ok(false)` when it already was.
+    pub(super) async fn attach(&self, network: &str, container: &str) -> Result<bool> {
         let request = bollard::models::NetworkConnectRequest {
             container: Some(container.to_string()),
             ..Default::default()
         };
-        match self
-            .docker()
-            .connect_network(&tenant.cell_name(), request)
-            .await
-        {
+        match self.docker().connect_network(network, request).await {
             Ok(()) => Ok(true),
             Err(bollard::errors::Error::DockerResponseServerError { message, .. })
                 if message.contains("already attached") || message.contains("already exists") =>
