@@ -157,7 +157,7 @@ impl Runtime {
     }
 
     /// `None`: no such network; otherwise its tenant label, if any, and subnets.
-    async fn network_of(&self, name: &str) -> Result<Option<NetworkFacts>> {
+    pub(super) async fn network_of(&self, name: &str) -> Result<Option<NetworkFacts>> {
         match self
             .docker()
             .inspect_network(
@@ -203,7 +203,7 @@ pub(super) fn ipam(subnet: &str) -> Ipam {
 }
 
 /// What `create_network` and `remove_network` need to know of a network.
-struct NetworkFacts {
+pub(super) struct NetworkFacts {
     tenant: Option<String>,
     subnets: Vec<String>,
 }

@@ -449,7 +449,25 @@ impl Runtime {
         self.disconnect_all(tenant).await?;
         self.retry_in_use(|| self.remove_leftovers(tenant, volumes))
             .await?;
+        self.overlay_gone(tenant).await?;
         Ok(existed)
+    }
+
+    /// Waits (up to 30 s) until the tenant's overlay, removed, is gone from
+    /// this node too: Swarm takes it away from the manager at once and from
+    /// the node a moment later, and a cell made again meanwhile would meet it.
+    pub(super) async fn overlay_gone(&self, tenant: &TenantId) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.network_of(&tenant.cell_name()).await?.is_some() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Other(format!(
+                    "the overlay of {tenant} was removed but is still on this node after 30 s; remove it by hand (docker network rm {})",
+                    tenant.cell_name()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        Ok(())
     }
 
     /// The secrets, network and `volumes` of a tenant whose service is gone.

@@ -209,6 +209,7 @@ impl Runtime {
         }
         self.retry_in_use(|| self.remove_leftovers(tenant, &[]))
             .await?;
+        self.overlay_gone(tenant).await?;
         Ok(existed)
     }
 
