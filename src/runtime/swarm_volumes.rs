@@ -4,19 +4,25 @@
 //! state to another node, with no exec and no bind mount reaching a node.
 //!
 //! - Out (`export_volumes`): the job tars the volumes and prints the archive
-//!   in base64 after its SHA-256; the admin reads it back from the job's log
-//!   (the engine's `/services/{id}/logs`, which reaches every node) and
-//!   checks it.
+//!   sealed (ChaCha20-Poly1305, by the image's own Node) with a key made for
+//!   this export alone, which reaches the job as a Docker secret and is
+//!   removed after; the admin reads it back from the job's log (the engine's
+//!   `/services/{id}/logs`, which reaches every node) and opens it, which
+//!   also checks it. The log on the node holds nothing readable.
 //! - In (`import_volumes`): the archive travels as Docker secrets of at most
 //!   400 KiB (Swarm's limit is 500 KiB), mounted into the job, which joins
 //!   them, checks the SHA-256, empties the volumes and unpacks. The secrets
 //!   are removed after the job, whatever it did.
 //!
-//! The image needs a POSIX shell with `tar`, `base64`, `sha256sum`, `cat`,
-//! `rm`, `mkdir`, `chmod` and `chown` (any Debian-based image has them).
+//! The image needs a POSIX shell with `tar`, `sha256sum`, `cat`, `rm`,
+//! `mkdir`, `chmod` and `chown` (any Debian-based image has them), and
+//! `node` on its path (a cell's image runs the gateway with it).
 
 use base64::Engine as _;
 use bollard::models::{SecretSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets};
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::runtime::swarm::{SEEDED_MARK, VolumeJob};
@@ -32,10 +38,25 @@ const JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// The largest piece of an archive in one secret.
 const PART_BYTES: usize = 400 * 1024;
 
-/// The line before the archive in an export's output, followed by its SHA-256.
-const BEGIN: &str = "MTP-EXPORT";
+/// The line before the sealed archive in an export's output.
+const BEGIN: &str = "MTP-EXPORT sealed";
 /// The line after it.
 const END: &str = "MTP-END";
+
+/// Where an export's job finds the key it seals with.
+const KEY_FILE: &str = "/run/secrets/export-key";
+
+/// Nonce and tag around a sealed archive (ChaCha20-Poly1305).
+const NONCE_BYTES: usize = 12;
+
+/// How the job seals the tar (`$1`) with the key (`$2`) and prints it in
+/// base64 lines: nonce, then ciphertext and tag. Node's own crypto, as the
+/// busybox of a small image has no cipher.
+const SEAL_JS: &str = "const c=require(\"crypto\"),f=require(\"fs\");\
+const k=f.readFileSync(process.argv[2]);if(k.length!==32)throw new Error(\"the key is not 32 bytes\");\
+const n=c.randomBytes(12);const x=c.createCipheriv(\"chacha20-poly1305\",k,n,{authTagLength:16});\
+const b=Buffer.concat([n,x.update(f.readFileSync(process.argv[1])),x.final(),x.getAuthTag()]).toString(\"base64\");\
+process.stdout.write(b.replace(/.{1,76}/g,\"$&\\n\"));";
 
 /// Volumes of `tenant` named by their suffixes, mounted under `JOB_ROOT`.
 fn mounts(suffixes: &[&str]) -> Result<Vec<VolumeMount>> {
@@ -78,6 +99,32 @@ impl Runtime {
     ) -> Result<Vec<u8>> {
         let volumes = mounts(suffixes)?;
         let script = export_script(suffixes, skip)?;
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        let mut id = [0u8; 6];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        let name = format!("mtp-{}-export-{}", tenant.as_str(), hex::encode(id));
+        let mut key_labels = labels(tenant, 0);
+        key_labels.insert("mtp.export".to_string(), "true".to_string());
+        let created = self
+            .docker()
+            .create_secret(SecretSpec {
+                name: Some(name.clone()),
+                labels: Some(key_labels),
+                data: Some(base64::engine::general_purpose::STANDARD.encode(key)),
+                ..Default::default()
+            })
+            .await?;
+        let secret = TaskSpecContainerSpecSecrets {
+            file: Some(TaskSpecContainerSpecFile {
+                name: Some("export-key".to_string()),
+                uid: Some("0".to_string()),
+                gid: Some("0".to_string()),
+                mode: Some(0o400),
+            }),
+            secret_id: Some(created.id.clone()),
+            secret_name: Some(name),
+        };
         let lines = self
             .run_volume_job(&VolumeJob {
                 tenant,
@@ -85,12 +132,16 @@ impl Runtime {
                 node,
                 volumes: &volumes,
                 script: &script,
-                secrets: Vec::new(),
+                secrets: vec![secret],
                 timeout: JOB_TIMEOUT,
             })
-            .await?;
-        decode_export(lines.iter().filter(|l| !l.stderr).map(|l| l.text.as_str()))
-            .map_err(|why| Error::Other(format!("the export of {tenant}'s volumes {why}")))
+            .await;
+        self.remove_job_secrets(tenant, &[created.id]).await;
+        decode_export(
+            lines?.iter().filter(|l| !l.stderr).map(|l| l.text.as_str()),
+            &key,
+        )
+        .map_err(|why| Error::Other(format!("the export of {tenant}'s volumes {why}")))
     }
 
     /// Replaces what the tenant's volumes `suffixes` on `node` hold with
@@ -156,16 +207,22 @@ impl Runtime {
             .map(drop)
         }
         .await;
-        for id in made {
-            match self.docker().delete_secret(&id).await {
+        self.remove_job_secrets(tenant, &made).await;
+        result
+    }
+
+    /// Removes the secrets a job had (an import's parts, an export's key),
+    /// whatever the job did; a failure is logged, the secret left.
+    async fn remove_job_secrets(&self, tenant: &TenantId, ids: &[String]) {
+        for id in ids {
+            match self.docker().delete_secret(id).await {
                 Ok(()) => {}
                 Err(err) if is_status(&err, 404) => {}
                 Err(err) => {
-                    tracing::warn!(cause = %err, tenant = %tenant, "cannot remove a secret of an import");
+                    tracing::warn!(cause = %err, tenant = %tenant, "cannot remove a secret of a volume job");
                 }
             }
         }
-        result
     }
 
     /// Empties the tenant's volumes `suffixes` on `node` (a job there), and
@@ -235,7 +292,7 @@ fn export_script(suffixes: &[&str], skip: &[&str]) -> Result<String> {
         }
     }
     Ok(format!(
-        "set -e; cd {JOB_ROOT}; {gather}tar -c -f /tmp/mtp-export.tar \"$@\"; sum=$(sha256sum /tmp/mtp-export.tar); echo \"{BEGIN} ${{sum%% *}}\"; base64 /tmp/mtp-export.tar; rm -f /tmp/mtp-export.tar; echo {END}"
+        "set -e; cd {JOB_ROOT}; {gather}tar -c -f /tmp/mtp-export.tar \"$@\"; echo '{BEGIN}'; node -e '{SEAL_JS}' /tmp/mtp-export.tar {KEY_FILE}; rm -f /tmp/mtp-export.tar; echo {END}"
     ))
 }
 
@@ -258,13 +315,16 @@ fn import_script(suffixes: &[&str], sum: &str, replace: bool) -> String {
     )
 }
 
-/// The archive between `BEGIN <sha256>` and `END` in an export's output,
-/// checked against its SHA-256.
-fn decode_export<'a>(lines: impl Iterator<Item = &'a str>) -> std::result::Result<Vec<u8>, String> {
+/// The archive between `BEGIN` and `END` in an export's output, opened with
+/// `key` (which checks it whole).
+fn decode_export<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    key: &[u8; 32],
+) -> std::result::Result<Vec<u8>, String> {
     let mut lines = lines.map(str::trim);
-    let sum = lines
+    lines
         .by_ref()
-        .find_map(|line| line.strip_prefix(BEGIN).map(|rest| rest.trim().to_string()))
+        .find(|line| *line == BEGIN)
         .ok_or("printed no archive")?;
     let mut text = String::new();
     let mut ended = false;
@@ -278,25 +338,33 @@ fn decode_export<'a>(lines: impl Iterator<Item = &'a str>) -> std::result::Resul
     if !ended {
         return Err("was cut short".to_string());
     }
-    let archive = base64::engine::general_purpose::STANDARD
+    let sealed = base64::engine::general_purpose::STANDARD
         .decode(text.as_bytes())
         .map_err(|err| format!("is not base64: {err}"))?;
-    if hex::encode(Sha256::digest(&archive)) != sum {
-        return Err("arrived damaged (its SHA-256 differs)".to_string());
+    if sealed.len() < NONCE_BYTES {
+        return Err("was cut short".to_string());
     }
-    Ok(archive)
+    let (nonce, body) = sealed.split_at(NONCE_BYTES);
+    ChaCha20Poly1305::new(Key::from_slice(key))
+        .decrypt(Nonce::from_slice(nonce), body)
+        .map_err(|_| "arrived damaged (it does not open with its key)".to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn printed(archive: &[u8]) -> Vec<String> {
-        let mut lines = vec![
-            "tar: removing leading '/'".to_string(),
-            format!("{BEGIN} {}", hex::encode(Sha256::digest(archive))),
-        ];
-        let encoded = base64::engine::general_purpose::STANDARD.encode(archive);
+    /// What the job prints for `archive`, sealed as `SEAL_JS` seals it.
+    fn printed(archive: &[u8], key: &[u8; 32]) -> Vec<String> {
+        let nonce = [7u8; NONCE_BYTES];
+        let mut sealed = nonce.to_vec();
+        sealed.extend(
+            ChaCha20Poly1305::new(Key::from_slice(key))
+                .encrypt(Nonce::from_slice(&nonce), archive)
+                .unwrap(),
+        );
+        let mut lines = vec!["tar: removing leading '/'".to_string(), BEGIN.to_string()];
+        let encoded = base64::engine::general_purpose::STANDARD.encode(sealed);
         lines.extend(
             encoded
                 .as_bytes()
@@ -309,15 +377,21 @@ mod tests {
 
     #[test]
     fn an_export_is_read_back_whole_and_checked() {
+        let key = [3u8; 32];
         let archive: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
-        let lines = printed(&archive);
-        let got = decode_export(lines.iter().map(String::as_str)).unwrap();
+        let lines = printed(&archive, &key);
+        let got = decode_export(lines.iter().map(String::as_str), &key).unwrap();
         assert_eq!(got, archive);
+        let text = lines.join("\n");
+        assert!(
+            !text.contains(&base64::engine::general_purpose::STANDARD.encode(&archive[..48])),
+            "the log holds nothing readable"
+        );
 
         let mut cut = lines.clone();
         cut.pop();
         assert_eq!(
-            decode_export(cut.iter().map(String::as_str)).unwrap_err(),
+            decode_export(cut.iter().map(String::as_str), &key).unwrap_err(),
             "was cut short"
         );
         let mut damaged = lines.clone();
@@ -328,11 +402,15 @@ mod tests {
         };
         damaged[3].replace_range(0..1, first);
         assert_eq!(
-            decode_export(damaged.iter().map(String::as_str)).unwrap_err(),
-            "arrived damaged (its SHA-256 differs)"
+            decode_export(damaged.iter().map(String::as_str), &key).unwrap_err(),
+            "arrived damaged (it does not open with its key)"
         );
         assert_eq!(
-            decode_export(["nothing"].into_iter()).unwrap_err(),
+            decode_export(lines.iter().map(String::as_str), &[4u8; 32]).unwrap_err(),
+            "arrived damaged (it does not open with its key)"
+        );
+        assert_eq!(
+            decode_export(["nothing"].into_iter(), &key).unwrap_err(),
             "printed no archive"
         );
     }
@@ -356,6 +434,11 @@ mod tests {
             "/tmp/mtp-export.tar",
             &root.path().join("out.tar").display().to_string(),
         );
+        // Sealed by this machine's Node, as the job's seals with the image's.
+        let key = [9u8; 32];
+        let key_file = root.path().join("key");
+        std::fs::write(&key_file, key).unwrap();
+        let script = script.replace(KEY_FILE, &key_file.display().to_string());
         let output = std::process::Command::new("sh")
             .args(["-c", &script])
             .output()
@@ -366,7 +449,8 @@ mod tests {
             String::from_utf8_lossy(&output.stderr)
         );
         let text = String::from_utf8(output.stdout).unwrap();
-        let archive = decode_export(text.lines()).unwrap();
+        assert!(!text.contains("with space"), "{text}");
+        let archive = decode_export(text.lines(), &key).unwrap();
         let mut names: Vec<String> = tar::Archive::new(archive.as_slice())
             .entries()
             .unwrap()
