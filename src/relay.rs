@@ -250,8 +250,14 @@ impl Forwards {
 
 async fn forward(listener: TcpListener, relay: SocketAddr, target: (String, u16)) {
     loop {
-        let Ok((inbound, _)) = listener.accept().await else {
-            continue;
+        let inbound = match listener.accept().await {
+            Ok((inbound, _)) => inbound,
+            Err(err) => {
+                // Out of descriptors, most likely: let some close.
+                tracing::warn!(cause = %err, "a forward to the relay cannot accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let target = target.clone();
         tokio::spawn(async move {

@@ -104,27 +104,10 @@ impl Runtime {
         let mut id = [0u8; 6];
         rand::rngs::OsRng.fill_bytes(&mut id);
         let name = format!("mtp-{}-export-{}", tenant.as_str(), hex::encode(id));
-        let mut key_labels = labels(tenant, 0);
-        key_labels.insert("mtp.export".to_string(), "true".to_string());
-        let created = self
-            .docker()
-            .create_secret(SecretSpec {
-                name: Some(name.clone()),
-                labels: Some(key_labels),
-                data: Some(base64::engine::general_purpose::STANDARD.encode(key)),
-                ..Default::default()
-            })
+        let secret = self
+            .job_secret(tenant, name, "export", &key, "export-key")
             .await?;
-        let secret = TaskSpecContainerSpecSecrets {
-            file: Some(TaskSpecContainerSpecFile {
-                name: Some("export-key".to_string()),
-                uid: Some("0".to_string()),
-                gid: Some("0".to_string()),
-                mode: Some(0o400),
-            }),
-            secret_id: Some(created.id.clone()),
-            secret_name: Some(name),
-        };
+        let secret_id = secret.secret_id.clone().unwrap_or_default();
         let lines = self
             .run_volume_job(&VolumeJob {
                 tenant,
@@ -136,7 +119,7 @@ impl Runtime {
                 timeout: JOB_TIMEOUT,
             })
             .await;
-        self.remove_job_secrets(tenant, &[created.id]).await;
+        self.remove_job_secrets(tenant, &[secret_id]).await;
         decode_export(
             lines?.iter().filter(|l| !l.stderr).map(|l| l.text.as_str()),
             &key,
@@ -170,28 +153,11 @@ impl Runtime {
             let mut secrets = Vec::new();
             for (index, part) in archive.chunks(PART_BYTES).enumerate() {
                 let name = format!("mtp-{}-import-{nonce}-{index:04}", tenant.as_str());
-                let mut part_labels = labels(tenant, 0);
-                part_labels.insert("mtp.import".to_string(), "true".to_string());
-                let created = self
-                    .docker()
-                    .create_secret(SecretSpec {
-                        name: Some(name.clone()),
-                        labels: Some(part_labels),
-                        data: Some(base64::engine::general_purpose::STANDARD.encode(part)),
-                        ..Default::default()
-                    })
+                let secret = self
+                    .job_secret(tenant, name, "import", part, &format!("part-{index:04}"))
                     .await?;
-                made.push(created.id.clone());
-                secrets.push(TaskSpecContainerSpecSecrets {
-                    file: Some(TaskSpecContainerSpecFile {
-                        name: Some(format!("part-{index:04}")),
-                        uid: Some("0".to_string()),
-                        gid: Some("0".to_string()),
-                        mode: Some(0o400),
-                    }),
-                    secret_id: Some(created.id),
-                    secret_name: Some(name),
-                });
+                made.extend(secret.secret_id.clone());
+                secrets.push(secret);
             }
             let script = import_script(suffixes, &sum, replace);
             self.run_volume_job(&VolumeJob {
@@ -209,6 +175,39 @@ impl Runtime {
         .await;
         self.remove_job_secrets(tenant, &made).await;
         result
+    }
+
+    /// A Docker secret of `bytes` for one volume job of `tenant` (labelled
+    /// `mtp.<kind>`), mounted in the job as `/run/secrets/<file>`, root's, 0400.
+    async fn job_secret(
+        &self,
+        tenant: &TenantId,
+        name: String,
+        kind: &str,
+        bytes: &[u8],
+        file: &str,
+    ) -> Result<TaskSpecContainerSpecSecrets> {
+        let mut secret_labels = labels(tenant, 0);
+        secret_labels.insert(format!("mtp.{kind}"), "true".to_string());
+        let created = self
+            .docker()
+            .create_secret(SecretSpec {
+                name: Some(name.clone()),
+                labels: Some(secret_labels),
+                data: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                ..Default::default()
+            })
+            .await?;
+        Ok(TaskSpecContainerSpecSecrets {
+            file: Some(TaskSpecContainerSpecFile {
+                name: Some(file.to_string()),
+                uid: Some("0".to_string()),
+                gid: Some("0".to_string()),
+                mode: Some(0o400),
+            }),
+            secret_id: Some(created.id),
+            secret_name: Some(name),
+        })
     }
 
     /// Removes the secrets a job had (an import's parts, an export's key),
