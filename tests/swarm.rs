@@ -562,9 +562,10 @@ async fn a_real_cell_runs_as_a_swarm_service_with_its_secrets_as_files() {
     );
 }
 
-/// The admin in a container on the swarm's manager, as the README deploys
-/// it, with its CLI run in that container (`docker exec`): it joins each
-/// tenant's overlay and reaches the gateway by the service's name.
+/// The admin in a plain container on the swarm's manager (the README's
+/// alternative to the stack), with its CLI run in that container (`docker
+/// exec`): it joins each tenant's overlay and reaches the gateway by the
+/// service's name.
 struct AdminContainer {
     name: String,
     env: TestEnv,
