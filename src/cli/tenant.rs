@@ -499,9 +499,7 @@ async fn move_tenant(
     node: &str,
     quiet: bool,
 ) -> anyhow::Result<fleet::moves::Moved> {
-    /// The steps a move reports (`fleet::moves::MoveStep`'s variants).
-    const STEPS: usize = 10;
-    let progress = Progress::new(STEPS, quiet);
+    let progress = Progress::new(fleet::moves::MoveStep::ALL.len(), quiet);
     let mut done = 0;
     let mut report = |step: fleet::moves::MoveStep| {
         done += 1;

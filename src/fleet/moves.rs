@@ -41,6 +41,20 @@ pub enum MoveStep {
 }
 
 impl MoveStep {
+    /// Every step, in order (a progress bar's length).
+    pub const ALL: [MoveStep; 10] = [
+        MoveStep::Validate,
+        MoveStep::Stop,
+        MoveStep::Copy,
+        MoveStep::Write,
+        MoveStep::Cell,
+        MoveStep::Start,
+        MoveStep::Health,
+        MoveStep::Gateway,
+        MoveStep::Clean,
+        MoveStep::Done,
+    ];
+
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -210,8 +224,25 @@ async fn move_locked(
                     redact(&format!("{back_err:#}"), &secret_values)
                 ),
             };
+            // The copy on the other node holds the client's state (device
+            // tokens among it): empty it. Not on a move to the same node,
+            // whose volumes are the cell's own.
+            let copy = if from_id != to_id && step != MoveStep::Copy {
+                match app
+                    .runtime
+                    .clear_volumes(tenant, &image, &to_id, &VOLUMES)
+                    .await
+                {
+                    Ok(()) => format!("; the copy on {to} was emptied"),
+                    Err(err) => format!(
+                        "; the copy on {to} could not be emptied ({err}): remove its volumes mtp-cell-{tenant}-state and -auth there by hand"
+                    ),
+                }
+            } else {
+                String::new()
+            };
             Err(anyhow!(
-                "moving {tenant} to {to} failed at {}: {reason}; {back}",
+                "moving {tenant} to {to} failed at {}: {reason}; {back}{copy}",
                 step.as_str()
             ))
         }
