@@ -168,8 +168,8 @@ async fn relay_one(
     splice(inbound, outbound).await
 }
 
-/// Joins two streams until either side closes (what `inbound` had buffered
-/// beyond its first line goes first).
+/// Joins two streams until either side closes; what `inbound` had buffered
+/// beyond its first line goes to `outbound` first.
 async fn splice(inbound: BufReader<TcpStream>, mut outbound: TcpStream) -> anyhow::Result<()> {
     let buffered = inbound.buffer().to_vec();
     let mut inbound = inbound.into_inner();
@@ -269,7 +269,7 @@ async fn forward(listener: TcpListener, relay: SocketAddr, target: (String, u16)
 }
 
 async fn through_relay(
-    mut inbound: TcpStream,
+    inbound: TcpStream,
     relay: SocketAddr,
     host: &str,
     port: u16,
@@ -289,13 +289,8 @@ async fn through_relay(
         let reason = answer.strip_prefix("err ").unwrap_or(&answer);
         bail!("the relay refused: {reason}");
     }
-    let buffered = outbound.buffer().to_vec();
-    let mut outbound = outbound.into_inner();
-    if !buffered.is_empty() {
-        inbound.write_all(&buffered).await?;
-    }
-    tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await?;
-    Ok(())
+    // What the relay sent after its answer goes to the client first.
+    splice(outbound, inbound).await
 }
 
 #[cfg(test)]
